@@ -1,0 +1,138 @@
+package pypi
+
+// Verdict is what pipgate established about one distribution file.
+type Verdict string
+
+// The verdicts of the product contract.
+const (
+	// VerdictVerified: every attestation verified and names the publisher PyPI recorded.
+	VerdictVerified Verdict = "verified"
+	// VerdictUnattested: the index or the Integrity API says the file has no provenance.
+	VerdictUnattested Verdict = "unattested"
+	// VerdictUntrustedPublisher: a valid attestation from a publisher the policy does not allow.
+	// Only the policy produces it; verification facts never carry it.
+	VerdictUntrustedPublisher Verdict = "untrusted-publisher"
+	// VerdictInvalid: provenance is present but fails a check; Facts.Reason says which.
+	VerdictInvalid Verdict = "invalid"
+	// VerdictUnsupported: a format the verifier cannot check (for example Rekor v2 entries).
+	VerdictUnsupported Verdict = "unsupported"
+	// VerdictError: the provenance could not be fetched or checked. Never cached.
+	VerdictError Verdict = "error"
+)
+
+// Publisher kinds, lower-case, as the policy file spells them.
+const (
+	KindGitHub   = "github"
+	KindGitLab   = "gitlab"
+	KindGoogle   = "google"
+	KindIdentity = "identity" // any Sigstore identity: issuer + subject
+)
+
+// Identity is a signer identity read from a verified Sigstore certificate,
+// never from the unsigned publisher object of the provenance JSON.
+type Identity struct {
+	// Kind is KindGitHub, KindGitLab, KindGoogle, or KindIdentity for any other signer.
+	Kind string `json:"kind"`
+	// Issuer is the OIDC issuer (Fulcio extension .8, or .1 for older certificates).
+	Issuer string `json:"issuer"`
+	// Subject is the certificate's first subject alternative name (URI or e-mail).
+	Subject string `json:"subject,omitempty"`
+	// Repository is "owner/name" (GitHub) or "namespace/.../project" (GitLab),
+	// taken from the Source Repository URI.
+	Repository string `json:"repository,omitempty"`
+	// Workflow is the top-level workflow taken from the Build Config URI: a bare
+	// filename for GitHub ("release.yml"), a path for GitLab (".gitlab-ci.yml").
+	// It is set only when the Build Config URI has exactly PyPI's expected form
+	// for Repository with an "@" suffix equal to Commit or Ref.
+	Workflow string `json:"workflow,omitempty"`
+	// Ref is the Source Repository Ref (refs/tags/v1), if present.
+	Ref string `json:"ref,omitempty"`
+	// Commit is the Source Repository Digest, if present.
+	Commit string `json:"commit,omitempty"`
+	// BuildConfigURI is Fulcio extension .18, verbatim.
+	BuildConfigURI string `json:"build_config_uri,omitempty"`
+	// Email is the service-account e-mail for Google, or an e-mail SAN.
+	Email string `json:"email,omitempty"`
+}
+
+// Publisher is a trusted publisher to match: one entry of a policy rule, or
+// the publisher PyPI recorded for a file (converted from its PEP 740 JSON).
+type Publisher struct {
+	Kind       string `json:"kind"`                 // KindGitHub, KindGitLab, KindGoogle or KindIdentity
+	Repository string `json:"repository,omitempty"` // github, gitlab
+	Workflow   string `json:"workflow,omitempty"`   // github: file name; gitlab: file path; optional in policy
+	Email      string `json:"email,omitempty"`      // google
+	Issuer     string `json:"issuer,omitempty"`     // identity
+	Subject    string `json:"subject,omitempty"`    // identity
+}
+
+// Facts is what verification established about one file (a sha256 plus a
+// provenance body), independent of any policy. The cache stores Facts; the
+// policy turns Facts into a decision.
+type Facts struct {
+	// Verdict is verified, unattested, invalid, unsupported or error.
+	Verdict Verdict `json:"verdict"`
+	// Reason is a failure class (see package provenance), empty when verified.
+	Reason string `json:"reason,omitempty"`
+	// Detail is the human-readable detail of a failure.
+	Detail string `json:"detail,omitempty"`
+	// Identity is the verified signer when Verdict is verified.
+	Identity *Identity `json:"identity,omitempty"`
+	// Recorded is the (unsigned) publisher PyPI recorded for the file, when known.
+	Recorded *Publisher `json:"recorded,omitempty"`
+}
+
+// Matches reports whether the verified identity id satisfies publisher p,
+// following PyPI's rules: exact, case-sensitive comparisons; GitHub and GitLab
+// match on the repository and (when p names one) the workflow derived from the
+// Build Config URI, never on the SAN; Google on the e-mail; a generic identity
+// on issuer and subject.
+func (p Publisher) Matches(id Identity) bool {
+	switch p.Kind {
+	case KindGitHub, KindGitLab:
+		if id.Kind != p.Kind || p.Repository == "" || id.Repository != p.Repository {
+			return false
+		}
+		return p.Workflow == "" || (id.Workflow != "" && id.Workflow == p.Workflow)
+	case KindGoogle:
+		return id.Kind == KindGoogle && p.Email != "" && id.Email == p.Email
+	case KindIdentity:
+		return p.Issuer != "" && p.Subject != "" && id.Issuer == p.Issuer && id.Subject == p.Subject
+	}
+	return false
+}
+
+// String renders p for messages: "github:owner/repo@release.yml".
+func (p Publisher) String() string {
+	switch p.Kind {
+	case KindGitHub, KindGitLab:
+		s := p.Kind + ":" + p.Repository
+		if p.Workflow != "" {
+			s += "@" + p.Workflow
+		}
+		return s
+	case KindGoogle:
+		return "google:" + p.Email
+	case KindIdentity:
+		return "identity:" + p.Subject + " (" + p.Issuer + ")"
+	}
+	return p.Kind
+}
+
+// String renders id for messages and logs.
+func (id Identity) String() string {
+	switch id.Kind {
+	case KindGitHub, KindGitLab:
+		s := id.Kind + ":" + id.Repository
+		if id.Workflow != "" {
+			s += "@" + id.Workflow
+		}
+		if id.Ref != "" {
+			s += " (" + id.Ref + ")"
+		}
+		return s
+	case KindGoogle:
+		return "google:" + id.Email
+	}
+	return "identity:" + id.Subject + " (" + id.Issuer + ")"
+}
