@@ -1,0 +1,326 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The audit events. Every record names one.
+const (
+	// auditEventDownload: a distribution file was served (allow, warn, yank)
+	// or refused (block) to a client.
+	auditEventDownload = "download"
+	// auditEventIndexYank: an index page listed a file as yanked (block or
+	// yank) because of the policy.
+	auditEventIndexYank = "index-yank"
+	// auditEventEgressRefused: the egress proxy refused a destination.
+	auditEventEgressRefused = "egress-refused"
+	// auditEventPolicyReload: the policy was reloaded (Action "allow") or a
+	// reload failed and the old policy stays (Action "keep", Reason says why).
+	auditEventPolicyReload = "policy-reload"
+)
+
+// auditRecord is one line of the audit log: one decision, with everything a
+// security team needs to find it again. Empty fields are left out.
+type auditRecord struct {
+	Time      time.Time `json:"time"`
+	Event     string    `json:"event"` // one of the auditEvent* constants
+	RequestID string    `json:"request_id,omitempty"`
+	Client    string    `json:"client,omitempty"` // the client's address (host:port)
+	Project   string    `json:"project,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	Filename  string    `json:"filename,omitempty"`
+	SHA256    string    `json:"sha256,omitempty"`
+	Verdict   string    `json:"verdict,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Identity  string    `json:"identity,omitempty"` // the verified signer, pypi.Identity.String()
+	Rule      string    `json:"rule,omitempty"`
+	Action    string    `json:"action,omitempty"`
+	Host      string    `json:"host,omitempty"` // egress: the refused destination
+}
+
+// Tuning of the audit writer.
+const (
+	// auditQueueLen is how many records may wait for the writer.
+	auditQueueLen = 4096
+	// auditEnqueueWait is the longest Log waits for room in a full queue
+	// before it drops the record (and counts it lost).
+	auditEnqueueWait = 250 * time.Millisecond
+	// auditBatchBytes caps how many bytes of queued lines one write carries.
+	auditBatchBytes = 64 << 10
+)
+
+// ErrAuditClosed is returned by Reopen on a closed audit log.
+var ErrAuditClosed = errors.New("audit log closed")
+
+// AuditLog writes audit records as JSON lines to stdout or to a file. One
+// goroutine owns the output: Log only marshals and queues, so a slow disk or
+// a stalled stdout reader does not hold up requests (beyond a short wait when
+// the queue is full), and lines never interleave. Records that cannot be
+// written are counted (Lost) and the failure is logged once per streak.
+//
+// A nil *AuditLog, or one made with path "", is disabled: every method is a
+// no-op.
+type AuditLog struct {
+	path string // "" for stdout; set once in NewAuditLog
+
+	// mu guards closed and the send side of queue, so Close cannot close the
+	// channel while Log is sending on it.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan auditItem
+	done   chan struct{}
+
+	out     io.Writer // owned by the writer goroutine after NewAuditLog
+	file    *os.File  // nil when writing to stdout
+	lost    atomic.Uint64
+	failing atomic.Bool // a streak of failures is under way (logged once)
+	logger  atomic.Pointer[slog.Logger]
+}
+
+// auditItem is either a line to write or a control request (reopen, flush)
+// carried through the queue so that it is ordered with the lines.
+type auditItem struct {
+	line   []byte
+	reopen bool
+	ack    chan error
+}
+
+// NewAuditLog opens the audit log named by path, as the audit_log setting
+// spells it: "-" writes to stdout (os.Stdout when stdout is nil), "" disables
+// the log, and anything else is a file opened for appending (created 0640).
+func NewAuditLog(path string, stdout io.Writer) (*AuditLog, error) {
+	if path == "" {
+		return &AuditLog{}, nil
+	}
+	a := &AuditLog{
+		queue: make(chan auditItem, auditQueueLen),
+		done:  make(chan struct{}),
+	}
+	if path == "-" {
+		if stdout == nil {
+			stdout = os.Stdout
+		}
+		a.out = stdout
+	} else {
+		f, err := openAuditFile(path)
+		if err != nil {
+			return nil, err
+		}
+		a.path, a.file, a.out = path, f, f
+	}
+	go a.run()
+	return a, nil
+}
+
+func openAuditFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("opening audit log: %w", err)
+	}
+	return f, nil
+}
+
+// SetLogger sets where write failures are reported; without one they are
+// only counted.
+func (a *AuditLog) SetLogger(l *slog.Logger) {
+	if a == nil {
+		return
+	}
+	a.logger.Store(l)
+}
+
+// enabled reports whether a writes anywhere.
+func (a *AuditLog) enabled() bool { return a != nil && a.queue != nil }
+
+// Log queues r for writing. It sets r.Time to now when it is zero. It waits
+// at most auditEnqueueWait for room in the queue, then drops the record and
+// counts it lost. It never returns an error: an audit failure must not fail a
+// download, and Lost and the log report it.
+func (a *AuditLog) Log(r auditRecord) {
+	if !a.enabled() {
+		return
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	line, err := json.Marshal(r)
+	if err != nil { // unreachable for this struct; counted all the same
+		a.fail(1, fmt.Errorf("encoding audit record: %w", err))
+		return
+	}
+	line = append(line, '\n')
+
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		a.lost.Add(1)
+		return
+	}
+	select {
+	case a.queue <- auditItem{line: line}:
+		return
+	default:
+	}
+	t := time.NewTimer(auditEnqueueWait)
+	defer t.Stop()
+	select {
+	case a.queue <- auditItem{line: line}:
+	case <-t.C:
+		a.fail(1, errors.New("audit queue full"))
+	}
+}
+
+// Reopen closes and reopens the file, so that after logrotate renamed it the
+// log continues in a new file at the configured path (call it on SIGHUP).
+// Records logged before Reopen go to the old file. It is a no-op for stdout.
+func (a *AuditLog) Reopen() error {
+	if !a.enabled() || a.path == "" {
+		return nil
+	}
+	return a.control(true)
+}
+
+// flush waits until every record logged before it has been written.
+func (a *AuditLog) flush() error {
+	if !a.enabled() {
+		return nil
+	}
+	return a.control(false)
+}
+
+func (a *AuditLog) control(reopen bool) error {
+	ack := make(chan error, 1)
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return ErrAuditClosed
+	}
+	a.queue <- auditItem{reopen: reopen, ack: ack}
+	a.mu.RUnlock()
+	return <-ack
+}
+
+// Close writes the queued records and closes the file. Later Log calls are
+// counted lost.
+func (a *AuditLog) Close() error {
+	if !a.enabled() {
+		return nil
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	close(a.queue)
+	a.mu.Unlock()
+	<-a.done
+	if a.file != nil {
+		if err := a.file.Close(); err != nil {
+			return fmt.Errorf("closing audit log: %w", err)
+		}
+	}
+	return nil
+}
+
+// Lost returns how many records could not be written since the start.
+func (a *AuditLog) Lost() uint64 {
+	if a == nil {
+		return 0
+	}
+	return a.lost.Load()
+}
+
+// fail counts n lost records and logs err when it starts a streak of
+// failures, so a full disk does not flood the log.
+func (a *AuditLog) fail(n int, err error) {
+	total := a.lost.Add(uint64(n))
+	if !a.failing.CompareAndSwap(false, true) {
+		return
+	}
+	if l := a.logger.Load(); l != nil {
+		l.Error("audit records lost", "records", n, "lost_total", total, "err", err)
+	}
+}
+
+// recovered ends a streak of failures after a successful write.
+func (a *AuditLog) recovered() {
+	if !a.failing.CompareAndSwap(true, false) {
+		return
+	}
+	if l := a.logger.Load(); l != nil {
+		l.Info("audit log writing again", "lost_total", a.lost.Load())
+	}
+}
+
+// run is the writer goroutine: it batches queued lines into one write and
+// serves control requests in queue order.
+func (a *AuditLog) run() {
+	defer close(a.done)
+	buf := make([]byte, 0, auditBatchBytes)
+	lines := 0
+	write := func() {
+		if lines == 0 {
+			return
+		}
+		if _, err := a.out.Write(buf); err != nil {
+			a.fail(lines, fmt.Errorf("writing audit log: %w", err))
+		} else {
+			a.recovered()
+		}
+		buf, lines = buf[:0], 0
+	}
+	add := func(it auditItem) {
+		if it.line != nil {
+			buf, lines = append(buf, it.line...), lines+1
+		}
+	}
+	for it := range a.queue {
+		add(it)
+		// Take whatever else is already queued, up to the batch size or
+		// the next control request.
+	drain:
+		for it.ack == nil && len(buf) < auditBatchBytes {
+			select {
+			case next, ok := <-a.queue:
+				if !ok {
+					break drain
+				}
+				it = next
+				add(it)
+			default:
+				break drain
+			}
+		}
+		write()
+		if it.ack != nil {
+			it.ack <- a.serve(it)
+		}
+	}
+	write()
+}
+
+// serve handles a control request in the writer goroutine.
+func (a *AuditLog) serve(it auditItem) error {
+	if !it.reopen {
+		return nil
+	}
+	f, err := openAuditFile(a.path)
+	if err != nil {
+		return err // keep writing to the old file
+	}
+	old := a.file
+	a.file, a.out = f, f
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("closing rotated audit log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,372 @@
+package proxy
+
+import (
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// metricsOther is the label value every out-of-set input folds into, so that
+// no label can grow without bound (Caddy folds unknown hosts the same way).
+const metricsOther = "other"
+
+// The closed label sets. Every combination of the fixed sets is created at
+// zero in newMetrics, so rate() and absent() see a series before its first
+// event.
+var (
+	// metricsCacheKinds are the values of pipgate_cache_lookups_total{kind}.
+	metricsCacheKinds = []string{"index", "file", "provenance", "verdict"}
+	// metricsCacheResults are the values of pipgate_cache_lookups_total{result}.
+	metricsCacheResults = []string{"hit", "miss", "stale"}
+	// metricsSources are the values of pipgate_served_bytes_total{source}.
+	metricsSources = []string{"cache", "upstream"}
+	// metricsVerifyResults are the values of pipgate_verifications_total{result}:
+	// the verdicts verification itself can reach (untrusted-publisher is a
+	// policy outcome and is counted in pipgate_downloads_total instead).
+	metricsVerifyResults = []string{
+		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictInvalid),
+		string(pypi.VerdictUnsupported), string(pypi.VerdictError),
+	}
+	// metricsVerdicts are the values of pipgate_downloads_total{verdict}.
+	metricsVerdicts = []string{
+		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictUntrustedPublisher),
+		string(pypi.VerdictInvalid), string(pypi.VerdictUnsupported), string(pypi.VerdictError),
+	}
+	// metricsActions are the policy actions: pipgate_policy_decisions_total{action}
+	// and pipgate_downloads_total{action}.
+	metricsActions = []string{"allow", "block", "yank", "warn"}
+	// metricsMethods are the HTTP methods kept as they are by sanitizeMethod.
+	metricsMethods = []string{
+		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+	}
+)
+
+// Bounds of the label values that come from configuration or from other
+// packages' closed sets (policy rule names, verification reason classes).
+// They are bounded already; these caps only make sure a bug elsewhere cannot
+// turn a label into an unbounded one.
+const (
+	metricsMaxRules   = 200
+	metricsMaxReasons = 32
+	metricsMaxLabel   = 64
+)
+
+// metricsHTTPBuckets are the buckets of pipgate_http_request_duration_seconds:
+// index pages take milliseconds, large wheels from upstream take seconds.
+var metricsHTTPBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// metricsVerifyBuckets are the buckets of pipgate_verification_duration_seconds:
+// an offline Sigstore verification takes about a millisecond.
+var metricsVerifyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+// metrics holds every series the proxy package exports. It is built once
+// per registry by newMetrics; the upstream client registers its own series
+// (pipgate_upstream_*) on the same registry. All methods are safe for
+// concurrent use and fold label values outside their closed sets into
+// "other".
+type metrics struct {
+	reg prometheus.Registerer
+
+	httpRequests     *prometheus.CounterVec   // pipgate_http_requests_total{route,method,code}
+	httpDuration     *prometheus.HistogramVec // pipgate_http_request_duration_seconds{route}
+	inFlight         prometheus.Gauge         // pipgate_http_requests_in_flight
+	cacheLookups     *prometheus.CounterVec   // pipgate_cache_lookups_total{kind,result}
+	servedBytes      *prometheus.CounterVec   // pipgate_served_bytes_total{source}
+	verifications    *prometheus.CounterVec   // pipgate_verifications_total{result,reason}
+	verifyDuration   prometheus.Histogram     // pipgate_verification_duration_seconds
+	policyDecisions  *prometheus.CounterVec   // pipgate_policy_decisions_total{action,rule}
+	downloads        *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
+	trustRootRefresh prometheus.Gauge         // pipgate_trust_root_last_refresh_timestamp_seconds
+	configReloadOK   prometheus.Gauge         // pipgate_config_last_reload_successful
+	configReloadTime prometheus.Gauge         // pipgate_config_last_reload_success_timestamp_seconds
+	egressRefused    prometheus.Counter       // pipgate_egress_refused_total
+
+	counts  statusCounters   // lookups and downloads again, for the status page
+	rules   *metricsLabelCap // pipgate_policy_decisions_total{rule}
+	reasons *metricsLabelCap // pipgate_verifications_total{reason}
+
+	cacheSizeOnce sync.Once
+	cacheSizeFn   atomic.Pointer[func() float64]
+	auditOnce     sync.Once
+	auditLost     atomic.Pointer[AuditLog]
+}
+
+// newMetrics creates the proxy's series and registers them on reg, together
+// with pipgate_build_info{version,goversion} (always 1) and the Go and process
+// collectors. A nil reg gets a private registry: the series still count, and
+// nothing is exported. It panics if reg already holds any of these series,
+// as a second newMetrics on one registry is a wiring bug.
+func newMetrics(reg prometheus.Registerer, version string) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		reg: reg,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_http_requests_total",
+			Help: "HTTP requests answered, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pipgate_http_request_duration_seconds",
+			Help:    "Time from request to the end of the response body, by route.",
+			Buckets: metricsHTTPBuckets,
+		}, []string{"route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pipgate_http_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
+		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_cache_lookups_total",
+			Help: "Cache lookups by kind (index, file, provenance, verdict) and result (hit, miss, stale).",
+		}, []string{"kind", "result"}),
+		servedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_served_bytes_total",
+			Help: "Bytes of distribution files sent to clients, by source (cache, upstream).",
+		}, []string{"source"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_verifications_total",
+			Help: "Provenance verifications run, by result and failure reason class (none when verified).",
+		}, []string{"result", "reason"}),
+		verifyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pipgate_verification_duration_seconds",
+			Help:    "Time to verify one file's provenance against the trust root.",
+			Buckets: metricsVerifyBuckets,
+		}),
+		policyDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_policy_decisions_total",
+			Help: "Policy decisions by action (allow, block, yank, warn) and matched rule.",
+		}, []string{"action", "rule"}),
+		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_downloads_total",
+			Help: "Distribution file downloads served or refused, by verdict and policy action.",
+		}, []string{"verdict", "action"}),
+		trustRootRefresh: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pipgate_trust_root_last_refresh_timestamp_seconds",
+			Help: "Unix time the Sigstore trust root was last loaded or refreshed successfully.",
+		}),
+		configReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pipgate_config_last_reload_successful",
+			Help: "Whether the last configuration (policy) reload succeeded: 1 yes, 0 no.",
+		}),
+		configReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pipgate_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful configuration (policy) load.",
+		}),
+		egressRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pipgate_egress_refused_total",
+			Help: "Requests refused by the egress proxy (a host or port that is not intercepted).",
+		}),
+		rules:   newMetricsLabelCap(metricsMaxRules),
+		reasons: newMetricsLabelCap(metricsMaxReasons),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "pipgate_build_info",
+		Help:        "A metric with a constant 1 value labelled by the pipgate version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	reg.MustRegister(
+		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
+		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads,
+		m.trustRootRefresh, m.configReloadOK, m.configReloadTime, m.egressRefused,
+		buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	for _, k := range metricsCacheKinds {
+		for _, r := range metricsCacheResults {
+			m.cacheLookups.WithLabelValues(k, r)
+		}
+	}
+	for _, s := range metricsSources {
+		m.servedBytes.WithLabelValues(s)
+	}
+	m.verifications.WithLabelValues(string(pypi.VerdictVerified), "none")
+	m.verifications.WithLabelValues(string(pypi.VerdictUnattested), "none")
+	for _, v := range metricsVerdicts {
+		for _, a := range metricsActions {
+			m.downloads.WithLabelValues(v, a)
+		}
+	}
+	// Until the first reload, the configuration in force is the one loaded at
+	// start, which succeeded or the process would not be running.
+	m.configReloadOK.Set(1)
+	return m
+}
+
+// sanitizeMethod returns m when it is a standard HTTP method and "OTHER"
+// otherwise, so that a client cannot mint label values (Caddy's
+// internal/metrics does the same). Methods are case-sensitive (RFC 9110), so
+// "get" is OTHER.
+func sanitizeMethod(m string) string {
+	for _, k := range metricsMethods {
+		if m == k {
+			return k
+		}
+	}
+	return "OTHER"
+}
+
+// metricsCode returns the label value of an HTTP status code: the three
+// digits for 100–599, "other" for anything else.
+func metricsCode(code int) string {
+	if code < 100 || code > 599 {
+		return metricsOther
+	}
+	return strconv.Itoa(code)
+}
+
+// metricsOneOf returns v when it is in set and "other" otherwise.
+func metricsOneOf(v string, set []string) string {
+	for _, s := range set {
+		if v == s {
+			return v
+		}
+	}
+	return metricsOther
+}
+
+// observeHTTP counts one answered request and its duration. route must be one
+// of the router's fixed route names, never a path; method is sanitised here.
+func (m *metrics) observeHTTP(route, method string, code int, d time.Duration) {
+	m.httpRequests.WithLabelValues(route, sanitizeMethod(method), metricsCode(code)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// trackInFlight counts a request as in flight until the returned function is
+// called: defer m.trackInFlight()().
+func (m *metrics) trackInFlight() func() {
+	m.inFlight.Inc()
+	return m.inFlight.Dec
+}
+
+// cacheLookup counts one cache lookup. kind is index, file, provenance or
+// verdict; result is hit, miss or stale.
+func (m *metrics) cacheLookup(kind, result string) {
+	m.cacheLookups.WithLabelValues(metricsOneOf(kind, metricsCacheKinds), metricsOneOf(result, metricsCacheResults)).Inc()
+	m.counts.lookup(kind, result)
+}
+
+// served counts n bytes of a file sent to a client from source (cache or
+// upstream).
+func (m *metrics) served(source string, n int64) {
+	if n <= 0 {
+		return
+	}
+	m.servedBytes.WithLabelValues(metricsOneOf(source, metricsSources)).Add(float64(n))
+}
+
+// verification counts one verification run and its duration. reason is the
+// failure reason class ("" when there is none, counted as "none").
+func (m *metrics) verification(result pypi.Verdict, reason string, d time.Duration) {
+	if reason == "" {
+		reason = "none"
+	}
+	m.verifications.WithLabelValues(metricsOneOf(string(result), metricsVerifyResults), m.reasons.value(reason)).Inc()
+	m.verifyDuration.Observe(d.Seconds())
+}
+
+// policyDecision counts one policy decision. rule is the matched rule's name
+// as configured (a bounded set), "" counted as "none".
+func (m *metrics) policyDecision(action, rule string) {
+	if rule == "" {
+		rule = "none"
+	}
+	m.policyDecisions.WithLabelValues(metricsOneOf(action, metricsActions), m.rules.value(rule)).Inc()
+}
+
+// download counts one distribution file served (allow, warn, yank) or
+// refused (block) to a client, by its final verdict: the series behind the
+// "unverified installs" panels and alerts.
+func (m *metrics) download(verdict pypi.Verdict, action string) {
+	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(action, metricsActions)).Inc()
+	m.counts.download(string(verdict))
+}
+
+// trustRootRefreshed records a successful load or refresh of the trust root at t.
+func (m *metrics) trustRootRefreshed(t time.Time) {
+	m.trustRootRefresh.Set(float64(t.UnixNano()) / 1e9)
+}
+
+// configReloaded records the outcome of a configuration (policy) reload at t.
+// A failed reload leaves the success timestamp where it was.
+func (m *metrics) configReloaded(ok bool, t time.Time) {
+	if !ok {
+		m.configReloadOK.Set(0)
+		return
+	}
+	m.configReloadOK.Set(1)
+	m.configReloadTime.Set(float64(t.UnixNano()) / 1e9)
+}
+
+// egressRefusal counts one request refused by the egress proxy.
+func (m *metrics) egressRefusal() { m.egressRefused.Inc() }
+
+// cacheSize exports pipgate_cache_size_bytes, read from fn at every scrape.
+// fn must be cheap and safe for concurrent use (a cached figure, not a walk
+// of the data directory). A later call replaces fn.
+func (m *metrics) cacheSize(fn func() float64) {
+	m.cacheSizeFn.Store(&fn)
+	m.cacheSizeOnce.Do(func() {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pipgate_cache_size_bytes",
+			Help: "Bytes held in the data directory (file blobs and database).",
+		}, func() float64 { return (*m.cacheSizeFn.Load())() }))
+	})
+}
+
+// auditLog exports pipgate_audit_records_lost_total: audit records that could
+// not be written (queue full past its wait, or a write error), read from a.
+// A later call replaces a.
+func (m *metrics) auditLog(a *AuditLog) {
+	m.auditLost.Store(a)
+	m.auditOnce.Do(func() {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pipgate_audit_records_lost_total",
+			Help: "Audit records that could not be written (queue full or write error).",
+		}, func() float64 { return float64(m.auditLost.Load().Lost()) }))
+	})
+}
+
+// metricsLabelCap passes through at most max distinct label values (each at
+// most metricsMaxLabel bytes of printable ASCII) and folds the rest into
+// "other".
+type metricsLabelCap struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]struct{}
+}
+
+func newMetricsLabelCap(maxValues int) *metricsLabelCap {
+	return &metricsLabelCap{max: maxValues, seen: make(map[string]struct{})}
+}
+
+// value returns v if it is printable ASCII of at most metricsMaxLabel bytes
+// and either already seen or within the cap; "other" otherwise.
+func (c *metricsLabelCap) value(v string) string {
+	if len(v) == 0 || len(v) > metricsMaxLabel {
+		return metricsOther
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return metricsOther
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.seen[v]; ok {
+		return v
+	}
+	if len(c.seen) >= c.max {
+		return metricsOther
+	}
+	c.seen[v] = struct{}{}
+	return v
+}

@@ -1,0 +1,485 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// statusStaleTrustRoot is the trust-root age the status page flags as stale;
+// deploy/prometheus/alerts.yml alerts at the same age.
+const statusStaleTrustRoot = 48 * time.Hour
+
+// statusCSP is the Content-Security-Policy the /-/status handler should send
+// with the HTML page: it loads nothing and runs no script; only the inline
+// style sheet applies.
+const statusCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// statusSnapshot is everything /-/status shows, gathered by the handler at
+// request time. Zero values render as "unknown" or empty tables.
+type statusSnapshot struct {
+	Version     string    `json:"version"`
+	StartedAt   time.Time `json:"started_at"`
+	GeneratedAt time.Time `json:"generated_at"` // now; the page's clock (zero: time.Now() when rendered)
+	Upstream    string    `json:"upstream"`     // upstream.url
+
+	PolicySource   string    `json:"policy_source"` // the policy file, or "built-in default"
+	PolicyDigest   string    `json:"policy_digest"` // sha256 of the policy file: the policy version
+	PolicyLoadedAt time.Time `json:"policy_loaded_at"`
+
+	TrustRoot       string `json:"trust_root"` // the source: a trusted_root.json path, or "tuf"
+	TrustRootDigest string `json:"trust_root_digest"`
+	// TrustRootAge is the time since the trust root was last loaded or
+	// refreshed; negative when unknown. In JSON it is trust_root_age_seconds.
+	TrustRootAge time.Duration `json:"-"`
+
+	CacheBytes int64 `json:"cache_bytes"`
+	// CacheHitRatio is hits over all lookups, 0 to 1; NaN (JSON: null)
+	// before the first lookup.
+	CacheHitRatio float64                  `json:"-"`
+	Lookups       map[string]statusLookups `json:"lookups"` // by kind: index, file, provenance, verdict
+
+	Decisions []statusDecision `json:"decisions"` // recent, newest first
+	Blocked   []statusDecision `json:"blocked"`   // files currently blocked or yanked, newest first
+	Counts    map[string]int64 `json:"counts"`    // downloads since start, by verdict
+}
+
+// statusLookups counts one kind of cache lookup by result.
+type statusLookups struct {
+	Hit   int64 `json:"hit"`
+	Miss  int64 `json:"miss"`
+	Stale int64 `json:"stale"`
+}
+
+// statusDecision is one policy decision about one file, as the status page
+// lists it.
+type statusDecision struct {
+	Time     time.Time `json:"time"`
+	Project  string    `json:"project"`
+	Version  string    `json:"version,omitempty"`
+	Filename string    `json:"filename"`
+	SHA256   string    `json:"sha256,omitempty"`
+	Verdict  string    `json:"verdict"`
+	Action   string    `json:"action"` // allow, block, yank, warn
+	Rule     string    `json:"rule,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Identity string    `json:"identity,omitempty"`
+}
+
+// statusJSONView is the JSON form of a statusSnapshot: durations in seconds,
+// and a ratio that may be null.
+type statusJSONView struct {
+	statusSnapshot
+	TrustRootAgeSeconds *float64 `json:"trust_root_age_seconds"` // null when unknown
+	CacheHitRatio       *float64 `json:"cache_hit_ratio"`        // null before the first lookup
+	UptimeSeconds       float64  `json:"uptime_seconds"`
+}
+
+// Bounds of a decisionLog.
+const (
+	// statusDefaultDecisions is the ring size when newDecisionLog gets size <= 0.
+	statusDefaultDecisions = 200
+	// statusMaxBlocked bounds the blocked-files map; past it the oldest
+	// entry goes.
+	statusMaxBlocked = 1000
+)
+
+// decisionLog keeps the recent decisions for the status page: a ring of the
+// last few, and the files whose latest decision blocked or yanked them (keyed
+// by sha256, or project and filename when the digest is unknown). A later
+// allow or warn for the same file takes it off the blocked list, as after a
+// policy reload. It is safe for concurrent use; its memory is bounded.
+type decisionLog struct {
+	mu   sync.Mutex
+	ring []statusDecision
+	next int // where the next decision goes
+	full bool
+	held map[string]statusDecision // blocked or yanked files by statusKey
+}
+
+// newDecisionLog returns a log keeping the last size decisions (200 when
+// size <= 0).
+func newDecisionLog(size int) *decisionLog {
+	if size <= 0 {
+		size = statusDefaultDecisions
+	}
+	return &decisionLog{ring: make([]statusDecision, size), held: make(map[string]statusDecision)}
+}
+
+func statusKey(x statusDecision) string {
+	if x.SHA256 != "" {
+		return x.SHA256
+	}
+	return x.Project + "\x00" + x.Filename
+}
+
+// add records x as the newest decision. A zero x.Time is set to now.
+func (d *decisionLog) add(x statusDecision) {
+	if x.Time.IsZero() {
+		x.Time = time.Now()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ring[d.next] = x
+	d.next++
+	if d.next == len(d.ring) {
+		d.next, d.full = 0, true
+	}
+	k := statusKey(x)
+	switch x.Action {
+	case "block", "yank":
+		if _, ok := d.held[k]; !ok && len(d.held) >= statusMaxBlocked {
+			d.evictOldestBlocked()
+		}
+		d.held[k] = x
+	default:
+		delete(d.held, k)
+	}
+}
+
+// evictOldestBlocked drops the blocked entry decided longest ago. It runs only
+// when the map is full, at a cost linear in statusMaxBlocked.
+func (d *decisionLog) evictOldestBlocked() {
+	var oldest string
+	var t time.Time
+	for k, v := range d.held {
+		if oldest == "" || v.Time.Before(t) {
+			oldest, t = k, v.Time
+		}
+	}
+	delete(d.held, oldest)
+}
+
+// recent returns a copy of the kept decisions, newest first.
+func (d *decisionLog) recent() []statusDecision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.next
+	if d.full {
+		n = len(d.ring)
+	}
+	out := make([]statusDecision, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, d.ring[(d.next-i+len(d.ring))%len(d.ring)])
+	}
+	return out
+}
+
+// blocked returns a copy of the currently blocked or yanked files, newest
+// decision first (ties by filename).
+func (d *decisionLog) blocked() []statusDecision {
+	d.mu.Lock()
+	out := make([]statusDecision, 0, len(d.held))
+	for _, v := range d.held {
+		out = append(out, v)
+	}
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.After(out[j].Time)
+		}
+		return out[i].Filename < out[j].Filename
+	})
+	return out
+}
+
+// statusCounters mirrors the cache lookups and the downloads by verdict as
+// plain numbers for the status page (reading them back out of Prometheus
+// collectors would need client_model). The metrics methods keep it current.
+type statusCounters struct {
+	lookups   [4][3]atomic.Int64 // [metricsCacheKinds][metricsCacheResults]
+	downloads [6]atomic.Int64    // [metricsVerdicts]
+}
+
+func (c *statusCounters) lookup(kind, result string) {
+	k, r := indexOf(kind, metricsCacheKinds), indexOf(result, metricsCacheResults)
+	if k >= 0 && r >= 0 {
+		c.lookups[k][r].Add(1)
+	}
+}
+
+func (c *statusCounters) download(verdict string) {
+	if v := indexOf(verdict, metricsVerdicts); v >= 0 {
+		c.downloads[v].Add(1)
+	}
+}
+
+func indexOf(v string, set []string) int {
+	for i, s := range set {
+		if s == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// statusCounts returns the cache lookups by kind, the hit ratio over all of
+// them (NaN before the first), and the downloads by verdict since start: the
+// Lookups, CacheHitRatio and Counts of a statusSnapshot.
+func (m *metrics) statusCounts() (lookups map[string]statusLookups, hitRatio float64, downloads map[string]int64) {
+	lookups = make(map[string]statusLookups, len(metricsCacheKinds))
+	var hits, total int64
+	for i, k := range metricsCacheKinds {
+		l := statusLookups{
+			Hit:   m.counts.lookups[i][0].Load(),
+			Miss:  m.counts.lookups[i][1].Load(),
+			Stale: m.counts.lookups[i][2].Load(),
+		}
+		lookups[k] = l
+		hits += l.Hit
+		total += l.Hit + l.Miss + l.Stale
+	}
+	hitRatio = math.NaN()
+	if total > 0 {
+		hitRatio = float64(hits) / float64(total)
+	}
+	downloads = make(map[string]int64, len(metricsVerdicts))
+	for i, v := range metricsVerdicts {
+		downloads[v] = m.counts.downloads[i].Load()
+	}
+	return lookups, hitRatio, downloads
+}
+
+// writeStatusJSON writes s as indented JSON (the /-/status answer to
+// Accept: application/json).
+func writeStatusJSON(w io.Writer, s statusSnapshot) error {
+	if s.GeneratedAt.IsZero() {
+		s.GeneratedAt = time.Now()
+	}
+	v := statusJSONView{statusSnapshot: s}
+	if s.TrustRootAge >= 0 {
+		age := s.TrustRootAge.Seconds()
+		v.TrustRootAgeSeconds = &age
+	}
+	if r := s.CacheHitRatio; !math.IsNaN(r) && !math.IsInf(r, 0) {
+		v.CacheHitRatio = &r
+	}
+	if !s.StartedAt.IsZero() {
+		v.UptimeSeconds = s.GeneratedAt.Sub(s.StartedAt).Seconds()
+	}
+	if v.Decisions == nil {
+		v.Decisions = []statusDecision{}
+	}
+	if v.Blocked == nil {
+		v.Blocked = []statusDecision{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing status JSON: %w", err)
+	}
+	return nil
+}
+
+// statusVerdictOrder is the order of the download counts on the page: the
+// verified first, then the ways a file can fall short.
+var statusVerdictOrder = []string{
+	string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictUntrustedPublisher),
+	string(pypi.VerdictInvalid), string(pypi.VerdictUnsupported), string(pypi.VerdictError),
+}
+
+// statusPage is what the HTML template sees: the snapshot plus the figures
+// derived from it.
+type statusPage struct {
+	S              statusSnapshot
+	Uptime         string
+	TrustRootAge   string
+	TrustRootStale bool
+	HitRatio       string
+	CacheSize      string
+	Counts         []statusCount
+	Lookups        []statusLookupRow
+}
+
+type statusCount struct {
+	Verdict string
+	N       int64
+}
+
+type statusLookupRow struct {
+	Kind string
+	statusLookups
+}
+
+// writeStatusHTML renders s as the /-/status page: one self-contained HTML
+// document (inline CSS, no script, no external assets) in which every value
+// is escaped by html/template.
+func writeStatusHTML(w io.Writer, s statusSnapshot) error {
+	if s.GeneratedAt.IsZero() {
+		s.GeneratedAt = time.Now()
+	}
+	p := statusPage{S: s, Uptime: "unknown", TrustRootAge: "unknown", HitRatio: "no lookups yet", CacheSize: statusBytes(s.CacheBytes)}
+	if !s.StartedAt.IsZero() {
+		p.Uptime = statusDuration(s.GeneratedAt.Sub(s.StartedAt))
+	}
+	if s.TrustRootAge >= 0 {
+		p.TrustRootAge = statusDuration(s.TrustRootAge)
+		p.TrustRootStale = s.TrustRootAge > statusStaleTrustRoot
+	}
+	if r := s.CacheHitRatio; !math.IsNaN(r) && !math.IsInf(r, 0) {
+		p.HitRatio = fmt.Sprintf("%.1f%%", 100*r)
+	}
+	seen := make(map[string]bool)
+	for _, v := range statusVerdictOrder {
+		p.Counts = append(p.Counts, statusCount{v, s.Counts[v]})
+		seen[v] = true
+	}
+	var extra []string
+	for v := range s.Counts {
+		if !seen[v] {
+			extra = append(extra, v)
+		}
+	}
+	sort.Strings(extra)
+	for _, v := range extra {
+		p.Counts = append(p.Counts, statusCount{v, s.Counts[v]})
+	}
+	kinds := make([]string, 0, len(s.Lookups))
+	for k := range s.Lookups {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		a, b := indexOf(kinds[i], metricsCacheKinds), indexOf(kinds[j], metricsCacheKinds)
+		if a != b {
+			return uint(a) < uint(b) // known kinds in their order, unknown (-1) last
+		}
+		return kinds[i] < kinds[j]
+	})
+	for _, k := range kinds {
+		p.Lookups = append(p.Lookups, statusLookupRow{k, s.Lookups[k]})
+	}
+	if err := statusTemplate.Execute(w, p); err != nil {
+		return fmt.Errorf("writing status page: %w", err)
+	}
+	return nil
+}
+
+// statusDuration renders d for people: "3d 4h", "2h 5m", "42s".
+func statusDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%dd %dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh %dm", d/time.Hour, d%time.Hour/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm %ds", d/time.Minute, d%time.Minute/time.Second)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+// statusBytes renders n bytes with a binary unit: "1.5 GiB".
+func statusBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// statusShort abbreviates a hex digest for a table cell; the full value goes
+// in the title attribute.
+func statusShort(h string) string {
+	if len(h) > 12 {
+		return h[:12] + "…"
+	}
+	return h
+}
+
+// statusTemplate is parsed once; it is immutable and safe for concurrent use.
+var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
+	"short": statusShort,
+	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"known": func(t time.Time) bool { return !t.IsZero() },
+	"orElse": func(v, fallback string) string {
+		if v == "" {
+			return fallback
+		}
+		return v
+	},
+}).Parse(statusHTML))
+
+const statusHTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pipgate status</title>
+<style>
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f8fa}
+header{background:#24292f;color:#fff;padding:12px 24px}
+header h1{font-size:18px;margin:0;display:inline}
+header span{color:#bbc;margin-left:12px}
+main{padding:16px 24px}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:16px}
+.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:220px;flex:1}
+.card h2{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#57606a;margin:0 0 6px}
+.big{font-size:22px;font-weight:600}
+.muted{color:#57606a}
+.warn{color:#9a6700;font-weight:600}
+.bad{color:#cf222e;font-weight:600}
+.ok{color:#1a7f37;font-weight:600}
+section{margin-bottom:20px}
+section h2{font-size:16px;margin:0 0 6px}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
+.v-verified{color:#1a7f37}.v-invalid,.v-error,.v-untrusted-publisher{color:#cf222e}.v-unattested,.v-unsupported{color:#9a6700}
+.a-block{color:#cf222e;font-weight:600}.a-yank{color:#9a6700;font-weight:600}
+td.wrap{max-width:420px;overflow-wrap:anywhere}
+</style>
+</head>
+<body>
+<header><h1>pipgate</h1><span>{{orElse .S.Version "unknown version"}} · up {{.Uptime}} · upstream {{orElse .S.Upstream "unknown"}} · {{when .S.GeneratedAt}}</span></header>
+<main>
+<div class="cards">
+<div class="card" id="policy"><h2>Policy</h2>
+<div class="big">{{if .S.PolicyDigest}}<code title="{{.S.PolicyDigest}}">{{short .S.PolicyDigest}}</code>{{else}}<span class="muted">unknown</span>{{end}}</div>
+<div class="muted">{{orElse .S.PolicySource "built-in default"}}{{if known .S.PolicyLoadedAt}} · loaded {{when .S.PolicyLoadedAt}}{{end}}</div></div>
+<div class="card" id="trust-root"><h2>Trust root</h2>
+<div class="big {{if .TrustRootStale}}bad{{end}}">{{.TrustRootAge}}{{if .TrustRootStale}} (stale){{end}}</div>
+<div class="muted">{{orElse .S.TrustRoot "unknown"}}{{if .S.TrustRootDigest}} · <code title="{{.S.TrustRootDigest}}">{{short .S.TrustRootDigest}}</code>{{end}}</div></div>
+<div class="card" id="cache"><h2>Cache</h2>
+<div class="big">{{.CacheSize}}</div>
+<div class="muted">hit ratio {{.HitRatio}}</div></div>
+<div class="card" id="downloads"><h2>Downloads by verdict</h2>
+<table><tbody>{{range .Counts}}<tr><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="num">{{.N}}</td></tr>{{end}}</tbody></table></div>
+</div>
+
+<section id="blocked"><h2>Blocked and yanked files ({{len .S.Blocked}})</h2>
+{{if .S.Blocked}}<table><thead><tr><th>Since</th><th>Project</th><th>Version</th><th>File</th><th>Action</th><th>Verdict</th><th>Rule</th><th>Reason</th></tr></thead><tbody>
+{{range .S.Blocked}}<tr><td>{{when .Time}}</td><td>{{.Project}}</td><td>{{.Version}}</td><td class="wrap"><span title="{{.SHA256}}">{{.Filename}}</span></td><td class="a-{{.Action}}">{{.Action}}</td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td>{{.Rule}}</td><td class="wrap">{{.Reason}}</td></tr>
+{{end}}</tbody></table>{{else}}<p class="muted">No file is blocked or yanked.</p>{{end}}
+</section>
+
+<section id="decisions"><h2>Recent decisions ({{len .S.Decisions}})</h2>
+{{if .S.Decisions}}<table><thead><tr><th>Time</th><th>Project</th><th>Version</th><th>File</th><th>sha256</th><th>Verdict</th><th>Action</th><th>Rule</th><th>Identity</th><th>Reason</th></tr></thead><tbody>
+{{range .S.Decisions}}<tr><td>{{when .Time}}</td><td>{{.Project}}</td><td>{{.Version}}</td><td class="wrap">{{.Filename}}</td><td><code title="{{.SHA256}}">{{short .SHA256}}</code></td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="a-{{.Action}}">{{.Action}}</td><td>{{.Rule}}</td><td class="wrap">{{.Identity}}</td><td class="wrap">{{.Reason}}</td></tr>
+{{end}}</tbody></table>{{else}}<p class="muted">No decision yet.</p>{{end}}
+</section>
+
+<section id="lookups"><h2>Cache lookups</h2>
+<table><thead><tr><th>Kind</th><th>Hit</th><th>Miss</th><th>Stale</th></tr></thead><tbody>
+{{range .Lookups}}<tr><td>{{.Kind}}</td><td class="num">{{.Hit}}</td><td class="num">{{.Miss}}</td><td class="num">{{.Stale}}</td></tr>
+{{end}}</tbody></table>
+</section>
+<p class="muted">The same as JSON: <code>Accept: application/json</code>.</p>
+</main>
+</body>
+</html>
+`
