@@ -1,0 +1,247 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// DigestError reports content whose sha256 is not the one expected.
+type DigestError struct {
+	Want, Got string // lower-case hex
+}
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("cache: sha256 mismatch: want %s, got %s", e.Want, e.Got)
+}
+
+func (s *Store) blobRoot() string { return filepath.Join(s.dir, blobsDir, shaDir) }
+func (s *Store) tmpRoot() string  { return filepath.Join(s.dir, blobsDir, tmpDir) }
+
+// blobPath returns Dir/blobs/sha256/ab/<sum> for a valid digest. The name is
+// checked to be 64 lower-case hex characters, so no path tricks get through.
+func (s *Store) blobPath(sum string) (string, error) {
+	if !isHex64(sum) {
+		return "", fmt.Errorf("%w: blob sha256 %q", ErrInvalidKey, sum)
+	}
+	return filepath.Join(s.blobRoot(), sum[:2], sum), nil
+}
+
+// OpenBlob opens the blob with the given sha256 for reading, or returns
+// [ErrNotFound]. The caller closes the file.
+func (s *Store) OpenBlob(sha256 string) (*os.File, error) {
+	p, err := s.blobPath(sha256)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", sha256, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: opening blob: %w", err)
+	}
+	return f, nil
+}
+
+// HasBlob reports whether the blob with the given sha256 exists. An invalid
+// digest has no blob.
+func (s *Store) HasBlob(sha256 string) bool {
+	p, err := s.blobPath(sha256)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// BlobWriter writes one blob: a temporary file under Dir/blobs/tmp, hashed
+// while written, moved into place by Commit. A BlobWriter is not safe for
+// concurrent use; end it with Commit or Abort (a deferred Abort after Commit
+// is harmless).
+type BlobWriter struct {
+	s    *Store
+	f    *os.File
+	h    hash.Hash
+	n    int64
+	werr error
+	done bool
+}
+
+// NewBlob starts a blob in a new temporary file.
+func (s *Store) NewBlob() (*BlobWriter, error) {
+	if s.readOnly {
+		return nil, errors.New("cache: NewBlob on a read-only store")
+	}
+	f, err := os.CreateTemp(s.tmpRoot(), "blob-*")
+	if err != nil {
+		return nil, fmt.Errorf("cache: creating temp blob: %w", err)
+	}
+	s.mu.Lock()
+	s.active[f.Name()] = struct{}{}
+	s.mu.Unlock()
+	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
+}
+
+// Write writes p to the temporary file and hashes what was written.
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, ErrClosed
+	}
+	if w.werr != nil {
+		return 0, w.werr
+	}
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	if err != nil {
+		w.werr = fmt.Errorf("cache: writing temp blob: %w", err)
+		return n, w.werr
+	}
+	return n, nil
+}
+
+// Size returns the number of bytes written so far.
+func (w *BlobWriter) Size() int64 { return w.n }
+
+// Commit ends the write and returns the blob's sha256. When wantSHA256 is
+// not "" and differs from the content's digest, Commit removes the temporary
+// file and returns a [*DigestError]. Otherwise it syncs the file and renames
+// it into place (mode 0400); if the blob already exists (another writer got
+// there first), the temporary file is dropped and Commit succeeds. After a
+// failed Write, Commit removes the file and returns that error.
+func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
+	if w.done {
+		return "", ErrClosed
+	}
+	w.done = true
+	tmp := w.f.Name()
+	defer w.s.forget(tmp)
+	fail := func(err error) (string, error) {
+		_ = w.f.Close()
+		_ = os.Remove(tmp)
+		return "", err
+	}
+	if w.werr != nil {
+		return fail(w.werr)
+	}
+	got := hex.EncodeToString(w.h.Sum(nil))
+	if wantSHA256 != "" {
+		if !isHex64(wantSHA256) {
+			return fail(fmt.Errorf("%w: want sha256 %q", ErrInvalidKey, wantSHA256))
+		}
+		if wantSHA256 != got {
+			return fail(&DigestError{Want: wantSHA256, Got: got})
+		}
+	}
+	dest, _ := w.s.blobPath(got)
+	if _, err := os.Stat(dest); err == nil {
+		// Already stored, and content-addressed, so identical: drop ours.
+		_ = w.f.Close()
+		_ = os.Remove(tmp)
+		return got, nil
+	}
+	if err := w.f.Chmod(0o400); err != nil {
+		return fail(fmt.Errorf("cache: temp blob: %w", err))
+	}
+	if err := w.f.Sync(); err != nil {
+		return fail(fmt.Errorf("cache: syncing temp blob: %w", err))
+	}
+	if err := w.f.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("cache: closing temp blob: %w", err)
+	}
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("cache: blob folder: %w", err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("cache: storing blob %s: %w", got, err)
+	}
+	if err := syncDir(parent); err != nil {
+		return "", fmt.Errorf("cache: syncing blob folder: %w", err)
+	}
+	return got, nil
+}
+
+// Abort ends the write and removes the temporary file. It is safe to call
+// after Commit (and then does nothing).
+func (w *BlobWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	tmp := w.f.Name()
+	defer w.s.forget(tmp)
+	_ = w.f.Close()
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cache: removing temp blob: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) forget(tmp string) {
+	s.mu.Lock()
+	delete(s.active, tmp)
+	s.mu.Unlock()
+}
+
+// syncDir fsyncs a folder so that a rename into it survives a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeTemps removes every temporary file not owned by a live BlobWriter.
+func (s *Store) removeTemps() error {
+	orphans, err := s.orphanTemps()
+	if err != nil {
+		return err
+	}
+	for _, p := range orphans {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("cache: removing temp file: %w", err)
+		}
+	}
+	if len(orphans) > 0 {
+		s.log.Info("removed leftover temp files", "count", len(orphans), "path", s.tmpRoot())
+	}
+	return nil
+}
+
+// orphanTemps lists the files under blobs/tmp that no live BlobWriter of
+// this Store owns. Only one read-write Store opens a data directory at a
+// time, so those are left over from a crash or a failed cleanup.
+func (s *Store) orphanTemps() ([]string, error) {
+	entries, err := os.ReadDir(s.tmpRoot())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: listing temp files: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join(s.tmpRoot(), e.Name())
+		if _, ok := s.active[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,112 @@
+package cache_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/pipgate/pipgate/cache"
+)
+
+// openStore opens a read-write Store in dir (a fresh temp dir when "") and
+// registers a cleanup that closes it and runs bbolt's consistency check on
+// the file, as bbolt's internal/btesting does after every test.
+func openStore(t testing.TB, dir string) *cache.Store {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	s, err := cache.Open(cache.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		checkDB(t, s.Path())
+	})
+	return s
+}
+
+// checkDB runs tx.Check on the bbolt file at path.
+func checkDB(t testing.TB, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Errorf("integrity check: opening %s: %v", path, err)
+		return
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			t.Errorf("integrity check of %s: %v", path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("integrity check: %v", err)
+	}
+}
+
+// logBuffer is a concurrency-safe buffer for a text slog handler.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newLogger() (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// fixtures returns the real PyPI fixture folder, or skips the test.
+func fixtures(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PIPGATE_FIXTURES")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+	}
+	return dir
+}
+
+// files lists the regular files under dir, relative to it.
+func files(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatalf("walking %s: %v", dir, err)
+	}
+	return out
+}

@@ -1,0 +1,364 @@
+// Package cache is pipgate's memory: verification facts, provenance bodies,
+// index snapshots, named references and per-project history in one bbolt
+// database (Dir/pipgate.db), and the distribution files and .metadata files
+// in a content-addressed blob store beside it (Dir/blobs/sha256/ab/<sha256>).
+//
+// It is the only importer of go.etcd.io/bbolt. Every value is a versioned JSON
+// record, so the schema can evolve; the database carries a schema version in
+// its meta bucket. A database that bbolt cannot open, or one written by a
+// newer pipgate, is moved aside (never wiped, never a crash) and a fresh one
+// is created. Blobs are written to a temporary file, hashed on the way, and
+// renamed into place only once their digest checks out, so a crash or a
+// digest mismatch never leaves a partial file under blobs/sha256.
+//
+// A [Store] is safe for concurrent use. Writers that many goroutines call at
+// once (PutFacts, PutProvenance, PutRef, UpdateHistory) go through bbolt's
+// batching.
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the database schema this code writes and reads.
+const SchemaVersion = 1
+
+// File and folder names inside Options.Dir.
+const (
+	dbName   = "pipgate.db"
+	blobsDir = "blobs"
+	shaDir   = "sha256"
+	tmpDir   = "tmp"
+)
+
+// Buckets. The meta bucket holds the schema version; every other bucket holds
+// one kind of versioned JSON record.
+const (
+	bucketMeta       = "meta"
+	bucketFacts      = "facts"
+	bucketProvenance = "provenance"
+	bucketPages      = "pages"
+	bucketLists      = "lists"
+	bucketRefs       = "refs"
+	bucketHistory    = "history"
+
+	keySchema = "schema_version"
+	keyList   = "simple"
+)
+
+// dataBuckets returns every bucket except meta, in a fixed order.
+func dataBuckets() []string {
+	return []string{bucketFacts, bucketProvenance, bucketPages, bucketLists, bucketRefs, bucketHistory}
+}
+
+// batchDelay replaces bbolt's 10 ms MaxBatchDelay: a lone writer should not
+// wait 10 ms for company, and 2 ms still gathers a burst of concurrent writes
+// into one fsync.
+const batchDelay = 2 * time.Millisecond
+
+// Errors.
+var (
+	// ErrNotFound is returned when a record, a blob or the database itself
+	// (read-only open) does not exist.
+	ErrNotFound = errors.New("cache: not found")
+	// ErrLocked is returned by [Open] when another process (a running
+	// pipgate) holds the database lock past Options.Timeout.
+	ErrLocked = errors.New("cache: database in use by another process")
+	// ErrCorrupt is returned by a read-only [Open] of a database that bbolt
+	// cannot open; a read-write Open moves such a file aside instead.
+	ErrCorrupt = errors.New("cache: database corrupt")
+	// ErrSchema is returned by a read-only [Open] of a database written with
+	// a schema this code does not know; a read-write Open moves it aside.
+	ErrSchema = errors.New("cache: unknown schema version")
+	// ErrBadRecord is returned when a stored value does not decode (garbled,
+	// or a record version newer than this code). Callers treat it as a miss.
+	ErrBadRecord = errors.New("cache: undecodable record")
+	// ErrInvalidKey is returned for an empty, oversized or malformed key,
+	// such as a digest that is not 64 lower-case hex characters.
+	ErrInvalidKey = errors.New("cache: invalid key")
+	// ErrNotCacheable is returned by [Store.PutFacts] for facts that must
+	// never be cached (verdict error) or are not verification facts.
+	ErrNotCacheable = errors.New("cache: facts not cacheable")
+	// ErrClosed is returned when a [BlobWriter] is used after Commit or Abort.
+	ErrClosed = errors.New("cache: blob writer finished")
+)
+
+// Options configures [Open].
+type Options struct {
+	// Dir is the data directory (required). It is created with mode 0700 if
+	// missing and holds pipgate.db and blobs/.
+	Dir string
+	// Logger receives the Warn line when a database is moved aside. Nil
+	// discards.
+	Logger *slog.Logger
+	// Timeout is how long Open waits for the bbolt file lock held by another
+	// process before it returns [ErrLocked]. Zero means one second.
+	Timeout time.Duration
+	// ReadOnly opens the database for inspection only: shared lock, no
+	// writes, nothing moved aside or created, temporary files left alone.
+	ReadOnly bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	return o
+}
+
+// Store is an open data directory: the bbolt database and the blob store.
+type Store struct {
+	db       *bolt.DB
+	dir      string
+	dbPath   string
+	readOnly bool
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	active map[string]struct{} // temp files of unfinished BlobWriters
+	closed bool
+}
+
+// Open opens (and, unless read-only, creates) the data directory opts.Dir.
+// See the package documentation for what happens to a corrupt database or
+// one with a newer schema.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("cache: Options.Dir is required")
+	}
+	opts = opts.withDefaults()
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("cache: data dir: %w", err)
+	}
+	s := &Store{
+		dir:      dir,
+		dbPath:   filepath.Join(dir, dbName),
+		readOnly: opts.ReadOnly,
+		log:      opts.Logger.With("component", "cache"),
+		active:   make(map[string]struct{}),
+	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(s.dbPath); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("opening %s: %w", s.dbPath, ErrNotFound)
+		}
+	} else {
+		for _, d := range []string{dir, s.blobRoot(), s.tmpRoot()} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, fmt.Errorf("cache: creating %s: %w", d, err)
+			}
+		}
+	}
+	// Two rounds at most: the second one opens the fresh file created after
+	// the first was moved aside.
+	for range 2 {
+		db, reason, err := s.openDB(opts)
+		if err != nil {
+			return nil, err
+		}
+		if reason == "" {
+			s.db = db
+			break
+		}
+		if err := s.moveAside(db, reason); err != nil {
+			return nil, err
+		}
+	}
+	if s.db == nil {
+		return nil, fmt.Errorf("%w: %s still unusable after moving it aside", ErrCorrupt, s.dbPath)
+	}
+	if !opts.ReadOnly {
+		s.db.MaxBatchDelay = batchDelay
+		// Holding the exclusive lock, no other process writes blobs here:
+		// every temporary file is left over from a crash.
+		if err := s.removeTemps(); err != nil {
+			_ = s.db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// openDB opens the bbolt file and checks its schema. A non-empty reason means
+// the file must be moved aside (db may then be nil, or open and locked).
+func (s *Store) openDB(opts Options) (db *bolt.DB, reason string, err error) {
+	db, err = boltOpen(s.dbPath, opts)
+	switch {
+	case err == nil:
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, "", fmt.Errorf("%w: %s is locked (is pipgate serve running?)", ErrLocked, s.dbPath)
+	case isOSError(err):
+		return nil, "", fmt.Errorf("cache: opening %s: %w", s.dbPath, err)
+	default:
+		if opts.ReadOnly {
+			return nil, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, s.dbPath, err)
+		}
+		s.log.Warn("database unreadable", "path", s.dbPath, "err", err)
+		return nil, "corrupt", nil
+	}
+	v, err := readSchema(db)
+	if err != nil {
+		if opts.ReadOnly {
+			_ = db.Close()
+			return nil, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, s.dbPath, err)
+		}
+		return db, "corrupt", nil
+	}
+	switch {
+	case v > SchemaVersion:
+		if opts.ReadOnly {
+			_ = db.Close()
+			return nil, "", fmt.Errorf("%w: %s has schema %d, this pipgate knows %d", ErrSchema, s.dbPath, v, SchemaVersion)
+		}
+		return db, "schema" + strconv.Itoa(v), nil
+	case opts.ReadOnly:
+		if v < SchemaVersion {
+			_ = db.Close()
+			return nil, "", fmt.Errorf("%w: %s has schema %d; open it read-write once to migrate", ErrSchema, s.dbPath, v)
+		}
+		return db, "", nil
+	}
+	if err := migrate(db, v); err != nil {
+		_ = db.Close()
+		return nil, "", fmt.Errorf("cache: migrating %s from schema %d: %w", s.dbPath, v, err)
+	}
+	return db, "", nil
+}
+
+// boltOpen is bolt.Open with a recover: a garbled file must not crash us.
+func boltOpen(path string, opts Options) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("bbolt panicked: %v", r)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+}
+
+// isOSError reports whether err came from the file system (permissions, a
+// missing folder) rather than from the file's content.
+func isOSError(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe)
+}
+
+// readSchema returns the schema version: 0 for a brand-new, empty database.
+// A database with data buckets but no (or a garbled) version is an error.
+func readSchema(db *bolt.DB) (v int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("bbolt panicked: %v", r)
+		}
+	}()
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucketMeta)); b != nil {
+			raw := b.Get([]byte(keySchema))
+			n, perr := strconv.Atoi(string(raw))
+			if perr != nil || n < 1 {
+				return fmt.Errorf("schema version %q", raw)
+			}
+			v = n
+			return nil
+		}
+		// No meta bucket: fine only if the file holds nothing at all.
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			return fmt.Errorf("bucket %q without a schema version (not a pipgate database?)", name)
+		})
+	})
+	return v, err
+}
+
+// migration returns the step that upgrades a database from schema v to v+1
+// inside one write transaction, or nil. Schema 1 is the first: there is
+// nothing older to migrate yet.
+func migration(v int) func(*bolt.Tx) error {
+	switch v {
+	default:
+		return nil
+	}
+}
+
+// migrate brings db from schema v (0: empty) to SchemaVersion and makes sure
+// every bucket exists.
+func migrate(db *bolt.DB, v int) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		for ; v >= 1 && v < SchemaVersion; v++ {
+			m := migration(v)
+			if m == nil {
+				return fmt.Errorf("no migration from schema %d", v)
+			}
+			if err := m(tx); err != nil {
+				return fmt.Errorf("schema %d to %d: %w", v, v+1, err)
+			}
+		}
+		meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		for _, name := range dataBuckets() {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		if string(meta.Get([]byte(keySchema))) == strconv.Itoa(SchemaVersion) {
+			return nil
+		}
+		return meta.Put([]byte(keySchema), []byte(strconv.Itoa(SchemaVersion)))
+	})
+}
+
+// moveAside renames the database to pipgate.db.<reason>-<timestamp> (while
+// still holding its lock, when db is open) and logs both paths.
+func (s *Store) moveAside(db *bolt.DB, reason string) error {
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	target := fmt.Sprintf("%s.%s-%s", s.dbPath, reason, stamp)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		target = fmt.Sprintf("%s.%s-%s.%d", s.dbPath, reason, stamp, i)
+	}
+	err := os.Rename(s.dbPath, target)
+	if db != nil {
+		_ = db.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("cache: moving %s aside: %w", s.dbPath, err)
+	}
+	s.log.Warn("database moved aside, starting a fresh one", "path", s.dbPath, "moved_to", target, "reason", reason)
+	return nil
+}
+
+// Close closes the database. Unfinished BlobWriters keep their temporary
+// files, which the next read-write Open removes. Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("cache: closing %s: %w", s.dbPath, err)
+	}
+	return nil
+}
+
+// Dir returns the absolute data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Path returns the absolute path of the bbolt database file.
+func (s *Store) Path() string { return s.dbPath }
