@@ -1,0 +1,612 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/elazarl/goproxy"
+)
+
+// Reasons an egress request is refused, as found in [EgressRefusal.Reason].
+// The set is closed, so it is safe as a metric label.
+const (
+	EgressReasonNotIntercepted = "host not intercepted"       // CONNECT to a host outside Intercept
+	EgressReasonPort           = "port not allowed"           // CONNECT to an intercepted host on a port other than 443
+	EgressReasonBadTarget      = "malformed target"           // CONNECT target that is not host:port
+	EgressReasonPlainHTTP      = "plain HTTP proxying"        // GET http://... through the proxy
+	EgressReasonNotProxy       = "not a proxy request"        // GET /path sent to the egress listener itself
+	EgressReasonHostMismatch   = "inner host differs"         // Host or URL inside the tunnel is not the CONNECT target
+	EgressReasonSNIMismatch    = "TLS server name differs"    // SNI inside the tunnel is not the CONNECT target
+	EgressReasonNotTLS         = "tunnel without TLS"         // cleartext HTTP inside a CONNECT tunnel
+	EgressReasonNoTunnel       = "request outside any tunnel" // defensive: a request goproxy routed without a CONNECT
+)
+
+// Default timeouts of [EgressOptions].
+const (
+	egressDefaultHandshakeTimeout = 10 * time.Second
+	egressDefaultIdleTimeout      = 2 * time.Minute
+	egressCertCacheSize           = 256
+)
+
+// errEgressNoUpstream is what goproxy's own transport returns if anything
+// ever tries to use it: egress mode never dials out itself.
+var errEgressNoUpstream = errors.New("egress: pipgate does not dial upstream through goproxy")
+
+// EgressOptions configures [NewEgress].
+type EgressOptions struct {
+	// Handler serves decrypted requests for intercepted hosts: the index-mode
+	// handler. Required. Requests reach it with URL scheme https, URL.Host and
+	// Host set to the intercepted name (no port) and [EgressHost] on the context.
+	Handler http.Handler
+	// CA signs the per-host certificates: see [LoadCA]. Required; Leaf is
+	// parsed from Certificate[0] when nil. Its key is never logged.
+	CA tls.Certificate
+	// Intercept lists the host names to decrypt, e.g. pypi.org and
+	// files.pythonhosted.org. Exact names, compared case-insensitively; only
+	// port 443 is allowed. Required.
+	Intercept []string
+	// Logger receives refusals (Info) and goproxy's warnings. Nil: discard.
+	Logger *slog.Logger
+	// OnRefuse, if set, is called for every refused request, after the refusal
+	// is decided and before the response is written. It must not block.
+	OnRefuse func(r EgressRefusal)
+	// HandshakeTimeout bounds the TLS handshake inside a tunnel. Zero: 10s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout is how long a tunnel may wait for the client's next request,
+	// and how long one write to a client that stopped reading may block.
+	// Zero: 2 minutes.
+	IdleTimeout time.Duration
+}
+
+// EgressRefusal describes one refused egress request.
+type EgressRefusal struct {
+	Client string // client IP address
+	Method string // CONNECT, GET, ...
+	Host   string // the destination asked for (host or host:port)
+	Reason string // one of the EgressReason constants
+}
+
+// Egress is the HTTP handler of the egress listener: an HTTPS proxy that
+// decrypts CONNECT tunnels to the intercepted hosts with certificates minted
+// from the CA, serves what is inside them with the index handler, and refuses
+// everything else with 403. It never connects anywhere itself.
+type Egress struct {
+	handler          http.Handler
+	ca               tls.Certificate
+	intercept        map[string]bool
+	log              *slog.Logger
+	onRefuse         func(EgressRefusal)
+	handshakeTimeout time.Duration
+	idleTimeout      time.Duration
+	certs            *caCertCache
+	gp               *goproxy.ProxyHttpServer
+}
+
+// NewEgress checks opts and builds the egress handler.
+func NewEgress(opts EgressOptions) (*Egress, error) {
+	if opts.Handler == nil {
+		return nil, errors.New("egress: EgressOptions.Handler is required")
+	}
+	ca := opts.CA
+	if len(ca.Certificate) == 0 || ca.PrivateKey == nil {
+		return nil, errors.New("egress: EgressOptions.CA is required (certificate and key)")
+	}
+	if ca.Leaf == nil {
+		leaf, err := x509.ParseCertificate(ca.Certificate[0])
+		if err != nil {
+			return nil, fmt.Errorf("egress: EgressOptions.CA: %w", err)
+		}
+		ca.Leaf = leaf
+	}
+	signer, err := caSigner(ca.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("egress: EgressOptions.CA: %w", err)
+	}
+	if err := caCheck(ca.Leaf, signer, time.Now()); err != nil {
+		return nil, fmt.Errorf("egress: EgressOptions.CA: %w", err)
+	}
+	if len(opts.Intercept) == 0 {
+		return nil, errors.New("egress: EgressOptions.Intercept is required")
+	}
+	e := &Egress{
+		handler:          opts.Handler,
+		ca:               ca,
+		intercept:        make(map[string]bool, len(opts.Intercept)),
+		log:              opts.Logger,
+		onRefuse:         opts.OnRefuse,
+		handshakeTimeout: opts.HandshakeTimeout,
+		idleTimeout:      opts.IdleTimeout,
+		certs:            newCACertCache(egressCertCacheSize),
+	}
+	for i, h := range opts.Intercept {
+		name := strings.ToLower(strings.TrimSpace(h))
+		if !egressValidHost(name) {
+			return nil, fmt.Errorf("egress: EgressOptions.Intercept[%d]: %q is not a host name", i, h)
+		}
+		e.intercept[name] = true
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.handshakeTimeout <= 0 {
+		e.handshakeTimeout = egressDefaultHandshakeTimeout
+	}
+	if e.idleTimeout <= 0 {
+		e.idleTimeout = egressDefaultIdleTimeout
+	}
+	e.gp = e.newGoproxy()
+	return e, nil
+}
+
+// newGoproxy builds the goproxy server with every open default closed: no
+// CONNECT is tunnelled as is, its transport and CONNECT dialer never dial, no
+// environment proxy is read, and HTTP/2 is off (clients get HTTP/1.1).
+func (e *Egress) newGoproxy() *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = egressGoproxyLogger{e.log}
+	gp.Verbose = false
+	refuseDial := func(context.Context, string, string) (net.Conn, error) { return nil, errEgressNoUpstream }
+	gp.Tr = &http.Transport{Proxy: nil, DialContext: refuseDial, DialTLSContext: refuseDial}
+	gp.ConnectDial = nil
+	gp.ConnectDialWithReq = nil
+	gp.ConnectionErrHandler = func(w io.Writer, _ *goproxy.ProxyCtx, _ error) {
+		_, _ = io.WriteString(w, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	}
+	gp.AllowHTTP2 = false
+	gp.CertStore = e.certs
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.refuseHTTP(w, r, r.Host, EgressReasonNotProxy)
+	})
+	gp.OnRequest().HandleConnectFunc(e.handleConnect)
+	gp.OnRequest().DoFunc(e.serveTunnel)
+	return gp
+}
+
+// egressGoproxyLogger sends goproxy's log lines (only warnings: Verbose is
+// off) to slog. goproxy never prints key material.
+type egressGoproxyLogger struct{ log *slog.Logger }
+
+func (l egressGoproxyLogger) Printf(format string, v ...any) {
+	l.log.Warn("goproxy warning", "detail", strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+// egressTunnel is what one CONNECT tunnel knows about itself. It is filled on
+// the server goroutine before goproxy starts the tunnel's own goroutine, and
+// then used only on that goroutine.
+type egressTunnel struct {
+	target string               // the CONNECT target as asked, host:port
+	host   string               // the intercepted name: lower case, no port
+	client string               // client IP
+	conn   net.Conn             // the hijacked client connection
+	tls    *tls.ConnectionState // set once the handshake completes
+}
+
+type egressTunnelKey struct{}
+
+type egressHostKey struct{}
+
+// EgressHost returns the intercepted host name a request arrived for through
+// an egress tunnel (lower case, without port), or false for a request that
+// did not come through one. The index handler uses it to write page URLs on
+// that https origin.
+func EgressHost(ctx context.Context) (string, bool) {
+	h, ok := ctx.Value(egressHostKey{}).(string)
+	return h, ok
+}
+
+// ServeHTTP serves the egress listener: CONNECT goes to goproxy, which
+// decrypts intercepted targets and refuses the rest; every other request
+// (plain-HTTP proxying, or a request to the listener itself) is refused.
+func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect {
+		if r.URL.IsAbs() {
+			e.refuseHTTP(w, r, r.URL.Host, EgressReasonPlainHTTP)
+		} else {
+			e.refuseHTTP(w, r, r.Host, EgressReasonNotProxy)
+		}
+		return
+	}
+	tun := &egressTunnel{client: egressClientIP(r.RemoteAddr)}
+	r = r.WithContext(context.WithValue(r.Context(), egressTunnelKey{}, tun))
+	e.gp.ServeHTTP(&egressHijacker{ResponseWriter: w, tun: tun, timeout: e.handshakeTimeout}, r)
+}
+
+// egressHijacker hands goproxy the client connection with a deadline for the
+// CONNECT reply, the TLS handshake and the first request: goproxy sets none.
+type egressHijacker struct {
+	http.ResponseWriter
+	tun     *egressTunnel
+	timeout time.Duration
+}
+
+func (h *egressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(h.timeout))
+	h.tun.conn = conn
+	return conn, rw, nil
+}
+
+// handleConnect decides a CONNECT: decrypt an intercepted host on port 443,
+// refuse anything else.
+func (e *Egress) handleConnect(target string, pctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	r := pctx.Req
+	tun, ok := r.Context().Value(egressTunnelKey{}).(*egressTunnel)
+	if !ok {
+		tun = &egressTunnel{client: egressClientIP(r.RemoteAddr)}
+	}
+	host, reason := e.connectTarget(target)
+	if reason != "" {
+		e.refuse(tun.client, r.Method, target, reason)
+		pctx.Resp = egressRefusalResponse(r, http.StatusForbidden, target, reason)
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, target
+	}
+	tun.target, tun.host = target, host
+	pctx.UserData = tun
+	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: e.tlsConfig}, target
+}
+
+// connectTarget checks a CONNECT target and returns its host name, or the
+// reason to refuse it.
+func (e *Egress) connectTarget(target string) (host, reason string) {
+	h, port, err := net.SplitHostPort(target)
+	if err != nil || h == "" {
+		return "", EgressReasonBadTarget
+	}
+	h = strings.ToLower(h)
+	if !e.intercept[h] {
+		return "", EgressReasonNotIntercepted
+	}
+	if port != "443" {
+		return "", EgressReasonPort
+	}
+	return h, ""
+}
+
+// tlsConfig is the goproxy TLSConfig hook: the tunnel's certificate, from the
+// cache or freshly minted, TLS 1.2 or later, HTTP/1.1, and a handshake that
+// fails when the client names another server (SNI).
+func (e *Egress) tlsConfig(_ string, pctx *goproxy.ProxyCtx) (*tls.Config, error) {
+	tun, ok := pctx.UserData.(*egressTunnel)
+	if !ok || tun.host == "" {
+		return nil, errors.New("egress: TLS requested outside an intercepted tunnel")
+	}
+	cert, err := e.certs.Fetch(tun.host, func() (*tls.Certificate, error) {
+		return caMintLeaf(e.ca, tun.host, time.Now())
+	})
+	if err != nil {
+		e.log.Error("minting egress certificate failed", "host", tun.host, "err", err)
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{*cert},
+		NextProtos:   []string{"http/1.1"},
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			sni := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
+			if sni != "" && sni != tun.host {
+				e.refuse(tun.client, http.MethodConnect, hello.ServerName, EgressReasonSNIMismatch)
+				return nil, fmt.Errorf("egress: server name %q in a tunnel to %s", hello.ServerName, tun.host)
+			}
+			return nil, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			tun.tls = &cs
+			return nil
+		},
+	}, nil
+}
+
+// serveTunnel is goproxy's request hook, run for every request decrypted in
+// a tunnel. It re-checks the request against the tunnel and hands it to the
+// index handler. It always returns a response, so goproxy never forwards a
+// request anywhere.
+func (e *Egress) serveTunnel(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	tun, ok := pctx.UserData.(*egressTunnel)
+	if !ok || tun.host == "" {
+		return nil, e.refuseInTunnel(req, egressClientIP(req.RemoteAddr), req.Host, EgressReasonNoTunnel)
+	}
+	if req.URL.Scheme != "https" {
+		return nil, e.refuseInTunnel(req, tun.client, tun.target, EgressReasonNotTLS)
+	}
+	if h, ok := egressInnerHost(req.Host); !ok || h != tun.host {
+		return nil, e.refuseInTunnel(req, tun.client, req.Host, EgressReasonHostMismatch)
+	}
+	if h, ok := egressInnerHost(req.URL.Host); !ok || h != tun.host {
+		return nil, e.refuseInTunnel(req, tun.client, req.URL.Host, EgressReasonHostMismatch)
+	}
+	if tun.conn != nil {
+		_ = tun.conn.SetDeadline(time.Time{})
+	}
+
+	out := req.WithContext(context.WithValue(req.Context(), egressHostKey{}, tun.host))
+	u := *req.URL
+	u.Scheme, u.Host, u.User = "https", tun.host, nil
+	out.URL = &u
+	out.Host = tun.host
+	out.RequestURI = u.RequestURI()
+	out.Header = req.Header.Clone()
+	for _, h := range []string{"Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate"} {
+		out.Header.Del(h)
+	}
+	if tun.tls != nil {
+		cs := *tun.tls
+		out.TLS = &cs
+	} else {
+		out.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: tun.host}
+	}
+	resp := e.serveStreaming(out, tun.conn)
+	if tun.conn != nil {
+		_ = tun.conn.SetWriteDeadline(time.Now().Add(e.idleTimeout))
+	}
+	return nil, resp
+}
+
+// serveStreaming runs the index handler on its own goroutine and returns
+// once it has committed its response head. The body streams through a pipe
+// as goproxy writes it to the client: nothing is buffered whole.
+func (e *Egress) serveStreaming(req *http.Request, conn net.Conn) *http.Response {
+	pr, pw := io.Pipe()
+	w := &egressResponseWriter{
+		req:    req,
+		header: make(http.Header),
+		pw:     pw,
+		body:   &egressBody{pr: pr, conn: conn, idle: e.idleTimeout},
+		ready:  make(chan *http.Response, 1),
+	}
+	go func() {
+		defer func() {
+			var err error
+			if p := recover(); p != nil {
+				if p != http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+					e.log.Error("egress handler panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				}
+				err = errEgressAborted
+				if !w.committed {
+					w.committed = true
+					w.ready <- egressRefusalResponse(req, http.StatusInternalServerError, "", "internal error")
+				}
+			} else if !w.committed {
+				w.commit(nil, true)
+			}
+			_ = pw.CloseWithError(err)
+		}()
+		e.handler.ServeHTTP(w, req)
+	}()
+	return <-w.ready
+}
+
+// errEgressAborted ends a response body whose handler panicked, so the client
+// sees a truncated response rather than a complete one.
+var errEgressAborted = errors.New("egress: handler aborted the response")
+
+// egressResponseWriter adapts an http.Handler to goproxy's response hook. The
+// head is committed on the first Write, on Flush or when the handler returns,
+// as net/http does; the body goes through a pipe.
+type egressResponseWriter struct {
+	req       *http.Request
+	header    http.Header
+	snap      http.Header // header as of WriteHeader
+	status    int
+	committed bool
+	noBody    bool // HEAD, 204, 304: writes are discarded
+	pw        *io.PipeWriter
+	body      *egressBody
+	ready     chan *http.Response
+}
+
+func (w *egressResponseWriter) Header() http.Header { return w.header }
+
+func (w *egressResponseWriter) WriteHeader(code int) {
+	if w.status != 0 || w.committed {
+		return
+	}
+	if code >= 100 && code <= 199 {
+		return // informational responses are not forwarded
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	w.status = code
+	w.snap = w.header.Clone()
+}
+
+func (w *egressResponseWriter) Write(p []byte) (int, error) {
+	if !w.committed {
+		w.commit(p, false)
+	}
+	if w.noBody {
+		if w.req.Method == http.MethodHead {
+			return len(p), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	return w.pw.Write(p)
+}
+
+// Flush commits the head; the body pipe itself is unbuffered.
+func (w *egressResponseWriter) Flush() {
+	if !w.committed {
+		w.commit(nil, false)
+	}
+}
+
+// commit builds the response head and hands it to goproxy. first is the
+// first body chunk (for Content-Type sniffing); final means the handler has
+// returned, so a body that was never written is empty.
+func (w *egressResponseWriter) commit(first []byte, final bool) {
+	w.committed = true
+	if w.status == 0 {
+		w.status = http.StatusOK
+		w.snap = w.header.Clone()
+	}
+	h := w.snap
+	status := w.status
+	w.noBody = w.req.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified
+	if _, ok := h["Content-Type"]; !ok && len(first) > 0 && !w.noBody {
+		h.Set("Content-Type", http.DetectContentType(first))
+	}
+	resp := &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Request:       w.req,
+		ContentLength: -1,
+		Body:          w.body,
+	}
+	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		resp.ContentLength = n
+	}
+	switch {
+	case status == http.StatusNoContent || status == http.StatusNotModified:
+		resp.ContentLength = 0
+	case final && resp.ContentLength == -1 && w.req.Method != http.MethodHead:
+		resp.ContentLength = 0
+		h.Set("Content-Length", "0")
+	}
+	w.ready <- resp
+}
+
+// egressBody is the response body goproxy copies to the client. Before each
+// write to the client it pushes the connection's write deadline forward (a
+// client that stops reading is dropped after the idle timeout); on Close it
+// arms the idle deadline for the tunnel's next request.
+type egressBody struct {
+	pr   *io.PipeReader
+	conn net.Conn
+	idle time.Duration
+}
+
+func (b *egressBody) Read(p []byte) (int, error) {
+	n, err := b.pr.Read(p)
+	if n > 0 && b.conn != nil {
+		_ = b.conn.SetWriteDeadline(time.Now().Add(b.idle))
+	}
+	return n, err
+}
+
+func (b *egressBody) Close() error {
+	err := b.pr.Close()
+	if b.conn != nil {
+		_ = b.conn.SetReadDeadline(time.Now().Add(b.idle))
+	}
+	return err
+}
+
+// refuse logs a refusal and reports it to OnRefuse.
+func (e *Egress) refuse(client, method, host, reason string) {
+	e.log.Info("egress refused", "client", client, "method", method, "host", host, "reason", reason)
+	if e.onRefuse != nil {
+		e.onRefuse(EgressRefusal{Client: client, Method: method, Host: host, Reason: reason})
+	}
+}
+
+// refuseHTTP refuses a request made to the listener itself (not CONNECT).
+func (e *Egress) refuseHTTP(w http.ResponseWriter, r *http.Request, host, reason string) {
+	e.refuse(egressClientIP(r.RemoteAddr), r.Method, host, reason)
+	w.Header().Set("Connection", "close")
+	http.Error(w, egressRefusalText(host, reason), http.StatusForbidden)
+}
+
+// refuseInTunnel refuses a request inside a tunnel and asks the client to
+// close it.
+func (e *Egress) refuseInTunnel(req *http.Request, client, host, reason string) *http.Response {
+	e.refuse(client, req.Method, host, reason)
+	return egressRefusalResponse(req, http.StatusForbidden, host, reason)
+}
+
+func egressRefusalText(host, reason string) string {
+	if host == "" {
+		return "pipgate egress: " + reason
+	}
+	return fmt.Sprintf("pipgate egress: %s refused: %s", host, reason)
+}
+
+// egressRefusalResponse is a small text response that closes the connection.
+func egressRefusalResponse(req *http.Request, code int, host, reason string) *http.Response {
+	body := egressRefusalText(host, reason) + "\n"
+	h := make(http.Header)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return &http.Response{
+		Status:        strconv.Itoa(code) + " " + http.StatusText(code),
+		StatusCode:    code,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Request:       req,
+		Close:         true,
+		ContentLength: int64(len(body)),
+		Body:          io.NopCloser(strings.NewReader(body)),
+	}
+}
+
+// egressInnerHost normalises a Host header or URL host seen inside a
+// tunnel: lower case, ":443" dropped. Any other port is not valid.
+func egressInnerHost(h string) (string, bool) {
+	if h == "" {
+		return "", false
+	}
+	h = strings.ToLower(h)
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if port != "443" {
+			return "", false
+		}
+		return host, true
+	}
+	if strings.ContainsAny(h, ":[]") {
+		return "", false
+	}
+	return h, true
+}
+
+// egressValidHost accepts DNS names (letters, digits, '-', '.') and IP
+// addresses; no port, wildcard or trailing dot.
+func egressValidHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func egressClientIP(remoteAddr string) string {
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
+}
