@@ -2,12 +2,88 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strconv"
+
+	"github.com/pipgate/pipgate/policy"
 )
 
-// runPolicy is replaced by the issue that builds the 'policy' command.
-func runPolicy(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "pipgate policy: not built yet")
+const policyUsage = `usage: pipgate policy check FILE...
+
+Validates policy files: strict YAML (an unknown field is an error), version 1,
+known values, and rules that can work as written. Prints "FILE: ok (N rules)"
+for a good file, or every problem on stderr, one a line, as
+"FILE:LINE: path: message".
+
+Exit status: 0 every file is valid, 1 a file is invalid, 2 usage or I/O error.
+`
+
+// runPolicy runs 'pipgate policy': only the 'check' subcommand exists.
+func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, policyUsage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, policyUsage)
+		return 0
+	case "check":
+		return runPolicyCheck(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "pipgate policy: unknown subcommand %q\n", args[0])
+	fmt.Fprint(stderr, policyUsage)
 	return 2
+}
+
+func runPolicyCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pipgate policy check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "pipgate policy check: missing FILE")
+		fmt.Fprint(stderr, policyUsage)
+		return 2
+	}
+	code := 0
+	for _, file := range fs.Args() {
+		p, err := policy.Load(file)
+		if err == nil {
+			n := len(p.Rules())
+			noun := "rules"
+			if n == 1 {
+				noun = "rule"
+			}
+			fmt.Fprintf(stdout, "%s: ok (%d %s)\n", file, n, noun)
+			continue
+		}
+		probs := policy.Problems(err)
+		if len(probs) == 0 {
+			fmt.Fprintf(stderr, "pipgate policy check: %v\n", err)
+			code = 2
+			continue
+		}
+		for _, pr := range probs {
+			loc := file
+			if pr.Line > 0 {
+				loc += ":" + strconv.Itoa(pr.Line)
+			}
+			if pr.Path != "" {
+				fmt.Fprintf(stderr, "%s: %s: %s\n", loc, pr.Path, pr.Msg)
+			} else {
+				fmt.Fprintf(stderr, "%s: %s\n", loc, pr.Msg)
+			}
+		}
+		code = max(code, 1)
+	}
+	return code
 }
