@@ -1,0 +1,210 @@
+package pypitest
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// WheelOptions are the optional parts of a wheel built by [MakeWheel].
+type WheelOptions struct {
+	// Requires are Requires-Dist lines (PEP 508 requirements), in order.
+	Requires []string
+	// RequiresPython is the Requires-Python specifier; "" for none.
+	RequiresPython string
+	// Summary is the one-line summary; "" writes a generic one.
+	Summary string
+	// Files are extra files to add to the wheel (path inside the wheel to
+	// content), written after the package module and recorded in RECORD.
+	Files map[string][]byte
+}
+
+// zipEpoch is the modification time of every member, so builds are reproducible.
+var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var nameRun = regexp.MustCompile(`[-_.]+`)
+
+// normalize is PEP 503 normalisation, written here independently of package
+// pypi so that the fake index does not share code with what it tests.
+func normalize(name string) string {
+	return strings.ToLower(nameRun.ReplaceAllString(name, "-"))
+}
+
+// escapeName is the wheel/sdist filename form of a project name.
+func escapeName(name string) string {
+	return strings.ReplaceAll(normalize(name), "-", "_")
+}
+
+// WheelFilename returns the filename of the pure-Python wheel [MakeWheel]
+// builds: "<escaped_name>-<version>-py3-none-any.whl".
+func WheelFilename(name, version string) string {
+	return escapeName(name) + "-" + version + "-py3-none-any.whl"
+}
+
+// SdistFilename returns the PEP 625 filename of the sdist [MakeSdist] builds:
+// "<escaped_name>-<version>.tar.gz".
+func SdistFilename(name, version string) string {
+	return escapeName(name) + "-" + version + ".tar.gz"
+}
+
+// Metadata returns the core metadata (the METADATA file) [MakeWheel] writes
+// for name, version and o.
+func Metadata(name, version string, o WheelOptions) []byte {
+	var b strings.Builder
+	b.WriteString("Metadata-Version: 2.1\n")
+	fmt.Fprintf(&b, "Name: %s\n", name)
+	fmt.Fprintf(&b, "Version: %s\n", version)
+	summary := o.Summary
+	if summary == "" {
+		summary = "A test distribution built by pipgate's pypitest."
+	}
+	fmt.Fprintf(&b, "Summary: %s\n", summary)
+	if o.RequiresPython != "" {
+		fmt.Fprintf(&b, "Requires-Python: %s\n", o.RequiresPython)
+	}
+	for _, r := range o.Requires {
+		fmt.Fprintf(&b, "Requires-Dist: %s\n", r)
+	}
+	return []byte(b.String())
+}
+
+// MakeWheel builds a pure-Python py3-none-any wheel that pip installs
+// offline: a module <name>/__init__.py holding __version__, and a dist-info
+// folder with METADATA (see [Metadata]), WHEEL and a RECORD whose sha256
+// hashes are correct. The bytes are reproducible: the same arguments give
+// the same wheel.
+func MakeWheel(name, version string, o WheelOptions) []byte {
+	module := escapeName(name)
+	distInfo := escapeName(name) + "-" + version + ".dist-info"
+	type member struct {
+		path string
+		data []byte
+	}
+	members := []member{
+		{module + "/__init__.py", fmt.Appendf(nil, "__version__ = %q\n", version)},
+	}
+	for _, p := range slices.Sorted(maps.Keys(o.Files)) {
+		members = append(members, member{p, o.Files[p]})
+	}
+	members = append(members,
+		member{distInfo + "/METADATA", Metadata(name, version, o)},
+		member{distInfo + "/WHEEL", []byte("Wheel-Version: 1.0\nGenerator: pipgate-pypitest\nRoot-Is-Purelib: true\nTag: py3-none-any\n")},
+	)
+	var record strings.Builder
+	for _, m := range members {
+		sum := sha256.Sum256(m.data)
+		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", m.path, base64.RawURLEncoding.EncodeToString(sum[:]), len(m.data))
+	}
+	fmt.Fprintf(&record, "%s/RECORD,,\n", distInfo)
+	members = append(members, member{distInfo + "/RECORD", []byte(record.String())})
+
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, m := range members {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: m.path, Method: zip.Deflate, Modified: zipEpoch})
+		if err != nil {
+			panic(fmt.Sprintf("pypitest: zip header: %v", err)) // cannot happen with a bytes.Buffer
+		}
+		if _, err := w.Write(m.data); err != nil {
+			panic(fmt.Sprintf("pypitest: zip write: %v", err))
+		}
+	}
+	if err := zw.Close(); err != nil {
+		panic(fmt.Sprintf("pypitest: zip close: %v", err))
+	}
+	return buf.Bytes()
+}
+
+// MakeSdist builds a source distribution (.tar.gz) holding
+// <escaped_name>-<version>/PKG-INFO and the package module. It is meant for
+// download tests: it has no build backend configuration.
+func MakeSdist(name, version string) []byte {
+	root := escapeName(name) + "-" + version
+	files := []struct {
+		path string
+		data []byte
+	}{
+		{root + "/PKG-INFO", Metadata(name, version, WheelOptions{})},
+		{root + "/" + escapeName(name) + "/__init__.py", fmt.Appendf(nil, "__version__ = %q\n", version)},
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	gz.ModTime = zipEpoch
+	tw := tar.NewWriter(gz)
+	for _, f := range files {
+		hdr := &tar.Header{Name: f.path, Mode: 0o644, Size: int64(len(f.data)), ModTime: zipEpoch, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			panic(fmt.Sprintf("pypitest: tar header: %v", err))
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			panic(fmt.Sprintf("pypitest: tar write: %v", err))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		panic(fmt.Sprintf("pypitest: tar close: %v", err))
+	}
+	if err := gz.Close(); err != nil {
+		panic(fmt.Sprintf("pypitest: gzip close: %v", err))
+	}
+	return buf.Bytes()
+}
+
+// wheelMetadata returns the METADATA member of a wheel, or nil when content
+// is not a zip or has none.
+func wheelMetadata(content []byte) []byte {
+	zr, err := zip.NewReader(bytes.NewReader(content), int64(len(content)))
+	if err != nil {
+		return nil
+	}
+	for _, f := range zr.File {
+		dir, base, ok := strings.Cut(f.Name, "/")
+		if !ok || base != "METADATA" || !strings.HasSuffix(dir, ".dist-info") {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+		_ = rc.Close()
+		if err != nil {
+			return nil
+		}
+		return data
+	}
+	return nil
+}
+
+// splitFilename returns the version written in a wheel or sdist filename,
+// and whether the file is a wheel. It returns "" for names it cannot read.
+func splitFilename(filename string) (version string, wheel bool) {
+	if stem, ok := strings.CutSuffix(filename, ".whl"); ok {
+		parts := strings.Split(stem, "-")
+		if len(parts) < 5 {
+			return "", true
+		}
+		return parts[1], true
+	}
+	stem := filename
+	for _, ext := range []string{".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar"} {
+		if s, ok := strings.CutSuffix(stem, ext); ok {
+			stem = s
+			break
+		}
+	}
+	i := strings.LastIndexByte(stem, '-')
+	if i < 0 {
+		return "", false
+	}
+	return stem[i+1:], false
+}
