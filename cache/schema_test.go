@@ -1,0 +1,142 @@
+package cache
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// writeDB creates a bbolt file at Dir/pipgate.db with the given buckets and
+// keys, as some other program (or a newer pipgate) would have left it.
+func writeDB(t *testing.T, dir string, content map[string]map[string]string) string {
+	t.Helper()
+	path := filepath.Join(dir, dbName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for bn, kv := range content {
+			b, err := tx.CreateBucketIfNotExists([]byte(bn))
+			if err != nil {
+				return err
+			}
+			for k, v := range kv {
+				if err := b.Put([]byte(k), []byte(v)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func schemaOf(t *testing.T, path string) string {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	_ = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucketMeta)); b != nil {
+			v = string(b.Get([]byte(keySchema)))
+		}
+		return nil
+	})
+	return v
+}
+
+func TestOpenMovesAsideUnknownSchemas(t *testing.T) {
+	cases := []struct {
+		name    string
+		content map[string]map[string]string
+		reason  string // suffix of the moved-aside name, "" when kept
+		roErr   error  // read-only Open error
+	}{
+		{"newer schema", map[string]map[string]string{bucketMeta: {keySchema: "99"}, bucketFacts: {"k": "v"}}, "schema99", ErrSchema},
+		{"garbled schema", map[string]map[string]string{bucketMeta: {keySchema: "one"}}, "corrupt", ErrCorrupt},
+		{"foreign database", map[string]map[string]string{"widgets": {"a": "b"}}, "corrupt", ErrCorrupt},
+		{"current schema", map[string]map[string]string{bucketMeta: {keySchema: "1"}, bucketFacts: {"k": "v"}}, "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeDB(t, dir, tc.content)
+
+			ro, err := Open(Options{Dir: dir, ReadOnly: true})
+			if !errors.Is(err, tc.roErr) || (tc.roErr == nil) != (err == nil) {
+				t.Errorf("read-only Open: got %v; want %v", err, tc.roErr)
+			}
+			if err == nil {
+				ro.Close()
+			}
+
+			var buf strings.Builder
+			s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := schemaOf(t, path), "1"; got != want {
+				t.Errorf("schema after Open: got %q; want %q", got, want)
+			}
+			moved, _ := filepath.Glob(path + ".*")
+			if tc.reason == "" {
+				if len(moved) != 0 || buf.Len() != 0 {
+					t.Errorf("kept database: moved %q, log %q", moved, buf.String())
+				}
+				return
+			}
+			if len(moved) != 1 || !strings.HasPrefix(filepath.Base(moved[0]), dbName+"."+tc.reason+"-") {
+				t.Fatalf("moved aside: got %q; want one %s.%s-<timestamp>", moved, dbName, tc.reason)
+			}
+			if got := schemaOf(t, moved[0]); got != tc.content[bucketMeta][keySchema] {
+				t.Errorf("moved-aside schema: got %q; want %q (untouched)", got, tc.content[bucketMeta][keySchema])
+			}
+			if log := buf.String(); !strings.Contains(log, "WARN") || !strings.Contains(log, path) || !strings.Contains(log, moved[0]) {
+				t.Errorf("log %q: want a WARN line naming %s and %s", log, path, moved[0])
+			}
+			// A second move in the same second gets another name.
+			if err := os.WriteFile(path, []byte("garbage garbage garbage"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err = Open(Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if all, _ := filepath.Glob(path + ".*"); len(all) != 2 {
+				t.Errorf("after a second move: got %q; want two moved-aside files", all)
+			}
+		})
+	}
+}
+
+func TestMigrationTable(t *testing.T) {
+	// Every schema before the current one must have a migration step.
+	for v := 1; v < SchemaVersion; v++ {
+		if migration(v) == nil {
+			t.Errorf("no migration from schema %d to %d", v, v+1)
+		}
+	}
+	if m := migration(SchemaVersion); m != nil {
+		t.Errorf("migration(%d): got a step beyond the current schema", SchemaVersion)
+	}
+}
