@@ -1,0 +1,322 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// failingWriter fails every write.
+type failingWriter struct{}
+
+func (*failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// lockedBuffer is a bytes.Buffer safe for the writer goroutine and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// readAuditLines parses every line of data as an auditRecord.
+func readAuditLines(t *testing.T, data string) []auditRecord {
+	t.Helper()
+	var out []auditRecord
+	sc := bufio.NewScanner(strings.NewReader(data))
+	for sc.Scan() {
+		var r auditRecord
+		dec := json.NewDecoder(strings.NewReader(sc.Text()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("line %d is not an audit record: %v: %q", len(out)+1, err, sc.Text())
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestAuditRecordJSON(t *testing.T) {
+	var buf lockedBuffer
+	a, err := NewAuditLog("-", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 22, 1, 2, 3, 400, time.UTC)
+	a.Log(auditRecord{
+		Time: at, Event: auditEventDownload, RequestID: "r1", Client: "10.0.0.7:51234",
+		Project: "pypi-attestations", Version: "0.0.19", Filename: "pypi_attestations-0.0.19.tar.gz",
+		SHA256: "ab12", Verdict: "verified", Identity: "github:trailofbits/pypi-attestations@release.yml",
+		Rule: "pypi-attestations", Action: "allow",
+	})
+	a.Log(auditRecord{Time: at, Event: auditEventEgressRefused, Client: "10.0.0.8:1", Host: "evil.example:443", Reason: "host not intercepted"})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"time":"2026-11-22T01:02:03.0000004Z","event":"download","request_id":"r1","client":"10.0.0.7:51234","project":"pypi-attestations","version":"0.0.19","filename":"pypi_attestations-0.0.19.tar.gz","sha256":"ab12","verdict":"verified","identity":"github:trailofbits/pypi-attestations@release.yml","rule":"pypi-attestations","action":"allow"}
+{"time":"2026-11-22T01:02:03.0000004Z","event":"egress-refused","client":"10.0.0.8:1","reason":"host not intercepted","host":"evil.example:443"}
+`
+	if got := buf.String(); got != want {
+		t.Errorf("audit log:\ngot  %q\nwant %q", got, want)
+	}
+}
+
+func TestAuditConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a, err := NewAuditLog(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 250
+	// A long reason makes lines larger than one batch now and then, and
+	// larger than PIPE_BUF, so interleaving would show.
+	long := strings.Repeat("x", 5000)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				a.Log(auditRecord{Event: auditEventDownload, Client: fmt.Sprint(w), Filename: fmt.Sprint(i), Reason: long[:i%7*800]})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readAuditLines(t, string(data))
+	if got, want := len(recs), writers*each; got != want {
+		t.Fatalf("got %d lines; want %d", got, want)
+	}
+	// Every writer's records are all there, in the order it logged them.
+	next := make(map[string]int)
+	for _, r := range recs {
+		if got, want := r.Filename, fmt.Sprint(next[r.Client]); got != want {
+			t.Fatalf("writer %s: got record %q; want %q", r.Client, got, want)
+		}
+		next[r.Client]++
+		if r.Time.IsZero() {
+			t.Fatalf("record without a time: %+v", r)
+		}
+	}
+	if got := a.Lost(); got != 0 {
+		t.Errorf("lost %d records; want 0", got)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fi.Mode().Perm(), os.FileMode(0o640); got&^want != 0 {
+		t.Errorf("mode %v; want at most %v", got, want)
+	}
+}
+
+func TestAuditReopenAfterRename(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	a, err := NewAuditLog(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Log(auditRecord{Event: auditEventDownload, Filename: "before"})
+	// logrotate: rename, then SIGHUP → Reopen.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	a.Log(auditRecord{Event: auditEventDownload, Filename: "between"}) // still the old file
+	if err := a.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	a.Log(auditRecord{Event: auditEventDownload, Filename: "after"})
+	if err := a.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{path + ".1", []string{"before", "between"}},
+		{path, []string{"after"}},
+	} {
+		data, err := os.ReadFile(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range readAuditLines(t, string(data)) {
+			got = append(got, r.Filename)
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: got %q; want %q", filepath.Base(tc.file), got, tc.want)
+		}
+	}
+
+	// A failed reopen (the directory went away) keeps the old file.
+	if err := os.Rename(dir, dir+"-gone"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(dir+"-gone", dir)
+	if err := a.Reopen(); err == nil {
+		t.Error("Reopen into a missing directory succeeded; want an error")
+	}
+	a.Log(auditRecord{Event: auditEventDownload, Filename: "kept"})
+	if err := a.flush(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir+"-gone", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs := readAuditLines(t, string(data)); len(recs) != 2 || recs[1].Filename != "kept" {
+		t.Errorf("after a failed reopen got %+v; want the record in the old file", recs)
+	}
+}
+
+func TestAuditDisabled(t *testing.T) {
+	var nilLog *AuditLog
+	off, err := NewAuditLog("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]*AuditLog{"nil": nilLog, "disabled": off} {
+		a.SetLogger(slog.New(slog.DiscardHandler))
+		a.Log(auditRecord{Event: auditEventDownload})
+		if err := a.Reopen(); err != nil {
+			t.Errorf("%s: Reopen: %v", name, err)
+		}
+		if err := a.flush(); err != nil {
+			t.Errorf("%s: flush: %v", name, err)
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("%s: Close: %v", name, err)
+		}
+		if got := a.Lost(); got != 0 {
+			t.Errorf("%s: Lost = %d; want 0", name, got)
+		}
+	}
+}
+
+func TestAuditOpenError(t *testing.T) {
+	_, err := NewAuditLog(filepath.Join(t.TempDir(), "missing", "audit.log"), nil)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("got %v; want an error wrapping os.ErrNotExist", err)
+	}
+}
+
+func TestAuditWriteErrorsCountedAndLoggedOnce(t *testing.T) {
+	var logBuf lockedBuffer
+	a, err := NewAuditLog("-", &failingWriter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetLogger(slog.New(slog.NewTextHandler(&logBuf, nil)))
+	for i := 0; i < 5; i++ {
+		a.Log(auditRecord{Event: auditEventDownload})
+		if err := a.flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Lost(); got != 5 {
+		t.Errorf("Lost = %d; want 5", got)
+	}
+	if got := strings.Count(logBuf.String(), "audit records lost"); got != 1 {
+		t.Errorf("logged the failure %d times; want once per streak:\n%s", got, logBuf.String())
+	}
+	a.Log(auditRecord{Event: auditEventDownload}) // after Close: counted lost
+	if got := a.Lost(); got != 6 {
+		t.Errorf("Lost after Close = %d; want 6", got)
+	}
+	if err := a.Reopen(); err != nil { // stdout: nothing to reopen
+		t.Errorf("Reopen on stdout: %v", err)
+	}
+	if err := a.flush(); !errors.Is(err, ErrAuditClosed) {
+		t.Errorf("flush after Close: %v; want ErrAuditClosed", err)
+	}
+}
+
+// blockingWriter blocks every write until release is closed.
+type blockingWriter struct{ release chan struct{} }
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	<-b.release
+	return len(p), nil
+}
+
+func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
+	w := &blockingWriter{release: make(chan struct{})}
+	a, err := NewAuditLog("-", w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer takes a batch and blocks in Write; the queue fills up
+	// behind it, and then one Log waits auditEnqueueWait and drops.
+	var last time.Duration
+	for i := 0; i < 3*auditQueueLen && a.Lost() == 0; i++ {
+		start := time.Now()
+		a.Log(auditRecord{Event: auditEventDownload})
+		last = time.Since(start)
+	}
+	if last < auditEnqueueWait || last > auditEnqueueWait+2*time.Second {
+		t.Errorf("Log on a full queue took %v; want about %v", last, auditEnqueueWait)
+	}
+	if got := a.Lost(); got != 1 {
+		t.Errorf("Lost = %d; want 1", got)
+	}
+	close(w.release)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkAuditLog(b *testing.B) {
+	a, err := NewAuditLog(filepath.Join(b.TempDir(), "audit.log"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := auditRecord{
+		Event: auditEventDownload, RequestID: "0123456789abcdef", Client: "10.1.2.3:45678",
+		Project: "requests", Version: "2.32.3", Filename: "requests-2.32.3-py3-none-any.whl",
+		SHA256: strings.Repeat("ab", 32), Verdict: "verified", Identity: "github:psf/requests@publish.yml",
+		Rule: "defaults", Action: "allow",
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a.Log(r)
+		}
+	})
+	if err := a.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if a.Lost() != 0 {
+		b.Fatalf("lost %d records", a.Lost())
+	}
+}
