@@ -253,7 +253,7 @@ func (p *Policy) Decide(project string, f pypi.Facts) Decision {
 		b.detail(f)
 		d.Action = r.OnInvalid
 	case pypi.VerdictUnsupported:
-		b.add("attestation cannot be checked (unsupported format)")
+		b.add("attestation cannot be checked: unsupported format")
 		b.detail(f)
 		if required {
 			d.Action = r.Action

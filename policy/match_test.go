@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"errors"
+	"path"
+	"strings"
+	"testing"
+)
+
+func TestCompileName(t *testing.T) {
+	tests := []struct {
+		in, want string
+		glob     bool
+		err      error
+	}{
+		{"requests", "requests", false, nil},
+		{"Zope.Interface", "zope-interface", false, nil},
+		{"a", "a", false, nil},
+		{"Internal_*", "internal-*", true, nil},
+		{"internal-._-*", "internal-*", true, nil},
+		{"*", "*", true, nil},
+		{"py[0-9]*", "py[0-9]*", true, nil},
+		{"[A_.-Z]x", "[a_.-z]x", true, nil}, // inside brackets only the case changes
+		{"[^a-m]?", "[^a-m]?", true, nil},
+		{"", "", false, errBadName},
+		{"-x", "", false, errBadName},
+		{"x-", "", false, errBadName},
+		{"a b", "", false, errBadName},
+		{"café", "", false, errBadName},
+		{"x]", "", false, errBadName},
+		{"x[", "", true, errBadGlob},
+		{"x[]", "", true, errBadGlob},
+		{"x]*", "", true, errBadGlob},
+		{"x[[a]]*", "", true, errBadGlob},
+		{"a^*", "", true, errBadGlob},
+		{"a\\*", "", true, errBadGlob},
+		{"a/*", "", true, errBadGlob},
+		{"ü*", "", true, errBadGlob},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			m, err := compileName(tt.in)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("compileName(%q) error = %v; want %v", tt.in, err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			if m.pattern != tt.want || m.glob != tt.glob {
+				t.Errorf("compileName(%q) = %q glob %v; want %q glob %v", tt.in, m.pattern, m.glob, tt.want, tt.glob)
+			}
+		})
+	}
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"requests", "requests", true},
+		{"requests", "requests2", false},
+		{"internal-*", "internal-tools", true},
+		{"internal-*", "internal-", true},
+		{"internal-*", "internal", false},
+		{"*-dev", "foo-dev", true},
+		{"*-dev", "-dev", true},
+		{"*-dev", "foo-devx", false},
+		{"a*b*c", "abc", true},
+		{"a*b*c", "axxbyyc", true},
+		{"a*b*c", "acb", false},
+		{"a*b*c", "abcb", false},
+		{"a*bc*bc", "abc", false}, // prefix and suffix must not overlap
+		{"a*bc*bc", "abcbc", true},
+		{"*", "anything", true},
+		{"**", "x", true},
+		{"py?", "py3", true},
+		{"py?", "py", false},
+		{"py[0-9]", "py3", true},
+		{"py[0-9]", "pyx", false},
+		{"[^a-m]*", "zed", true},
+		{"[^a-m]*", "abc", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern+"/"+tt.name, func(t *testing.T) {
+			m, err := compileName(tt.pattern)
+			if err != nil {
+				t.Fatalf("compileName(%q): %v", tt.pattern, err)
+			}
+			if got := m.match(tt.name); got != tt.want {
+				t.Errorf("match(%q, %q) = %v; want %v", tt.pattern, tt.name, got, tt.want)
+			}
+			// The star-only fast path agrees with path.Match.
+			if want, _ := path.Match(m.pattern, tt.name); want != tt.want {
+				t.Errorf("path.Match(%q, %q) = %v; the table says %v", m.pattern, tt.name, want, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzMatch(f *testing.F) {
+	f.Add("a*b*c", "axxbyyc")
+	f.Add("*-dev", "foo-dev")
+	f.Add("py[0-9]*", "py3k")
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		m, err := compileName(pattern)
+		if err != nil || strings.Contains(name, "/") {
+			// Project names never hold "/", which path.Match's * does not cross.
+			return
+		}
+		want, err := path.Match(m.pattern, name)
+		if err != nil {
+			t.Fatalf("compiled pattern %q is malformed: %v", m.pattern, err)
+		}
+		if got := m.match(name); got != want {
+			t.Errorf("match(%q, %q) = %v; path.Match says %v", m.pattern, name, got, want)
+		}
+	})
+}

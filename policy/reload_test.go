@@ -1,0 +1,278 @@
+package policy_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+const (
+	policyYank  = "version: 1\ndefaults:\n  require: attestation\n  action: yank\n"
+	policyBlock = "version: 1\ndefaults:\n  require: attestation\n  action: block\n"
+	policyBad   = "version: 1\ndefaults:\n  require: attestation\n  acton: block\n"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// reloadLog records OnReload calls.
+type reloadLog struct {
+	mu  sync.Mutex
+	oks []bool
+}
+
+func (l *reloadLog) record(ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.oks = append(l.oks, ok)
+}
+
+func (l *reloadLog) get() []bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]bool(nil), l.oks...)
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	// Write then rename, as editors and config management do.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReloaderSwapUnderConcurrentReaders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, path, policyYank)
+	var logBuf syncBuffer
+	var calls reloadLog
+	r, err := policy.NewReloader(policy.ReloaderOptions{
+		Path:     path,
+		Logger:   slog.New(slog.NewTextHandler(&logBuf, nil)),
+		OnReload: calls.record,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Current().Source(); got != path {
+		t.Errorf("Current().Source() = %q; want %q", got, path)
+	}
+
+	// Readers see one whole policy or the other, never a mix or nil.
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var seen [2]atomic.Int64
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				d := r.Current().Decide("requests", pypi.Facts{Verdict: pypi.VerdictUnattested})
+				switch d.Action {
+				case policy.ActionYank:
+					seen[0].Add(1)
+				case policy.ActionBlock:
+					seen[1].Add(1)
+				default:
+					t.Errorf("Decide under reload: action %q; want yank or block", d.Action)
+					return
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	for i := range 20 {
+		body := policyBlock
+		if i%2 == 1 {
+			body = policyYank
+		}
+		writeFile(t, path, body)
+		if err := r.Reload(); err != nil {
+			t.Fatalf("Reload %d: %v", i, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if seen[0].Load() == 0 || seen[1].Load() == 0 {
+		t.Errorf("readers saw yank %d times and block %d times; want both", seen[0].Load(), seen[1].Load())
+	}
+	if got := r.Current().Decide("x", pypi.Facts{Verdict: pypi.VerdictUnattested}).Action; got != policy.ActionYank {
+		t.Errorf("after the last reload: action %q; want yank", got)
+	}
+	oks := calls.get()
+	if len(oks) != 21 {
+		t.Errorf("OnReload called %d times; want 21 (initial load + 20 reloads)", len(oks))
+	}
+	for i, ok := range oks {
+		if !ok {
+			t.Errorf("OnReload call %d: ok = false; want true", i)
+		}
+	}
+	if !strings.Contains(logBuf.String(), "policy reloaded") {
+		t.Errorf("log lacks %q:\n%s", "policy reloaded", logBuf.String())
+	}
+}
+
+func TestReloaderBadFileKeepsOld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, path, policyBlock)
+	var logBuf syncBuffer
+	var calls reloadLog
+	r, err := policy.NewReloader(policy.ReloaderOptions{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := r.Current()
+
+	writeFile(t, path, policyBad)
+	err = r.Reload()
+	if !errors.Is(err, policy.ErrInvalid) {
+		t.Fatalf("Reload(bad) = %v; want ErrInvalid", err)
+	}
+	if want := "line 4: defaults.acton: unknown field (want require, action, on_invalid or on_error)"; err.Error() != want {
+		t.Errorf("Reload(bad) error = %q; want %q", err.Error(), want)
+	}
+	if r.Current() != before {
+		t.Errorf("Current() changed after a bad reload")
+	}
+	log := logBuf.String()
+	for _, want := range []string{"policy reload failed; keeping the old policy", "defaults.acton: unknown field", before.Digest()} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Reload(missing) = %v; want ErrNotExist", err)
+	}
+	if r.Current() != before {
+		t.Errorf("Current() changed after a failed read")
+	}
+	if got, want := calls.get(), []bool{true, false, false}; !slices.Equal(got, want) {
+		t.Errorf("OnReload calls = %v; want %v", got, want)
+	}
+}
+
+func TestNewReloaderErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, policyBad)
+	if _, err := policy.NewReloader(policy.ReloaderOptions{Path: bad}); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("NewReloader(bad) = %v; want ErrInvalid", err)
+	}
+	if _, err := policy.NewReloader(policy.ReloaderOptions{Path: filepath.Join(dir, "missing.yaml")}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("NewReloader(missing) = %v; want ErrNotExist", err)
+	}
+}
+
+func TestReloaderBuiltIn(t *testing.T) {
+	var calls reloadLog
+	r, err := policy.NewReloader(policy.ReloaderOptions{OnReload: calls.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Current().Source(); got != "built-in" {
+		t.Errorf("Current().Source() = %q; want built-in", got)
+	}
+	if err := r.Reload(); err != nil {
+		t.Errorf("Reload() = %v; want nil", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := r.Watch(ctx, time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Watch() = %v; want the context's error", err)
+	}
+	if got, want := calls.get(), []bool{true}; !slices.Equal(got, want) {
+		t.Errorf("OnReload calls = %v; want %v", got, want)
+	}
+}
+
+func TestReloaderWatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, path, policyYank)
+	var calls reloadLog
+	var logBuf syncBuffer
+	r, err := policy.NewReloader(policy.ReloaderOptions{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Watch(ctx, 5*time.Millisecond) }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; log:\n%s", what, logBuf.String())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	first := r.Current()
+	// Idle polls of an unchanged file do not reload.
+	time.Sleep(30 * time.Millisecond)
+	if got := len(calls.get()); got != 1 {
+		t.Errorf("OnReload called %d times with the file unchanged; want 1", got)
+	}
+
+	writeFile(t, path, policyBlock)
+	waitFor("the new policy", func() bool { return r.Current() != first })
+	if got := r.Current().Decide("x", pypi.Facts{Verdict: pypi.VerdictUnattested}).Action; got != policy.ActionBlock {
+		t.Errorf("after the change: action %q; want block", got)
+	}
+
+	second := r.Current()
+	writeFile(t, path, policyBad)
+	waitFor("a failed reload", func() bool { oks := calls.get(); return len(oks) == 3 && !oks[2] })
+	if r.Current() != second {
+		t.Errorf("a bad file replaced the policy")
+	}
+	// A failed reload is not retried until the file changes again.
+	time.Sleep(30 * time.Millisecond)
+	if got := len(calls.get()); got != 3 {
+		t.Errorf("OnReload called %d times after one bad change; want 3", got)
+	}
+
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Watch() = %v; want context.Canceled", err)
+	}
+}
