@@ -428,6 +428,7 @@ main{padding:16px 24px}
 .card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:220px;flex:1}
 .card h2{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#57606a;margin:0 0 6px}
 .big{font-size:22px;font-weight:600}
+.big code{font-size:18px}
 .muted{color:#57606a}
 .warn{color:#9a6700;font-weight:600}
 .bad{color:#cf222e;font-weight:600}
@@ -437,7 +438,7 @@ section h2{font-size:16px;margin:0 0 6px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 .v-verified{color:#1a7f37}.v-invalid,.v-error,.v-untrusted-publisher{color:#cf222e}.v-unattested,.v-unsupported{color:#9a6700}
 .a-block{color:#cf222e;font-weight:600}.a-yank{color:#9a6700;font-weight:600}
@@ -474,7 +475,7 @@ td.wrap{max-width:420px;overflow-wrap:anywhere}
 </section>
 
 <section id="lookups"><h2>Cache lookups</h2>
-<table><thead><tr><th>Kind</th><th>Hit</th><th>Miss</th><th>Stale</th></tr></thead><tbody>
+<table><thead><tr><th>Kind</th><th class="num">Hit</th><th class="num">Miss</th><th class="num">Stale</th></tr></thead><tbody>
 {{range .Lookups}}<tr><td>{{.Kind}}</td><td class="num">{{.Hit}}</td><td class="num">{{.Miss}}</td><td class="num">{{.Stale}}</td></tr>
 {{end}}</tbody></table>
 </section>
