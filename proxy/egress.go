@@ -460,8 +460,9 @@ func (w *egressResponseWriter) commit(first []byte, final bool) {
 	}
 	h := w.snap
 	status := w.status
-	w.noBody = w.req.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified
-	if _, ok := h["Content-Type"]; !ok && len(first) > 0 && !w.noBody {
+	bodyless := status == http.StatusNoContent || status == http.StatusNotModified
+	w.noBody = bodyless || w.req.Method == http.MethodHead
+	if _, ok := h["Content-Type"]; !ok && len(first) > 0 && !bodyless {
 		h.Set("Content-Type", http.DetectContentType(first))
 	}
 	resp := &http.Response{
@@ -571,7 +572,7 @@ func egressInnerHost(h string) (string, bool) {
 	}
 	h = strings.ToLower(h)
 	if host, port, err := net.SplitHostPort(h); err == nil {
-		if port != "443" {
+		if port != "443" || host == "" {
 			return "", false
 		}
 		return host, true
