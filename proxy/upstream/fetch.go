@@ -1,0 +1,304 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// Project fetches and parses the simple page of the project name (sent as
+// given: pass the normalised name). It asks with pip's Accept header (JSON
+// preferred) and parses by the response Content-Type. A 404 is
+// [ErrNotFound]; a non-index content type or an unparsable page is
+// [ErrBadResponse].
+func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, error) {
+	if name == "" {
+		return nil, fmt.Errorf("project %q: %w", name, ErrNotFound)
+	}
+	u := c.base.JoinPath("simple", name) // JoinPath escapes the name
+	u.Path += "/"
+	u.RawPath = ""
+	body, ct, final, err := c.getPage(ctx, u.String())
+	if err != nil {
+		return nil, err
+	}
+	page, err := parseProject(ct, body, final)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
+	}
+	return page, nil
+}
+
+// ProjectList fetches and parses the root page of the simple index.
+func (c *Client) ProjectList(ctx context.Context) (*pypi.ProjectList, error) {
+	u := c.base.JoinPath("simple")
+	u.Path += "/"
+	u.RawPath = ""
+	body, ct, final, err := c.getPage(ctx, u.String())
+	if err != nil {
+		return nil, err
+	}
+	list, err := parseProjectList(ct, body, final)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
+	}
+	return list, nil
+}
+
+// getPage GETs a simple index page within the timeout and returns its body,
+// media type and final URL (after redirects).
+func (c *Client) getPage(ctx context.Context, rawURL string) ([]byte, string, *url.URL, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.do(ctx, KindIndex, rawURL, acceptSimple)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	defer resp.Body.Close()
+	final := resp.Request.URL
+	if err := checkStatus(resp); err != nil {
+		return nil, "", nil, err
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch ct {
+	case pypi.ContentTypeV1JSON, pypi.ContentTypeV1HTML, pypi.ContentTypeHTML:
+	default:
+		return nil, "", nil, fmt.Errorf("fetching %s: %w: content type %q is not a simple index", final, ErrBadResponse, resp.Header.Get("Content-Type"))
+	}
+	body, err := readLimited(resp.Body, MaxPageBytes)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("reading %s: %w", final, err)
+	}
+	return body, ct, final, nil
+}
+
+// Provenance fetches a PEP 740 provenance object from the Integrity API.
+// rawURL is the provenance URL the index gave. A 200 returns the body (at
+// most [MaxProvenanceBytes]); the API's JSON 404 is [ErrNoProvenance]; any
+// other 404 is [ErrNotFound]; 403, 406, 5xx and the rest are
+// [*StatusError] (could not check, which is not "no provenance").
+func (c *Client) Provenance(ctx context.Context, rawURL string) ([]byte, error) {
+	if err := c.CheckURL(rawURL); err != nil {
+		return nil, fmt.Errorf("provenance %s: %w", rawURL, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.do(ctx, KindProvenance, rawURL, acceptIntegrity)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	final := resp.Request.URL
+	if resp.StatusCode == http.StatusNotFound {
+		body, _ := readLimited(resp.Body, maxErrorBody)
+		var msg struct {
+			Message *string `json:"message"`
+		}
+		if json.Unmarshal(body, &msg) == nil && msg.Message != nil {
+			return nil, fmt.Errorf("provenance %s: %w: %s", final, ErrNoProvenance, *msg.Message)
+		}
+		return nil, fmt.Errorf("provenance %s: %w", final, ErrNotFound)
+	}
+	if err := checkStatus(resp); err != nil {
+		return nil, err
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if ct != pypi.ContentTypeIntegrity && ct != "application/json" {
+		return nil, fmt.Errorf("provenance %s: %w: content type %q", final, ErrBadResponse, resp.Header.Get("Content-Type"))
+	}
+	body, err := readLimited(resp.Body, MaxProvenanceBytes)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", final, err)
+	}
+	return body, nil
+}
+
+// Open starts fetching a distribution file (kind [KindFile]) or its
+// .metadata (kind [KindMetadata]) after [Client.CheckURL]. The body streams:
+// Options.Timeout bounds the wait for the response headers and each wait
+// for more bytes, not the whole transfer. A 404 is [ErrNotFound], another
+// non-200 a [*StatusError]; a body cut short reads as an error
+// (io.ErrUnexpectedEOF), a stalled one as a [*TimeoutError].
+func (c *Client) Open(ctx context.Context, rawURL string, kind string) (*Body, error) {
+	if kind != KindFile && kind != KindMetadata {
+		return nil, fmt.Errorf("upstream: Open: kind %q, want %q or %q", kind, KindFile, KindMetadata)
+	}
+	if err := c.CheckURL(rawURL); err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", rawURL, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &watchdog{timeout: c.timeout, cancel: cancel}
+	w.start("response headers")
+	resp, err := c.do(ctx, kind, rawURL, "")
+	if w.stop() {
+		err = fmt.Errorf("fetching %s: %w", rawURL, w.err)
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := checkStatus(resp); err != nil {
+		resp.Body.Close()
+		cancel()
+		return nil, err
+	}
+	return &Body{
+		ReadCloser:  &watchedBody{rc: resp.Body, w: w, url: resp.Request.URL.String()},
+		Size:        resp.ContentLength,
+		ContentType: resp.Header.Get("Content-Type"),
+	}, nil
+}
+
+// do sends one GET and records its metrics. On success the caller owns
+// resp.Body.
+func (c *Client) do(ctx context.Context, kind, rawURL, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", rawURL, err)
+	}
+	req.Header.Set("User-Agent", c.ua)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	d := time.Since(start)
+	code := "error"
+	switch {
+	case err == nil:
+		code = strconv.Itoa(resp.StatusCode)
+	case errors.Is(err, ErrHostNotAllowed):
+		code = "refused"
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		code = "timeout"
+	}
+	c.m.observe(kind, code, d)
+	if err != nil {
+		c.log.LogAttrs(ctx, slogDebug, "upstream request failed", attrKind(kind), attrURL(rawURL), attrDuration(d), attrErr(err))
+		return nil, err // *url.Error already names the method and URL
+	}
+	c.log.LogAttrs(ctx, slogDebug, "upstream request", attrKind(kind), attrURL(rawURL), attrStatus(resp.StatusCode), attrDuration(d))
+	return resp, nil
+}
+
+// checkStatus maps a non-200 answer to ErrNotFound or *StatusError and
+// drains a little of its body so the connection can be reused.
+func checkStatus(resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	u := resp.Request.URL.String()
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("fetching %s: %w", u, ErrNotFound)
+	}
+	return &StatusError{Code: resp.StatusCode, URL: u}
+}
+
+// readLimited reads all of r, failing with ErrBadResponse beyond limit bytes.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: body over %d bytes", ErrBadResponse, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// watchdog cancels a request when one wait (for headers, or inside one
+// Read) lasts longer than timeout. Time between reads does not count: a
+// slow consumer is not an idle upstream.
+type watchdog struct {
+	timeout time.Duration
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex
+	timer    *time.Timer
+	op       string
+	deadline time.Time
+	waiting  bool
+	err      *TimeoutError // set once it fired
+}
+
+// start begins a wait for op.
+func (w *watchdog) start(op string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return
+	}
+	w.op, w.waiting, w.deadline = op, true, time.Now().Add(w.timeout)
+	if w.timer == nil {
+		w.timer = time.AfterFunc(w.timeout, w.fire)
+		return
+	}
+	w.timer.Reset(w.timeout)
+}
+
+func (w *watchdog) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	// A callback from an earlier wait may run late: the deadline tells.
+	if !w.waiting || w.err != nil || time.Now().Before(w.deadline) {
+		return
+	}
+	w.err = &TimeoutError{Op: w.op, After: w.timeout}
+	w.cancel()
+}
+
+// stop ends a wait; it reports whether the watchdog has fired.
+func (w *watchdog) stop() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waiting = false
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	return w.err != nil
+}
+
+// watchedBody is a response body under a watchdog.
+type watchedBody struct {
+	rc   io.ReadCloser
+	w    *watchdog
+	url  string
+	once sync.Once
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.w.start("reading body")
+	n, err := b.rc.Read(p)
+	if b.w.stop() && err != nil {
+		return n, fmt.Errorf("reading %s: %w", b.url, b.w.err)
+	}
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("reading %s: %w", b.url, err)
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	err := b.rc.Close()
+	b.once.Do(func() {
+		b.w.stop()
+		b.w.cancel()
+	})
+	return err
+}

@@ -1,0 +1,73 @@
+package upstream
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the client's instruments; a nil *metrics records nothing.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// durationBuckets span a cached CDN hit to a slow page or provenance fetch.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_upstream_requests_total",
+			Help: "Requests to the upstream index, by kind (index, file, metadata, provenance) and HTTP status code (or error, timeout, refused).",
+		}, []string{"kind", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pipgate_upstream_request_duration_seconds",
+			Help:    "Time until the upstream's response headers arrived, by kind (index, file, metadata, provenance).",
+			Buckets: durationBuckets,
+		}, []string{"kind"}),
+	}
+	var err error
+	m.requests, err = register(reg, m.requests)
+	if err != nil {
+		return nil, err
+	}
+	m.duration, err = register(reg, m.duration)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the identical collector already
+// registered (two clients may share a registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *metrics) observe(kind, code string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(kind, code).Inc()
+	m.duration.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+const slogDebug = slog.LevelDebug
+
+func attrKind(kind string) slog.Attr         { return slog.String("kind", kind) }
+func attrURL(u string) slog.Attr             { return slog.String("upstream_url", u) }
+func attrStatus(code int) slog.Attr          { return slog.Int("status", code) }
+func attrDuration(d time.Duration) slog.Attr { return slog.Float64("duration_seconds", d.Seconds()) }
+func attrErr(err error) slog.Attr            { return slog.Any("err", err) }
