@@ -114,7 +114,7 @@ func (s *Store) put(bucket string, key []byte, r any) error {
 	if err != nil {
 		return fmt.Errorf("cache: encoding %s record: %w", bucket, err)
 	}
-	err = s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return err
@@ -125,6 +125,19 @@ func (s *Store) put(bucket string, key []byte, r any) error {
 		return fmt.Errorf("cache: writing %s: %w", bucket, err)
 	}
 	return nil
+}
+
+// update runs fn in a write transaction. A lone writer commits at once; when
+// others are writing too, fn joins a db.Batch, so that a burst of writers
+// shares one transaction and one fsync instead of queueing for one each. fn
+// may therefore run more than once and must be idempotent.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	n := s.writers.Add(1)
+	defer s.writers.Add(-1)
+	if n == 1 {
+		return s.db.Update(fn)
+	}
+	return s.db.Batch(fn)
 }
 
 // isHex64 reports whether s is a lower-case hex sha256 digest.
@@ -473,7 +486,7 @@ func (s *Store) UpdateHistory(project string, fn func(*History)) error {
 		return err
 	}
 	key := []byte(project)
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucketHistory))
 		if err != nil {
 			return err

@@ -13,7 +13,7 @@
 //
 // A [Store] is safe for concurrent use. Writers that many goroutines call at
 // once (PutFacts, PutProvenance, PutRef, UpdateHistory) go through bbolt's
-// batching.
+// batching whenever more than one is in flight.
 package cache
 
 import (
@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -126,6 +127,8 @@ type Store struct {
 	dbPath   string
 	readOnly bool
 	log      *slog.Logger
+
+	writers atomic.Int32 // write calls in flight, see update
 
 	mu     sync.Mutex
 	active map[string]struct{} // temp files of unfinished BlobWriters
