@@ -154,22 +154,10 @@ func isHex64(s string) bool {
 	return true
 }
 
-// isNormalized reports whether name is a PEP 503-normalised project name:
-// lower-case ASCII letters and digits, single dashes inside.
+// isNormalized reports whether name is a valid, PEP 503-normalised project
+// name (lower-case ASCII letters and digits, single dashes inside).
 func isNormalized(name string) bool {
-	if name == "" || len(name) > maxNameKey || name[0] == '-' || name[len(name)-1] == '-' {
-		return false
-	}
-	for i := range len(name) {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && name[i-1] != '-':
-		default:
-			return false
-		}
-	}
-	return true
+	return len(name) <= maxNameKey && pypi.ValidProjectName(name) && pypi.NormalizeName(name) == name
 }
 
 func checkProject(project string) error {

@@ -99,8 +99,8 @@ type Options struct {
 	// Dir is the data directory (required). It is created with mode 0700 if
 	// missing and holds pipgate.db and blobs/.
 	Dir string
-	// Logger receives the Warn line when a database is moved aside. Nil
-	// discards.
+	// Logger receives the Warn line when a database is moved aside; the
+	// caller adds the component attribute. Nil discards.
 	Logger *slog.Logger
 	// Timeout is how long Open waits for the bbolt file lock held by another
 	// process before it returns [ErrLocked]. Zero means one second.
@@ -151,7 +151,7 @@ func Open(opts Options) (*Store, error) {
 		dir:      dir,
 		dbPath:   filepath.Join(dir, dbName),
 		readOnly: opts.ReadOnly,
-		log:      opts.Logger.With("component", "cache"),
+		log:      opts.Logger,
 		active:   make(map[string]struct{}),
 	}
 	if opts.ReadOnly {
