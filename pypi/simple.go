@@ -1,5 +1,14 @@
 package pypi
 
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+)
+
 // Content types of the simple repository API (PEP 691).
 const (
 	ContentTypeHTML   = "text/html"                           // alias of v1 HTML
@@ -72,4 +81,169 @@ type ProjectEntry struct {
 	// Name is the display name as the upstream wrote it (not normalised).
 	Name       string
 	LastSerial int64
+}
+
+// MaxPageBytes is the largest simple-index page (project page or project
+// list) the parsers accept. PyPI's full project list is about 30 MB.
+const MaxPageBytes = 64 << 20
+
+// Errors of the simple-index parsers. Every parse error matches
+// [ErrInvalidPage] with errors.Is; the more specific ones match it too.
+var (
+	// ErrInvalidPage is a page that is not a valid simple-index page.
+	ErrInvalidPage = errors.New("invalid simple index page")
+	// ErrPageTooLarge is a page larger than MaxPageBytes.
+	ErrPageTooLarge = errors.New("simple index page too large")
+	// ErrUnsupportedAPIVersion is a page whose API major version is not 1.
+	ErrUnsupportedAPIVersion = errors.New("unsupported simple API major version")
+)
+
+// pageError builds an error matching ErrInvalidPage with a short context.
+func pageError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPage}, args...)...)
+}
+
+// checkPageSize rejects bodies over MaxPageBytes.
+func checkPageSize(body []byte) error {
+	if len(body) > MaxPageBytes {
+		return fmt.Errorf("%w: %w: %d bytes (limit %d)", ErrInvalidPage, ErrPageTooLarge, len(body), MaxPageBytes)
+	}
+	return nil
+}
+
+// checkAPIVersion accepts "" (absent: clients assume 1.0) and any "1.N";
+// another major version is an error, as PEP 629 requires.
+func checkAPIVersion(v string) error {
+	if v == "" {
+		return nil
+	}
+	major, minor, _ := strings.Cut(v, ".")
+	if !isDigits(major) || minor != "" && !isDigits(minor) {
+		return pageError("malformed api-version %q", v)
+	}
+	if canonNum(major) != "1" {
+		return fmt.Errorf("%w: %w: %q", ErrInvalidPage, ErrUnsupportedAPIVersion, v)
+	}
+	return nil
+}
+
+// resolveURL resolves ref against base (which may be nil) and drops the
+// fragment, returned separately. Only http and https results are accepted.
+func resolveURL(base *url.URL, ref string) (resolved, fragment string, err error) {
+	u, err := url.Parse(ref)
+	if err != nil {
+		return "", "", err
+	}
+	if base != nil {
+		u = base.ResolveReference(u)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", "", fmt.Errorf("not an absolute http(s) URL: %q", ref)
+	}
+	fragment = u.Fragment
+	u.Fragment, u.RawFragment = "", ""
+	return u.String(), fragment, nil
+}
+
+// urlFilename returns the last path component of an absolute URL,
+// unescaped, as pip's Link.filename does (trailing slashes are ignored).
+func urlFilename(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	p := strings.TrimRight(u.Path, "/")
+	return p[strings.LastIndexByte(p, '/')+1:]
+}
+
+// safeFilename reports whether a file name on a page is usable as a single
+// path element: non-empty, not "." or "..", no separator or control character.
+func safeFilename(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsFunc(name, unsafeFilenameRune)
+}
+
+// hashPreference is pip's order of preference for a URL's hash fragment.
+var hashPreference = []string{"sha512", "sha384", "sha256", "sha224", "sha1", "md5"}
+
+// hashDigestLen is the hex length of each supported hash.
+var hashDigestLen = map[string]int{"sha512": 128, "sha384": 96, "sha256": 64, "sha224": 56, "sha1": 40, "md5": 32}
+
+// normalizeHash validates a hex digest for hash name and lower-cases it.
+func normalizeHash(name, digest string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty hash name")
+	}
+	if digest == "" || len(digest)%2 != 0 {
+		return "", fmt.Errorf("hash %s: %q is not hex", name, digest)
+	}
+	for i := 0; i < len(digest); i++ {
+		c := digest[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return "", fmt.Errorf("hash %s: %q is not hex", name, digest)
+		}
+	}
+	if n, ok := hashDigestLen[name]; ok && len(digest) != n {
+		return "", fmt.Errorf("hash %s: %d hex digits, want %d", name, len(digest), n)
+	}
+	return strings.ToLower(digest), nil
+}
+
+// parseFragmentHash reads "sha256=hex" (possibly among other "&"-joined
+// pairs) from a URL fragment, as pip does. It returns no hash when the
+// fragment names none of the supported hashes.
+func parseFragmentHash(fragment string) (name, digest string, err error) {
+	for _, kv := range strings.Split(fragment, "&") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !slices.Contains(hashPreference, k) {
+			continue
+		}
+		d, err := normalizeHash(k, v)
+		if err != nil {
+			return "", "", err
+		}
+		return k, d, nil
+	}
+	return "", "", nil
+}
+
+// bestHash returns the preferred (name, digest) of hashes: sha256 when
+// present, as PyPI always writes, else the strongest pip knows, else the
+// alphabetically first.
+func bestHash(hashes map[string]string) (string, string) {
+	if d, ok := hashes["sha256"]; ok {
+		return "sha256", d
+	}
+	for _, n := range hashPreference {
+		if d, ok := hashes[n]; ok {
+			return n, d
+		}
+	}
+	if len(hashes) == 0 {
+		return "", ""
+	}
+	keys := slices.Sorted(maps.Keys(hashes))
+	return keys[0], hashes[keys[0]]
+}
+
+// DeriveVersions returns the sorted, de-duplicated canonical versions of the
+// page's files whose names parse as wheels or sdists, for the PEP 700
+// versions list when the upstream sent none.
+func (p *ProjectPage) DeriveVersions() []string {
+	var vs []Version
+	for i := range p.Files {
+		f, err := ParseFilename(p.Files[i].Filename)
+		if err != nil {
+			continue
+		}
+		vs = append(vs, f.Version)
+	}
+	slices.SortStableFunc(vs, Version.Compare)
+	out := make([]string, 0, len(vs))
+	for i, v := range vs {
+		if i > 0 && vs[i-1].Equal(v) {
+			continue // 1.0 and 1.0.0 are one release
+		}
+		out = append(out, v.String())
+	}
+	return out
 }
