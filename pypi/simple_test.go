@@ -400,7 +400,7 @@ func TestParseProjectJSONCases(t *testing.T) {
 		{"core-metadata wins over dist-info-metadata", file(`,"core-metadata":false,"dist-info-metadata":true`), func(f *pypi.File) string {
 			return eq(fmt.Sprint(f.CoreMetadata), "false")
 		}},
-		{"dist-info-metadata fallback", file(`,"core-metadata":null,"dist-info-metadata":{"sha256":"`+h+`"}`), func(f *pypi.File) string {
+		{"dist-info-metadata fallback", file(`,"core-metadata":null,"dist-info-metadata":{"sha256":"` + h + `"}`), func(f *pypi.File) string {
 			return eq(f.CoreMetadataHashes["sha256"], strings.ToLower(h))
 		}},
 		{"data-dist-info-metadata fallback", file(`,"data-dist-info-metadata":true`), func(f *pypi.File) string {
