@@ -18,18 +18,17 @@ import (
 )
 
 // Project fetches and parses the simple page of the project name (sent as
-// given: pass the normalised name). It asks with pip's Accept header (JSON
+// given: pass the normalised name; an invalid name is [ErrNotFound] without
+// a request). It asks with pip's Accept header (JSON
 // preferred) and parses by the response Content-Type. A 404 is
 // [ErrNotFound]; a non-index content type or an unparsable page is
 // [ErrBadResponse].
 func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, error) {
-	if name == "" {
+	if !pypi.ValidProjectName(name) {
+		// PyPI has no page for an invalid name; never let one shape the path.
 		return nil, fmt.Errorf("project %q: %w", name, ErrNotFound)
 	}
-	u := c.base.JoinPath("simple", name) // JoinPath escapes the name
-	u.Path += "/"
-	u.RawPath = ""
-	body, ct, final, err := c.getPage(ctx, u.String())
+	body, ct, final, err := c.getPage(ctx, c.base.String()+"simple/"+name+"/")
 	if err != nil {
 		return nil, err
 	}
@@ -42,10 +41,7 @@ func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, e
 
 // ProjectList fetches and parses the root page of the simple index.
 func (c *Client) ProjectList(ctx context.Context) (*pypi.ProjectList, error) {
-	u := c.base.JoinPath("simple")
-	u.Path += "/"
-	u.RawPath = ""
-	body, ct, final, err := c.getPage(ctx, u.String())
+	body, ct, final, err := c.getPage(ctx, c.base.String()+"simple/")
 	if err != nil {
 		return nil, err
 	}

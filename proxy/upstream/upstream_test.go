@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -202,6 +204,12 @@ func TestProjectErrors(t *testing.T) {
 		{"v2", nil, upstream.ErrBadResponse, 0},
 		{"foo-bar", &pypitest.Fault{Status: 500}, nil, 500},
 		{"foo-bar", &pypitest.Fault{Status: 403}, nil, 403},
+	}
+	for _, name := range []string{"", "../integrity", "a/b", "a%2fb", "-x", "ünï"} {
+		before := f.srv.Hits("")
+		if _, err := f.c.Project(context.Background(), name); !errors.Is(err, upstream.ErrNotFound) || f.srv.Hits("") != before {
+			t.Errorf("Project(%q): got %v after %d requests; want ErrNotFound and no request", name, err, f.srv.Hits("")-before)
+		}
 	}
 	for _, tt := range tests {
 		f.srv.ClearFaults()
@@ -491,4 +499,62 @@ pipgate_upstream_requests_total{code="404",kind="provenance"} 1
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+func FuzzCheckURL(f *testing.F) {
+	for _, s := range []string{
+		"https://files.pythonhosted.org/packages/aa/x.whl", "https://pypi.org:443/x", "http://pypi.org/x",
+		"https://evil.example/x", "https://user@pypi.org/", "//pypi.org/x", "https://[::1]:443/", "https://pypi.org%2eevil/",
+		"HTTPS://FILES.PYTHONHOSTED.ORG/x", "https://files.pythonhosted.org.:443/x",
+	} {
+		f.Add(s)
+	}
+	c, err := upstream.New(upstream.Options{URL: "https://pypi.org/", FileHosts: []string{"files.pythonhosted.org"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		err := c.CheckURL(raw)
+		if err != nil {
+			if !errors.Is(err, upstream.ErrHostNotAllowed) {
+				t.Errorf("CheckURL(%q) = %v; want ErrHostNotAllowed", raw, err)
+			}
+			return
+		}
+		// Whatever passes must be what net/http would dial: https to an allowed host on 443.
+		req, err := http.NewRequest(http.MethodGet, raw, nil)
+		if err != nil {
+			t.Fatalf("CheckURL(%q) allowed a URL net/http rejects: %v", raw, err)
+		}
+		host, port := strings.ToLower(req.URL.Hostname()), req.URL.Port()
+		if req.URL.Scheme != "https" || (port != "" && port != "443") || (host != "pypi.org" && host != "files.pythonhosted.org") || req.URL.User != nil {
+			t.Errorf("CheckURL(%q) allowed scheme %q host %q port %q", raw, req.URL.Scheme, host, port)
+		}
+	})
+}
+
+func TestLogsRequests(t *testing.T) {
+	srv := pypitest.NewServer(t)
+	srv.AddDist("foo", pypitest.Dist{Filename: "foo-1.0.tar.gz", Content: []byte("x")})
+	var buf bytes.Buffer
+	c, err := upstream.New(upstream.Options{URL: srv.URL(), Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Project(context.Background(), "foo"); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.NewDecoder(&buf).Decode(&line); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"msg": "upstream request", "kind": "index", "upstream_url": srv.URL() + "simple/foo/", "status": 200.0}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("log attribute %s: got %v; want %v", k, line[k], v)
+		}
+	}
+	if _, ok := line["duration_seconds"].(float64); !ok {
+		t.Errorf("log line %v lacks duration_seconds", line)
+	}
 }
