@@ -161,15 +161,34 @@ func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("cache: blob folder: %w", err)
 	}
-	if err := os.Rename(tmp, dest); err != nil {
+	// A hard link never replaces an existing blob, so exactly one of several
+	// concurrent writers of the same content stores it (and counts its size).
+	switch err := os.Link(tmp, dest); {
+	case err == nil:
 		_ = os.Remove(tmp)
-		return "", fmt.Errorf("cache: storing blob %s: %w", got, err)
+		w.s.blobBytes.Add(w.n)
+	case errors.Is(err, fs.ErrExist):
+		_ = os.Remove(tmp)
+		return got, nil
+	default:
+		// No hard links on this file system: rename, which may replace an
+		// identical blob written at the same moment.
+		if err := os.Rename(tmp, dest); err != nil {
+			_ = os.Remove(tmp)
+			return "", fmt.Errorf("cache: storing blob %s: %w", got, err)
+		}
+		w.s.blobBytes.Add(w.n)
 	}
 	if err := syncDir(parent); err != nil {
 		return "", fmt.Errorf("cache: syncing blob folder: %w", err)
 	}
 	return got, nil
 }
+
+// Path returns the temporary file being written. Readers may open it to
+// stream the blob while it grows; an open file stays readable after Commit
+// or Abort, which remove the name.
+func (w *BlobWriter) Path() string { return w.f.Name() }
 
 // Abort ends the write and removes the temporary file. It is safe to call
 // after Commit (and then does nothing).

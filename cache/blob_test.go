@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,6 +64,58 @@ func TestBlobRoundTrip(t *testing.T) {
 	}
 	if _, err := s.OpenBlob(sumA); !errors.Is(err, cache.ErrNotFound) {
 		t.Errorf("OpenBlob of a missing blob: got %v; want ErrNotFound", err)
+	}
+}
+
+func TestBlobPathStreamsAndSize(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	empty := s.SizeBytes()
+	w, err := s.NewBlob()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	// A reader follows the temp file while it is written, and past Commit.
+	r, err := os.Open(w.Path())
+	if err != nil {
+		t.Fatalf("opening Path(): %v", err)
+	}
+	defer r.Close()
+	w.Write([]byte("first "))
+	got, _ := io.ReadAll(r)
+	w.Write([]byte("second"))
+	sum, err := w.Commit("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r)
+	if got := string(got) + string(rest); got != "first second" {
+		t.Errorf("streamed: got %q; want %q", got, "first second")
+	}
+	if _, err := os.Stat(w.Path()); !os.IsNotExist(err) {
+		t.Errorf("temp file after Commit: got %v; want it gone", err)
+	}
+	if got, want := s.SizeBytes()-empty, int64(len("first second")); got != want {
+		t.Errorf("SizeBytes grew by %d; want %d", got, want)
+	}
+	// The same content again adds nothing; the count survives a reopen.
+	writeBlob(t, s, []byte("first second"), sum)
+	if got, want := s.SizeBytes()-empty, int64(len("first second")); got != want {
+		t.Errorf("SizeBytes after a duplicate: grew by %d; want %d", got, want)
+	}
+	s.Close()
+	s2 := openStore(t, dir)
+	st, _ := s2.Stats()
+	if got, want := s2.SizeBytes(), st.BlobBytes+st.DBBytes; got != want {
+		t.Errorf("SizeBytes after reopen: got %d; want %d (Stats)", got, want)
+	}
+	if err := s2.Purge("blobs"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = s2.Stats()
+	if got := s2.SizeBytes(); got != st.DBBytes {
+		t.Errorf("SizeBytes after Purge(blobs): got %d; want %d (the database alone)", got, st.DBBytes)
 	}
 }
 

@@ -85,6 +85,9 @@ func TestConcurrentFactsAndBlobs(t *testing.T) {
 	if len(h.Publishers) != 1 || len(h.Publishers[0].Versions) != workers {
 		t.Errorf("History after %d concurrent updates: got %+v; want one publisher with %d versions", workers, h, workers)
 	}
+	if got, want := s.SizeBytes(), st.DBBytes+int64(len(blob)); got != want {
+		t.Errorf("SizeBytes after %d concurrent writes of one blob: got %d; want %d", workers, got, want)
+	}
 	if got := files(t, filepath.Join(dir, "blobs")); len(got) != 1 {
 		t.Errorf("blob files: got %q; want one", got)
 	}

@@ -36,7 +36,8 @@ type Stats struct {
 	// TempFiles counts the files under blobs/tmp (writes in progress, or
 	// leftovers from a crash).
 	TempFiles int `json:"temp_files"`
-	// DBBytes is the size of the bbolt file (it never shrinks by itself).
+	// DBBytes is the size of the bbolt file on disk (bbolt grows it ahead
+	// of need and never shrinks it).
 	DBBytes int64 `json:"db_bytes"`
 }
 
@@ -45,7 +46,6 @@ type Stats struct {
 func (s *Store) Stats() (Stats, error) {
 	st := Stats{SchemaVersion: SchemaVersion}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		st.DBBytes = tx.Size()
 		count := func(name string) int {
 			if b := tx.Bucket([]byte(name)); b != nil {
 				return b.Stats().KeyN
@@ -74,6 +74,9 @@ func (s *Store) Stats() (Stats, error) {
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("cache: stats: %w", err)
+	}
+	if fi, err := os.Stat(s.dbPath); err == nil {
+		st.DBBytes = fi.Size()
 	}
 	if entries, err := os.ReadDir(s.tmpRoot()); err == nil {
 		st.TempFiles = len(entries)
@@ -154,8 +157,12 @@ func (s *Store) Purge(what string) error {
 	}
 	for _, e := range entries {
 		if err := os.RemoveAll(filepath.Join(s.blobRoot(), e.Name())); err != nil {
+			_ = s.countBlobBytes()
 			return fmt.Errorf("cache: purging blobs: %w", err)
 		}
+	}
+	if err := s.countBlobBytes(); err != nil {
+		return err
 	}
 	return s.removeTemps()
 }

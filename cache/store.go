@@ -128,7 +128,8 @@ type Store struct {
 	readOnly bool
 	log      *slog.Logger
 
-	writers atomic.Int32 // write calls in flight, see update
+	writers   atomic.Int32 // write calls in flight, see update
+	blobBytes atomic.Int64 // size of blobs/sha256, kept up to date by Commit and Purge
 
 	mu     sync.Mutex
 	active map[string]struct{} // temp files of unfinished BlobWriters
@@ -182,6 +183,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	if s.db == nil {
 		return nil, fmt.Errorf("%w: %s still unusable after moving it aside", ErrCorrupt, s.dbPath)
+	}
+	if err := s.countBlobBytes(); err != nil {
+		_ = s.db.Close()
+		return nil, err
 	}
 	if !opts.ReadOnly {
 		s.db.MaxBatchDelay = batchDelay
@@ -357,6 +362,35 @@ func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("cache: closing %s: %w", s.dbPath, err)
 	}
+	return nil
+}
+
+// SizeBytes returns the bytes the data directory holds: the database file
+// plus every blob. It is cheap (no walk; the blob total is counted at Open
+// and kept up to date), for a gauge or a status page.
+func (s *Store) SizeBytes() int64 {
+	n := s.blobBytes.Load()
+	if fi, err := os.Stat(s.dbPath); err == nil {
+		n += fi.Size()
+	}
+	return n
+}
+
+// countBlobBytes sets the blob total from a walk of blobs/sha256.
+func (s *Store) countBlobBytes() error {
+	var n int64
+	err := walkBlobs(s.blobRoot(), func(_ string, d fs.DirEntry) error {
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n += fi.Size()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: sizing blobs: %w", err)
+	}
+	s.blobBytes.Store(n)
 	return nil
 }
 
