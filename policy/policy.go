@@ -214,20 +214,24 @@ func (p *Policy) Decide(project string, f pypi.Facts) Decision {
 		if r.Require != RequireTrustedPublisher {
 			b.add("verified")
 			if f.Identity != nil {
-				b.add(", signed by ", f.Identity.String())
+				b.add(", signed by ")
+				b.identity(f.Identity)
 			}
 			break
 		}
 		if f.Identity != nil {
 			for _, pub := range r.Publishers {
 				if pub.Matches(*f.Identity) {
-					b.add("signed by ", f.Identity.String(), ", a trusted publisher of ")
+					b.add("signed by ")
+					b.identity(f.Identity)
+					b.add(", a trusted publisher of ")
 					b.rule(r)
 					d.Reason = b.String()
 					return d
 				}
 			}
-			b.add("signed by ", f.Identity.String())
+			b.add("signed by ")
+			b.identity(f.Identity)
 		} else {
 			b.add("verified, but the signer identity is unknown")
 		}
@@ -240,7 +244,7 @@ func (p *Policy) Decide(project string, f pypi.Facts) Decision {
 			if i > 0 {
 				b.add(", ")
 			}
-			b.add(pub.String())
+			b.publisher(pub)
 		}
 	case pypi.VerdictUnattested:
 		b.add("no provenance (unattested)")
@@ -280,13 +284,49 @@ func (p *Policy) Decide(project string, f pypi.Facts) Decision {
 type reasonBuilder struct{ strings.Builder }
 
 func (b *reasonBuilder) start(project string) {
-	b.Grow(128)
+	b.Grow(192)
 	b.add("pipgate: ", project, ": ")
 }
 
 func (b *reasonBuilder) add(ss ...string) {
 	for _, s := range ss {
 		b.WriteString(s)
+	}
+}
+
+// identity writes id as [pypi.Identity.String] renders it, without
+// allocating: "github:owner/repo@release.yml (refs/tags/v1)".
+func (b *reasonBuilder) identity(id *pypi.Identity) {
+	switch id.Kind {
+	case pypi.KindGitHub, pypi.KindGitLab:
+		b.add(id.Kind, ":", id.Repository)
+		if id.Workflow != "" {
+			b.add("@", id.Workflow)
+		}
+		if id.Ref != "" {
+			b.add(" (", id.Ref, ")")
+		}
+	case pypi.KindGoogle:
+		b.add("google:", id.Email)
+	default:
+		b.add("identity:", id.Subject, " (", id.Issuer, ")")
+	}
+}
+
+// publisher writes p as [pypi.Publisher.String] renders it, without allocating.
+func (b *reasonBuilder) publisher(p pypi.Publisher) {
+	switch p.Kind {
+	case pypi.KindGitHub, pypi.KindGitLab:
+		b.add(p.Kind, ":", p.Repository)
+		if p.Workflow != "" {
+			b.add("@", p.Workflow)
+		}
+	case pypi.KindGoogle:
+		b.add("google:", p.Email)
+	case pypi.KindIdentity:
+		b.add("identity:", p.Subject, " (", p.Issuer, ")")
+	default:
+		b.add(p.Kind)
 	}
 }
 

@@ -1,0 +1,91 @@
+package policy_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// FuzzParse checks that Parse never panics, that a problem always says
+// something, and that a parsed policy validates and decides deterministically
+// with well-formed decisions.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.yaml")
+	seeds = append(seeds, "../configs/policy.yaml", "../configs/policy-strict.yaml")
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(decideYAML))
+	f.Add([]byte("version: 1\npackages:\n  - &a {name: x}\n  - *a\n"))
+	f.Add([]byte("version: 1\npackages: [{name: \"[^a]*\", require: none}, {name: b}]\n"))
+
+	facts := []pypi.Facts{
+		{Verdict: pypi.VerdictVerified, Identity: goodID},
+		{Verdict: pypi.VerdictVerified},
+		{Verdict: pypi.VerdictUnattested},
+		{Verdict: pypi.VerdictInvalid, Reason: "r", Detail: "d"},
+		{Verdict: pypi.VerdictUnsupported},
+		{Verdict: pypi.VerdictError},
+	}
+	projects := []string{"x", "requests", "internal-tools", "pypi-attestations", "A_b.c"}
+	actions := []string{policy.ActionAllow, policy.ActionBlock, policy.ActionYank, policy.ActionWarn}
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p1, err1 := policy.Parse(b)
+		p2, err2 := policy.Parse(b)
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("Parse is not deterministic: %v vs %v", err1, err2)
+		}
+		if err1 != nil {
+			if err1.Error() != err2.Error() {
+				t.Fatalf("Parse errors differ:\n%v\n%v", err1, err2)
+			}
+			probs := policy.Problems(err1)
+			if len(probs) == 0 {
+				t.Fatalf("Parse error %v holds no ProblemError", err1)
+			}
+			for _, pr := range probs {
+				if pr.Msg == "" || pr.Line < 0 {
+					t.Errorf("malformed problem %+v", pr)
+				}
+			}
+			return
+		}
+		if p1.Digest() != p2.Digest() || !reflect.DeepEqual(p1.Rules(), p2.Rules()) || !reflect.DeepEqual(p1.Defaults(), p2.Defaults()) {
+			t.Fatalf("two parses of the same bytes differ")
+		}
+		names := []string{policy.DefaultsRule}
+		for _, r := range p1.Rules() {
+			if r.Name == "" || r.Line < 1 {
+				t.Errorf("rule %+v lacks a name or line", r)
+			}
+			if r.Require == policy.RequireTrustedPublisher && len(r.Publishers) == 0 {
+				t.Errorf("rule %q requires a trusted publisher but has none", r.Name)
+			}
+			names = append(names, r.Name)
+		}
+		for _, proj := range projects {
+			for _, fa := range facts {
+				d1, d2 := p1.Decide(proj, fa), p2.Decide(proj, fa)
+				if d1 != d2 {
+					t.Fatalf("Decide(%q, %s) differs: %+v vs %+v", proj, fa.Verdict, d1, d2)
+				}
+				if !slices.Contains(actions, d1.Action) || !slices.Contains(names, d1.Rule) || d1.Reason == "" {
+					t.Fatalf("Decide(%q, %s) = %+v: malformed", proj, fa.Verdict, d1)
+				}
+				if fa.Verdict == pypi.VerdictInvalid && d1.Action == policy.ActionAllow {
+					t.Fatalf("Decide(%q, invalid) allowed: %+v", proj, d1)
+				}
+			}
+		}
+	})
+}
