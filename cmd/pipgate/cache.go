@@ -2,12 +2,280 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pipgate/pipgate/cache"
 )
 
-// runCache is replaced by the issue that builds the 'cache' command.
-func runCache(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "pipgate cache: not built yet")
-	return 2
+const cacheUsage = `usage: pipgate cache <command> [flags]
+
+commands:
+  stats [--json]     count what the data directory holds
+  purge WHAT         delete cached data; WHAT is one of:
+                       index       project pages and the project list
+                       facts       verification results
+                       provenance  provenance bodies
+                       history     per-project publisher history
+                       blobs       distribution and .metadata files (and their references)
+                       all         all of the above
+                     asks nothing (scriptable); the server refetches what it needs
+  verify [--json]    check the database, every record and every blob;
+                     exit 1 when a problem is found
+
+The data directory is --data-dir, else data_dir of --config (the embedded
+defaults without it). A data directory in use by a running 'pipgate serve'
+cannot be opened: stop the server first.
+
+flags:
+`
+
+// cacheFlags are the flags of every 'pipgate cache' command.
+type cacheFlags struct {
+	dataDir, config string
+	json            bool
+}
+
+func cacheFlagSet(name string, f *cacheFlags) *flag.FlagSet {
+	set := flag.NewFlagSet("pipgate cache "+name, flag.ContinueOnError)
+	set.SetOutput(io.Discard)
+	set.StringVar(&f.dataDir, "data-dir", "", "data directory (wins over --config)")
+	set.StringVar(&f.config, "config", "", "server config file to read data_dir from; empty: embedded defaults")
+	set.BoolVar(&f.json, "json", false, "print JSON (stats, verify)")
+	return set
+}
+
+func printCacheUsage(w io.Writer) {
+	fmt.Fprint(w, cacheUsage)
+	set := cacheFlagSet("", &cacheFlags{})
+	set.SetOutput(w)
+	set.PrintDefaults()
+}
+
+// runCache runs 'pipgate cache stats|purge|verify'.
+func runCache(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printCacheUsage(stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		printCacheUsage(stdout)
+		return 0
+	case "stats", "purge", "verify":
+	default:
+		fmt.Fprintf(stderr, "pipgate cache: unknown command %q (want stats, purge or verify)\n", name)
+		return 2
+	}
+	var f cacheFlags
+	pos, err := parseInterspersed(cacheFlagSet(name, &f), args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		printCacheUsage(stdout)
+		return 0
+	}
+	prefix := "pipgate cache " + name
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+		return 2
+	}
+	want := 0
+	if name == "purge" {
+		want = 1
+	}
+	switch {
+	case name == "purge" && len(pos) == 0:
+		fmt.Fprintf(stderr, "%s: say what to purge: %s\n", prefix, strings.Join(cache.PurgeTargets(), ", "))
+		return 2
+	case len(pos) > want:
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", prefix, pos[want])
+		return 2
+	case name == "purge" && !validPurgeTarget(pos[0]):
+		fmt.Fprintf(stderr, "%s: cannot purge %q (one of %s)\n", prefix, pos[0], strings.Join(cache.PurgeTargets(), ", "))
+		return 2
+	case name == "purge" && f.json:
+		fmt.Fprintf(stderr, "%s: --json applies to stats and verify\n", prefix)
+		return 2
+	}
+
+	dir, err := cacheDataDir(f)
+	if err != nil {
+		printErrors(stderr, prefix, err)
+		return 1
+	}
+	readOnly := name != "purge"
+	if _, err := os.Stat(filepath.Join(dir, "pipgate.db")); errors.Is(err, fs.ErrNotExist) {
+		if !readOnly {
+			// Nothing to purge; and a typo in --data-dir must not create a folder.
+			fmt.Fprintf(stdout, "nothing to purge: no pipgate database in %s\n", dir)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: no pipgate database in %s (nothing cached yet, or the wrong --data-dir)\n", prefix, dir)
+		return 1
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := cache.Open(cache.Options{Dir: dir, ReadOnly: readOnly, Logger: logger})
+	switch {
+	case errors.Is(err, cache.ErrLocked):
+		fmt.Fprintf(stderr, "%s: %s is in use by another process (a running pipgate serve?); stop it first\n", prefix, dir)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+		return 1
+	}
+	defer s.Close()
+
+	switch name {
+	case "stats":
+		return cacheStats(s, f.json, stdout, stderr)
+	case "purge":
+		if err := s.Purge(pos[0]); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "purged %s in %s\n", pos[0], dir)
+		return 0
+	default:
+		return cacheVerify(s, f.json, stdout, stderr)
+	}
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("purge all --data-dir D" as well as "purge --data-dir D all");
+// everything after "--" is positional.
+func parseInterspersed(set *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := set.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := set.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+func validPurgeTarget(what string) bool {
+	for _, t := range cache.PurgeTargets() {
+		if t == what {
+			return true
+		}
+	}
+	return false
+}
+
+// cacheDataDir returns the absolute data directory: --data-dir, else the
+// config's data_dir (already absolute).
+func cacheDataDir(f cacheFlags) (string, error) {
+	if f.dataDir != "" {
+		return filepath.Abs(f.dataDir)
+	}
+	cfg, err := loadConfig(f.config)
+	if err != nil {
+		return "", err
+	}
+	return cfg.DataDir, nil
+}
+
+func cacheStats(s *cache.Store, asJSON bool, stdout, stderr io.Writer) int {
+	st, err := s.Stats()
+	if err != nil {
+		fmt.Fprintf(stderr, "pipgate cache stats: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		out := struct {
+			DataDir  string `json:"data_dir"`
+			Database string `json:"database"`
+			cache.Stats
+		}{s.Dir(), s.Path(), st}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "pipgate cache stats: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	list := "no"
+	if st.ProjectList {
+		list = "yes"
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	rows := [][2]string{
+		{"data directory", s.Dir()},
+		{"database", fmt.Sprintf("%s (schema %d, %s)", s.Path(), st.SchemaVersion, humanBytes(st.DBBytes))},
+		{"verification facts", fmt.Sprint(st.Facts)},
+		{"provenance bodies", fmt.Sprint(st.Provenance)},
+		{"project pages", fmt.Sprint(st.Pages)},
+		{"project list", list},
+		{"projects with history", fmt.Sprint(st.Projects)},
+		{"blob references", fmt.Sprint(st.Refs)},
+		{"blobs", fmt.Sprintf("%d (%s)", st.Blobs, humanBytes(st.BlobBytes))},
+		{"temp files", fmt.Sprint(st.TempFiles)},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "pipgate cache stats: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cacheVerify(s *cache.Store, asJSON bool, stdout, stderr io.Writer) int {
+	rep, err := s.Verify()
+	if err != nil {
+		fmt.Fprintf(stderr, "pipgate cache verify: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		if rep.Problems == nil {
+			rep.Problems = []cache.Problem{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "pipgate cache verify: %v\n", err)
+			return 1
+		}
+	} else {
+		for _, p := range rep.Problems {
+			fmt.Fprintln(stdout, p)
+		}
+		fmt.Fprintf(stdout, "checked %d records and %d blobs in %s: %d problems\n", rep.Records, rep.Blobs, s.Dir(), len(rep.Problems))
+	}
+	if !rep.OK() {
+		return 1
+	}
+	return 0
+}
+
+// humanBytes renders n in binary units: "512 B", "1.5 KiB", "3.2 GiB".
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
