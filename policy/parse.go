@@ -152,28 +152,27 @@ func Parse(b []byte) (*Policy, error) {
 	if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
 		return nil, &ProblemError{Line: doc.Line, Msg: "empty document"}
 	}
+	v := validator{loc: indexNodes(doc.Content[0])}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		return nil, &ProblemError{Line: next.Line, Msg: "a second document is not allowed"}
+		v.problems = append(v.problems, &ProblemError{Line: next.Line, Msg: "a second document is not allowed"})
 	case !errors.Is(err, io.EOF):
-		return nil, syntaxProblem(err)
+		v.problems = append(v.problems, syntaxProblem(err))
 	}
-	idx := indexNodes(doc.Content[0])
 
 	var raw rawFile
 	sdec := yaml.NewDecoder(bytes.NewReader(b))
 	sdec.KnownFields(true)
-	v := validator{loc: idx}
 	if err := sdec.Decode(&raw); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
 			return nil, syntaxProblem(err)
 		}
 		for _, msg := range te.Errors {
-			v.problems = append(v.problems, idx.typeProblem(msg))
+			v.decodeProblems = append(v.decodeProblems, v.loc.typeProblem(msg))
 		}
-		v.decodeErrs = len(v.problems)
+		v.problems = append(v.problems, v.decodeProblems...)
 	}
 	p := v.build(&raw)
 	if len(v.problems) > 0 {
@@ -203,18 +202,21 @@ func syntaxProblem(err error) *ProblemError {
 
 // validator resolves and checks a decoded file, collecting problems.
 type validator struct {
-	loc        nodeIndex
-	problems   []*ProblemError
-	decodeErrs int // the first decodeErrs problems came from decoding
+	loc      nodeIndex
+	problems []*ProblemError
+	// decodeProblems are the decoder's own (also in problems). A field that
+	// failed to decode is left zero, so no more is said about it.
+	decodeProblems []*ProblemError
 }
 
 // addf records a problem at path, on the line of the path's deepest
 // existing node.
 func (v *validator) addf(path []any, format string, args ...any) {
 	ps := pathString(path)
-	for _, pr := range v.problems[:v.decodeErrs] {
-		// A field that failed to decode is zero: do not also report it as missing.
-		if pr.Path != "" && (ps == pr.Path || strings.HasPrefix(ps, pr.Path+".") || strings.HasPrefix(ps, pr.Path+"[")) {
+	for _, pr := range v.decodeProblems {
+		// A field that failed to decode is zero: do not also report it as
+		// missing. Without a path (the whole document), say nothing more.
+		if pr.Path == "" || ps == pr.Path || strings.HasPrefix(ps, pr.Path+".") || strings.HasPrefix(ps, pr.Path+"[") {
 			return
 		}
 	}
@@ -241,6 +243,7 @@ func (v *validator) build(raw *rawFile) *Policy {
 		d.Require = defaultRequire
 	}
 
+	first := map[string]int{} // normalised name or glob → index of its first rule
 	for i := range raw.Packages {
 		rr := &raw.Packages[i]
 		at := func(keys ...any) []any { return append([]any{"packages", i}, keys...) }
@@ -280,12 +283,15 @@ func (v *validator) build(raw *rawFile) *Policy {
 		}
 
 		if nameOK {
-			v.reachable(p, &r, at("name"))
+			v.reachable(p, &r, at("name"), first)
 		}
 		idx := len(p.rules)
 		p.rules = append(p.rules, r)
 		if !nameOK {
 			continue
+		}
+		if _, dup := first[r.Name]; !dup {
+			first[r.Name] = idx
 		}
 		if r.m.glob {
 			p.globs = append(p.globs, idx)
@@ -297,19 +303,18 @@ func (v *validator) build(raw *rawFile) *Policy {
 }
 
 // reachable reports a rule that an earlier rule shadows: first match wins,
-// so it would never apply.
-func (v *validator) reachable(p *Policy, r *rule, path []any) {
-	for k := range p.rules {
-		prev := &p.rules[k]
-		if prev.Name == "" {
-			continue // its own problem was reported
-		}
-		switch {
-		case prev.Name == r.Name:
-			v.addf(path, "duplicate of packages[%d] (line %d); the first match wins, so this rule never applies", k, prev.Line)
-			return
-		case prev.m.glob && !r.m.glob && prev.m.match(r.Name):
-			v.addf(path, "%q is already matched by packages[%d] %q (line %d); the first match wins, so this rule never applies", r.Name, k, prev.Name, prev.Line)
+// so it would never apply. first maps each earlier name to its first rule.
+func (v *validator) reachable(p *Policy, r *rule, path []any, first map[string]int) {
+	if k, dup := first[r.Name]; dup {
+		v.addf(path, "duplicate of packages[%d] (line %d); the first match wins, so this rule never applies", k, p.rules[k].Line)
+		return
+	}
+	if r.m.glob {
+		return // whether one glob covers another is not worth deciding
+	}
+	for _, k := range p.globs {
+		if g := &p.rules[k]; g.m.match(r.Name) {
+			v.addf(path, "%q is already matched by packages[%d] %q (line %d); the first match wins, so this rule never applies", r.Name, k, g.Name, g.Line)
 			return
 		}
 	}

@@ -41,8 +41,10 @@ line 17: packages[0].publishers[4].subject: required for kind identity
 line 18: packages[0].publishers[4].issuer: want an https:// OIDC issuer URL, got "github.com/login/oauth"
 line 19: packages[0].publishers[5].kind: unknown kind "bitbucket" (want github, gitlab, google or identity)
 line 21: packages[0].publishers[6].kind: required (want github, gitlab, google or identity)`,
-		"bad-second-document.yaml": `line 2: a second document is not allowed`,
-		"bad-syntax.yaml":          `line 2: did not find expected ',' or ']'`,
+		"bad-second-document.yaml": `line 3: defaults.action: unknown action "deny" (want block, yank or warn)
+line 4: a second document is not allowed`,
+		"bad-root-list.yaml": `line 1: want a mapping, got a list`,
+		"bad-syntax.yaml":    `line 2: did not find expected ',' or ']'`,
 		"bad-trusted-publisher-without-publishers.yaml": `line 4: packages[0].require: trusted-publisher needs publishers; add a publishers list
 line 7: packages[1].publishers: at least one publisher is required with require: trusted-publisher`,
 		"bad-types.yaml": "line 3: defaults: want a mapping, got a list\n" +
