@@ -16,6 +16,7 @@ type DigestError struct {
 	Want, Got string // lower-case hex
 }
 
+// Error names both digests.
 func (e *DigestError) Error() string {
 	return fmt.Sprintf("cache: sha256 mismatch: want %s, got %s", e.Want, e.Got)
 }

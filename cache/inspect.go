@@ -180,6 +180,7 @@ type Problem struct {
 	Detail string `json:"detail"`
 }
 
+// String renders p as one line: "kind: where: detail".
 func (p Problem) String() string { return p.Kind + ": " + p.Where + ": " + p.Detail }
 
 // Report is the result of [Store.Verify].

@@ -128,6 +128,10 @@ func runCache(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, cache.ErrLocked):
 		fmt.Fprintf(stderr, "%s: %s is in use by another process (a running pipgate serve?); stop it first\n", prefix, dir)
 		return 1
+	case errors.Is(err, cache.ErrCorrupt), errors.Is(err, cache.ErrSchema):
+		// Only a read-write open moves such a file aside; say how to get one.
+		fmt.Fprintf(stderr, "%s: %v (the next 'pipgate serve' or 'pipgate cache purge' moves it aside and starts afresh)\n", prefix, err)
+		return 1
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
 		return 1

@@ -209,6 +209,34 @@ func TestCacheMissingDatabase(t *testing.T) {
 	}
 }
 
+func TestCacheCorruptDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pipgate.db")
+	garbage := bytes.Repeat([]byte("garbage!"), 2048)
+	if err := os.WriteFile(db, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"stats", "verify"} {
+		code, _, stderr := runCacheCmd(t, cmd, "--data-dir", dir)
+		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "database corrupt") {
+			t.Errorf("%s of a corrupt database: exit %d, stderr %q; want 1 and one line", cmd, code, stderr)
+		}
+	}
+	if got, _ := os.ReadFile(db); !bytes.Equal(got, garbage) {
+		t.Fatal("stats or verify changed the corrupt file")
+	}
+	code, stdout, stderr := runCacheCmd(t, "purge", "all", "--data-dir", dir)
+	if code != 0 || !strings.Contains(stdout, "purged all") || !strings.Contains(stderr, "moved aside") {
+		t.Errorf("purge of a corrupt database: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if moved, _ := filepath.Glob(db + ".corrupt-*"); len(moved) != 1 {
+		t.Errorf("moved aside: got %q; want one file", moved)
+	}
+	if code, _, stderr := runCacheCmd(t, "verify", "--data-dir", dir); code != 0 {
+		t.Errorf("verify after purge: exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestCacheDataDirFromConfig(t *testing.T) {
 	dataDir, _ := seedCache(t)
 	cfgDir := t.TempDir()
