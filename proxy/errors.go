@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/proxy/upstream"
+)
+
+// httpError is an error with the status and the message a client sees. Msg
+// goes to the client; Err (which may hold more detail) goes to the log.
+type httpError struct {
+	Code int
+	Msg  string
+	Err  error
+}
+
+func (e *httpError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Msg, e.Err)
+	}
+	return e.Msg
+}
+
+func (e *httpError) Unwrap() error { return e.Err }
+
+// errorf returns an *httpError with code and a formatted client message.
+func errorf(code int, format string, args ...any) *httpError {
+	return &httpError{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// statusClientClosed is the nginx/Caddy convention for a client that went away.
+const statusClientClosed = 499
+
+// errDigestMismatch reports upstream bytes that do not match the index's sha256.
+var errDigestMismatch = errors.New("upstream served bytes that do not match the index sha256")
+
+// errStale marks an index answer served from the cache because the upstream failed.
+var errUpstreamNoHash = errors.New("the index lists no sha256 for this file")
+
+// statusFor maps an error to the HTTP status the client gets: the one place
+// that knows the mapping (STYLE.md §4).
+func statusFor(err error) int {
+	var he *httpError
+	var se *upstream.StatusError
+	var de *cache.DigestError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &he):
+		return he.Code
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed
+	case errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, upstream.ErrHostNotAllowed), errors.Is(err, upstream.ErrBadResponse):
+		return http.StatusBadGateway
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout
+	case errors.As(err, &se), errors.As(err, &de), errors.Is(err, errDigestMismatch), errors.Is(err, errUpstreamNoHash):
+		return http.StatusBadGateway
+	case errors.As(err, &ne):
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// clientMessage is the text body for err: the httpError's Msg, or a short
+// generic sentence for the status (internal details stay in the log).
+func clientMessage(err error, code int) string {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.Msg
+	}
+	switch code {
+	case http.StatusNotFound:
+		return "not found"
+	case http.StatusBadGateway:
+		if errors.Is(err, errDigestMismatch) || errors.Is(err, errUpstreamNoHash) || errors.Is(err, upstream.ErrHostNotAllowed) ||
+			errors.Is(err, upstream.ErrBadResponse) {
+			return "bad gateway: " + err.Error()
+		}
+		return "bad gateway: the upstream index failed"
+	case http.StatusGatewayTimeout:
+		return "gateway timeout: the upstream index did not answer in time"
+	}
+	return http.StatusText(code)
+}

@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// serveRoot serves /simple/: the project list.
+func (s *Server) serveRoot(w http.ResponseWriter, r *http.Request) error {
+	l, c, err := s.projectList(r.Context())
+	if err != nil {
+		return err
+	}
+	info(r.Context()).cache = c
+	ct := pypi.Negotiate(r.Header.Get("Accept"))
+	var buf bytes.Buffer
+	if ct == pypi.ContentTypeV1JSON {
+		err = pypi.WriteProjectListJSON(&buf, l)
+	} else {
+		err = pypi.WriteProjectListHTML(&buf, l)
+	}
+	if err != nil {
+		return err
+	}
+	return writeIndex(w, ct, c, l.LastSerial, buf.Bytes())
+}
+
+// redirectSlash answers /simple/<project> (no trailing slash) with a 301 to
+// the normalised name with the slash, as PyPI does.
+func (s *Server) redirectSlash(w http.ResponseWriter, r *http.Request) error {
+	project := r.PathValue("project")
+	if !pypi.ValidProjectName(project) {
+		return errorf(http.StatusBadRequest, "pipgate: invalid project name %q", project)
+	}
+	http.Redirect(w, r, pypi.NormalizeName(project)+"/", http.StatusMovedPermanently)
+	return nil
+}
+
+// serveProject serves /simple/<project>/ in the negotiated format, with file
+// URLs pointing at pipgate and the policy's yanks applied.
+func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	project := r.PathValue("project")
+	if !pypi.ValidProjectName(project) {
+		return errorf(http.StatusBadRequest, "pipgate: invalid project name %q", project)
+	}
+	if norm := pypi.NormalizeName(project); norm != project {
+		http.Redirect(w, r, "../"+norm+"/", http.StatusMovedPermanently)
+		return nil
+	}
+	info(ctx).project = project
+	p, c, err := s.page(ctx, project, s.opts.IndexTTL)
+	if err != nil {
+		return err
+	}
+	info(ctx).cache = c
+	s.eagerVerify(ctx, p)
+	out := s.servedPage(r, p)
+	ct := pypi.Negotiate(r.Header.Get("Accept"))
+	var buf bytes.Buffer
+	if ct == pypi.ContentTypeV1JSON {
+		err = pypi.WriteProjectJSON(&buf, out)
+	} else {
+		err = pypi.WriteProjectHTML(&buf, out)
+	}
+	if err != nil {
+		return err
+	}
+	return writeIndex(w, ct, c, p.LastSerial, buf.Bytes())
+}
+
+func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body []byte) error {
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Vary", "Accept")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if serial > 0 {
+		h.Set("X-PyPI-Last-Serial", strconv.FormatInt(serial, 10))
+	}
+	if cacheState != "" {
+		h.Set(headerCache, cacheState)
+	}
+	if cacheState == cacheStale {
+		h.Set("Warning", `110 pipgate "the upstream index failed; this page is the last good copy"`)
+	}
+	_, err := w.Write(body)
+	return err
+}
+
+// servedPage is p as pipgate serves it: file URLs on pipgate (relative to the
+// page, so it works behind any prefix and through the egress tunnel),
+// provenance on pipgate's own /integrity route, and every file whose known
+// verdict the policy blocks or yanks listed as yanked with the reason.
+func (s *Server) servedPage(r *http.Request, p *pypi.ProjectPage) *pypi.ProjectPage {
+	out := *p
+	out.Files = make([]pypi.File, len(p.Files))
+	orig := origin(r)
+	pol := s.policy.Current()
+	for i := range p.Files {
+		f := p.Files[i]
+		nf := f
+		nf.URL = "../../files/" + p.Name + "/" + url.PathEscape(f.Filename)
+		if f.Provenance != "" {
+			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(&f)) + "/" +
+				url.PathEscape(f.Filename) + "/provenance"
+		}
+		if facts, ok := s.cachedFacts(&f); ok {
+			if d := pol.Decide(p.Name, facts); d.Yanks() {
+				nf.Yanked = true
+				nf.YankedReason = d.Reason
+				if f.Yanked && f.YankedReason != "" {
+					nf.YankedReason += " (upstream: " + f.YankedReason + ")"
+				}
+			}
+		}
+		out.Files[i] = nf
+	}
+	return &out
+}
+
+// provenanceVersion is the version segment for pipgate's integrity URL: the
+// one in the upstream URL (.../integrity/<p>/<version>/<file>/provenance),
+// else the filename's.
+func provenanceVersion(f *pypi.File) string {
+	if u, err := url.Parse(f.Provenance); err == nil {
+		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+		if n := len(parts); n >= 4 && parts[n-1] == "provenance" && parts[n-4] == "integrity" {
+			return parts[n-3]
+		}
+	}
+	if fn, err := pypi.ParseFilename(f.Filename); err == nil {
+		return fn.Version.String()
+	}
+	return "0"
+}
+
+// origin is the scheme and host the client used: through the egress tunnel
+// the intercepted https host, else the request's own.
+func origin(r *http.Request) string {
+	if host, ok := EgressHost(r.Context()); ok {
+		return "https://" + host
+	}
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}

@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Route names: a fixed set, used as the metrics label and in the access log.
+const (
+	routeSimpleRoot  = "simple_root"
+	routeSimple      = "simple_project"
+	routeFile        = "file"
+	routeMetadata    = "metadata"
+	routeProvenance  = "provenance"
+	routeHealthz     = "healthz"
+	routeReadyz      = "readyz"
+	routeStatus      = "status"
+	routeMetrics     = "metrics"
+	routeEgressFile  = "egress_file"
+	routeOther       = "other"
+	headerVerdict    = "X-Pipgate-Verdict"
+	headerCache      = "X-Pipgate-Cache"
+	headerRequestID  = "X-Request-Id"
+	headerReason     = "X-Pipgate-Reason"
+	cacheHit         = "hit"
+	cacheMiss        = "miss"
+	cacheStale       = "stale"
+	maxRequestIDSize = 64
+)
+
+// reqInfo carries request-scoped facts that handlers fill in and the access
+// log reads: it travels in the context.
+type reqInfo struct {
+	id      string
+	route   string
+	cache   string // hit, miss, stale
+	verdict string
+	project string
+	file    string
+}
+
+type reqInfoKey struct{}
+
+// info returns the request's *reqInfo; a throwaway one outside the middleware.
+func info(ctx context.Context) *reqInfo {
+	if ri, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// handlerFunc is a handler that returns its error instead of writing it: one
+// middleware writes the status and logs, once (Caddy, tsweb).
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// statusWriter records the status and the bytes written.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// handle wraps h with the request ID, metrics, error writing and the access
+// log line. Order (outermost first): request info → in-flight gauge →
+// handler → error writer → metrics + access log.
+func (s *Server) handle(route string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(headerRequestID)
+		if id == "" || len(id) > maxRequestIDSize {
+			id = newRequestID()
+		}
+		ri := &reqInfo{id: id, route: route}
+		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
+		w.Header().Set(headerRequestID, id)
+		sw := &statusWriter{ResponseWriter: w}
+		defer s.metrics.trackInFlight()()
+
+		var err error
+		defer func() {
+			p := recover()
+			if p != nil {
+				// A panic with http.ErrAbortHandler ends a response whose
+				// body failed after the headers went out; log it, then let
+				// net/http abort the connection.
+				err = fmt.Errorf("response aborted: %v", p)
+				if sw.code == 0 {
+					sw.code = http.StatusInternalServerError
+				}
+			}
+			s.logRequest(r, ri, sw, start, err)
+			if p != nil {
+				panic(p)
+			}
+		}()
+		err = h(sw, r)
+		if err != nil && sw.code == 0 {
+			code := statusFor(err)
+			if code == statusClientClosed {
+				sw.code = code // nobody is listening: record, write nothing
+			} else {
+				h := sw.Header()
+				h.Del("Content-Length")
+				h.Del("ETag")
+				h.Set("Content-Type", "text/plain; charset=utf-8")
+				h.Set("X-Content-Type-Options", "nosniff")
+				sw.WriteHeader(code)
+				_, _ = sw.Write([]byte(clientMessage(err, code) + "\n"))
+			}
+		}
+	})
+}
+
+// logRequest writes the access-log line and the HTTP metrics, once a request.
+func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, start time.Time, err error) {
+	if sw.code == 0 {
+		sw.code = http.StatusOK
+	}
+	route := ri.route
+	d := time.Since(start)
+	s.metrics.observeHTTP(route, r.Method, sw.code, d)
+
+	level := slog.LevelInfo
+	switch {
+	case sw.code >= 500:
+		level = slog.LevelError
+	case route == routeHealthz || route == routeReadyz || route == routeMetrics:
+		level = slog.LevelDebug
+	}
+	id := ri.id
+	attrs := []slog.Attr{
+		slog.String("request_id", id),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", sw.code),
+		slog.Int64("bytes", sw.bytes),
+		slog.Float64("duration_seconds", d.Seconds()),
+		slog.String("client", r.RemoteAddr),
+	}
+	if ri.cache != "" {
+		attrs = append(attrs, slog.String("cache", ri.cache))
+	}
+	if ri.verdict != "" {
+		attrs = append(attrs, slog.String("verify", ri.verdict))
+	}
+	if ri.project != "" {
+		attrs = append(attrs, slog.String("project", ri.project))
+	}
+	if ri.file != "" {
+		attrs = append(attrs, slog.String("filename", ri.file))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+}

@@ -1,0 +1,299 @@
+// Package proxy is pipgate's HTTP side: the simple-index routes pip and uv
+// use, the file and provenance routes, health and status, error-to-status
+// mapping, the access and audit logs, metrics, and the egress (CONNECT/MITM)
+// mode. Handlers parse and write; the Server's service methods run cache
+// lookup, singleflight, upstream, verification, policy and store.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// Upstream is what the proxy needs of the upstream index
+// (*upstream.Client); tests swap in a fake.
+type Upstream interface {
+	Project(ctx context.Context, name string) (*pypi.ProjectPage, error)
+	ProjectList(ctx context.Context) (*pypi.ProjectList, error)
+	Open(ctx context.Context, rawURL, kind string) (*upstream.Body, error)
+	Provenance(ctx context.Context, rawURL string) ([]byte, error)
+}
+
+// Verifier verifies a file's provenance offline.
+type Verifier interface {
+	// Facts verifies prov (an Integrity API object) for the distribution
+	// filename with the given sha256 and reports what it established.
+	Facts(prov []byte, filename, sha256 string) pypi.Facts
+	// TrustRootDigest identifies the trust material in use; it is part of
+	// the verdict cache key, so a new root re-verifies.
+	TrustRootDigest() string
+}
+
+// PolicySource returns the policy in force (hot-reloaded).
+type PolicySource interface {
+	Current() *policy.Policy
+}
+
+// Options configure a Server. Upstream, Store, Verifier and Policy are
+// required; every other field works at its zero value.
+type Options struct {
+	Upstream Upstream
+	Store    *cache.Store
+	Verifier Verifier
+	Policy   PolicySource
+
+	// Logger receives the access log and operational messages; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil: a private registry.
+	Registerer prometheus.Registerer
+	// MetricsHandler serves /metrics on the index listener; nil: no route.
+	MetricsHandler http.Handler
+	// Audit receives one record per decision; nil: none.
+	Audit *AuditLog
+	// Version is reported in pipgate_build_info and on the status page.
+	Version string
+	// UpstreamName is shown on the status page (the upstream URL).
+	UpstreamName string
+	// TrustInfo reports the trust root's source and last refresh for the
+	// status page; nil: unknown.
+	TrustInfo func() (source string, refreshed time.Time)
+
+	// IndexTTL is how long a project page or provenance object is fresh; 0: 10m.
+	IndexTTL time.Duration
+	// FetchTimeout bounds a shared page or provenance fill; 0: 1m.
+	FetchTimeout time.Duration
+	// FileFetchTimeout bounds a whole file fill; 0: 1h (the upstream
+	// client's idle timeout ends a stalled body sooner).
+	FileFetchTimeout time.Duration
+	// EagerReleases is how many newest releases are verified when a page is
+	// served; 0: none.
+	EagerReleases int
+	// EagerConcurrency bounds parallel eager verifications; 0: 4.
+	EagerConcurrency int
+	// EagerBudget is how long a page waits for eager verification; 0: 5s.
+	EagerBudget time.Duration
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.IndexTTL == 0 {
+		o.IndexTTL = 10 * time.Minute
+	}
+	if o.FetchTimeout == 0 {
+		o.FetchTimeout = time.Minute
+	}
+	if o.FileFetchTimeout == 0 {
+		o.FileFetchTimeout = fillTimeoutDefault
+	}
+	if o.EagerConcurrency <= 0 {
+		o.EagerConcurrency = 4
+	}
+	if o.EagerBudget == 0 {
+		o.EagerBudget = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	return o
+}
+
+// Server is the index-mode HTTP handler.
+type Server struct {
+	opts      Options
+	up        Upstream
+	store     *cache.Store
+	verifier  Verifier
+	policy    PolicySource
+	log       *slog.Logger
+	metrics   *metrics
+	audit     *AuditLog
+	decisions *decisionLog
+	flights   singleflight.Group
+	fills     fills
+	mux       *http.ServeMux
+	started   time.Time
+	ready     atomic.Bool
+}
+
+// New returns a Server; it is ready to serve once SetReady(true) is called
+// (the command does so when the listener is up).
+func New(opts Options) (*Server, error) {
+	var errs []error
+	if opts.Upstream == nil {
+		errs = append(errs, errors.New("proxy: Options.Upstream is required"))
+	}
+	if opts.Store == nil {
+		errs = append(errs, errors.New("proxy: Options.Store is required"))
+	}
+	if opts.Verifier == nil {
+		errs = append(errs, errors.New("proxy: Options.Verifier is required"))
+	}
+	if opts.Policy == nil {
+		errs = append(errs, errors.New("proxy: Options.Policy is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	s := &Server{
+		opts:      opts,
+		up:        opts.Upstream,
+		store:     opts.Store,
+		verifier:  opts.Verifier,
+		policy:    opts.Policy,
+		log:       opts.Logger,
+		metrics:   newMetrics(opts.Registerer, opts.Version),
+		audit:     opts.Audit,
+		decisions: newDecisionLog(200),
+		fills:     fills{m: map[string]*fill{}},
+		started:   opts.Now(),
+	}
+	s.ready.Store(true)
+	s.routes()
+	return s, nil
+}
+
+// Metrics exposes hooks the command wires to other components.
+func (s *Server) Metrics() MetricsHooks { return MetricsHooks{s.metrics} }
+
+// SetReady flips /readyz.
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.Handle("GET /simple/{$}", s.handle(routeSimpleRoot, s.serveRoot))
+	m.Handle("GET /simple/{project}/{$}", s.handle(routeSimple, s.serveProject))
+	m.Handle("GET /simple/{project}", s.handle(routeSimple, s.redirectSlash))
+	m.Handle("GET /files/{project}/{filename}", s.handle(routeFile, s.serveFileRoute))
+	m.Handle("GET /integrity/{project}/{version}/{filename}/provenance", s.handle(routeProvenance, s.serveProvenance))
+	m.Handle("GET /healthz", s.handle(routeHealthz, s.serveHealthz))
+	m.Handle("GET /readyz", s.handle(routeReadyz, s.serveReadyz))
+	m.Handle("GET /-/status", s.handle(routeStatus, s.serveStatus))
+	if s.opts.MetricsHandler != nil {
+		mh := s.opts.MetricsHandler
+		m.Handle("GET /metrics", s.handle(routeMetrics, func(w http.ResponseWriter, r *http.Request) error {
+			mh.ServeHTTP(w, r)
+			return nil
+		}))
+	}
+	m.Handle("/", s.handle(routeOther, s.serveOther))
+	s.mux = m
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err := io.WriteString(w, "ok\n")
+	return err
+}
+
+func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) error {
+	if !s.ready.Load() {
+		return errorf(http.StatusServiceUnavailable, "not ready")
+	}
+	if s.policy.Current() == nil || s.verifier.TrustRootDigest() == "" {
+		return errorf(http.StatusServiceUnavailable, "not ready: no policy or trust root")
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err := io.WriteString(w, "ready\n")
+	return err
+}
+
+// MetricsHooks lets the command report events the proxy does not see.
+type MetricsHooks struct{ m *metrics }
+
+// TrustRootRefreshed records a trust-root refresh.
+func (h MetricsHooks) TrustRootRefreshed(t time.Time) { h.m.trustRootRefreshed(t) }
+
+// ConfigReloaded records a policy/config reload attempt.
+func (h MetricsHooks) ConfigReloaded(ok bool, t time.Time) {
+	h.m.configReloaded(ok, t)
+}
+
+// EgressRefused counts a refused egress request.
+func (h MetricsHooks) EgressRefused() { h.m.egressRefusal() }
+
+// serveStatus serves /-/status: HTML, or JSON for Accept: application/json.
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) error {
+	snap := s.statusSnapshot()
+	var buf bytes.Buffer
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		if err := writeStatusJSON(&buf, snap); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/json")
+	} else {
+		if err := writeStatusHTML(&buf, snap); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", statusCSP)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func (s *Server) statusSnapshot() statusSnapshot {
+	pol := s.policy.Current()
+	lookups, ratio, counts := s.metrics.statusCounts()
+	snap := statusSnapshot{
+		Version:         s.opts.Version,
+		StartedAt:       s.started,
+		GeneratedAt:     s.now(),
+		Upstream:        s.opts.UpstreamName,
+		PolicySource:    pol.Source(),
+		PolicyDigest:    pol.Digest(),
+		TrustRootDigest: s.verifier.TrustRootDigest(),
+		TrustRootAge:    -1,
+		CacheBytes:      s.store.SizeBytes(),
+		CacheHitRatio:   ratio,
+		Lookups:         lookups,
+		Decisions:       s.decisions.recent(),
+		Blocked:         s.decisions.blocked(),
+		Counts:          counts,
+	}
+	if s.opts.TrustInfo != nil {
+		src, refreshed := s.opts.TrustInfo()
+		snap.TrustRoot = src
+		if !refreshed.IsZero() {
+			snap.TrustRootAge = s.now().Sub(refreshed)
+		}
+	}
+	return snap
+}
+
+// LogEgressRefusal writes the audit record of a refused egress request.
+func (a *AuditLog) LogEgressRefusal(r EgressRefusal) {
+	a.Log(auditRecord{Time: time.Now(), Event: "egress-refused", Client: r.Client, Host: r.Host,
+		Reason: r.Method + " " + r.Host + ": " + r.Reason, Action: "block"})
+}

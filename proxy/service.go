@@ -1,0 +1,390 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// await runs fn once per key across concurrent callers (singleflight) on a
+// context detached from the caller's, so a client hang-up never aborts a
+// shared cache fill; the caller stops waiting when its own ctx ends.
+func await[T any](ctx context.Context, s *Server, key string, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+	ch := s.flights.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		return fn(fctx)
+	})
+	var zero T
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return zero, res.Err
+		}
+		return res.Val.(T), nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// page returns a project's page: from the cache when younger than maxAge,
+// else from the upstream; when the upstream fails (but does not say the
+// project is gone) the last good copy is served and marked stale.
+func (s *Server) page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, string, error) {
+	cached, fetchedAt, err := s.store.Page(project)
+	switch {
+	case err == nil && s.now().Sub(fetchedAt) < maxAge:
+		s.metrics.cacheLookup("index", cacheHit)
+		return cached, cacheHit, nil
+	case err != nil && !errors.Is(err, cache.ErrNotFound):
+		s.log.Warn("reading cached page", "project", project, "err", err)
+		cached = nil
+	}
+	p, ferr := await(ctx, s, "page:"+project, s.opts.FetchTimeout, func(ctx context.Context) (*pypi.ProjectPage, error) {
+		p, err := s.up.Project(ctx, project)
+		if err != nil {
+			return nil, err
+		}
+		p.Name = project
+		if err := s.store.PutPage(project, p, s.now()); err != nil {
+			s.log.Error("caching page", "project", project, "err", err)
+		}
+		return p, nil
+	})
+	if ferr == nil {
+		s.metrics.cacheLookup("index", cacheMiss)
+		return p, cacheMiss, nil
+	}
+	if cached != nil && !errors.Is(ferr, upstream.ErrNotFound) && ctx.Err() == nil {
+		s.metrics.cacheLookup("index", cacheStale)
+		s.log.Warn("upstream failed; serving the last good page", "project", project,
+			"age_seconds", s.now().Sub(fetchedAt).Seconds(), "err", ferr)
+		return cached, cacheStale, nil
+	}
+	return nil, "", ferr
+}
+
+// projectList is page for the root of the simple index.
+func (s *Server) projectList(ctx context.Context) (*pypi.ProjectList, string, error) {
+	cached, fetchedAt, err := s.store.ProjectList()
+	if err == nil && s.now().Sub(fetchedAt) < s.opts.IndexTTL {
+		s.metrics.cacheLookup("index", cacheHit)
+		return cached, cacheHit, nil
+	}
+	l, ferr := await(ctx, s, "list", s.opts.FetchTimeout, func(ctx context.Context) (*pypi.ProjectList, error) {
+		l, err := s.up.ProjectList(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.store.PutProjectList(l, s.now()); err != nil {
+			s.log.Error("caching project list", "err", err)
+		}
+		return l, nil
+	})
+	if ferr == nil {
+		s.metrics.cacheLookup("index", cacheMiss)
+		return l, cacheMiss, nil
+	}
+	if err == nil && cached != nil && ctx.Err() == nil {
+		s.metrics.cacheLookup("index", cacheStale)
+		s.log.Warn("upstream failed; serving the last good project list", "err", ferr)
+		return cached, cacheStale, nil
+	}
+	return nil, "", ferr
+}
+
+// findFile finds filename on project's page. Files are immutable, so any
+// cached page will do; a miss refreshes the page once.
+func (s *Server) findFile(ctx context.Context, project, filename string) (*pypi.File, error) {
+	p, _, err := s.page(ctx, project, maxDuration)
+	if err != nil {
+		return nil, err
+	}
+	if f := fileNamed(p, filename); f != nil {
+		return f, nil
+	}
+	if p, _, err = s.page(ctx, project, 0); err != nil {
+		return nil, err
+	}
+	if f := fileNamed(p, filename); f != nil {
+		return f, nil
+	}
+	return nil, errorf(404, "pipgate: %s is not a file of project %s", filename, project)
+}
+
+const maxDuration = time.Duration(1<<63 - 1)
+
+func fileNamed(p *pypi.ProjectPage, filename string) *pypi.File {
+	for i := range p.Files {
+		if p.Files[i].Filename == filename {
+			return &p.Files[i]
+		}
+	}
+	return nil
+}
+
+// provenance returns the Integrity API body at url: cached for IndexTTL (the
+// object is mutable), fetched, or stale when the upstream fails.
+func (s *Server) provenance(ctx context.Context, url string) (cache.ProvenanceEntry, string, error) {
+	cached, err := s.store.Provenance(url)
+	if err == nil && s.now().Sub(cached.FetchedAt) < s.opts.IndexTTL {
+		s.metrics.cacheLookup("provenance", cacheHit)
+		return cached, cacheHit, nil
+	}
+	haveCached := err == nil
+	e, ferr := await(ctx, s, "prov:"+url, s.opts.FetchTimeout, func(ctx context.Context) (cache.ProvenanceEntry, error) {
+		body, err := s.up.Provenance(ctx, url)
+		e := cache.ProvenanceEntry{FetchedAt: s.now()}
+		switch {
+		case errors.Is(err, upstream.ErrNoProvenance):
+			e.Absent = true
+		case err != nil:
+			return e, err
+		default:
+			sum := sha256.Sum256(body)
+			e.Body, e.SHA256 = body, hex.EncodeToString(sum[:])
+		}
+		if err := s.store.PutProvenance(url, e); err != nil {
+			s.log.Error("caching provenance", "upstream_url", url, "err", err)
+		}
+		return e, nil
+	})
+	if ferr == nil {
+		s.metrics.cacheLookup("provenance", cacheMiss)
+		return e, cacheMiss, nil
+	}
+	if haveCached && ctx.Err() == nil {
+		s.metrics.cacheLookup("provenance", cacheStale)
+		s.log.Warn("upstream failed; using the last good provenance", "upstream_url", url, "err", ferr)
+		return cached, cacheStale, nil
+	}
+	return cache.ProvenanceEntry{}, "", ferr
+}
+
+// facts establishes what is known about f: unattested for free when the
+// index says provenance null; otherwise the provenance is fetched and the
+// verification facts read from the cache or computed (once per key) and
+// stored. A failure to fetch or check gives VerdictError, never cached.
+func (s *Server) facts(ctx context.Context, f *pypi.File) (pypi.Facts, string) {
+	if f.Provenance == "" {
+		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, ""
+	}
+	sha := f.SHA256()
+	if sha == "" {
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "format", Detail: errUpstreamNoHash.Error()}, ""
+	}
+	e, _, err := s.provenance(ctx, f.Provenance)
+	if err != nil {
+		s.metrics.verification(pypi.VerdictError, "fetch", 0)
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "fetch", Detail: "fetching provenance: " + err.Error()}, ""
+	}
+	if e.Absent {
+		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the Integrity API has no provenance for this file"}, ""
+	}
+	key := cache.FactKey{FileSHA256: sha, ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()}
+	if got, _, err := s.store.Facts(key); err == nil {
+		s.metrics.cacheLookup("verdict", cacheHit)
+		return got, cacheHit
+	} else if !errors.Is(err, cache.ErrNotFound) {
+		s.log.Warn("reading cached facts", "sha256", sha, "err", err)
+	}
+	s.metrics.cacheLookup("verdict", cacheMiss)
+	got, err := await(ctx, s, "facts:"+key.FileSHA256+":"+key.ProvenanceSHA256+":"+key.TrustRootSHA256, s.opts.FetchTimeout,
+		func(context.Context) (pypi.Facts, error) {
+			start := time.Now()
+			facts := s.verifier.Facts(e.Body, f.Filename, sha)
+			d := time.Since(start)
+			s.metrics.verification(facts.Verdict, facts.Reason, d)
+			s.log.Info("verified", "filename", f.Filename, "sha256", sha, "verdict", string(facts.Verdict),
+				"reason", facts.Reason, "detail", facts.Detail, "duration_seconds", d.Seconds())
+			if facts.Verdict != pypi.VerdictError {
+				if err := s.store.PutFacts(key, facts); err != nil {
+					s.log.Error("caching facts", "sha256", sha, "err", err)
+				}
+			}
+			return facts, nil
+		})
+	if err != nil {
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "cancelled", Detail: err.Error()}, cacheMiss
+	}
+	return got, cacheMiss
+}
+
+// cachedFacts is facts without any network or verification: what the index
+// can show for free. ok is false when nothing is known yet.
+func (s *Server) cachedFacts(f *pypi.File) (pypi.Facts, bool) {
+	if f.Provenance == "" {
+		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, true
+	}
+	e, err := s.store.Provenance(f.Provenance)
+	if err != nil {
+		return pypi.Facts{}, false
+	}
+	if e.Absent {
+		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the Integrity API has no provenance for this file"}, true
+	}
+	got, _, err := s.store.Facts(cache.FactKey{FileSHA256: f.SHA256(), ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()})
+	return got, err == nil
+}
+
+// decide applies the current policy to facts about a file of project.
+func (s *Server) decide(project string, f pypi.Facts) policy.Decision {
+	return s.policy.Current().Decide(project, f)
+}
+
+// eagerVerify computes facts for the files of the newest releases of p that
+// have provenance and no cached facts, with bounded concurrency, waiting at
+// most EagerBudget; unfinished work goes on in the background and fills the
+// cache for the next request.
+func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
+	if s.opts.EagerReleases <= 0 {
+		return
+	}
+	var todo []*pypi.File
+	for _, f := range newestReleases(p, s.opts.EagerReleases) {
+		if f.Provenance == "" || f.SHA256() == "" {
+			continue
+		}
+		if _, ok := s.cachedFacts(f); !ok {
+			todo = append(todo, f)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		bg := context.WithoutCancel(ctx)
+		sem := make(chan struct{}, s.opts.EagerConcurrency)
+		var wg sync.WaitGroup
+		for _, f := range todo {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				s.facts(bg, f)
+			}()
+		}
+		wg.Wait()
+	}()
+	timer := time.NewTimer(s.opts.EagerBudget)
+	defer timer.Stop()
+	select {
+	case <-done:
+		s.log.Debug("eager verification done", "project", p.Name, "files", len(todo), "duration_seconds", time.Since(start).Seconds())
+	case <-timer.C:
+		s.log.Warn("eager verification over budget; serving the page", "project", p.Name, "files", len(todo),
+			"budget_seconds", s.opts.EagerBudget.Seconds())
+	case <-ctx.Done():
+	}
+}
+
+// newestReleases returns the files of the n newest releases of p (by PEP 440
+// version, pre-releases included; unparsable filenames are skipped).
+func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
+	type rel struct {
+		v     pypi.Version
+		files []*pypi.File
+	}
+	byVersion := map[string]*rel{}
+	for i := range p.Files {
+		fn, err := pypi.ParseFilename(p.Files[i].Filename)
+		if err != nil {
+			continue
+		}
+		k := fn.Version.String()
+		r := byVersion[k]
+		if r == nil {
+			r = &rel{v: fn.Version}
+			byVersion[k] = r
+		}
+		r.files = append(r.files, &p.Files[i])
+	}
+	rels := make([]*rel, 0, len(byVersion))
+	for _, r := range byVersion {
+		rels = append(rels, r)
+	}
+	sort.Slice(rels, func(i, j int) bool { return rels[i].v.Compare(rels[j].v) > 0 })
+	var out []*pypi.File
+	for i := 0; i < len(rels) && i < n; i++ {
+		out = append(out, rels[i].files...)
+	}
+	return out
+}
+
+// recordDecision counts a download decision and writes its audit record and
+// status entry.
+func (s *Server) recordDecision(ctx context.Context, client, project string, f *pypi.File, facts pypi.Facts, d policy.Decision) {
+	s.metrics.policyDecision(d.Action, d.Rule)
+	s.metrics.download(d.Verdict, d.Action)
+	version := ""
+	if fn, err := pypi.ParseFilename(f.Filename); err == nil {
+		version = fn.Version.String()
+	}
+	identity := ""
+	if facts.Identity != nil {
+		identity = facts.Identity.String()
+	}
+	reason := d.Reason
+	if reason == "" && facts.Detail != "" {
+		reason = facts.Detail
+	}
+	s.audit.Log(auditRecord{
+		Time:      s.now(),
+		Event:     "download",
+		RequestID: info(ctx).id,
+		Client:    client,
+		Project:   project,
+		Version:   version,
+		Filename:  f.Filename,
+		SHA256:    f.SHA256(),
+		Verdict:   string(d.Verdict),
+		Reason:    reason,
+		Identity:  identity,
+		Rule:      d.Rule,
+		Action:    d.Action,
+	})
+	s.decisions.add(statusDecision{
+		Time:     s.now(),
+		Project:  project,
+		Version:  version,
+		Filename: f.Filename,
+		SHA256:   f.SHA256(),
+		Verdict:  string(d.Verdict),
+		Action:   d.Action,
+		Rule:     d.Rule,
+		Reason:   reason,
+		Identity: identity,
+	})
+	level := slog.LevelInfo
+	if d.Action != policy.ActionAllow {
+		level = slog.LevelWarn
+	}
+	s.log.Log(ctx, level, "decision", "request_id", info(ctx).id, "project", project, "filename", f.Filename,
+		"sha256", f.SHA256(), "verdict", string(d.Verdict), "action", d.Action, "rule", d.Rule, "reason", reason)
+}
+
+// describe is a one-line summary of facts for logs and errors.
+func describe(f pypi.Facts) string {
+	if f.Identity != nil {
+		return fmt.Sprintf("%s by %s", f.Verdict, f.Identity)
+	}
+	if f.Detail != "" {
+		return fmt.Sprintf("%s: %s", f.Verdict, f.Detail)
+	}
+	return string(f.Verdict)
+}
