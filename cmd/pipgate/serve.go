@@ -2,12 +2,403 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/provenance"
+	"github.com/pipgate/pipgate/proxy"
+	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
 )
 
-// runServe is replaced by the issue that builds the 'serve' command.
-func runServe(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "pipgate serve: not built yet")
-	return 2
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pipgate serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (YAML); empty: embedded defaults")
+	check := fs.Bool("config.check", false, "validate the config and the policy it names, then exit 0 or 1")
+	logFormat := fs.String("log.format", "json", "log format: json or text")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pipgate serve [--config FILE] [--config.check] [--log.format json|text] [--log.level LEVEL]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "pipgate serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		printErrors(stderr, "pipgate serve", err)
+		return 1
+	}
+	if *check {
+		if cfg.Policy != "" {
+			if _, err := policy.Load(cfg.Policy); err != nil {
+				printErrors(stderr, "pipgate serve", err)
+				return 1
+			}
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", displayPath(cfg.path))
+		return 0
+	}
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipgate serve: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, logger, stdout); err != nil {
+		logger.Error("pipgate stopped", "err", err)
+		printErrors(stderr, "pipgate serve", err)
+		return 1
+	}
+	return 0
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "embedded defaults"
+	}
+	return p
+}
+
+// printErrors writes one line per joined error.
+func printErrors(w io.Writer, prefix string, err error) {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			printErrors(w, prefix, e)
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", prefix, err)
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log.format: want json or text, got %q", format)
+}
+
+// verifierAdapter presents a provenance.TrustSource as a proxy.Verifier.
+type verifierAdapter struct{ ts *provenance.TrustSource }
+
+func (a verifierAdapter) Facts(prov []byte, filename, sha256 string) pypi.Facts {
+	return a.ts.Verifier().Facts(prov, provenance.Dist{Filename: filename, SHA256: sha256})
+}
+
+func (a verifierAdapter) TrustRootDigest() string { return a.ts.Digest() }
+
+// app is the wired server: the handlers and everything cleanup must close.
+type app struct {
+	cfg      *config
+	log      *slog.Logger
+	proxy    *proxy.Server
+	egress   http.Handler
+	metrics  http.Handler
+	policy   *policy.Reloader
+	audit    *proxy.AuditLog
+	trust    *provenance.TrustSource
+	store    *cache.Store
+	cleanups []func()
+}
+
+func (a *app) cleanup() {
+	for i := len(a.cleanups) - 1; i >= 0; i-- {
+		a.cleanups[i]()
+	}
+}
+
+// wire builds the application from cfg. On error everything built so far is
+// closed again.
+func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writer) (a *app, err error) {
+	a = &app{cfg: cfg, log: logger}
+	defer func() {
+		if err != nil {
+			a.cleanup()
+			a = nil
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	a.store, err = cache.Open(cache.Options{Dir: cfg.DataDir, Logger: logger.With("component", "cache")})
+	if err != nil {
+		return nil, fmt.Errorf("opening the cache: %w", err)
+	}
+	a.cleanups = append(a.cleanups, func() { _ = a.store.Close() })
+
+	a.trust, err = provenance.NewTrustSource(ctx, provenance.TrustSourceOptions{
+		TrustedRootPath: cfg.Trust.TrustedRoot,
+		CacheDir:        filepath.Join(cfg.DataDir, "tuf"),
+		Logger:          logger.With("component", "trust"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trust root: %w", err)
+	}
+
+	up, err := upstream.New(upstream.Options{
+		URL:        cfg.Upstream.URL,
+		FileHosts:  cfg.Upstream.FileHosts,
+		Timeout:    cfg.Upstream.Timeout.D(),
+		Registerer: reg,
+		Logger:     logger.With("component", "upstream"),
+		UserAgent:  "pipgate/" + version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+
+	var hooks proxy.MetricsHooks
+	a.policy, err = policy.NewReloader(policy.ReloaderOptions{
+		Path:   cfg.Policy,
+		Logger: logger.With("component", "policy"),
+		OnReload: func(ok bool) {
+			if hooks != (proxy.MetricsHooks{}) {
+				hooks.ConfigReloaded(ok, time.Now())
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+
+	a.audit, err = proxy.NewAuditLog(cfg.AuditLog, stdout)
+	if err != nil {
+		return nil, fmt.Errorf("audit_log: %w", err)
+	}
+	a.audit.SetLogger(logger.With("component", "audit"))
+	a.cleanups = append(a.cleanups, func() { _ = a.audit.Close() })
+
+	var metricsOnMain http.Handler
+	if cfg.MetricsListen == "" {
+		metricsOnMain = a.metrics
+	}
+	a.proxy, err = proxy.New(proxy.Options{
+		Upstream:         up,
+		Store:            a.store,
+		Verifier:         verifierAdapter{a.trust},
+		Policy:           a.policy,
+		Logger:           logger.With("component", "proxy"),
+		Registerer:       reg,
+		MetricsHandler:   metricsOnMain,
+		Audit:            a.audit,
+		Version:          version,
+		UpstreamName:     cfg.Upstream.URL,
+		TrustInfo:        func() (string, time.Time) { return trustSourceName(cfg), a.trust.LastRefresh() },
+		IndexTTL:         cfg.Upstream.IndexTTL.D(),
+		EagerReleases:    cfg.Verification.EagerReleases,
+		EagerConcurrency: cfg.Verification.EagerConcurrency,
+		EagerBudget:      cfg.Verification.EagerBudget.D(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	hooks = a.proxy.Metrics()
+	hooks.ConfigReloaded(true, time.Now())
+	hooks.TrustRootRefreshed(a.trust.LastRefresh())
+
+	if cfg.Egress.Listen != "" {
+		ca, err := proxy.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey)
+		if err != nil {
+			return nil, fmt.Errorf("egress: %w", err)
+		}
+		a.egress, err = proxy.NewEgress(proxy.EgressOptions{
+			Handler:   a.proxy,
+			CA:        ca,
+			Intercept: cfg.Egress.Intercept,
+			Logger:    logger.With("component", "egress"),
+			OnRefuse: func(r proxy.EgressRefusal) {
+				hooks.EgressRefused()
+				a.audit.LogEgressRefusal(r)
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("egress: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// serve runs the listeners until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a, err := wire(ctx, cfg, logger, stdout)
+	if err != nil {
+		return err
+	}
+	defer a.cleanup()
+
+	type listener struct {
+		name string
+		ln   net.Listener
+		srv  *http.Server
+	}
+	var lns []listener
+	defer func() {
+		for _, l := range lns {
+			_ = l.ln.Close()
+		}
+	}()
+	listen := func(name, addr string, h http.Handler) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		lns = append(lns, listener{name: name, ln: ln, srv: newHTTPServer(h, logger)})
+		return nil
+	}
+	if err := listen("listen", cfg.Listen, a.proxy); err != nil {
+		return err
+	}
+	if cfg.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics)
+		if err := listen("metrics_listen", cfg.MetricsListen, mux); err != nil {
+			return err
+		}
+	}
+	if a.egress != nil {
+		if err := listen("egress.listen", cfg.Egress.Listen, a.egress); err != nil {
+			return err
+		}
+	}
+
+	// Background work: trust-root refresh and policy file watching.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = a.trust.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.proxy.Metrics().TrustRootRefreshed(a.trust.LastRefresh())
+			}
+		}
+	}()
+	if cfg.Policy != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = a.policy.Watch(ctx, 5*time.Second)
+		}()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading the policy and reopening the audit log")
+				if cfg.Policy != "" {
+					if err := a.policy.Reload(); err != nil {
+						logger.Error("policy reload failed; keeping the old policy", "err", err)
+					}
+				}
+				if err := a.audit.Reopen(); err != nil {
+					logger.Error("reopening the audit log", "err", err)
+				}
+			}
+		}
+	}()
+
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		logger.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
+		go func() {
+			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", l.name, err)
+			}
+		}()
+	}
+	logger.Info("pipgate ready", "version", version, "index_url", "http://"+lns[0].ln.Addr().String()+"/simple/",
+		"upstream_url", cfg.Upstream.URL, "policy", a.policy.Current().Source(), "trust_root", trustSourceName(cfg))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "grace_seconds", cfg.ShutdownGrace.D().Seconds())
+	case runErr = <-errc:
+	}
+	a.proxy.SetReady(false)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace.D())
+	defer scancel()
+	for _, l := range lns {
+		if err := l.srv.Shutdown(sctx); err != nil {
+			logger.Warn("shutdown did not finish in time", "listener", l.name, "err", err)
+			_ = l.srv.Close()
+		}
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// newHTTPServer sets the timeouts every listener needs. There is no global
+// WriteTimeout: it would cut large wheel downloads.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// trustSourceName says where the trusted root comes from.
+func trustSourceName(cfg *config) string {
+	if cfg.Trust.TrustedRoot != "" {
+		return cfg.Trust.TrustedRoot
+	}
+	return "Sigstore public-good (TUF)"
 }
