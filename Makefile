@@ -1,0 +1,54 @@
+# Developer targets. `make test` is the README's test command; .ci/run is CI.
+GO ?= go
+PKGS := ./...
+
+.PHONY: all build fmt vet test test-short test-e2e bench fuzz check-config check-metrics check-deploy tidy vuln ci
+
+all: fmt vet test
+
+build:
+	$(GO) build -trimpath -o pipgate ./cmd/pipgate
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+test:
+	$(GO) test -race $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+test-e2e:
+	$(GO) test -race -run 'E2E' -v ./cmd/pipgate/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pypi/ ./policy/ ./cache/ ./provenance/ ./proxy/
+
+fuzz:
+	@for pkg in ./pypi/ ./provenance/ ./policy/; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime 10s $$pkg || exit 1; \
+	  done; \
+	done
+
+check-config:
+	$(GO) run ./cmd/pipgate serve --config configs/pipgate.yaml --config.check
+	@for f in configs/policy*.yaml; do $(GO) run ./cmd/pipgate policy check $$f || exit 1; done
+
+check-metrics:
+	$(GO) test -run 'Promtool' -v ./proxy/
+
+check-deploy:
+	scripts/check-deploy.sh
+
+tidy:
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+vuln:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest $(PKGS)
+
+ci:
+	bash .ci/run
