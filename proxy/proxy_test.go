@@ -347,7 +347,9 @@ func TestWrongHashAndTruncationLeaveNothing(t *testing.T) {
 		name  string
 		setup func(*pypitest.Server, *pypitest.Dist)
 	}{
-		{"wrong hash", func(_ *pypitest.Server, d *pypitest.Dist) { d.ServeContent = []byte("not the wheel the index promised") }},
+		{"wrong hash", func(_ *pypitest.Server, d *pypitest.Dist) {
+			d.ServeContent = []byte("not the wheel the index promised")
+		}},
 		{"truncated", func(up *pypitest.Server, _ *pypitest.Dist) {
 			up.SetFault("/files/", pypitest.Fault{TruncateAfter: 100})
 		}},
