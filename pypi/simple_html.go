@@ -288,11 +288,11 @@ func WriteProjectHTML(w io.Writer, p *ProjectPage) error {
 		h.s(`<meta name="pypi:project-status" content="`)
 		h.esc(p.Status)
 		h.s(`">`)
-		if p.StatusReason != "" {
-			h.s(`<meta name="pypi:project-status-reason" content="`)
-			h.esc(p.StatusReason)
-			h.s(`">`)
-		}
+	}
+	if p.StatusReason != "" {
+		h.s(`<meta name="pypi:project-status-reason" content="`)
+		h.esc(p.StatusReason)
+		h.s(`">`)
 	}
 	h.s("    <title>Links for ")
 	h.esc(p.Name)
