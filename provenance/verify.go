@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -249,7 +250,10 @@ func (v *Verifier) verify(a *Attestation, d Dist, expect *pypi.Publisher) (pypi.
 	if verr != nil {
 		// Tell a bad signature from a signed statement that does not fit
 		// the file: the latter verifies without the artifact policy.
-		if _, err := sv.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithoutIdentitiesUnsafe())); err != nil {
+		// sigstore-go reports a statement it cannot parse only after every
+		// cryptographic check passed, with this prefix (v1.3.0).
+		_, err := sv.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithoutIdentitiesUnsafe()))
+		if err != nil && !strings.HasPrefix(err.Error(), "failed to fetch envelope statement") {
 			return pypi.Identity{}, "", newError(ReasonSignature, verr, "%v", verr)
 		}
 	}
