@@ -44,6 +44,8 @@ func writeDB(t *testing.T, dir string, content map[string]map[string]string) str
 	return path
 }
 
+// schemaOf returns the schema version stored in the bbolt file at path,
+// after bbolt's consistency check of the file.
 func schemaOf(t *testing.T, path string) string {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
@@ -53,6 +55,9 @@ func schemaOf(t *testing.T, path string) string {
 	defer db.Close()
 	var v string
 	_ = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			t.Errorf("integrity check of %s: %v", path, err)
+		}
 		if b := tx.Bucket([]byte(bucketMeta)); b != nil {
 			v = string(b.Get([]byte(keySchema)))
 		}
