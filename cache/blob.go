@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // DigestError reports content whose sha256 is not the one expected.
@@ -79,6 +80,7 @@ func (s *Store) NewBlob() (*BlobWriter, error) {
 	if s.readOnly {
 		return nil, errors.New("cache: NewBlob on a read-only store")
 	}
+	s.maybeSweep(time.Now())
 	f, err := os.CreateTemp(s.tmpRoot(), "blob-*")
 	if err != nil {
 		return nil, fmt.Errorf("cache: creating temp blob: %w", err)
@@ -241,6 +243,42 @@ func (s *Store) removeTemps() error {
 		s.log.Info("removed leftover temp files", "count", len(orphans), "path", s.tmpRoot())
 	}
 	return nil
+}
+
+// Temporary files untouched for staleTemp are removed by a sweep that runs
+// at most every sweepEvery, from NewBlob: a writer that was never ended (a
+// missing Abort) or one stalled that long. A stalled writer's Commit then
+// fails; nothing partial is ever stored.
+const (
+	staleTemp  = time.Hour
+	sweepEvery = 10 * time.Minute
+)
+
+// maybeSweep removes stale temporary files if the last sweep is old enough.
+func (s *Store) maybeSweep(now time.Time) {
+	last := s.lastSweep.Load()
+	if now.UnixNano()-last < int64(sweepEvery) || !s.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	entries, err := os.ReadDir(s.tmpRoot())
+	if err != nil {
+		return
+	}
+	removed := 0
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < staleTemp {
+			continue
+		}
+		p := filepath.Join(s.tmpRoot(), e.Name())
+		if os.Remove(p) == nil {
+			s.forget(p)
+			removed++
+		}
+	}
+	if removed > 0 {
+		s.log.Warn("removed stale temp files", "count", removed, "path", s.tmpRoot())
+	}
 }
 
 // orphanTemps lists the files under blobs/tmp that no live BlobWriter of

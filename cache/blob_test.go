@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipgate/pipgate/cache"
 )
@@ -258,6 +259,43 @@ func TestBlobCrashLeavesNothing(t *testing.T) {
 	openStore(t, dir)
 	if got := files(t, filepath.Join(dir, "blobs")); len(got) != 0 {
 		t.Errorf("after reopening: got %q; want no files", got)
+	}
+}
+
+func TestBlobStaleTempSweep(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	stalled, err := s.NewBlob() // a writer that stopped an hour ago
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Abort()
+	stalled.Write([]byte("half"))
+	fresh, err := s.NewBlob()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Abort()
+	fresh.Write([]byte("still going"))
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stalled.Path(), old, old); err != nil {
+		t.Fatal(err)
+	}
+	cache.Sweep(s, time.Now())
+	if _, err := os.Stat(stalled.Path()); !os.IsNotExist(err) {
+		t.Errorf("stale temp file: got %v; want it removed", err)
+	}
+	if _, err := os.Stat(fresh.Path()); err != nil {
+		t.Errorf("fresh temp file: %v; want it kept", err)
+	}
+	if _, err := stalled.Commit(""); err == nil {
+		t.Error("Commit of a swept writer: got nil error")
+	}
+	if got, err := fresh.Commit(""); err != nil || !s.HasBlob(got) {
+		t.Errorf("Commit of the fresh writer: got %q, %v", got, err)
+	}
+	if got := files(t, filepath.Join(dir, "blobs", "tmp")); len(got) != 0 {
+		t.Errorf("temp files left: %q", got)
 	}
 }
 

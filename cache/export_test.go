@@ -1,6 +1,9 @@
 package cache
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // CloseUnderlying closes w's temporary file behind its back, so the next
 // Write fails as on a broken disk.
@@ -9,4 +12,11 @@ func CloseUnderlying(t testing.TB, w *BlobWriter) {
 	if err := w.f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Sweep runs the stale temp sweep as if at time now, however recent the
+// last one was.
+func Sweep(s *Store, now time.Time) {
+	s.lastSweep.Store(0)
+	s.maybeSweep(now)
 }

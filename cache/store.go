@@ -130,6 +130,7 @@ type Store struct {
 
 	writers   atomic.Int32 // write calls in flight, see update
 	blobBytes atomic.Int64 // size of blobs/sha256, kept up to date by Commit and Purge
+	lastSweep atomic.Int64 // unix nanoseconds of the last stale temp sweep
 
 	mu     sync.Mutex
 	active map[string]struct{} // temp files of unfinished BlobWriters
@@ -196,6 +197,7 @@ func Open(opts Options) (*Store, error) {
 			_ = s.db.Close()
 			return nil, err
 		}
+		s.lastSweep.Store(time.Now().UnixNano())
 	}
 	return s, nil
 }
