@@ -8,57 +8,58 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// TestParseFilenameValid ports pypi-attestations' test_check_dist_filename:
-// every input and its "normalized" form parse, and the two are parsed-equal.
+// validFilenames ports pypi-attestations' test_check_dist_filename: every
+// input and its "normalized" form parse, and the two are parsed-equal.
+var validFilenames = []struct{ in, normalized string }{
+	{"foo-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
+	{"Foo-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
+	{"FOO-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
+	{"FoO-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
+	{"foo.bar-1.0-py3-none-any.whl", "foo_bar-1.0-py3-none-any.whl"},
+	{"foo_bar-1.0-py3-none-any.whl", "foo_bar-1.0-py3-none-any.whl"},
+	{"foo-1.0beta1-py3-none-any.whl", "foo-1.0b1-py3-none-any.whl"},
+	{"foo-1.0beta.1-py3-none-any.whl", "foo-1.0b1-py3-none-any.whl"},
+	{"foo-01.0beta.1-py3-none-any.whl", "foo-1.0b1-py3-none-any.whl"},
+	{"foo-1.0-1whatever-py3-none-any.whl", "foo-1.0-1whatever-py3-none-any.whl"},
+	{"foo-1.0-py3.py2-none-any.whl", "foo-1.0-py2.py3-none-any.whl"},
+	{"foo-1.0-py3.py2-none.abi3.cp37-any.whl", "foo-1.0-py2.py3-abi3.cp37.none-any.whl"},
+	{"foo-1.0-py3.py2-none.abi3.cp37-linux_x86_64.any.whl", "foo-1.0-py2.py3-abi3.cp37.none-any.linux_x86_64.whl"},
+	{"foo-1.0-py3.py2.py3-none-any.whl", "foo-1.0-py2.py3-none-any.whl"},
+	{"foo-1.0-py3-none.none.none-any.whl", "foo-1.0-py3-none-any.whl"},
+	{"foo-1.0.tar.gz", "foo-1.0.tar.gz"},
+	{"foo-1.0.zip", "foo-1.0.zip"},
+	{"Foo-1.0.tar.gz", "foo-1.0.tar.gz"},
+	{"FOO-1.0.tar.gz", "foo-1.0.tar.gz"},
+	{"FoO-1.0.tar.gz", "foo-1.0.tar.gz"},
+	{"Foo-1.0.zip", "foo-1.0.zip"},
+	{"FOO-1.0.zip", "foo-1.0.zip"},
+	{"FoO-1.0.zip", "foo-1.0.zip"},
+	{"foo-bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
+	{"foo-bar-baz-1.0.tar.gz", "foo_bar_baz-1.0.tar.gz"},
+	{"foo--bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
+	{"foo.bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
+	{"foo..bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
+	{"foo.bar.baz-1.0.tar.gz", "foo_bar_baz-1.0.tar.gz"},
+	{"foo-bar-1.0.zip", "foo_bar-1.0.zip"},
+	{"foo-bar-baz-1.0.zip", "foo_bar_baz-1.0.zip"},
+	{"foo--bar-1.0.zip", "foo_bar-1.0.zip"},
+	{"foo.bar-1.0.zip", "foo_bar-1.0.zip"},
+	{"foo..bar-1.0.zip", "foo_bar-1.0.zip"},
+	{"foo.bar.baz-1.0.zip", "foo_bar_baz-1.0.zip"},
+	{"foo-1.0beta1.tar.gz", "foo-1.0b1.tar.gz"},
+	{"foo-01.0beta1.tar.gz", "foo-1.0b1.tar.gz"},
+	{"foo-1.0beta1.zip", "foo-1.0b1.zip"},
+	{"foo-01.0beta1.zip", "foo-1.0b1.zip"},
+	// The fixtures' parsed-equal pairs (protocol.md §d.1 step 9, §e).
+	{"spt3g-1.0-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "spt3g-1.0-cp310-cp310-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"},
+	{"pypi_attestations-0.0.19.tar.gz", "Pypi-Attestations-0.0.19.tar.gz"},
+	{"pep740-sampleproject-1.0.0.tar.gz", "pep740_sampleproject-1.0.0.tar.gz"},
+	{"foo-1.0-PY3-NONE-ANY.whl", "foo-1.0-py3-none-any.whl"},
+	{"foo-1.0.0-py3-none-any.whl", "foo-1-py3-none-any.whl"},
+}
+
 func TestParseFilenameValid(t *testing.T) {
-	tests := []struct{ in, normalized string }{
-		{"foo-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
-		{"Foo-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
-		{"FOO-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
-		{"FoO-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"},
-		{"foo.bar-1.0-py3-none-any.whl", "foo_bar-1.0-py3-none-any.whl"},
-		{"foo_bar-1.0-py3-none-any.whl", "foo_bar-1.0-py3-none-any.whl"},
-		{"foo-1.0beta1-py3-none-any.whl", "foo-1.0b1-py3-none-any.whl"},
-		{"foo-1.0beta.1-py3-none-any.whl", "foo-1.0b1-py3-none-any.whl"},
-		{"foo-01.0beta.1-py3-none-any.whl", "foo-1.0b1-py3-none-any.whl"},
-		{"foo-1.0-1whatever-py3-none-any.whl", "foo-1.0-1whatever-py3-none-any.whl"},
-		{"foo-1.0-py3.py2-none-any.whl", "foo-1.0-py2.py3-none-any.whl"},
-		{"foo-1.0-py3.py2-none.abi3.cp37-any.whl", "foo-1.0-py2.py3-abi3.cp37.none-any.whl"},
-		{"foo-1.0-py3.py2-none.abi3.cp37-linux_x86_64.any.whl", "foo-1.0-py2.py3-abi3.cp37.none-any.linux_x86_64.whl"},
-		{"foo-1.0-py3.py2.py3-none-any.whl", "foo-1.0-py2.py3-none-any.whl"},
-		{"foo-1.0-py3-none.none.none-any.whl", "foo-1.0-py3-none-any.whl"},
-		{"foo-1.0.tar.gz", "foo-1.0.tar.gz"},
-		{"foo-1.0.zip", "foo-1.0.zip"},
-		{"Foo-1.0.tar.gz", "foo-1.0.tar.gz"},
-		{"FOO-1.0.tar.gz", "foo-1.0.tar.gz"},
-		{"FoO-1.0.tar.gz", "foo-1.0.tar.gz"},
-		{"Foo-1.0.zip", "foo-1.0.zip"},
-		{"FOO-1.0.zip", "foo-1.0.zip"},
-		{"FoO-1.0.zip", "foo-1.0.zip"},
-		{"foo-bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
-		{"foo-bar-baz-1.0.tar.gz", "foo_bar_baz-1.0.tar.gz"},
-		{"foo--bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
-		{"foo.bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
-		{"foo..bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"},
-		{"foo.bar.baz-1.0.tar.gz", "foo_bar_baz-1.0.tar.gz"},
-		{"foo-bar-1.0.zip", "foo_bar-1.0.zip"},
-		{"foo-bar-baz-1.0.zip", "foo_bar_baz-1.0.zip"},
-		{"foo--bar-1.0.zip", "foo_bar-1.0.zip"},
-		{"foo.bar-1.0.zip", "foo_bar-1.0.zip"},
-		{"foo..bar-1.0.zip", "foo_bar-1.0.zip"},
-		{"foo.bar.baz-1.0.zip", "foo_bar_baz-1.0.zip"},
-		{"foo-1.0beta1.tar.gz", "foo-1.0b1.tar.gz"},
-		{"foo-01.0beta1.tar.gz", "foo-1.0b1.tar.gz"},
-		{"foo-1.0beta1.zip", "foo-1.0b1.zip"},
-		{"foo-01.0beta1.zip", "foo-1.0b1.zip"},
-		// The fixtures' parsed-equal pairs (protocol.md §d.1 step 9, §e).
-		{"spt3g-1.0-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "spt3g-1.0-cp310-cp310-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"},
-		{"pypi_attestations-0.0.19.tar.gz", "Pypi-Attestations-0.0.19.tar.gz"},
-		{"pep740-sampleproject-1.0.0.tar.gz", "pep740_sampleproject-1.0.0.tar.gz"},
-		{"foo-1.0-PY3-NONE-ANY.whl", "foo-1.0-py3-none-any.whl"},
-		{"foo-1.0.0-py3-none-any.whl", "foo-1-py3-none-any.whl"},
-	}
-	for _, tt := range tests {
+	for _, tt := range validFilenames {
 		a, err := pypi.ParseFilename(tt.in)
 		if err != nil {
 			t.Errorf("ParseFilename(%q): %v", tt.in, err)
@@ -78,53 +79,54 @@ func TestParseFilenameValid(t *testing.T) {
 	}
 }
 
-// TestParseFilenameInvalid ports test_check_dist_filename_invalid and
+// invalidFilenames ports test_check_dist_filename_invalid and
 // TestDistribution, plus the path tricks pipgate rejects.
+var invalidFilenames = []struct {
+	in   string
+	kind error
+	msg  string // the exact message; "" to skip the check
+}{
+	{"foo", pypi.ErrUnknownDistFormat, "unknown distribution format: foo"},
+	{"foo-1.0.TAR.GZ", pypi.ErrUnknownDistFormat, ""},
+	{"foo-1.0.ZIP", pypi.ErrUnknownDistFormat, ""},
+	{"foo-1.0-py3-none-any.WHL", pypi.ErrUnknownDistFormat, ""},
+	{"foo-bar-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (invalid version): 'foo-bar-1.0-py3-none-any'"},
+	{"foo__bar-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid project name: 'foo__bar-1.0-py3-none-any'"},
+	{"foo-charmander-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (invalid version): 'foo-charmander-py3-none-any'"},
+	{"foo-1charmander-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
+	{"foo-charmander.tar.gz", pypi.ErrInvalidSdistFilename, "Invalid sdist filename (invalid version): 'foo-charmander.tar.gz'"},
+	{"foo-1charmander.tar.gz", pypi.ErrInvalidSdistFilename, ""},
+	{"foo-charmander.zip", pypi.ErrInvalidSdistFilename, ""},
+	{"foo-1charmander.zip", pypi.ErrInvalidSdistFilename, ""},
+	{"foo-1.2.3.junk.zip", pypi.ErrInvalidSdistFilename, ""},
+	{"foo-1.2.3.junk.tar.gz", pypi.ErrInvalidSdistFilename, ""},
+	{"foo-1.2.3.zip.tar.gz", pypi.ErrInvalidSdistFilename, ""},
+	{"foo-1.2.3.tar.gz.zip", pypi.ErrInvalidSdistFilename, ""},
+	// TestDistribution.
+	{"invalid-name.tar.gz", pypi.ErrInvalidSdistFilename, "Invalid sdist filename (invalid version): 'invalid-name.tar.gz'"},
+	{"invalid-name.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (wrong number of parts): 'invalid-name'"},
+	{"complete.nonsense", pypi.ErrUnknownDistFormat, "unknown distribution format: complete.nonsense"},
+	{"foo-bar-invalid-wheel.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (wrong number of parts): 'foo-bar-invalid-wheel'"},
+	{"foo.tar.gz", pypi.ErrInvalidSdistFilename, "Invalid sdist filename: 'foo.tar.gz'"},
+	{"foo-1.0-x1-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid build number: x1 in 'foo-1.0-x1-py3-none-any'"},
+	{"foo-1.0-1-2-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
+	{"foo-1.0-py3-none.whl", pypi.ErrInvalidWheelFilename, ""},
+	{"föo-bär-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
+	{"foo+x-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
+	// Path tricks and control characters.
+	{"", pypi.ErrUnsafeFilename, ""},
+	{".", pypi.ErrUnsafeFilename, ""},
+	{"..", pypi.ErrUnsafeFilename, ""},
+	{"../foo-1.0.tar.gz", pypi.ErrUnsafeFilename, ""},
+	{"a/foo-1.0.tar.gz", pypi.ErrUnsafeFilename, ""},
+	{`..\foo-1.0.tar.gz`, pypi.ErrUnsafeFilename, ""},
+	{"foo-1.0.tar.gz\x00.whl", pypi.ErrUnsafeFilename, ""},
+	{"foo\n-1.0-py3-none-any.whl", pypi.ErrUnsafeFilename, ""},
+	{"foo-1.0.tar.gz\r", pypi.ErrUnsafeFilename, ""},
+}
+
 func TestParseFilenameInvalid(t *testing.T) {
-	tests := []struct {
-		in   string
-		kind error
-		msg  string // the exact message; "" to skip the check
-	}{
-		{"foo", pypi.ErrUnknownDistFormat, "unknown distribution format: foo"},
-		{"foo-1.0.TAR.GZ", pypi.ErrUnknownDistFormat, ""},
-		{"foo-1.0.ZIP", pypi.ErrUnknownDistFormat, ""},
-		{"foo-1.0-py3-none-any.WHL", pypi.ErrUnknownDistFormat, ""},
-		{"foo-bar-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (invalid version): 'foo-bar-1.0-py3-none-any'"},
-		{"foo__bar-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid project name: 'foo__bar-1.0-py3-none-any'"},
-		{"foo-charmander-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (invalid version): 'foo-charmander-py3-none-any'"},
-		{"foo-1charmander-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
-		{"foo-charmander.tar.gz", pypi.ErrInvalidSdistFilename, "Invalid sdist filename (invalid version): 'foo-charmander.tar.gz'"},
-		{"foo-1charmander.tar.gz", pypi.ErrInvalidSdistFilename, ""},
-		{"foo-charmander.zip", pypi.ErrInvalidSdistFilename, ""},
-		{"foo-1charmander.zip", pypi.ErrInvalidSdistFilename, ""},
-		{"foo-1.2.3.junk.zip", pypi.ErrInvalidSdistFilename, ""},
-		{"foo-1.2.3.junk.tar.gz", pypi.ErrInvalidSdistFilename, ""},
-		{"foo-1.2.3.zip.tar.gz", pypi.ErrInvalidSdistFilename, ""},
-		{"foo-1.2.3.tar.gz.zip", pypi.ErrInvalidSdistFilename, ""},
-		// TestDistribution.
-		{"invalid-name.tar.gz", pypi.ErrInvalidSdistFilename, "Invalid sdist filename (invalid version): 'invalid-name.tar.gz'"},
-		{"invalid-name.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (wrong number of parts): 'invalid-name'"},
-		{"complete.nonsense", pypi.ErrUnknownDistFormat, "unknown distribution format: complete.nonsense"},
-		{"foo-bar-invalid-wheel.whl", pypi.ErrInvalidWheelFilename, "Invalid wheel filename (wrong number of parts): 'foo-bar-invalid-wheel'"},
-		{"foo.tar.gz", pypi.ErrInvalidSdistFilename, "Invalid sdist filename: 'foo.tar.gz'"},
-		{"foo-1.0-x1-py3-none-any.whl", pypi.ErrInvalidWheelFilename, "Invalid build number: x1 in 'foo-1.0-x1-py3-none-any'"},
-		{"foo-1.0-1-2-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
-		{"foo-1.0-py3-none.whl", pypi.ErrInvalidWheelFilename, ""},
-		{"föo-bär-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
-		{"foo+x-1.0-py3-none-any.whl", pypi.ErrInvalidWheelFilename, ""},
-		// Path tricks and control characters.
-		{"", pypi.ErrUnsafeFilename, ""},
-		{".", pypi.ErrUnsafeFilename, ""},
-		{"..", pypi.ErrUnsafeFilename, ""},
-		{"../foo-1.0.tar.gz", pypi.ErrUnsafeFilename, ""},
-		{"a/foo-1.0.tar.gz", pypi.ErrUnsafeFilename, ""},
-		{`..\foo-1.0.tar.gz`, pypi.ErrUnsafeFilename, ""},
-		{"foo-1.0.tar.gz\x00.whl", pypi.ErrUnsafeFilename, ""},
-		{"foo\n-1.0-py3-none-any.whl", pypi.ErrUnsafeFilename, ""},
-		{"foo-1.0.tar.gz\r", pypi.ErrUnsafeFilename, ""},
-	}
-	for _, tt := range tests {
+	for _, tt := range invalidFilenames {
 		_, err := pypi.ParseFilename(tt.in)
 		if err == nil {
 			t.Errorf("ParseFilename(%q) succeeded; want error", tt.in)
@@ -230,6 +232,13 @@ func FuzzParseFilename(f *testing.F) {
 		"foo__bar-1.0-py3-none-any.whl", "../x-1.tar.gz", "foo-1.0-١٢-py3-none-any.whl",
 	} {
 		f.Add(s)
+	}
+	for _, tt := range validFilenames {
+		f.Add(tt.in)
+		f.Add(tt.normalized)
+	}
+	for _, tt := range invalidFilenames {
+		f.Add(tt.in)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		fn, err := pypi.ParseFilename(s)

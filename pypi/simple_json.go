@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"unicode/utf8"
 )
 
 // rawObject is a JSON object with its keys matched exactly (encoding/json
@@ -40,11 +41,34 @@ func (o rawObject) str(key string) (string, bool, error) {
 	if o.isNull(key) {
 		return "", false, nil
 	}
-	var s string
-	if err := json.Unmarshal(o[key], &s); err != nil {
+	s, err := rawString(o[key])
+	if err != nil {
 		return "", false, fmt.Errorf("%s: not a string", key)
 	}
 	return s, true, nil
+}
+
+// rawString decodes a JSON string value. Values come from an already
+// validated document, so a string without escapes is its bytes verbatim.
+func rawString(raw json.RawMessage) (string, error) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' &&
+		bytes.IndexByte(raw[1:n-1], '\\') < 0 && bytes.IndexByte(raw[1:n-1], '"') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : n-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+// rawBool decodes a JSON boolean value.
+func rawBool(raw json.RawMessage) (bool, bool) {
+	switch string(raw) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
 }
 
 // parseMeta reads meta.api-version (checking the major version) and the
@@ -200,8 +224,8 @@ func parseJSONFile(o rawObject, pageURL *url.URL) (File, error) {
 		}
 	}
 	if !o.isNull("gpg-sig") {
-		var b bool
-		if err := json.Unmarshal(o["gpg-sig"], &b); err != nil {
+		b, ok := rawBool(o["gpg-sig"])
+		if !ok {
 			return f, fmt.Errorf("%s: gpg-sig: not a boolean", f.Filename)
 		}
 		f.GPGSig = &b
@@ -232,13 +256,12 @@ func parseYanked(o rawObject, f *File) error {
 		return nil
 	}
 	raw := o["yanked"]
-	var b bool
-	if err := json.Unmarshal(raw, &b); err == nil {
+	if b, ok := rawBool(raw); ok {
 		f.Yanked = b
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, err := rawString(raw)
+	if err != nil {
 		return fmt.Errorf("yanked: not a boolean or string")
 	}
 	f.Yanked, f.YankedReason = s != "", s
@@ -247,8 +270,7 @@ func parseYanked(o rawObject, f *File) error {
 
 // parseCoreMetadata reads a PEP 714 value: a boolean or a hash object.
 func parseCoreMetadata(raw json.RawMessage, f *File) error {
-	var b bool
-	if err := json.Unmarshal(raw, &b); err == nil {
+	if b, ok := rawBool(raw); ok {
 		f.CoreMetadata = b
 		return nil
 	}

@@ -7,54 +7,55 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// The expected canonical forms were produced with packaging's str(Version(s)).
+// versionCases pairs inputs with packaging's str(Version(s)).
+var versionCases = []struct{ in, want string }{
+	{"1.0", "1.0"},
+	{"1.0.0", "1.0.0"},
+	{"v1.0", "1.0"},
+	{"V2", "2"},
+	{" 1.0\n", "1.0"},
+	{"\u00a01.0\u3000", "1.0"},
+	{"1!2.0", "1!2.0"},
+	{"0!1.0", "1.0"},
+	{"1.0a1", "1.0a1"},
+	{"1.0alpha1", "1.0a1"},
+	{"1.0-ALPHA-1", "1.0a1"},
+	{"1.0b2", "1.0b2"},
+	{"1.0beta2", "1.0b2"},
+	{"1.0c3", "1.0rc3"},
+	{"1.0rc3", "1.0rc3"},
+	{"1.0pre3", "1.0rc3"},
+	{"1.0preview3", "1.0rc3"},
+	{"1.0-pre.3", "1.0rc3"},
+	{"1.0a", "1.0a0"},
+	{"1.0rc", "1.0rc0"},
+	{"1.0.RC.1", "1.0rc1"},
+	{"1.0.post1", "1.0.post1"},
+	{"1.0-1", "1.0.post1"},
+	{"1.0post", "1.0.post0"},
+	{"1.0.rev2", "1.0.post2"},
+	{"1.0r2", "1.0.post2"},
+	{"1.0-r2", "1.0.post2"},
+	{"1.0-post-1", "1.0.post1"},
+	{"1.0a1-1", "1.0a1.post1"},
+	{"1.0.dev", "1.0.dev0"},
+	{"1.0dev5", "1.0.dev5"},
+	{"1.0_dev_5", "1.0.dev5"},
+	{"1.0+abc.5", "1.0+abc.5"},
+	{"1.0+ABC-01_x", "1.0+abc.1.x"},
+	{"01.0beta.1", "1.0b1"},
+	{"1.0a1.post2.dev3+local", "1.0a1.post2.dev3+local"},
+	{"1.0.0.0.0", "1.0.0.0.0"},
+	{"0", "0"},
+	{"00", "0"},
+	{"1-0", "1.post0"},
+	{"2024.10.8", "2024.10.8"},
+	{"1.0.dev0+l", "1.0.dev0+l"},
+	{"99999999999999999999999999.0", "99999999999999999999999999.0"},
+}
+
 func TestParseVersion(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"1.0", "1.0"},
-		{"1.0.0", "1.0.0"},
-		{"v1.0", "1.0"},
-		{"V2", "2"},
-		{" 1.0\n", "1.0"},
-		{"\u00a01.0\u3000", "1.0"},
-		{"1!2.0", "1!2.0"},
-		{"0!1.0", "1.0"},
-		{"1.0a1", "1.0a1"},
-		{"1.0alpha1", "1.0a1"},
-		{"1.0-ALPHA-1", "1.0a1"},
-		{"1.0b2", "1.0b2"},
-		{"1.0beta2", "1.0b2"},
-		{"1.0c3", "1.0rc3"},
-		{"1.0rc3", "1.0rc3"},
-		{"1.0pre3", "1.0rc3"},
-		{"1.0preview3", "1.0rc3"},
-		{"1.0-pre.3", "1.0rc3"},
-		{"1.0a", "1.0a0"},
-		{"1.0rc", "1.0rc0"},
-		{"1.0.RC.1", "1.0rc1"},
-		{"1.0.post1", "1.0.post1"},
-		{"1.0-1", "1.0.post1"},
-		{"1.0post", "1.0.post0"},
-		{"1.0.rev2", "1.0.post2"},
-		{"1.0r2", "1.0.post2"},
-		{"1.0-r2", "1.0.post2"},
-		{"1.0-post-1", "1.0.post1"},
-		{"1.0a1-1", "1.0a1.post1"},
-		{"1.0.dev", "1.0.dev0"},
-		{"1.0dev5", "1.0.dev5"},
-		{"1.0_dev_5", "1.0.dev5"},
-		{"1.0+abc.5", "1.0+abc.5"},
-		{"1.0+ABC-01_x", "1.0+abc.1.x"},
-		{"01.0beta.1", "1.0b1"},
-		{"1.0a1.post2.dev3+local", "1.0a1.post2.dev3+local"},
-		{"1.0.0.0.0", "1.0.0.0.0"},
-		{"0", "0"},
-		{"00", "0"},
-		{"1-0", "1.post0"},
-		{"2024.10.8", "2024.10.8"},
-		{"1.0.dev0+l", "1.0.dev0+l"},
-		{"99999999999999999999999999.0", "99999999999999999999999999.0"},
-	}
-	for _, tt := range tests {
+	for _, tt := range versionCases {
 		v, err := pypi.ParseVersion(tt.in)
 		if err != nil {
 			t.Errorf("ParseVersion(%q): %v", tt.in, err)
@@ -203,6 +204,9 @@ func FuzzParseVersion(f *testing.F) {
 		" 1.0\n", "1.0a", "1.0.RC.1", "1.0.dev", "1.2.rev33+123456", "1.0+",
 	} {
 		f.Add(s)
+	}
+	for _, tt := range versionCases {
+		f.Add(tt.in)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		v, err := pypi.ParseVersion(s)
