@@ -20,6 +20,9 @@ type matcher struct {
 	glob    bool     // pattern holds a metacharacter
 	parts   []string // star-only globs: the literal pieces between the stars
 	general bool     // the glob uses ? or [...]: path.Match decides
+	// prefix and suffix are the literal text before the first and after the
+	// last metacharacter of a general glob: a cheap filter before path.Match.
+	prefix, suffix string
 }
 
 // isGlob reports whether a rule name is a pattern rather than a project name.
@@ -46,6 +49,8 @@ func compileName(name string) (matcher, error) {
 	m := matcher{pattern: p, glob: true}
 	if strings.ContainsAny(p, "?[") {
 		m.general = true
+		m.prefix = p[:strings.IndexAny(p, "*?[")]
+		m.suffix = p[strings.LastIndexAny(p, "*?]")+1:]
 	} else {
 		m.parts = strings.Split(p, "*")
 	}
@@ -105,6 +110,9 @@ func (m *matcher) match(name string) bool {
 	case !m.glob:
 		return name == m.pattern
 	case m.general:
+		if !strings.HasPrefix(name, m.prefix) || !strings.HasSuffix(name, m.suffix) {
+			return false
+		}
 		ok, _ := path.Match(m.pattern, name)
 		return ok
 	}

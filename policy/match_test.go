@@ -80,6 +80,12 @@ func TestMatch(t *testing.T) {
 		{"py[0-9]", "pyx", false},
 		{"[^a-m]*", "zed", true},
 		{"[^a-m]*", "abc", false},
+		{"[^a-m]*-x", "zed-x", true},
+		{"[^a-m]*-x", "zed-y", false},
+		{"py[0-9]x*", "py3x", true},
+		{"py[0-9]x*", "pz3x", false},
+		{"a?c-[xy]z", "abc-yz", true},
+		{"a?c-[xy]z", "abc-yy", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+"/"+tt.name, func(t *testing.T) {
