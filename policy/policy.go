@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pipgate/pipgate/pypi"
@@ -99,8 +100,8 @@ type Policy struct {
 }
 
 // Default returns the built-in policy: observe only. Nothing is required,
-// so files are served and decisions recorded, but an invalid (tampered)
-// attestation is still blocked, as is any policy's.
+// so files are served and their verdicts recorded, but a file whose
+// attestation fails verification (tampered) is still blocked.
 func Default() *Policy {
 	p := &Policy{
 		defaults: rule{Rule: Rule{
@@ -201,8 +202,8 @@ func (d Decision) Err() error {
 //   - unattested and unsupported: allowed under require none, else the
 //     rule's action;
 //   - invalid: on_invalid, at every require level;
-//   - error (and any verdict Decide does not know, fail closed): allowed
-//     and recorded under require none, else on_error.
+//   - error, and any verdict Decide does not know (reported as error):
+//     allowed and recorded under require none, else on_error.
 func (p *Policy) Decide(project string, f pypi.Facts) Decision {
 	r := p.lookup(pypi.NormalizeName(project))
 	d := Decision{Action: ActionAllow, Verdict: f.Verdict, Rule: r.Name, Require: r.Require}
@@ -266,7 +267,7 @@ func (p *Policy) Decide(project string, f pypi.Facts) Decision {
 	default:
 		if f.Verdict != pypi.VerdictError {
 			d.Verdict = pypi.VerdictError
-			b.add("unknown verdict ", quote(string(f.Verdict)))
+			b.add("unknown verdict ", strconv.Quote(oneLine(string(f.Verdict), 40)))
 		} else {
 			b.add("provenance could not be checked")
 			b.detail(f)
@@ -285,7 +286,7 @@ type reasonBuilder struct{ strings.Builder }
 
 func (b *reasonBuilder) start(project string) {
 	b.Grow(192)
-	b.add("pipgate: ", project, ": ")
+	b.add("pipgate: ", oneLine(project, 200), ": ")
 }
 
 func (b *reasonBuilder) add(ss ...string) {
