@@ -114,9 +114,10 @@ func (w *BlobWriter) Size() int64 { return w.n }
 
 // Commit ends the write and returns the blob's sha256. When wantSHA256 is
 // not "" and differs from the content's digest, Commit removes the temporary
-// file and returns a [*DigestError]. Otherwise it syncs the file and renames
-// it into place (mode 0400); if the blob already exists (another writer got
-// there first), the temporary file is dropped and Commit succeeds. After a
+// file and returns a [*DigestError]. Otherwise it syncs the file and moves
+// it into place (mode 0400; a hard link, so an existing blob is never
+// replaced); if the blob already exists (another writer got there first),
+// the temporary file is dropped and Commit succeeds. After a
 // failed Write, Commit removes the file and returns that error.
 func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 	if w.done {
