@@ -36,8 +36,11 @@ type TrustSourceOptions struct {
 	// (the proxy passes data_dir/tuf). Required without TrustedRootPath.
 	CacheDir string
 	// MirrorURL is the TUF repository; empty means Sigstore public-good
-	// (tuf.DefaultMirror).
+	// (tuf.DefaultMirror), or staging with Staging.
 	MirrorURL string
+	// Staging selects Sigstore staging: its TUF repository and the TUF root
+	// embedded in sigstore-go for it (unless MirrorURL or TUFRoot are set).
+	Staging bool
 	// TUFRoot is the TUF trust anchor (root.json); nil means the one
 	// embedded in sigstore-go for public-good.
 	TUFRoot []byte
@@ -53,7 +56,8 @@ type TrustSourceOptions struct {
 	// StaleAfter is the trusted root age past which a warning is logged;
 	// zero means 7 days.
 	StaleAfter time.Duration
-	// Logger receives refresh and staleness messages; nil discards them.
+	// Logger receives refresh and staleness messages (the caller adds the
+	// component attribute); nil discards them.
 	Logger *slog.Logger
 	// Registerer, when set, gets the gauge
 	// pipgate_trust_root_last_refresh_timestamp_seconds.
@@ -61,10 +65,18 @@ type TrustSourceOptions struct {
 }
 
 func (o TrustSourceOptions) withDefaults() TrustSourceOptions {
-	if o.MirrorURL == "" {
+	switch {
+	case o.MirrorURL != "":
+	case o.Staging:
+		o.MirrorURL = tuf.StagingMirror
+	default:
 		o.MirrorURL = tuf.DefaultMirror
 	}
-	if o.TUFRoot == nil {
+	switch {
+	case o.TUFRoot != nil:
+	case o.Staging:
+		o.TUFRoot = tuf.StagingRoot()
+	default:
 		o.TUFRoot = tuf.DefaultRoot()
 	}
 	if o.HTTPTimeout == 0 {
@@ -109,7 +121,7 @@ type trustState struct {
 // With none of them usable it returns an error wrapping [ErrNoTrustRoot].
 func NewTrustSource(ctx context.Context, opts TrustSourceOptions) (*TrustSource, error) {
 	s := &TrustSource{opts: opts.withDefaults()}
-	s.log = s.opts.Logger.With("component", "trust")
+	s.log = s.opts.Logger
 	if opts.TrustedRootPath != "" {
 		b, err := os.ReadFile(opts.TrustedRootPath)
 		if err != nil {

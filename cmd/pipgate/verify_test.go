@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pipgate/pipgate/provenance/provenancetest"
+)
+
+// verifyFixtures returns the real PyPI fixtures folder or skips.
+func verifyFixtures(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("PIPGATE_FIXTURES")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "fixtures", "pypi")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		t.Skipf("real PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+	}
+	return dir
+}
+
+func verifyRun(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = runVerify(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestVerifyCommandFixtures(t *testing.T) {
+	fx := verifyFixtures(t)
+	f := func(rel string) string { return filepath.Join(fx, rel) }
+	prod, staging := f("trust/trusted_root.production.json"), f("trust/trusted_root.staging.json")
+	dist := f("pypi-attestations/pypi_attestations-0.0.19.tar.gz")
+	distBytes, err := os.ReadFile(dist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	renamed := writeFile(t, tmp, "pypi_attestations-0.0.20.tar.gz", distBytes)
+	respelled := writeFile(t, t.TempDir(), "Pypi-Attestations-0.0.19.tar.gz", distBytes)
+	trusting := writeFile(t, tmp, "trusting.yaml", []byte(`version: 1
+packages:
+  - name: pypi-attestations
+    require: trusted-publisher
+    action: block
+    publishers:
+      - kind: github
+        repository: trailofbits/pypi-attestations
+        workflow: release.yml
+      - kind: identity
+        issuer: https://github.com/login/oauth
+        subject: jku@goto.fi
+`))
+	other := writeFile(t, tmp, "other.yaml", []byte(`version: 1
+packages:
+  - name: pypi-attestations
+    require: trusted-publisher
+    action: block
+    publishers:
+      - kind: github
+        repository: someone/else
+`))
+	cases := []struct {
+		name string
+		args []string
+		code int
+		out  []string
+	}{
+		{"provenance", []string{"--trusted-root", prod, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), dist}, 0,
+			[]string{"pypi_attestations-0.0.19.tar.gz: verified", "signer:      github:trailofbits/pypi-attestations@release.yml (refs/tags/v0.0.19)", "commit:      08802efe1f8e5fec4ad842d6b8ce97656092ee72", "recorded:    github:trailofbits/pypi-attestations@release.yml"}},
+		{"parsed-equal name", []string{"--trusted-root", prod, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), respelled}, 0,
+			[]string{"Pypi-Attestations-0.0.19.tar.gz: verified"}},
+		{"two attestations", []string{"--trusted-root", prod, "--attestation", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.publish.attestation"),
+			"--attestation", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.slsa.attestation"), dist}, 0,
+			[]string{"verified", "https://docs.pypi.org/attestations/publish/v1, https://slsa.dev/provenance/v1"}},
+		{"policy allows", []string{"--trusted-root", prod, "--policy", trusting, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), dist}, 0,
+			[]string{"policy:      allow (rule pypi-attestations, verdict verified)"}},
+		{"policy other publisher", []string{"--trusted-root", prod, "--policy", other, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), dist}, 1,
+			[]string{"verified", "policy:      block (rule pypi-attestations, verdict untrusted-publisher)"}},
+		{"attestation identity matched by policy", []string{"--trusted-root", prod, "--policy", trusting,
+			"--attestation", f("pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_timestamp"), dist}, 0,
+			[]string{"signer:      identity:jku@goto.fi (https://github.com/login/oauth)", "policy:      allow"}},
+		{"rekor v2 unsupported", []string{"--trusted-root", staging, "--attestation", f("pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_rekor2_timestamp"), dist}, 1,
+			[]string{"unsupported (unsupported)", "Rekor v2"}},
+		{"staging root", []string{"--trusted-root", staging, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), dist}, 1,
+			[]string{"invalid (signature)"}},
+		{"renamed file", []string{"--trusted-root", prod, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), renamed}, 1,
+			[]string{"invalid (name-mismatch)", "subject does not match distribution name"}},
+		{"other bytes", []string{"--trusted-root", prod, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"),
+			writeFile(t, t.TempDir(), "pypi_attestations-0.0.19.tar.gz", []byte("nothing"))}, 1,
+			[]string{"invalid (digest-mismatch)", "subject does not match distribution digest"}},
+		{"gitlab attestation", []string{"--trusted-root", prod, "--attestation", f("pypi-attestations/gitlab_oidc_project-0.0.3.tar.gz.publish.attestation"), f("pypi-attestations/gitlab_oidc_project-0.0.3.tar.gz")}, 0,
+			[]string{"signer:      gitlab:facutuesca/gitlab-oidc-project@.gitlab-ci.yml (refs/heads/main)"}},
+		{"signers disagree", []string{"--trusted-root", prod, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"),
+			"--attestation", f("pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_timestamp"), dist}, 1,
+			[]string{"invalid (identity-mismatch)"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := verifyRun(c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d; want %d\nstdout:\n%s\nstderr:\n%s", code, c.code, out, errOut)
+			}
+			for _, want := range c.out {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyCommandMinted(t *testing.T) {
+	ps := provenancetest.New(t)
+	dir := t.TempDir()
+	rootPath := ps.WriteTrustedRoot(dir)
+	content := []byte("a wheel")
+	dist := writeFile(t, dir, "demo_pkg-0.1-py3-none-any.whl", content)
+	prov := writeFile(t, dir, "demo.provenance", ps.ProvenanceFor("demo_pkg-0.1-py3-none-any.whl", content, provenancetest.Google("ci@proj.iam.gserviceaccount.com")))
+	code, out, errOut := verifyRun("--trusted-root", rootPath, "--provenance", prov, dist)
+	if code != 0 || !strings.Contains(out, "signer:      google:ci@proj.iam.gserviceaccount.com") {
+		t.Fatalf("exit %d; want 0 and the Google signer\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// The same provenance against a real root: not verified.
+	other := provenancetest.New(t).WriteTrustedRoot(t.TempDir())
+	if code, out, _ := verifyRun("--trusted-root", other, "--provenance", prov, dist); code != 1 || !strings.Contains(out, "invalid (signature)") {
+		t.Errorf("wrong root: exit %d; want 1 with a signature failure\n%s", code, out)
+	}
+}
+
+func TestVerifyCommandUsage(t *testing.T) {
+	dir := t.TempDir()
+	dist := writeFile(t, dir, "x-1.0.tar.gz", []byte("x"))
+	att := writeFile(t, dir, "x.att", []byte("{}"))
+	dead := httptest.NewServer(http.NotFoundHandler())
+	defer dead.Close()
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"help", []string{"--help"}, 0, "usage: pipgate verify"},
+		{"no args", nil, 2, "missing DIST"},
+		{"no provenance", []string{dist}, 2, "give --provenance or --attestation"},
+		{"two dists", []string{"--attestation", att, dist, dist}, 2, "one DIST at a time"},
+		{"missing dist", []string{"--attestation", att, filepath.Join(dir, "nope.tar.gz")}, 2, "no such file"},
+		{"missing attestation", []string{"--attestation", filepath.Join(dir, "nope"), dist}, 2, "no such file"},
+		{"bad trusted root", []string{"--trusted-root", att, "--attestation", att, dist}, 2, "no usable Sigstore trusted root"},
+		{"unknown flag", []string{"--frobnicate", dist}, 2, "flag provided but not defined"},
+		{"offline tuf", []string{"--tuf-cache", filepath.Join(dir, "tuf"), "--tuf-url", dead.URL, "--attestation", att, dist}, 2, "pass --trusted-root"},
+		{"bad policy", []string{"--policy", att, "--attestation", att, dist}, 2, "pipgate verify:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := verifyRun(c.args...)
+			if code != c.code {
+				t.Fatalf("exit %d; want %d\n%s", code, c.code, errOut)
+			}
+			if !strings.Contains(errOut, c.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", c.stderr, errOut)
+			}
+		})
+	}
+}
