@@ -8,8 +8,8 @@
 // its meta bucket. A database that bbolt cannot open, or one written by a
 // newer pipgate, is moved aside (never wiped, never a crash) and a fresh one
 // is created. Blobs are written to a temporary file, hashed on the way, and
-// into place only once their digest checks out, so a crash or a
-// digest mismatch never leaves a partial file under blobs/sha256.
+// moved into place only once their digest checks out, so a crash or a digest
+// mismatch never leaves a partial file under blobs/sha256.
 //
 // A [Store] is safe for concurrent use. Writers that many goroutines call at
 // once (PutFacts, PutProvenance, PutRef, UpdateHistory) go through bbolt's
