@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -92,6 +93,10 @@ type Egress struct {
 	idleTimeout      time.Duration
 	certs            *caCertCache
 	gp               *goproxy.ProxyHttpServer
+
+	mu      sync.Mutex
+	closed  bool
+	tunnels map[*egressConn]struct{} // hijacked client connections still open
 }
 
 // NewEgress checks opts and builds the egress handler.
@@ -129,6 +134,7 @@ func NewEgress(opts EgressOptions) (*Egress, error) {
 		handshakeTimeout: opts.HandshakeTimeout,
 		idleTimeout:      opts.IdleTimeout,
 		certs:            newCACertCache(egressCertCacheSize),
+		tunnels:          make(map[*egressConn]struct{}),
 	}
 	for i, h := range opts.Intercept {
 		name := strings.ToLower(strings.TrimSpace(h))
@@ -220,15 +226,61 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tun := &egressTunnel{client: egressClientIP(r.RemoteAddr)}
 	r = r.WithContext(context.WithValue(r.Context(), egressTunnelKey{}, tun))
-	e.gp.ServeHTTP(&egressHijacker{ResponseWriter: w, tun: tun, timeout: e.handshakeTimeout}, r)
+	e.gp.ServeHTTP(&egressHijacker{ResponseWriter: w, e: e, tun: tun}, r)
+}
+
+// Close closes every open tunnel. http.Server.Shutdown does not see
+// hijacked connections, so call Close after it. Tunnels opened later are
+// closed at once.
+func (e *Egress) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	conns := make([]*egressConn, 0, len(e.tunnels))
+	for c := range e.tunnels {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	return nil
+}
+
+// egressConn is a hijacked client connection that leaves the set of open
+// tunnels when closed.
+type egressConn struct {
+	net.Conn
+	e    *Egress
+	once sync.Once
+}
+
+func (c *egressConn) Close() error {
+	c.once.Do(func() {
+		c.e.mu.Lock()
+		delete(c.e.tunnels, c)
+		c.e.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// track adds a hijacked connection to the open tunnels, or reports false
+// once the Egress is closed.
+func (e *Egress) track(c *egressConn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.tunnels[c] = struct{}{}
+	return true
 }
 
 // egressHijacker hands goproxy the client connection with a deadline for the
 // CONNECT reply, the TLS handshake and the first request: goproxy sets none.
 type egressHijacker struct {
 	http.ResponseWriter
-	tun     *egressTunnel
-	timeout time.Duration
+	e   *Egress
+	tun *egressTunnel
 }
 
 func (h *egressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -236,11 +288,16 @@ func (h *egressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !ok {
 		return nil, nil, http.ErrNotSupported
 	}
-	conn, rw, err := hj.Hijack()
+	raw, rw, err := hj.Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	_ = conn.SetDeadline(time.Now().Add(h.timeout))
+	conn := &egressConn{Conn: raw, e: h.e}
+	if !h.e.track(conn) {
+		_ = raw.Close()
+		return nil, nil, net.ErrClosed
+	}
+	_ = conn.SetDeadline(time.Now().Add(h.e.handshakeTimeout))
 	h.tun.conn = conn
 	return conn, rw, nil
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -608,6 +609,38 @@ func TestEgressClientGone(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler kept writing after the client left")
+	}
+}
+
+func TestEgressClose(t *testing.T) {
+	f := egressStart(t, http.HandlerFunc(egressEcho))
+	tc, err := egressTunnelRaw(t, f, "pypi.org:443", "pypi.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.egress.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := tc.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read from a tunnel after Close: %v; want the connection closed", err)
+	}
+	f.egress.mu.Lock()
+	open := len(f.egress.tunnels)
+	f.egress.mu.Unlock()
+	if open != 0 {
+		t.Errorf("open tunnels after Close %d; want 0", open)
+	}
+	// Tunnels asked for after Close are not opened.
+	conn, err := net.Dial("tcp", f.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect}); err == nil && resp.StatusCode == http.StatusOK {
+		t.Error("CONNECT after Close got 200; want the connection refused")
 	}
 }
 
