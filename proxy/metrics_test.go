@@ -3,10 +3,18 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,6 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -329,4 +340,465 @@ func BenchmarkMetricsDownload(b *testing.B) {
 			m.observeHTTP("file", "GET", 200, time.Millisecond)
 		}
 	})
+}
+
+// ---------------------------------------------------------------------------
+// deploy/: the files that refer to these metrics and run this binary. These
+// tests are the offline validation of deploy/ (scripts/check-deploy.sh runs
+// them next to promtool, systemd-analyze and docker-compose).
+
+// repoFile returns the path of a repository file from the package directory.
+func repoFile(parts ...string) string {
+	return filepath.Join(append([]string{".."}, parts...)...)
+}
+
+// describeRecorder is a Registerer that records the name of every metric
+// described by a registered collector, observed or not.
+type describeRecorder struct {
+	prometheus.Registerer
+	names map[string]bool
+}
+
+func (d *describeRecorder) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc, 16)
+	go func() { c.Describe(ch); close(ch) }()
+	for desc := range ch {
+		if m := descName.FindStringSubmatch(desc.String()); m != nil {
+			d.names[m[1]] = true
+		}
+	}
+	return d.Registerer.Register(c)
+}
+
+func (d *describeRecorder) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := d.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// registeredMetricNames returns every pipgate_ metric the binary registers:
+// this package's and the upstream client's.
+func registeredMetricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	rec := &describeRecorder{Registerer: prometheus.NewRegistry(), names: make(map[string]bool)}
+	m := newMetrics(rec, "dev")
+	m.cacheSize(func() float64 { return 0 })
+	m.auditLog(nil)
+	if _, err := upstream.New(upstream.Options{URL: "https://pypi.org/", Registerer: rec}); err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]bool)
+	for n := range rec.names {
+		if strings.HasPrefix(n, "pipgate_") {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// deployFiles returns the deploy/ files whose name ends in one of exts.
+func deployFiles(t *testing.T, exts ...string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(repoFile("deploy"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, e := range exts {
+			if !d.IsDir() && strings.HasSuffix(p, e) {
+				files = append(files, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no %v files under deploy/", exts)
+	}
+	return files
+}
+
+var metricRef = regexp.MustCompile(`pipgate_[a-z_]+`)
+
+func TestDeployMetricNames(t *testing.T) {
+	have := registeredMetricNames(t)
+	used := make(map[string]bool)
+	for _, f := range deployFiles(t, ".json", ".yml", ".yaml") {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range metricRef.FindAllString(string(data), -1) {
+			name := ref
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(ref, suf); ok && have[b] {
+					name = b
+				}
+			}
+			used[name] = true
+			if !have[name] {
+				t.Errorf("%s refers to %s, which pipgate does not export", f, ref)
+			}
+		}
+	}
+	// The series the issue asks the dashboard and the alerts to show.
+	for _, want := range []string{
+		"pipgate_downloads_total", "pipgate_policy_decisions_total", "pipgate_verifications_total",
+		"pipgate_cache_lookups_total", "pipgate_upstream_request_duration_seconds",
+		"pipgate_upstream_requests_total", "pipgate_verification_duration_seconds",
+		"pipgate_trust_root_last_refresh_timestamp_seconds", "pipgate_config_last_reload_successful",
+	} {
+		if !used[want] {
+			t.Errorf("deploy/ never uses %s", want)
+		}
+	}
+}
+
+// yamlDocs decodes every document of a YAML file (duplicate keys are errors).
+func yamlDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var docs []map[string]any
+	dec := yaml.NewDecoder(f)
+	for {
+		var doc map[string]any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if doc != nil {
+			docs = append(docs, doc)
+		}
+	}
+	return docs
+}
+
+func TestDeploySyntax(t *testing.T) {
+	for _, f := range deployFiles(t, ".yml", ".yaml") {
+		if len(yamlDocs(t, f)) == 0 {
+			t.Errorf("%s: no YAML document", f)
+		}
+	}
+	for _, f := range deployFiles(t, ".json") {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(data, &v); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// productConfigKeys are the server configuration keys of product.md.
+var productConfigKeys = []string{
+	"listen", "data_dir", "upstream", "upstream.url", "upstream.file_hosts", "upstream.index_ttl",
+	"upstream.timeout", "trust", "trust.trusted_root", "policy", "metrics_listen", "audit_log",
+	"egress", "egress.listen", "egress.ca_cert", "egress.ca_key", "egress.intercept",
+}
+
+// configKeys flattens the keys of a decoded pipgate.yaml: "upstream.url".
+func configKeys(prefix string, m map[string]any, out map[string]bool) {
+	for k, v := range m {
+		out[prefix+k] = true
+		if sub, ok := v.(map[string]any); ok {
+			configKeys(prefix+k+".", sub, out)
+		}
+	}
+}
+
+// checkPipgateConfig checks that cfg (one pipgate.yaml) spells exactly the
+// product.md keys and returns it decoded.
+func checkPipgateConfig(t *testing.T, name string, cfg []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	dec := yaml.NewDecoder(bytes.NewReader(cfg))
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	got := make(map[string]bool)
+	configKeys("", m, got)
+	for _, k := range productConfigKeys {
+		if !got[k] {
+			t.Errorf("%s: missing key %s", name, k)
+		}
+		delete(got, k)
+	}
+	for k := range got {
+		t.Errorf("%s: key %s is not in product.md's configuration", name, k)
+	}
+	return m
+}
+
+func TestDeployKubernetes(t *testing.T) {
+	dir := repoFile("deploy", "kubernetes")
+	byKind := make(map[string]map[string]any)
+	kust := yamlDocs(t, filepath.Join(dir, "kustomization.yaml"))[0]
+	for _, r := range kust["resources"].([]any) {
+		for _, doc := range yamlDocs(t, filepath.Join(dir, r.(string))) {
+			kind, _ := doc["kind"].(string)
+			if doc["apiVersion"] == nil || kind == "" || dig(doc, "metadata", "name") == nil {
+				t.Errorf("%s: a document without apiVersion, kind or metadata.name", r)
+				continue
+			}
+			byKind[kind] = doc
+		}
+	}
+	for _, k := range []string{"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "HorizontalPodAutoscaler"} {
+		if byKind[k] == nil {
+			t.Fatalf("kustomization.yaml has no %s", k)
+		}
+	}
+	dep := byKind["Deployment"]
+	podLabels := dig(dep, "spec", "template", "metadata", "labels").(map[string]any)
+	if !subset(dig(dep, "spec", "selector", "matchLabels"), podLabels) {
+		t.Error("Deployment selector does not match its pod labels")
+	}
+	if n, _ := dig(dep, "spec", "replicas").(int); n < 2 {
+		t.Errorf("Deployment replicas = %d; want several", n)
+	}
+	c := dig(dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	ports := make(map[string]int)
+	for _, p := range c["ports"].([]any) {
+		p := p.(map[string]any)
+		ports[p["name"].(string)] = p["containerPort"].(int)
+	}
+	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"} {
+		if got := dig(c, probe, "httpGet", "path"); got != path {
+			t.Errorf("%s path = %v; want %s", probe, got, path)
+		}
+		if port, _ := dig(c, probe, "httpGet", "port").(string); ports[port] == 0 {
+			t.Errorf("%s port %q is not a container port", probe, port)
+		}
+	}
+	for _, r := range []string{"requests", "limits"} {
+		if dig(c, "resources", r, "memory") == nil {
+			t.Errorf("container has no resources.%s.memory", r)
+		}
+	}
+	if dig(c, "resources", "requests", "cpu") == nil {
+		t.Error("container has no resources.requests.cpu (the HPA needs it)")
+	}
+	if dig(dep, "spec", "template", "spec", "securityContext", "runAsNonRoot") != true ||
+		dig(c, "securityContext", "readOnlyRootFilesystem") != true {
+		t.Error("pod must run as non-root with a read-only root filesystem")
+	}
+	mounts := make(map[string]string)
+	for _, m := range c["volumeMounts"].([]any) {
+		m := m.(map[string]any)
+		mounts[m["name"].(string)] = m["mountPath"].(string)
+	}
+	volumes := make(map[string]map[string]any)
+	for _, v := range dig(dep, "spec", "template", "spec", "volumes").([]any) {
+		v := v.(map[string]any)
+		volumes[v["name"].(string)] = v
+	}
+	for name := range mounts {
+		if volumes[name] == nil {
+			t.Errorf("volumeMount %s has no volume", name)
+		}
+	}
+
+	cm := byKind["ConfigMap"]
+	if got, want := dig(volumes["config"], "configMap", "name"), dig(cm, "metadata", "name"); got != want {
+		t.Errorf("config volume uses ConfigMap %v; want %v", got, want)
+	}
+	cfgText, _ := dig(cm, "data", "pipgate.yaml").(string)
+	cfg := checkPipgateConfig(t, "configmap.yaml pipgate.yaml", []byte(cfgText))
+	if _, ok := dig(cm, "data", "policy.yaml").(string); !ok || cfg["policy"] != "policy.yaml" {
+		t.Error("ConfigMap must hold policy.yaml and pipgate.yaml must name it")
+	}
+	if cfg["data_dir"] != mounts["data"] || mounts["config"] != "/etc/pipgate" {
+		t.Errorf("data_dir %v and config mount %v do not match the volume mounts %v", cfg["data_dir"], mounts["config"], mounts)
+	}
+	_, port, _ := strings.Cut(cfg["listen"].(string), ":")
+	if fmt.Sprint(ports["http"]) != port {
+		t.Errorf("listen %v does not match containerPort %d", cfg["listen"], ports["http"])
+	}
+
+	svc := byKind["Service"]
+	if !subset(dig(svc, "spec", "selector"), podLabels) {
+		t.Error("Service selector does not match the pod labels")
+	}
+	for _, p := range dig(svc, "spec", "ports").([]any) {
+		if tp, _ := p.(map[string]any)["targetPort"].(string); ports[tp] == 0 {
+			t.Errorf("Service targetPort %q is not a container port", tp)
+		}
+	}
+	if !subset(dig(byKind["PodDisruptionBudget"], "spec", "selector", "matchLabels"), podLabels) {
+		t.Error("PodDisruptionBudget selector does not match the pod labels")
+	}
+	hpa := byKind["HorizontalPodAutoscaler"]
+	if dig(hpa, "spec", "scaleTargetRef", "kind") != "Deployment" || dig(hpa, "spec", "scaleTargetRef", "name") != dig(dep, "metadata", "name") {
+		t.Error("HorizontalPodAutoscaler does not target the Deployment")
+	}
+	if lo, _ := dig(hpa, "spec", "minReplicas").(int); lo < 2 {
+		t.Errorf("HPA minReplicas = %d; want at least 2 (the PDB allows one down)", lo)
+	}
+}
+
+func TestDeployContainerAndServiceConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		file, dataDir, audit string
+	}{
+		{"deploy/docker/pipgate.yaml", "/data", "-"},
+		{"deploy/systemd/pipgate.yaml", "/var/lib/pipgate", "/var/log/pipgate/audit.jsonl"},
+	} {
+		data, err := os.ReadFile(repoFile(tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := checkPipgateConfig(t, tc.file, data)
+		if cfg["data_dir"] != tc.dataDir || cfg["audit_log"] != tc.audit {
+			t.Errorf("%s: data_dir %v, audit_log %v; want %s, %s", tc.file, cfg["data_dir"], cfg["audit_log"], tc.dataDir, tc.audit)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(repoFile(tc.file)), cfg["policy"].(string))); err != nil {
+			t.Errorf("%s: policy: %v", tc.file, err)
+		}
+	}
+
+	unit, err := os.ReadFile(repoFile("deploy", "systemd", "pipgate.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\nDynamicUser=yes\n", "\nProtectSystem=strict\n", "\nStateDirectory=pipgate\n", "\nLogsDirectory=pipgate\n",
+		"\nConfigurationDirectory=pipgate\n", "\nExecReload=/bin/kill -HUP $MAINPID\n", "\nNoNewPrivileges=yes\n",
+		"\nExecStart=/usr/local/bin/pipgate serve --config /etc/pipgate/pipgate.yaml\n",
+	} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("pipgate.service lacks %q", strings.TrimSpace(want))
+		}
+	}
+
+	compose := yamlDocs(t, repoFile("deploy", "docker-compose.yml"))[0]
+	services, _ := compose["services"].(map[string]any)
+	for _, s := range []string{"pipgate", "prometheus", "grafana"} {
+		svc, _ := services[s].(map[string]any)
+		if svc == nil {
+			t.Errorf("docker-compose.yml has no %s service", s)
+			continue
+		}
+		vols, _ := svc["volumes"].([]any)
+		for _, v := range vols {
+			src, _, _ := strings.Cut(v.(string), ":")
+			if strings.HasPrefix(src, ".") {
+				if _, err := os.Stat(repoFile("deploy", src)); err != nil {
+					t.Errorf("docker-compose.yml %s mounts %s: %v", s, src, err)
+				}
+			}
+		}
+	}
+	if ctx := dig(services["pipgate"], "build", "context"); ctx != ".." {
+		t.Errorf("pipgate build context %v; want the repository root", ctx)
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile(repoFile("Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	for _, want := range []string{
+		"FROM golang:1.26 AS build",
+		`CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/pipgate ./cmd/pipgate`,
+		"FROM gcr.io/distroless/static-debian12:nonroot",
+		"USER 65532:65532",
+		`VOLUME ["/data", "/etc/pipgate"]`,
+		"EXPOSE 8080 3128",
+		"HEALTHCHECK ",
+		"http://127.0.0.1:8080/healthz",
+		`ENTRYPOINT ["/pipgate"]`,
+		`CMD ["serve", "--config", "/etc/pipgate/pipgate.yaml"]`,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	// The baked-in config listens where EXPOSE and HEALTHCHECK say.
+	cfg, err := os.ReadFile(repoFile("deploy", "docker", "pipgate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^listen: 0\.0\.0\.0:8080\b`).Match(cfg) {
+		t.Error("deploy/docker/pipgate.yaml must listen on 0.0.0.0:8080 (EXPOSE, HEALTHCHECK)")
+	}
+	// Every local COPY source exists and is not excluded by .dockerignore.
+	ignore, err := os.ReadFile(repoFile(".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var excluded []string
+	for _, l := range strings.Split(string(ignore), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			excluded = append(excluded, strings.TrimPrefix(l, "/"))
+		}
+	}
+	for _, l := range strings.Split(df, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[0] != "COPY" || strings.HasPrefix(f[1], "--") {
+			continue
+		}
+		for _, src := range f[1 : len(f)-1] {
+			if src == "." {
+				continue
+			}
+			if _, err := os.Stat(repoFile(src)); err != nil {
+				t.Errorf("Dockerfile copies %s: %v", src, err)
+			}
+			for _, ex := range excluded {
+				if src == ex || strings.HasPrefix(src, ex+"/") {
+					t.Errorf("Dockerfile copies %s, which .dockerignore excludes (%s)", src, ex)
+				}
+			}
+		}
+	}
+	for _, need := range []string{"go.mod", "go.sum", "cmd", "pypi", "proxy"} {
+		for _, ex := range excluded {
+			if need == ex {
+				t.Errorf(".dockerignore excludes %s, which the build needs", need)
+			}
+		}
+	}
+}
+
+// dig walks nested maps by key; nil when a step is missing.
+func dig(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// subset reports whether every key=value of sel (a label map) is in labels.
+func subset(sel any, labels map[string]any) bool {
+	m, ok := sel.(map[string]any)
+	if !ok || len(m) == 0 {
+		return false
+	}
+	for k, v := range m {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
