@@ -1,244 +1,241 @@
 package pypi
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strconv"
-	"unicode/utf8"
 )
 
-// rawObject is a JSON object with its keys matched exactly (encoding/json
-// matches struct fields case-insensitively, Python does not).
-type rawObject map[string]json.RawMessage
+// Input shapes. encoding/json also matches keys case-insensitively
+// ("URL" fills url), where Python matches exactly; pipgate re-renders every
+// page it serves, so clients only ever see its own reading.
+type (
+	jsonPageIn struct {
+		Files         *[]jsonFileIn `json:"files"`
+		Meta          *jsonMetaIn   `json:"meta"`
+		Name          *string       `json:"name"`
+		ProjectStatus *jsonStatusIn `json:"project-status"`
+		Versions      *[]string     `json:"versions"`
+	}
+	jsonMetaIn struct {
+		APIVersion *string    `json:"api-version"`
+		LastSerial lenientInt `json:"_last-serial"`
+	}
+	jsonStatusIn struct {
+		Status *string `json:"status"`
+		Reason *string `json:"reason"`
+	}
+	jsonFileIn struct {
+		Filename             *string           `json:"filename"`
+		URL                  *string           `json:"url"`
+		Hashes               map[string]string `json:"hashes"`
+		RequiresPython       *string           `json:"requires-python"`
+		Yanked               jsonYankedIn      `json:"yanked"`
+		CoreMetadata         jsonMetadataIn    `json:"core-metadata"`
+		DistInfoMetadata     jsonMetadataIn    `json:"dist-info-metadata"`
+		DataDistInfoMetadata jsonMetadataIn    `json:"data-dist-info-metadata"`
+		GPGSig               *bool             `json:"gpg-sig"`
+		Size                 *int64            `json:"size"`
+		UploadTime           *string           `json:"upload-time"`
+		Provenance           *string           `json:"provenance"`
+	}
+)
 
-// isNull reports whether a key is absent or JSON null.
-func (o rawObject) isNull(key string) bool {
-	v, ok := o[key]
-	return !ok || bytes.Equal(v, []byte("null"))
+// lenientInt is a private integer key (_last-serial): anything that is not
+// an integer reads as 0 instead of failing the page.
+type lenientInt int64
+
+// UnmarshalJSON implements [json.Unmarshaler].
+func (n *lenientInt) UnmarshalJSON(b []byte) error {
+	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		*n = lenientInt(v)
+	}
+	return nil
 }
 
-// decodeObject decodes body as one JSON object and nothing after it.
-func decodeObject(body []byte) (rawObject, error) {
-	var o rawObject
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&o); err != nil {
-		return nil, pageError("JSON: %v", err)
-	}
-	if o == nil {
-		return nil, pageError("JSON: not an object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, pageError("JSON: trailing data after the object")
-	}
-	return o, nil
+// jsonYankedIn is PEP 592 "yanked": a boolean or a reason string. As in
+// pip, an empty string or null means not yanked.
+type jsonYankedIn struct {
+	yanked bool
+	reason string
 }
 
-// str decodes key as a string; absent or null gives ("", false, nil).
-func (o rawObject) str(key string) (string, bool, error) {
-	if o.isNull(key) {
-		return "", false, nil
-	}
-	s, err := rawString(o[key])
-	if err != nil {
-		return "", false, fmt.Errorf("%s: not a string", key)
-	}
-	return s, true, nil
-}
-
-// rawString decodes a JSON string value. Values come from an already
-// validated document, so a string without escapes is its bytes verbatim.
-func rawString(raw json.RawMessage) (string, error) {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' &&
-		bytes.IndexByte(raw[1:n-1], '\\') < 0 && bytes.IndexByte(raw[1:n-1], '"') < 0 && utf8.Valid(raw) {
-		return string(raw[1 : n-1]), nil
+// UnmarshalJSON implements [json.Unmarshaler].
+func (y *jsonYankedIn) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "null", "false":
+		return nil
+	case "true":
+		y.yanked = true
+		return nil
 	}
 	var s string
-	err := json.Unmarshal(raw, &s)
-	return s, err
-}
-
-// rawBool decodes a JSON boolean value.
-func rawBool(raw json.RawMessage) (bool, bool) {
-	switch string(raw) {
-	case "true":
-		return true, true
-	case "false":
-		return false, true
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("yanked: not a boolean or string")
 	}
-	return false, false
+	y.yanked, y.reason = s != "", s
+	return nil
 }
 
-// parseMeta reads meta.api-version (checking the major version) and the
-// private meta._last-serial (ignored when it is not an integer).
-func parseMeta(top rawObject) (apiVersion string, serial int64, err error) {
-	if top.isNull("meta") {
+// jsonMetadataIn is a PEP 714 value: a boolean or a hash object; set is
+// false when the key is absent or null.
+type jsonMetadataIn struct {
+	set, present bool
+	hashes       map[string]string
+}
+
+// UnmarshalJSON implements [json.Unmarshaler].
+func (m *jsonMetadataIn) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "null":
+		return nil
+	case "true", "false":
+		m.set, m.present = true, string(b) == "true"
+		return nil
+	}
+	if err := json.Unmarshal(b, &m.hashes); err != nil || m.hashes == nil {
+		return errors.New("core metadata: not a boolean or hash object")
+	}
+	m.set, m.present = true, true
+	return nil
+}
+
+// parseMeta reads meta.api-version, checking the major version, and the
+// private meta._last-serial.
+func parseMeta(m *jsonMetaIn) (apiVersion string, serial int64, err error) {
+	if m == nil {
 		return "", 0, nil
 	}
-	var meta rawObject
-	if err := json.Unmarshal(top["meta"], &meta); err != nil || meta == nil {
-		return "", 0, pageError("meta: not an object")
-	}
-	apiVersion, _, err = meta.str("api-version")
-	if err != nil {
-		return "", 0, pageError("meta.%v", err)
+	if m.APIVersion != nil {
+		apiVersion = *m.APIVersion
 	}
 	if err := checkAPIVersion(apiVersion); err != nil {
 		return "", 0, err
 	}
-	if !meta.isNull("_last-serial") {
-		_ = json.Unmarshal(meta["_last-serial"], &serial)
-	}
-	return apiVersion, serial, nil
+	return apiVersion, int64(m.LastSerial), nil
 }
 
 // ParseProjectJSON parses a PEP 691 project page. Relative file and
 // provenance URLs are resolved against pageURL (which may be nil when all
 // URLs are absolute); URLs must end up http or https. Unknown keys are
-// ignored; a missing or malformed required key, a file name with a path
+// ignored (keys match case-insensitively, as encoding/json does); a
+// missing or malformed required key, a file name with a path
 // separator, a hash that is not hex, or an API major version other than 1
 // is an error matching [ErrInvalidPage].
 func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if err := checkPageSize(body); err != nil {
 		return nil, err
 	}
-	top, err := decodeObject(body)
-	if err != nil {
-		return nil, err
+	var in jsonPageIn
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, pageError("JSON: %v", err)
 	}
 	p := &ProjectPage{}
-	if p.APIVersion, p.LastSerial, err = parseMeta(top); err != nil {
+	var err error
+	if p.APIVersion, p.LastSerial, err = parseMeta(in.Meta); err != nil {
 		return nil, err
 	}
-	name, ok, err := top.str("name")
-	if err != nil || !ok || !ValidProjectName(name) {
+	if in.Name == nil || !ValidProjectName(*in.Name) {
 		return nil, pageError("missing or invalid project name")
 	}
-	p.Name = NormalizeName(name)
-	if !top.isNull("versions") {
-		if err := json.Unmarshal(top["versions"], &p.Versions); err != nil {
-			return nil, pageError("versions: not a list of strings")
-		}
+	p.Name = NormalizeName(*in.Name)
+	if in.Versions != nil {
+		p.Versions = *in.Versions
 		if p.Versions == nil {
 			p.Versions = []string{}
 		}
 	}
-	if !top.isNull("project-status") {
-		var st rawObject
-		if err := json.Unmarshal(top["project-status"], &st); err != nil || st == nil {
-			return nil, pageError("project-status: not an object")
+	if st := in.ProjectStatus; st != nil {
+		if st.Status != nil {
+			p.Status = *st.Status
 		}
-		s, _, err1 := st.str("status")
-		r, _, err2 := st.str("reason")
-		if err1 != nil || err2 != nil {
-			return nil, pageError("project-status: status and reason must be strings")
+		if st.Reason != nil {
+			p.StatusReason = *st.Reason
 		}
-		p.Status, p.StatusReason = s, r
 	}
-	if top.isNull("files") {
+	if in.Files == nil {
 		return nil, pageError("missing files")
 	}
-	var files []rawObject
-	if err := json.Unmarshal(top["files"], &files); err != nil {
-		return nil, pageError("files: not a list of objects")
-	}
-	p.Files = make([]File, 0, len(files))
-	for i, fo := range files {
-		f, err := parseJSONFile(fo, pageURL)
-		if err != nil {
+	p.Files = make([]File, len(*in.Files))
+	for i := range *in.Files {
+		if err := convertJSONFile(&(*in.Files)[i], pageURL, &p.Files[i]); err != nil {
 			return nil, pageError("files[%d]: %v", i, err)
 		}
-		p.Files = append(p.Files, f)
 	}
 	return p, nil
 }
 
-func parseJSONFile(o rawObject, pageURL *url.URL) (File, error) {
-	f := File{Size: -1}
-	if o == nil {
-		return f, fmt.Errorf("not an object")
+func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
+	f.Size = -1
+	if in.Filename == nil {
+		return errors.New("missing filename")
 	}
-	var ok bool
-	var err error
-	if f.Filename, ok, err = o.str("filename"); err != nil || !ok {
-		return f, fmt.Errorf("missing filename")
-	}
+	f.Filename = *in.Filename
 	if !safeFilename(f.Filename) {
-		return f, fmt.Errorf("unsafe filename %q", f.Filename)
+		return fmt.Errorf("unsafe filename %q", f.Filename)
 	}
-	rawURL, ok, err := o.str("url")
-	if err != nil || !ok || rawURL == "" {
-		return f, fmt.Errorf("%s: missing url", f.Filename)
+	if in.URL == nil || *in.URL == "" {
+		return fmt.Errorf("%s: missing url", f.Filename)
 	}
 	var frag string
-	if f.URL, frag, err = resolveURL(pageURL, rawURL); err != nil {
-		return f, fmt.Errorf("%s: url: %w", f.Filename, err)
+	var err error
+	if f.URL, frag, err = resolveURL(pageURL, *in.URL); err != nil {
+		return fmt.Errorf("%s: url: %w", f.Filename, err)
 	}
-	if o.isNull("hashes") {
-		return f, fmt.Errorf("%s: missing hashes", f.Filename)
+	if in.Hashes == nil {
+		return fmt.Errorf("%s: missing hashes", f.Filename)
 	}
-	if f.Hashes, err = parseHashDict(o["hashes"]); err != nil {
-		return f, fmt.Errorf("%s: hashes: %w", f.Filename, err)
+	if f.Hashes, err = normalizeHashes(in.Hashes); err != nil {
+		return fmt.Errorf("%s: hashes: %w", f.Filename, err)
 	}
 	if n, d, err := parseFragmentHash(frag); err != nil {
-		return f, fmt.Errorf("%s: url fragment: %w", f.Filename, err)
+		return fmt.Errorf("%s: url fragment: %w", f.Filename, err)
 	} else if n != "" {
 		if _, dup := f.Hashes[n]; !dup {
 			f.Hashes[n] = d
 		}
 	}
-	if f.RequiresPython, _, err = o.str("requires-python"); err != nil {
-		return f, fmt.Errorf("%s: %w", f.Filename, err)
+	if in.RequiresPython != nil {
+		f.RequiresPython = *in.RequiresPython
 	}
-	if err := parseYanked(o, &f); err != nil {
-		return f, fmt.Errorf("%s: %w", f.Filename, err)
-	}
+	f.Yanked, f.YankedReason = in.Yanked.yanked, in.Yanked.reason
 	// pip reads core-metadata, then dist-info-metadata; PyPI's legacy key
 	// is data-dist-info-metadata. The first non-null one wins.
-	for _, key := range []string{"core-metadata", "dist-info-metadata", "data-dist-info-metadata"} {
-		if o.isNull(key) {
+	for _, m := range []*jsonMetadataIn{&in.CoreMetadata, &in.DistInfoMetadata, &in.DataDistInfoMetadata} {
+		if !m.set {
 			continue
 		}
-		if err := parseCoreMetadata(o[key], &f); err != nil {
-			return f, fmt.Errorf("%s: %s: %w", f.Filename, key, err)
+		f.CoreMetadata = m.present
+		if m.hashes != nil {
+			if f.CoreMetadataHashes, err = normalizeHashes(m.hashes); err != nil {
+				return fmt.Errorf("%s: core metadata: %w", f.Filename, err)
+			}
 		}
 		break
 	}
-	if !o.isNull("size") {
-		if err := json.Unmarshal(o["size"], &f.Size); err != nil || f.Size < 0 {
-			return f, fmt.Errorf("%s: size: not a non-negative integer", f.Filename)
+	if in.Size != nil {
+		if *in.Size < 0 {
+			return fmt.Errorf("%s: size: negative", f.Filename)
+		}
+		f.Size = *in.Size
+	}
+	if in.UploadTime != nil {
+		f.UploadTime = *in.UploadTime
+	}
+	if in.Provenance != nil && *in.Provenance != "" {
+		if f.Provenance, _, err = resolveURL(pageURL, *in.Provenance); err != nil {
+			return fmt.Errorf("%s: provenance: %w", f.Filename, err)
 		}
 	}
-	if f.UploadTime, _, err = o.str("upload-time"); err != nil {
-		return f, fmt.Errorf("%s: %w", f.Filename, err)
-	}
-	prov, ok, err := o.str("provenance")
-	if err != nil {
-		return f, fmt.Errorf("%s: %w", f.Filename, err)
-	}
-	if ok && prov != "" {
-		if f.Provenance, _, err = resolveURL(pageURL, prov); err != nil {
-			return f, fmt.Errorf("%s: provenance: %w", f.Filename, err)
-		}
-	}
-	if !o.isNull("gpg-sig") {
-		b, ok := rawBool(o["gpg-sig"])
-		if !ok {
-			return f, fmt.Errorf("%s: gpg-sig: not a boolean", f.Filename)
-		}
-		f.GPGSig = &b
-	}
-	return f, nil
+	f.GPGSig = in.GPGSig
+	return nil
 }
 
-// parseHashDict decodes a {"name": "hex"} object, lower-casing the digests.
-func parseHashDict(raw json.RawMessage) (map[string]string, error) {
-	var h map[string]string
-	if err := json.Unmarshal(raw, &h); err != nil || h == nil {
-		return nil, fmt.Errorf("not an object of strings")
-	}
+// normalizeHashes validates and lower-cases a {"name": "hex"} object in place.
+func normalizeHashes(h map[string]string) (map[string]string, error) {
 	for k, v := range h {
 		d, err := normalizeHash(k, v)
 		if err != nil {
@@ -247,39 +244,6 @@ func parseHashDict(raw json.RawMessage) (map[string]string, error) {
 		h[k] = d
 	}
 	return h, nil
-}
-
-// parseYanked reads PEP 592 "yanked": a boolean or a reason string. As in
-// pip, an empty string or null means not yanked.
-func parseYanked(o rawObject, f *File) error {
-	if o.isNull("yanked") {
-		return nil
-	}
-	raw := o["yanked"]
-	if b, ok := rawBool(raw); ok {
-		f.Yanked = b
-		return nil
-	}
-	s, err := rawString(raw)
-	if err != nil {
-		return fmt.Errorf("yanked: not a boolean or string")
-	}
-	f.Yanked, f.YankedReason = s != "", s
-	return nil
-}
-
-// parseCoreMetadata reads a PEP 714 value: a boolean or a hash object.
-func parseCoreMetadata(raw json.RawMessage, f *File) error {
-	if b, ok := rawBool(raw); ok {
-		f.CoreMetadata = b
-		return nil
-	}
-	h, err := parseHashDict(raw)
-	if err != nil {
-		return fmt.Errorf("not a boolean or hash object")
-	}
-	f.CoreMetadata, f.CoreMetadataHashes = true, h
-	return nil
 }
 
 // JSON output shapes, fields in alphabetical order of their keys (PyPI
@@ -380,32 +344,30 @@ func ParseProjectListJSON(body []byte) (*ProjectList, error) {
 	if err := checkPageSize(body); err != nil {
 		return nil, err
 	}
-	top, err := decodeObject(body)
-	if err != nil {
-		return nil, err
+	var in struct {
+		Meta     *jsonMetaIn `json:"meta"`
+		Projects *[]struct {
+			Name       *string    `json:"name"`
+			LastSerial lenientInt `json:"_last-serial"`
+		} `json:"projects"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, pageError("JSON: %v", err)
 	}
 	l := &ProjectList{}
-	if l.APIVersion, l.LastSerial, err = parseMeta(top); err != nil {
+	var err error
+	if l.APIVersion, l.LastSerial, err = parseMeta(in.Meta); err != nil {
 		return nil, err
 	}
-	if top.isNull("projects") {
+	if in.Projects == nil {
 		return nil, pageError("missing projects")
 	}
-	var projects []rawObject
-	if err := json.Unmarshal(top["projects"], &projects); err != nil {
-		return nil, pageError("projects: not a list of objects")
-	}
-	l.Projects = make([]ProjectEntry, 0, len(projects))
-	for i, po := range projects {
-		name, ok, err := po.str("name")
-		if err != nil || !ok || name == "" {
+	l.Projects = make([]ProjectEntry, len(*in.Projects))
+	for i, e := range *in.Projects {
+		if e.Name == nil || *e.Name == "" {
 			return nil, pageError("projects[%d]: missing name", i)
 		}
-		e := ProjectEntry{Name: name}
-		if !po.isNull("_last-serial") {
-			_ = json.Unmarshal(po["_last-serial"], &e.LastSerial)
-		}
-		l.Projects = append(l.Projects, e)
+		l.Projects[i] = ProjectEntry{Name: *e.Name, LastSerial: int64(e.LastSerial)}
 	}
 	return l, nil
 }
