@@ -255,3 +255,16 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+func TestFactsBadDist(t *testing.T) {
+	ps := provenancetest.New(t)
+	prov := ps.ProvenanceFor("a-1.0.tar.gz", []byte("a"), provenancetest.GitHub("o/r", "w.yml"))
+	f := ps.Verifier().Facts(prov, provenance.Dist{Filename: "a-1.0.tar.gz", SHA256: "not-hex"})
+	if f.Verdict != pypi.VerdictError {
+		t.Errorf("got %q; want %q", f.Verdict, pypi.VerdictError)
+	}
+	f = ps.Verifier().Facts([]byte("{"), provenance.Dist{Filename: "a-1.0.tar.gz", SHA256: provenancetest.DistFor("a-1.0.tar.gz", []byte("a")).SHA256})
+	if f.Verdict != pypi.VerdictInvalid || f.Reason != string(provenance.ReasonFormat) || f.Recorded != nil {
+		t.Errorf("got %+v; want invalid/format without a recorded publisher", f)
+	}
+}

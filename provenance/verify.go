@@ -130,8 +130,8 @@ func sameSigner(a, b pypi.Identity) bool {
 }
 
 // Facts verifies prov for d and maps the outcome onto a verdict: verified,
-// unsupported, or invalid with the failure's Reason and Detail. It never
-// returns VerdictError: everything it needs is in its arguments.
+// unsupported, or invalid with the failure's Reason and Detail. Only a bad
+// call (d.SHA256 not a sha256 hex digest) gives VerdictError.
 func (v *Verifier) Facts(prov []byte, d Dist) pypi.Facts {
 	p, err := ParseProvenance(prov)
 	var res *Result
@@ -148,15 +148,15 @@ func (v *Verifier) Facts(prov []byte, d Dist) pypi.Facts {
 		f.Identity = &id
 		return f
 	}
-	f.Verdict = pypi.VerdictInvalid
-	f.Reason = string(ReasonSignature)
-	f.Detail = err.Error()
 	var e *Error
-	if errors.As(err, &e) {
-		f.Reason, f.Detail = string(e.Reason), e.Detail
-		if e.Reason == ReasonUnsupported {
-			f.Verdict = pypi.VerdictUnsupported
-		}
+	if !errors.As(err, &e) {
+		// Not a failed check but a bad call (a Dist without a sha256).
+		f.Verdict, f.Detail = pypi.VerdictError, err.Error()
+		return f
+	}
+	f.Verdict, f.Reason, f.Detail = pypi.VerdictInvalid, string(e.Reason), e.Detail
+	if e.Reason == ReasonUnsupported {
+		f.Verdict = pypi.VerdictUnsupported
 	}
 	return f
 }
