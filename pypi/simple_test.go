@@ -797,3 +797,61 @@ func BenchmarkParseProjectHTML(b *testing.B) {
 		}
 	}
 }
+
+func FuzzParseProjectListJSON(f *testing.F) {
+	f.Add([]byte(`{"meta":{"_last-serial":9,"api-version":"1.4"},"projects":[{"_last-serial":5,"name":"Foo_Bar"},{"name":"x"}]}`))
+	f.Add([]byte(`{"projects":[{"name":"a\u0000b","_last-serial":"x"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		l, err := pypi.ParseProjectListJSON(body)
+		if err != nil {
+			if !errors.Is(err, pypi.ErrInvalidPage) {
+				t.Fatalf("error %v does not match ErrInvalidPage", err)
+			}
+			return
+		}
+		var b bytes.Buffer
+		if err := pypi.WriteProjectListJSON(&b, l); err != nil {
+			t.Fatal(err)
+		}
+		got, err := pypi.ParseProjectListJSON(b.Bytes())
+		if err != nil {
+			t.Fatalf("re-parse: %v\n%s", err, b.Bytes())
+		}
+		want := *l
+		if want.APIVersion == "" {
+			want.APIVersion = pypi.APIVersion
+		}
+		if !reflect.DeepEqual(got, &want) {
+			t.Fatalf("JSON list round trip:\ngot  %+v\nwant %+v", got, &want)
+		}
+	})
+}
+
+func FuzzParseProjectListHTML(f *testing.F) {
+	f.Add([]byte(`<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.4"></head><body><a href="/simple/foo-bar/">Foo_Bar</a><a href="x/"> a &amp; b </a></body></html><!--SERIAL 3-->`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		l, err := pypi.ParseProjectListHTML(body)
+		if err != nil {
+			if !errors.Is(err, pypi.ErrInvalidPage) {
+				t.Fatalf("error %v does not match ErrInvalidPage", err)
+			}
+			return
+		}
+		var b bytes.Buffer
+		if err := pypi.WriteProjectListHTML(&b, l); err != nil {
+			t.Fatal(err)
+		}
+		got, err := pypi.ParseProjectListHTML(b.Bytes())
+		if err != nil {
+			t.Fatalf("re-parse: %v\n%s", err, b.Bytes())
+		}
+		want := *l
+		want.LastSerial = 0 // the root page carries no SERIAL comment
+		if want.APIVersion == "" {
+			want.APIVersion = pypi.APIVersion
+		}
+		if !reflect.DeepEqual(got, &want) {
+			t.Fatalf("HTML list round trip:\ngot  %+v\nwant %+v", got, &want)
+		}
+	})
+}
