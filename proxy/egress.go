@@ -58,7 +58,8 @@ type EgressOptions struct {
 	// files.pythonhosted.org. Exact names, compared case-insensitively; only
 	// port 443 is allowed. Required.
 	Intercept []string
-	// Logger receives refusals (Info) and goproxy's warnings. Nil: discard.
+	// Logger receives refusals (Info), failed client handshakes (Warn) and
+	// goproxy's other messages (Debug). Nil: discard.
 	Logger *slog.Logger
 	// OnRefuse, if set, is called for every refused request, after the refusal
 	// is decided and before the response is written. It must not block.
@@ -181,11 +182,18 @@ func (e *Egress) newGoproxy() *goproxy.ProxyHttpServer {
 }
 
 // egressGoproxyLogger sends goproxy's log lines (only warnings: Verbose is
-// off) to slog. goproxy never prints key material.
+// off) to slog. A failed TLS handshake, typically a client that does not
+// trust the CA, is a warning; the rest (idle tunnels timing out, clients
+// hanging up) is debug. goproxy never prints key material.
 type egressGoproxyLogger struct{ log *slog.Logger }
 
 func (l egressGoproxyLogger) Printf(format string, v ...any) {
-	l.log.Warn("goproxy warning", "detail", strings.TrimSpace(fmt.Sprintf(format, v...)))
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	level := slog.LevelDebug
+	if strings.Contains(msg, "handshake") {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, "goproxy", "detail", msg)
 }
 
 // egressTunnel is what one CONNECT tunnel knows about itself. It is filled on

@@ -100,13 +100,18 @@ type egressFixture struct {
 
 func egressStart(t testing.TB, inner http.Handler) *egressFixture {
 	t.Helper()
+	return egressStartLogging(t, inner, slog.New(slog.DiscardHandler))
+}
+
+func egressStartLogging(t testing.TB, inner http.Handler, logger *slog.Logger) *egressFixture {
+	t.Helper()
 	ca := egressLoadTestCA(t)
 	f := &egressFixture{ca: ca, refusals: &egressRefusals{}}
 	e, err := NewEgress(EgressOptions{
 		Handler:   inner,
 		CA:        ca.cert,
 		Intercept: []string{"pypi.org", "Files.PythonHosted.org"},
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger:    logger,
 		OnRefuse:  f.refusals.add,
 	})
 	if err != nil {
@@ -642,6 +647,65 @@ func TestEgressClose(t *testing.T) {
 	if resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect}); err == nil && resp.StatusCode == http.StatusOK {
 		t.Error("CONNECT after Close got 200; want the connection refused")
 	}
+}
+
+// TestEgressLogsNoKey drives every logging path (minting, refusals, a
+// failed handshake) and checks that the CA key never reaches the log.
+func TestEgressLogsNoKey(t *testing.T) {
+	var logs egressLogBuffer
+	f := egressStartLogging(t, http.HandlerFunc(egressEcho), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	egressGet(t, f.client(false), "https://pypi.org/simple/")
+	egressConnect(t, f.addr(), "example.org:443", "")
+	if _, err := egressTunnelRaw(t, f, "pypi.org:443", "example.org"); err == nil {
+		t.Fatal("handshake naming another server succeeded")
+	}
+	untrusted := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(egressMustParse(f.srv.URL))}}
+	if _, err := untrusted.Get("https://pypi.org/simple/"); err == nil {
+		t.Fatal("a client that does not trust the CA got through")
+	}
+	keyPEM, err := os.ReadFile(f.ca.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := strings.Split(strings.TrimSpace(string(keyPEM)), "\n")[1] // first base64 line of the key
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "handshake") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the failed handshake is logged on the tunnel goroutine
+	}
+	out := logs.String()
+	for _, want := range []string{"egress refused", "handshake"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, block) || strings.Contains(out, "PRIVATE KEY") {
+		t.Errorf("log carries the CA key:\n%s", out)
+	}
+}
+
+type egressLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *egressLogBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *egressLogBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func egressMustParse(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
 
 func TestNewEgressOptions(t *testing.T) {
