@@ -263,14 +263,18 @@ func (m *metrics) served(source string, n int64) {
 	m.servedBytes.WithLabelValues(metricsOneOf(source, metricsSources)).Add(float64(n))
 }
 
-// verification counts one verification run and its duration. reason is the
-// failure reason class ("" when there is none, counted as "none").
+// verification counts one verification and its duration. reason is the
+// failure reason class ("" when there is none, counted as "none"). A d <= 0
+// means nothing was verified (the provenance could not be fetched): the
+// result is counted and the latency histogram left alone.
 func (m *metrics) verification(result pypi.Verdict, reason string, d time.Duration) {
 	if reason == "" {
 		reason = "none"
 	}
 	m.verifications.WithLabelValues(metricsOneOf(string(result), metricsVerifyResults), m.reasons.value(reason)).Inc()
-	m.verifyDuration.Observe(d.Seconds())
+	if d > 0 {
+		m.verifyDuration.Observe(d.Seconds())
+	}
 }
 
 // policyDecision counts one policy decision. rule is the matched rule's name

@@ -169,8 +169,32 @@ pipgate_verifications_total{reason="none",result="verified"} 1
 	if got := testutil.CollectAndCount(m.httpDuration); got != 1 {
 		t.Errorf("duration series = %d; want 1 (route only)", got)
 	}
-	if got := testutil.CollectAndCount(m.verifyDuration); got != 1 {
-		t.Errorf("verification duration series = %d; want 1", got)
+	m.verification(pypi.VerdictError, "fetch", 0) // nothing verified: counted, not timed
+	if got := testutil.ToFloat64(m.verifications.WithLabelValues("error", "fetch")); got != 1 {
+		t.Errorf("verifications{error,fetch} = %v; want 1", got)
+	}
+	// Three timed verifications: 1ms, 3ms, 1ms.
+	const wantHist = `
+# HELP pipgate_verification_duration_seconds Time to verify one file's provenance against the trust root.
+# TYPE pipgate_verification_duration_seconds histogram
+pipgate_verification_duration_seconds_bucket{le="0.0005"} 0
+pipgate_verification_duration_seconds_bucket{le="0.001"} 2
+pipgate_verification_duration_seconds_bucket{le="0.0025"} 2
+pipgate_verification_duration_seconds_bucket{le="0.005"} 3
+pipgate_verification_duration_seconds_bucket{le="0.01"} 3
+pipgate_verification_duration_seconds_bucket{le="0.025"} 3
+pipgate_verification_duration_seconds_bucket{le="0.05"} 3
+pipgate_verification_duration_seconds_bucket{le="0.1"} 3
+pipgate_verification_duration_seconds_bucket{le="0.25"} 3
+pipgate_verification_duration_seconds_bucket{le="0.5"} 3
+pipgate_verification_duration_seconds_bucket{le="1"} 3
+pipgate_verification_duration_seconds_bucket{le="2.5"} 3
+pipgate_verification_duration_seconds_bucket{le="+Inf"} 3
+pipgate_verification_duration_seconds_sum 0.005
+pipgate_verification_duration_seconds_count 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(wantHist), "pipgate_verification_duration_seconds"); err != nil {
+		t.Error(err)
 	}
 }
 
