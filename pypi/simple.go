@@ -84,7 +84,7 @@ type ProjectEntry struct {
 }
 
 // MaxPageBytes is the largest simple-index page (project page or project
-// list) the parsers accept. PyPI's full project list is about 30 MB.
+// list) the parsers accept; PyPI's full project list is tens of megabytes.
 const MaxPageBytes = 64 << 20
 
 // Errors of the simple-index parsers. Every parse error matches
