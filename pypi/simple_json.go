@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Input shapes. encoding/json also matches keys case-insensitively
@@ -246,95 +249,195 @@ func normalizeHashes(h map[string]string) (map[string]string, error) {
 	return h, nil
 }
 
-// JSON output shapes, fields in alphabetical order of their keys (PyPI
-// renders with sort_keys=True).
-type (
-	jsonPageOut struct {
-		Files         []jsonFileOut  `json:"files"`
-		Meta          jsonMetaOut    `json:"meta"`
-		Name          string         `json:"name"`
-		ProjectStatus *jsonStatusOut `json:"project-status,omitempty"`
-		Versions      []string       `json:"versions"`
-	}
-	jsonMetaOut struct {
-		LastSerial int64  `json:"_last-serial,omitempty"`
-		APIVersion string `json:"api-version"`
-	}
-	jsonStatusOut struct {
-		Reason string `json:"reason,omitempty"`
-		Status string `json:"status"`
-	}
-	jsonFileOut struct {
-		CoreMetadata         any               `json:"core-metadata"`
-		DataDistInfoMetadata any               `json:"data-dist-info-metadata"`
-		Filename             string            `json:"filename"`
-		GPGSig               *bool             `json:"gpg-sig,omitempty"`
-		Hashes               map[string]string `json:"hashes"`
-		Provenance           *string           `json:"provenance"`
-		RequiresPython       *string           `json:"requires-python"`
-		Size                 *int64            `json:"size,omitempty"`
-		UploadTime           string            `json:"upload-time,omitempty"`
-		URL                  string            `json:"url"`
-		Yanked               any               `json:"yanked"`
-	}
-)
-
-// WriteProjectJSON writes p as PyPI renders a PEP 691 project page: sorted
-// keys, compact, no HTML escaping, a trailing newline. Every file carries
-// "core-metadata" and the legacy "data-dist-info-metadata" (false, true or
-// a hash object), never "dist-info-metadata", which crashes pip 22.3–23.1.
-// "provenance" and "requires-python" are written as null when empty,
-// "size" when known (not -1), "upload-time" when set. Versions nil is
+// WriteProjectJSON writes p as PyPI renders a PEP 691 project page (Python's
+// json.dumps with sort_keys=True, compact separators, ensure_ascii=False)
+// plus a trailing newline. Every file carries "core-metadata" and the
+// legacy "data-dist-info-metadata" (false, true or a hash object), never
+// "dist-info-metadata", which crashes pip 22.3–23.1. "provenance" and
+// "requires-python" are written as null when empty, "size" when known (not
+// -1), "upload-time" when set, "gpg-sig" when not nil. Versions nil is
 // derived from the file names ([ProjectPage.DeriveVersions]).
-// meta.api-version is p.APIVersion, or [APIVersion] when that is empty.
+// meta.api-version is p.APIVersion, or [APIVersion] when that is empty;
+// meta._last-serial is written when non-zero; "project-status" when
+// p.Status is set.
 func WriteProjectJSON(w io.Writer, p *ProjectPage) error {
-	out := jsonPageOut{
-		Files:    make([]jsonFileOut, len(p.Files)),
-		Meta:     jsonMetaOut{LastSerial: p.LastSerial, APIVersion: p.APIVersion},
-		Name:     p.Name,
-		Versions: p.Versions,
-	}
-	if out.Meta.APIVersion == "" {
-		out.Meta.APIVersion = APIVersion
-	}
-	if out.Versions == nil {
-		out.Versions = p.DeriveVersions()
-	}
-	if p.Status != "" {
-		out.ProjectStatus = &jsonStatusOut{Status: p.Status, Reason: p.StatusReason}
-	}
+	b := make([]byte, 0, 256+len(p.Files)*768)
+	b = append(b, `{"files":[`...)
 	for i := range p.Files {
-		f := &p.Files[i]
-		o := &out.Files[i]
-		o.Filename, o.URL, o.GPGSig, o.UploadTime = f.Filename, f.URL, f.GPGSig, f.UploadTime
-		o.Hashes = f.Hashes
-		if o.Hashes == nil {
-			o.Hashes = map[string]string{}
+		if i > 0 {
+			b = append(b, ',')
 		}
-		var cm any = f.CoreMetadata
-		if f.CoreMetadata && len(f.CoreMetadataHashes) > 0 {
-			cm = f.CoreMetadataHashes
+		b = appendJSONFile(b, &p.Files[i])
+	}
+	b = append(b, `],"meta":{`...)
+	b = appendJSONMeta(b, p.LastSerial, p.APIVersion)
+	b = append(b, `},"name":`...)
+	b = appendJSONString(b, p.Name)
+	if p.Status != "" {
+		b = append(b, `,"project-status":{`...)
+		if p.StatusReason != "" {
+			b = append(b, `"reason":`...)
+			b = appendJSONString(b, p.StatusReason)
+			b = append(b, ',')
 		}
-		o.CoreMetadata, o.DataDistInfoMetadata = cm, cm
-		if f.Provenance != "" {
-			o.Provenance = &f.Provenance
+		b = append(b, `"status":`...)
+		b = appendJSONString(b, p.Status)
+		b = append(b, '}')
+	}
+	versions := p.Versions
+	if versions == nil {
+		versions = p.DeriveVersions()
+	}
+	b = append(b, `,"versions":[`...)
+	for i, v := range versions {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		if f.RequiresPython != "" {
-			o.RequiresPython = &f.RequiresPython
-		}
-		if f.Size >= 0 {
-			o.Size = &f.Size
-		}
+		b = appendJSONString(b, v)
+	}
+	b = append(b, "]}\n"...)
+	_, err := w.Write(b)
+	return err
+}
+
+func appendJSONMeta(b []byte, serial int64, api string) []byte {
+	if serial != 0 {
+		b = append(b, `"_last-serial":`...)
+		b = strconv.AppendInt(b, serial, 10)
+		b = append(b, ',')
+	}
+	if api == "" {
+		api = APIVersion
+	}
+	b = append(b, `"api-version":`...)
+	return appendJSONString(b, api)
+}
+
+// appendJSONFile appends one file object, keys in sorted order.
+func appendJSONFile(b []byte, f *File) []byte {
+	cm := func(b []byte) []byte {
 		switch {
-		case f.Yanked && f.YankedReason != "":
-			o.Yanked = f.YankedReason
-		default:
-			o.Yanked = f.Yanked
+		case f.CoreMetadata && len(f.CoreMetadataHashes) > 0:
+			return appendJSONHashes(b, f.CoreMetadataHashes)
+		case f.CoreMetadata:
+			return append(b, "true"...)
+		}
+		return append(b, "false"...)
+	}
+	b = append(b, `{"core-metadata":`...)
+	b = cm(b)
+	b = append(b, `,"data-dist-info-metadata":`...)
+	b = cm(b)
+	b = append(b, `,"filename":`...)
+	b = appendJSONString(b, f.Filename)
+	if f.GPGSig != nil {
+		b = append(b, `,"gpg-sig":`...)
+		b = strconv.AppendBool(b, *f.GPGSig)
+	}
+	b = append(b, `,"hashes":`...)
+	b = appendJSONHashes(b, f.Hashes)
+	b = append(b, `,"provenance":`...)
+	b = appendJSONStringOrNull(b, f.Provenance)
+	b = append(b, `,"requires-python":`...)
+	b = appendJSONStringOrNull(b, f.RequiresPython)
+	if f.Size >= 0 {
+		b = append(b, `,"size":`...)
+		b = strconv.AppendInt(b, f.Size, 10)
+	}
+	if f.UploadTime != "" {
+		b = append(b, `,"upload-time":`...)
+		b = appendJSONString(b, f.UploadTime)
+	}
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, f.URL)
+	b = append(b, `,"yanked":`...)
+	switch {
+	case f.Yanked && f.YankedReason != "":
+		b = appendJSONString(b, f.YankedReason)
+	default:
+		b = strconv.AppendBool(b, f.Yanked)
+	}
+	return append(b, '}')
+}
+
+// appendJSONHashes appends a hash object with its keys sorted.
+func appendJSONHashes(b []byte, h map[string]string) []byte {
+	b = append(b, '{')
+	switch len(h) {
+	case 0:
+	case 1:
+		for k, v := range h {
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, v)
+		}
+	default:
+		for i, k := range slices.Sorted(maps.Keys(h)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, h[k])
 		}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	return append(b, '}')
+}
+
+func appendJSONStringOrNull(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return appendJSONString(b, s)
+}
+
+// appendJSONString appends s as Python's json.dumps(ensure_ascii=False)
+// does: only '"', '\\' and control characters are escaped (\b \f \n \r \t
+// or \u00XX). Invalid UTF-8, which a Python str cannot hold, becomes \ufffd.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, `\b`...)
+		case '\f':
+			b = append(b, `\f`...)
+		case '\n':
+			b = append(b, `\n`...)
+		case '\r':
+			b = append(b, `\r`...)
+		case '\t':
+			b = append(b, `\t`...)
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // ParseProjectListJSON parses the PEP 691 root page
@@ -372,34 +475,27 @@ func ParseProjectListJSON(body []byte) (*ProjectList, error) {
 	return l, nil
 }
 
-type (
-	jsonListOut struct {
-		Meta     jsonMetaOut        `json:"meta"`
-		Projects []jsonListEntryOut `json:"projects"`
-	}
-	jsonListEntryOut struct {
-		LastSerial int64  `json:"_last-serial"`
-		Name       string `json:"name"`
-	}
-)
-
 // WriteProjectListJSON writes l as PyPI's PEP 691 root page, in PyPI's
 // style (sorted keys, compact, trailing newline). meta.api-version is
 // l.APIVersion or [APIVersion]; meta._last-serial is written when non-zero.
 func WriteProjectListJSON(w io.Writer, l *ProjectList) error {
-	out := jsonListOut{
-		Meta:     jsonMetaOut{LastSerial: l.LastSerial, APIVersion: l.APIVersion},
-		Projects: make([]jsonListEntryOut, len(l.Projects)),
-	}
-	if out.Meta.APIVersion == "" {
-		out.Meta.APIVersion = APIVersion
-	}
+	b := make([]byte, 0, 64+len(l.Projects)*48)
+	b = append(b, `{"meta":{`...)
+	b = appendJSONMeta(b, l.LastSerial, l.APIVersion)
+	b = append(b, `},"projects":[`...)
 	for i, e := range l.Projects {
-		out.Projects[i] = jsonListEntryOut{LastSerial: e.LastSerial, Name: e.Name}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"_last-serial":`...)
+		b = strconv.AppendInt(b, e.LastSerial, 10)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, e.Name)
+		b = append(b, '}')
 	}
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	b = append(b, "]}\n"...)
+	_, err := w.Write(b)
+	return err
 }
 
 // formatSerial renders a serial for the HTML SERIAL comment.

@@ -2,6 +2,7 @@ package pypi_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -852,6 +853,121 @@ func FuzzParseProjectListHTML(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, &want) {
 			t.Fatalf("HTML list round trip:\ngot  %+v\nwant %+v", got, &want)
+		}
+	})
+}
+
+// referenceProjectJSON renders p with encoding/json and the same key order,
+// as an oracle for the hand-written WriteProjectJSON. encoding/json escapes
+// U+2028 and U+2029, Python does not; the oracle undoes that.
+func referenceProjectJSON(p *pypi.ProjectPage) []byte {
+	type fileOut struct {
+		CoreMetadata         any               `json:"core-metadata"`
+		DataDistInfoMetadata any               `json:"data-dist-info-metadata"`
+		Filename             string            `json:"filename"`
+		GPGSig               *bool             `json:"gpg-sig,omitempty"`
+		Hashes               map[string]string `json:"hashes"`
+		Provenance           *string           `json:"provenance"`
+		RequiresPython       *string           `json:"requires-python"`
+		Size                 *int64            `json:"size,omitempty"`
+		UploadTime           string            `json:"upload-time,omitempty"`
+		URL                  string            `json:"url"`
+		Yanked               any               `json:"yanked"`
+	}
+	type metaOut struct {
+		LastSerial int64  `json:"_last-serial,omitempty"`
+		APIVersion string `json:"api-version"`
+	}
+	type statusOut struct {
+		Reason string `json:"reason,omitempty"`
+		Status string `json:"status"`
+	}
+	var out struct {
+		Files         []fileOut  `json:"files"`
+		Meta          metaOut    `json:"meta"`
+		Name          string     `json:"name"`
+		ProjectStatus *statusOut `json:"project-status,omitempty"`
+		Versions      []string   `json:"versions"`
+	}
+	out.Files = make([]fileOut, len(p.Files))
+	out.Meta = metaOut{p.LastSerial, p.APIVersion}
+	if out.Meta.APIVersion == "" {
+		out.Meta.APIVersion = pypi.APIVersion
+	}
+	out.Name, out.Versions = p.Name, p.Versions
+	if out.Versions == nil {
+		out.Versions = p.DeriveVersions()
+	}
+	if p.Status != "" {
+		out.ProjectStatus = &statusOut{p.StatusReason, p.Status}
+	}
+	for i := range p.Files {
+		f := &p.Files[i]
+		o := &out.Files[i]
+		o.Filename, o.URL, o.GPGSig, o.UploadTime, o.Hashes = f.Filename, f.URL, f.GPGSig, f.UploadTime, f.Hashes
+		if o.Hashes == nil {
+			o.Hashes = map[string]string{}
+		}
+		var cm any = f.CoreMetadata
+		if f.CoreMetadata && len(f.CoreMetadataHashes) > 0 {
+			cm = f.CoreMetadataHashes
+		}
+		o.CoreMetadata, o.DataDistInfoMetadata = cm, cm
+		if f.Provenance != "" {
+			o.Provenance = &f.Provenance
+		}
+		if f.RequiresPython != "" {
+			o.RequiresPython = &f.RequiresPython
+		}
+		if f.Size >= 0 {
+			o.Size = &f.Size
+		}
+		o.Yanked = f.Yanked
+		if f.Yanked && f.YankedReason != "" {
+			o.Yanked = f.YankedReason
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		panic(err)
+	}
+	s := strings.NewReplacer(`\u2028`, "\u2028", `\u2029`, "\u2029").Replace(b.String())
+	return []byte(s)
+}
+
+func TestWriteProjectJSONMatchesReference(t *testing.T) {
+	pages := map[string]*pypi.ProjectPage{"sample": samplePage(), "bench": benchPage(), "empty": {Name: "e"}}
+	odd := samplePage()
+	odd.Files[0].YankedReason, odd.Files[1].YankedReason = "ignored", "\x00\x1f\x7f\u2028\u2029\"\\\b\f\n\r\t é \xff end"
+	odd.Files[0].Hashes["Z\n"] = "00"
+	odd.Versions = []string{}
+	pages["odd"] = odd
+	for name, p := range pages {
+		var b bytes.Buffer
+		if err := pypi.WriteProjectJSON(&b, p); err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceProjectJSON(p); !bytes.Equal(b.Bytes(), want) {
+			t.Errorf("%s: WriteProjectJSON =\n%s\nwant\n%s", name, b.Bytes(), want)
+		}
+	}
+}
+
+func FuzzWriteProjectJSON(f *testing.F) {
+	f.Add("x", "\u2028\"\\\x01", "1.0", int64(5), true, false)
+	f.Fuzz(func(t *testing.T, a, b, c string, n int64, y, m bool) {
+		p := &pypi.ProjectPage{Name: a, APIVersion: c, LastSerial: n, Status: b, StatusReason: a + b,
+			Files: []pypi.File{{Filename: a, URL: b, Hashes: map[string]string{a: b, c: a}, RequiresPython: c,
+				Yanked: y, YankedReason: b, CoreMetadata: m, CoreMetadataHashes: map[string]string{b: c},
+				Size: n, UploadTime: a, Provenance: c, GPGSig: &y}}}
+		var buf bytes.Buffer
+		if err := pypi.WriteProjectJSON(&buf, p); err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceProjectJSON(p); !bytes.Equal(buf.Bytes(), want) {
+			t.Fatalf("WriteProjectJSON =\n%q\nwant\n%q", buf.Bytes(), want)
 		}
 	})
 }
