@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
@@ -60,7 +61,11 @@ func BenchmarkSigstoreGoOnly(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bun, _, err := toBundle(a)
+	ent, _, err := toBundle(a)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bun, err := bundle.NewBundle(ent.Bundle.Bundle) // a plain sigstore-go bundle
 	if err != nil {
 		b.Fatal(err)
 	}

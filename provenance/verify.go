@@ -13,6 +13,7 @@ import (
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -171,7 +172,7 @@ type entryProbe struct {
 // toBundle converts an attestation to a Sigstore bundle v0.3 as
 // pypi-attestations' to_bundle does, after rejecting what sigstore-go
 // v1.3.0 cannot check.
-func toBundle(a *Attestation) (*bundle.Bundle, *x509.Certificate, error) {
+func toBundle(a *Attestation) (*signedEntity, *x509.Certificate, error) {
 	cert, err := x509.ParseCertificate(a.Certificate)
 	if err != nil {
 		return nil, nil, newError(ReasonFormat, err, "invalid X.509 certificate: %v", err)
@@ -224,12 +225,25 @@ func toBundle(a *Attestation) (*bundle.Bundle, *x509.Certificate, error) {
 			Signatures:  []*protodsse.Signature{{Sig: a.Signature}},
 		}},
 	}
-	b, err := bundle.NewBundle(pb)
+	// Everything bundle.NewBundle validates is built here, except the log
+	// entry: parse it once and hand sigstore-go the parsed entry, instead
+	// of letting NewBundle and Verify parse it again each.
+	b := &bundle.Bundle{Bundle: pb}
+	entries, err := b.TlogEntries()
 	if err != nil {
 		return nil, nil, newError(ReasonFormat, err, "invalid transparency log entry: %v", err)
 	}
-	return b, cert, nil
+	return &signedEntity{Bundle: b, entries: entries}, cert, nil
 }
+
+// signedEntity is a bundle whose transparency log entries are parsed once.
+type signedEntity struct {
+	*bundle.Bundle
+	entries []*tlog.Entry
+}
+
+// TlogEntries returns the entries parsed when the bundle was built.
+func (e *signedEntity) TlogEntries() ([]*tlog.Entry, error) { return e.entries, nil }
 
 // verify runs the whole path for one parsed attestation: conversion,
 // sigstore-go, the PEP 740 statement checks, identity and publisher.
