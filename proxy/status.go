@@ -32,7 +32,7 @@ type statusSnapshot struct {
 	Upstream    string    `json:"upstream"`     // upstream.url
 
 	PolicySource   string    `json:"policy_source"` // the policy file, or "built-in default"
-	PolicyDigest   string    `json:"policy_digest"` // sha256 of the policy file: the policy version
+	PolicyDigest   string    `json:"policy_digest"` // sha256 of the policy file: the policy version ("" for the built-in policy)
 	PolicyLoadedAt time.Time `json:"policy_loaded_at"`
 
 	TrustRoot       string `json:"trust_root"` // the source: a trusted_root.json path, or "tuf"
@@ -425,7 +425,7 @@ header h1{font-size:18px;margin:0;display:inline}
 header span{color:#bbc;margin-left:12px}
 main{padding:16px 24px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:16px}
-.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:220px;flex:1}
+.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:220px;flex:1;overflow-wrap:anywhere}
 .card h2{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#57606a;margin:0 0 6px}
 .big{font-size:22px;font-weight:600}
 .big code{font-size:18px}
@@ -450,7 +450,7 @@ td.wrap{max-width:420px;overflow-wrap:anywhere}
 <main>
 <div class="cards">
 <div class="card" id="policy"><h2>Policy</h2>
-<div class="big">{{if .S.PolicyDigest}}<code title="{{.S.PolicyDigest}}">{{short .S.PolicyDigest}}</code>{{else}}<span class="muted">unknown</span>{{end}}</div>
+<div class="big">{{if .S.PolicyDigest}}<code title="{{.S.PolicyDigest}}">{{short .S.PolicyDigest}}</code>{{else}}built-in{{end}}</div>
 <div class="muted">{{orElse .S.PolicySource "built-in default"}}{{if known .S.PolicyLoadedAt}} · loaded {{when .S.PolicyLoadedAt}}{{end}}</div></div>
 <div class="card" id="trust-root"><h2>Trust root</h2>
 <div class="big {{if .TrustRootStale}}bad{{end}}">{{.TrustRootAge}}{{if .TrustRootStale}} (stale){{end}}</div>

@@ -423,6 +423,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	}))
 	defer srv.Close()
 	url := srv.URL + "/-/status"
+	// PIPGATE_STATUS_URL points the check at a running pipgate instead:
+	// then only the page's structure is checked, not the sample's rows.
+	live := os.Getenv("PIPGATE_STATUS_URL")
+	if live != "" {
+		url = live
+	}
 
 	run := func(args ...string) []byte {
 		t.Helper()
@@ -444,24 +450,32 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each section, the rows of its table (-1: a card, no row count), and
+	// text the sample puts in it (live: only the first, a heading).
 	for _, tc := range []struct {
 		section string
 		rows    int
 		text    []string
 	}{
-		{"decisions", 3, []string{"evil<script>alert(1)</script>", "pypi_attestations-0.0.19.tar.gz", "github:trailofbits/pypi-attestations@release.yml"}},
-		{"blocked", 2, []string{`pipgate: digest mismatch: "<b>bold</b>" & 'quoted'`, "untrusted-publisher", "example-*"}},
-		{"lookups", 4, []string{"provenance"}},
+		{"policy", -1, []string{"Policy", "/etc/pipgate/policy.yaml"}},
+		{"trust-root", -1, []string{"Trust root", "2d 2h (stale)"}},
+		{"cache", -1, []string{"Cache", "3.2 GiB", "hit ratio 87.3%"}},
+		{"decisions", 3, []string{"Recent decisions", "evil<script>alert(1)</script>", "pypi_attestations-0.0.19.tar.gz", "github:trailofbits/pypi-attestations@release.yml"}},
+		{"blocked", 2, []string{"Blocked and yanked files", `pipgate: digest mismatch: "<b>bold</b>" & 'quoted'`, "untrusted-publisher", "example-*"}},
+		{"lookups", 4, []string{"Cache lookups", "provenance"}},
 	} {
 		sec := findByID(doc, tc.section)
 		if sec == nil {
 			t.Errorf("browser DOM has no #%s", tc.section)
 			continue
 		}
-		if got := countElements(sec, "tr") - 1; got != tc.rows { // minus the header row
+		text := tc.text
+		if live != "" {
+			text = text[:1]
+		} else if got := countElements(sec, "tr") - 1; tc.rows >= 0 && got != tc.rows { // minus the header row
 			t.Errorf("#%s: %d rows; want %d", tc.section, got, tc.rows)
 		}
-		for _, w := range tc.text {
+		for _, w := range text {
 			if !strings.Contains(htmlText(sec), w) {
 				t.Errorf("#%s lacks %q", tc.section, w)
 			}
