@@ -146,7 +146,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, sha, name, ki
 	if key == "" {
 		key = kind + ":" + name
 	}
-	fl := s.startFill(ctx, key, sha, open, onDone)
+	fl := s.startFill(key, sha, open, onDone)
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
 		rd, size, ok, err := fl.attach(ctx)
 		if err != nil {
@@ -201,6 +201,13 @@ func setBlobHeaders(w http.ResponseWriter, sha, kind string) {
 type countingWriter struct {
 	http.ResponseWriter
 	n int64
+}
+
+// ReadFrom keeps the underlying writer's sendfile path.
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.n += n
+	return n, err
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {

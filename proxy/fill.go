@@ -45,7 +45,7 @@ type fills struct {
 type fillSource func(ctx context.Context) (io.ReadCloser, int64, error)
 
 // start returns the fill in progress for key, or starts one.
-func (s *Server) startFill(ctx context.Context, key, want string, open fillSource, onDone func(sha string)) *fill {
+func (s *Server) startFill(key, want string, open fillSource, onDone func(sha string)) *fill {
 	s.fills.mu.Lock()
 	defer s.fills.mu.Unlock()
 	if fl, ok := s.fills.m[key]; ok {
@@ -53,8 +53,10 @@ func (s *Server) startFill(ctx context.Context, key, want string, open fillSourc
 	}
 	fl := &fill{key: key, want: want, changed: make(chan struct{}), size: -1}
 	s.fills.m[key] = fl
+	s.bg.Add(1)
 	go func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FileFetchTimeout)
+		defer s.bg.Done()
+		fctx, cancel := s.detached(s.opts.FileFetchTimeout)
 		defer cancel()
 		err := s.runFill(fctx, fl, open)
 		if err == nil && onDone != nil {

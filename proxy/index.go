@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -60,18 +61,12 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	info(ctx).cache = c
 	s.eagerVerify(ctx, p)
-	out := s.servedPage(r, p)
 	ct := pypi.Negotiate(r.Header.Get("Accept"))
-	var buf bytes.Buffer
-	if ct == pypi.ContentTypeV1JSON {
-		err = pypi.WriteProjectJSON(&buf, out)
-	} else {
-		err = pypi.WriteProjectHTML(&buf, out)
-	}
+	body, err := s.render(r, p, ct)
 	if err != nil {
 		return err
 	}
-	return writeIndex(w, ct, c, p.LastSerial, buf.Bytes())
+	return writeIndex(w, ct, c, p.LastSerial, body)
 }
 
 func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body []byte) error {
@@ -97,11 +92,10 @@ func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body
 // page, so it works behind any prefix and through the egress tunnel),
 // provenance on pipgate's own /integrity route, and every file whose known
 // verdict the policy blocks or yanks listed as yanked with the reason.
-func (s *Server) servedPage(r *http.Request, p *pypi.ProjectPage) *pypi.ProjectPage {
+func (s *Server) servedPage(r *http.Request, p *pypi.ProjectPage, pol *policy.Policy) *pypi.ProjectPage {
 	out := *p
 	out.Files = make([]pypi.File, len(p.Files))
 	orig := origin(r)
-	pol := s.policy.Current()
 	for i := range p.Files {
 		f := p.Files[i]
 		nf := f

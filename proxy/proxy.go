@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -135,9 +136,15 @@ type Server struct {
 	decisions *decisionLog
 	flights   singleflight.Group
 	fills     fills
+	pages     *pageCache
 	mux       *http.ServeMux
 	started   time.Time
 	ready     atomic.Bool
+	// base parents all background work (fills, eager verification): it
+	// outlives any request and is cancelled by Close.
+	base context.Context
+	stop context.CancelFunc
+	bg   sync.WaitGroup
 }
 
 // New returns a Server; it is ready to serve once SetReady(true) is called
@@ -171,11 +178,27 @@ func New(opts Options) (*Server, error) {
 		audit:     opts.Audit,
 		decisions: newDecisionLog(200),
 		fills:     fills{m: map[string]*fill{}},
+		pages:     newPageCache(),
 		started:   opts.Now(),
 	}
+	s.base, s.stop = context.WithCancel(context.Background())
 	s.ready.Store(true)
 	s.routes()
 	return s, nil
+}
+
+// Close cancels the background work (shared fills, eager verification) and
+// waits for it, so the store can be closed after it. Call it after the HTTP
+// server has shut down.
+func (s *Server) Close() {
+	s.stop()
+	s.bg.Wait()
+}
+
+// detached returns a context for work shared between requests: not cancelled
+// when the client that started it goes away, but when the Server closes.
+func (s *Server) detached(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.base, timeout)
 }
 
 // Metrics exposes hooks the command wires to other components.

@@ -79,6 +79,7 @@ type testProxy struct {
 	policy   *staticPolicy
 	logs     *syncBuffer
 	audit    *syncBuffer
+	auditLog *AuditLog
 	dir      string
 }
 
@@ -140,6 +141,8 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 	if err != nil {
 		t.Fatal(err)
 	}
+	tp.auditLog = audit
+	t.Cleanup(tp.srv.Close)
 	tp.http = httptest.NewServer(tp.srv)
 	t.Cleanup(tp.http.Close)
 	return tp
@@ -517,6 +520,9 @@ packages:
 	}
 	// The audit log has one line per download decision.
 	var lines []map[string]any
+	if err := tp.auditLog.flush(); err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range strings.Split(strings.TrimSpace(tp.audit.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {

@@ -22,7 +22,9 @@ import (
 // shared cache fill; the caller stops waiting when its own ctx ends.
 func await[T any](ctx context.Context, s *Server, key string, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
 	ch := s.flights.DoChan(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		s.bg.Add(1)
+		defer s.bg.Done()
+		fctx, cancel := s.detached(timeout)
 		defer cancel()
 		return fn(fctx)
 	})
@@ -42,7 +44,14 @@ func await[T any](ctx context.Context, s *Server, key string, timeout time.Durat
 // else from the upstream; when the upstream fails (but does not say the
 // project is gone) the last good copy is served and marked stale.
 func (s *Server) page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, string, error) {
-	cached, fetchedAt, err := s.store.Page(project)
+	var cached *pypi.ProjectPage
+	var fetchedAt time.Time
+	var err error
+	if m, ok := s.pages.getPage(project); ok {
+		cached, fetchedAt = m.page, m.fetchedAt
+	} else if cached, fetchedAt, err = s.store.Page(project); err == nil {
+		s.pages.putPage(project, cached, fetchedAt)
+	}
 	switch {
 	case err == nil && s.now().Sub(fetchedAt) < maxAge:
 		s.metrics.cacheLookup("index", cacheHit)
@@ -57,9 +66,11 @@ func (s *Server) page(ctx context.Context, project string, maxAge time.Duration)
 			return nil, err
 		}
 		p.Name = project
-		if err := s.store.PutPage(project, p, s.now()); err != nil {
+		now := s.now()
+		if err := s.store.PutPage(project, p, now); err != nil {
 			s.log.Error("caching page", "project", project, "err", err)
 		}
+		s.pages.putPage(project, p, now)
 		return p, nil
 	})
 	if ferr == nil {
@@ -158,6 +169,7 @@ func (s *Server) provenance(ctx context.Context, url string) (cache.ProvenanceEn
 		if err := s.store.PutProvenance(url, e); err != nil {
 			s.log.Error("caching provenance", "upstream_url", url, "err", err)
 		}
+		s.pages.factsChanged()
 		return e, nil
 	})
 	if ferr == nil {
@@ -212,6 +224,7 @@ func (s *Server) facts(ctx context.Context, f *pypi.File) (pypi.Facts, string) {
 				if err := s.store.PutFacts(key, facts); err != nil {
 					s.log.Error("caching facts", "sha256", sha, "err", err)
 				}
+				s.pages.factsChanged()
 			}
 			return facts, nil
 		})
@@ -265,9 +278,12 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 	}
 	start := time.Now()
 	done := make(chan struct{})
+	s.bg.Add(1)
 	go func() {
+		defer s.bg.Done()
 		defer close(done)
-		bg := context.WithoutCancel(ctx)
+		bg, cancel := s.detached(s.opts.FetchTimeout)
+		defer cancel()
 		sem := make(chan struct{}, s.opts.EagerConcurrency)
 		var wg sync.WaitGroup
 		for _, f := range todo {
@@ -306,7 +322,7 @@ func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
 		if err != nil {
 			continue
 		}
-		k := fn.Version.String()
+		k := pypi.CanonicalizeVersion(fn.Version.String()) // 1.0 and 1.0.0 are one release
 		r := byVersion[k]
 		if r == nil {
 			r = &rel{v: fn.Version}

@@ -124,7 +124,7 @@ type app struct {
 	cfg      *config
 	log      *slog.Logger
 	proxy    *proxy.Server
-	egress   http.Handler
+	egress   *proxy.Egress
 	metrics  http.Handler
 	policy   *policy.Reloader
 	audit    *proxy.AuditLog
@@ -227,6 +227,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 	if err != nil {
 		return nil, err
 	}
+	a.cleanups = append(a.cleanups, a.proxy.Close) // before the store closes
 	hooks = a.proxy.Metrics()
 	hooks.ConfigReloaded(true, time.Now())
 	hooks.TrustRootRefreshed(a.trust.LastRefresh())
@@ -376,6 +377,10 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			logger.Warn("shutdown did not finish in time", "listener", l.name, "err", err)
 			_ = l.srv.Close()
 		}
+	}
+	if a.egress != nil {
+		// Shutdown does not end hijacked CONNECT tunnels; Close does.
+		_ = a.egress.Close()
 	}
 	cancel()
 	wg.Wait()

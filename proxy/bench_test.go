@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/provenance"
+	"github.com/pipgate/pipgate/provenance/provenancetest"
+	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
+)
+
+// BenchmarkCachedProjectPage measures the server time of a cached project
+// page of 200 files (no network: the handler is called directly), in both
+// formats, policy decisions from cached facts included.
+func BenchmarkCachedProjectPage(b *testing.B) {
+	up := pypitest.NewServer(b)
+	for i := 0; i < 100; i++ {
+		v := fmt.Sprintf("1.%d", i)
+		addWheel(up, "big", v, func(d *pypitest.Dist) { d.RequiresPython = ">=3.8" })
+		up.AddDist("big", pypitest.Dist{Filename: pypitest.SdistFilename("big", v), Content: []byte(v)})
+	}
+	tp := newTestProxy(b, up, "", func(o *Options) { o.IndexTTL = time.Hour; o.EagerReleases = 0 })
+	if resp, _ := tp.get("/simple/big/", "Accept", pipAccept); resp.StatusCode != 200 {
+		b.Fatalf("warm-up = %d", resp.StatusCode)
+	}
+	for _, c := range []struct{ name, accept string }{{"json", pipAccept}, {"html", "text/html"}} {
+		b.Run(c.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/simple/big/", nil)
+			req.Header.Set("Accept", c.accept)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := httptest.NewRecorder()
+				tp.srv.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCachedFileDownload compares a cache-hit download through pipgate
+// with the fake upstream serving the same bytes directly, both over loopback
+// HTTP: the ratio of the MB/s figures is the proxy's overhead.
+func BenchmarkCachedFileDownload(b *testing.B) {
+	const size = 64 << 20
+	content := make([]byte, size)
+	if _, err := rand.Read(content); err != nil {
+		b.Fatal(err)
+	}
+	up := pypitest.NewServer(b)
+	fn := pypitest.WheelFilename("huge", "1.0")
+	up.AddDist("huge", pypitest.Dist{Filename: fn, Content: content})
+	tp := newTestProxy(b, up, "")
+	if resp, body := tp.get("/files/huge/" + fn); resp.StatusCode != 200 || len(body) != size {
+		b.Fatalf("warm-up = %d, %d bytes", resp.StatusCode, len(body))
+	}
+	fetch := func(b *testing.B, url string) {
+		b.SetBytes(size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			resp, err := http.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || n != size {
+				b.Fatalf("read %d bytes: %v", n, err)
+			}
+		}
+	}
+	b.Run("upstream-direct", func(b *testing.B) { fetch(b, up.FileURL("huge", fn)) })
+	b.Run("pipgate-cache-hit", func(b *testing.B) { fetch(b, tp.http.URL+"/files/huge/"+fn) })
+}
+
+// BenchmarkVerdictLookupAndDecision is the per-download cost once a file is
+// verified: cached provenance entry + cached facts + the policy decision.
+func BenchmarkVerdictLookupAndDecision(b *testing.B) {
+	up := pypitest.NewServer(b)
+	d := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = []byte(`{"version":1,"attestation_bundles":[]}`) })
+	tp := newTestProxy(b, up, `version: 1
+packages:
+  - name: demo
+    require: trusted-publisher
+    action: block
+    publishers:
+      - kind: github
+        repository: good/repo
+`)
+	tp.verifier.set(d.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}})
+	if resp, _ := tp.get("/files/demo/" + d.Filename); resp.StatusCode != 200 {
+		b.Fatalf("warm-up = %d", resp.StatusCode)
+	}
+	f, err := tp.srv.findFile(context.Background(), "demo", d.Filename)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		facts, ok := tp.srv.cachedFacts(f)
+		if !ok {
+			b.Fatal("facts not cached")
+		}
+		if dec := tp.srv.decide("demo", facts); dec.Action != "allow" {
+			b.Fatalf("decision %+v", dec)
+		}
+	}
+}
+
+// realVerifier adapts a provenance.Verifier trusting a fake Sigstore.
+type realVerifier struct{ v *provenance.Verifier }
+
+func (r realVerifier) Facts(prov []byte, filename, sha string) pypi.Facts {
+	return r.v.Facts(prov, provenance.Dist{Filename: filename, SHA256: sha})
+}
+func (r realVerifier) TrustRootDigest() string { return strings.Repeat("cd", 32) }
+
+// BenchmarkEagerFirstView is the first view of a project page with 3
+// releases × 20 files, each attested, with eager verification of all 3
+// releases (real Sigstore verification, fresh cache every iteration).
+func BenchmarkEagerFirstView(b *testing.B) {
+	ss := provenancetest.New(b)
+	up := pypitest.NewServer(b)
+	for r := 0; r < 3; r++ {
+		for i := 0; i < 20; i++ {
+			v := fmt.Sprintf("%d.0", r+1)
+			fn := fmt.Sprintf("eager-%s-cp3%d-none-any.whl", v, i)
+			content := []byte(fn)
+			up.AddDist("eager", pypitest.Dist{Filename: fn, Content: content,
+				Provenance: ss.ProvenanceFor(fn, content, provenancetest.GitHub("good/repo", "release.yml"))})
+		}
+	}
+	client, err := upstream.New(upstream.Options{URL: up.URL(), Timeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	verifier := realVerifier{ss.Verifier()}
+	var verified int
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		store, err := cache.Open(cache.Options{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pol := &staticPolicy{}
+		pol.p.Store(mustPolicy(b, ""))
+		srv, err := New(Options{Upstream: client, Store: store, Verifier: verifier, Policy: pol,
+			Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+			EagerReleases: 3, EagerBudget: time.Minute})
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/simple/eager/", nil)
+		req.Header.Set("Accept", pipAccept)
+		w := httptest.NewRecorder()
+		b.StartTimer()
+		srv.ServeHTTP(w, req)
+		b.StopTimer()
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
+		}
+		pg, _, err := store.Page("eager")
+		if err != nil {
+			b.Fatal(err)
+		}
+		verified = 0
+		for j := range pg.Files {
+			if f, ok := srv.cachedFacts(&pg.Files[j]); ok && f.Verdict == pypi.VerdictVerified {
+				verified++
+			}
+		}
+		store.Close()
+		b.StartTimer()
+	}
+	if verified != 60 {
+		b.Fatalf("verified %d of 60 files on first view", verified)
+	}
+}
