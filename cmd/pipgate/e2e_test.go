@@ -1,0 +1,610 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pipgate/pipgate/provenance/provenancetest"
+	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
+)
+
+// The end-to-end test builds the pipgate binary, starts it on 127.0.0.1:0 in
+// front of a fake upstream index whose attestations a fake Sigstore minted,
+// and drives real pip through it: index mode and egress (MITM) mode.
+
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildErr  error
+)
+
+// pipgateBinary builds the binary once per test run (with -race when the
+// tests run with it).
+func pipgateBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pipgate-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildBin = filepath.Join(dir, "pipgate")
+		args := []string{"build", "-o", buildBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, ".")...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running pipgate.
+type proc struct {
+	cmd      *exec.Cmd
+	base     string // http://127.0.0.1:PORT
+	egress   string // 127.0.0.1:PORT or ""
+	stderr   *syncBuf
+	auditLog string
+}
+
+// startPipgate runs the binary with cfgPath and waits for /readyz.
+func startPipgate(t *testing.T, cfgPath, auditLog string, wantEgress bool) *proc {
+	t.Helper()
+	bin := pipgateBinary(t)
+	p := &proc{stderr: &syncBuf{}, auditLog: auditLog}
+	p.cmd = exec.Command(bin, "serve", "--config", cfgPath, "--log.format", "json", "--log.level", "debug")
+	pr, pw := io.Pipe()
+	p.cmd.Stderr = pw
+	p.cmd.Stdout = io.Discard
+	addrs := make(chan [2]string, 4)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			_, _ = p.stderr.Write(append(append([]byte(nil), line...), '\n'))
+			var m struct{ Msg, Listener, Addr string }
+			if json.Unmarshal(line, &m) == nil && m.Msg == "listening" {
+				addrs <- [2]string{m.Listener, m.Addr}
+			}
+		}
+	}()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-done
+			t.Errorf("pipgate did not stop within 20s of SIGTERM")
+		}
+		pw.Close()
+		if t.Failed() {
+			t.Logf("pipgate log (tail):\n%s", tail(p.stderr.String(), 60))
+		}
+	})
+	want := 1
+	if wantEgress {
+		want = 2
+	}
+	deadline := time.After(60 * time.Second)
+	for got := 0; got < want; got++ {
+		select {
+		case a := <-addrs:
+			switch a[0] {
+			case "listen":
+				p.base = "http://" + a[1]
+			case "egress.listen":
+				p.egress = a[1]
+			}
+		case <-deadline:
+			t.Fatalf("pipgate did not start listening; log:\n%s", p.stderr.String())
+		}
+	}
+	for i := 0; ; i++ {
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i > 100 {
+			t.Fatalf("pipgate never became ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// metric sums the samples of a series in a /metrics scrape whose labels
+// contain every given label pair.
+func (p *proc) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	body := p.scrape(t)
+	var sum float64
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func (p *proc) scrape(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(p.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func (p *proc) audit(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	// The audit log is written asynchronously; give it a moment.
+	time.Sleep(200 * time.Millisecond)
+	data, err := os.ReadFile(p.auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("audit line %q is not JSON: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func findAudit(recs []map[string]any, filename string) []map[string]any {
+	var out []map[string]any
+	for _, r := range recs {
+		if r["filename"] == filename {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+const e2ePolicy = `version: 1
+defaults:
+  require: none
+  action: warn
+  on_invalid: block
+  on_error: block
+packages:
+  - name: trusted-pkg
+    require: trusted-publisher
+    action: block
+    publishers:
+      - kind: github
+        repository: good/repo
+        workflow: release.yml
+  - name: yankme
+    require: trusted-publisher
+    action: yank
+    publishers:
+      - kind: github
+        repository: good/repo
+  - name: warnme
+    require: trusted-publisher
+    action: warn
+    publishers:
+      - kind: gitlab
+        repository: group/project
+  - name: err-block
+    require: attestation
+    action: block
+    on_error: block
+  - name: err-warn
+    require: attestation
+    action: block
+    on_error: warn
+`
+
+func TestE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the end-to-end test in -short mode")
+	}
+	pip := pypitest.NewPip(t) // skips, saying why, without pip
+	ctx := context.Background()
+	up := pypitest.NewServer(t)
+	ss := provenancetest.New(t)
+	good := provenancetest.GitHub("good/repo", "release.yml")
+	evil := provenancetest.GitHub("evil/fork", "release.yml")
+
+	wheel := func(name, version string, o pypitest.WheelOptions) (string, []byte) {
+		return pypitest.WheelFilename(name, version), pypitest.MakeWheel(name, version, o)
+	}
+	signed := func(project, version string, id provenancetest.Signer, o pypitest.WheelOptions) (string, []byte) {
+		fn, content := wheel(project, version, o)
+		up.AddDist(project, pypitest.Dist{Filename: fn, Content: content, Provenance: ss.ProvenanceFor(fn, content, id)})
+		return fn, content
+	}
+	// Issue 2: a dependency, a pinned version, a yanked version, requires-python.
+	for _, v := range []struct {
+		version, requiresPython string
+		yanked                  bool
+	}{{"1.0", "", false}, {"1.1", ">=4", false}, {"2.0", "", true}} {
+		fn, content := wheel("lib", v.version, pypitest.WheelOptions{RequiresPython: v.requiresPython})
+		up.AddDist("lib", pypitest.Dist{Filename: fn, Content: content, RequiresPython: v.requiresPython,
+			Yanked: v.yanked, YankedReason: map[bool]string{true: "lib 2.0 was broken"}[v.yanked]})
+	}
+	appFn, appContent := wheel("app", "1.0", pypitest.WheelOptions{Requires: []string{"lib>=1.0"}})
+	up.AddDist("app", pypitest.Dist{Filename: appFn, Content: appContent})
+	// Issue 4: trusted, untrusted, yank, warn, tampered, provenance errors.
+	trusted1, _ := signed("trusted-pkg", "1.0", good, pypitest.WheelOptions{})
+	trusted2, _ := signed("trusted-pkg", "2.0", evil, pypitest.WheelOptions{})
+	signed("yankme", "1.0", good, pypitest.WheelOptions{})
+	yank2, _ := signed("yankme", "2.0", evil, pypitest.WheelOptions{})
+	warn1, _ := signed("warnme", "1.0", evil, pypitest.WheelOptions{})
+	tamperFn, orig := wheel("tampered", "1.0", pypitest.WheelOptions{})
+	tampered := pypitest.MakeWheel("tampered", "1.0", pypitest.WheelOptions{
+		Files: map[string][]byte{"tampered/payload.py": []byte("import os  # injected after signing\n")}})
+	up.AddDist("tampered", pypitest.Dist{Filename: tamperFn, Content: tampered, Provenance: ss.ProvenanceFor(tamperFn, orig, good)})
+	errBlockFn, _ := signed("err-block", "1.0", good, pypitest.WheelOptions{})
+	errWarnFn, _ := signed("err-warn", "1.0", good, pypitest.WheelOptions{})
+
+	dir := t.TempDir()
+	caCert, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if out, err := exec.Command(pipgateBinary(t), "ca", "init", "--cert", caCert, "--key", caKey).CombinedOutput(); err != nil {
+		t.Fatalf("pipgate ca init: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(caKey); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode = %v, %v; want 0600", fi.Mode(), err)
+	}
+	policyPath := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policyPath, []byte(e2ePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: data
+upstream:
+  url: %s
+  index_ttl: 2s
+  timeout: 5s
+trust:
+  trusted_root: %s
+policy: policy.yaml
+audit_log: audit.jsonl
+verification:
+  eager_releases: 1
+egress:
+  listen: 127.0.0.1:0
+  ca_cert: ca.pem
+  ca_key: ca-key.pem
+  intercept: [pypi.org, files.pythonhosted.org]
+`, up.URL(), ss.WriteTrustedRoot(dir))
+	cfgPath := filepath.Join(dir, "pipgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startPipgate(t, cfgPath, auditPath, true)
+	index := p.base + "/simple/"
+	venv := pip.Venv(t)
+
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		return pip.Run(ctx, venv, args...)
+	}
+	install := func(pkgs ...string) (string, error) {
+		return run(append([]string{"install", "--index-url", index, "--no-cache-dir"}, pkgs...)...)
+	}
+	download := func(pkgs ...string) (string, error) {
+		return run(append([]string{"download", "--no-deps", "--index-url", index, "--no-cache-dir", "-d", t.TempDir()}, pkgs...)...)
+	}
+	mustOK := func(what string, out string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s failed: %v\n%s", what, err, out)
+		}
+	}
+	installed := func(name string) string {
+		out, err := pip.Run(ctx, venv, "show", name)
+		if err != nil {
+			return ""
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(l, "Version: "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+
+	t.Run("index/dependency-yanked-requires-python", func(t *testing.T) {
+		out, err := install("app")
+		mustOK("pip install app", out, err)
+		if v := installed("app"); v != "1.0" {
+			t.Errorf("app = %q; want 1.0", v)
+		}
+		// 1.1 needs Python >= 4 and 2.0 is yanked: the resolver must pick 1.0.
+		if v := installed("lib"); v != "1.0" {
+			t.Errorf("lib = %q; want 1.0 (1.1 requires Python>=4, 2.0 is yanked)\n%s", v, out)
+		}
+		out, err = download("lib==2.0")
+		mustOK("pip download lib==2.0 (pinned yanked)", out, err)
+		if !strings.Contains(out, "lib 2.0 was broken") {
+			t.Errorf("pip did not print the upstream yank reason:\n%s", out)
+		}
+	})
+
+	t.Run("policy/trusted-publisher", func(t *testing.T) {
+		out, err := install("trusted-pkg==1.0")
+		mustOK("install trusted-pkg==1.0", out, err)
+		out, err = download("trusted-pkg==2.0")
+		if err == nil {
+			t.Fatalf("pip downloaded trusted-pkg 2.0, signed by evil/fork:\n%s", out)
+		}
+		if !strings.Contains(out, "403") {
+			t.Errorf("pip output does not show the 403:\n%s", out)
+		}
+		recs := findAudit(p.audit(t), trusted2)
+		if len(recs) == 0 || recs[len(recs)-1]["action"] != "block" ||
+			!strings.Contains(fmt.Sprint(recs[len(recs)-1]["reason"]), "evil/fork") {
+			t.Errorf("audit for %s = %v; want a block naming evil/fork", trusted2, recs)
+		}
+		if !strings.Contains(p.stderr.String(), "evil/fork") {
+			t.Errorf("pipgate's log does not carry the reason")
+		}
+		recs = findAudit(p.audit(t), trusted1)
+		if len(recs) == 0 || recs[0]["verdict"] != "verified" || !strings.Contains(fmt.Sprint(recs[0]["identity"]), "good/repo") {
+			t.Errorf("audit for %s = %v; want verified by good/repo", trusted1, recs)
+		}
+	})
+
+	t.Run("policy/yank", func(t *testing.T) {
+		out, err := install("yankme")
+		mustOK("install yankme", out, err)
+		if v := installed("yankme"); v != "1.0" {
+			t.Errorf("yankme = %q; want 1.0 (2.0 is yanked by pipgate)", v)
+		}
+		out, err = install("yankme==2.0")
+		mustOK("install yankme==2.0 (pinned)", out, err)
+		if v := installed("yankme"); v != "2.0" {
+			t.Errorf("pinned yankme = %q; want 2.0", v)
+		}
+		if !strings.Contains(out, "evil/fork") {
+			t.Errorf("pip did not print pipgate's yank reason:\n%s", out)
+		}
+		recs := findAudit(p.audit(t), yank2)
+		if len(recs) == 0 || recs[len(recs)-1]["action"] != "yank" {
+			t.Errorf("audit for %s = %v; want a yank", yank2, recs)
+		}
+	})
+
+	t.Run("policy/warn", func(t *testing.T) {
+		out, err := install("warnme")
+		mustOK("install warnme", out, err)
+		recs := findAudit(p.audit(t), warn1)
+		if len(recs) == 0 || recs[0]["action"] != "warn" || recs[0]["verdict"] != string(pypi.VerdictUntrustedPublisher) {
+			t.Errorf("audit for %s = %v; want warn untrusted-publisher", warn1, recs)
+		}
+	})
+
+	t.Run("policy/tampered-refused-under-require-none", func(t *testing.T) {
+		// Eager verification found the file invalid, so the index lists it
+		// as yanked: pip does not even pick it.
+		out, err := install("tampered")
+		if err == nil {
+			t.Fatalf("pip installed a tampered file:\n%s", out)
+		}
+		// Pinned, pip takes the yanked file and the download is refused.
+		out, err = download("tampered==1.0")
+		if err == nil || !strings.Contains(out, "403") {
+			t.Fatalf("pinned download of the tampered file: err %v; want a 403\n%s", err, out)
+		}
+		recs := findAudit(p.audit(t), tamperFn)
+		if len(recs) == 0 || recs[len(recs)-1]["verdict"] != "invalid" || recs[len(recs)-1]["action"] != "block" ||
+			!strings.Contains(fmt.Sprint(recs[len(recs)-1]["reason"]), "digest") {
+			t.Errorf("audit for the tampered file = %v; want invalid/block with a digest reason", recs)
+		}
+	})
+
+	t.Run("policy/provenance-down", func(t *testing.T) {
+		up.SetFault("/integrity/", pypitest.Fault{Status: 503})
+		out, err := download("err-block")
+		if err == nil {
+			t.Errorf("on_error: block served a file whose provenance could not be fetched:\n%s", out)
+		}
+		out, err = download("err-warn")
+		mustOK("download err-warn with the Integrity API down (on_error: warn)", out, err)
+		up.ClearFaults()
+		out, err = download("err-block")
+		mustOK("download err-block after recovery (the error must not be cached)", out, err)
+		recs := findAudit(p.audit(t), errBlockFn)
+		if len(recs) < 2 || recs[0]["verdict"] != "error" || recs[len(recs)-1]["verdict"] != "verified" {
+			t.Errorf("audit for err-block = %v; want error then verified", recs)
+		}
+		if recs := findAudit(p.audit(t), errWarnFn); len(recs) == 0 || recs[0]["action"] != "warn" {
+			t.Errorf("audit for err-warn = %v; want warn", recs)
+		}
+	})
+
+	t.Run("cache/second-install-verifies-nothing", func(t *testing.T) {
+		before := p.metric(t, "pipgate_verifications_total")
+		hits := p.metric(t, "pipgate_cache_lookups_total", `kind="verdict"`, `result="hit"`)
+		venv2 := pip.Venv(t)
+		out, err := pip.Run(ctx, venv2, "install", "--index-url", index, "--no-cache-dir", "trusted-pkg==1.0")
+		mustOK("second install", out, err)
+		if after := p.metric(t, "pipgate_verifications_total"); after != before {
+			t.Errorf("verifications went from %v to %v on a second install; want no new verification", before, after)
+		}
+		if h := p.metric(t, "pipgate_cache_lookups_total", `kind="verdict"`, `result="hit"`); h <= hits {
+			t.Errorf("verdict cache hits %v -> %v; want more", hits, h)
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		if v := p.metric(t, "pipgate_downloads_total", `verdict="verified"`, `action="allow"`); v < 2 {
+			t.Errorf("verified downloads = %v; want >= 2", v)
+		}
+		if v := p.metric(t, "pipgate_downloads_total", `verdict="untrusted-publisher"`, `action="block"`); v < 1 {
+			t.Errorf("blocked untrusted downloads = %v; want >= 1", v)
+		}
+		if v := p.metric(t, "pipgate_downloads_total", `verdict="unattested"`); v < 2 {
+			t.Errorf("unattested downloads = %v; want >= 2 (app, lib)", v)
+		}
+		if v := p.metric(t, "pipgate_policy_decisions_total", `action="block"`, `rule="trusted-pkg"`); v < 1 {
+			t.Errorf("policy blocks by rule trusted-pkg = %v; want >= 1", v)
+		}
+		promtool, err := exec.LookPath("promtool")
+		if err != nil {
+			t.Skip("promtool not installed (Debian package prometheus): skipping promtool check metrics")
+		}
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(p.scrape(t))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("egress", func(t *testing.T) {
+		epip := pypitest.NewPip(t)
+		evenv := epip.Venv(t)
+		edl := func(indexURL string, pkgs ...string) (string, error) {
+			args := []string{"download", "--no-deps", "--no-cache-dir", "--proxy", "http://" + p.egress,
+				"--cert", caCert, "--index-url", indexURL, "-d", t.TempDir()}
+			return epip.Run(ctx, evenv, append(args, pkgs...)...)
+		}
+		out, err := edl("https://pypi.org/simple/", "trusted-pkg==1.0")
+		mustOK("pip download through the egress proxy", out, err)
+		if out, err := edl("https://pypi.org/simple/", "trusted-pkg==2.0"); err == nil {
+			t.Errorf("egress served trusted-pkg 2.0 signed by evil/fork:\n%s", out)
+		}
+		if out, err := edl("https://example.com/simple/", "trusted-pkg==1.0"); err == nil {
+			t.Errorf("egress let pip reach example.com:\n%s", out)
+		}
+		recs := p.audit(t)
+		refused := false
+		for _, r := range recs {
+			if r["event"] == "egress-refused" && strings.Contains(fmt.Sprint(r["host"]), "example.com") {
+				refused = true
+			}
+		}
+		if !refused {
+			t.Errorf("no egress-refused audit record for example.com")
+		}
+	})
+
+	t.Run("policy/reload-on-sighup", func(t *testing.T) {
+		before := p.metric(t, "pipgate_verifications_total")
+		relaxed := strings.Replace(e2ePolicy, "        repository: good/repo\n        workflow: release.yml\n",
+			"        repository: good/repo\n        workflow: release.yml\n      - kind: github\n        repository: evil/fork\n", 1)
+		if err := os.WriteFile(policyPath, []byte(relaxed), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		var out string
+		var err error
+		for i := 0; i < 50; i++ {
+			if out, err = download("trusted-pkg==2.0"); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		mustOK("download trusted-pkg==2.0 after the policy trusts evil/fork", out, err)
+		if after := p.metric(t, "pipgate_verifications_total"); after != before {
+			t.Errorf("the policy reload re-verified: %v -> %v", before, after)
+		}
+		// A broken policy keeps the old one.
+		if err := os.WriteFile(policyPath, []byte("version: 1\npackages:\n  - nme: x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(300 * time.Millisecond)
+		out, err = download("trusted-pkg==2.0")
+		mustOK("download after a bad policy reload", out, err)
+		if v := p.metric(t, "pipgate_config_last_reload_successful"); v != 0 {
+			t.Errorf("pipgate_config_last_reload_successful = %v after a bad reload; want 0", v)
+		}
+	})
+
+	t.Run("index/upstream-down-mirror", func(t *testing.T) {
+		up.Close()
+		time.Sleep(2100 * time.Millisecond) // let the 2s index_ttl expire: the pages are now stale
+		venv3 := pip.Venv(t)
+		out, err := pip.Run(ctx, venv3, "install", "--index-url", index, "--no-cache-dir", "app")
+		mustOK("install app with the upstream stopped", out, err)
+		if !regexp.MustCompile(`"cache":"stale"`).MatchString(p.stderr.String()) {
+			t.Errorf("no access-log line says a stale page was served")
+		}
+	})
+}
