@@ -26,6 +26,7 @@ type certFacts struct {
 	digest, ref        string
 	buildConfigURI     string
 	sans               []string // every SAN: URIs, e-mails and OtherName (.7)
+	emails             []string // the rfc822Name SANs
 }
 
 func readCertFacts(cert *x509.Certificate) (certFacts, error) {
@@ -57,6 +58,7 @@ func readCertFacts(cert *x509.Certificate) (certFacts, error) {
 		*dst = s
 	}
 	f.sans = cryptoutils.GetSubjectAlternateNames(cert)
+	f.emails = cert.EmailAddresses
 	return f, nil
 }
 
@@ -83,11 +85,8 @@ func identityFromCert(f certFacts) pypi.Identity {
 	if len(f.sans) > 0 {
 		id.Subject = f.sans[0]
 	}
-	for _, s := range f.sans {
-		if strings.Contains(s, "@") && !strings.Contains(s, "/") {
-			id.Email = s
-			break
-		}
+	if len(f.emails) > 0 {
+		id.Email = f.emails[0]
 	}
 	switch {
 	case f.issuerV2 == IssuerGitHub && strings.HasPrefix(f.repoURI, "https://github.com/"):
