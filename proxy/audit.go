@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,12 +152,16 @@ func (a *AuditLog) Log(r auditRecord) {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
-	line, err := json.Marshal(r)
-	if err != nil { // unreachable for this struct; counted all the same
+	// Encode adds the newline. No HTML escaping: this is a log, and "<"
+	// should read as "<" in a SIEM.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil { // unreachable for this struct; counted all the same
 		a.fail(1, fmt.Errorf("encoding audit record: %w", err))
 		return
 	}
-	line = append(line, '\n')
+	line := buf.Bytes()
 
 	a.mu.RLock()
 	defer a.mu.RUnlock()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // failingWriter fails every write.
@@ -68,12 +69,12 @@ func TestAuditRecordJSON(t *testing.T) {
 		SHA256: "ab12", Verdict: "verified", Identity: "github:trailofbits/pypi-attestations@release.yml",
 		Rule: "pypi-attestations", Action: "allow",
 	})
-	a.Log(auditRecord{Time: at, Event: auditEventEgressRefused, Client: "10.0.0.8:1", Host: "evil.example:443", Reason: "host not intercepted"})
+	a.Log(auditRecord{Time: at, Event: auditEventEgressRefused, Client: "10.0.0.8:1", Host: "evil.example:443", Reason: "host not intercepted <&>"})
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	want := `{"time":"2026-11-22T01:02:03.0000004Z","event":"download","request_id":"r1","client":"10.0.0.7:51234","project":"pypi-attestations","version":"0.0.19","filename":"pypi_attestations-0.0.19.tar.gz","sha256":"ab12","verdict":"verified","identity":"github:trailofbits/pypi-attestations@release.yml","rule":"pypi-attestations","action":"allow"}
-{"time":"2026-11-22T01:02:03.0000004Z","event":"egress-refused","client":"10.0.0.8:1","reason":"host not intercepted","host":"evil.example:443"}
+{"time":"2026-11-22T01:02:03.0000004Z","event":"egress-refused","client":"10.0.0.8:1","reason":"host not intercepted <&>","host":"evil.example:443"}
 `
 	if got := buf.String(); got != want {
 		t.Errorf("audit log:\ngot  %q\nwant %q", got, want)
@@ -319,4 +320,57 @@ func BenchmarkAuditLog(b *testing.B) {
 	if a.Lost() != 0 {
 		b.Fatalf("lost %d records", a.Lost())
 	}
+}
+
+// FuzzAuditRecord checks that any field values (they come from upstream
+// pages, attestations and clients) make exactly one line of JSON that reads
+// back to the same record: no value can forge a second audit line.
+func FuzzAuditRecord(f *testing.F) {
+	f.Add("requests", "requests-2.32.3.tar.gz", "pipgate: no provenance", "10.0.0.1:1234")
+	f.Add("evil\n{\"event\":\"download\"}", "a\r\nb", "\u2028\u2029", "\x00\xff")
+	f.Fuzz(func(t *testing.T, project, filename, reason, client string) {
+		var buf lockedBuffer
+		a, err := NewAuditLog("-", &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := auditRecord{Time: time.Unix(1, 0).UTC(), Event: auditEventDownload, Project: project,
+			Filename: filename, Reason: reason, Client: client, Identity: reason, Host: client}
+		a.Log(in)
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
+			t.Fatalf("not one line: %q", out)
+		}
+		var back auditRecord
+		if err := json.Unmarshal([]byte(out), &back); err != nil {
+			t.Fatal(err)
+		}
+		// JSON carries text: each invalid UTF-8 byte reads back as U+FFFD.
+		want := in
+		for _, p := range []*string{&want.Project, &want.Filename, &want.Reason, &want.Client, &want.Identity, &want.Host} {
+			*p = validUTF8PerByte(*p)
+		}
+		if back != want {
+			t.Fatalf("read back %+v; want %+v", back, want)
+		}
+	})
+}
+
+// validUTF8PerByte replaces every byte of s that is not valid UTF-8 with
+// U+FFFD, as encoding/json does.
+func validUTF8PerByte(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }

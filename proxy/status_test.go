@@ -523,3 +523,38 @@ func distinctColours(img image.Image, limit int) int {
 	}
 	return len(seen)
 }
+
+// FuzzStatusHTML feeds arbitrary strings (project names, filenames, reasons
+// and identities come from upstream pages and attestations) through the page:
+// it must stay one well-formed document with no element the input injected,
+// and show the input as text.
+func FuzzStatusHTML(f *testing.F) {
+	f.Add("evil<script>alert(1)</script>", `x.whl"><img src=x onerror=alert(1)>`, "</td></tr></table><h2>", "javascript:alert(1)")
+	f.Add("requests", "requests-2.32.3-py3-none-any.whl", "pipgate: no provenance", "github:psf/requests@publish.yml")
+	f.Add("<!--", "]]>", "{{.S.Version}}", "\x00\xff")
+	f.Fuzz(func(t *testing.T, project, filename, reason, identity string) {
+		x := statusDecision{Project: project, Filename: filename, Reason: reason, Identity: identity,
+			SHA256: identity, Verdict: reason, Action: project, Rule: filename}
+		s := statusSnapshot{Version: project, Upstream: filename, PolicySource: reason, TrustRoot: identity,
+			TrustRootAge: -1, CacheHitRatio: math.NaN(), Decisions: []statusDecision{x}, Blocked: []statusDecision{x},
+			Counts: map[string]int64{reason: 1}, Lookups: map[string]statusLookups{project: {Hit: 1}}}
+		var buf bytes.Buffer
+		if err := writeStatusHTML(&buf, s); err != nil {
+			t.Fatal(err)
+		}
+		doc, err := html.Parse(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range []string{"script", "img", "iframe", "h3", "a", "svg", "form"} {
+			if n := countElements(doc, tag); n != 0 {
+				t.Fatalf("%d <%s> elements from input %q %q %q %q", n, tag, project, filename, reason, identity)
+			}
+		}
+		for tag, want := range map[string]int{"table": 4, "h2": 7, "style": 1} { // the page's own
+			if got := countElements(doc, tag); got != want {
+				t.Fatalf("%d <%s> elements; want %d", got, tag, want)
+			}
+		}
+	})
+}
