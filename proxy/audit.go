@@ -121,6 +121,7 @@ func NewAuditLog(path string, stdout io.Writer) (*AuditLog, error) {
 	return a, nil
 }
 
+// openAuditFile opens path for appending, creating it 0640.
 func openAuditFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
@@ -201,6 +202,8 @@ func (a *AuditLog) flush() error {
 	return a.control(false)
 }
 
+// control sends a reopen or flush request through the queue and waits for
+// the writer goroutine to serve it.
 func (a *AuditLog) control(reopen bool) error {
 	ack := make(chan error, 1)
 	a.mu.RLock()

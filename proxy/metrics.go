@@ -34,7 +34,8 @@ var (
 		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictInvalid),
 		string(pypi.VerdictUnsupported), string(pypi.VerdictError),
 	}
-	// metricsVerdicts are the values of pipgate_downloads_total{verdict}.
+	// metricsVerdicts are the values of pipgate_downloads_total{verdict}, in
+	// the order the status page lists them.
 	metricsVerdicts = []string{
 		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictUntrustedPublisher),
 		string(pypi.VerdictInvalid), string(pypi.VerdictUnsupported), string(pypi.VerdictError),
@@ -348,6 +349,7 @@ type metricsLabelCap struct {
 	seen map[string]struct{}
 }
 
+// newMetricsLabelCap returns a cap passing at most maxValues distinct values.
 func newMetricsLabelCap(maxValues int) *metricsLabelCap {
 	return &metricsLabelCap{max: maxValues, seen: make(map[string]struct{})}
 }

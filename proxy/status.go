@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pipgate/pipgate/pypi"
 )
 
 // statusStaleTrustRoot is the trust-root age the status page flags as stale;
@@ -114,6 +112,8 @@ func newDecisionLog(size int) *decisionLog {
 	return &decisionLog{ring: make([]statusDecision, size), held: make(map[string]statusDecision)}
 }
 
+// statusKey identifies a file in the blocked map: its sha256, or project
+// and filename when the digest is unknown.
 func statusKey(x statusDecision) string {
 	if x.SHA256 != "" {
 		return x.SHA256
@@ -199,6 +199,8 @@ type statusCounters struct {
 	downloads [6]atomic.Int64    // [metricsVerdicts]
 }
 
+// lookup counts a cache lookup; kinds and results outside the closed sets
+// are not counted here (the Prometheus series folds them into "other").
 func (c *statusCounters) lookup(kind, result string) {
 	k, r := indexOf(kind, metricsCacheKinds), indexOf(result, metricsCacheResults)
 	if k >= 0 && r >= 0 {
@@ -206,12 +208,14 @@ func (c *statusCounters) lookup(kind, result string) {
 	}
 }
 
+// download counts a download by verdict.
 func (c *statusCounters) download(verdict string) {
 	if v := indexOf(verdict, metricsVerdicts); v >= 0 {
 		c.downloads[v].Add(1)
 	}
 }
 
+// indexOf returns the index of v in set, or -1.
 func indexOf(v string, set []string) int {
 	for i, s := range set {
 		if s == v {
@@ -279,13 +283,6 @@ func writeStatusJSON(w io.Writer, s statusSnapshot) error {
 	return nil
 }
 
-// statusVerdictOrder is the order of the download counts on the page: the
-// verified first, then the ways a file can fall short.
-var statusVerdictOrder = []string{
-	string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictUntrustedPublisher),
-	string(pypi.VerdictInvalid), string(pypi.VerdictUnsupported), string(pypi.VerdictError),
-}
-
 // statusPage is what the HTML template sees: the snapshot plus the figures
 // derived from it.
 type statusPage struct {
@@ -299,11 +296,13 @@ type statusPage struct {
 	Lookups        []statusLookupRow
 }
 
+// statusCount is one row of the downloads-by-verdict card.
 type statusCount struct {
 	Verdict string
 	N       int64
 }
 
+// statusLookupRow is one row of the cache lookups table.
 type statusLookupRow struct {
 	Kind string
 	statusLookups
@@ -328,7 +327,7 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 		p.HitRatio = fmt.Sprintf("%.1f%%", 100*r)
 	}
 	seen := make(map[string]bool)
-	for _, v := range statusVerdictOrder {
+	for _, v := range metricsVerdicts { // verified first, then the ways a file falls short
 		p.Counts = append(p.Counts, statusCount{v, s.Counts[v]})
 		seen[v] = true
 	}
