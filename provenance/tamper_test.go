@@ -268,3 +268,33 @@ func TestFactsBadDist(t *testing.T) {
 		t.Errorf("got %+v; want invalid/format without a recorded publisher", f)
 	}
 }
+
+// TestVerifierConcurrent runs one Verifier from several goroutines (run
+// with -race).
+func TestVerifierConcurrent(t *testing.T) {
+	ps := provenancetest.New(t)
+	v := ps.Verifier()
+	content := []byte("c")
+	good := ps.ProvenanceFor("c-1.0.tar.gz", content, provenancetest.GitHub("o/c", "release.yml"))
+	d := provenancetest.DistFor("c-1.0.tar.gz", content)
+	bad := provenancetest.DistFor("c-1.0.tar.gz", []byte("other"))
+	errs := make(chan string, 8)
+	for i := range 8 {
+		go func() {
+			dd, want := d, pypi.VerdictVerified
+			if i%2 == 1 {
+				dd, want = bad, pypi.VerdictInvalid
+			}
+			if f := v.Facts(good, dd); f.Verdict != want {
+				errs <- "got " + string(f.Verdict) + "; want " + string(want)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range 8 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}
