@@ -233,6 +233,12 @@ func TestConformanceTampered(t *testing.T) {
 	}{
 		{"statement byte", edit(func(a map[string]any) { flip(a["envelope"].(map[string]any), "statement", 40) }), provenance.ReasonSignature},
 		{"signature byte", edit(func(a map[string]any) { flip(a["envelope"].(map[string]any), "signature", 20) }), provenance.ReasonSignature},
+		{"certificate signature byte", edit(func(a map[string]any) {
+			m := a["verification_material"].(map[string]any)
+			raw, _ := base64Std.DecodeString(m["certificate"].(string))
+			raw[len(raw)-10] ^= 0x01
+			m["certificate"] = base64Std.EncodeToString(raw)
+		}), provenance.ReasonSignature},
 		{"certificate swapped", edit(func(a map[string]any) {
 			a["verification_material"].(map[string]any)["certificate"] = other("certificate")
 		}), provenance.ReasonSignature},
