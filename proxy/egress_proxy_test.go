@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
+)
+
+// TestEgressServesIndexAndForeignFileURLs runs the real index handler behind
+// the egress MITM: pages on https://pypi.org/simple/ link files on the same
+// intercepted origin, and a file URL pipgate never wrote (as on
+// files.pythonhosted.org, with no page seen first) is still found through
+// the index and verified before it is served.
+func TestEgressServesIndexAndForeignFileURLs(t *testing.T) {
+	up := pypitest.NewServer(t)
+	prov := []byte(`{"version":1,"attestation_bundles":[]}`)
+	good := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = prov })
+	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = prov })
+	tp := newTestProxy(t, up, `version: 1
+packages:
+  - name: demo
+    require: trusted-publisher
+    action: block
+    publishers:
+      - kind: github
+        repository: good/repo
+`, func(o *Options) { o.EagerReleases = 0 })
+	tp.verifier.set(good.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}})
+	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork", Workflow: "release.yml"}})
+	f := egressStart(t, tp.srv)
+	c := f.client(true)
+
+	get := func(url string, hdr ...string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+
+	// A file on files.pythonhosted.org before any page: verified and served.
+	resp, body := get("https://files.pythonhosted.org/packages/ab/cd/ef/" + good.Filename)
+	if resp.StatusCode != 200 || resp.Header.Get(headerVerdict) != "verified" || sha(body) != sha(good.Content) {
+		t.Fatalf("foreign file URL = %d %s; want 200 verified with the wheel", resp.StatusCode, resp.Header.Get(headerVerdict))
+	}
+	resp, body = get("https://files.pythonhosted.org/packages/12/34/56/" + evil.Filename)
+	if resp.StatusCode != 403 || resp.Header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) {
+		t.Errorf("foreign URL of an untrusted file = %d %s %q; want 403", resp.StatusCode, resp.Header.Get(headerVerdict), body)
+	}
+	if resp, _ := get("https://files.pythonhosted.org/packages/not-a-dist.txt"); resp.StatusCode != 404 {
+		t.Errorf("a non-distribution path = %d; want 404", resp.StatusCode)
+	}
+
+	// The page through the tunnel: file URLs resolve on the intercepted
+	// origin, provenance is absolute https on it.
+	resp, body = get("https://pypi.org/simple/demo/", "Accept", pipAccept)
+	if resp.StatusCode != 200 {
+		t.Fatalf("page through the tunnel = %d", resp.StatusCode)
+	}
+	page := parseJSONPage(t, body, "https://pypi.org/simple/demo/")
+	for _, pf := range page.Files {
+		if !strings.HasPrefix(pf.URL, "https://pypi.org/files/demo/") {
+			t.Errorf("file URL %q is not on the intercepted origin", pf.URL)
+		}
+		if !strings.HasPrefix(pf.Provenance, "https://pypi.org/integrity/demo/") {
+			t.Errorf("provenance URL %q is not https on the intercepted origin", pf.Provenance)
+		}
+	}
+	resp, body = get(page.Files[0].URL)
+	if resp.StatusCode != 200 || sha(body) != page.Files[0].SHA256() {
+		t.Errorf("file through the tunnel = %d", resp.StatusCode)
+	}
+}
