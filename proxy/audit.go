@@ -13,19 +13,14 @@ import (
 	"time"
 )
 
-// The audit events. Every record names one.
+// The audit events. Every record names one. (An index page listing a file as
+// yanked by the policy would be "index-yank"; nothing emits it yet.)
 const (
 	// auditEventDownload: a distribution file was served (allow, warn, yank)
 	// or refused (block) to a client.
 	auditEventDownload = "download"
-	// auditEventIndexYank: an index page listed a file as yanked (block or
-	// yank) because of the policy.
-	auditEventIndexYank = "index-yank"
 	// auditEventEgressRefused: the egress proxy refused a destination.
 	auditEventEgressRefused = "egress-refused"
-	// auditEventPolicyReload: the policy was reloaded (Action "allow") or a
-	// reload failed and the old policy stays (Action "keep", Reason says why).
-	auditEventPolicyReload = "policy-reload"
 )
 
 // auditRecord is one line of the audit log: one decision, with everything a
