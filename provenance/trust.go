@@ -160,9 +160,13 @@ func (s *TrustSource) start(ctx context.Context) error {
 		return nil
 	}
 	s.log.Warn("tuf refresh failed, trying the local copies", "err", errOnline)
-	if b, err := s.fetch(ctx, true); err == nil {
-		if err := s.install(b, time.Now(), "tuf cache"); err == nil {
-			return nil
+	// A warm TUF cache works offline until its timestamp.json expires; a
+	// cold one would only go to the network again.
+	if _, err := os.Stat(filepath.Join(s.opts.CacheDir, tuf.URLToPath(s.opts.MirrorURL), "timestamp.json")); err == nil {
+		if b, err := s.fetch(ctx, true); err == nil {
+			if err := s.install(b, time.Now(), "tuf cache"); err == nil {
+				return nil
+			}
 		}
 	}
 	p := filepath.Join(s.opts.CacheDir, LastGoodFile)
