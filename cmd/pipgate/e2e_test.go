@@ -36,7 +36,7 @@ var (
 
 // pipgateBinary builds the binary once per test run (with -race when the
 // tests run with it).
-func pipgateBinary(t *testing.T) string {
+func pipgateBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "pipgate-e2e-bin-")
@@ -87,7 +87,7 @@ type proc struct {
 }
 
 // startPipgate runs the binary with cfgPath and waits for /readyz.
-func startPipgate(t *testing.T, cfgPath, auditLog string, wantEgress bool) *proc {
+func startPipgate(t testing.TB, cfgPath, auditLog string, wantEgress bool) *proc {
 	t.Helper()
 	bin := pipgateBinary(t)
 	p := &proc{stderr: &syncBuf{}, auditLog: auditLog}
