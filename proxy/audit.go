@@ -49,12 +49,20 @@ const (
 	// auditEnqueueWait is the longest Log waits for room in a full queue
 	// before it drops the record (and counts it lost).
 	auditEnqueueWait = 250 * time.Millisecond
+	// auditControlWait is the longest Reopen waits for room in the queue.
+	auditControlWait = 5 * time.Second
 	// auditBatchBytes caps how many bytes of queued lines one write carries.
 	auditBatchBytes = 64 << 10
 )
 
-// ErrAuditClosed is returned by Reopen on a closed audit log.
-var ErrAuditClosed = errors.New("audit log closed")
+// Errors of Reopen.
+var (
+	// ErrAuditClosed: the audit log was closed.
+	ErrAuditClosed = errors.New("audit log closed")
+	// ErrAuditStalled: the writer did not take the request in time (its
+	// output is stuck); records keep queueing and being counted when lost.
+	ErrAuditStalled = errors.New("audit log writer stalled")
+)
 
 // AuditLog writes audit records as JSON lines to stdout or to a file. One
 // goroutine owns the output: Log only marshals and queues, so a slow disk or
@@ -73,6 +81,8 @@ type AuditLog struct {
 	closed bool
 	queue  chan auditItem
 	done   chan struct{}
+
+	controlWait time.Duration // auditControlWait; shorter in tests
 
 	out     io.Writer // owned by the writer goroutine after NewAuditLog
 	file    *os.File  // nil when writing to stdout
@@ -97,8 +107,9 @@ func NewAuditLog(path string, stdout io.Writer) (*AuditLog, error) {
 		return &AuditLog{}, nil
 	}
 	a := &AuditLog{
-		queue: make(chan auditItem, auditQueueLen),
-		done:  make(chan struct{}),
+		queue:       make(chan auditItem, auditQueueLen),
+		done:        make(chan struct{}),
+		controlWait: auditControlWait,
 	}
 	if path == "-" {
 		if stdout == nil {
@@ -182,6 +193,9 @@ func (a *AuditLog) Log(r auditRecord) {
 // Reopen closes and reopens the file, so that after logrotate renamed it the
 // log continues in a new file at the configured path (call it on SIGHUP).
 // Records logged before Reopen go to the old file. It is a no-op for stdout.
+// If the file cannot be opened, writing goes on to the old one and Reopen
+// returns the error; if the writer is stuck, Reopen gives up after 5s with
+// ErrAuditStalled.
 func (a *AuditLog) Reopen() error {
 	if !a.enabled() || a.path == "" {
 		return nil
@@ -206,9 +220,23 @@ func (a *AuditLog) control(reopen bool) error {
 		a.mu.RUnlock()
 		return ErrAuditClosed
 	}
-	a.queue <- auditItem{reopen: reopen, ack: ack}
+	t := time.NewTimer(a.controlWait)
+	defer t.Stop()
+	select {
+	case a.queue <- auditItem{reopen: reopen, ack: ack}:
+	case <-t.C:
+		// The writer is stuck (a hung disk or stdout reader). Give up rather
+		// than hold mu, which would make Close, and then Log, wait too.
+		a.mu.RUnlock()
+		return ErrAuditStalled
+	}
 	a.mu.RUnlock()
-	return <-ack
+	select {
+	case err := <-ack:
+		return err
+	case <-t.C: // ack has room: the writer will not block on it later
+		return ErrAuditStalled
+	}
 }
 
 // Close writes the queued records and closes the file. Later Log calls are

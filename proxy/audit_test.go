@@ -291,6 +291,12 @@ func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
 	if got := a.Lost(); got != 1 {
 		t.Errorf("Lost = %d; want 1", got)
 	}
+	// A control request (Reopen's path) gives up instead of hanging, so it
+	// cannot make Close, and through it Log, wait.
+	a.controlWait = 50 * time.Millisecond
+	if err := a.flush(); !errors.Is(err, ErrAuditStalled) {
+		t.Errorf("flush with a stuck writer: %v; want ErrAuditStalled", err)
+	}
 	close(w.release)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
