@@ -826,3 +826,94 @@ func subset(sel any, labels map[string]any) bool {
 	}
 	return true
 }
+
+// TestDeployDashboard checks what Grafana would only show by rendering the
+// dashboard: unique panel IDs, panels inside the 24-column grid and not
+// overlapping, and every query on the dashboard's data source variable.
+func TestDeployDashboard(t *testing.T) {
+	data, err := os.ReadFile(repoFile("deploy", "grafana", "pipgate-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type target struct {
+		Expr       string `json:"expr"`
+		RefID      string `json:"refId"`
+		Datasource struct {
+			UID string `json:"uid"`
+		} `json:"datasource"`
+	}
+	var dash struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			ID      int    `json:"id"`
+			Type    string `json:"type"`
+			Title   string `json:"title"`
+			GridPos struct {
+				X, Y, W, H int
+			} `json:"gridPos"`
+			Targets []target `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name string `json:"name"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatal(err)
+	}
+	if dash.UID == "" {
+		t.Error("dashboard has no uid (provisioned links need a stable one)")
+	}
+	vars := make(map[string]bool)
+	for _, v := range dash.Templating.List {
+		vars[v.Name] = true
+	}
+	for _, v := range []string{"datasource", "job", "instance"} {
+		if !vars[v] {
+			t.Errorf("dashboard lacks the $%s variable", v)
+		}
+	}
+	ids := make(map[int]string)
+	type cell struct{ x, y int }
+	owner := make(map[cell]string)
+	for _, p := range dash.Panels {
+		if prev, ok := ids[p.ID]; ok {
+			t.Errorf("panels %q and %q share id %d", prev, p.Title, p.ID)
+		}
+		ids[p.ID] = p.Title
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v is outside the 24-column grid", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if prev, ok := owner[cell{x, y}]; ok {
+					t.Errorf("panel %q overlaps %q at (%d,%d)", p.Title, prev, x, y)
+					x, y = g.X+g.W, g.Y+g.H // one report per pair
+				} else {
+					owner[cell{x, y}] = p.Title
+				}
+			}
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		refs := make(map[string]bool)
+		for _, tg := range p.Targets {
+			if tg.Expr == "" || tg.RefID == "" || refs[tg.RefID] {
+				t.Errorf("panel %q: a query without expr or with a missing or repeated refId", p.Title)
+			}
+			refs[tg.RefID] = true
+			if tg.Datasource.UID != "${datasource}" {
+				t.Errorf("panel %q: data source %q; want ${datasource}", p.Title, tg.Datasource.UID)
+			}
+			if !strings.Contains(tg.Expr, `job=~"$job"`) {
+				t.Errorf("panel %q: query ignores $job: %s", p.Title, tg.Expr)
+			}
+		}
+	}
+}
