@@ -162,13 +162,6 @@ func (v *Verifier) Facts(prov []byte, d Dist) pypi.Facts {
 	return f
 }
 
-type entryProbe struct {
-	KindVersion *struct {
-		Kind    string `json:"kind"`
-		Version string `json:"version"`
-	} `json:"kindVersion"`
-}
-
 // toBundle converts an attestation to a Sigstore bundle v0.3 as
 // pypi-attestations' to_bundle does, after rejecting what sigstore-go
 // v1.3.0 cannot check.
@@ -178,22 +171,19 @@ func toBundle(a *Attestation) (*signedEntity, *x509.Certificate, error) {
 		return nil, nil, newError(ReasonFormat, err, "invalid X.509 certificate: %v", err)
 	}
 	raw := a.TransparencyEntries[0]
-	var probe entryProbe
-	if err := decodeStrict(raw, &probe, "transparency log entry"); err != nil {
-		return nil, nil, err
-	}
-	if probe.KindVersion == nil {
-		return nil, nil, newError(ReasonFormat, nil, "invalid transparency log entry: missing kindVersion")
-	}
-	if kv := *probe.KindVersion; kv.Kind != "dsse" || kv.Version != "0.0.1" {
-		if kv.Kind == "dsse" && kv.Version == "0.0.2" {
-			return nil, nil, newError(ReasonUnsupported, nil, "transparency log entry is Rekor v2 (dsse 0.0.2), which sigstore-go v1.3.0 cannot verify")
-		}
-		return nil, nil, newError(ReasonUnsupported, nil, "transparency log entry kind %q version %q is not supported", kv.Kind, kv.Version)
-	}
 	tle := new(protorekor.TransparencyLogEntry)
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, tle); err != nil {
 		return nil, nil, newError(ReasonFormat, err, "invalid transparency log entry: %v", err)
+	}
+	kv := tle.GetKindVersion()
+	if kv == nil {
+		return nil, nil, newError(ReasonFormat, nil, "invalid transparency log entry: missing kindVersion")
+	}
+	if kv.GetKind() != "dsse" || kv.GetVersion() != "0.0.1" {
+		if kv.GetKind() == "dsse" && kv.GetVersion() == "0.0.2" {
+			return nil, nil, newError(ReasonUnsupported, nil, "transparency log entry is Rekor v2 (dsse 0.0.2), which sigstore-go v1.3.0 cannot verify")
+		}
+		return nil, nil, newError(ReasonUnsupported, nil, "transparency log entry kind %q version %q is not supported", kv.GetKind(), kv.GetVersion())
 	}
 	switch {
 	case tle.GetLogId() == nil || len(tle.GetLogId().GetKeyId()) == 0:
