@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -85,8 +86,8 @@ func displayPath(p string) string {
 
 // printErrors writes one line per joined error.
 func printErrors(w io.Writer, prefix string, err error) {
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // only a top-level join is split
+
 		for _, e := range joined.Unwrap() {
 			printErrors(w, prefix, e)
 		}
@@ -141,12 +142,11 @@ func (a *app) cleanup() {
 
 // wire builds the application from cfg. On error everything built so far is
 // closed again.
-func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writer) (a *app, err error) {
-	a = &app{cfg: cfg, log: logger}
+func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writer) (_ *app, err error) {
+	a := &app{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
-			a.cleanup()
-			a = nil
+			a.cleanup() // a, not the named result: "return nil, err" has cleared that
 		}
 	}()
 	reg := prometheus.NewRegistry()
@@ -167,6 +167,10 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		Logger:          logger.With("component", "trust"),
 	})
 	if err != nil {
+		if cfg.Trust.TrustedRoot == "" {
+			return nil, fmt.Errorf("trust root (offline? set trust.trusted_root to a Sigstore trusted_root.json in a config file): %s",
+				strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
 		return nil, fmt.Errorf("trust root: %w", err)
 	}
 
