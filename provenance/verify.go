@@ -268,14 +268,8 @@ func (v *Verifier) verify(a *Attestation, d Dist, expect *pypi.Publisher) (pypi.
 	if pt := env.RawEnvelope().PayloadType; pt != inTotoPayloadType {
 		return pypi.Identity{}, "", newError(ReasonFormat, nil, "expected JSON envelope, got %s", pt)
 	}
-	// The statement bytes are exactly the envelope payload sigstore-go verified.
-	predicate, err := checkStatement(a.Statement, d)
-	if err != nil {
-		return pypi.Identity{}, "", err
-	}
-	if verr != nil {
-		return pypi.Identity{}, "", newError(ReasonSignature, verr, "%v", verr)
-	}
+	// The publisher check comes first, as in pypi-attestations (its policy
+	// runs inside the Sigstore verification), then the statement checks.
 	facts, err := readCertFacts(cert)
 	if err != nil {
 		return pypi.Identity{}, "", err
@@ -285,6 +279,14 @@ func (v *Verifier) verify(a *Attestation, d Dist, expect *pypi.Publisher) (pypi.
 		if err := checkPublisher(*expect, facts, id); err != nil {
 			return id, "", err
 		}
+	}
+	// The statement bytes are exactly the envelope payload sigstore-go verified.
+	predicate, err := checkStatement(a.Statement, d)
+	if err != nil {
+		return id, "", err
+	}
+	if verr != nil {
+		return id, "", newError(ReasonSignature, verr, "%v", verr)
 	}
 	return id, predicate, nil
 }
