@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -557,4 +558,24 @@ func FuzzStatusHTML(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkStatusHTML renders a full page: 200 recent decisions and 200
+// blocked files.
+func BenchmarkStatusHTML(b *testing.B) {
+	s := sampleStatusSnapshot()
+	d := newDecisionLog(200)
+	for i := 0; i < 400; i++ {
+		x := s.Decisions[i%len(s.Decisions)]
+		x.SHA256 = fmt.Sprint(i)
+		x.Action = []string{"allow", "block", "yank", "warn"}[i%4]
+		d.add(x)
+	}
+	s.Decisions, s.Blocked = d.recent(), d.blocked()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writeStatusHTML(io.Discard, s); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
