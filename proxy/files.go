@@ -67,7 +67,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if sha == "" {
 		return fmt.Errorf("%s: %w", filename, errUpstreamNoHash)
 	}
-	facts, verdictCache := s.facts(ctx, f)
+	facts, verdictCache := s.facts(ctx, project, f)
 	d := s.decide(project, facts)
 	ri.verdict = string(d.Verdict)
 	if verdictCache != "" {

@@ -534,6 +534,16 @@ packages:
 		t.Errorf("audit = %v; want 2 records, the second a block", lines)
 	}
 
+	// The project's history recorded both publishers, and the log says the
+	// publisher changed.
+	h, err := tp.store.History("demo")
+	if err != nil || len(h.Publishers) != 2 {
+		t.Errorf("history = %+v, %v; want two publishers", h, err)
+	}
+	if !strings.Contains(tp.logs.String(), "publisher change") {
+		t.Errorf("no publisher-change warning in the log")
+	}
+
 	// A policy change takes effect without re-verification.
 	tp.policy.p.Store(mustPolicy(t, "version: 1\n"))
 	resp, _ = tp.get("/files/demo/" + evil.Filename)

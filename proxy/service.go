@@ -188,7 +188,7 @@ func (s *Server) provenance(ctx context.Context, url string) (cache.ProvenanceEn
 // index says provenance null; otherwise the provenance is fetched and the
 // verification facts read from the cache or computed (once per key) and
 // stored. A failure to fetch or check gives VerdictError, never cached.
-func (s *Server) facts(ctx context.Context, f *pypi.File) (pypi.Facts, string) {
+func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.Facts, string) {
 	if f.Provenance == "" {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, ""
 	}
@@ -226,12 +226,55 @@ func (s *Server) facts(ctx context.Context, f *pypi.File) (pypi.Facts, string) {
 				}
 				s.pages.factsChanged()
 			}
+			if facts.Verdict == pypi.VerdictVerified && facts.Identity != nil {
+				s.observePublisher(project, f.Filename, *facts.Identity)
+			}
 			return facts, nil
 		})
 	if err != nil {
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "cancelled", Detail: err.Error()}, cacheMiss
 	}
 	return got, cacheMiss
+}
+
+// observePublisher records a verified publisher in the project's history and
+// warns when it is not the one seen before: a hijacked project or a moved
+// release pipeline looks like this.
+func (s *Server) observePublisher(project, filename string, id pypi.Identity) {
+	version := ""
+	if fn, err := pypi.ParseFilename(filename); err == nil {
+		version = fn.Version.String()
+	}
+	key := publisherKey(id)
+	var changed bool
+	var before []string
+	err := s.store.UpdateHistory(project, func(h *cache.History) {
+		before = before[:0]
+		for _, p := range h.Publishers {
+			before = append(before, p.Identity)
+		}
+		changed = h.ObserveVerified(key, version, s.now())
+	})
+	if err != nil {
+		s.log.Warn("recording publisher history", "project", project, "err", err)
+		return
+	}
+	if changed {
+		s.log.Warn("publisher change: a new verified publisher for this project", "project", project,
+			"version", version, "publisher", key, "previous_publishers", before)
+	}
+}
+
+// publisherKey is the stable part of an identity (no ref or commit), so that
+// every release from one pipeline counts as one publisher.
+func publisherKey(id pypi.Identity) string {
+	switch id.Kind {
+	case pypi.KindGitHub, pypi.KindGitLab:
+		return pypi.Publisher{Kind: id.Kind, Repository: id.Repository, Workflow: id.Workflow}.String()
+	case pypi.KindGoogle:
+		return pypi.Publisher{Kind: id.Kind, Email: id.Email}.String()
+	}
+	return pypi.Publisher{Kind: pypi.KindIdentity, Issuer: id.Issuer, Subject: id.Subject}.String()
 }
 
 // cachedFacts is facts without any network or verification: what the index
@@ -292,7 +335,7 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				s.facts(bg, f)
+				s.facts(bg, p.Name, f)
 			}()
 		}
 		wg.Wait()
