@@ -93,15 +93,7 @@ func BenchmarkCachedFileDownload(b *testing.B) {
 func BenchmarkVerdictLookupAndDecision(b *testing.B) {
 	up := pypitest.NewServer(b)
 	d := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = []byte(`{"version":1,"attestation_bundles":[]}`) })
-	tp := newTestProxy(b, up, `version: 1
-packages:
-  - name: demo
-    require: trusted-publisher
-    action: block
-    publishers:
-      - kind: github
-        repository: good/repo
-`)
+	tp := newTestProxy(b, up, demoTrustsGoodRepo)
 	tp.verifier.set(d.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
 		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}})
 	if resp, _ := tp.get("/files/demo/" + d.Filename); resp.StatusCode != 200 {

@@ -20,15 +20,7 @@ func TestEgressServesIndexAndForeignFileURLs(t *testing.T) {
 	prov := []byte(`{"version":1,"attestation_bundles":[]}`)
 	good := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = prov })
 	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = prov })
-	tp := newTestProxy(t, up, `version: 1
-packages:
-  - name: demo
-    require: trusted-publisher
-    action: block
-    publishers:
-      - kind: github
-        repository: good/repo
-`, func(o *Options) { o.EagerReleases = 0 })
+	tp := newTestProxy(t, up, demoTrustsGoodRepo, func(o *Options) { o.EagerReleases = 0 })
 	tp.verifier.set(good.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
 		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}})
 	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,

@@ -170,6 +170,18 @@ func (tp *testProxy) get(path string, hdr ...string) (*http.Response, []byte) {
 	return resp, body
 }
 
+// demoTrustsGoodRepo is a policy that blocks project demo unless
+// github:good/repo signed the file.
+const demoTrustsGoodRepo = `version: 1
+packages:
+  - name: demo
+    require: trusted-publisher
+    action: block
+    publishers:
+      - kind: github
+        repository: good/repo
+`
+
 const pipAccept = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
 
 func sha(b []byte) string {
@@ -471,15 +483,7 @@ func TestPolicyBlocksAndYanks(t *testing.T) {
 	good := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = prov })
 	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = []byte(`{"version":1,"attestation_bundles":[{}]}`) })
 	none := addWheel(up, "demo", "0.5", nil)
-	tp := newTestProxy(t, up, `version: 1
-packages:
-  - name: demo
-    require: trusted-publisher
-    action: block
-    publishers:
-      - kind: github
-        repository: good/repo
-`, func(o *Options) { o.EagerReleases = 3 })
+	tp := newTestProxy(t, up, demoTrustsGoodRepo, func(o *Options) { o.EagerReleases = 3 })
 	tp.verifier.set(good.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
 		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}})
 	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
