@@ -105,13 +105,16 @@ func (s *Server) servedPage(r *http.Request, p *pypi.ProjectPage, pol *policy.Po
 				url.PathEscape(f.Filename) + "/provenance"
 		}
 		if facts, ok := s.cachedFacts(&f); ok {
-			if d := pol.Decide(p.Name, facts); d.Yanks() {
+			d := pol.Decide(p.Name, facts)
+			if d.Yanks() {
 				nf.Yanked = true
 				nf.YankedReason = d.Reason
 				if f.Yanked && f.YankedReason != "" {
 					nf.YankedReason += " (upstream: " + f.YankedReason + ")"
 				}
 			}
+			s.decisions.mark(statusDecision{Time: s.now(), Project: p.Name, Filename: f.Filename, SHA256: f.SHA256(),
+				Verdict: string(d.Verdict), Action: d.Action, Rule: d.Rule, Reason: d.Reason})
 		}
 		out.Files[i] = nf
 	}

@@ -181,6 +181,10 @@ func New(opts Options) (*Server, error) {
 		pages:     newPageCache(),
 		started:   opts.Now(),
 	}
+	s.metrics.cacheSize(func() float64 { return float64(s.store.SizeBytes()) })
+	if s.audit != nil {
+		s.metrics.auditLog(s.audit)
+	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.ready.Store(true)
 	s.routes()

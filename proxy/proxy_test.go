@@ -503,6 +503,14 @@ func TestPolicyBlocksAndYanks(t *testing.T) {
 	if r, ok := yanked[evil.Filename]; !ok || !strings.Contains(r, "evil/fork") {
 		t.Errorf("untrusted file yank = %q, %v; want a reason naming evil/fork", r, ok)
 	}
+	// The status page lists what the index yanked, before any download.
+	blocked := map[string]bool{}
+	for _, d := range tp.srv.decisions.blocked() {
+		blocked[d.Filename] = true
+	}
+	if !blocked[evil.Filename] || !blocked[none.Filename] || blocked[good.Filename] {
+		t.Errorf("status blocked list = %v; want the untrusted and the unattested file", blocked)
+	}
 	if _, ok := yanked[none.Filename]; !ok {
 		t.Errorf("unattested file not yanked under require: trusted-publisher")
 	}
@@ -594,6 +602,9 @@ func TestHealthAndStatus(t *testing.T) {
 	}
 	if decisions, _ := st["decisions"].([]any); len(decisions) != 1 {
 		t.Errorf("status decisions = %v; want the one download", st["decisions"])
+	}
+	if st["cache_bytes"].(float64) <= 0 {
+		t.Errorf("status cache_bytes = %v; want the stored blob counted", st["cache_bytes"])
 	}
 	resp, body = tp.get("/-/status")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo") {

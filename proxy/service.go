@@ -77,6 +77,9 @@ func (s *Server) page(ctx context.Context, project string, maxAge time.Duration)
 		s.metrics.cacheLookup("index", cacheMiss)
 		return p, cacheMiss, nil
 	}
+	if cached == nil || errors.Is(ferr, upstream.ErrNotFound) || ctx.Err() != nil {
+		s.metrics.cacheLookup("index", cacheMiss)
+	}
 	if cached != nil && !errors.Is(ferr, upstream.ErrNotFound) && ctx.Err() == nil {
 		s.metrics.cacheLookup("index", cacheStale)
 		s.log.Warn("upstream failed; serving the last good page", "project", project,
@@ -172,8 +175,10 @@ func (s *Server) provenance(ctx context.Context, url string) (cache.ProvenanceEn
 		s.pages.factsChanged()
 		return e, nil
 	})
-	if ferr == nil {
+	if ferr == nil || !haveCached || ctx.Err() != nil {
 		s.metrics.cacheLookup("provenance", cacheMiss)
+	}
+	if ferr == nil {
 		return e, cacheMiss, nil
 	}
 	if haveCached && ctx.Err() == nil {

@@ -133,6 +133,30 @@ func (d *decisionLog) add(x statusDecision) {
 	if d.next == len(d.ring) {
 		d.next, d.full = 0, true
 	}
+	d.holdLocked(x)
+}
+
+// mark updates only the blocked list, not the recent decisions: for the
+// decisions the index applies (yanks listed on a page), which are made on
+// every render and are not downloads.
+func (d *decisionLog) mark(x statusDecision) {
+	if x.Time.IsZero() {
+		x.Time = time.Now()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.held[statusKey(x)]; ok && old.Action == x.Action && old.Reason == x.Reason {
+		return // keep the time it was first blocked
+	}
+	if x.Action != "block" && x.Action != "yank" {
+		if _, ok := d.held[statusKey(x)]; !ok {
+			return
+		}
+	}
+	d.holdLocked(x)
+}
+
+func (d *decisionLog) holdLocked(x statusDecision) {
 	k := statusKey(x)
 	switch x.Action {
 	case "block", "yank":
