@@ -534,6 +534,37 @@ egress:
 		}
 	})
 
+	t.Run("status-page-in-chromium", func(t *testing.T) {
+		browser, err := exec.LookPath("chromium")
+		if err != nil {
+			t.Skip("no chromium on PATH (Debian: apt-get install chromium); skipping the browser check")
+		}
+		out := filepath.Join(t.TempDir(), "status.png")
+		if d := os.Getenv("PIPGATE_SCREENSHOT_DIR"); d != "" {
+			out = filepath.Join(d, "status-e2e.png")
+		}
+		args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--disable-dev-shm-usage", "--hide-scrollbars", "--user-data-dir=" + t.TempDir(), "--window-size=1280,1400"}
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		dom, err := exec.CommandContext(cctx, browser, append(args, "--dump-dom", p.base+"/-/status")...).Output()
+		if err != nil {
+			t.Fatalf("chromium --dump-dom: %v", err)
+		}
+		for _, want := range []string{trusted2, "evil/fork", "untrusted-publisher", tamperFn} {
+			if !strings.Contains(string(dom), want) {
+				t.Errorf("the rendered status page does not show %q", want)
+			}
+		}
+		if err := exec.CommandContext(cctx, browser, append(args, "--screenshot="+out, p.base+"/-/status")...).Run(); err != nil {
+			t.Fatalf("chromium --screenshot: %v", err)
+		}
+		if fi, err := os.Stat(out); err != nil || fi.Size() < 10000 {
+			t.Errorf("screenshot %s: %v (size %v); want a real image", out, err, fi)
+		}
+	})
+
 	t.Run("egress", func(t *testing.T) {
 		epip := pypitest.NewPip(t)
 		evenv := epip.Venv(t)
