@@ -60,8 +60,13 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	info(ctx).cache = c
-	s.eagerVerify(ctx, p)
 	ct := pypi.Negotiate(r.Header.Get("Accept"))
+	if body, ok := s.rendered(r, p, ct); ok {
+		// Nothing changed since the last render, which ran eager
+		// verification for this very page: serve the bytes.
+		return writeIndex(w, ct, c, p.LastSerial, body)
+	}
+	s.eagerVerify(ctx, p)
 	body, err := s.render(r, p, ct)
 	if err != nil {
 		return err

@@ -69,20 +69,29 @@ func (c *pageCache) putPage(project string, p *pypi.ProjectPage, fetchedAt time.
 // factsChanged invalidates every rendered page.
 func (c *pageCache) factsChanged() { c.factsGen.Add(1) }
 
-// render returns the served page p in content type ct for the request's
-// origin, from the cache when nothing it depends on has changed.
-func (s *Server) render(r *http.Request, p *pypi.ProjectPage, ct string) ([]byte, error) {
-	pol := s.policy.Current()
+// rendered returns the cached bytes of p as served in content type ct for
+// the request's origin, if nothing they were computed from has changed.
+func (s *Server) rendered(r *http.Request, p *pypi.ProjectPage, ct string) ([]byte, bool) {
 	key := renderKey{project: p.Name, contentType: ct, origin: origin(r)}
-	gen := s.pages.factsGen.Load()
-	trust := s.verifier.TrustRootDigest()
 	c := s.pages
 	c.mu.Lock()
 	hit, ok := c.rendered[key]
 	c.mu.Unlock()
-	if ok && hit.page == p && hit.policy == pol && hit.factsGen == gen && hit.trust == trust {
-		return hit.body, nil
+	if ok && hit.page == p && hit.policy == s.policy.Current() && hit.factsGen == c.factsGen.Load() &&
+		hit.trust == s.verifier.TrustRootDigest() {
+		return hit.body, true
 	}
+	return nil, false
+}
+
+// render renders p in content type ct for the request's origin and caches
+// the bytes (see rendered).
+func (s *Server) render(r *http.Request, p *pypi.ProjectPage, ct string) ([]byte, error) {
+	pol := s.policy.Current()
+	key := renderKey{project: p.Name, contentType: ct, origin: origin(r)}
+	gen := s.pages.factsGen.Load() // read before computing: a fact arriving meanwhile invalidates
+	trust := s.verifier.TrustRootDigest()
+	c := s.pages
 	out := s.servedPage(r, p, pol)
 	var buf bytes.Buffer
 	var err error
