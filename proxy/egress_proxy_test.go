@@ -79,3 +79,39 @@ func TestEgressServesIndexAndForeignFileURLs(t *testing.T) {
 		t.Errorf("file through the tunnel = %d", resp.StatusCode)
 	}
 }
+
+// BenchmarkCachedFileEgressVsIndex serves one cached 64 MiB file through
+// pipgate's own handler in index mode (plain HTTP on loopback) and through
+// the egress MITM tunnel (TLS on loopback): the ratio is the cost of egress.
+func BenchmarkCachedFileEgressVsIndex(b *testing.B) {
+	const size = 64 << 20
+	content := make([]byte, size)
+	for i := range content {
+		content[i] = byte(i * 7)
+	}
+	up := pypitest.NewServer(b)
+	fn := pypitest.WheelFilename("huge", "1.0")
+	up.AddDist("huge", pypitest.Dist{Filename: fn, Content: content})
+	tp := newTestProxy(b, up, "")
+	if resp, body := tp.get("/files/huge/" + fn); resp.StatusCode != 200 || len(body) != size {
+		b.Fatalf("warm-up = %d", resp.StatusCode)
+	}
+	f := egressStart(b, tp.srv)
+	fetch := func(b *testing.B, c *http.Client, url string) {
+		b.SetBytes(size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			resp, err := c.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || n != size || resp.StatusCode != 200 {
+				b.Fatalf("status %d, %d bytes, %v", resp.StatusCode, n, err)
+			}
+		}
+	}
+	b.Run("index-mode", func(b *testing.B) { fetch(b, http.DefaultClient, tp.http.URL+"/files/huge/"+fn) })
+	b.Run("egress-tunnel", func(b *testing.B) { fetch(b, f.client(true), "https://pypi.org/files/huge/"+fn) })
+}
