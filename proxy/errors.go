@@ -39,7 +39,7 @@ const statusClientClosed = 499
 // errDigestMismatch reports upstream bytes that do not match the index's sha256.
 var errDigestMismatch = errors.New("upstream served bytes that do not match the index sha256")
 
-// errStale marks an index answer served from the cache because the upstream failed.
+// errUpstreamNoHash reports a file the index gives no sha256 for: pipgate cannot check its bytes.
 var errUpstreamNoHash = errors.New("the index lists no sha256 for this file")
 
 // statusFor maps an error to the HTTP status the client gets: the one place

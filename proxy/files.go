@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -74,6 +75,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 		ri.cache = verdictCache
 	}
 	w.Header().Set(headerVerdict, string(d.Verdict))
+	if d.Action != policy.ActionAllow {
+		w.Header().Set(headerReason, headerSafe(d.Reason))
+	}
 	if r.Method == http.MethodGet {
 		s.recordDecision(ctx, r.RemoteAddr, project, f, facts, d)
 	}
@@ -195,6 +199,20 @@ func setBlobHeaders(w http.ResponseWriter, sha, kind string) {
 		h.Set("ETag", `"`+sha+`"`)
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// headerSafe makes s a single-line header value of bounded length.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return s
 }
 
 // countingWriter counts the body bytes http.ServeContent writes.

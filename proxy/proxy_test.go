@@ -521,7 +521,8 @@ func TestPolicyBlocksAndYanks(t *testing.T) {
 		t.Errorf("trusted file = %d %s", resp.StatusCode, resp.Header.Get(headerVerdict))
 	}
 	resp, body = tp.get("/files/demo/" + evil.Filename)
-	if resp.StatusCode != 403 || resp.Header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) || !strings.Contains(string(body), "evil/fork") {
+	if resp.StatusCode != 403 || resp.Header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) || !strings.Contains(string(body), "evil/fork") ||
+		!strings.Contains(resp.Header.Get(headerReason), "evil/fork") {
 		t.Errorf("untrusted file = %d %s %q; want 403 untrusted-publisher with the reason", resp.StatusCode, resp.Header.Get(headerVerdict), body)
 	}
 	if n := tp.verifier.calls.Load(); n != calls {
