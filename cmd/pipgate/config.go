@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // config is the server configuration file (product.md "Server configuration").
@@ -40,9 +37,35 @@ type config struct {
 	ShutdownGrace duration `yaml:"shutdown_grace"`
 	// Egress is the HTTPS egress proxy mode (off when Listen is empty).
 	Egress egressConfig `yaml:"egress"`
+	// TLS serves Listen over HTTPS when Cert and Key are set.
+	TLS tlsConfig `yaml:"tls"`
+	// Cache bounds the blob store.
+	Cache cacheConfig `yaml:"cache"`
 
 	// path is the file the config was read from ("" for embedded defaults).
 	path string
+	// file is the config file as given on the command line, for messages.
+	file string
+	// lines maps a YAML path ("upstream.url") to its line in the file.
+	lines map[string]int
+	// flags maps a YAML path to the serve flag that set it ("--upstream").
+	flags map[string]string
+	// notes are things loadConfig changed that serve logs and the check prints.
+	notes []string
+}
+
+type tlsConfig struct {
+	// Cert and Key are PEM files (the certificate chain, leaf first, and its
+	// private key). Both empty: plain HTTP. Reread on SIGHUP; a pair that
+	// does not load keeps the old one.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+type cacheConfig struct {
+	// MaxSize bounds the bytes of file blobs; above it the least recently
+	// used blobs are evicted. 0: no limit.
+	MaxSize byteSize `yaml:"max_size"`
 }
 
 type upstreamConfig struct {
@@ -82,26 +105,6 @@ type egressConfig struct {
 	Intercept []string `yaml:"intercept"`
 }
 
-// duration is a time.Duration written as a Go duration string ("30s").
-type duration time.Duration
-
-func (d *duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		return fmt.Errorf("line %d: want a duration string like \"30s\", got %q", n.Line, n.Value)
-	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = duration(v)
-	return nil
-}
-
-func (d duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// D returns d as a time.Duration.
-func (d duration) D() time.Duration { return time.Duration(d) }
-
 // defaultConfig is the embedded default configuration; configs/pipgate.yaml
 // must decode to exactly this (TestExampleConfigMatchesDefault).
 func defaultConfig() config {
@@ -131,37 +134,80 @@ func defaultConfig() config {
 // maxConfigBytes bounds a config file; real ones are a few hundred bytes.
 const maxConfigBytes = 1 << 20
 
+// serveFlags maps each serve flag that overrides a config value to that
+// value's YAML path.
+var serveFlags = []struct{ flag, path, usage string }{
+	{"listen", "listen", "index listener address, e.g. 127.0.0.1:8080 (overrides listen)"},
+	{"upstream", "upstream.url", "upstream index base URL, e.g. https://pypi.org/ (overrides upstream.url)"},
+	{"trusted-root", "trust.trusted_root", "Sigstore trusted_root.json (overrides trust.trusted_root)"},
+	{"data-dir", "data_dir", "data directory (overrides data_dir)"},
+	{"policy", "policy", "policy file (overrides policy)"},
+}
+
 // loadConfig reads, validates and resolves the config at path; path "" gives
 // the embedded defaults (resolved against the working directory).
-func loadConfig(path string) (*config, error) {
+func loadConfig(path string) (*config, error) { return loadConfigFlags(path, nil) }
+
+// loadConfigFlags is loadConfig with the values of serve flags given on the
+// command line (keyed by flag name, see serveFlags) applied over the file's.
+// Relative paths from flags resolve against the working directory. Every
+// error is a joined list of [*configError].
+func loadConfigFlags(path string, flags map[string]string) (*config, error) {
 	cfg := defaultConfig()
-	base, err := os.Getwd()
+	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, err
 	}
+	base := cwd
 	if path != "" {
 		data, err := readLimited(path, maxConfigBytes)
 		if err != nil {
-			return nil, err
+			return nil, &configError{File: path, Msg: unwrapPathError(err)}
 		}
 		if err := decodeConfig(data, &cfg); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, withFile(path, err)
 		}
 		abs, err := filepath.Abs(path)
 		if err != nil {
 			return nil, err
 		}
-		cfg.path = abs
+		cfg.path, cfg.file = abs, path
 		base = filepath.Dir(abs)
 	}
-	if err := cfg.validate(); err != nil {
-		if path != "" {
-			return nil, prefixErrors(path, err)
-		}
-		return nil, err
-	}
 	cfg.resolve(base)
+	for _, f := range serveFlags {
+		v, ok := flags[f.flag]
+		if !ok {
+			continue
+		}
+		if cfg.flags == nil {
+			cfg.flags = map[string]string{}
+		}
+		cfg.flags[f.path] = "--" + f.flag
+		switch f.path {
+		case "listen":
+			cfg.Listen = v
+		case "upstream.url":
+			cfg.Upstream.URL = v
+		case "trust.trusted_root":
+			cfg.Trust.TrustedRoot = absFrom(cwd, v)
+		case "data_dir":
+			cfg.DataDir = absFrom(cwd, v)
+		case "policy":
+			cfg.Policy = absFrom(cwd, v)
+		}
+	}
+	if errs := cfg.validate(); len(errs) > 0 {
+		return nil, cfg.locate(path, errs)
+	}
 	return &cfg, nil
+}
+
+func absFrom(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {
@@ -175,57 +221,18 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return data, nil
 }
 
-// decodeConfig decodes one strict YAML document over cfg. An empty document
-// keeps the defaults; unknown keys and a second document are errors.
-func decodeConfig(data []byte, cfg *config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return cleanYAMLError(err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("more than one YAML document; want exactly one")
-	}
-	return nil
-}
-
-// cleanYAMLError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: …" into
-// one problem per line.
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		errs := make([]error, 0, len(te.Errors))
-		for _, e := range te.Errors {
-			errs = append(errs, errors.New(strings.TrimSpace(e)))
-		}
-		return errors.Join(errs...)
-	}
-	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
-}
-
-// prefixErrors puts "path: " in front of every joined error.
-func prefixErrors(path string, err error) error {
-	var out []error
-	for _, line := range strings.Split(err.Error(), "\n") {
-		out = append(out, fmt.Errorf("%s: %s", path, line))
-	}
-	return errors.Join(out...)
-}
-
-// validate collects every problem, each naming its YAML path.
-func (c *config) validate() error {
-	var errs []error
+// validate collects every problem, each naming its YAML path. It also
+// normalises upstream.url (a trailing slash; a pip-style .../simple/ URL
+// becomes its base) and records what it changed in c.notes.
+func (c *config) validate() []*configError {
+	var errs []*configError
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &configError{Path: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	checkAddr := func(field, addr string, required bool) {
 		if addr == "" {
@@ -234,15 +241,19 @@ func (c *config) validate() error {
 			}
 			return
 		}
-		host, port, err := net.SplitHostPort(addr)
+		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			bad(field, "%v", err)
+			var ae *net.AddrError
+			if errors.As(err, &ae) {
+				bad(field, "want host:port, got %q (%s)", addr, ae.Err)
+			} else {
+				bad(field, "want host:port, got %q", addr)
+			}
 			return
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			bad(field, "bad port %q", port)
 		}
-		_ = host
 	}
 	checkAddr("listen", c.Listen, true)
 	checkAddr("metrics_listen", c.MetricsListen, false)
@@ -250,13 +261,20 @@ func (c *config) validate() error {
 		bad("data_dir", "required")
 	}
 	if u, err := url.Parse(c.Upstream.URL); err != nil {
-		bad("upstream.url", "%v", err)
+		bad("upstream.url", "want an absolute http(s) URL, got %q", c.Upstream.URL)
 	} else if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("upstream.url", "want an absolute http(s) URL, got %q", c.Upstream.URL)
 	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		bad("upstream.url", "must not carry a query, fragment or credentials")
-	} else if !strings.HasSuffix(c.Upstream.URL, "/") {
-		c.Upstream.URL += "/"
+	} else {
+		given := c.Upstream.URL
+		if !strings.HasSuffix(c.Upstream.URL, "/") {
+			c.Upstream.URL += "/"
+		}
+		if base, ok := strings.CutSuffix(c.Upstream.URL, "/simple/"); ok {
+			c.Upstream.URL = base + "/"
+			c.notes = append(c.notes, fmt.Sprintf("upstream.url %q is a simple index (the URL pip takes); using its base %q: pipgate reads <url>simple/ and <url>integrity/", given, c.Upstream.URL))
+		}
 	}
 	for i, h := range c.Upstream.FileHosts {
 		if h == "" || strings.ContainsAny(h, "/:@ ") {
@@ -298,14 +316,24 @@ func (c *config) validate() error {
 			bad(fmt.Sprintf("egress.intercept[%d]", i), "want a host name, got %q", h)
 		}
 	}
-	return errors.Join(errs...)
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		if c.TLS.Cert == "" {
+			bad("tls.cert", "required when tls.key is set")
+		} else {
+			bad("tls.key", "required when tls.cert is set")
+		}
+	}
+	if c.Cache.MaxSize < 0 {
+		bad("cache.max_size", "must not be negative")
+	}
+	return errs
 }
 
 // resolve makes every relative path absolute against base.
 func (c *config) resolve(base string) {
 	abs := func(p *string) {
-		if *p != "" && *p != "-" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(base, *p)
+		if *p != "-" {
+			*p = absFrom(base, *p)
 		}
 	}
 	abs(&c.DataDir)
@@ -314,4 +342,6 @@ func (c *config) resolve(base string) {
 	abs(&c.AuditLog)
 	abs(&c.Egress.CACert)
 	abs(&c.Egress.CAKey)
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,11 +33,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("pipgate serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (YAML); empty: embedded defaults")
-	check := fs.Bool("config.check", false, "validate the config and the policy it names, then exit 0 or 1")
+	check := fs.Bool("config.check", false, "load everything serve would (config, policy, trust root, TLS files, data dir), then exit 0 or 1")
 	logFormat := fs.String("log.format", "json", "log format: json or text")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	for _, f := range serveFlags {
+		fs.String(f.flag, "", f.usage)
+	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pipgate serve [--config FILE] [--config.check] [--log.format json|text] [--log.level LEVEL]")
+		fmt.Fprintln(stderr, "usage: pipgate serve [--config FILE] [--listen ADDR] [--upstream URL] [--trusted-root FILE]")
+		fmt.Fprintln(stderr, "                     [--data-dir DIR] [--policy FILE] [--config.check] [--log.format json|text] [--log.level LEVEL]")
+		fmt.Fprintln(stderr, "\nFlags override the config file's values; without --config the embedded defaults apply.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,17 +55,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "pipgate serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := loadConfig(*configPath)
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	cfg, err := loadConfigFlags(*configPath, set)
 	if err != nil {
-		printErrors(stderr, "pipgate serve", err)
+		printConfigErrors(stderr, err)
 		return 1
 	}
 	if *check {
-		if cfg.Policy != "" {
-			if _, err := policy.Load(cfg.Policy); err != nil {
-				printErrors(stderr, "pipgate serve", err)
-				return 1
-			}
+		for _, n := range cfg.notes {
+			fmt.Fprintf(stdout, "note: %s\n", n)
+		}
+		if err := checkConfig(ctx, cfg, stdout); err != nil {
+			printConfigErrors(stderr, err)
+			return 1
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", displayPath(cfg.path))
 		return 0
@@ -69,12 +78,146 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "pipgate serve: %v\n", err)
 		return 2
 	}
+	for _, n := range cfg.notes {
+		logger.Warn("config adjusted", "note", n)
+	}
 	if err := serve(ctx, cfg, logger, stdout); err != nil {
 		logger.Error("pipgate stopped", "err", err)
-		printErrors(stderr, "pipgate serve", err)
+		printConfigErrors(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// printConfigErrors writes one line per joined error: configErrors as they
+// render ("FILE:LINE: path: message"), anything else after "pipgate serve: ".
+func printConfigErrors(w io.Writer, err error) {
+	for _, e := range splitErrors(err) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok { //nolint:errorlint // nested joins are split too
+			printConfigErrors(w, errors.Join(j.Unwrap()...))
+			continue
+		}
+		var ce *configError
+		if errors.As(e, &ce) {
+			fmt.Fprintln(w, ce.Error())
+		} else {
+			fmt.Fprintf(w, "pipgate serve: %v\n", e)
+		}
+	}
+}
+
+// at returns a configError for the value at path: located at the flag that
+// set it or its line in the config file.
+func (c *config) at(path, format string, args ...any) *configError {
+	e := &configError{File: c.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if f, ok := c.flags[path]; ok {
+		e.Flag = f
+	} else {
+		e.Line = c.lineOf(path)
+	}
+	return e
+}
+
+// policyProblems renders a policy.Load error in the config's format: each
+// problem at FILE:LINE of the policy file; an I/O error at the policy key.
+func policyProblems(cfg *config, err error) error {
+	probs := policy.Problems(err)
+	if len(probs) == 0 {
+		return cfg.at("policy", "%s", unwrapPathError(err))
+	}
+	out := make([]error, 0, len(probs))
+	for _, pr := range probs {
+		out = append(out, &configError{File: relPath(cfg.Policy), Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
+	}
+	return errors.Join(out...)
+}
+
+// relPath shortens an absolute path under the working directory.
+func relPath(p string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+	}
+	return p
+}
+
+// checkConfig loads everything serve would, without listening or writing
+// anything: the trust root, the policy, the TLS pair, the egress CA, and
+// whether the data directory can be written.
+func checkConfig(ctx context.Context, cfg *config, stdout io.Writer) error {
+	var errs []error
+	if cfg.Trust.TrustedRoot != "" {
+		if _, err := provenance.NewTrustSource(ctx, provenance.TrustSourceOptions{TrustedRootPath: cfg.Trust.TrustedRoot}); err != nil {
+			errs = append(errs, cfg.at("trust.trusted_root", "%s", trustRootProblem(err)))
+		}
+	} else {
+		fmt.Fprintln(stdout, "note: trust.trusted_root is empty: the Sigstore public-good root is fetched through TUF at start (not checked here)")
+	}
+	if cfg.Policy != "" {
+		if _, err := policy.Load(cfg.Policy); err != nil {
+			errs = append(errs, policyProblems(cfg, err))
+		}
+	}
+	if cfg.TLS.Cert != "" {
+		if _, err := loadCertificate(cfg.TLS.Cert, cfg.TLS.Key, time.Now()); err != nil {
+			errs = append(errs, cfg.at("tls.cert", "%v", err))
+		}
+	}
+	if cfg.Egress.Listen != "" {
+		if _, err := proxy.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey); err != nil {
+			errs = append(errs, cfg.at("egress.ca_cert", "%v", err))
+		}
+	}
+	if err := checkWritableDir(cfg.DataDir); err != nil {
+		errs = append(errs, cfg.at("data_dir", "%v", err))
+	}
+	return errors.Join(errs...)
+}
+
+// trustRootProblem says in one line why a pinned trusted root did not load.
+func trustRootProblem(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, provenance.ErrNoTrustRoot.Error()+": ")
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "cannot read " + pe.Path + ": " + pe.Err.Error()
+	}
+	return strings.ReplaceAll(msg, "\n", "; ")
+}
+
+// checkWritableDir reports whether dir (or, when it does not exist yet, the
+// nearest existing folder above it, where serve would create it) takes a
+// new file. It leaves nothing behind.
+func checkWritableDir(dir string) error {
+	d := dir
+	for {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", d)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return err
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return fmt.Errorf("%s: no existing parent folder", dir)
+		}
+		d = parent
+	}
+	f, err := os.CreateTemp(d, ".pipgate-check-*")
+	if err != nil {
+		if d != dir {
+			return fmt.Errorf("%s does not exist and %s is not writable: %s", dir, d, unwrapPathError(err))
+		}
+		return fmt.Errorf("%s is not writable: %s", dir, unwrapPathError(err))
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
 }
 
 func displayPath(p string) string {
@@ -131,6 +274,7 @@ type app struct {
 	audit    *proxy.AuditLog
 	trust    *provenance.TrustSource
 	store    *cache.Store
+	certs    *certReloader // nil: plain HTTP
 	cleanups []func()
 }
 
@@ -149,6 +293,12 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 			a.cleanup() // a, not the named result: "return nil, err" has cleared that
 		}
 	}()
+	if cfg.TLS.Cert != "" {
+		a.certs, err = newCertReloader(cfg.TLS.Cert, cfg.TLS.Key, logger.With("component", "tls"))
+		if err != nil {
+			return nil, cfg.at("tls.cert", "%v", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
@@ -171,7 +321,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 			return nil, fmt.Errorf("trust root (offline? set trust.trusted_root to a Sigstore trusted_root.json in a config file): %s",
 				strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
-		return nil, fmt.Errorf("trust root: %w", err)
+		return nil, cfg.at("trust.trusted_root", "%s", trustRootProblem(err))
 	}
 
 	up, err := upstream.New(upstream.Options{
@@ -197,7 +347,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return nil, policyProblems(cfg, err)
 	}
 
 	a.audit, err = proxy.NewAuditLog(cfg.AuditLog, stdout)
@@ -272,6 +422,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		name string
 		ln   net.Listener
 		srv  *http.Server
+		tls  bool
 	}
 	var lns []listener
 	defer func() {
@@ -289,6 +440,10 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	}
 	if err := listen("listen", cfg.Listen, a.proxy); err != nil {
 		return err
+	}
+	if a.certs != nil {
+		lns[0].srv.TLSConfig = a.certs.TLSConfig()
+		lns[0].tls = true
 	}
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
@@ -342,7 +497,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			case <-ctx.Done():
 				return
 			case <-hup:
-				logger.Info("SIGHUP: reloading the policy and reopening the audit log")
+				logger.Info("SIGHUP: reloading the policy and the TLS certificate, reopening the audit log")
+				if a.certs != nil {
+					if err := a.certs.Reload(); err != nil {
+						logger.Error("tls certificate reload failed; keeping the old certificate", "err", err)
+					}
+				}
 				if cfg.Policy != "" {
 					if err := a.policy.Reload(); err != nil {
 						logger.Error("policy reload failed; keeping the old policy", "err", err)
@@ -359,12 +519,20 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	for _, l := range lns {
 		logger.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
 		go func() {
-			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveFn := func() error { return l.srv.Serve(l.ln) }
+			if l.tls {
+				serveFn = func() error { return l.srv.ServeTLS(l.ln, "", "") }
+			}
+			if err := serveFn(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s: %w", l.name, err)
 			}
 		}()
 	}
-	logger.Info("pipgate ready", "version", version, "index_url", "http://"+lns[0].ln.Addr().String()+"/simple/",
+	scheme := "http://"
+	if lns[0].tls {
+		scheme = "https://"
+	}
+	logger.Info("pipgate ready", "version", version, "index_url", scheme+lns[0].ln.Addr().String()+"/simple/",
 		"upstream_url", cfg.Upstream.URL, "policy", a.policy.Current().Source(), "trust_root", trustSourceName(cfg))
 
 	var runErr error

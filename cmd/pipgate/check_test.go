@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runPipgate runs the command in-process and returns its exit code, stdout
+// and stderr.
+func runPipgate(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb strings.Builder
+	code := run(context.Background(), append([]string{"pipgate"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestConfigCheckLoadsEverything(t *testing.T) {
+	fx := verifyFixtures(t)
+	root := filepath.Join(fx, "trust", "trusted_root.production.json")
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	goodPolicy := write("policy.yaml", "version: 1\ndefaults:\n  require: none\n  action: warn\n")
+	badPolicy := write("bad-policy.yaml", "version: 1\ndefaults:\n  requre: none\n")
+	notRoot := write("not-a-root.json", `{"mediaType": "nonsense"}`)
+	cert, key := writeTestCert(t, dir, "localhost")
+	readOnly := filepath.Join(dir, "ro")
+	if err := os.Mkdir(readOnly, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() == 0 {
+		t.Log("running as root: the unwritable data dir case is skipped")
+	}
+
+	for _, c := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string // on stderr when wantCode is 1, else on stdout
+	}{
+		{"flags only", []string{"--trusted-root", root, "--data-dir", filepath.Join(dir, "data"), "--policy", goodPolicy}, 0, "embedded defaults: ok"},
+		{"missing trust root", []string{"--trusted-root", filepath.Join(dir, "nope.json"), "--data-dir", dir},
+			1, "--trusted-root: cannot read " + filepath.Join(dir, "nope.json") + ": no such file or directory\n"},
+		{"not a trust root", []string{"--trusted-root", notRoot, "--data-dir", dir}, 1, "--trusted-root: "},
+		{"bad policy", []string{"--trusted-root", root, "--data-dir", dir, "--policy", badPolicy},
+			1, relPath(badPolicy) + ":3: defaults.requre: unknown field"},
+		{"pip-style upstream", []string{"--trusted-root", root, "--data-dir", dir, "--upstream", "https://pypi.org/simple/"},
+			0, `note: upstream.url "https://pypi.org/simple/" is a simple index (the URL pip takes); using its base "https://pypi.org/"`},
+		{"data dir under a file", []string{"--trusted-root", root, "--data-dir", filepath.Join(goodPolicy, "data")},
+			1, "--data-dir: " + goodPolicy + " is not a directory\n"},
+		{"bad upstream", []string{"--trusted-root", root, "--data-dir", dir, "--upstream", "pypi.org/simple"},
+			1, `--upstream: want an absolute http(s) URL, got "pypi.org/simple"` + "\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := runPipgate(t, append([]string{"serve", "--config.check"}, c.args...)...)
+			if code != c.wantCode {
+				t.Fatalf("exit %d; want %d\nstdout: %s\nstderr: %s", code, c.wantCode, out, errOut)
+			}
+			got := out
+			if c.wantCode != 0 {
+				got = errOut
+			}
+			if !strings.Contains(got, c.want) {
+				t.Errorf("output\n%s\nwant it to contain %q", got, c.want)
+			}
+		})
+	}
+
+	t.Run("config file problems at their lines", func(t *testing.T) {
+		cfg := write("pipgate.yaml", "listen: 127.0.0.1:0\n"+
+			"data_dir: ro/data\n"+
+			"trust:\n  trusted_root: missing.json\n"+
+			"tls:\n  cert: "+filepath.Base(cert)+"\n  key: "+filepath.Base(cert)+"\n"+ // the cert as its own key
+			"policy: bad-policy.yaml\n")
+		code, out, errOut := runPipgate(t, "serve", "--config", cfg, "--config.check")
+		if code != 1 {
+			t.Fatalf("exit %d; want 1\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		want := []string{
+			cfg + ":4: trust.trusted_root: cannot read " + filepath.Join(dir, "missing.json") + ": no such file or directory",
+			relPath(badPolicy) + ":3: defaults.requre: unknown field",
+			cfg + ":6: tls.cert: loading " + cert + " and " + cert + ": tls: found a certificate rather than a key in the PEM for the private key",
+		}
+		if os.Getuid() != 0 {
+			want = append(want, cfg+":2: data_dir: "+filepath.Join(readOnly, "data")+" does not exist and "+readOnly+" is not writable: permission denied")
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut, w+"\n") && !strings.Contains(errOut, w+" ") {
+				t.Errorf("stderr\n%s\nwant a line %q", errOut, w)
+			}
+		}
+		if n := strings.Count(errOut, "\n"); n != len(want) {
+			t.Errorf("stderr has %d lines; want %d:\n%s", n, len(want), errOut)
+		}
+	})
+	_ = key
+}

@@ -1,0 +1,531 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// configError is one problem in the server configuration or in a file it
+// names. It renders as "FILE:LINE: path: message" (the policy check's
+// format), or "--flag: message" for a value given on the command line.
+type configError struct {
+	File string // the config file as given; "" for the embedded defaults
+	Line int    // 1-based; 0 when unknown
+	Flag string // the serve flag that set the value ("--upstream"); wins over File
+	Path string // YAML path such as "upstream.url"; may be empty
+	Msg  string
+}
+
+// Error renders the problem on one line.
+func (e *configError) Error() string {
+	var parts []string
+	switch {
+	case e.Flag != "":
+		parts = append(parts, e.Flag)
+	case e.File != "" && e.Line > 0:
+		parts = append(parts, e.File+":"+strconv.Itoa(e.Line))
+	case e.File != "":
+		parts = append(parts, e.File)
+	}
+	if e.Path != "" && e.Flag == "" {
+		parts = append(parts, e.Path)
+	}
+	parts = append(parts, e.Msg)
+	return strings.Join(parts, ": ")
+}
+
+// withFile sets File on every configError in err.
+func withFile(file string, err error) error {
+	var out []error
+	for _, e := range splitErrors(err) {
+		var ce *configError
+		if errors.As(e, &ce) {
+			ce.File = file
+			out = append(out, ce)
+		} else {
+			out = append(out, fmt.Errorf("%s: %w", file, e))
+		}
+	}
+	return errors.Join(out...)
+}
+
+// splitErrors returns the errors of a top-level errors.Join, or err itself.
+func splitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // only a top-level join is split
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// locate fills in where each problem is: the flag that set the value, or
+// the value's line in file.
+func (c *config) locate(file string, errs []*configError) error {
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		e.File = file
+		if e.Path != "" {
+			if f, ok := c.flags[e.Path]; ok {
+				e.Flag = f
+			} else if e.Line == 0 {
+				e.Line = c.lineOf(e.Path)
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+// lineOf returns the line of path in the file, or of its nearest ancestor
+// there, or 0.
+func (c *config) lineOf(path string) int {
+	for p := path; p != ""; {
+		if l, ok := c.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+// unwrapPathError drops the "open FILE: " of an *fs.PathError: the caller
+// names the file itself.
+func unwrapPathError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// decodeConfig decodes one strict YAML document over cfg and records the
+// line of every key in cfg.lines. An empty document keeps the defaults.
+// Problems come back as joined [*configError]s without File: unknown keys
+// (with the nearest known one), values of the wrong kind, a second document.
+func decodeConfig(data []byte, cfg *config) error {
+	var doc yaml.Node
+	nd := yaml.NewDecoder(bytes.NewReader(data))
+	if err := nd.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := nd.Decode(&extra); !errors.Is(err, io.EOF) {
+		line := extra.Line
+		if err != nil {
+			line = 0
+		}
+		return &configError{Line: line, Msg: "a second YAML document; want exactly one"}
+	}
+	idx := indexConfigNodes(&doc)
+	cfg.lines = map[string]int{}
+	for _, e := range idx {
+		if e.key != nil {
+			cfg.lines[e.path] = e.key.Line
+		}
+	}
+	if root := docRoot(&doc); root != nil && root.Kind != yaml.MappingNode {
+		return &configError{Line: root.Line, Msg: "want a mapping of keys (listen: …, upstream: …), got " + describeNode(root)}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(cfg)
+	if err == nil {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return syntaxError(err)
+	}
+	errs := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		errs = append(errs, idx.problem(msg))
+	}
+	return errors.Join(errs...)
+}
+
+func docRoot(doc *yaml.Node) *yaml.Node {
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		return doc.Content[0]
+	}
+	return nil
+}
+
+var (
+	reYAMLLine  = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	reUnknown   = regexp.MustCompile(`^field (.*) not found in type \S+$`)
+	reDuplicate = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
+	reCannot    = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into \\S+$")
+)
+
+// syntaxError turns a yaml.v3 parse error into a configError.
+func syntaxError(err error) *configError {
+	msg := err.Error()
+	if m := reYAMLLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &configError{Line: n, Msg: "YAML: " + m[2]}
+	}
+	return &configError{Msg: "YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// configNode is one node of the file with its YAML path.
+type configNode struct {
+	path string
+	key  *yaml.Node // nil for sequence items and the root
+	val  *yaml.Node
+}
+
+type configNodes []configNode
+
+func indexConfigNodes(doc *yaml.Node) configNodes {
+	var out configNodes
+	var walk func(n, key *yaml.Node, path string)
+	walk = func(n, key *yaml.Node, path string) {
+		out = append(out, configNode{path: path, key: key, val: n})
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, nil, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				walk(n.Content[i+1], n.Content[i], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, nil, path+"["+strconv.Itoa(i)+"]")
+			}
+		}
+	}
+	walk(doc, nil, "")
+	return out
+}
+
+// problem rewrites one of yaml.v3's messages ("line 3: field foo not found
+// in type main.upstreamConfig") in the file's own terms, without Go or YAML
+// type names.
+func (x configNodes) problem(msg string) *configError {
+	m := reYAMLLine.FindStringSubmatch(msg)
+	if m == nil {
+		return &configError{Msg: msg}
+	}
+	line, _ := strconv.Atoi(m[1])
+	msg = m[2]
+	ce := &configError{Line: line, Msg: msg}
+	switch {
+	case reUnknown.MatchString(msg):
+		name := reUnknown.FindStringSubmatch(msg)[1]
+		path := ""
+		for _, e := range x {
+			if e.key != nil && e.key.Line == line && e.key.Value == name {
+				path = e.path
+				break
+			}
+		}
+		section, _ := splitPath(path)
+		ce.Path = section
+		ce.Msg = fmt.Sprintf("unknown key %q%s", name, suggestKey(section, name))
+	case reDuplicate.MatchString(msg):
+		sm := reDuplicate.FindStringSubmatch(msg)
+		ce.Msg = fmt.Sprintf("duplicate key %q (first at line %s)", sm[1], sm[2])
+	case reCannot.MatchString(msg):
+		tag := reCannot.FindStringSubmatch(msg)[1]
+		for _, e := range x {
+			if e.val.Line == line && e.val.ShortTag() == tag && e.path != "" {
+				ce.Path = e.path
+				ce.Msg = "want " + wantKind(e.path) + ", got " + describeNode(e.val)
+				break
+			}
+		}
+		if ce.Path == "" {
+			ce.Msg = "a value of the wrong kind"
+		}
+	default:
+		// Our own unmarshalers' messages ("want a duration …"): name the key.
+		for _, e := range x {
+			if e.key != nil && e.val.Line == line && e.val.Kind == yaml.ScalarNode {
+				ce.Path = e.path
+				break
+			}
+		}
+	}
+	return ce
+}
+
+// splitPath splits "upstream.url" into "upstream" and "url".
+func splitPath(p string) (section, key string) {
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return "", p
+}
+
+// configField returns the field type at a YAML path of config, or nil.
+func configField(path string) reflect.Type {
+	t := reflect.TypeOf(config{})
+	if path == "" {
+		return t
+	}
+	for _, part := range strings.Split(path, ".") {
+		part, _, _ = strings.Cut(part, "[")
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		found := false
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == part && f.IsExported() {
+				t, found = f.Type, true
+				break
+			}
+		}
+		if !found {
+			return nil
+		}
+	}
+	return t
+}
+
+// sectionKeys returns the known keys of a section ("" for the top level).
+func sectionKeys(section string) []string {
+	t := configField(section)
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name != "" && name != "-" && f.IsExported() {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+// allKeyPaths lists every known key path ("upstream.index_ttl").
+func allKeyPaths() []string {
+	var out []string
+	var walk func(section string)
+	walk = func(section string) {
+		for _, k := range sectionKeys(section) {
+			p := k
+			if section != "" {
+				p = section + "." + k
+			}
+			out = append(out, p)
+			if t := configField(p); t != nil && t.Kind() == reflect.Struct {
+				walk(p)
+			}
+		}
+	}
+	walk("")
+	return out
+}
+
+// suggestKey says which known key an unknown one probably meant:
+// " (did you mean index_ttl?)", or where a key of that name belongs, or
+// lists the section's keys.
+func suggestKey(section, name string) string {
+	keys := sectionKeys(section)
+	best, bestD := "", math.MaxInt
+	for _, k := range keys {
+		if d := editDistance(strings.ToLower(name), k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best != "" && bestD <= max(2, len(name)/3) {
+		return " (did you mean " + best + "?)"
+	}
+	for _, p := range allKeyPaths() {
+		if _, k := splitPath(p); k == name {
+			return " (did you mean " + p + "?)"
+		}
+	}
+	sort.Strings(keys)
+	return " (known keys: " + strings.Join(keys, ", ") + ")"
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// wantKind describes the value a path takes, in the file's terms.
+func wantKind(path string) string {
+	t := configField(path)
+	if t == nil {
+		return "another kind of value"
+	}
+	switch t {
+	case reflect.TypeOf(duration(0)):
+		return `a duration like "30s"`
+	case reflect.TypeOf(byteSize(0)):
+		return `a size like "50GiB"`
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice:
+		return "a list of strings"
+	case reflect.Struct:
+		return "a section of keys (" + strings.Join(sectionKeys(path), ", ") + ")"
+	}
+	return "another kind of value"
+}
+
+// describeNode says what a YAML node holds, for "got …".
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a section of keys"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	if n.ShortTag() == "!!str" {
+		return strconv.Quote(n.Value)
+	}
+	if n.ShortTag() == "!!null" {
+		return "nothing"
+	}
+	return n.Value
+}
+
+// wrongValue is the error our unmarshalers return: a TypeError, so decoding
+// goes on and every problem is reported.
+func wrongValue(n *yaml.Node, want string) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want %s, got %s", n.Line, want, describeNode(n))}}
+}
+
+// duration is a time.Duration written as a Go duration string ("30s").
+type duration time.Duration
+
+// UnmarshalYAML accepts "30s", "10m", "1h30m".
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		if v, err := time.ParseDuration(n.Value); err == nil {
+			*d = duration(v)
+			return nil
+		}
+	}
+	return wrongValue(n, `a duration like "30s" or "10m"`)
+}
+
+// MarshalYAML writes the Go duration string.
+func (d duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns d as a time.Duration.
+func (d duration) D() time.Duration { return time.Duration(d) }
+
+// byteSize is a number of bytes written with a unit: "50GiB", "512MiB",
+// "20GB", "1.5TiB", or a plain number of bytes.
+type byteSize int64
+
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
+}
+
+var reSize = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$`)
+
+// parseByteSize parses "50GiB" (binary units KiB…TiB, decimal KB…TB, and
+// Kubernetes' K, M, G, T meaning binary ones, like Ki/Mi/Gi/Ti).
+func parseByteSize(s string) (byteSize, error) {
+	m := reSize.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("want a size like \"50GiB\", got %q", s)
+	}
+	unit := strings.ToLower(m[2])
+	if strings.HasSuffix(unit, "i") { // Kubernetes' Gi, Mi
+		unit += "b"
+	}
+	mul, ok := sizeUnits[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown size unit %q in %q (want B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)", m[2], s)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("want a size like \"50GiB\", got %q", s)
+	}
+	n := v * mul
+	if n > math.MaxInt64/2 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return byteSize(n), nil
+}
+
+// UnmarshalYAML accepts a size string or a whole number of bytes.
+func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!str" || n.ShortTag() == "!!int") {
+		if v, err := parseByteSize(n.Value); err == nil {
+			*b = v
+			return nil
+		}
+	}
+	return wrongValue(n, `a size like "50GiB" or "512MiB" (0: no limit)`)
+}
+
+// MarshalYAML writes the size in the largest binary unit that divides it.
+func (b byteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+// String renders "50GiB", "1536MiB", "0".
+func (b byteSize) String() string {
+	units := []struct {
+		name string
+		n    int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+	for _, u := range units {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
