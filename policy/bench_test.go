@@ -56,8 +56,10 @@ func BenchmarkDecide(b *testing.B) {
 		}}
 	}
 	cases := []struct {
-		name, project, wantAction, wantRule string
-		facts                               pypi.Facts
+		name, project string
+		wantAction    policy.Action
+		wantRule      string
+		facts         pypi.Facts
 	}{
 		// The last literal rule: every glob is tried before it.
 		{"literal-trusted", "project-34", "allow", "project-34", id("org/project-34")},

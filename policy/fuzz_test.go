@@ -37,7 +37,7 @@ func FuzzParse(f *testing.F) {
 		{Verdict: pypi.VerdictError},
 	}
 	projects := []string{"x", "requests", "internal-tools", "pypi-attestations", "A_b.c"}
-	actions := []string{policy.ActionAllow, policy.ActionBlock, policy.ActionYank, policy.ActionWarn}
+	actions := []policy.Action{policy.ActionAllow, policy.ActionBlock, policy.ActionYank, policy.ActionWarn}
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p1, err1 := policy.Parse(b)

@@ -234,10 +234,10 @@ func (v *validator) build(raw *rawFile) *Policy {
 	}
 
 	d := &p.defaults.Rule
-	v.choose(&d.Require, raw.Defaults.Require, []any{"defaults", "require"}, "require", requires)
-	v.choose(&d.Action, raw.Defaults.Action, []any{"defaults", "action"}, "action", actions)
-	v.choose(&d.OnInvalid, raw.Defaults.OnInvalid, []any{"defaults", "on_invalid"}, "action", actions)
-	v.choose(&d.OnError, raw.Defaults.OnError, []any{"defaults", "on_error"}, "action", actions)
+	choose(v, &d.Require, raw.Defaults.Require, []any{"defaults", "require"}, "require", requires)
+	choose(v, &d.Action, raw.Defaults.Action, []any{"defaults", "action"}, "action", actions)
+	choose(v, &d.OnInvalid, raw.Defaults.OnInvalid, []any{"defaults", "on_invalid"}, "action", actions)
+	choose(v, &d.OnError, raw.Defaults.OnError, []any{"defaults", "on_error"}, "action", actions)
 	if d.Require == RequireTrustedPublisher {
 		v.addf([]any{"defaults", "require"}, "trusted-publisher needs publishers, which only package rules have; require it per package")
 		d.Require = defaultRequire
@@ -249,10 +249,10 @@ func (v *validator) build(raw *rawFile) *Policy {
 		at := func(keys ...any) []any { return append([]any{"packages", i}, keys...) }
 		r := rule{Rule: *d}
 		r.Line = v.loc.line([]any{"packages", i})
-		v.choose(&r.Require, rr.Require, at("require"), "require", requires)
-		v.choose(&r.Action, rr.Action, at("action"), "action", actions)
-		v.choose(&r.OnInvalid, rr.OnInvalid, at("on_invalid"), "action", actions)
-		v.choose(&r.OnError, rr.OnError, at("on_error"), "action", actions)
+		choose(v, &r.Require, rr.Require, at("require"), "require", requires)
+		choose(v, &r.Action, rr.Action, at("action"), "action", actions)
+		choose(v, &r.OnInvalid, rr.OnInvalid, at("on_invalid"), "action", actions)
+		choose(v, &r.OnError, rr.OnError, at("on_error"), "action", actions)
 
 		nameOK := false
 		switch m, err := compileName(rr.Name); {
@@ -321,20 +321,24 @@ func (v *validator) reachable(p *Policy, r *rule, path []any, first map[string]i
 }
 
 var (
-	requires = []string{RequireNone, RequireAttestation, RequireTrustedPublisher}
-	actions  = []string{ActionBlock, ActionYank, ActionWarn}
+	requires = []Require{RequireNone, RequireAttestation, RequireTrustedPublisher}
+	actions  = []Action{ActionBlock, ActionYank, ActionWarn}
 )
 
 // choose sets *dst to val when val is set and one of allowed.
-func (v *validator) choose(dst *string, val string, path []any, what string, allowed []string) {
+func choose[T ~string](v *validator, dst *T, val string, path []any, what string, allowed []T) {
 	if val == "" {
 		return
 	}
-	if !slices.Contains(allowed, val) {
-		v.addf(path, "unknown %s %q (want %s)", what, val, orList(allowed))
+	if !slices.Contains(allowed, T(val)) {
+		names := make([]string, len(allowed))
+		for i, a := range allowed {
+			names[i] = string(a)
+		}
+		v.addf(path, "unknown %s %q (want %s)", what, val, orList(names))
 		return
 	}
-	*dst = val
+	*dst = T(val)
 }
 
 // publisher checks one publisher entry and converts it.

@@ -9,31 +9,57 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// Actions: what pipgate does with a file. [ActionAllow] is the result when
+// Action is what pipgate does with a file. [ActionAllow] is the result when
 // the requirement is met; the others are what a rule may configure for when
 // it is not.
+type Action string
+
+// The actions.
 const (
 	// ActionAllow: the requirement is met; the file is listed and served.
-	ActionAllow = "allow"
+	ActionAllow Action = "allow"
 	// ActionBlock: listed as yanked with the reason, and every download answers 403.
-	ActionBlock = "block"
+	ActionBlock Action = "block"
 	// ActionYank: listed as yanked with the reason; the download is served and recorded.
-	ActionYank = "yank"
+	ActionYank Action = "yank"
 	// ActionWarn: the requirement is not met, but the file is listed and served as
 	// usual; the decision is recorded in metrics and the audit log.
-	ActionWarn = "warn"
+	ActionWarn Action = "warn"
 )
 
-// Requirements: what a rule asks of a file's provenance.
+// Require is what a rule asks of a file's provenance.
+type Require string
+
+// The requirements.
 const (
 	// RequireNone: nothing; only a tampered (invalid) file meets on_invalid.
-	RequireNone = "none"
+	RequireNone Require = "none"
 	// RequireAttestation: an attestation that verifies against the publisher PyPI recorded.
-	RequireAttestation = "attestation"
+	RequireAttestation Require = "attestation"
 	// RequireTrustedPublisher: such an attestation whose verified signer also matches
 	// one of the rule's publishers.
-	RequireTrustedPublisher = "trusted-publisher"
+	RequireTrustedPublisher Require = "trusted-publisher"
 )
+
+// Finding names what a check across a project's releases found about a
+// file (product contract, "Trust over time"). The empty Finding is none.
+type Finding string
+
+// The findings.
+const (
+	// FindingPublisherChanged: the file verifies, but its publisher differs from
+	// every publisher of the previous attested release.
+	FindingPublisherChanged Finding = "publisher-changed"
+	// FindingAttestationLost: the file has no provenance, but the nearest lower
+	// release with files has a verified file.
+	FindingAttestationLost Finding = "attestation-lost"
+	// FindingCooldown: the file was uploaded less than min_release_age ago, or
+	// its upload time is unknown.
+	FindingCooldown Finding = "cooldown"
+)
+
+// Findings lists every finding, for metric labels and documentation.
+var Findings = []Finding{FindingPublisherChanged, FindingAttestationLost, FindingCooldown}
 
 // DefaultsRule is the [Decision.Rule] of a decision made by the defaults,
 // when no package rule matched.
@@ -69,13 +95,13 @@ type Rule struct {
 	// Name is the PEP 503-normalised project name or glob, or "defaults".
 	Name string `json:"name"`
 	// Require is RequireNone, RequireAttestation or RequireTrustedPublisher.
-	Require string `json:"require"`
+	Require Require `json:"require"`
 	// Action applies when the requirement is not met: ActionBlock, ActionYank or ActionWarn.
-	Action string `json:"action"`
+	Action Action `json:"action"`
 	// OnInvalid applies to a file whose attestation fails verification, at every Require level.
-	OnInvalid string `json:"on_invalid"`
+	OnInvalid Action `json:"on_invalid"`
 	// OnError applies when provenance could not be fetched or checked and something is required.
-	OnError string `json:"on_error"`
+	OnError Action `json:"on_error"`
 	// Publishers are the trusted publishers (only with RequireTrustedPublisher).
 	Publishers []pypi.Publisher `json:"publishers,omitempty"`
 	// Line is the rule's line in the policy file; 0 for the built-in defaults.
@@ -165,7 +191,7 @@ func (p *Policy) lookup(name string) *rule {
 // Decision is what the policy does with one file.
 type Decision struct {
 	// Action is ActionAllow, ActionBlock, ActionYank or ActionWarn.
-	Action string `json:"action"`
+	Action Action `json:"action"`
 	// Verdict is the final verdict: the verification verdict, except
 	// VerdictUntrustedPublisher when a verified signer matches none of the
 	// rule's publishers.
@@ -173,10 +199,13 @@ type Decision struct {
 	// Rule is the matched rule's (normalised) name pattern, or "defaults".
 	Rule string `json:"rule"`
 	// Require is the matched rule's requirement.
-	Require string `json:"require"`
+	Require Require `json:"require"`
 	// Reason is one line for pip users, naming the project, what was found
 	// and, when it matters, what the rule asks for.
 	Reason string `json:"reason"`
+	// Finding is the trust-over-time finding that set Action, or "" when
+	// none did (the verdict alone decided).
+	Finding Finding `json:"finding,omitempty"`
 }
 
 // Blocks reports whether downloads of the file are refused (403).

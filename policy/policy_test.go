@@ -142,7 +142,7 @@ func TestDecideDefault(t *testing.T) {
 	p := policy.Default()
 	tests := []struct {
 		facts       pypi.Facts
-		wantAction  string
+		wantAction  policy.Action
 		wantVerdict pypi.Verdict
 	}{
 		{verified(goodID), "allow", "verified"},
@@ -163,7 +163,7 @@ func TestDecideDefault(t *testing.T) {
 
 func TestDecisionBlocksYanks(t *testing.T) {
 	tests := []struct {
-		action             string
+		action             policy.Action
 		wantBlock, wantYnk bool
 	}{
 		{policy.ActionAllow, false, false},
@@ -172,7 +172,7 @@ func TestDecisionBlocksYanks(t *testing.T) {
 		{policy.ActionBlock, true, true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.action, func(t *testing.T) {
+		t.Run(string(tt.action), func(t *testing.T) {
 			d := policy.Decision{Action: tt.action, Verdict: pypi.VerdictUnattested, Rule: "r", Reason: "pipgate: x: no"}
 			if got := d.Blocks(); got != tt.wantBlock {
 				t.Errorf("Blocks() = %v; want %v", got, tt.wantBlock)

@@ -119,7 +119,7 @@ func (s *Server) servedPage(r *http.Request, p *pypi.ProjectPage, pol *policy.Po
 				}
 			}
 			s.decisions.mark(statusDecision{Time: s.now(), Project: p.Name, Filename: f.Filename, SHA256: f.SHA256(),
-				Verdict: string(d.Verdict), Action: d.Action, Rule: d.Rule, Reason: d.Reason})
+				Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Reason: d.Reason})
 		}
 		out.Files[i] = nf
 	}

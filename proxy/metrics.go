@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -42,7 +43,7 @@ var (
 	}
 	// metricsActions are the policy actions: pipgate_policy_decisions_total{action}
 	// and pipgate_downloads_total{action}.
-	metricsActions = []string{"allow", "block", "yank", "warn"}
+	metricsActions = []string{string(policy.ActionAllow), string(policy.ActionBlock), string(policy.ActionYank), string(policy.ActionWarn)}
 	// metricsMethods are the HTTP methods kept as they are by sanitizeMethod.
 	metricsMethods = []string{
 		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE",
@@ -280,18 +281,18 @@ func (m *metrics) verification(result pypi.Verdict, reason string, d time.Durati
 
 // policyDecision counts one policy decision. rule is the matched rule's name
 // as configured (a bounded set), "" counted as "none".
-func (m *metrics) policyDecision(action, rule string) {
+func (m *metrics) policyDecision(action policy.Action, rule string) {
 	if rule == "" {
 		rule = "none"
 	}
-	m.policyDecisions.WithLabelValues(metricsOneOf(action, metricsActions), m.rules.value(rule)).Inc()
+	m.policyDecisions.WithLabelValues(metricsOneOf(string(action), metricsActions), m.rules.value(rule)).Inc()
 }
 
 // download counts one distribution file served (allow, warn, yank) or
 // refused (block) to a client, by its final verdict: the series behind the
 // "unverified installs" panels and alerts.
-func (m *metrics) download(verdict pypi.Verdict, action string) {
-	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(action, metricsActions)).Inc()
+func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
+	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions)).Inc()
 	m.counts.download(string(verdict))
 }
 

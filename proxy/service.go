@@ -420,7 +420,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Reason:    reason,
 		Identity:  identity,
 		Rule:      d.Rule,
-		Action:    d.Action,
+		Action:    string(d.Action),
 	})
 	s.decisions.add(statusDecision{
 		Time:     s.now(),
@@ -429,7 +429,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Filename: f.Filename,
 		SHA256:   f.SHA256(),
 		Verdict:  string(d.Verdict),
-		Action:   d.Action,
+		Action:   string(d.Action),
 		Rule:     d.Rule,
 		Reason:   reason,
 		Identity: identity,
@@ -439,7 +439,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		level = slog.LevelWarn
 	}
 	s.log.Log(ctx, level, "decision", "request_id", info(ctx).id, "project", project, "filename", f.Filename,
-		"sha256", f.SHA256(), "verdict", string(d.Verdict), "action", d.Action, "rule", d.Rule, "reason", reason)
+		"sha256", f.SHA256(), "verdict", string(d.Verdict), "action", string(d.Action), "rule", d.Rule, "reason", reason)
 }
 
 // describe is a one-line summary of facts for logs and errors.
