@@ -1,14 +1,106 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pipgate/pipgate/egress"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
+
+// tunnelFixture is the egress proxy (package egress) on a loopback listener
+// in front of a Server's TunnelHandler, as serve wires them.
+type tunnelFixture struct {
+	srv  *httptest.Server
+	pool *x509.CertPool
+}
+
+func startTunnel(t testing.TB, s *Server) *tunnelFixture {
+	t.Helper()
+	certPEM, keyPEM, err := egress.GenerateCA("pipgate proxy test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := egress.New(egress.Options{
+		Handler:   s.TunnelHandler(),
+		CA:        ca,
+		Intercept: []string{"pypi.org", "files.pythonhosted.org"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &tunnelFixture{srv: httptest.NewServer(e), pool: x509.NewCertPool()}
+	t.Cleanup(func() { f.srv.Close(); _ = e.Close() })
+	if !f.pool.AppendCertsFromPEM(certPEM) {
+		t.Fatal("test CA not added to the pool")
+	}
+	return f
+}
+
+// client returns a Go client that uses the egress listener as its proxy and
+// trusts the test CA.
+func (f *tunnelFixture) client(keepAlive bool) *http.Client {
+	u, _ := url.Parse(f.srv.URL)
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy:             http.ProxyURL(u),
+		TLSClientConfig:   &tls.Config{RootCAs: f.pool, MinVersion: tls.VersionTLS12},
+		DisableKeepAlives: !keepAlive,
+	}}
+}
+
+// TestTunnelHidesOwnRoutes: inside the egress tunnel only the index answers.
+// pipgate's own routes (metrics, status, health) are 404 on
+// https://pypi.org/..., while the index listener still serves them.
+func TestTunnelHidesOwnRoutes(t *testing.T) {
+	up := pypitest.NewServer(t)
+	addWheel(up, "demo", "1.0", nil)
+	tp := newTestProxy(t, up, "", func(o *Options) {
+		o.EagerReleases = 0
+		o.MetricsHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "pipgate_build_info 1\n") })
+	})
+	c := startTunnel(t, tp.srv).client(true)
+	for _, p := range []string{"/metrics", "/-/status", "/healthz", "/readyz"} {
+		for _, host := range []string{"https://pypi.org", "https://files.pythonhosted.org"} {
+			resp, err := c.Get(host + p)
+			if err != nil {
+				t.Fatalf("GET %s%s: %v", host, p, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), "pipgate_build_info") {
+				t.Errorf("GET %s%s through the tunnel = %d %q; want 404", host, p, resp.StatusCode, body)
+			}
+		}
+		if resp, _ := tp.get(p); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s on the index listener = %d; want 200", p, resp.StatusCode)
+		}
+	}
+	resp, err := c.Get("https://pypi.org/simple/demo/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the index through the tunnel = %d; want 200", resp.StatusCode)
+	}
+	// A distribution URL pipgate did not write is served in the tunnel
+	// only: on the index listener it is no route.
+	if resp, _ := tp.get("/packages/ab/cd/" + pypitest.WheelFilename("demo", "1.0")); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a foreign file URL on the index listener = %d; want 404", resp.StatusCode)
+	}
+}
 
 // TestEgressServesIndexAndForeignFileURLs runs the real index handler behind
 // the egress MITM: pages on https://pypi.org/simple/ link files on the same
@@ -25,7 +117,7 @@ func TestEgressServesIndexAndForeignFileURLs(t *testing.T) {
 		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}})
 	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
 		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork", Workflow: "release.yml"}})
-	f := egressStart(t, tp.srv)
+	f := startTunnel(t, tp.srv)
 	c := f.client(true)
 
 	get := func(url string, hdr ...string) (*http.Response, []byte) {
@@ -96,7 +188,7 @@ func BenchmarkCachedFileEgressVsIndex(b *testing.B) {
 	if resp, body := tp.get("/files/huge/" + fn); resp.StatusCode != 200 || len(body) != size {
 		b.Fatalf("warm-up = %d", resp.StatusCode)
 	}
-	f := egressStart(b, tp.srv)
+	f := startTunnel(b, tp.srv)
 	fetch := func(b *testing.B, c *http.Client, url string) {
 		b.SetBytes(size)
 		b.ResetTimer()

@@ -25,19 +25,24 @@ func (s *Server) serveFileRoute(w http.ResponseWriter, r *http.Request) error {
 	return s.serveFile(w, r, project, r.PathValue("filename"))
 }
 
-// serveOther answers every other path. Through the egress tunnel, a file URL
-// on an intercepted host that pipgate did not write (pip's cache, a pinned
-// URL on files.pythonhosted.org) is still served, and verified: the project
-// comes from the filename and the file from its index page.
-func (s *Server) serveOther(w http.ResponseWriter, r *http.Request) error {
-	if _, ok := EgressHost(r.Context()); ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+// serveNotFound answers every path the index listener does not route.
+func (s *Server) serveNotFound(_ http.ResponseWriter, r *http.Request) error {
+	return errorf(http.StatusNotFound, "pipgate: no such route %s", r.URL.Path)
+}
+
+// serveTunnelOther answers every other path inside the egress tunnel: a file
+// URL on an intercepted host that pipgate did not write (pip's cache, a
+// pinned URL on files.pythonhosted.org) is still served, and verified: the
+// project comes from the filename and the file from its index page.
+func (s *Server) serveTunnelOther(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		name := path.Base(r.URL.Path)
 		if fn, err := pypi.ParseFilename(strings.TrimSuffix(name, metadataSuffix)); err == nil {
 			info(r.Context()).route = routeEgressFile
 			return s.serveFile(w, r, fn.Name, name)
 		}
 	}
-	return errorf(http.StatusNotFound, "pipgate: no such route %s", r.URL.Path)
+	return s.serveNotFound(w, r)
 }
 
 func validFilename(name string) bool {

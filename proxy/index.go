@@ -142,12 +142,9 @@ func provenanceVersion(f *pypi.File) string {
 	return "0"
 }
 
-// origin is the scheme and host the client used: through the egress tunnel
-// the intercepted https host, else the request's own.
+// origin is the scheme and host the client used. Through the egress tunnel
+// that is the intercepted host on https (the tunnel sets TLS and Host).
 func origin(r *http.Request) string {
-	if host, ok := EgressHost(r.Context()); ok {
-		return "https://" + host
-	}
 	if r.TLS != nil {
 		return "https://" + r.Host
 	}

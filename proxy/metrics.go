@@ -88,7 +88,6 @@ type metrics struct {
 	trustRootRefresh prometheus.Gauge         // pipgate_trust_root_last_refresh_timestamp_seconds
 	configReloadOK   prometheus.Gauge         // pipgate_config_last_reload_successful
 	configReloadTime prometheus.Gauge         // pipgate_config_last_reload_success_timestamp_seconds
-	egressRefused    prometheus.Counter       // pipgate_egress_refused_total
 
 	counts  statusCounters   // lookups and downloads again, for the status page
 	rules   *metricsLabelCap // pipgate_policy_decisions_total{rule}
@@ -161,10 +160,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration (policy) load.",
 		}),
-		egressRefused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pipgate_egress_refused_total",
-			Help: "Requests refused by the egress proxy (a host or port that is not intercepted).",
-		}),
 		rules:   newMetricsLabelCap(metricsMaxRules),
 		reasons: newMetricsLabelCap(metricsMaxReasons),
 	}
@@ -177,7 +172,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
 		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads,
-		m.trustRootRefresh, m.configReloadOK, m.configReloadTime, m.egressRefused,
+		m.trustRootRefresh, m.configReloadOK, m.configReloadTime,
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -311,9 +306,6 @@ func (m *metrics) configReloaded(ok bool, t time.Time) {
 	m.configReloadOK.Set(1)
 	m.configReloadTime.Set(float64(t.UnixNano()) / 1e9)
 }
-
-// egressRefusal counts one request refused by the egress proxy.
-func (m *metrics) egressRefusal() { m.egressRefused.Inc() }
 
 // cacheSize exports pipgate_cache_size_bytes, read from fn at every scrape.
 // fn must be cheap and safe for concurrent use (a cached figure, not a walk

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pipgate/pipgate/egress"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -42,7 +44,6 @@ func touchAllMetrics(m *metrics) {
 	m.download(pypi.VerdictUnattested, "warn")
 	m.trustRootRefreshed(time.Unix(1700000000, 0))
 	m.configReloaded(true, time.Unix(1700000100, 0))
-	m.egressRefusal()
 	m.cacheSize(func() float64 { return 4096 })
 	m.auditLog(&AuditLog{})
 }
@@ -73,8 +74,6 @@ func TestMetricsSeries(t *testing.T) {
 	m.trustRootRefreshed(time.Unix(1700000000, 500e6))
 	m.configReloaded(true, time.Unix(1700000100, 0))
 	m.configReloaded(false, time.Unix(1700000200, 0))
-	m.egressRefusal()
-	m.egressRefusal()
 
 	const want = `
 # HELP pipgate_build_info A metric with a constant 1 value labelled by the pipgate version and the Go version it was built with.
@@ -101,9 +100,6 @@ pipgate_config_last_reload_success_timestamp_seconds 1.7000001e+09
 # HELP pipgate_config_last_reload_successful Whether the last configuration (policy) reload succeeded: 1 yes, 0 no.
 # TYPE pipgate_config_last_reload_successful gauge
 pipgate_config_last_reload_successful 0
-# HELP pipgate_egress_refused_total Requests refused by the egress proxy (a host or port that is not intercepted).
-# TYPE pipgate_egress_refused_total counter
-pipgate_egress_refused_total 2
 # HELP pipgate_http_requests_total HTTP requests answered, by route, method and status code.
 # TYPE pipgate_http_requests_total counter
 pipgate_http_requests_total{code="200",method="GET",route="file"} 1
@@ -133,7 +129,7 @@ pipgate_verifications_total{reason="none",result="verified"} 1
 	names := []string{
 		"pipgate_build_info", "pipgate_cache_lookups_total",
 		"pipgate_config_last_reload_success_timestamp_seconds", "pipgate_config_last_reload_successful",
-		"pipgate_egress_refused_total", "pipgate_http_requests_total", "pipgate_policy_decisions_total",
+		"pipgate_http_requests_total", "pipgate_policy_decisions_total",
 		"pipgate_served_bytes_total", "pipgate_trust_root_last_refresh_timestamp_seconds",
 		"pipgate_verifications_total",
 	}
@@ -405,7 +401,8 @@ func (d *describeRecorder) MustRegister(cs ...prometheus.Collector) {
 var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // registeredMetricNames returns every pipgate_ metric the binary registers:
-// this package's and the upstream client's.
+// this package's and those of the components serve wires beside it (the
+// upstream client, the egress proxy).
 func registeredMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	rec := &describeRecorder{Registerer: prometheus.NewRegistry(), names: make(map[string]bool)}
@@ -413,6 +410,17 @@ func registeredMetricNames(t *testing.T) map[string]bool {
 	m.cacheSize(func() float64 { return 0 })
 	m.auditLog(nil)
 	if _, err := upstream.New(upstream.Options{URL: "https://pypi.org/", Registerer: rec}); err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := egress.GenerateCA("metrics test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := egress.New(egress.Options{Handler: http.NotFoundHandler(), CA: ca, Intercept: []string{"pypi.org"}, Registerer: rec}); err != nil {
 		t.Fatal(err)
 	}
 	out := make(map[string]bool)

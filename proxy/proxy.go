@@ -1,8 +1,9 @@
-// Package proxy is pipgate's HTTP side: the simple-index routes pip and uv
-// use, the file and provenance routes, health and status, error-to-status
-// mapping, the access and audit logs, metrics, and the egress (CONNECT/MITM)
-// mode. Handlers parse and write; the Server's service methods run cache
-// lookup, singleflight, upstream, verification, policy and store.
+// Package proxy is pipgate's index server: the simple-index routes pip and
+// uv use, the file and provenance routes, health and status, error-to-status
+// mapping, the access and audit logs and its metrics. Handlers parse and
+// write; the Server's service methods run cache lookup, singleflight,
+// upstream, verification, policy and store. The egress proxy (package
+// egress) is given [Server.TunnelHandler]; proxy knows nothing else of it.
 package proxy
 
 import (
@@ -137,7 +138,8 @@ type Server struct {
 	flights   singleflight.Group
 	fills     fills
 	pages     *pageCache
-	mux       *http.ServeMux
+	mux       *http.ServeMux // the index listener
+	tunnel    *http.ServeMux // requests from the egress tunnel: see TunnelHandler
 	started   time.Time
 	ready     atomic.Bool
 	// base parents all background work (fills, eager verification): it
@@ -215,11 +217,7 @@ func (s *Server) now() time.Time { return s.opts.Now() }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.Handle("GET /simple/{$}", s.handle(routeSimpleRoot, s.serveRoot))
-	m.Handle("GET /simple/{project}/{$}", s.handle(routeSimple, s.serveProject))
-	m.Handle("GET /simple/{project}", s.handle(routeSimple, s.redirectSlash))
-	m.Handle("GET /files/{project}/{filename}", s.handle(routeFile, s.serveFileRoute))
-	m.Handle("GET /integrity/{project}/{version}/{filename}/provenance", s.handle(routeProvenance, s.serveProvenance))
+	s.indexRoutes(m)
 	m.Handle("GET /healthz", s.handle(routeHealthz, s.serveHealthz))
 	m.Handle("GET /readyz", s.handle(routeReadyz, s.serveReadyz))
 	m.Handle("GET /-/status", s.handle(routeStatus, s.serveStatus))
@@ -230,12 +228,38 @@ func (s *Server) routes() {
 			return nil
 		}))
 	}
-	m.Handle("/", s.handle(routeOther, s.serveOther))
+	m.Handle("/", s.handle(routeOther, s.serveNotFound))
 	s.mux = m
+
+	// The tunnel serves the index and nothing of pipgate's own: no health,
+	// status or metrics on https://pypi.org/... . A file URL pipgate did
+	// not write (files.pythonhosted.org/packages/...) is still served, and
+	// verified.
+	t := http.NewServeMux()
+	s.indexRoutes(t)
+	t.Handle("/", s.handle(routeOther, s.serveTunnelOther))
+	s.tunnel = t
 }
 
-// ServeHTTP implements http.Handler.
+// indexRoutes adds the routes pip uses: pages, files, provenance.
+func (s *Server) indexRoutes(m *http.ServeMux) {
+	m.Handle("GET /simple/{$}", s.handle(routeSimpleRoot, s.serveRoot))
+	m.Handle("GET /simple/{project}/{$}", s.handle(routeSimple, s.serveProject))
+	m.Handle("GET /simple/{project}", s.handle(routeSimple, s.redirectSlash))
+	m.Handle("GET /files/{project}/{filename}", s.handle(routeFile, s.serveFileRoute))
+	m.Handle("GET /integrity/{project}/{version}/{filename}/provenance", s.handle(routeProvenance, s.serveProvenance))
+}
+
+// ServeHTTP implements http.Handler: the index listener's routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// TunnelHandler returns the handler for requests decrypted by the egress
+// proxy (package egress) on an intercepted origin such as https://pypi.org.
+// It serves the index routes and any distribution file URL on that origin,
+// but none of pipgate's own routes (/metrics, /-/status, /healthz,
+// /readyz): those answer 404 inside the tunnel. Pages it renders link to
+// the origin of the request (https and its Host).
+func (s *Server) TunnelHandler() http.Handler { return s.tunnel }
 
 func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -265,9 +289,6 @@ func (h MetricsHooks) TrustRootRefreshed(t time.Time) { h.m.trustRootRefreshed(t
 func (h MetricsHooks) ConfigReloaded(ok bool, t time.Time) {
 	h.m.configReloaded(ok, t)
 }
-
-// EgressRefused counts a refused egress request.
-func (h MetricsHooks) EgressRefused() { h.m.egressRefusal() }
 
 // serveStatus serves /-/status: HTML, or JSON for Accept: application/json.
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) error {
@@ -319,8 +340,10 @@ func (s *Server) statusSnapshot() statusSnapshot {
 	return snap
 }
 
-// LogEgressRefusal writes the audit record of a refused egress request.
-func (a *AuditLog) LogEgressRefusal(r EgressRefusal) {
-	a.Log(auditRecord{Time: time.Now(), Event: "egress-refused", Client: r.Client, Host: r.Host,
-		Reason: r.Method + " " + r.Host + ": " + r.Reason, Action: "block"})
+// LogEgressRefusal writes the audit record of a request the egress proxy
+// refused: the client's IP, the method, the destination asked for and the
+// refusal reason.
+func (a *AuditLog) LogEgressRefusal(client, method, host, reason string) {
+	a.Log(auditRecord{Time: time.Now(), Event: auditEventEgressRefused, Client: client, Host: host,
+		Reason: method + " " + host + ": " + reason, Action: "block"})
 }

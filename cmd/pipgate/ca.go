@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pipgate/pipgate/proxy"
+	"github.com/pipgate/pipgate/egress"
 )
 
 const caUsage = `usage: pipgate ca init --cert FILE --key FILE [--force] [--common-name NAME] [--days N]
@@ -116,7 +116,7 @@ func runCAInit(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	certPEM, keyPEM, err := proxy.GenerateCA(f.commonName, time.Duration(f.days)*24*time.Hour)
+	certPEM, keyPEM, err := egress.GenerateCA(f.commonName, time.Duration(f.days)*24*time.Hour)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipgate ca init: %v\n", err)
 		return 1
@@ -125,7 +125,7 @@ func runCAInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipgate ca init: %v\n", err)
 		return 1
 	}
-	ca, err := proxy.LoadCA(f.cert, f.key)
+	ca, err := egress.LoadCA(f.cert, f.key)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipgate ca init: reading back what was written: %v\n", err)
 		return 1

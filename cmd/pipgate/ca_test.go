@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pipgate/pipgate/proxy"
+	"github.com/pipgate/pipgate/egress"
 )
 
 // caRun runs 'pipgate ca' with args and returns the exit code and output.
@@ -41,7 +41,7 @@ func TestCAInit(t *testing.T) {
 			t.Errorf("%s: mode %o; want %o", filepath.Base(m.path), got, m.want)
 		}
 	}
-	ca, err := proxy.LoadCA(cert, key)
+	ca, err := egress.LoadCA(cert, key)
 	if err != nil {
 		t.Fatalf("LoadCA on the written pair: %v", err)
 	}
@@ -109,7 +109,7 @@ func TestCAInitOverwrite(t *testing.T) {
 	if st, _ := os.Stat(key); st.Mode().Perm() != 0o600 {
 		t.Errorf("key mode after --force %o; want 600", st.Mode().Perm())
 	}
-	if _, err := proxy.LoadCA(cert, key); err != nil {
+	if _, err := egress.LoadCA(cert, key); err != nil {
 		t.Errorf("LoadCA after --force: %v", err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/egress"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/proxy"
@@ -165,7 +166,7 @@ func checkConfig(ctx context.Context, cfg *config, stdout io.Writer) error {
 		}
 	}
 	if cfg.Egress.Listen != "" {
-		if _, err := proxy.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey); err != nil {
+		if _, err := egress.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey); err != nil {
 			errs = append(errs, cfg.at("egress.ca_cert", "%v", err))
 		}
 	}
@@ -268,7 +269,7 @@ type app struct {
 	cfg      *config
 	log      *slog.Logger
 	proxy    *proxy.Server
-	egress   *proxy.Egress
+	egress   *egress.Proxy
 	metrics  http.Handler
 	policy   *policy.Reloader
 	audit    *proxy.AuditLog
@@ -387,18 +388,18 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 	hooks.TrustRootRefreshed(a.trust.LastRefresh())
 
 	if cfg.Egress.Listen != "" {
-		ca, err := proxy.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey)
+		ca, err := egress.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey)
 		if err != nil {
 			return nil, fmt.Errorf("egress: %w", err)
 		}
-		a.egress, err = proxy.NewEgress(proxy.EgressOptions{
-			Handler:   a.proxy,
-			CA:        ca,
-			Intercept: cfg.Egress.Intercept,
-			Logger:    logger.With("component", "egress"),
-			OnRefuse: func(r proxy.EgressRefusal) {
-				hooks.EgressRefused()
-				a.audit.LogEgressRefusal(r)
+		a.egress, err = egress.New(egress.Options{
+			Handler:    a.proxy.TunnelHandler(),
+			CA:         ca,
+			Intercept:  cfg.Egress.Intercept,
+			Logger:     logger.With("component", "egress"),
+			Registerer: reg,
+			OnRefuse: func(r egress.Refusal) {
+				a.audit.LogEgressRefusal(r.Client, r.Method, r.Host, r.Reason)
 			},
 		})
 		if err != nil {

@@ -1,4 +1,14 @@
-package proxy
+// Package egress is pipgate's HTTPS egress proxy: it accepts CONNECT for the
+// intercepted package hosts (pypi.org, files.pythonhosted.org) on port 443,
+// decrypts the tunnel with a per-host certificate minted from its own CA,
+// checks that the name inside (SNI, Host, URL) is the one asked for, and
+// hands each request to the http.Handler it is given. Everything else is
+// refused with 403 and counted. It never dials out.
+//
+// The package also loads, generates and checks the CA ([LoadCA],
+// [GenerateCA]); `pipgate ca init` uses that alone. egress knows nothing of
+// the index server beyond the handler, and never imports package proxy.
+package egress
 
 import (
 	"bufio"
@@ -18,23 +28,24 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reasons an egress request is refused, as found in [EgressRefusal.Reason].
+// Reasons an egress request is refused, as found in [Refusal.Reason].
 // The set is closed, so it is safe as a metric label.
 const (
-	EgressReasonNotIntercepted = "host not intercepted"       // CONNECT to a host outside Intercept
-	EgressReasonPort           = "port not allowed"           // CONNECT to an intercepted host on a port other than 443
-	EgressReasonBadTarget      = "malformed target"           // CONNECT target that is not host:port
-	EgressReasonPlainHTTP      = "plain HTTP proxying"        // GET http://... through the proxy
-	EgressReasonNotProxy       = "not a proxy request"        // GET /path sent to the egress listener itself
-	EgressReasonHostMismatch   = "inner host differs"         // Host or URL inside the tunnel is not the CONNECT target
-	EgressReasonSNIMismatch    = "TLS server name differs"    // SNI inside the tunnel is not the CONNECT target
-	EgressReasonNotTLS         = "tunnel without TLS"         // cleartext HTTP inside a CONNECT tunnel
-	EgressReasonNoTunnel       = "request outside any tunnel" // defensive: a request goproxy routed without a CONNECT
+	ReasonNotIntercepted = "host not intercepted"       // CONNECT to a host outside Intercept
+	ReasonPort           = "port not allowed"           // CONNECT to an intercepted host on a port other than 443
+	ReasonBadTarget      = "malformed target"           // CONNECT target that is not host:port
+	ReasonPlainHTTP      = "plain HTTP proxying"        // GET http://... through the proxy
+	ReasonNotProxy       = "not a proxy request"        // GET /path sent to the egress listener itself
+	ReasonHostMismatch   = "inner host differs"         // Host or URL inside the tunnel is not the CONNECT target
+	ReasonSNIMismatch    = "TLS server name differs"    // SNI inside the tunnel is not the CONNECT target
+	ReasonNotTLS         = "tunnel without TLS"         // cleartext HTTP inside a CONNECT tunnel
+	ReasonNoTunnel       = "request outside any tunnel" // defensive: a request goproxy routed without a CONNECT
 )
 
-// Default timeouts of [EgressOptions].
+// Default timeouts of [Options].
 const (
 	egressDefaultHandshakeTimeout = 10 * time.Second
 	egressDefaultIdleTimeout      = 2 * time.Minute
@@ -45,11 +56,12 @@ const (
 // ever tries to use it: egress mode never dials out itself.
 var errEgressNoUpstream = errors.New("egress: pipgate does not dial upstream through goproxy")
 
-// EgressOptions configures [NewEgress].
-type EgressOptions struct {
-	// Handler serves decrypted requests for intercepted hosts: the index-mode
-	// handler. Required. Requests reach it with URL scheme https, URL.Host and
-	// Host set to the intercepted name (no port) and [EgressHost] on the context.
+// Options configures [New].
+type Options struct {
+	// Handler serves decrypted requests for intercepted hosts: the index
+	// server's tunnel handler. Required. Requests reach it with URL scheme
+	// https, URL.Host and Host set to the intercepted name (no port), TLS set
+	// to the tunnel's connection state and no Proxy-* headers.
 	Handler http.Handler
 	// CA signs the per-host certificates: see [LoadCA]. Required; Leaf is
 	// parsed from Certificate[0] when nil. Its key is never logged.
@@ -61,9 +73,12 @@ type EgressOptions struct {
 	// Logger receives refusals (Info), failed client handshakes (Warn) and
 	// goproxy's other messages (Debug). Nil: discard.
 	Logger *slog.Logger
+	// Registerer receives pipgate_egress_refused_total. Nil: a private
+	// registry (counted, not exported).
+	Registerer prometheus.Registerer
 	// OnRefuse, if set, is called for every refused request, after the refusal
 	// is decided and before the response is written. It must not block.
-	OnRefuse func(r EgressRefusal)
+	OnRefuse func(r Refusal)
 	// HandshakeTimeout bounds the TLS handshake inside a tunnel. Zero: 10s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout is how long a tunnel may wait for the client's next request,
@@ -72,24 +87,25 @@ type EgressOptions struct {
 	IdleTimeout time.Duration
 }
 
-// EgressRefusal describes one refused egress request.
-type EgressRefusal struct {
+// Refusal describes one refused egress request.
+type Refusal struct {
 	Client string // client IP address
 	Method string // CONNECT, GET, ...
 	Host   string // the destination asked for (host or host:port)
 	Reason string // one of the EgressReason constants
 }
 
-// Egress is the HTTP handler of the egress listener: an HTTPS proxy that
+// Proxy is the HTTP handler of the egress listener: an HTTPS proxy that
 // decrypts CONNECT tunnels to the intercepted hosts with certificates minted
 // from the CA, serves what is inside them with the index handler, and refuses
 // everything else with 403. It never connects anywhere itself.
-type Egress struct {
+type Proxy struct {
 	handler          http.Handler
 	ca               tls.Certificate
 	intercept        map[string]bool
 	log              *slog.Logger
-	onRefuse         func(EgressRefusal)
+	onRefuse         func(Refusal)
+	refused          prometheus.Counter // pipgate_egress_refused_total
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration
 	certs            *caCertCache
@@ -100,33 +116,33 @@ type Egress struct {
 	tunnels map[*egressConn]struct{} // hijacked client connections still open
 }
 
-// NewEgress checks opts and builds the egress handler.
-func NewEgress(opts EgressOptions) (*Egress, error) {
+// New checks opts and builds the egress handler.
+func New(opts Options) (*Proxy, error) {
 	if opts.Handler == nil {
-		return nil, errors.New("egress: EgressOptions.Handler is required")
+		return nil, errors.New("egress: Options.Handler is required")
 	}
 	ca := opts.CA
 	if len(ca.Certificate) == 0 || ca.PrivateKey == nil {
-		return nil, errors.New("egress: EgressOptions.CA is required (certificate and key)")
+		return nil, errors.New("egress: Options.CA is required (certificate and key)")
 	}
 	if ca.Leaf == nil {
 		leaf, err := x509.ParseCertificate(ca.Certificate[0])
 		if err != nil {
-			return nil, fmt.Errorf("egress: EgressOptions.CA: %w", err)
+			return nil, fmt.Errorf("egress: Options.CA: %w", err)
 		}
 		ca.Leaf = leaf
 	}
 	signer, err := caSigner(ca.PrivateKey)
 	if err != nil {
-		return nil, fmt.Errorf("egress: EgressOptions.CA: %w", err)
+		return nil, fmt.Errorf("egress: Options.CA: %w", err)
 	}
 	if err := caCheck(ca.Leaf, signer, time.Now()); err != nil {
-		return nil, fmt.Errorf("egress: EgressOptions.CA: %w", err)
+		return nil, fmt.Errorf("egress: Options.CA: %w", err)
 	}
 	if len(opts.Intercept) == 0 {
-		return nil, errors.New("egress: EgressOptions.Intercept is required")
+		return nil, errors.New("egress: Options.Intercept is required")
 	}
-	e := &Egress{
+	e := &Proxy{
 		handler:          opts.Handler,
 		ca:               ca,
 		intercept:        make(map[string]bool, len(opts.Intercept)),
@@ -140,7 +156,7 @@ func NewEgress(opts EgressOptions) (*Egress, error) {
 	for i, h := range opts.Intercept {
 		name := strings.ToLower(strings.TrimSpace(h))
 		if !egressValidHost(name) {
-			return nil, fmt.Errorf("egress: EgressOptions.Intercept[%d]: %q is not a host name", i, h)
+			return nil, fmt.Errorf("egress: Options.Intercept[%d]: %q is not a host name", i, h)
 		}
 		e.intercept[name] = true
 	}
@@ -153,6 +169,17 @@ func NewEgress(opts EgressOptions) (*Egress, error) {
 	if e.idleTimeout <= 0 {
 		e.idleTimeout = egressDefaultIdleTimeout
 	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	e.refused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pipgate_egress_refused_total",
+		Help: "Requests refused by the egress proxy (a host or port that is not intercepted).",
+	})
+	if err := reg.Register(e.refused); err != nil {
+		return nil, fmt.Errorf("egress: registering metrics: %w", err)
+	}
 	e.gp = e.newGoproxy()
 	return e, nil
 }
@@ -160,7 +187,7 @@ func NewEgress(opts EgressOptions) (*Egress, error) {
 // newGoproxy builds the goproxy server with every open default closed: no
 // CONNECT is tunnelled as is, its transport and CONNECT dialer never dial, no
 // environment proxy is read, and HTTP/2 is off (clients get HTTP/1.1).
-func (e *Egress) newGoproxy() *goproxy.ProxyHttpServer {
+func (e *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = egressGoproxyLogger{e.log}
 	gp.Verbose = false
@@ -174,7 +201,7 @@ func (e *Egress) newGoproxy() *goproxy.ProxyHttpServer {
 	gp.AllowHTTP2 = false
 	gp.CertStore = e.certs
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.refuseHTTP(w, r, r.Host, EgressReasonNotProxy)
+		e.refuseHTTP(w, r, r.Host, ReasonNotProxy)
 	})
 	gp.OnRequest().HandleConnectFunc(e.handleConnect)
 	gp.OnRequest().DoFunc(e.serveTunnel)
@@ -209,26 +236,15 @@ type egressTunnel struct {
 
 type egressTunnelKey struct{}
 
-type egressHostKey struct{}
-
-// EgressHost returns the intercepted host name a request arrived for through
-// an egress tunnel (lower case, without port), or false for a request that
-// did not come through one. The index handler uses it to write page URLs on
-// that https origin.
-func EgressHost(ctx context.Context) (string, bool) {
-	h, ok := ctx.Value(egressHostKey{}).(string)
-	return h, ok
-}
-
 // ServeHTTP serves the egress listener: CONNECT goes to goproxy, which
 // decrypts intercepted targets and refuses the rest; every other request
 // (plain-HTTP proxying, or a request to the listener itself) is refused.
-func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (e *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect {
 		if r.URL.IsAbs() {
-			e.refuseHTTP(w, r, r.URL.Host, EgressReasonPlainHTTP)
+			e.refuseHTTP(w, r, r.URL.Host, ReasonPlainHTTP)
 		} else {
-			e.refuseHTTP(w, r, r.Host, EgressReasonNotProxy)
+			e.refuseHTTP(w, r, r.Host, ReasonNotProxy)
 		}
 		return
 	}
@@ -240,7 +256,7 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Close closes every open tunnel. http.Server.Shutdown does not see
 // hijacked connections, so call Close after it. Tunnels opened later are
 // closed at once.
-func (e *Egress) Close() error {
+func (e *Proxy) Close() error {
 	e.mu.Lock()
 	e.closed = true
 	conns := make([]*egressConn, 0, len(e.tunnels))
@@ -258,7 +274,7 @@ func (e *Egress) Close() error {
 // tunnels when closed.
 type egressConn struct {
 	net.Conn
-	e    *Egress
+	e    *Proxy
 	once sync.Once
 }
 
@@ -272,8 +288,8 @@ func (c *egressConn) Close() error {
 }
 
 // track adds a hijacked connection to the open tunnels, or reports false
-// once the Egress is closed.
-func (e *Egress) track(c *egressConn) bool {
+// once the Proxy is closed.
+func (e *Proxy) track(c *egressConn) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -287,7 +303,7 @@ func (e *Egress) track(c *egressConn) bool {
 // CONNECT reply, the TLS handshake and the first request: goproxy sets none.
 type egressHijacker struct {
 	http.ResponseWriter
-	e   *Egress
+	e   *Proxy
 	tun *egressTunnel
 }
 
@@ -312,7 +328,7 @@ func (h *egressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // handleConnect decides a CONNECT: decrypt an intercepted host on port 443,
 // refuse anything else.
-func (e *Egress) handleConnect(target string, pctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+func (e *Proxy) handleConnect(target string, pctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	r := pctx.Req
 	tun, ok := r.Context().Value(egressTunnelKey{}).(*egressTunnel)
 	if !ok {
@@ -331,17 +347,17 @@ func (e *Egress) handleConnect(target string, pctx *goproxy.ProxyCtx) (*goproxy.
 
 // connectTarget checks a CONNECT target and returns its host name, or the
 // reason to refuse it.
-func (e *Egress) connectTarget(target string) (host, reason string) {
+func (e *Proxy) connectTarget(target string) (host, reason string) {
 	h, port, err := net.SplitHostPort(target)
 	if err != nil || h == "" {
-		return "", EgressReasonBadTarget
+		return "", ReasonBadTarget
 	}
 	h = strings.ToLower(h)
 	if !e.intercept[h] {
-		return "", EgressReasonNotIntercepted
+		return "", ReasonNotIntercepted
 	}
 	if port != "443" {
-		return "", EgressReasonPort
+		return "", ReasonPort
 	}
 	return h, ""
 }
@@ -349,7 +365,7 @@ func (e *Egress) connectTarget(target string) (host, reason string) {
 // tlsConfig is the goproxy TLSConfig hook: the tunnel's certificate, from the
 // cache or freshly minted, TLS 1.2 or later, HTTP/1.1, and a handshake that
 // fails when the client names another server (SNI).
-func (e *Egress) tlsConfig(_ string, pctx *goproxy.ProxyCtx) (*tls.Config, error) {
+func (e *Proxy) tlsConfig(_ string, pctx *goproxy.ProxyCtx) (*tls.Config, error) {
 	tun, ok := pctx.UserData.(*egressTunnel)
 	if !ok || tun.host == "" {
 		return nil, errors.New("egress: TLS requested outside an intercepted tunnel")
@@ -368,7 +384,7 @@ func (e *Egress) tlsConfig(_ string, pctx *goproxy.ProxyCtx) (*tls.Config, error
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			sni := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
 			if sni != "" && sni != tun.host {
-				e.refuse(tun.client, http.MethodConnect, hello.ServerName, EgressReasonSNIMismatch)
+				e.refuse(tun.client, http.MethodConnect, hello.ServerName, ReasonSNIMismatch)
 				return nil, fmt.Errorf("egress: server name %q in a tunnel to %s", hello.ServerName, tun.host)
 			}
 			return nil, nil
@@ -384,25 +400,25 @@ func (e *Egress) tlsConfig(_ string, pctx *goproxy.ProxyCtx) (*tls.Config, error
 // a tunnel. It re-checks the request against the tunnel and hands it to the
 // index handler. It always returns a response, so goproxy never forwards a
 // request anywhere.
-func (e *Egress) serveTunnel(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+func (e *Proxy) serveTunnel(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	tun, ok := pctx.UserData.(*egressTunnel)
 	if !ok || tun.host == "" {
-		return nil, e.refuseInTunnel(req, egressClientIP(req.RemoteAddr), req.Host, EgressReasonNoTunnel)
+		return nil, e.refuseInTunnel(req, egressClientIP(req.RemoteAddr), req.Host, ReasonNoTunnel)
 	}
 	if req.URL.Scheme != "https" {
-		return nil, e.refuseInTunnel(req, tun.client, tun.target, EgressReasonNotTLS)
+		return nil, e.refuseInTunnel(req, tun.client, tun.target, ReasonNotTLS)
 	}
 	if h, ok := egressInnerHost(req.Host); !ok || h != tun.host {
-		return nil, e.refuseInTunnel(req, tun.client, req.Host, EgressReasonHostMismatch)
+		return nil, e.refuseInTunnel(req, tun.client, req.Host, ReasonHostMismatch)
 	}
 	if h, ok := egressInnerHost(req.URL.Host); !ok || h != tun.host {
-		return nil, e.refuseInTunnel(req, tun.client, req.URL.Host, EgressReasonHostMismatch)
+		return nil, e.refuseInTunnel(req, tun.client, req.URL.Host, ReasonHostMismatch)
 	}
 	if tun.conn != nil {
 		_ = tun.conn.SetDeadline(time.Time{})
 	}
 
-	out := req.WithContext(context.WithValue(req.Context(), egressHostKey{}, tun.host))
+	out := req.WithContext(req.Context()) // a shallow copy; the fields below are replaced
 	u := *req.URL
 	u.Scheme, u.Host, u.User = "https", tun.host, nil
 	out.URL = &u
@@ -428,7 +444,7 @@ func (e *Egress) serveTunnel(req *http.Request, pctx *goproxy.ProxyCtx) (*http.R
 // serveStreaming runs the index handler on its own goroutine and returns
 // once it has committed its response head. The body streams through a pipe
 // as goproxy writes it to the client: nothing is buffered whole.
-func (e *Egress) serveStreaming(req *http.Request, conn net.Conn) *http.Response {
+func (e *Proxy) serveStreaming(req *http.Request, conn net.Conn) *http.Response {
 	pr, pw := io.Pipe()
 	w := &egressResponseWriter{
 		req:    req,
@@ -580,16 +596,17 @@ func (b *egressBody) Close() error {
 	return err
 }
 
-// refuse logs a refusal and reports it to OnRefuse.
-func (e *Egress) refuse(client, method, host, reason string) {
+// refuse logs and counts a refusal and reports it to OnRefuse.
+func (e *Proxy) refuse(client, method, host, reason string) {
 	e.log.Info("egress refused", "client", client, "method", method, "host", host, "reason", reason)
+	e.refused.Inc()
 	if e.onRefuse != nil {
-		e.onRefuse(EgressRefusal{Client: client, Method: method, Host: host, Reason: reason})
+		e.onRefuse(Refusal{Client: client, Method: method, Host: host, Reason: reason})
 	}
 }
 
 // refuseHTTP refuses a request made to the listener itself (not CONNECT).
-func (e *Egress) refuseHTTP(w http.ResponseWriter, r *http.Request, host, reason string) {
+func (e *Proxy) refuseHTTP(w http.ResponseWriter, r *http.Request, host, reason string) {
 	e.refuse(egressClientIP(r.RemoteAddr), r.Method, host, reason)
 	w.Header().Set("Connection", "close")
 	http.Error(w, egressRefusalText(host, reason), http.StatusForbidden)
@@ -597,7 +614,7 @@ func (e *Egress) refuseHTTP(w http.ResponseWriter, r *http.Request, host, reason
 
 // refuseInTunnel refuses a request inside a tunnel and asks the client to
 // close it.
-func (e *Egress) refuseInTunnel(req *http.Request, client, host, reason string) *http.Response {
+func (e *Proxy) refuseInTunnel(req *http.Request, client, host, reason string) *http.Response {
 	e.refuse(client, req.Method, host, reason)
 	return egressRefusalResponse(req, http.StatusForbidden, host, reason)
 }

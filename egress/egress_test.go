@@ -1,4 +1,4 @@
-package proxy
+package egress
 
 import (
 	"archive/zip"
@@ -28,6 +28,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // egressTestCA is a CA generated once per test binary (key generation is
@@ -74,16 +77,16 @@ func egressLoadTestCA(t testing.TB) egressCA {
 // egressRefusals records OnRefuse calls.
 type egressRefusals struct {
 	mu   sync.Mutex
-	list []EgressRefusal
+	list []Refusal
 }
 
-func (r *egressRefusals) add(x EgressRefusal) {
+func (r *egressRefusals) add(x Refusal) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.list = append(r.list, x)
 }
 
-func (r *egressRefusals) all() []EgressRefusal {
+func (r *egressRefusals) all() []Refusal {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.list)
@@ -92,10 +95,11 @@ func (r *egressRefusals) all() []EgressRefusal {
 // egressFixture is an egress handler on a loopback listener in front of a
 // stand-in index handler.
 type egressFixture struct {
-	egress   *Egress
+	egress   *Proxy
 	srv      *httptest.Server
 	ca       egressCA
 	refusals *egressRefusals
+	reg      *prometheus.Registry
 }
 
 func egressStart(t testing.TB, inner http.Handler) *egressFixture {
@@ -106,16 +110,17 @@ func egressStart(t testing.TB, inner http.Handler) *egressFixture {
 func egressStartLogging(t testing.TB, inner http.Handler, logger *slog.Logger) *egressFixture {
 	t.Helper()
 	ca := egressLoadTestCA(t)
-	f := &egressFixture{ca: ca, refusals: &egressRefusals{}}
-	e, err := NewEgress(EgressOptions{
-		Handler:   inner,
-		CA:        ca.cert,
-		Intercept: []string{"pypi.org", "Files.PythonHosted.org"},
-		Logger:    logger,
-		OnRefuse:  f.refusals.add,
+	f := &egressFixture{ca: ca, refusals: &egressRefusals{}, reg: prometheus.NewRegistry()}
+	e, err := New(Options{
+		Handler:    inner,
+		CA:         ca.cert,
+		Intercept:  []string{"pypi.org", "Files.PythonHosted.org"},
+		Logger:     logger,
+		OnRefuse:   f.refusals.add,
+		Registerer: f.reg,
 	})
 	if err != nil {
-		t.Fatalf("NewEgress: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	f.egress = e
 	f.srv = httptest.NewServer(e)
@@ -140,10 +145,9 @@ func (f *egressFixture) addr() string { return strings.TrimPrefix(f.srv.URL, "ht
 
 // egressEcho is a stand-in index handler that describes the request it got.
 func egressEcho(w http.ResponseWriter, r *http.Request) {
-	h, ok := EgressHost(r.Context())
 	w.Header().Set("Content-Type", "text/plain")
-	fmt.Fprintf(w, "%s %s %s %s egress=%s/%v tls=%v proxy-auth=%q",
-		r.Method, r.Host, r.URL, r.RequestURI, h, ok, r.TLS != nil, r.Header.Get("Proxy-Authorization"))
+	fmt.Fprintf(w, "%s %s %s %s tls=%v proxy-auth=%q",
+		r.Method, r.Host, r.URL, r.RequestURI, r.TLS != nil, r.Header.Get("Proxy-Authorization"))
 }
 
 func egressGet(t testing.TB, c *http.Client, rawURL string) (int, string) {
@@ -166,10 +170,10 @@ func TestEgressIntercepted(t *testing.T) {
 	tests := []struct {
 		url, want string
 	}{
-		{"https://pypi.org/simple/requests/", `GET pypi.org https://pypi.org/simple/requests/ /simple/requests/ egress=pypi.org/true tls=true proxy-auth=""`},
-		{"https://pypi.org/simple/a/?format=json", `GET pypi.org https://pypi.org/simple/a/?format=json /simple/a/?format=json egress=pypi.org/true tls=true proxy-auth=""`},
-		{"https://PyPI.org:443/integrity/a/1.0/a-1.0.tar.gz/provenance", `GET pypi.org https://pypi.org/integrity/a/1.0/a-1.0.tar.gz/provenance /integrity/a/1.0/a-1.0.tar.gz/provenance egress=pypi.org/true tls=true proxy-auth=""`},
-		{"https://files.pythonhosted.org/packages/ab/cd/a-1.0-py3-none-any.whl", `GET files.pythonhosted.org https://files.pythonhosted.org/packages/ab/cd/a-1.0-py3-none-any.whl /packages/ab/cd/a-1.0-py3-none-any.whl egress=files.pythonhosted.org/true tls=true proxy-auth=""`},
+		{"https://pypi.org/simple/requests/", `GET pypi.org https://pypi.org/simple/requests/ /simple/requests/ tls=true proxy-auth=""`},
+		{"https://pypi.org/simple/a/?format=json", `GET pypi.org https://pypi.org/simple/a/?format=json /simple/a/?format=json tls=true proxy-auth=""`},
+		{"https://PyPI.org:443/integrity/a/1.0/a-1.0.tar.gz/provenance", `GET pypi.org https://pypi.org/integrity/a/1.0/a-1.0.tar.gz/provenance /integrity/a/1.0/a-1.0.tar.gz/provenance tls=true proxy-auth=""`},
+		{"https://files.pythonhosted.org/packages/ab/cd/a-1.0-py3-none-any.whl", `GET files.pythonhosted.org https://files.pythonhosted.org/packages/ab/cd/a-1.0-py3-none-any.whl /packages/ab/cd/a-1.0-py3-none-any.whl tls=true proxy-auth=""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -210,14 +214,14 @@ func TestEgressRefusesConnect(t *testing.T) {
 	tests := []struct {
 		target, reason string
 	}{
-		{"example.org:443", EgressReasonNotIntercepted},
-		{"pypi.org.evil.example:443", EgressReasonNotIntercepted},
-		{"127.0.0.1:443", EgressReasonNotIntercepted},
-		{"pypi.org.:443", EgressReasonNotIntercepted},
-		{"pypi.org:80", EgressReasonPort},
-		{"pypi.org:8443", EgressReasonPort},
-		{"files.pythonhosted.org:0443", EgressReasonPort},
-		{"pypi.org", EgressReasonBadTarget},
+		{"example.org:443", ReasonNotIntercepted},
+		{"pypi.org.evil.example:443", ReasonNotIntercepted},
+		{"127.0.0.1:443", ReasonNotIntercepted},
+		{"pypi.org.:443", ReasonNotIntercepted},
+		{"pypi.org:80", ReasonPort},
+		{"pypi.org:8443", ReasonPort},
+		{"files.pythonhosted.org:0443", ReasonPort},
+		{"pypi.org", ReasonBadTarget},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
@@ -231,7 +235,7 @@ func TestEgressRefusesConnect(t *testing.T) {
 				t.Errorf("body %q; want it to name %q", body, tt.reason)
 			}
 			got := f.refusals.all()[before:]
-			want := []EgressRefusal{{Client: "127.0.0.1", Method: "CONNECT", Host: tt.target, Reason: tt.reason}}
+			want := []Refusal{{Client: "127.0.0.1", Method: "CONNECT", Host: tt.target, Reason: tt.reason}}
 			if !slices.Equal(got, want) {
 				t.Errorf("OnRefuse got %+v; want %+v", got, want)
 			}
@@ -244,6 +248,15 @@ func TestEgressRefusesConnect(t *testing.T) {
 	if called {
 		t.Error("the inner handler was called for a refused CONNECT")
 	}
+	// Every refusal is counted on the registry the proxy was handed.
+	want := fmt.Sprintf(`
+# HELP pipgate_egress_refused_total Requests refused by the egress proxy (a host or port that is not intercepted).
+# TYPE pipgate_egress_refused_total counter
+pipgate_egress_refused_total %d
+`, len(tests)+1)
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "pipgate_egress_refused_total"); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestEgressRefusesPlainHTTP(t *testing.T) {
@@ -255,9 +268,9 @@ func TestEgressRefusesPlainHTTP(t *testing.T) {
 		host      string
 		reason    string
 	}{
-		{"proxied http to intercepted host", "http://pypi.org/simple/", true, "pypi.org", EgressReasonPlainHTTP},
-		{"proxied http to other host", "http://example.org/", true, "example.org", EgressReasonPlainHTTP},
-		{"listener itself", f.srv.URL + "/healthz", false, f.addr(), EgressReasonNotProxy},
+		{"proxied http to intercepted host", "http://pypi.org/simple/", true, "pypi.org", ReasonPlainHTTP},
+		{"proxied http to other host", "http://example.org/", true, "example.org", ReasonPlainHTTP},
+		{"listener itself", f.srv.URL + "/healthz", false, f.addr(), ReasonNotProxy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,7 +284,7 @@ func TestEgressRefusesPlainHTTP(t *testing.T) {
 				t.Fatalf("status %d; want 403 (%s)", code, body)
 			}
 			got := f.refusals.all()[before:]
-			want := []EgressRefusal{{Client: "127.0.0.1", Method: "GET", Host: tt.host, Reason: tt.reason}}
+			want := []Refusal{{Client: "127.0.0.1", Method: "GET", Host: tt.host, Reason: tt.reason}}
 			if !slices.Equal(got, want) {
 				t.Errorf("OnRefuse got %+v; want %+v", got, want)
 			}
@@ -303,10 +316,10 @@ func TestEgressInnerHost(t *testing.T) {
 	}{
 		{"same host", "GET /simple/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n", 200, ""},
 		{"same host with port 443 and other case", "GET /simple/ HTTP/1.1\r\nHost: PyPI.org:443\r\n\r\n", 200, ""},
-		{"other intercepted host", "GET /packages/x.whl HTTP/1.1\r\nHost: files.pythonhosted.org\r\n\r\n", 403, EgressReasonHostMismatch},
-		{"foreign host", "GET / HTTP/1.1\r\nHost: example.org\r\n\r\n", 403, EgressReasonHostMismatch},
-		{"same host other port", "GET / HTTP/1.1\r\nHost: pypi.org:8443\r\n\r\n", 403, EgressReasonHostMismatch},
-		{"absolute form to foreign host", "GET https://example.org/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n", 403, EgressReasonHostMismatch},
+		{"other intercepted host", "GET /packages/x.whl HTTP/1.1\r\nHost: files.pythonhosted.org\r\n\r\n", 403, ReasonHostMismatch},
+		{"foreign host", "GET / HTTP/1.1\r\nHost: example.org\r\n\r\n", 403, ReasonHostMismatch},
+		{"same host other port", "GET / HTTP/1.1\r\nHost: pypi.org:8443\r\n\r\n", 403, ReasonHostMismatch},
+		{"absolute form to foreign host", "GET https://example.org/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n", 403, ReasonHostMismatch},
 		{"absolute form to same host", "GET https://pypi.org/simple/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n", 200, ""},
 	}
 	for _, tt := range tests {
@@ -332,7 +345,7 @@ func TestEgressInnerHost(t *testing.T) {
 				if len(got) != 0 {
 					t.Errorf("OnRefuse got %+v; want none", got)
 				}
-				if !strings.Contains(string(body), "egress=pypi.org/true") {
+				if !strings.Contains(string(body), "GET pypi.org https://pypi.org/") {
 					t.Errorf("body %q; want the handler to see pypi.org", body)
 				}
 				return
@@ -361,8 +374,8 @@ func TestEgressTunnelWithoutTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("status %d; want 403", resp.StatusCode)
 	}
-	if got := f.refusals.all(); len(got) != 1 || got[0].Reason != EgressReasonNotTLS {
-		t.Errorf("OnRefuse got %+v; want one with reason %q", got, EgressReasonNotTLS)
+	if got := f.refusals.all(); len(got) != 1 || got[0].Reason != ReasonNotTLS {
+		t.Errorf("OnRefuse got %+v; want one with reason %q", got, ReasonNotTLS)
 	}
 }
 
@@ -371,8 +384,8 @@ func TestEgressSNIMismatch(t *testing.T) {
 	if _, err := egressTunnelRaw(t, f, "pypi.org:443", "files.pythonhosted.org"); err == nil {
 		t.Fatal("handshake naming another server succeeded; want it to fail")
 	}
-	if got := f.refusals.all(); len(got) != 1 || got[0].Reason != EgressReasonSNIMismatch {
-		t.Errorf("OnRefuse got %+v; want one with reason %q", got, EgressReasonSNIMismatch)
+	if got := f.refusals.all(); len(got) != 1 || got[0].Reason != ReasonSNIMismatch {
+		t.Errorf("OnRefuse got %+v; want one with reason %q", got, ReasonSNIMismatch)
 	}
 }
 
@@ -717,20 +730,20 @@ func TestNewEgressOptions(t *testing.T) {
 	h := http.HandlerFunc(egressEcho)
 	tests := []struct {
 		name string
-		opts EgressOptions
+		opts Options
 		want string
 	}{
-		{"no handler", EgressOptions{CA: ca.cert, Intercept: []string{"pypi.org"}}, "Handler is required"},
-		{"no CA", EgressOptions{Handler: h, Intercept: []string{"pypi.org"}}, "CA is required"},
-		{"not a CA", EgressOptions{Handler: h, CA: *leaf, Intercept: []string{"pypi.org"}}, "not a CA"},
-		{"no intercept", EgressOptions{Handler: h, CA: ca.cert}, "Intercept is required"},
-		{"port in intercept", EgressOptions{Handler: h, CA: ca.cert, Intercept: []string{"pypi.org:443"}}, `Intercept[0]: "pypi.org:443" is not a host name`},
-		{"wildcard in intercept", EgressOptions{Handler: h, CA: ca.cert, Intercept: []string{"pypi.org", "*.pythonhosted.org"}}, `Intercept[1]: "*.pythonhosted.org" is not a host name`},
-		{"url in intercept", EgressOptions{Handler: h, CA: ca.cert, Intercept: []string{"https://pypi.org/"}}, "is not a host name"},
+		{"no handler", Options{CA: ca.cert, Intercept: []string{"pypi.org"}}, "Handler is required"},
+		{"no CA", Options{Handler: h, Intercept: []string{"pypi.org"}}, "CA is required"},
+		{"not a CA", Options{Handler: h, CA: *leaf, Intercept: []string{"pypi.org"}}, "not a CA"},
+		{"no intercept", Options{Handler: h, CA: ca.cert}, "Intercept is required"},
+		{"port in intercept", Options{Handler: h, CA: ca.cert, Intercept: []string{"pypi.org:443"}}, `Intercept[0]: "pypi.org:443" is not a host name`},
+		{"wildcard in intercept", Options{Handler: h, CA: ca.cert, Intercept: []string{"pypi.org", "*.pythonhosted.org"}}, `Intercept[1]: "*.pythonhosted.org" is not a host name`},
+		{"url in intercept", Options{Handler: h, CA: ca.cert, Intercept: []string{"https://pypi.org/"}}, "is not a host name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewEgress(tt.opts)
+			_, err := New(tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v; want an error containing %q", err, tt.want)
 			}
@@ -738,7 +751,7 @@ func TestNewEgressOptions(t *testing.T) {
 	}
 	noLeaf := ca.cert
 	noLeaf.Leaf = nil
-	if _, err := NewEgress(EgressOptions{Handler: h, CA: noLeaf, Intercept: []string{"pypi.org"}}); err != nil {
+	if _, err := New(Options{Handler: h, CA: noLeaf, Intercept: []string{"pypi.org"}}); err != nil {
 		t.Errorf("CA without Leaf: %v; want it parsed", err)
 	}
 }
@@ -762,7 +775,7 @@ func FuzzEgressInnerHost(f *testing.F) {
 }
 
 func FuzzEgressConnectTarget(f *testing.F) {
-	e := &Egress{intercept: map[string]bool{"pypi.org": true, "files.pythonhosted.org": true}}
+	e := &Proxy{intercept: map[string]bool{"pypi.org": true, "files.pythonhosted.org": true}}
 	for _, s := range []string{"pypi.org:443", "PYPI.ORG:443", "pypi.org:80", "pypi.org", "example.org:443", "[::1]:443", ":443", "pypi.org:443\x00"} {
 		f.Add(s)
 	}
@@ -826,7 +839,7 @@ type egressIndex struct {
 }
 
 func (x *egressIndex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host, _ := EgressHost(r.Context())
+	host := r.Host
 	x.mu.Lock()
 	x.seen = append(x.seen, host+r.URL.Path)
 	x.mu.Unlock()
@@ -920,8 +933,8 @@ func TestEgressPip(t *testing.T) {
 			t.Fatalf("pip download through a refused host succeeded:\n%s", out)
 		}
 		got := f.refusals.all()[before:]
-		if len(got) == 0 || got[0].Host != "example.org:443" || got[0].Reason != EgressReasonNotIntercepted {
-			t.Errorf("OnRefuse got %+v; want example.org:443 %q", got, EgressReasonNotIntercepted)
+		if len(got) == 0 || got[0].Host != "example.org:443" || got[0].Reason != ReasonNotIntercepted {
+			t.Errorf("OnRefuse got %+v; want example.org:443 %q", got, ReasonNotIntercepted)
 		}
 	})
 	t.Run("CA not trusted", func(t *testing.T) {
