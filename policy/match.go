@@ -8,10 +8,12 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// errBadGlob and errBadName are the pattern problems the validator reports.
+// errBadGlob, errBadName and errNeverMatches are the pattern problems the
+// validator reports.
 var (
-	errBadName = errors.New("invalid project name (want a PEP 508 name or a glob of one)")
-	errBadGlob = errors.New("invalid glob")
+	errBadName      = errors.New("invalid project name (want a PEP 508 name or a glob of one)")
+	errBadGlob      = errors.New("invalid glob")
+	errNeverMatches = errors.New("glob never matches a normalised name")
 )
 
 // matcher matches normalised project names against one rule's pattern.
@@ -45,6 +47,9 @@ func compileName(name string) (matcher, error) {
 	}
 	if _, err := path.Match(p, ""); err != nil {
 		return matcher{}, errBadGlob
+	}
+	if !canMatchName(p) {
+		return matcher{}, errNeverMatches
 	}
 	m := matcher{pattern: p, glob: true}
 	if strings.ContainsAny(p, "?[") {
@@ -131,4 +136,94 @@ func (m *matcher) match(name string) bool {
 		rest = rest[i+len(p):]
 	}
 	return true
+}
+
+// nameAlphabet is every byte a PEP 503-normalised project name can hold.
+const nameAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+// canMatchName reports whether the well-formed, normalised glob p matches at
+// least one normalised project name: lower-case letters, digits and single
+// "-" between them, starting and ending with a letter or digit. It runs the
+// glob and that name grammar side by side over the 37-byte alphabet, so a
+// glob such as "pypi[_]attestations" (the "_" can never occur), "[A-Z]*"
+// written with a negation that leaves nothing, "-x*" or "a-[-]b" is caught
+// exactly, not by a list of cases.
+func canMatchName(p string) bool {
+	// The glob's tokens: one byte set per position, star marking "*".
+	type token struct {
+		star bool
+		set  [len(nameAlphabet)]bool
+	}
+	var toks []token
+	for i := 0; i < len(p); {
+		var t token
+		var piece string
+		switch p[i] {
+		case '*':
+			t.star = true
+			toks = append(toks, t)
+			i++
+			continue
+		case '[':
+			j := strings.IndexByte(p[i:], ']')
+			if j < 0 {
+				return false
+			}
+			piece, i = p[i:i+j+1], i+j+1
+		default:
+			piece, i = p[i:i+1], i+1
+		}
+		for k := range len(nameAlphabet) {
+			t.set[k], _ = path.Match(piece, nameAlphabet[k:k+1])
+		}
+		toks = append(toks, t)
+	}
+	// Name grammar states: 0 start (nothing yet), 1 after a letter or
+	// digit (accepting), 2 after "-".
+	next := func(state, k int) int {
+		dash := nameAlphabet[k] == '-'
+		switch {
+		case dash && state == 1:
+			return 2
+		case dash:
+			return -1
+		}
+		return 1
+	}
+	type pos struct{ tok, state int }
+	seen := map[pos]bool{{0, 0}: true}
+	work := []pos{{0, 0}}
+	push := func(q pos) {
+		if !seen[q] {
+			seen[q] = true
+			work = append(work, q)
+		}
+	}
+	for len(work) > 0 {
+		q := work[len(work)-1]
+		work = work[:len(work)-1]
+		if q.tok == len(toks) {
+			if q.state == 1 {
+				return true
+			}
+			continue
+		}
+		t := toks[q.tok]
+		if t.star {
+			push(pos{q.tok + 1, q.state})
+		}
+		for k := range len(nameAlphabet) {
+			if !t.star && !t.set[k] {
+				continue
+			}
+			if ns := next(q.state, k); ns >= 0 {
+				if t.star {
+					push(pos{q.tok, ns})
+				} else {
+					push(pos{q.tok + 1, ns})
+				}
+			}
+		}
+	}
+	return false
 }

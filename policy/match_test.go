@@ -21,6 +21,16 @@ func TestCompileName(t *testing.T) {
 		{"*", "*", true, nil},
 		{"py[0-9]*", "py[0-9]*", true, nil},
 		{"[A_.-Z]x", "[a_.-z]x", true, nil}, // inside brackets only the case changes
+		{"pypi[_]attestations", "", true, errNeverMatches},
+		{"pypi[._]*", "", true, errNeverMatches},
+		{"pypi?attestations", "pypi?attestations", true, nil},
+		{"[A-Z]*", "[a-z]*", true, nil},
+		{"[^a-z0-9]*", "", true, errNeverMatches},
+		{"-*", "", true, errNeverMatches},
+		{"*_", "", true, errNeverMatches},
+		{"*-[^a-z0-9]*", "", true, errNeverMatches},
+		{"*-[^a-y]*", "*-[^a-y]*", true, nil},
+		{"?", "?", true, nil},
 		{"[^a-m]?", "[^a-m]?", true, nil},
 		{"", "", false, errBadName},
 		{"-x", "", false, errBadName},
@@ -101,6 +111,39 @@ func TestMatch(t *testing.T) {
 				t.Errorf("path.Match(%q, %q) = %v; the table says %v", m.pattern, tt.name, want, tt.want)
 			}
 		})
+	}
+}
+
+// TestCanMatchNameAgrees checks canMatchName against brute force: every
+// normalised name of up to three bytes.
+func TestCanMatchNameAgrees(t *testing.T) {
+	var names []string
+	var gen func(prefix string)
+	gen = func(prefix string) {
+		if prefix != "" && prefix[0] != '-' && prefix[len(prefix)-1] != '-' && !strings.Contains(prefix, "--") {
+			names = append(names, prefix)
+		}
+		if len(prefix) == 3 {
+			return
+		}
+		for _, c := range nameAlphabet {
+			gen(prefix + string(c))
+		}
+	}
+	gen("")
+	for _, p := range []string{"a", "?", "??", "a-?", "?-", "-?", "[^a]", "[^ab0]", "a[^ab0]?", "*-*", "[^ab]", "a*-", "*", "b[^0]", "[0-9]-[a]", "?[^ab0]"} {
+		want := false
+		for _, n := range names {
+			if ok, _ := path.Match(p, n); ok {
+				want = true
+				break
+			}
+		}
+		// Patterns that match at most three bytes (a star matches none
+		// or one) need names no longer than three.
+		if got := canMatchName(p); got != want {
+			t.Errorf("canMatchName(%q) = %v; brute force says %v", p, got, want)
+		}
 	}
 }
 

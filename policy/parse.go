@@ -258,6 +258,8 @@ func (v *validator) build(raw *rawFile) *Policy {
 		switch m, err := compileName(rr.Name); {
 		case rr.Name == "":
 			v.addf(at("name"), "required")
+		case errors.Is(err, errNeverMatches):
+			v.addf(at("name"), "glob %q can never match: names are compared PEP 503-normalised (lower case, a single - between words, no _ or ., a letter or digit first and last), so write it that way, e.g. \"pypi-*\"", rr.Name)
 		case errors.Is(err, errBadGlob):
 			v.addf(at("name"), "invalid glob %q (use *, ? and [...] around letters, digits, -, _ and .)", rr.Name)
 		case err != nil:

@@ -27,7 +27,8 @@ line 7: packages[4].name: duplicate of packages[1] (line 4); the first match win
 line 4: packages[1].name: invalid glob "internal-[a" (use *, ? and [...] around letters, digits, -, _ and .)
 line 5: packages[2].name: invalid project name "-leading" (want a PEP 508 name or a glob like "internal-*")
 line 6: packages[3].name: required
-line 7: packages[4].name: invalid glob "foo/*" (use *, ? and [...] around letters, digits, -, _ and .)`,
+line 7: packages[4].name: invalid glob "foo/*" (use *, ? and [...] around letters, digits, -, _ and .)
+line 8: packages[5].name: glob "pypi[_]attestations" can never match: names are compared PEP 503-normalised (lower case, a single - between words, no _ or ., a letter or digit first and last), so write it that way, e.g. "pypi-*"`,
 		"bad-publishers-without-trusted-publisher.yaml": `line 6: packages[0].publishers: only allowed with require: trusted-publisher (require is "attestation")`,
 		"bad-publishers.yaml": `line 6: packages[0].publishers[0].repository: required for kind github
 line 7: packages[0].publishers[0].workflow: want a bare file name like "release.yml", not a path: ".github/workflows/release.yml"

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -30,14 +32,33 @@ type ReloaderOptions struct {
 }
 
 // Reloader holds the current policy and replaces it when the file changes.
-// Current is lock-free; Reload is serialised.
+// Current is lock-free; Reload and Poll are serialised.
+//
+// A policy file is adopted only when it is complete and valid: every read
+// is parsed in full before the swap, and the poller ([Reloader.Watch],
+// [Reloader.Poll]) adopts a changed file only once two observations in a
+// row, one poll interval apart, saw the same size, modification time,
+// identity and sha256 of its bytes. A writer that stops half way through a
+// file for less than the poll interval therefore never has its half adopted,
+// even when that half is valid YAML. The safe way to change the policy is
+// still to write a temporary file in the same directory and rename it over
+// the policy (what editors, Kubernetes ConfigMaps and config management do),
+// then send SIGHUP, which reloads at once.
 type Reloader struct {
 	opts ReloaderOptions
 	log  *slog.Logger
 	cur  atomic.Pointer[Policy]
 
-	mu   sync.Mutex  // serialises Reload
-	seen os.FileInfo // the file's stat before the last load attempt
+	mu      sync.Mutex   // serialises Reload and Poll
+	seen    os.FileInfo  // the file's stat at the last load attempt
+	pending *observation // a change seen by Poll, waiting to be seen again
+}
+
+// observation is what one poll saw of the file.
+type observation struct {
+	st   os.FileInfo
+	sum  [sha256.Size]byte
+	body []byte
 }
 
 // NewReloader loads the policy at opts.Path (or takes the built-in default
@@ -52,11 +73,15 @@ func NewReloader(opts ReloaderOptions) (*Reloader, error) {
 		r.notify(true)
 		return r, nil
 	}
-	p, st, err := r.load()
+	o, err := r.read()
 	if err != nil {
 		return nil, err
 	}
-	r.seen = st
+	p, err := r.parse(o)
+	if err != nil {
+		return nil, err
+	}
+	r.seen = o.st
 	r.cur.Store(p)
 	r.log.Info("policy loaded", "path", opts.Path, "sha256", p.Digest(), "rules", len(p.rules))
 	r.notify(true)
@@ -66,37 +91,129 @@ func NewReloader(opts ReloaderOptions) (*Reloader, error) {
 // Current returns the policy in force. It never returns nil.
 func (r *Reloader) Current() *Policy { return r.cur.Load() }
 
-// Reload reads the file again. On success the new policy replaces the old
-// one for every later Current call; on failure the old policy stays, the
-// problems are logged, and the error (joined [*ProblemError]s, or an I/O
-// error) is returned. With no Path it does nothing.
+// Reload reads the file again, at once (SIGHUP: the operator says the file
+// is ready). On success the new policy replaces the old one for every later
+// Current call; on failure the old policy stays, the problems are logged,
+// and the error (joined [*ProblemError]s, or an I/O error) is returned.
+// With no Path it does nothing.
 func (r *Reloader) Reload() error {
 	if r.opts.Path == "" {
 		return nil
 	}
-	err := r.reload()
+	r.mu.Lock()
+	o, err := r.read()
+	if err == nil {
+		err = r.adopt(o)
+	} else {
+		r.failed(err)
+	}
+	r.pending = nil
+	r.mu.Unlock()
 	r.notify(err == nil)
 	return err
 }
 
-func (r *Reloader) reload() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p, st, err := r.load()
-	if st != nil {
-		r.seen = st
+// Poll looks at the file once, as each tick of [Reloader.Watch] does. A
+// file whose stat differs from the last load attempt is read and hashed and
+// becomes pending; it is adopted (parsed, and swapped in when valid) only
+// when the next Poll finds exactly the same stat and bytes. Poll reports
+// whether it attempted a reload, and that attempt's error. A failed reload
+// is logged and not retried until the file changes again; a file that
+// cannot be read (an editor replacing it) is looked at again next time.
+func (r *Reloader) Poll() (attempted bool, err error) {
+	if r.opts.Path == "" {
+		return false, nil
 	}
+	r.mu.Lock()
+	attempted, err = r.poll()
+	r.mu.Unlock()
+	if attempted {
+		r.notify(err == nil)
+	}
+	return attempted, err
+}
+
+func (r *Reloader) poll() (bool, error) {
+	st, err := os.Stat(r.opts.Path)
 	if err != nil {
-		old := r.cur.Load()
-		attrs := []any{"path", r.opts.Path, "kept_sha256", old.Digest(), "err", err}
-		if probs := Problems(err); len(probs) > 0 {
-			msgs := make([]string, len(probs))
-			for i, pr := range probs {
-				msgs[i] = pr.Error()
-			}
-			attrs = append(attrs, "problems", msgs)
+		if !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("policy stat failed", "path", r.opts.Path, "err", err)
 		}
-		r.log.Error("policy reload failed; keeping the old policy", attrs...)
+		r.pending = nil
+		return false, nil
+	}
+	if r.pending == nil && sameStat(r.seen, st) {
+		return false, nil
+	}
+	o, err := r.read()
+	if err != nil {
+		r.pending = nil
+		return false, nil
+	}
+	if pend := r.pending; pend == nil || !sameStat(pend.st, o.st) || pend.sum != o.sum {
+		r.pending = o
+		r.log.Info("policy file changed; adopting it once it is unchanged at the next poll", "path", r.opts.Path)
+		return false, nil
+	}
+	r.pending = nil
+	return true, r.adopt(o)
+}
+
+// sameStat reports whether a and b describe the same file in the same state.
+func sameStat(a, b os.FileInfo) bool {
+	return a != nil && b != nil && os.SameFile(a, b) && a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size()
+}
+
+// read stats the file, reads it (bounded), and stats it again: a read that
+// raced with a write is reported as changed (an error), so it is never
+// taken for a stable file.
+func (r *Reloader) read() (*observation, error) {
+	f, err := os.Open(r.opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	body, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	o := &observation{st: after, body: body, sum: sha256.Sum256(body)}
+	if !sameStat(st, after) || (int64(len(body)) != after.Size() && len(body) <= MaxFileSize) {
+		return o, fmt.Errorf("reading policy: %w", errChanging)
+	}
+	return o, nil
+}
+
+// errChanging is a read that saw the file change under it.
+var errChanging = errors.New("the file changed while it was read; write it to a temporary file and rename it into place")
+
+// parse parses an observation's bytes as [Load] would.
+func (r *Reloader) parse(o *observation) (*Policy, error) {
+	if len(o.body) > MaxFileSize {
+		return nil, &ProblemError{Msg: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
+	}
+	p, err := Parse(o.body)
+	if err != nil {
+		return nil, err
+	}
+	p.source = r.opts.Path
+	return p, nil
+}
+
+// adopt parses o and swaps it in, or logs why not. r.mu is held.
+func (r *Reloader) adopt(o *observation) error {
+	r.seen = o.st
+	p, err := r.parse(o)
+	if err != nil {
+		r.failed(err)
 		return err
 	}
 	old := r.cur.Swap(p)
@@ -105,12 +222,18 @@ func (r *Reloader) reload() error {
 	return nil
 }
 
-// load stats the file, then reads and parses it. The stat comes first so
-// that a change racing with the read is seen again by the next Watch poll.
-func (r *Reloader) load() (*Policy, os.FileInfo, error) {
-	st, _ := os.Stat(r.opts.Path)
-	p, err := Load(r.opts.Path)
-	return p, st, err
+// failed logs a reload that kept the old policy.
+func (r *Reloader) failed(err error) {
+	old := r.cur.Load()
+	attrs := []any{"path", r.opts.Path, "kept_sha256", old.Digest(), "err", err}
+	if probs := Problems(err); len(probs) > 0 {
+		msgs := make([]string, len(probs))
+		for i, pr := range probs {
+			msgs[i] = pr.Error()
+		}
+		attrs = append(attrs, "problems", msgs)
+	}
+	r.log.Error("policy reload failed; keeping the old policy", attrs...)
 }
 
 func (r *Reloader) notify(ok bool) {
@@ -119,11 +242,10 @@ func (r *Reloader) notify(ok bool) {
 	}
 }
 
-// Watch polls the file every interval (DefaultWatchInterval when interval
-// is zero or less) and reloads it when its modification time, size or
-// identity (a file renamed into place) changed. A failed reload is logged
-// and not retried until the file changes again. Watch returns ctx.Err()
-// when ctx is done; with no Path it just waits for ctx.
+// Watch calls [Reloader.Poll] every interval (DefaultWatchInterval when
+// interval is zero or less), so a changed file is adopted one to two
+// intervals after its last write. Watch returns ctx.Err() when ctx is done;
+// with no Path it just waits for ctx.
 func (r *Reloader) Watch(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		interval = DefaultWatchInterval
@@ -140,26 +262,7 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		if r.changed() {
-			// The error is logged and reported through OnReload.
-			_ = r.Reload()
-		}
+		// The error is logged and reported through OnReload.
+		_, _ = r.Poll()
 	}
-}
-
-// changed reports whether the file's stat differs from the one seen at the
-// last load attempt. A file that cannot be stat'ed has not changed (an
-// editor may be replacing it); it is read again once it is back.
-func (r *Reloader) changed() bool {
-	st, err := os.Stat(r.opts.Path)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			r.log.Warn("policy stat failed", "path", r.opts.Path, "err", err)
-		}
-		return false
-	}
-	r.mu.Lock()
-	seen := r.seen
-	r.mu.Unlock()
-	return seen == nil || !os.SameFile(seen, st) || !st.ModTime().Equal(seen.ModTime()) || st.Size() != seen.Size()
 }

@@ -254,6 +254,7 @@ func TestReloaderWatch(t *testing.T) {
 	}
 
 	writeFile(t, path, policyBlock)
+	// Adopted once two polls in a row see the same file.
 	waitFor("the new policy", func() bool { return r.Current() != first })
 	if got := r.Current().Decide("x", pypi.Facts{Verdict: pypi.VerdictUnattested}).Action; got != policy.ActionBlock {
 		t.Errorf("after the change: action %q; want block", got)
@@ -275,4 +276,74 @@ func TestReloaderWatch(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Watch() = %v; want context.Canceled", err)
 	}
+}
+
+// TestReloaderPollHalfWritten writes a policy in place in two halves, the
+// first of which is a valid (and permissive) policy on its own: the poller
+// never adopts it, and adopts the whole file once it is unchanged.
+func TestReloaderPollHalfWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, path, policyYank)
+	r, err := policy.NewReloader(policy.ReloaderOptions{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const half = "version: 1\n" // valid: nothing required, everything allowed
+	const rest = "defaults:\n  require: attestation\n  action: block\n"
+	if _, err := policy.Parse([]byte(half)); err != nil {
+		t.Fatalf("the first half must be a valid policy for this test: %v", err)
+	}
+	action := func() policy.Action {
+		return r.Current().Decide("x", pypi.Facts{Verdict: pypi.VerdictUnattested}).Action
+	}
+	poll := func(step string, wantAttempt bool, want policy.Action) {
+		t.Helper()
+		attempted, err := r.Poll()
+		if attempted != wantAttempt || err != nil {
+			t.Errorf("%s: Poll() = %v, %v; want %v, nil", step, attempted, err, wantAttempt)
+		}
+		if got := action(); got != want {
+			t.Errorf("%s: action %q; want %q", step, got, want)
+		}
+	}
+	poll("unchanged", false, policy.ActionYank)
+
+	// The writer truncates the file in place and writes the first half.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(half); err != nil {
+		t.Fatal(err)
+	}
+	poll("first half seen", false, policy.ActionYank)
+	// The second half lands before the next poll.
+	if _, err := f.WriteString(rest); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	poll("whole file seen once", false, policy.ActionYank)
+	poll("whole file seen twice", true, policy.ActionBlock)
+	poll("idle", false, policy.ActionBlock)
+
+	// A bad file is tried once, kept out, and not retried until it changes.
+	writeFile(t, path, policyBad)
+	poll("bad file seen", false, policy.ActionBlock)
+	if attempted, err := r.Poll(); !attempted || !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("bad file seen twice: Poll() = %v, %v; want true, ErrInvalid", attempted, err)
+	}
+	poll("bad file again", false, policy.ActionBlock)
+
+	// SIGHUP (Reload) adopts at once.
+	writeFile(t, path, policyYank)
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := action(); got != policy.ActionYank {
+		t.Errorf("after Reload: action %q; want yank", got)
+	}
+	poll("after Reload", false, policy.ActionYank)
 }
