@@ -64,10 +64,10 @@ func TestRealDistributions(t *testing.T) {
 			t.Fatal(err)
 		}
 		u := "https://pypi.org/integrity/x/1/" + filepath.Base(p)
-		if err := s.PutProvenance(u, cache.ProvenanceEntry{Body: body, SHA256: sha(body), FetchedAt: time.Now()}); err != nil {
+		if err := s.PutProvenance("default", u, cache.ProvenanceEntry{Body: body, SHA256: sha(body), FetchedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		e, err := s.Provenance(u)
+		e, err := s.Provenance("default", u)
 		if err != nil || !bytes.Equal(e.Body, body) || e.SHA256 != sha(body) {
 			t.Errorf("Provenance(%s): got %d bytes (sha256 %s), %v; want the %d bytes of the fixture", p, len(e.Body), e.SHA256, err, len(body))
 		}

@@ -287,6 +287,9 @@ func checkRecord(bucket string, k, v []byte) (sha string, err error) {
 			return "", fmt.Errorf("verdict %q is not cacheable", r.Facts.Verdict)
 		}
 	case bucketProvenance:
+		if _, u, ok := splitScopedKey(k); !ok || u == "" {
+			return "", errors.New("provenance key is not <upstream>/<url>")
+		}
 		var r provenanceRecord
 		if err := decode(v, &r); err != nil {
 			return "", err
@@ -298,8 +301,8 @@ func checkRecord(bucket string, k, v []byte) (sha string, err error) {
 			}
 		}
 	case bucketPages:
-		if !isNormalized(string(k)) {
-			return "", errors.New("project name not normalised")
+		if _, p, ok := splitScopedKey(k); !ok || !isNormalized(p) {
+			return "", errors.New("page key is not <upstream>/<normalised project name>")
 		}
 		var r pageRecord
 		if err := decode(v, &r); err != nil {

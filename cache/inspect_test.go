@@ -27,8 +27,8 @@ func populate(t *testing.T, s *cache.Store) (blobs []string) {
 	}
 	must(s.PutFacts(cache.FactKey{FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictUnattested}))
 	must(s.PutFacts(cache.FactKey{FileSHA256: sumB, ProvenanceSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictVerified}))
-	must(s.PutProvenance("https://pypi.org/integrity/demo/1/demo-1.tar.gz/provenance", cache.ProvenanceEntry{Body: []byte("{}"), FetchedAt: now}))
-	must(s.PutPage("demo", &pypi.ProjectPage{Name: "demo"}, now))
+	must(s.PutProvenance("default", "https://pypi.org/integrity/demo/1/demo-1.tar.gz/provenance", cache.ProvenanceEntry{Body: []byte("{}"), FetchedAt: now}))
+	must(s.PutPage("default", "demo", &pypi.ProjectPage{Name: "demo"}, now))
 	must(s.PutProjectList(&pypi.ProjectList{Projects: []pypi.ProjectEntry{{Name: "demo"}}}, now))
 	must(s.UpdateHistory("demo", func(*cache.History) {}))
 	for _, data := range []string{"wheel", "metadata"} {
@@ -159,7 +159,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 		if err := tx.Bucket([]byte("facts")).Put([]byte("nonsense"), []byte(`{"v":1}`)); err != nil {
 			return err
 		}
-		if err := tx.Bucket([]byte("pages")).Put([]byte("demo"), []byte(`{"v":1,"page":`)); err != nil {
+		if err := tx.Bucket([]byte("pages")).Put([]byte("default/demo"), []byte(`{"v":1,"page":`)); err != nil {
 			return err
 		}
 		return tx.Bucket([]byte("history")).Put([]byte("future"), []byte(`{"v":7}`))
@@ -173,7 +173,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 	want := []struct{ kind, where string }{
 		{"record", "facts/nonsense"},
 		{"record", "history/future"},
-		{"record", "pages/demo"},
+		{"record", "pages/default/demo"},
 		{"ref", "refs/metadata:" + sumB},
 		{"blob", wheel},
 		{"blob", stray},
@@ -197,7 +197,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 
 	// The damaged page reads as a bad record, which callers treat as a miss.
 	s = openStore(t, dir)
-	if _, _, err := s.Page("demo"); !errors.Is(err, cache.ErrBadRecord) {
+	if _, _, err := s.Page("default", "demo"); !errors.Is(err, cache.ErrBadRecord) {
 		t.Errorf("Page of a garbled record: got %v; want ErrBadRecord", err)
 	}
 	if _, err := s.History("future"); !errors.Is(err, cache.ErrBadRecord) {

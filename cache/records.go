@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -167,6 +168,29 @@ func checkProject(project string) error {
 	return nil
 }
 
+// maxUpstreamName bounds an upstream name in a key.
+const maxUpstreamName = 64
+
+// checkUpstream checks the name of the upstream a record came from: the
+// first part of page and provenance keys, so that two upstreams never share
+// (and never overwrite) each other's records.
+func checkUpstream(name string) error {
+	if name == "" || len(name) > maxUpstreamName || strings.ContainsAny(name, "/ \x00") {
+		return fmt.Errorf("%w: upstream name %q", ErrInvalidKey, name)
+	}
+	return nil
+}
+
+// scopedKey is "<upstream>/<rest>": the upstream name holds no "/", so the
+// first "/" splits the key.
+func scopedKey(upstream, rest string) []byte { return []byte(upstream + "/" + rest) }
+
+// splitScopedKey undoes scopedKey.
+func splitScopedKey(k []byte) (upstream, rest string, ok bool) {
+	upstream, rest, ok = strings.Cut(string(k), "/")
+	return upstream, rest, ok && checkUpstream(upstream) == nil
+}
+
 // FactKey identifies verification facts: the file's sha256, the sha256 of
 // the provenance body they were computed from ("" when the file has none),
 // and the sha256 of the Sigstore trust root used. Digests are lower-case hex.
@@ -282,25 +306,31 @@ type ProvenanceEntry struct {
 	Absent bool
 }
 
-// Provenance returns the entry cached for the upstream provenance URL, or
-// [ErrNotFound].
-func (s *Store) Provenance(url string) (ProvenanceEntry, error) {
+// Provenance returns the entry cached for the provenance URL of the named
+// upstream, or [ErrNotFound].
+func (s *Store) Provenance(upstream, url string) (ProvenanceEntry, error) {
 	if url == "" || len(url) > maxURLKey {
 		return ProvenanceEntry{}, fmt.Errorf("%w: provenance URL of %d bytes", ErrInvalidKey, len(url))
 	}
+	if err := checkUpstream(upstream); err != nil {
+		return ProvenanceEntry{}, err
+	}
 	var r provenanceRecord
-	if err := s.get(bucketProvenance, []byte(url), &r); err != nil {
+	if err := s.get(bucketProvenance, scopedKey(upstream, url), &r); err != nil {
 		return ProvenanceEntry{}, err
 	}
 	return ProvenanceEntry{Body: r.Body, SHA256: r.SHA256, FetchedAt: r.FetchedAt, Absent: r.Absent}, nil
 }
 
-// PutProvenance caches e for the upstream provenance URL. An Absent entry
-// must have no body; otherwise e.SHA256, when set, must match the body
-// (a [*DigestError] if not). Safe for many concurrent callers.
-func (s *Store) PutProvenance(url string, e ProvenanceEntry) error {
+// PutProvenance caches e for the provenance URL of the named upstream. An
+// Absent entry must have no body; otherwise e.SHA256, when set, must match
+// the body (a [*DigestError] if not). Safe for many concurrent callers.
+func (s *Store) PutProvenance(upstream, url string, e ProvenanceEntry) error {
 	if url == "" || len(url) > maxURLKey {
 		return fmt.Errorf("%w: provenance URL of %d bytes", ErrInvalidKey, len(url))
+	}
+	if err := checkUpstream(upstream); err != nil {
+		return err
 	}
 	r := provenanceRecord{header: header{recordVersion}, FetchedAt: e.FetchedAt.UTC(), Absent: e.Absent}
 	if e.Absent {
@@ -315,17 +345,21 @@ func (s *Store) PutProvenance(url string, e ProvenanceEntry) error {
 		}
 		r.Body, r.SHA256 = e.Body, got
 	}
-	return s.put(bucketProvenance, []byte(url), r)
+	return s.put(bucketProvenance, scopedKey(upstream, url), r)
 }
 
-// Page returns the snapshot of the upstream page of project (PEP 503
-// normalised) and when it was fetched, or [ErrNotFound].
-func (s *Store) Page(project string) (*pypi.ProjectPage, time.Time, error) {
+// Page returns the snapshot of the page of project (PEP 503 normalised)
+// fetched from the named upstream and when it was fetched, or
+// [ErrNotFound].
+func (s *Store) Page(upstream, project string) (*pypi.ProjectPage, time.Time, error) {
 	if err := checkProject(project); err != nil {
 		return nil, time.Time{}, err
 	}
+	if err := checkUpstream(upstream); err != nil {
+		return nil, time.Time{}, err
+	}
 	var r pageRecord
-	if err := s.get(bucketPages, []byte(project), &r); err != nil {
+	if err := s.get(bucketPages, scopedKey(upstream, project), &r); err != nil {
 		return nil, time.Time{}, err
 	}
 	if r.Page == nil {
@@ -334,16 +368,19 @@ func (s *Store) Page(project string) (*pypi.ProjectPage, time.Time, error) {
 	return r.Page, r.FetchedAt, nil
 }
 
-// PutPage stores p as the snapshot of project's upstream page, fetched at
-// fetchedAt. project must be PEP 503-normalised.
-func (s *Store) PutPage(project string, p *pypi.ProjectPage, fetchedAt time.Time) error {
+// PutPage stores p as the snapshot of project's page from the named
+// upstream, fetched at fetchedAt. project must be PEP 503-normalised.
+func (s *Store) PutPage(upstream, project string, p *pypi.ProjectPage, fetchedAt time.Time) error {
 	if err := checkProject(project); err != nil {
+		return err
+	}
+	if err := checkUpstream(upstream); err != nil {
 		return err
 	}
 	if p == nil {
 		return errors.New("cache: PutPage with a nil page")
 	}
-	return s.put(bucketPages, []byte(project), pageRecord{header{recordVersion}, fetchedAt.UTC(), p})
+	return s.put(bucketPages, scopedKey(upstream, project), pageRecord{header{recordVersion}, fetchedAt.UTC(), p})
 }
 
 // ProjectList returns the snapshot of the upstream project list and when it

@@ -86,13 +86,13 @@ func TestProvenance(t *testing.T) {
 	body := []byte(`{"version":1,"attestation_bundles":[]}`)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	const u = "https://pypi.org/integrity/x/1.0/x-1.0.tar.gz/provenance"
-	if _, err := s.Provenance(u); !errors.Is(err, cache.ErrNotFound) {
+	if _, err := s.Provenance("default", u); !errors.Is(err, cache.ErrNotFound) {
 		t.Fatalf("Provenance before Put: got %v; want ErrNotFound", err)
 	}
-	if err := s.PutProvenance(u, cache.ProvenanceEntry{Body: body, FetchedAt: at}); err != nil {
+	if err := s.PutProvenance("default", u, cache.ProvenanceEntry{Body: body, FetchedAt: at}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Provenance(u)
+	got, err := s.Provenance("default", u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +101,10 @@ func TestProvenance(t *testing.T) {
 	}
 
 	const u2 = "https://pypi.org/integrity/x/1.0/x-1.0-py3-none-any.whl/provenance"
-	if err := s.PutProvenance(u2, cache.ProvenanceEntry{Absent: true, FetchedAt: at}); err != nil {
+	if err := s.PutProvenance("default", u2, cache.ProvenanceEntry{Absent: true, FetchedAt: at}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Provenance(u2); err != nil || !got.Absent || got.Body != nil {
+	if got, err := s.Provenance("default", u2); err != nil || !got.Absent || got.Body != nil {
 		t.Errorf("absent Provenance: got %+v, %v; want Absent and no body", got, err)
 	}
 
@@ -120,16 +120,16 @@ func TestProvenance(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := s.PutProvenance(tc.url, tc.e); err == nil {
+			if err := s.PutProvenance("default", tc.url, tc.e); err == nil {
 				t.Error("PutProvenance: got nil error")
 			}
 		})
 	}
 	var de *cache.DigestError
-	if err := s.PutProvenance(u, cache.ProvenanceEntry{Body: body, SHA256: sumA}); !errors.As(err, &de) || de.Want != sumA || de.Got != sha(body) {
+	if err := s.PutProvenance("default", u, cache.ProvenanceEntry{Body: body, SHA256: sumA}); !errors.As(err, &de) || de.Want != sumA || de.Got != sha(body) {
 		t.Errorf("mismatch: got %v; want DigestError{%s, %s}", err, sumA, sha(body))
 	}
-	if got, _ := s.Provenance(u); string(got.Body) != string(body) {
+	if got, _ := s.Provenance("default", u); string(got.Body) != string(body) {
 		t.Errorf("a refused Put changed the entry: got %q", got.Body)
 	}
 }
@@ -179,19 +179,19 @@ func TestPageAndListRoundTrip(t *testing.T) {
 	fill(reflect.ValueOf(&list).Elem(), &n)
 	at := time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC)
 
-	if _, _, err := s.Page("demo"); !errors.Is(err, cache.ErrNotFound) {
+	if _, _, err := s.Page("default", "demo"); !errors.Is(err, cache.ErrNotFound) {
 		t.Fatalf("Page before Put: got %v; want ErrNotFound", err)
 	}
 	if _, _, err := s.ProjectList(); !errors.Is(err, cache.ErrNotFound) {
 		t.Fatalf("ProjectList before Put: got %v; want ErrNotFound", err)
 	}
-	if err := s.PutPage("demo", &page, at); err != nil {
+	if err := s.PutPage("default", "demo", &page, at); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutProjectList(&list, at); err != nil {
 		t.Fatal(err)
 	}
-	gotPage, gotAt, err := s.Page("demo")
+	gotPage, gotAt, err := s.Page("default", "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +207,11 @@ func TestPageAndListRoundTrip(t *testing.T) {
 	}
 
 	for _, name := range []string{"", "Demo", "demo_x", "demo.x", "-demo", "demo-", "de--mo", "../etc", "demo/x"} {
-		if err := s.PutPage(name, &page, at); !errors.Is(err, cache.ErrInvalidKey) {
+		if err := s.PutPage("default", name, &page, at); !errors.Is(err, cache.ErrInvalidKey) {
 			t.Errorf("PutPage(%q): got %v; want ErrInvalidKey", name, err)
 		}
 	}
-	if err := s.PutPage("demo", nil, at); err == nil {
+	if err := s.PutPage("default", "demo", nil, at); err == nil {
 		t.Error("PutPage(nil): got nil error")
 	}
 	if err := s.PutProjectList(nil, at); err == nil {

@@ -106,7 +106,7 @@ func BenchmarkVerdictLookupAndDecision(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		facts, ok := tp.srv.cachedFacts(f)
+		facts, ok := tp.srv.cachedFacts("demo", f)
 		if !ok {
 			b.Fatal("facts not cached")
 		}
@@ -153,7 +153,7 @@ func BenchmarkEagerFirstView(b *testing.B) {
 		}
 		pol := &staticPolicy{}
 		pol.p.Store(mustPolicy(b, ""))
-		srv, err := New(Options{Upstream: client, Store: store, Verifier: verifier, Policy: pol,
+		srv, err := New(Options{Upstream: upstream.Single(client), Store: store, Verifier: verifier, Policy: pol,
 			Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
 			EagerReleases: 3, EagerBudget: time.Minute})
 		if err != nil {
@@ -168,13 +168,13 @@ func BenchmarkEagerFirstView(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatalf("status %d", w.Code)
 		}
-		pg, _, err := store.Page("eager")
+		pg, _, err := store.Page("default", "eager")
 		if err != nil {
 			b.Fatal(err)
 		}
 		verified = 0
 		for j := range pg.Files {
-			if f, ok := srv.cachedFacts(&pg.Files[j]); ok && f.Verdict == pypi.VerdictVerified {
+			if f, ok := srv.cachedFacts("eager", &pg.Files[j]); ok && f.Verdict == pypi.VerdictVerified {
 				verified++
 			}
 		}

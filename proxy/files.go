@@ -67,7 +67,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	}
 	if metadata {
 		ri.route = routeMetadata
-		return s.serveMetadata(w, r, f)
+		return s.serveMetadata(w, r, project, f)
 	}
 	sha := f.SHA256()
 	if sha == "" {
@@ -92,7 +92,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 			Err: fmt.Errorf("blocked by rule %q: %s", d.Rule, describe(facts))}
 	}
 	return s.serveBlob(w, r, sha, filename, "file", func(ctx context.Context) (io.ReadCloser, int64, error) {
-		b, err := s.up.Open(ctx, f.URL, "file")
+		b, err := s.up.Open(ctx, project, f.URL, "file")
 		if err != nil {
 			return nil, 0, err
 		}
@@ -102,12 +102,15 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 
 // serveMetadata serves the PEP 658 metadata of f from the blob store,
 // filling it from <file-url>.metadata once.
-func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, f *pypi.File) error {
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, project string, f *pypi.File) error {
 	if !f.CoreMetadata {
 		return errorf(http.StatusNotFound, "pipgate: the index lists no metadata for %s", f.Filename)
 	}
 	want := f.CoreMetadataHashes["sha256"]
-	ref := "metadata:" + f.SHA256()
+	up, _ := s.up.Owner(project)
+	// The ref is per upstream: what one upstream said a file's metadata is
+	// never answers for another's copy of the file.
+	ref := "metadata:" + up + ":" + f.SHA256()
 	if want == "" && f.SHA256() != "" {
 		if sha, err := s.store.Ref(ref); err == nil {
 			want = sha
@@ -122,7 +125,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, f *pypi.F
 		}
 	}
 	return s.serveBlob(w, r, want, f.Filename+metadataSuffix, "metadata", func(ctx context.Context) (io.ReadCloser, int64, error) {
-		b, err := s.up.Open(ctx, f.URL+metadataSuffix, "metadata")
+		b, err := s.up.Open(ctx, project, f.URL+metadataSuffix, "metadata")
 		if err != nil {
 			return nil, 0, err
 		}
@@ -265,7 +268,7 @@ func (s *Server) serveProvenance(w http.ResponseWriter, r *http.Request) error {
 	if f.Provenance == "" {
 		return noProvenance()
 	}
-	e, c, err := s.provenance(ctx, f.Provenance)
+	e, c, err := s.provenance(ctx, project, f.Provenance)
 	if err != nil {
 		return err
 	}

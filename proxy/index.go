@@ -109,7 +109,7 @@ func (s *Server) servedPage(r *http.Request, p *pypi.ProjectPage, pol *policy.Po
 			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(&f)) + "/" +
 				url.PathEscape(f.Filename) + "/provenance"
 		}
-		if facts, ok := s.cachedFacts(&f); ok {
+		if facts, ok := s.cachedFacts(p.Name, &f); ok {
 			d := pol.Decide(p.Name, facts)
 			if d.Yanks() {
 				nf.Yanked = true

@@ -27,13 +27,24 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// Upstream is what the proxy needs of the upstream index
-// (*upstream.Client); tests swap in a fake.
+// Upstream is what the proxy needs of the upstream indexes
+// (*upstream.Router): every call names the project, so that the upstream
+// that owns it (and only that one) answers. Tests swap in a fake.
 type Upstream interface {
+	// Owner names the upstream serving project ("" when none does) and how
+	// long its pages stay fresh (0: Options.IndexTTL). Names scope the
+	// cached pages and provenance, so two upstreams never share a record.
+	Owner(project string) (name string, indexTTL time.Duration)
 	Project(ctx context.Context, name string) (*pypi.ProjectPage, error)
 	ProjectList(ctx context.Context) (*pypi.ProjectList, error)
-	Open(ctx context.Context, rawURL, kind string) (*upstream.Body, error)
-	Provenance(ctx context.Context, rawURL string) ([]byte, error)
+	Open(ctx context.Context, project, rawURL, kind string) (*upstream.Body, error)
+	Provenance(ctx context.Context, project, rawURL string) ([]byte, error)
+}
+
+// upstreamLister is implemented by an Upstream that can describe its
+// upstreams (*upstream.Router): the status page and /readyz use it.
+type upstreamLister interface {
+	Upstreams() []upstream.Info
 }
 
 // Verifier verifies a file's provenance offline.

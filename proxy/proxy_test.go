@@ -123,7 +123,7 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 	}
 	t.Cleanup(func() { audit.Close() })
 	o := Options{
-		Upstream:      client,
+		Upstream:      upstream.Single(client),
 		Store:         store,
 		Verifier:      tp.verifier,
 		Policy:        tp.policy,

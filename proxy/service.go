@@ -44,12 +44,17 @@ func await[T any](ctx context.Context, s *Server, key string, timeout time.Durat
 // else from the upstream; when the upstream fails (but does not say the
 // project is gone) the last good copy is served and marked stale.
 func (s *Server) page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, string, error) {
+	up, _ := s.up.Owner(project)
+	if up == "" {
+		s.metrics.cacheLookup("index", cacheMiss)
+		return nil, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
+	}
 	var cached *pypi.ProjectPage
 	var fetchedAt time.Time
 	var err error
 	if m, ok := s.pages.getPage(project); ok {
 		cached, fetchedAt = m.page, m.fetchedAt
-	} else if cached, fetchedAt, err = s.store.Page(project); err == nil {
+	} else if cached, fetchedAt, err = s.store.Page(up, project); err == nil {
 		s.pages.putPage(project, cached, fetchedAt)
 	}
 	switch {
@@ -67,7 +72,7 @@ func (s *Server) page(ctx context.Context, project string, maxAge time.Duration)
 		}
 		p.Name = project
 		now := s.now()
-		if err := s.store.PutPage(project, p, now); err != nil {
+		if err := s.store.PutPage(up, project, p, now); err != nil {
 			s.log.Error("caching page", "project", project, "err", err)
 		}
 		s.pages.putPage(project, p, now)
@@ -148,17 +153,25 @@ func fileNamed(p *pypi.ProjectPage, filename string) *pypi.File {
 	return nil
 }
 
-// provenance returns the Integrity API body at url: cached for IndexTTL (the
+// provenance returns the Integrity API body at url, fetched from the
+// upstream that owns project: cached for that upstream's index TTL (the
 // object is mutable), fetched, or stale when the upstream fails.
-func (s *Server) provenance(ctx context.Context, url string) (cache.ProvenanceEntry, string, error) {
-	cached, err := s.store.Provenance(url)
-	if err == nil && s.now().Sub(cached.FetchedAt) < s.opts.IndexTTL {
+func (s *Server) provenance(ctx context.Context, project, url string) (cache.ProvenanceEntry, string, error) {
+	up, ttl := s.up.Owner(project)
+	if up == "" {
+		return cache.ProvenanceEntry{}, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
+	}
+	if ttl == 0 {
+		ttl = s.opts.IndexTTL
+	}
+	cached, err := s.store.Provenance(up, url)
+	if err == nil && s.now().Sub(cached.FetchedAt) < ttl {
 		s.metrics.cacheLookup("provenance", cacheHit)
 		return cached, cacheHit, nil
 	}
 	haveCached := err == nil
-	e, ferr := await(ctx, s, "prov:"+url, s.opts.FetchTimeout, func(ctx context.Context) (cache.ProvenanceEntry, error) {
-		body, err := s.up.Provenance(ctx, url)
+	e, ferr := await(ctx, s, "prov:"+up+"/"+url, s.opts.FetchTimeout, func(ctx context.Context) (cache.ProvenanceEntry, error) {
+		body, err := s.up.Provenance(ctx, project, url)
 		e := cache.ProvenanceEntry{FetchedAt: s.now()}
 		switch {
 		case errors.Is(err, upstream.ErrNoProvenance):
@@ -169,7 +182,7 @@ func (s *Server) provenance(ctx context.Context, url string) (cache.ProvenanceEn
 			sum := sha256.Sum256(body)
 			e.Body, e.SHA256 = body, hex.EncodeToString(sum[:])
 		}
-		if err := s.store.PutProvenance(url, e); err != nil {
+		if err := s.store.PutProvenance(up, url, e); err != nil {
 			s.log.Error("caching provenance", "upstream_url", url, "err", err)
 		}
 		s.pages.factsChanged()
@@ -201,7 +214,7 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 	if sha == "" {
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "format", Detail: errUpstreamNoHash.Error()}, ""
 	}
-	e, _, err := s.provenance(ctx, f.Provenance)
+	e, _, err := s.provenance(ctx, project, f.Provenance)
 	if err != nil {
 		s.metrics.verification(pypi.VerdictError, "fetch", 0)
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "fetch", Detail: "fetching provenance: " + err.Error()}, ""
@@ -284,11 +297,15 @@ func publisherKey(id pypi.Identity) string {
 
 // cachedFacts is facts without any network or verification: what the index
 // can show for free. ok is false when nothing is known yet.
-func (s *Server) cachedFacts(f *pypi.File) (pypi.Facts, bool) {
+func (s *Server) cachedFacts(project string, f *pypi.File) (pypi.Facts, bool) {
 	if f.Provenance == "" {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, true
 	}
-	e, err := s.store.Provenance(f.Provenance)
+	up, _ := s.up.Owner(project)
+	if up == "" {
+		return pypi.Facts{}, false
+	}
+	e, err := s.store.Provenance(up, f.Provenance)
 	if err != nil {
 		return pypi.Facts{}, false
 	}
@@ -317,7 +334,7 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 		if f.Provenance == "" || f.SHA256() == "" {
 			continue
 		}
-		if _, ok := s.cachedFacts(f); !ok {
+		if _, ok := s.cachedFacts(p.Name, f); !ok {
 			todo = append(todo, f)
 		}
 	}

@@ -38,7 +38,7 @@ func seedCache(t *testing.T) (dir, blob string) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.PutPage("demo", &pypi.ProjectPage{Name: "demo"}, time.Now()); err != nil {
+	if err := s.PutPage("default", "demo", &pypi.ProjectPage{Name: "demo"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	w, err := s.NewBlob()

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pipgate/pipgate/proxy/upstream"
 )
 
 // config is the server configuration file (product.md "Server configuration").
@@ -21,8 +23,11 @@ type config struct {
 	Listen string `yaml:"listen"`
 	// DataDir holds the bbolt database and the file blobs.
 	DataDir string `yaml:"data_dir"`
-	// Upstream is the index pipgate mirrors.
+	// Upstream is the index pipgate mirrors (one upstream, named "default").
 	Upstream upstreamConfig `yaml:"upstream"`
+	// Upstreams replaces Upstream with several indexes, each owning the
+	// project names its Projects match (product.md "Several upstreams").
+	Upstreams []upstreamEntry `yaml:"upstreams"`
 	// Trust selects the Sigstore trusted root.
 	Trust trustConfig `yaml:"trust"`
 	// Policy is the policy file; empty: the built-in default (observe only).
@@ -52,6 +57,89 @@ type config struct {
 	flags map[string]string
 	// notes are things loadConfig changed that serve logs and the check prints.
 	notes []string
+}
+
+// upstreamEntry is one item of "upstreams:".
+type upstreamEntry struct {
+	// Name names the upstream in metrics, logs, the status page and cache
+	// keys: lower-case letters, digits, "-" and "_".
+	Name string `yaml:"name"`
+	// URL is the base URL: simple index at <url>simple/, Integrity API at <url>integrity/.
+	URL string `yaml:"url"`
+	// Projects are the names this upstream owns (PEP 503-normalised, globs
+	// allowed); empty: it serves every name no upstream owns, if it is the
+	// first such entry.
+	Projects []string `yaml:"projects"`
+	// FileHosts are the hosts files may be fetched from besides URL's own.
+	FileHosts []string `yaml:"file_hosts"`
+	// IndexTTL is how long a project page is fresh; unset or 0s: 10m.
+	IndexTTL duration `yaml:"index_ttl"`
+	// Timeout bounds one upstream request; unset or 0s: 30s.
+	Timeout duration `yaml:"timeout"`
+	// Username turns on HTTP basic auth, sent only to URL's own origin.
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (one line); or PasswordEnv names the
+	// environment variable that does. Exactly one with Username.
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+}
+
+// maxPasswordBytes bounds a password file.
+const maxPasswordBytes = 4 << 10
+
+// password reads the entry's password from its file or environment
+// variable; "" without Username. The error never contains the password;
+// passwordKey names the key it is about.
+func (e upstreamEntry) password() (string, error) {
+	switch {
+	case e.Username == "":
+		return "", nil
+	case e.PasswordFile != "":
+		data, err := readLimited(e.PasswordFile, maxPasswordBytes)
+		if err != nil {
+			return "", fmt.Errorf("cannot read %s: %s", e.PasswordFile, unwrapPathError(err))
+		}
+		pw := strings.TrimRight(string(data), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("%s is empty", e.PasswordFile)
+		}
+		if strings.ContainsAny(pw, "\r\n") {
+			return "", fmt.Errorf("%s: want the password on one line", e.PasswordFile)
+		}
+		return pw, nil
+	default:
+		pw := os.Getenv(e.PasswordEnv)
+		if pw == "" {
+			return "", fmt.Errorf("environment variable %s is unset or empty", e.PasswordEnv)
+		}
+		return pw, nil
+	}
+}
+
+// passwordKey is the key password's error is about.
+func (e upstreamEntry) passwordKey() string {
+	if e.PasswordFile != "" {
+		return "password_file"
+	}
+	return "password_env"
+}
+
+// upstreamPath is the YAML path of key in the i-th upstream.
+func (c *config) upstreamPath(i int, key string) string {
+	if len(c.Upstreams) == 0 {
+		return "upstream." + key
+	}
+	return fmt.Sprintf("upstreams[%d].%s", i, key)
+}
+
+// upstreamList returns the configured upstreams in order: the entries of
+// "upstreams:", or the single "upstream:" named "default".
+func (c *config) upstreamList() []upstreamEntry {
+	if len(c.Upstreams) > 0 {
+		return c.Upstreams
+	}
+	u := c.Upstream
+	return []upstreamEntry{{Name: upstream.DefaultName, URL: u.URL, FileHosts: u.FileHosts, IndexTTL: u.IndexTTL, Timeout: u.Timeout}}
 }
 
 type tlsConfig struct {
@@ -261,9 +349,9 @@ func (c *config) validate() []*configError {
 		bad("data_dir", "required")
 	}
 	if u, err := url.Parse(c.Upstream.URL); err != nil {
-		bad("upstream.url", "want an absolute http(s) URL, got %q", c.Upstream.URL)
+		bad("upstream.url", "want an absolute http(s) URL (%v)", redactURLError(err))
 	} else if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		bad("upstream.url", "want an absolute http(s) URL, got %q", c.Upstream.URL)
+		bad("upstream.url", "want an absolute http(s) URL, got %q", u.Redacted())
 	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		bad("upstream.url", "must not carry a query, fragment or credentials")
 	} else {
@@ -287,6 +375,7 @@ func (c *config) validate() []*configError {
 	if c.Upstream.Timeout <= 0 {
 		bad("upstream.timeout", "must be positive")
 	}
+	c.validateUpstreams(bad)
 	if c.Verification.EagerReleases < 0 {
 		bad("verification.eager_releases", "must not be negative")
 	}
@@ -344,4 +433,117 @@ func (c *config) resolve(base string) {
 	abs(&c.Egress.CAKey)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
+	for i := range c.Upstreams {
+		abs(&c.Upstreams[i].PasswordFile)
+	}
+}
+
+// validateUpstreams checks "upstreams:" (and that it is not combined with
+// "upstream:" or --upstream), and fills in each entry's defaults.
+func (c *config) validateUpstreams(bad func(field, format string, args ...any)) {
+	if l := c.lines["upstreams"]; l > 0 {
+		if u := c.lines["upstream"]; u > 0 {
+			bad("upstreams", "cannot be combined with upstream: (line %d); use one of them", u)
+		}
+		if f, ok := c.flags["upstream.url"]; ok {
+			bad("upstreams", "cannot be combined with %s", f)
+		}
+		if len(c.Upstreams) == 0 {
+			bad("upstreams", "want at least one upstream")
+		}
+	}
+	names := map[string]int{}
+	for i := range c.Upstreams {
+		e := &c.Upstreams[i]
+		f := func(field string) string { return fmt.Sprintf("upstreams[%d].%s", i, field) }
+		switch {
+		case e.Name == "":
+			bad(f("name"), "required")
+		case !upstream.ValidName(e.Name):
+			bad(f("name"), "want lower-case letters, digits, '-' and '_' (at most 64, starting with a letter or digit), got %q", e.Name)
+		default:
+			if j, dup := names[e.Name]; dup {
+				bad(f("name"), "%q is already the name of upstreams[%d]", e.Name, j)
+			}
+			names[e.Name] = i
+		}
+		if e.URL == "" {
+			bad(f("url"), "required")
+		} else if u, err := url.Parse(e.URL); err != nil {
+			bad(f("url"), "want an absolute http(s) URL (%v)", redactURLError(err))
+		} else if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(f("url"), "want an absolute http(s) URL, got %q", u.Redacted())
+		} else if u.User != nil {
+			bad(f("url"), "must not carry credentials (use username with password_file or password_env)")
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			bad(f("url"), "must not carry a query or fragment")
+		} else {
+			given := e.URL
+			if !strings.HasSuffix(e.URL, "/") {
+				e.URL += "/"
+			}
+			if base, ok := strings.CutSuffix(e.URL, "/simple/"); ok {
+				e.URL = base + "/"
+				c.notes = append(c.notes, fmt.Sprintf("%s %q is a simple index (the URL pip takes); using its base %q", f("url"), given, e.URL))
+			}
+		}
+		for j, p := range e.Projects {
+			if _, err := upstream.NormalizePattern(p); err != nil {
+				bad(fmt.Sprintf("upstreams[%d].projects[%d]", i, j), "%v", err)
+			}
+		}
+		for j, h := range e.FileHosts {
+			if h == "" || strings.ContainsAny(h, "/:@ ") {
+				bad(fmt.Sprintf("upstreams[%d].file_hosts[%d]", i, j), "want a host name, got %q", h)
+			}
+		}
+		if e.IndexTTL < 0 {
+			bad(f("index_ttl"), "must not be negative")
+		} else if e.IndexTTL == 0 {
+			e.IndexTTL = duration(10 * time.Minute)
+		}
+		if e.Timeout < 0 {
+			bad(f("timeout"), "must not be negative")
+		} else if e.Timeout == 0 {
+			e.Timeout = duration(30 * time.Second)
+		}
+		switch {
+		case e.Username == "" && (e.PasswordFile != "" || e.PasswordEnv != ""):
+			bad(f("username"), "required with password_file or password_env")
+		case e.Username != "" && e.PasswordFile == "" && e.PasswordEnv == "":
+			bad(f("username"), "is set: give password_file or password_env")
+		case e.PasswordFile != "" && e.PasswordEnv != "":
+			bad(f("password_env"), "give password_file or password_env, not both")
+		}
+		if strings.ContainsAny(e.Username, ":\r\n") {
+			bad(f("username"), "must not contain ':' or a line break")
+		}
+		if e.PasswordEnv != "" && !validEnvName(e.PasswordEnv) {
+			bad(f("password_env"), "want an environment variable name, got %q", e.PasswordEnv)
+		}
+	}
+}
+
+// validEnvName reports whether s is a portable environment variable name.
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// redactURLError drops the URL from a url.Parse error (it quotes the URL,
+// which may carry a password).
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -114,3 +114,111 @@ func TestLoadBadConfigs(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadConfigUpstreams(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pipgate.yaml")
+	body := `upstreams:
+  - name: internal
+    url: https://pypi.internal.example/base
+    projects: ["acme-*", "Internal_Lib"]
+    username: ci
+    password_file: secrets/pw
+    index_ttl: 1m
+  - name: pypi
+    url: https://pypi.org/
+    file_hosts: [files.pythonhosted.org]
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups := cfg.upstreamList()
+	if len(ups) != 2 {
+		t.Fatalf("got %d upstreams; want 2", len(ups))
+	}
+	in, pub := ups[0], ups[1]
+	if in.Name != "internal" || in.URL != "https://pypi.internal.example/base/" || in.PasswordFile != filepath.Join(dir, "secrets/pw") {
+		t.Errorf("internal = %+v", in)
+	}
+	if in.IndexTTL.D() != time.Minute || in.Timeout.D() != 30*time.Second || pub.IndexTTL.D() != 10*time.Minute {
+		t.Errorf("durations: internal ttl %v timeout %v, pypi ttl %v; want 1m, 30s (default), 10m (default)",
+			in.IndexTTL.D(), in.Timeout.D(), pub.IndexTTL.D())
+	}
+	if _, err := in.password(); err == nil || !strings.Contains(err.Error(), "cannot read "+filepath.Join(dir, "secrets/pw")) {
+		t.Errorf("password() with a missing file: got %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secrets/pw"), []byte("pa55word\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := in.password(); err != nil || pw != "pa55word" {
+		t.Errorf("password() = %q, %v; want the file's line without its newline", pw, err)
+	}
+
+	// The single upstream: is one upstream named "default".
+	cfg, err = loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ups := cfg.upstreamList(); len(ups) != 1 || ups[0].Name != "default" || ups[0].URL != "https://pypi.org/" {
+		t.Errorf("upstreamList() of the defaults = %+v", ups)
+	}
+}
+
+func TestLoadBadUpstreams(t *testing.T) {
+	const secret = "pw-never-printed"
+	for _, c := range []struct{ name, body, want string }{
+		{"both", "upstream:\n  url: https://a/\nupstreams:\n  - name: b\n    url: https://b/\n",
+			"bad.yaml:3: upstreams: cannot be combined with upstream: (line 1); use one of them"},
+		{"both, reversed", "upstreams:\n  - name: b\n    url: https://b/\nupstream:\n  url: https://a/\n",
+			"bad.yaml:1: upstreams: cannot be combined with upstream: (line 4)"},
+		{"empty list", "upstreams: []\n", "bad.yaml:1: upstreams: want at least one upstream"},
+		{"unknown key", "upstreams:\n  - name: a\n    url: https://a/\n    pasword_file: x\n",
+			`bad.yaml:4: upstreams[0]: unknown key "pasword_file" (did you mean password_file?)`},
+		{"no name", "upstreams:\n  - name: a\n    url: https://a/\n  - url: https://b/\n", "bad.yaml:4: upstreams[1].name: required"},
+		{"bad name", "upstreams:\n  - name: Private Index\n    url: https://a/\n", `bad.yaml:2: upstreams[0].name: want lower-case letters`},
+		{"same name", "upstreams:\n  - name: a\n    url: https://a/\n  - name: a\n    url: https://b/\n",
+			`bad.yaml:4: upstreams[1].name: "a" is already the name of upstreams[0]`},
+		{"no url", "upstreams:\n  - name: a\n", "bad.yaml:2: upstreams[0].url: required"},
+		{"credentials in url", "upstreams:\n  - name: a\n    url: https://ci:" + secret + "@a/\n",
+			"bad.yaml:3: upstreams[0].url: must not carry credentials (use username with password_file or password_env)"},
+		{"credentials in a bad url", "upstreams:\n  - name: a\n    url: ftp://ci:" + secret + "@a/\n",
+			`bad.yaml:3: upstreams[0].url: want an absolute http(s) URL, got "ftp://ci:xxxxx@a/"`},
+		{"bad glob", "upstreams:\n  - name: a\n    url: https://a/\n    projects: [ok, \"acme-[x\"]\n",
+			`bad.yaml:4: upstreams[0].projects[1]: invalid project name or glob "acme-[x"`},
+		{"bad file host", "upstreams:\n  - name: a\n    url: https://a/\n    file_hosts: [\"a/b\"]\n", `bad.yaml:4: upstreams[0].file_hosts[0]: want a host name`},
+		{"negative ttl", "upstreams:\n  - name: a\n    url: https://a/\n    index_ttl: -1s\n", "bad.yaml:4: upstreams[0].index_ttl: must not be negative"},
+		{"int timeout", "upstreams:\n  - name: a\n    url: https://a/\n    timeout: 30\n", `bad.yaml:4: upstreams[0].timeout: want a duration`},
+		{"username alone", "upstreams:\n  - name: a\n    url: https://a/\n    username: ci\n",
+			"bad.yaml:4: upstreams[0].username: is set: give password_file or password_env"},
+		{"password alone", "upstreams:\n  - name: a\n    url: https://a/\n    password_env: PW\n",
+			"bad.yaml:2: upstreams[0].username: required with password_file or password_env"},
+		{"two passwords", "upstreams:\n  - name: a\n    url: https://a/\n    username: ci\n    password_env: PW\n    password_file: pw\n",
+			"bad.yaml:5: upstreams[0].password_env: give password_file or password_env, not both"},
+		{"bad env name", "upstreams:\n  - name: a\n    url: https://a/\n    username: ci\n    password_env: 1-PW\n",
+			`bad.yaml:5: upstreams[0].password_env: want an environment variable name`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.yaml")
+			if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(path)
+			if err == nil {
+				t.Fatalf("loadConfig accepted %q", c.body)
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), path[:len(path)-len("bad.yaml")]) {
+				t.Errorf("got %q; want it to start with the path and contain %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error %q shows the password", err)
+			}
+		})
+	}
+}

@@ -142,6 +142,8 @@ func decodeConfig(data []byte, cfg *config) error {
 	for _, e := range idx {
 		if e.key != nil {
 			cfg.lines[e.path] = e.key.Line
+		} else if strings.HasSuffix(e.path, "]") {
+			cfg.lines[e.path] = e.val.Line // a list item ("upstreams[1]")
 		}
 	}
 	if root := docRoot(&doc); root != nil && root.Kind != yaml.MappingNode {
@@ -291,7 +293,7 @@ func configField(path string) reflect.Type {
 		return t
 	}
 	for _, part := range strings.Split(path, ".") {
-		part, _, _ = strings.Cut(part, "[")
+		part, index, _ := strings.Cut(part, "[")
 		if t.Kind() != reflect.Struct {
 			return nil
 		}
@@ -305,6 +307,9 @@ func configField(path string) reflect.Type {
 		}
 		if !found {
 			return nil
+		}
+		if index != "" && t.Kind() == reflect.Slice {
+			t = t.Elem() // "upstreams[0]": one item of the list
 		}
 	}
 	return t

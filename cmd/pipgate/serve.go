@@ -160,6 +160,11 @@ func checkConfig(ctx context.Context, cfg *config, stdout io.Writer) error {
 			errs = append(errs, policyProblems(cfg, err))
 		}
 	}
+	for i, e := range cfg.upstreamList() {
+		if _, err := e.password(); err != nil {
+			errs = append(errs, cfg.at(cfg.upstreamPath(i, e.passwordKey()), "%v", err))
+		}
+	}
 	if cfg.TLS.Cert != "" {
 		if _, err := loadCertificate(cfg.TLS.Cert, cfg.TLS.Key, time.Now()); err != nil {
 			errs = append(errs, cfg.at("tls.cert", "%v", err))
@@ -325,16 +330,9 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		return nil, cfg.at("trust.trusted_root", "%s", trustRootProblem(err))
 	}
 
-	up, err := upstream.New(upstream.Options{
-		URL:        cfg.Upstream.URL,
-		FileHosts:  cfg.Upstream.FileHosts,
-		Timeout:    cfg.Upstream.Timeout.D(),
-		Registerer: reg,
-		Logger:     logger.With("component", "upstream"),
-		UserAgent:  "pipgate/" + version,
-	})
+	router, err := newRouter(cfg, reg, logger.With("component", "upstream"))
 	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
+		return nil, err
 	}
 
 	var hooks proxy.MetricsHooks
@@ -363,7 +361,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		metricsOnMain = a.metrics
 	}
 	a.proxy, err = proxy.New(proxy.Options{
-		Upstream:         up,
+		Upstream:         router,
 		Store:            a.store,
 		Verifier:         verifierAdapter{a.trust},
 		Policy:           a.policy,
@@ -372,7 +370,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		MetricsHandler:   metricsOnMain,
 		Audit:            a.audit,
 		Version:          version,
-		UpstreamName:     cfg.Upstream.URL,
+		UpstreamName:     upstreamSummary(cfg),
 		TrustInfo:        func() (string, time.Time) { return trustSourceName(cfg), a.trust.LastRefresh() },
 		IndexTTL:         cfg.Upstream.IndexTTL.D(),
 		EagerReleases:    cfg.Verification.EagerReleases,
@@ -534,7 +532,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		scheme = "https://"
 	}
 	logger.Info("pipgate ready", "version", version, "index_url", scheme+lns[0].ln.Addr().String()+"/simple/",
-		"upstream_url", cfg.Upstream.URL, "policy", a.policy.Current().Source(), "trust_root", trustSourceName(cfg))
+		"upstreams", upstreamSummary(cfg), "policy", a.policy.Current().Source(), "trust_root", trustSourceName(cfg))
 
 	var runErr error
 	select {
@@ -558,6 +556,56 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// newRouter builds one upstream client per configured upstream (reading
+// passwords from their files or environment variables) and the router that
+// sends each project to its owner.
+func newRouter(cfg *config, reg prometheus.Registerer, logger *slog.Logger) (*upstream.Router, error) {
+	var routes []upstream.Route
+	for i, e := range cfg.upstreamList() {
+		pw, err := e.password()
+		if err != nil {
+			return nil, cfg.at(cfg.upstreamPath(i, e.passwordKey()), "%v", err)
+		}
+		if e.Username != "" && strings.HasPrefix(e.URL, "http://") {
+			logger.Warn("upstream credentials are sent over plain http", "upstream", e.Name)
+		}
+		c, err := upstream.New(upstream.Options{
+			Name:       e.Name,
+			URL:        e.URL,
+			FileHosts:  e.FileHosts,
+			Timeout:    e.Timeout.D(),
+			IndexTTL:   e.IndexTTL.D(),
+			Username:   e.Username,
+			Password:   pw,
+			Registerer: reg,
+			Logger:     logger,
+			UserAgent:  "pipgate/" + version,
+		})
+		if err != nil {
+			return nil, cfg.at(cfg.upstreamPath(i, "url"), "%v", err)
+		}
+		routes = append(routes, upstream.Route{Client: c, Projects: e.Projects})
+	}
+	r, err := upstream.NewRouter(upstream.RouterOptions{Routes: routes})
+	if err != nil {
+		return nil, cfg.at("upstreams", "%v", err)
+	}
+	return r, nil
+}
+
+// upstreamSummary names the upstreams for logs and the status page: the
+// URL of the one upstream, or "name=url" for each; never a credential.
+func upstreamSummary(cfg *config) string {
+	if len(cfg.Upstreams) == 0 {
+		return cfg.Upstream.URL
+	}
+	parts := make([]string, 0, len(cfg.Upstreams))
+	for _, e := range cfg.Upstreams {
+		parts = append(parts, e.Name+"="+e.URL)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // newHTTPServer sets the timeouts every listener needs. There is no global

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +38,29 @@ func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, e
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
 	}
+	for i := range page.Files {
+		// A URL with user:password@ is never fetched (CheckURL refuses it)
+		// and must never be cached or shown: drop the credentials here.
+		page.Files[i].URL = stripUserinfo(page.Files[i].URL)
+		page.Files[i].Provenance = stripUserinfo(page.Files[i].Provenance)
+	}
 	return page, nil
+}
+
+// stripUserinfo removes the user:password@ part of an absolute URL.
+func stripUserinfo(raw string) string {
+	if !strings.Contains(raw, "@") {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // CheckURL refuses it later; an unparsable URL is never fetched
+	}
+	if u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
 }
 
 // ProjectList fetches and parses the root page of the simple index.
@@ -63,7 +87,7 @@ func (c *Client) getPage(ctx context.Context, rawURL string) ([]byte, string, *u
 	}
 	defer resp.Body.Close()
 	final := resp.Request.URL
-	if err := checkStatus(resp); err != nil {
+	if err := c.checkStatus(resp); err != nil {
 		return nil, "", nil, err
 	}
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
@@ -106,7 +130,7 @@ func (c *Client) Provenance(ctx context.Context, rawURL string) ([]byte, error) 
 		}
 		return nil, fmt.Errorf("provenance %s: %w", final, ErrNotFound)
 	}
-	if err := checkStatus(resp); err != nil {
+	if err := c.checkStatus(resp); err != nil {
 		return nil, err
 	}
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
@@ -147,7 +171,7 @@ func (c *Client) Open(ctx context.Context, rawURL string, kind string) (*Body, e
 		cancel()
 		return nil, err
 	}
-	if err := checkStatus(resp); err != nil {
+	if err := c.checkStatus(resp); err != nil {
 		resp.Body.Close()
 		cancel()
 		return nil, err
@@ -182,18 +206,27 @@ func (c *Client) do(ctx context.Context, kind, rawURL, accept string) (*http.Res
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		code = "timeout"
 	}
-	c.m.observe(kind, code, d)
+	c.m.observe(c.name, kind, code, d)
 	if err != nil {
-		c.log.LogAttrs(ctx, slogDebug, "upstream request failed", attrKind(kind), attrURL(rawURL), attrDuration(d), attrErr(err))
+		c.log.LogAttrs(ctx, slogDebug, "upstream request failed", attrUpstream(c.name), attrKind(kind), attrURL(rawURL), attrDuration(d), attrErr(err))
 		return nil, err // *url.Error already names the method and URL
 	}
-	c.log.LogAttrs(ctx, slogDebug, "upstream request", attrKind(kind), attrURL(rawURL), attrStatus(resp.StatusCode), attrDuration(d))
+	switch sc := resp.StatusCode; {
+	case sc == http.StatusUnauthorized || sc == http.StatusForbidden:
+		final := resp.Request.URL.String()
+		c.authState.fail(sc, final, time.Now())
+		c.log.LogAttrs(ctx, slog.LevelWarn, "upstream authentication failed", attrUpstream(c.name), attrKind(kind),
+			attrURL(final), attrStatus(sc), slog.Bool("credentials_configured", c.auth))
+	case sc >= 200 && sc < 300:
+		c.authState.ok()
+	}
+	c.log.LogAttrs(ctx, slogDebug, "upstream request", attrUpstream(c.name), attrKind(kind), attrURL(rawURL), attrStatus(resp.StatusCode), attrDuration(d))
 	return resp, nil
 }
 
 // checkStatus maps a non-200 answer to ErrNotFound or *StatusError and
 // drains a little of its body so the connection can be reused.
-func checkStatus(resp *http.Response) error {
+func (c *Client) checkStatus(resp *http.Response) error {
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
@@ -202,7 +235,7 @@ func checkStatus(resp *http.Response) error {
 	if resp.StatusCode == http.StatusNotFound {
 		return fmt.Errorf("fetching %s: %w", u, ErrNotFound)
 	}
-	return &StatusError{Code: resp.StatusCode, URL: u}
+	return &StatusError{Code: resp.StatusCode, URL: u, Upstream: c.name}
 }
 
 // readLimited reads all of r, failing with ErrBadResponse beyond limit bytes.

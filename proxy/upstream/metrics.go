@@ -21,13 +21,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_upstream_requests_total",
-			Help: "Requests to the upstream index, by kind (index, file, metadata, provenance) and HTTP status code (or error, timeout, refused).",
-		}, []string{"kind", "code"}),
+			Help: "Requests to the upstream indexes, by upstream (the configured name), kind (index, file, metadata, provenance) and HTTP status code (or error, timeout, refused).",
+		}, []string{"upstream", "kind", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pipgate_upstream_request_duration_seconds",
-			Help:    "Time until the upstream's response headers arrived, by kind (index, file, metadata, provenance).",
+			Help:    "Time until the upstream's response headers arrived, by upstream (the configured name) and kind (index, file, metadata, provenance).",
 			Buckets: durationBuckets,
-		}, []string{"kind"}),
+		}, []string{"upstream", "kind"}),
 	}
 	var err error
 	m.requests, err = register(reg, m.requests)
@@ -56,16 +56,17 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-func (m *metrics) observe(kind, code string, d time.Duration) {
+func (m *metrics) observe(upstream, kind, code string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(kind, code).Inc()
-	m.duration.WithLabelValues(kind).Observe(d.Seconds())
+	m.requests.WithLabelValues(upstream, kind, code).Inc()
+	m.duration.WithLabelValues(upstream, kind).Observe(d.Seconds())
 }
 
 const slogDebug = slog.LevelDebug
 
+func attrUpstream(name string) slog.Attr     { return slog.String("upstream", name) }
 func attrKind(kind string) slog.Attr         { return slog.String("kind", kind) }
 func attrURL(u string) slog.Attr             { return slog.String("upstream_url", u) }
 func attrStatus(code int) slog.Attr          { return slog.Int("status", code) }

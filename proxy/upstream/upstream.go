@@ -64,6 +64,10 @@ var (
 	ErrBadResponse = errors.New("bad upstream response")
 )
 
+// ErrAuth is the family of upstream authentication failures: a
+// [*StatusError] with code 401 or 403 satisfies errors.Is(err, ErrAuth).
+var ErrAuth = errors.New("upstream authentication failed")
+
 // StatusError is an upstream answer other than 200 and 404 (and other than
 // the Integrity API's JSON 404).
 type StatusError struct {
@@ -71,11 +75,22 @@ type StatusError struct {
 	Code int
 	// URL is the URL requested (the last one, after redirects).
 	URL string
+	// Upstream is the name of the upstream that answered.
+	Upstream string
 }
 
 // Error implements error.
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("upstream answered %d %s for %s", e.Code, http.StatusText(e.Code), e.URL)
+	if e.Code == http.StatusUnauthorized || e.Code == http.StatusForbidden {
+		return fmt.Sprintf("upstream %s: authentication failed: answered %d %s for %s (check its username and password)",
+			e.Upstream, e.Code, http.StatusText(e.Code), e.URL)
+	}
+	return fmt.Sprintf("upstream %s answered %d %s for %s", e.Upstream, e.Code, http.StatusText(e.Code), e.URL)
+}
+
+// Is makes errors.Is(err, ErrAuth) true for a 401 or 403.
+func (e *StatusError) Is(target error) bool {
+	return target == ErrAuth && (e.Code == http.StatusUnauthorized || e.Code == http.StatusForbidden)
 }
 
 // TimeoutError is an upstream that did not answer, or stopped sending a
@@ -121,13 +136,28 @@ type Options struct {
 	// Transport sends the requests. nil: a clone of http.DefaultTransport
 	// with Proxy nil, so no environment proxy setting ever applies.
 	Transport http.RoundTripper
-	// Registerer receives pipgate_upstream_requests_total{kind,code} and
-	// pipgate_upstream_request_duration_seconds{kind}. nil: no metrics.
+	// Registerer receives pipgate_upstream_requests_total{upstream,kind,code}
+	// and pipgate_upstream_request_duration_seconds{upstream,kind}; several
+	// clients may share one registry. nil: no metrics.
 	Registerer prometheus.Registerer
 	// Logger receives a debug line per request. nil: discard.
 	Logger *slog.Logger
 	// UserAgent is sent on every request. "": "pipgate".
 	UserAgent string
+	// Name names this upstream in metrics (the "upstream" label), logs,
+	// errors and cache keys: lower-case letters, digits, "-" and "_", at
+	// most 64 bytes. "": "default".
+	Name string
+	// IndexTTL is how long a consumer may treat this upstream's pages and
+	// provenance as fresh (the client itself caches nothing); reported by
+	// [Router.Owner]. Zero: the consumer's default.
+	IndexTTL time.Duration
+	// Username and Password are HTTP basic-auth credentials, sent only on
+	// requests to URL's own origin (scheme, host and port): never to a file
+	// host on another origin, never after a redirect leaves the origin.
+	// Both empty: no credentials. Password never appears in an error, a log
+	// line or a metric.
+	Username, Password string
 }
 
 func (o Options) withDefaults() Options {
@@ -150,11 +180,18 @@ func (o Options) withDefaults() Options {
 	if o.UserAgent == "" {
 		o.UserAgent = "pipgate"
 	}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
 	return o
 }
 
 // Client fetches from the upstream index. It is safe for concurrent use.
 type Client struct {
+	name      string
+	indexTTL  time.Duration
+	auth      bool
+	authState authState
 	base      *url.URL
 	fileHosts map[string]bool // lower-case "host" (default https port) or "host:port"
 	timeout   time.Duration
@@ -192,8 +229,23 @@ func New(opts Options) (*Client, error) {
 	if opts.Timeout < 0 {
 		return nil, fmt.Errorf("upstream: Options.Timeout: must not be negative, got %v", opts.Timeout)
 	}
+	if opts.IndexTTL < 0 {
+		return nil, fmt.Errorf("upstream: Options.IndexTTL: must not be negative, got %v", opts.IndexTTL)
+	}
+	if opts.Name != "" && !ValidName(opts.Name) {
+		return nil, fmt.Errorf("upstream: Options.Name: want lower-case letters, digits, '-' and '_' (at most 64), got %q", opts.Name)
+	}
+	if opts.Username == "" && opts.Password != "" {
+		return nil, errors.New("upstream: Options.Password is set without Options.Username")
+	}
+	if strings.ContainsAny(opts.Username, ":\r\n") {
+		return nil, errors.New("upstream: Options.Username: must not contain ':' or a line break")
+	}
 	opts = opts.withDefaults()
 	c := &Client{
+		name:      opts.Name,
+		indexTTL:  opts.IndexTTL,
+		auth:      opts.Username != "",
 		base:      base,
 		fileHosts: map[string]bool{},
 		timeout:   opts.Timeout,
@@ -212,8 +264,12 @@ func New(opts Options) (*Client, error) {
 			return nil, fmt.Errorf("upstream: metrics: %w", err)
 		}
 	}
+	transport := opts.Transport
+	if opts.Username != "" {
+		transport = &basicAuth{next: transport, origin: originOf(base), user: opts.Username, pass: opts.Password}
+	}
 	c.http = &http.Client{
-		Transport: opts.Transport,
+		Transport: transport,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxRedirects {
 				return fmt.Errorf("stopped after %d redirects", maxRedirects)
@@ -224,8 +280,15 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
-// URL returns the upstream base URL, ending in "/".
+// URL returns the upstream base URL, ending in "/" (it never carries
+// credentials).
 func (c *Client) URL() string { return c.base.String() }
+
+// Name returns the upstream's name ([Options.Name]).
+func (c *Client) Name() string { return c.name }
+
+// IndexTTL returns [Options.IndexTTL].
+func (c *Client) IndexTTL() time.Duration { return c.indexTTL }
 
 // CheckURL returns nil when rawURL may be fetched: an http(s) URL without
 // credentials on the upstream's own origin, or an https URL on one of the
@@ -267,6 +330,40 @@ func (c *Client) checkURL(u *url.URL) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrHostNotAllowed, u.Host)
+}
+
+// DefaultName is the name of an upstream configured without one (the
+// single "upstream:" of the config file).
+const DefaultName = "default"
+
+// ValidName reports whether name can name an upstream: 1 to 64 lower-case
+// ASCII letters, digits, "-" and "_", starting with a letter or digit. Such
+// a name is safe as a metric label value, in a log line and in a cache key.
+func ValidName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// origin is a URL's scheme, lower-case host and port (explicit or default).
+type origin struct{ scheme, host, port string }
+
+func originOf(u *url.URL) origin {
+	port := u.Port()
+	if port == "" {
+		port = defaultPort(u.Scheme)
+	}
+	return origin{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: port}
 }
 
 func defaultPort(scheme string) string {

@@ -473,12 +473,12 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `
-# HELP pipgate_upstream_requests_total Requests to the upstream index, by kind (index, file, metadata, provenance) and HTTP status code (or error, timeout, refused).
+# HELP pipgate_upstream_requests_total Requests to the upstream indexes, by upstream (the configured name), kind (index, file, metadata, provenance) and HTTP status code (or error, timeout, refused).
 # TYPE pipgate_upstream_requests_total counter
-pipgate_upstream_requests_total{code="200",kind="file"} 1
-pipgate_upstream_requests_total{code="200",kind="index"} 1
-pipgate_upstream_requests_total{code="404",kind="index"} 1
-pipgate_upstream_requests_total{code="404",kind="provenance"} 1
+pipgate_upstream_requests_total{code="200",kind="file",upstream="default"} 1
+pipgate_upstream_requests_total{code="200",kind="index",upstream="default"} 1
+pipgate_upstream_requests_total{code="404",kind="index",upstream="default"} 1
+pipgate_upstream_requests_total{code="404",kind="provenance",upstream="default"} 1
 `
 	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "pipgate_upstream_requests_total"); err != nil {
 		t.Error(err)

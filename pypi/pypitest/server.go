@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -130,6 +131,9 @@ type Server struct {
 	faults   []fault
 	htmlOnly bool
 	hits     map[string]int // by request path
+	user     string         // basic auth required when user != ""
+	pass     string
+	authSeen map[string]int // Authorization header values received
 }
 
 // NewServer starts a fake index on a loopback port; t.Cleanup closes it.
@@ -141,6 +145,7 @@ func NewServer(t testing.TB) *Server {
 		bySHA:    map[string]*dist{},
 		raw:      map[string]rawPage{},
 		hits:     map[string]int{},
+		authSeen: map[string]int{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	t.Cleanup(s.Close)
@@ -290,10 +295,38 @@ func (s *Server) provenanceURL(d *dist) string {
 	return s.srv.URL + "/integrity/" + d.project + "/" + d.version + "/" + d.Filename + "/provenance"
 }
 
-// serveHTTP counts the request, applies a matching fault, then routes.
+// RequireBasicAuth makes every request need HTTP basic auth with user and
+// pass (a private index); a request without them gets 401 with a
+// WWW-Authenticate challenge. An empty user turns it off.
+func (s *Server) RequireBasicAuth(user, pass string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.user, s.pass = user, pass
+}
+
+// AuthorizationHeaders returns how many requests carried each distinct
+// Authorization header value ("" for none).
+func (s *Server) AuthorizationHeaders() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.authSeen)
+}
+
+// serveHTTP counts the request, checks credentials, applies a matching
+// fault, then routes.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.hits[r.URL.Path]++
+	s.authSeen[r.Header.Get("Authorization")]++
+	if s.user != "" {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != s.user || p != s.pass {
+			s.mu.Unlock()
+			w.Header().Set("WWW-Authenticate", `Basic realm="pypitest"`)
+			http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+			return
+		}
+	}
 	var f *fault
 	for i := range s.faults {
 		c := &s.faults[i]
