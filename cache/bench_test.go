@@ -22,7 +22,7 @@ func BenchmarkFactsHit(b *testing.B) {
 	s := openStore(b, "")
 	keys := make([]cache.FactKey, 10000)
 	for i := range keys {
-		keys[i] = cache.FactKey{FileSHA256: sha([]byte(fmt.Sprint(i))), ProvenanceSHA256: sumB, TrustRootSHA256: sumC}
+		keys[i] = cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sha([]byte(fmt.Sprint(i))), ProvenanceSHA256: sumB, TrustRootSHA256: sumC}
 	}
 	// Fill through concurrent writers, which batch.
 	next := atomic.Int64{}
@@ -67,7 +67,7 @@ func BenchmarkPutFacts(b *testing.B) {
 		f := benchFacts()
 		i := 0
 		for b.Loop() {
-			if err := s.PutFacts(cache.FactKey{FileSHA256: sha([]byte(fmt.Sprint(i)))}, f); err != nil {
+			if err := s.PutFacts(cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sha([]byte(fmt.Sprint(i)))}, f); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -80,7 +80,7 @@ func BenchmarkPutFacts(b *testing.B) {
 		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if err := s.PutFacts(cache.FactKey{FileSHA256: sha(fmt.Append(nil, n.Add(1)))}, f); err != nil {
+				if err := s.PutFacts(cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sha(fmt.Append(nil, n.Add(1)))}, f); err != nil {
 					b.Error(err)
 					return
 				}

@@ -18,7 +18,7 @@ func TestConcurrentFactsAndBlobs(t *testing.T) {
 	s := openStore(t, dir)
 	const workers, perWorker = 24, 20
 	key := func(w, i int) cache.FactKey {
-		return cache.FactKey{FileSHA256: sha([]byte(fmt.Sprint(w, "/", i))), TrustRootSHA256: sumC}
+		return cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sha([]byte(fmt.Sprint(w, "/", i))), TrustRootSHA256: sumC}
 	}
 	blob := bytes.Repeat([]byte("shared wheel "), 50000)
 

@@ -35,7 +35,8 @@ func FuzzBlobPath(f *testing.F) {
 // gives the same bytes, and that whatever parses is a valid key.
 func FuzzParseFactKey(f *testing.F) {
 	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
-	for _, seed := range []string{a + "/-/-", a + "/" + b + "/-", a + "/-/" + b, a + "/" + b + "/" + a, a + "//", "x"} {
+	for _, seed := range []string{a + "/-/-/d-1.0.tar.gz", a + "/" + b + "/-/d-1.0.tar.gz", a + "/-/" + b + "/d.whl",
+		a + "/" + b + "/" + a + "/x", a + "/-/-", a + "///", a + "/-/-/a/b", "x"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -25,8 +25,8 @@ func populate(t *testing.T, s *cache.Store) (blobs []string) {
 			t.Fatal(err)
 		}
 	}
-	must(s.PutFacts(cache.FactKey{FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictUnattested}))
-	must(s.PutFacts(cache.FactKey{FileSHA256: sumB, ProvenanceSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictVerified}))
+	must(s.PutFacts(cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictUnattested}))
+	must(s.PutFacts(cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumB, ProvenanceSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictVerified}))
 	must(s.PutProvenance("default", "https://pypi.org/integrity/demo/1/demo-1.tar.gz/provenance", cache.ProvenanceEntry{Body: []byte("{}"), FetchedAt: now}))
 	must(s.PutPage("default", "demo", &pypi.ProjectPage{Name: "demo"}, now))
 	must(s.PutProjectList(&pypi.ProjectList{Projects: []pypi.ProjectEntry{{Name: "demo"}}}, now))
@@ -102,7 +102,7 @@ func TestPurge(t *testing.T) {
 				t.Errorf("Verify after Purge(%q): got %+v, %v; want no problems", tc.what, rep.Problems, err)
 			}
 			// The store stays usable.
-			if err := s.PutFacts(cache.FactKey{FileSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictInvalid}); err != nil {
+			if err := s.PutFacts(cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictInvalid}); err != nil {
 				t.Errorf("PutFacts after Purge(%q): %v", tc.what, err)
 			}
 		})

@@ -191,20 +191,43 @@ func splitScopedKey(k []byte) (upstream, rest string, ok bool) {
 	return upstream, rest, ok && checkUpstream(upstream) == nil
 }
 
-// FactKey identifies verification facts: the file's sha256, the sha256 of
-// the provenance body they were computed from ("" when the file has none),
-// and the sha256 of the Sigstore trust root used. Digests are lower-case hex.
+// FactKey identifies verification facts: the exact filename the file is
+// listed under, the file's sha256, the sha256 of the provenance body they
+// were computed from ("" when the file has none), and the sha256 of the
+// Sigstore trust root used. Digests are lower-case hex. The filename is part
+// of the key because the PEP 740 subject-name check is part of verification:
+// the same bytes and provenance listed under another name are another
+// verdict (schema 2; schema 1 keyed facts by digests alone).
 type FactKey struct {
+	Filename         string
 	FileSHA256       string
 	ProvenanceSHA256 string
 	TrustRootSHA256  string
 }
 
-// key returns "<file>/<provenance or ->/<trust root or ->", so that every
-// entry of one file is adjacent in the bucket.
+// validFactFilename reports whether name can be the filename of a facts key:
+// non-empty, at most maxNameKey bytes, no '/' and no control character (a
+// distribution filename is a single path element).
+func validFactFilename(name string) bool {
+	if name == "" || len(name) > maxNameKey {
+		return false
+	}
+	for i := range len(name) {
+		if c := name[i]; c == '/' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// key returns "<file>/<provenance or ->/<trust root or ->/<filename>", so
+// that every entry of one file's bytes is adjacent in the bucket.
 func (k FactKey) key() ([]byte, error) {
 	if !isHex64(k.FileSHA256) {
 		return nil, fmt.Errorf("%w: file sha256 %q", ErrInvalidKey, k.FileSHA256)
+	}
+	if !validFactFilename(k.Filename) {
+		return nil, fmt.Errorf("%w: filename %q", ErrInvalidKey, k.Filename)
 	}
 	part := func(name, d string) (string, error) {
 		switch {
@@ -223,31 +246,22 @@ func (k FactKey) key() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []byte(k.FileSHA256 + "/" + p + "/" + r), nil
+	return []byte(k.FileSHA256 + "/" + p + "/" + r + "/" + k.Filename), nil
 }
 
 // parseFactKey inverts FactKey.key.
 func parseFactKey(b []byte) (FactKey, bool) {
 	s := string(b)
-	if len(s) < 64+2+1+1 || s[64] != '/' {
+	parts := strings.SplitN(s, "/", 4)
+	if len(parts) != 4 {
 		return FactKey{}, false
 	}
-	k := FactKey{FileSHA256: s[:64]}
-	rest := s[65:]
-	var p, r string
-	switch {
-	case len(rest) > 2 && rest[:2] == "-/":
-		p, r = "-", rest[2:]
-	case len(rest) > 65 && rest[64] == '/':
-		p, r = rest[:64], rest[65:]
-	default:
-		return FactKey{}, false
+	k := FactKey{FileSHA256: parts[0], Filename: parts[3]}
+	if parts[1] != "-" {
+		k.ProvenanceSHA256 = parts[1]
 	}
-	if p != "-" {
-		k.ProvenanceSHA256 = p
-	}
-	if r != "-" {
-		k.TrustRootSHA256 = r
+	if parts[2] != "-" {
+		k.TrustRootSHA256 = parts[2]
 	}
 	kb, err := k.key()
 	return k, err == nil && string(kb) == s

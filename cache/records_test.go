@@ -21,10 +21,10 @@ func TestFactsRoundTrip(t *testing.T) {
 		key  cache.FactKey
 		f    pypi.Facts
 	}{
-		{"verified", cache.FactKey{FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: id, Recorded: rec}},
-		{"unattested", cache.FactKey{FileSHA256: sumA, TrustRootSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictUnattested}},
-		{"invalid, other root", cache.FactKey{FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: "certificate", Detail: "chain"}},
-		{"unsupported, no root", cache.FactKey{FileSHA256: sumB, ProvenanceSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictUnsupported, Reason: "rekor-v2"}},
+		{"verified", cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: id, Recorded: rec}},
+		{"unattested", cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA, TrustRootSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictUnattested}},
+		{"invalid, other root", cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: "certificate", Detail: "chain"}},
+		{"unsupported, no root", cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumB, ProvenanceSHA256: sumC}, pypi.Facts{Verdict: pypi.VerdictUnsupported, Reason: "rekor-v2"}},
 	}
 	before := time.Now().Add(-time.Second)
 	for _, tc := range cases {
@@ -46,15 +46,22 @@ func TestFactsRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	// Keys differ in each part.
-	if _, _, err := s.Facts(cache.FactKey{FileSHA256: sumA, ProvenanceSHA256: sumB}); !errors.Is(err, cache.ErrNotFound) {
-		t.Errorf("Facts of an unknown key: got %v; want ErrNotFound", err)
+	// Keys differ in each part: the same digests under another filename
+	// (the PEP 740 name check is part of the verdict) are another key.
+	for _, k := range []cache.FactKey{
+		{Filename: "demo-1.0.tar.gz", FileSHA256: sumA, ProvenanceSHA256: sumB},
+		{Filename: "evil-1.0.tar.gz", FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumC},
+		{Filename: "Demo-1.0.tar.gz", FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumC},
+	} {
+		if _, _, err := s.Facts(k); !errors.Is(err, cache.ErrNotFound) {
+			t.Errorf("Facts(%+v) of an unknown key: got %v; want ErrNotFound", k, err)
+		}
 	}
 }
 
 func TestPutFactsRefuses(t *testing.T) {
 	s := openStore(t, "")
-	good := cache.FactKey{FileSHA256: sumA}
+	good := cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA}
 	cases := []struct {
 		name string
 		key  cache.FactKey
@@ -65,9 +72,12 @@ func TestPutFactsRefuses(t *testing.T) {
 		{"policy verdict", good, pypi.Facts{Verdict: pypi.VerdictUntrustedPublisher}, cache.ErrNotCacheable},
 		{"empty verdict", good, pypi.Facts{}, cache.ErrNotCacheable},
 		{"no file digest", cache.FactKey{}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
-		{"upper-case digest", cache.FactKey{FileSHA256: strings.ToUpper(sumA)}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
-		{"short provenance digest", cache.FactKey{FileSHA256: sumA, ProvenanceSHA256: "abc"}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
-		{"slash in root digest", cache.FactKey{FileSHA256: sumA, TrustRootSHA256: sumA[:63] + "/"}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
+		{"upper-case digest", cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: strings.ToUpper(sumA)}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
+		{"short provenance digest", cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA, ProvenanceSHA256: "abc"}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
+		{"no filename", cache.FactKey{FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
+		{"slash in filename", cache.FactKey{Filename: "a/demo-1.0.tar.gz", FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
+		{"newline in filename", cache.FactKey{Filename: "demo-1.0.tar.gz\n", FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
+		{"slash in root digest", cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA, TrustRootSHA256: sumA[:63] + "/"}, pypi.Facts{Verdict: pypi.VerdictVerified}, cache.ErrInvalidKey},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/pipgate/pipgate/pypi"
 )
 
 // writeDB creates a bbolt file at Dir/pipgate.db with the given buckets and
@@ -76,7 +79,7 @@ func TestOpenMovesAsideUnknownSchemas(t *testing.T) {
 		{"newer schema", map[string]map[string]string{bucketMeta: {keySchema: "99"}, bucketFacts: {"k": "v"}}, "schema99", ErrSchema},
 		{"garbled schema", map[string]map[string]string{bucketMeta: {keySchema: "one"}}, "corrupt", ErrCorrupt},
 		{"foreign database", map[string]map[string]string{"widgets": {"a": "b"}}, "corrupt", ErrCorrupt},
-		{"current schema", map[string]map[string]string{bucketMeta: {keySchema: "1"}, bucketFacts: {"k": "v"}}, "", nil},
+		{"current schema", map[string]map[string]string{bucketMeta: {keySchema: strconv.Itoa(SchemaVersion)}, bucketFacts: {"k": "v"}}, "", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,7 +102,7 @@ func TestOpenMovesAsideUnknownSchemas(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := schemaOf(t, path), "1"; got != want {
+			if got, want := schemaOf(t, path), strconv.Itoa(SchemaVersion); got != want {
 				t.Errorf("schema after Open: got %q; want %q", got, want)
 			}
 			moved, _ := filepath.Glob(path + ".*")
@@ -143,5 +146,69 @@ func TestMigrationTable(t *testing.T) {
 	}
 	if m := migration(SchemaVersion); m != nil {
 		t.Errorf("migration(%d): got a step beyond the current schema", SchemaVersion)
+	}
+}
+
+// TestMigrateSchema1DropsFacts opens a schema-1 database as pipgate 1 left
+// it: its facts, keyed by digests without the filename, are not trusted
+// (dropped, so they are recomputed), and the rest carries over.
+func TestMigrateSchema1DropsFacts(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)
+	verified := `{"v":1,"recorded_at":"2026-01-01T00:00:00Z","facts":{"verdict":"verified"}}`
+	path := writeDB(t, dir, map[string]map[string]string{
+		bucketMeta:    {keySchema: "1"},
+		bucketFacts:   {a + "/" + b + "/" + c: verified, a + "/-/" + c: `{"v":1,"recorded_at":"2026-01-01T00:00:00Z","facts":{"verdict":"unattested"}}`},
+		bucketRefs:    {"metadata:" + a: `{"v":1,"sha256":"` + b + `","at":"2026-01-01T00:00:00Z"}`},
+		bucketHistory: {"demo": `{"v":1,"history":{"first_seen":"2026-01-01T00:00:00Z"}}`},
+	})
+
+	// Read-only inspection refuses the old schema instead of trusting it.
+	if _, err := Open(Options{Dir: dir, ReadOnly: true}); !errors.Is(err, ErrSchema) {
+		t.Fatalf("read-only Open of schema 1: got %v; want ErrSchema", err)
+	}
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	for _, fn := range []string{"demo-1.0.tar.gz", "evil-1.0.tar.gz"} {
+		if _, _, err := s.Facts(FactKey{Filename: fn, FileSHA256: a, ProvenanceSHA256: b, TrustRootSHA256: c}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Facts(%s) after migration: got %v; want ErrNotFound (schema-1 verdicts are not trusted)", fn, err)
+		}
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Facts != 0 || st.SchemaVersion != 2 {
+		t.Errorf("after migration: %d facts, schema %d; want 0 facts, schema 2", st.Facts, st.SchemaVersion)
+	}
+	if got, err := s.Ref("metadata:" + a); err != nil || got != b {
+		t.Errorf("ref after migration: %q, %v; want %s kept", got, err, b)
+	}
+	if _, err := s.History("demo"); err != nil {
+		t.Errorf("history after migration: %v; want it kept", err)
+	}
+	// New facts are written and read under the new key.
+	k := FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: a, ProvenanceSHA256: b, TrustRootSHA256: c}
+	if err := s.PutFacts(k, pypi.Facts{Verdict: pypi.VerdictVerified}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := schemaOf(t, path); got != "2" {
+		t.Errorf("schema on disk: %q; want 2", got)
+	}
+	if moved, _ := filepath.Glob(path + ".*"); len(moved) != 0 {
+		t.Errorf("migration moved the database aside: %q", moved)
+	}
+	s, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if f, _, err := s.Facts(k); err != nil || f.Verdict != pypi.VerdictVerified {
+		t.Errorf("facts after reopening: %+v, %v", f, err)
 	}
 }

@@ -32,7 +32,12 @@ import (
 )
 
 // SchemaVersion is the database schema this code writes and reads.
-const SchemaVersion = 1
+//
+//   - 1: the first.
+//   - 2: facts keys carry the filename (see [FactKey]); the facts of schema 1,
+//     keyed by digests alone, are dropped by the migration and recomputed on
+//     demand, because a verdict is not valid for another filename.
+const SchemaVersion = 2
 
 // File and folder names inside Options.Dir.
 const (
@@ -292,13 +297,26 @@ func readSchema(db *bolt.DB) (v int, err error) {
 }
 
 // migration returns the step that upgrades a database from schema v to v+1
-// inside one write transaction, or nil. Schema 1 is the first: there is
-// nothing older to migrate yet.
+// inside one write transaction, or nil.
 func migration(v int) func(*bolt.Tx) error {
 	switch v {
+	case 1:
+		return dropFacts
 	default:
 		return nil
 	}
+}
+
+// dropFacts is the step from schema 1 to 2: schema 1 keyed verdicts by
+// (file, provenance, trust root) digests without the filename, so a verdict
+// computed for one name would be served for another. None of them can be
+// trusted; they are dropped and recomputed when next needed (migrate creates
+// the empty bucket again). Everything else carries over.
+func dropFacts(tx *bolt.Tx) error {
+	if tx.Bucket([]byte(bucketFacts)) == nil {
+		return nil
+	}
+	return tx.DeleteBucket([]byte(bucketFacts))
 }
 
 // migrate brings db from schema v (0: empty) to SchemaVersion and makes sure

@@ -135,7 +135,7 @@ func TestOpenCorruptMovedAside(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			t.Cleanup(func() { s.Close(); checkDB(t, dbPath) })
-			if err := s.PutFacts(cache.FactKey{FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictUnattested}); err != nil {
+			if err := s.PutFacts(cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA}, pypi.Facts{Verdict: pypi.VerdictUnattested}); err != nil {
 				t.Fatalf("fresh database unusable: %v", err)
 			}
 			moved, _ := filepath.Glob(dbPath + ".corrupt-*")
@@ -159,7 +159,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := cache.FactKey{FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumC}
+	k := cache.FactKey{Filename: "demo-1.0.tar.gz", FileSHA256: sumA, ProvenanceSHA256: sumB, TrustRootSHA256: sumC}
 	if err := s.PutFacts(k, pypi.Facts{Verdict: pypi.VerdictVerified}); err != nil {
 		t.Fatal(err)
 	}

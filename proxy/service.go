@@ -222,15 +222,18 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 	if e.Absent {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the Integrity API has no provenance for this file"}, ""
 	}
-	key := cache.FactKey{FileSHA256: sha, ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()}
+	// The filename is part of the key: the PEP 740 subject-name check is
+	// part of the verdict, so the same bytes and provenance listed under
+	// another name are checked as themselves.
+	key := cache.FactKey{Filename: f.Filename, FileSHA256: sha, ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()}
 	if got, _, err := s.store.Facts(key); err == nil {
 		s.metrics.cacheLookup("verdict", cacheHit)
 		return got, cacheHit
 	} else if !errors.Is(err, cache.ErrNotFound) {
-		s.log.Warn("reading cached facts", "sha256", sha, "err", err)
+		s.log.Warn("reading cached facts", "filename", f.Filename, "sha256", sha, "err", err)
 	}
 	s.metrics.cacheLookup("verdict", cacheMiss)
-	got, err := await(ctx, s, "facts:"+key.FileSHA256+":"+key.ProvenanceSHA256+":"+key.TrustRootSHA256, s.opts.FetchTimeout,
+	got, err := await(ctx, s, factsFlightKey(key), s.opts.FetchTimeout,
 		func(context.Context) (pypi.Facts, error) {
 			start := time.Now()
 			facts := s.verifier.Facts(e.Body, f.Filename, sha)
@@ -240,7 +243,7 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 				"reason", facts.Reason, "detail", facts.Detail, "duration_seconds", d.Seconds())
 			if facts.Verdict != pypi.VerdictError {
 				if err := s.store.PutFacts(key, facts); err != nil {
-					s.log.Error("caching facts", "sha256", sha, "err", err)
+					s.log.Error("caching facts", "filename", f.Filename, "sha256", sha, "err", err)
 				}
 				s.pages.factsChanged()
 			}
@@ -312,8 +315,14 @@ func (s *Server) cachedFacts(project string, f *pypi.File) (pypi.Facts, bool) {
 	if e.Absent {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the Integrity API has no provenance for this file"}, true
 	}
-	got, _, err := s.store.Facts(cache.FactKey{FileSHA256: f.SHA256(), ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()})
+	got, _, err := s.store.Facts(cache.FactKey{Filename: f.Filename, FileSHA256: f.SHA256(), ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()})
 	return got, err == nil
+}
+
+// factsFlightKey is the singleflight key of one verification: every part of
+// the facts key, the filename included (last, as it may hold ':').
+func factsFlightKey(k cache.FactKey) string {
+	return "facts:" + k.FileSHA256 + ":" + k.ProvenanceSHA256 + ":" + k.TrustRootSHA256 + ":" + k.Filename
 }
 
 // decide applies the current policy to facts about a file of project.

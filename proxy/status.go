@@ -92,7 +92,7 @@ const (
 
 // decisionLog keeps the recent decisions for the status page: a ring of the
 // last few, and the files whose latest decision blocked or yanked them (keyed
-// by sha256, or project and filename when the digest is unknown). A later
+// by project, filename and sha256). A later
 // allow or warn for the same file takes it off the blocked list, as after a
 // policy reload. It is safe for concurrent use; its memory is bounded.
 type decisionLog struct {
@@ -112,13 +112,11 @@ func newDecisionLog(size int) *decisionLog {
 	return &decisionLog{ring: make([]statusDecision, size), held: make(map[string]statusDecision)}
 }
 
-// statusKey identifies a file in the blocked map: its sha256, or project
-// and filename when the digest is unknown.
+// statusKey identifies a file in the blocked map: project, filename and
+// sha256. A verdict depends on the filename (the PEP 740 name check), so the
+// same bytes listed under another name are another entry.
 func statusKey(x statusDecision) string {
-	if x.SHA256 != "" {
-		return x.SHA256
-	}
-	return x.Project + "\x00" + x.Filename
+	return x.Project + "\x00" + x.Filename + "\x00" + x.SHA256
 }
 
 // add records x as the newest decision. A zero x.Time is set to now.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ func seedCache(t *testing.T) (dir, blob string) {
 	}
 	defer s.Close()
 	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
-	for _, k := range []cache.FactKey{{FileSHA256: a}, {FileSHA256: b, ProvenanceSHA256: a}} {
+	for _, k := range []cache.FactKey{{Filename: "a-1.0.tar.gz", FileSHA256: a}, {Filename: "b-1.0.tar.gz", FileSHA256: b, ProvenanceSHA256: a}} {
 		if err := s.PutFacts(k, pypi.Facts{Verdict: pypi.VerdictUnattested}); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +103,7 @@ func TestCacheStats(t *testing.T) {
 	}
 	for _, want := range []string{
 		"data directory         " + dir,
-		"database               " + filepath.Join(dir, "pipgate.db") + " (schema 1, ",
+		"database               " + filepath.Join(dir, "pipgate.db") + fmt.Sprintf(" (schema %d, ", cache.SchemaVersion),
 		"verification facts     2\n",
 		"project pages          1\n",
 		"project list           no\n",
@@ -122,7 +123,7 @@ func TestCacheStats(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil || code != 0 {
 		t.Fatalf("stats --json: exit %d, %v: %q", code, err, stdout)
 	}
-	if got.DataDir != dir || got.Facts != 2 || got.Pages != 1 || got.Blobs != 1 || got.BlobBytes != 5 || got.SchemaVersion != 1 {
+	if got.DataDir != dir || got.Facts != 2 || got.Pages != 1 || got.Blobs != 1 || got.BlobBytes != 5 || got.SchemaVersion != cache.SchemaVersion {
 		t.Errorf("stats --json: got %+v", got)
 	}
 }

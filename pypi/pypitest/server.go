@@ -126,8 +126,8 @@ type Server struct {
 	mu       sync.Mutex
 	serial   int64
 	projects map[string]*project // by normalised name
-	bySHA    map[string]*dist
-	raw      map[string]rawPage // by normalised name
+	byFile   map[string]*dist    // by "<sha256>/<filename>": the same bytes may be listed under several names
+	raw      map[string]rawPage  // by normalised name
 	faults   []fault
 	htmlOnly bool
 	hits     map[string]int // by request path
@@ -142,7 +142,7 @@ func NewServer(t testing.TB) *Server {
 	s := &Server{
 		done:     make(chan struct{}),
 		projects: map[string]*project{},
-		bySHA:    map[string]*dist{},
+		byFile:   map[string]*dist{},
 		raw:      map[string]rawPage{},
 		hits:     map[string]int{},
 		authSeen: map[string]int{},
@@ -194,7 +194,7 @@ func (s *Server) AddDist(projectName string, d Dist) {
 	})
 	s.serial++
 	p.serial = s.serial
-	s.bySHA[dd.sha256] = dd
+	s.byFile[dd.sha256+"/"+dd.Filename] = dd
 }
 
 // SetFault injects f into every request whose path starts with pathPrefix
@@ -570,7 +570,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, rest string) 
 		return
 	}
 	s.mu.Lock()
-	d := s.bySHA[sha]
+	d := s.byFile[sha+"/"+strings.TrimSuffix(filename, ".metadata")]
 	s.mu.Unlock()
 	if d == nil {
 		notFound(w)

@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/provenance"
+	"github.com/pipgate/pipgate/provenance/provenancetest"
+	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
+)
+
+// countingVerifier is a real provenance.Verifier that counts verifications.
+type countingVerifier struct {
+	v      *provenance.Verifier
+	digest string
+	calls  atomic.Int64
+}
+
+func (c *countingVerifier) Facts(prov []byte, filename, sha string) pypi.Facts {
+	c.calls.Add(1)
+	return c.v.Facts(prov, provenance.Dist{Filename: filename, SHA256: sha})
+}
+
+func (c *countingVerifier) TrustRootDigest() string { return c.digest }
+
+// restartableProxy is a pipgate over a data directory that can be closed and
+// reopened, as a restart does.
+type restartableProxy struct {
+	t     *testing.T
+	up    *pypitest.Server
+	v     Verifier
+	dir   string
+	store *cache.Store
+	srv   *Server
+	http  *httptest.Server
+}
+
+func newRestartableProxy(t *testing.T, up *pypitest.Server, v Verifier) *restartableProxy {
+	p := &restartableProxy{t: t, up: up, v: v, dir: t.TempDir()}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *restartableProxy) start() {
+	t := p.t
+	t.Helper()
+	store, err := cache.Open(cache.Options{Dir: p.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := upstream.New(upstream.Options{URL: p.up.URL(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := &staticPolicy{}
+	pol.p.Store(mustPolicy(t, ""))
+	srv, err := New(Options{Upstream: upstream.Single(client), Store: store, Verifier: p.v, Policy: pol,
+		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+		IndexTTL: time.Minute, EagerReleases: 5, EagerBudget: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.store, p.srv, p.http = store, srv, httptest.NewServer(srv)
+}
+
+func (p *restartableProxy) stop() {
+	if p.http == nil {
+		return
+	}
+	p.http.Close()
+	p.srv.Close()
+	if err := p.store.Close(); err != nil {
+		p.t.Error(err)
+	}
+	p.http = nil
+}
+
+func (p *restartableProxy) restart() {
+	p.stop()
+	p.start()
+}
+
+func (p *restartableProxy) get(path string, hdr ...string) (*http.Response, []byte) {
+	tp := &testProxy{t: p.t, http: p.http}
+	return tp.get(path, hdr...)
+}
+
+// listing is one file as the upstream lists it.
+type listing struct {
+	project, filename string
+	genuine           bool // the name the attestation was signed for
+}
+
+// checkDownload fetches l as a client does and checks what it received: the
+// genuine file 200 verified with its bytes; a renamed copy 403 invalid with
+// the name-mismatch reason in the header and the body.
+func checkDownload(t *testing.T, p *restartableProxy, l listing, content []byte, when string) {
+	t.Helper()
+	resp, body := p.get("/files/" + l.project + "/" + l.filename)
+	verdict, reason := resp.Header.Get(headerVerdict), resp.Header.Get(headerReason)
+	if l.genuine {
+		if resp.StatusCode != 200 || verdict != string(pypi.VerdictVerified) || sha(body) != sha(content) {
+			t.Errorf("%s: %s = %d %s %q (%d bytes); want 200 verified with the file", when, l.filename, resp.StatusCode, verdict, reason, len(body))
+		}
+		return
+	}
+	if resp.StatusCode != 403 || verdict != string(pypi.VerdictInvalid) || !strings.Contains(reason, "name-mismatch") ||
+		!strings.Contains(string(body), "name-mismatch") {
+		t.Errorf("%s: renamed copy %s = %d %s, reason %q, body %q; want 403 invalid (name-mismatch)", when, l.filename,
+			resp.StatusCode, verdict, reason, body[:min(len(body), 200)])
+	}
+}
+
+// checkListed fetches l's project page as pip does and checks how l is
+// listed: the genuine file as is, a renamed copy yanked with the reason.
+func checkListed(t *testing.T, p *restartableProxy, l listing, when string) {
+	t.Helper()
+	resp, body := p.get("/simple/"+l.project+"/", "Accept", pipAccept)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: /simple/%s/ = %d", when, l.project, resp.StatusCode)
+	}
+	page := parseJSONPage(t, body, p.http.URL+"/simple/"+l.project+"/")
+	f := fileNamed(page, l.filename)
+	switch {
+	case f == nil:
+		t.Errorf("%s: %s not listed", when, l.filename)
+	case l.genuine && f.Yanked:
+		t.Errorf("%s: genuine %s listed yanked (%q)", when, l.filename, f.YankedReason)
+	case !l.genuine && (!f.Yanked || !strings.Contains(f.YankedReason, "name-mismatch")):
+		t.Errorf("%s: renamed %s listed yanked=%v %q; want yanked for name-mismatch", when, l.filename, f.Yanked, f.YankedReason)
+	}
+}
+
+// runRenamedCopies lists the same bytes and provenance under the genuine
+// name and under other names, and checks each as itself in both orders, on
+// a fresh cache and again after a restart (the verdicts then come from the
+// cache: no verification runs).
+func runRenamedCopies(t *testing.T, newVerifier func() *countingVerifier, content, prov []byte, files []listing) {
+	orders := map[string][]listing{"genuine first": files, "renamed first": nil}
+	for i := len(files) - 1; i >= 0; i-- {
+		orders["renamed first"] = append(orders["renamed first"], files[i])
+	}
+	for name, order := range orders {
+		for _, viaPage := range []bool{false, true} {
+			mode := "downloads only"
+			if viaPage {
+				mode = "page then download (eager verification)"
+			}
+			t.Run(name+", "+mode, func(t *testing.T) {
+				up := pypitest.NewServer(t)
+				for _, l := range files {
+					up.AddDist(l.project, pypitest.Dist{Filename: l.filename, Content: content, Provenance: prov})
+				}
+				v := newVerifier()
+				p := newRestartableProxy(t, up, v)
+				for _, l := range order {
+					if viaPage {
+						checkListed(t, p, l, "fresh cache")
+					}
+					checkDownload(t, p, l, content, "fresh cache")
+				}
+				if got := v.calls.Load(); got != int64(len(files)) {
+					t.Errorf("fresh cache: %d verifications; want %d (one per listed name)", got, len(files))
+				}
+				p.restart()
+				before := v.calls.Load()
+				for _, l := range order {
+					checkListed(t, p, l, "after restart")
+					checkDownload(t, p, l, content, "after restart")
+				}
+				if got := v.calls.Load() - before; got != 0 {
+					t.Errorf("after restart: %d verifications; want 0 (every verdict cached under its own name)", got)
+				}
+			})
+		}
+	}
+}
+
+// TestRenamedCopyCheckedAsItself: a signed file's bytes and provenance
+// listed under another name (another project, another version) are refused
+// for the name mismatch, and the genuine file is served verified, whichever
+// is requested first, on a fresh cache and after a restart (fake Sigstore).
+func TestRenamedCopyCheckedAsItself(t *testing.T) {
+	ss := provenancetest.New(t)
+	content := pypitest.MakeSdist("demo", "1.0")
+	prov := ss.ProvenanceFor("demo-1.0.tar.gz", content, provenancetest.GitHub("good/repo", "release.yml"))
+	runRenamedCopies(t, func() *countingVerifier {
+		return &countingVerifier{v: ss.Verifier(), digest: strings.Repeat("cd", 32)}
+	}, content, prov, []listing{
+		{project: "demo", filename: "demo-1.0.tar.gz", genuine: true},
+		{project: "demo", filename: "demo-2.0.tar.gz"},
+		{project: "evil", filename: "evil-1.0.tar.gz"},
+	})
+}
+
+// TestRenamedCopyRealAttestation is TestRenamedCopyCheckedAsItself with the
+// real pypi_attestations-0.0.19 sdist, its real Integrity API provenance and
+// the production trusted root (PIPGATE_FIXTURES or ../../shared/fixtures/pypi).
+func TestRenamedCopyRealAttestation(t *testing.T) {
+	dir := os.Getenv("PIPGATE_FIXTURES")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
+	}
+	read := func(rel string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			t.Skipf("PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+		}
+		return b
+	}
+	content := read("pypi-attestations/pypi_attestations-0.0.19.tar.gz")
+	prov := read("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance")
+	ts, err := provenance.NewTrustSource(context.Background(), provenance.TrustSourceOptions{
+		TrustedRootPath: filepath.Join(dir, "trust", "trusted_root.production.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRenamedCopies(t, func() *countingVerifier {
+		return &countingVerifier{v: ts.Verifier(), digest: ts.Digest()}
+	}, content, prov, []listing{
+		{project: "pypi-attestations", filename: "pypi_attestations-0.0.19.tar.gz", genuine: true},
+		{project: "pypi-attestations", filename: "pypi_attestations-0.0.20.tar.gz"},
+		// A parsed-equal spelling passes the name check (protocol.md d.1
+		// step 9), and is keyed, verified and cached as itself.
+		{project: "pypi-attestations", filename: "Pypi-Attestations-0.0.19.tar.gz", genuine: true},
+		{project: "evil", filename: "evil-1.0.tar.gz"},
+	})
+}
