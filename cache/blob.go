@@ -35,20 +35,24 @@ func (s *Store) blobPath(sum string) (string, error) {
 }
 
 // OpenBlob opens the blob with the given sha256 for reading, or returns
-// [ErrNotFound]. The caller closes the file.
-func (s *Store) OpenBlob(sha256 string) (*os.File, error) {
+// [ErrNotFound]. It counts as a use for the size limit (in memory only),
+// and the blob is not evicted until the caller closes it.
+func (s *Store) OpenBlob(sha256 string) (*Blob, error) {
 	p, err := s.blobPath(sha256)
 	if err != nil {
 		return nil, err
 	}
+	release := s.lru.acquire(sha256) // before the open: eviction skips it from here
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
+		release()
 		return nil, fmt.Errorf("blob %s: %w", sha256, ErrNotFound)
 	}
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("cache: opening blob: %w", err)
 	}
-	return f, nil
+	return &Blob{File: f, release: release}, nil
 }
 
 // HasBlob reports whether the blob with the given sha256 exists. An invalid
@@ -171,6 +175,7 @@ func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 	case err == nil:
 		_ = os.Remove(tmp)
 		w.s.blobBytes.Add(w.n)
+		w.s.stored(got, w.n)
 	case errors.Is(err, fs.ErrExist):
 		_ = os.Remove(tmp)
 		return got, nil
@@ -182,6 +187,7 @@ func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 			return "", fmt.Errorf("cache: storing blob %s: %w", got, err)
 		}
 		w.s.blobBytes.Add(w.n)
+		w.s.stored(got, w.n)
 	}
 	if err := syncDir(parent); err != nil {
 		return "", fmt.Errorf("cache: syncing blob folder: %w", err)

@@ -157,11 +157,11 @@ func (s *Store) Purge(what string) error {
 	}
 	for _, e := range entries {
 		if err := os.RemoveAll(filepath.Join(s.blobRoot(), e.Name())); err != nil {
-			_ = s.countBlobBytes()
+			_ = s.seedBlobs()
 			return fmt.Errorf("cache: purging blobs: %w", err)
 		}
 	}
-	if err := s.countBlobBytes(); err != nil {
+	if err := s.seedBlobs(); err != nil {
 		return err
 	}
 	return s.removeTemps()

@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -113,6 +114,12 @@ type Options struct {
 	// ReadOnly opens the database for inspection only: shared lock, no
 	// writes, nothing moved aside or created, temporary files left alone.
 	ReadOnly bool
+	// MaxBlobBytes bounds the bytes of blobs/sha256: above it, Commit evicts
+	// the least recently used blobs, never one that is open (a [Blob] not
+	// yet closed) and never the most recently used one. 0: no limit.
+	MaxBlobBytes int64
+	// Registerer receives the eviction metrics; nil registers nothing.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -134,7 +141,12 @@ type Store struct {
 	log      *slog.Logger
 
 	writers   atomic.Int32 // write calls in flight, see update
-	blobBytes atomic.Int64 // size of blobs/sha256, kept up to date by Commit and Purge
+	blobBytes atomic.Int64 // size of blobs/sha256, kept up to date by Commit, eviction and Purge
+
+	maxBlobBytes int64         // Options.MaxBlobBytes
+	lru          *lru          // blob use order, with a size limit only
+	evictMu      sync.Mutex    // one eviction at a time
+	evictions    *evictMetrics // never nil
 	lastSweep atomic.Int64 // unix nanoseconds of the last stale temp sweep
 
 	mu     sync.Mutex
@@ -160,6 +172,13 @@ func Open(opts Options) (*Store, error) {
 		readOnly: opts.ReadOnly,
 		log:      opts.Logger,
 		active:   make(map[string]struct{}),
+		lru:      newLRU(),
+	}
+	if opts.MaxBlobBytes > 0 && !opts.ReadOnly {
+		s.maxBlobBytes = opts.MaxBlobBytes
+	}
+	if s.evictions, err = newEvictMetrics(opts.Registerer, s.maxBlobBytes); err != nil {
+		return nil, err
 	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(s.dbPath); errors.Is(err, fs.ErrNotExist) {
@@ -190,7 +209,7 @@ func Open(opts Options) (*Store, error) {
 	if s.db == nil {
 		return nil, fmt.Errorf("%w: %s still unusable after moving it aside", ErrCorrupt, s.dbPath)
 	}
-	if err := s.countBlobBytes(); err != nil {
+	if err := s.seedBlobs(); err != nil {
 		_ = s.db.Close()
 		return nil, err
 	}
@@ -203,6 +222,7 @@ func Open(opts Options) (*Store, error) {
 			return nil, err
 		}
 		s.lastSweep.Store(time.Now().UnixNano())
+		s.maybeEvict() // the limit may have been lowered since the last run
 	}
 	return s, nil
 }
@@ -394,24 +414,6 @@ func (s *Store) SizeBytes() int64 {
 		n += fi.Size()
 	}
 	return n
-}
-
-// countBlobBytes sets the blob total from a walk of blobs/sha256.
-func (s *Store) countBlobBytes() error {
-	var n int64
-	err := walkBlobs(s.blobRoot(), func(_ string, d fs.DirEntry) error {
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		n += fi.Size()
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("cache: sizing blobs: %w", err)
-	}
-	s.blobBytes.Store(n)
-	return nil
 }
 
 // Dir returns the absolute data directory.

@@ -33,8 +33,8 @@ commands:
                      exit 1 when a problem is found
 
 The data directory is --data-dir, else data_dir of --config (the embedded
-defaults without it). A data directory in use by a running 'pipgate serve'
-cannot be opened: stop the server first.
+defaults without it). While 'pipgate serve' runs on it, stats asks the
+server (through DATA_DIR/pipgate.sock); purge and verify need it stopped.
 
 flags:
 `
@@ -125,6 +125,13 @@ func runCache(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := cache.Open(cache.Options{Dir: dir, ReadOnly: readOnly, Logger: logger})
 	switch {
+	case errors.Is(err, cache.ErrLocked) && name == "stats":
+		st, serr := statsFromServer(dir)
+		if serr != nil {
+			fmt.Fprintf(stderr, "%s: %s is in use by another process, and asking a running pipgate serve failed: %v\n", prefix, dir, serr)
+			return 1
+		}
+		return printCacheStats(st, f.json, stdout, stderr)
 	case errors.Is(err, cache.ErrLocked):
 		fmt.Fprintf(stderr, "%s: %s is in use by another process (a running pipgate serve?); stop it first\n", prefix, dir)
 		return 1
@@ -140,7 +147,12 @@ func runCache(_ context.Context, args []string, stdout, stderr io.Writer) int {
 
 	switch name {
 	case "stats":
-		return cacheStats(s, f.json, stdout, stderr)
+		st, err := storeStats(s)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipgate cache stats: %v\n", err)
+			return 1
+		}
+		return printCacheStats(st, f.json, stdout, stderr)
 	case "purge":
 		if err := s.Purge(pos[0]); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
@@ -195,21 +207,32 @@ func cacheDataDir(f cacheFlags) (string, error) {
 	return cfg.DataDir, nil
 }
 
-func cacheStats(s *cache.Store, asJSON bool, stdout, stderr io.Writer) int {
+// dirStats is what 'pipgate cache stats' prints, from the store or from the
+// running server's admin socket.
+type dirStats struct {
+	DataDir  string `json:"data_dir"`
+	Database string `json:"database"`
+	// MaxBlobBytes is cache.max_size (0: no limit); only a running server knows it.
+	MaxBlobBytes int64 `json:"max_blob_bytes,omitempty"`
+	// Source is "database" (opened read-only) or "server" (asked the running one).
+	Source string `json:"source"`
+	cache.Stats
+}
+
+func storeStats(s *cache.Store) (dirStats, error) {
 	st, err := s.Stats()
 	if err != nil {
-		fmt.Fprintf(stderr, "pipgate cache stats: %v\n", err)
-		return 1
+		return dirStats{}, err
 	}
+	return dirStats{DataDir: s.Dir(), Database: s.Path(), Source: "database", Stats: st}, nil
+}
+
+func printCacheStats(d dirStats, asJSON bool, stdout, stderr io.Writer) int {
+	st := d.Stats
 	if asJSON {
-		out := struct {
-			DataDir  string `json:"data_dir"`
-			Database string `json:"database"`
-			cache.Stats
-		}{s.Dir(), s.Path(), st}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := enc.Encode(d); err != nil {
 			fmt.Fprintf(stderr, "pipgate cache stats: %v\n", err)
 			return 1
 		}
@@ -221,8 +244,8 @@ func cacheStats(s *cache.Store, asJSON bool, stdout, stderr io.Writer) int {
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	rows := [][2]string{
-		{"data directory", s.Dir()},
-		{"database", fmt.Sprintf("%s (schema %d, %s)", s.Path(), st.SchemaVersion, humanBytes(st.DBBytes))},
+		{"data directory", d.DataDir},
+		{"database", fmt.Sprintf("%s (schema %d, %s)", d.Database, st.SchemaVersion, humanBytes(st.DBBytes))},
 		{"verification facts", fmt.Sprint(st.Facts)},
 		{"provenance bodies", fmt.Sprint(st.Provenance)},
 		{"project pages", fmt.Sprint(st.Pages)},
@@ -230,6 +253,8 @@ func cacheStats(s *cache.Store, asJSON bool, stdout, stderr io.Writer) int {
 		{"projects with history", fmt.Sprint(st.Projects)},
 		{"blob references", fmt.Sprint(st.Refs)},
 		{"blobs", fmt.Sprintf("%d (%s)", st.Blobs, humanBytes(st.BlobBytes))},
+		{"size limit", sizeLimit(d)},
+		{"read from", d.Source},
 		{"temp files", fmt.Sprint(st.TempFiles)},
 	}
 	for _, r := range rows {
@@ -282,4 +307,14 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func sizeLimit(d dirStats) string {
+	switch {
+	case d.Source != "server":
+		return "(known to the server; see cache.max_size)"
+	case d.MaxBlobBytes <= 0:
+		return "none"
+	}
+	return humanBytes(d.MaxBlobBytes)
 }

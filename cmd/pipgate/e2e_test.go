@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,14 +86,28 @@ type proc struct {
 	egress   string // 127.0.0.1:PORT or ""
 	stderr   *syncBuf
 	auditLog string
+	client   *http.Client // trusts the server's CA when it serves HTTPS
 }
 
 // startPipgate runs the binary with cfgPath and waits for /readyz.
 func startPipgate(t testing.TB, cfgPath, auditLog string, wantEgress bool) *proc {
 	t.Helper()
+	return startPipgateArgs(t, []string{"--config", cfgPath}, auditLog, wantEgress, nil)
+}
+
+// startPipgateArgs runs 'pipgate serve args...' and waits for /readyz; with
+// roots, the index listener is expected to serve HTTPS with a certificate
+// those roots trust.
+func startPipgateArgs(t testing.TB, args []string, auditLog string, wantEgress bool, roots *x509.CertPool) *proc {
+	t.Helper()
 	bin := pipgateBinary(t)
-	p := &proc{stderr: &syncBuf{}, auditLog: auditLog}
-	p.cmd = exec.Command(bin, "serve", "--config", cfgPath, "--log.format", "json", "--log.level", "debug")
+	p := &proc{stderr: &syncBuf{}, auditLog: auditLog, client: http.DefaultClient}
+	scheme := "http://"
+	if roots != nil {
+		scheme = "https://"
+		p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	}
+	p.cmd = exec.Command(bin, append(append([]string{"serve"}, args...), "--log.format", "json", "--log.level", "debug")...)
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
 	p.cmd.Stdout = io.Discard
@@ -137,7 +153,7 @@ func startPipgate(t testing.TB, cfgPath, auditLog string, wantEgress bool) *proc
 		case a := <-addrs:
 			switch a[0] {
 			case "listen":
-				p.base = "http://" + a[1]
+				p.base = scheme + a[1]
 			case "egress.listen":
 				p.egress = a[1]
 			}
@@ -146,7 +162,7 @@ func startPipgate(t testing.TB, cfgPath, auditLog string, wantEgress bool) *proc
 		}
 	}
 	for i := 0; ; i++ {
-		resp, err := http.Get(p.base + "/readyz")
+		resp, err := p.client.Get(p.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -311,7 +311,12 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	a.store, err = cache.Open(cache.Options{Dir: cfg.DataDir, Logger: logger.With("component", "cache")})
+	a.store, err = cache.Open(cache.Options{
+		Dir:          cfg.DataDir,
+		Logger:       logger.With("component", "cache"),
+		MaxBlobBytes: int64(cfg.Cache.MaxSize),
+		Registerer:   reg,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the cache: %w", err)
 	}
@@ -455,6 +460,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		if err := listen("egress.listen", cfg.Egress.Listen, a.egress); err != nil {
 			return err
 		}
+	}
+	adminLn, err := listenAdmin(cfg.DataDir, logger)
+	if err != nil {
+		return err
+	}
+	if adminLn != nil {
+		lns = append(lns, listener{name: "admin", ln: adminLn, srv: newHTTPServer(adminHandler(a.store, int64(cfg.Cache.MaxSize)), logger)})
 	}
 
 	// Background work: trust-root refresh and policy file watching.

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pipgate/pipgate/cache"
+)
+
+// adminSocket is the Unix socket in the data directory on which a running
+// 'pipgate serve' answers the commands that cannot open the database while
+// it holds the lock ('pipgate cache stats'). The data directory is 0700, so
+// only its owner reaches it.
+const adminSocket = "pipgate.sock"
+
+// maxSocketPath is the longest path a Unix socket address takes (sun_path).
+const maxSocketPath = 107
+
+// adminHandler serves GET /cache/stats.
+func adminHandler(store *cache.Store, maxBlobBytes int64) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /cache/stats", func(w http.ResponseWriter, _ *http.Request) {
+		st, err := storeStats(store)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		st.Source, st.MaxBlobBytes = "server", maxBlobBytes
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	return mux
+}
+
+// listenAdmin listens on DIR/pipgate.sock, replacing a stale socket left by
+// a crash (the database lock says no other server runs here). It returns
+// nil, nil when the path is too long for a socket.
+func listenAdmin(dir string, logger *slog.Logger) (net.Listener, error) {
+	p := filepath.Join(dir, adminSocket)
+	if len(p) > maxSocketPath {
+		logger.Warn("data_dir path too long for the admin socket; 'pipgate cache stats' needs the server stopped", "path", p)
+		return nil, nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	return ln, nil
+}
+
+// statsFromServer asks the server running on dir for its cache stats.
+func statsFromServer(dir string) (dirStats, error) {
+	p := filepath.Join(dir, adminSocket)
+	client := &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", p)
+		}},
+	}
+	resp, err := client.Get("http://pipgate/cache/stats")
+	if err != nil {
+		return dirStats{}, fmt.Errorf("no server answers on %s: %w", p, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return dirStats{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return dirStats{}, fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	var st dirStats
+	if err := json.Unmarshal(body, &st); err != nil {
+		return dirStats{}, fmt.Errorf("reading the server's answer: %w", err)
+	}
+	return st, nil
+}
