@@ -147,7 +147,7 @@ type Store struct {
 	lru          *lru          // blob use order, with a size limit only
 	evictMu      sync.Mutex    // one eviction at a time
 	evictions    *evictMetrics // never nil
-	lastSweep atomic.Int64 // unix nanoseconds of the last stale temp sweep
+	lastSweep    atomic.Int64  // unix nanoseconds of the last stale temp sweep
 
 	mu     sync.Mutex
 	active map[string]struct{} // temp files of unfinished BlobWriters

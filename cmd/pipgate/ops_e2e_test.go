@@ -248,4 +248,3 @@ func blobBytesOnDisk(t *testing.T, dataDir string) int64 {
 	}
 	return n
 }
-
