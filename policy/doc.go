@@ -29,6 +29,10 @@
 //
 // [Policy.Decide] turns facts into a [Decision]: allow, block (yanked in the
 // index, 403 on download), yank (yanked in the index, served), or warn
-// (served; the requirement was not met). A [Reloader] swaps policies
-// atomically and keeps the old one when a new file is bad.
+// (served; the requirement was not met). [Policy.DecideFile] adds the checks
+// across a project's releases ("trust over time"): the keys continuity
+// (publisher-changed, attestation-lost), min_release_age and
+// cooldown_action, given the release history the caller established (see
+// [File] and [Release]). A [Reloader] swaps policies atomically, adopts only
+// complete and valid files, and keeps the old policy when a new file is bad.
 package policy

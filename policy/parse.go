@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -104,19 +105,25 @@ type rawFile struct {
 }
 
 type rawDefaults struct {
-	Require   string `yaml:"require"`
-	Action    string `yaml:"action"`
-	OnInvalid string `yaml:"on_invalid"`
-	OnError   string `yaml:"on_error"`
+	Require        string `yaml:"require"`
+	Action         string `yaml:"action"`
+	OnInvalid      string `yaml:"on_invalid"`
+	OnError        string `yaml:"on_error"`
+	Continuity     string `yaml:"continuity"`
+	MinReleaseAge  string `yaml:"min_release_age"`
+	CooldownAction string `yaml:"cooldown_action"`
 }
 
 type rawRule struct {
-	Name       string         `yaml:"name"`
-	Require    string         `yaml:"require"`
-	Action     string         `yaml:"action"`
-	OnInvalid  string         `yaml:"on_invalid"`
-	OnError    string         `yaml:"on_error"`
-	Publishers []rawPublisher `yaml:"publishers"`
+	Name           string         `yaml:"name"`
+	Require        string         `yaml:"require"`
+	Action         string         `yaml:"action"`
+	OnInvalid      string         `yaml:"on_invalid"`
+	OnError        string         `yaml:"on_error"`
+	Continuity     string         `yaml:"continuity"`
+	MinReleaseAge  string         `yaml:"min_release_age"`
+	CooldownAction string         `yaml:"cooldown_action"`
+	Publishers     []rawPublisher `yaml:"publishers"`
 }
 
 type rawPublisher struct {
@@ -133,7 +140,10 @@ type rawPublisher struct {
 // policy is strict: unknown fields, a missing or unknown version, unknown
 // values, and rules that cannot work as written are all errors:
 //   - require trusted-publisher without publishers (or in the defaults,
-//     which have none), and publishers under any other require;
+//     which have none), and publishers under a rule that neither requires
+//     a trusted publisher nor checks continuity (they would mean nothing);
+//   - a min_release_age that is not a Go duration or a number of days
+//     ("7d"), or is negative;
 //   - a publisher of unknown kind, missing a field its kind needs, or with
 //     a field its kind does not use; a GitHub workflow that is a path rather
 //     than a bare .yml/.yaml file name;
@@ -238,6 +248,9 @@ func (v *validator) build(raw *rawFile) *Policy {
 	choose(v, &d.Action, raw.Defaults.Action, []any{"defaults", "action"}, "action", actions)
 	choose(v, &d.OnInvalid, raw.Defaults.OnInvalid, []any{"defaults", "on_invalid"}, "action", actions)
 	choose(v, &d.OnError, raw.Defaults.OnError, []any{"defaults", "on_error"}, "action", actions)
+	choose(v, &d.Continuity, raw.Defaults.Continuity, []any{"defaults", "continuity"}, "continuity", continuities)
+	v.age(&d.MinReleaseAge, raw.Defaults.MinReleaseAge, []any{"defaults", "min_release_age"})
+	choose(v, &d.CooldownAction, raw.Defaults.CooldownAction, []any{"defaults", "cooldown_action"}, "cooldown_action", actions)
 	if d.Require == RequireTrustedPublisher {
 		v.addf([]any{"defaults", "require"}, "trusted-publisher needs publishers, which only package rules have; require it per package")
 		d.Require = defaultRequire
@@ -253,6 +266,9 @@ func (v *validator) build(raw *rawFile) *Policy {
 		choose(v, &r.Action, rr.Action, at("action"), "action", actions)
 		choose(v, &r.OnInvalid, rr.OnInvalid, at("on_invalid"), "action", actions)
 		choose(v, &r.OnError, rr.OnError, at("on_error"), "action", actions)
+		choose(v, &r.Continuity, rr.Continuity, at("continuity"), "continuity", continuities)
+		v.age(&r.MinReleaseAge, rr.MinReleaseAge, at("min_release_age"))
+		choose(v, &r.CooldownAction, rr.CooldownAction, at("cooldown_action"), "cooldown_action", actions)
 
 		nameOK := false
 		switch m, err := compileName(rr.Name); {
@@ -275,8 +291,8 @@ func (v *validator) build(raw *rawFile) *Policy {
 			} else {
 				v.addf(at("require"), "trusted-publisher needs publishers; add a publishers list")
 			}
-		case r.Require != RequireTrustedPublisher && len(rr.Publishers) > 0:
-			v.addf(at("publishers"), "only allowed with require: trusted-publisher (require is %q)", r.Require)
+		case r.Require != RequireTrustedPublisher && r.Continuity == ActionNone && len(rr.Publishers) > 0:
+			v.addf(at("publishers"), "only allowed with require: trusted-publisher, or with continuity checks on (require is %q, continuity none)", r.Require)
 		}
 		for j := range rr.Publishers {
 			if pub, ok := v.publisher(&rr.Publishers[j], at("publishers", j)); ok {
@@ -323,9 +339,57 @@ func (v *validator) reachable(p *Policy, r *rule, path []any, first map[string]i
 }
 
 var (
-	requires = []Require{RequireNone, RequireAttestation, RequireTrustedPublisher}
-	actions  = []Action{ActionBlock, ActionYank, ActionWarn}
+	requires     = []Require{RequireNone, RequireAttestation, RequireTrustedPublisher}
+	actions      = []Action{ActionBlock, ActionYank, ActionWarn}
+	continuities = []Action{ActionNone, ActionWarn, ActionYank, ActionBlock}
 )
+
+// age sets *dst to the duration val when val is set and valid.
+func (v *validator) age(dst *time.Duration, val string, path []any) {
+	if val == "" {
+		return
+	}
+	d, err := ParseAge(val)
+	if err != nil {
+		v.addf(path, "%v", err)
+		return
+	}
+	*dst = d
+}
+
+// ParseAge parses a min_release_age: a Go duration ("36h", "90m", "0s"), a
+// number of days ("7d"), or days followed by a Go duration ("1d12h"). It
+// must not be negative.
+func ParseAge(s string) (time.Duration, error) {
+	bad := fmt.Errorf("want a duration like \"7d\", \"36h\" or \"0s\", got %q", s)
+	if s == "" {
+		return 0, bad
+	}
+	var days int64
+	rest := s
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.ParseInt(s[:i], 10, 32)
+		if err != nil || n < 0 || s[:i] == "" || s[0] == '+' {
+			return 0, bad
+		}
+		days, rest = n, s[i+1:]
+	}
+	var d time.Duration
+	if rest != "" {
+		var err error
+		if d, err = time.ParseDuration(rest); err != nil {
+			return 0, bad
+		}
+		if d < 0 {
+			return 0, fmt.Errorf("must not be negative, got %q", s)
+		}
+	}
+	const maxDays = 1 << 20 / 24 // beyond any sensible cooldown; keeps the sum in range
+	if days > maxDays {
+		return 0, fmt.Errorf("too long: %q (at most %dd)", s, maxDays)
+	}
+	return time.Duration(days)*24*time.Hour + d, nil
+}
 
 // choose sets *dst to val when val is set and one of allowed.
 func choose[T ~string](v *validator, dst *T, val string, path []any, what string, allowed []T) {

@@ -29,7 +29,12 @@ line 5: packages[2].name: invalid project name "-leading" (want a PEP 508 name o
 line 6: packages[3].name: required
 line 7: packages[4].name: invalid glob "foo/*" (use *, ? and [...] around letters, digits, -, _ and .)
 line 8: packages[5].name: glob "pypi[_]attestations" can never match: names are compared PEP 503-normalised (lower case, a single - between words, no _ or ., a letter or digit first and last), so write it that way, e.g. "pypi-*"`,
-		"bad-publishers-without-trusted-publisher.yaml": `line 6: packages[0].publishers: only allowed with require: trusted-publisher (require is "attestation")`,
+		"bad-trust-over-time.yaml": `line 3: defaults.continuity: unknown continuity "sometimes" (want none, warn, yank or block)
+line 4: defaults.min_release_age: want a duration like "7d", "36h" or "0s", got "7days"
+line 5: defaults.cooldown_action: unknown cooldown_action "none" (want block, yank or warn)
+line 8: packages[0].min_release_age: want a duration like "7d", "36h" or "0s", got "-1d"
+line 16: packages[2].publishers: only allowed with require: trusted-publisher, or with continuity checks on (require is "none", continuity none)`,
+		"bad-publishers-without-trusted-publisher.yaml": `line 6: packages[0].publishers: only allowed with require: trusted-publisher, or with continuity checks on (require is "attestation", continuity none)`,
 		"bad-publishers.yaml": `line 6: packages[0].publishers[0].repository: required for kind github
 line 7: packages[0].publishers[0].workflow: want a bare file name like "release.yml", not a path: ".github/workflows/release.yml"
 line 9: packages[0].publishers[1].repository: want "owner/name", got "https://github.com/good/repo"
@@ -51,8 +56,8 @@ line 7: packages[1].publishers: at least one publisher is required with require:
 		"bad-types.yaml": "line 3: defaults: want a mapping, got a list\n" +
 			"line 6: packages[0].require: want a string, got a list\n" +
 			"line 8: packages[0].publishers: want a list, got a mapping",
-		"bad-unknown-field.yaml": `line 4: defaults.acton: unknown field (want require, action, on_invalid or on_error)
-line 7: packages[0].requre: unknown field (want name, require, action, on_invalid, on_error or publishers)`,
+		"bad-unknown-field.yaml": `line 4: defaults.acton: unknown field (want require, action, on_invalid, on_error, continuity, min_release_age or cooldown_action)
+line 7: packages[0].requre: unknown field (want name, require, action, on_invalid, on_error, continuity, min_release_age, cooldown_action or publishers)`,
 		"bad-values.yaml": `line 3: defaults.require: unknown require "signed" (want none, attestation or trusted-publisher)
 line 4: defaults.action: unknown action "deny" (want block, yank or warn)
 line 5: defaults.on_invalid: unknown action "allow" (want block, yank or warn)
@@ -145,20 +150,20 @@ packages:
   - name: zope.interface
 `
 	p := mustParse(t, src)
-	wantDefaults := policy.Rule{Name: "defaults", Require: "attestation", Action: "yank", OnInvalid: "block", OnError: "warn"}
+	wantDefaults := policy.Rule{Name: "defaults", Require: "attestation", Action: "yank", OnInvalid: "block", OnError: "warn", Continuity: "none", CooldownAction: "block"}
 	if got := p.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("Defaults() = %+v; want %+v", got, wantDefaults)
 	}
 	want := []policy.Rule{
-		{Name: "pypi-attestations", Require: "trusted-publisher", Action: "block", OnInvalid: "block", OnError: "warn", Line: 7,
+		{Name: "pypi-attestations", Require: "trusted-publisher", Action: "block", OnInvalid: "block", OnError: "warn", Continuity: "none", CooldownAction: "block", Line: 7,
 			Publishers: []pypi.Publisher{
 				{Kind: "github", Repository: "trailofbits/pypi-attestations", Workflow: "release.yml"},
 				{Kind: "gitlab", Repository: "group/sub/project", Workflow: "ci/release.yaml"},
 				{Kind: "google", Email: "builder@project.iam.gserviceaccount.com"},
 				{Kind: "identity", Issuer: "https://github.com/login/oauth", Subject: "someone@example.com"},
 			}},
-		{Name: "internal-*", Require: "none", Action: "yank", OnInvalid: "warn", OnError: "warn", Line: 22},
-		{Name: "zope-interface", Require: "attestation", Action: "yank", OnInvalid: "block", OnError: "warn", Line: 25},
+		{Name: "internal-*", Require: "none", Action: "yank", OnInvalid: "warn", OnError: "warn", Continuity: "none", CooldownAction: "block", Line: 22},
+		{Name: "zope-interface", Require: "attestation", Action: "yank", OnInvalid: "block", OnError: "warn", Continuity: "none", CooldownAction: "block", Line: 25},
 	}
 	got := p.Rules()
 	if !reflect.DeepEqual(got, want) {
@@ -201,7 +206,7 @@ func TestParseNullDocument(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	p := policy.Default()
-	want := policy.Rule{Name: "defaults", Require: "none", Action: "warn", OnInvalid: "block", OnError: "block"}
+	want := policy.Rule{Name: "defaults", Require: "none", Action: "warn", OnInvalid: "block", OnError: "block", Continuity: "none", CooldownAction: "block"}
 	if got := p.Defaults(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default().Defaults() = %+v; want %+v", got, want)
 	}

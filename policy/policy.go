@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -25,6 +26,9 @@ const (
 	// ActionWarn: the requirement is not met, but the file is listed and served as
 	// usual; the decision is recorded in metrics and the audit log.
 	ActionWarn Action = "warn"
+	// ActionNone is only a value of continuity: the continuity checks are off.
+	// A Decision never carries it.
+	ActionNone Action = "none"
 )
 
 // Require is what a rule asks of a file's provenance.
@@ -71,6 +75,9 @@ const (
 	defaultAction    = ActionWarn
 	defaultOnInvalid = ActionBlock
 	defaultOnError   = ActionBlock
+	// Trust over time: off unless asked for; a cooldown, once set, blocks.
+	defaultContinuity     = ActionNone
+	defaultCooldownAction = ActionBlock
 )
 
 // ErrDenied is matched by every [DeniedError].
@@ -102,7 +109,17 @@ type Rule struct {
 	OnInvalid Action `json:"on_invalid"`
 	// OnError applies when provenance could not be fetched or checked and something is required.
 	OnError Action `json:"on_error"`
-	// Publishers are the trusted publishers (only with RequireTrustedPublisher).
+	// Continuity is the action on a publisher-changed or attestation-lost
+	// finding: ActionWarn, ActionYank, ActionBlock, or ActionNone (not checked).
+	Continuity Action `json:"continuity"`
+	// MinReleaseAge is the cooldown: a file uploaded less than this long ago
+	// meets CooldownAction. Zero: no cooldown.
+	MinReleaseAge time.Duration `json:"min_release_age"`
+	// CooldownAction applies to a file in its cooldown: ActionBlock, ActionYank or ActionWarn.
+	CooldownAction Action `json:"cooldown_action"`
+	// Publishers are the trusted publishers (with RequireTrustedPublisher),
+	// and the publishers continuity accepts: a file signed by one of them is
+	// never publisher-changed.
 	Publishers []pypi.Publisher `json:"publishers,omitempty"`
 	// Line is the rule's line in the policy file; 0 for the built-in defaults.
 	Line int `json:"line,omitempty"`
@@ -136,6 +153,9 @@ func Default() *Policy {
 			Action:    defaultAction,
 			OnInvalid: defaultOnInvalid,
 			OnError:   defaultOnError,
+
+			Continuity:     defaultContinuity,
+			CooldownAction: defaultCooldownAction,
 		}},
 		exact:  map[string]int{},
 		source: "built-in",
@@ -233,8 +253,14 @@ func (d Decision) Err() error {
 //   - invalid: on_invalid, at every require level;
 //   - error, and any verdict Decide does not know (reported as error):
 //     allowed and recorded under require none, else on_error.
+//
+// Decide makes no check across releases (continuity, cooldown): that is
+// [Policy.DecideFile].
 func (p *Policy) Decide(project string, f pypi.Facts) Decision {
-	r := p.lookup(pypi.NormalizeName(project))
+	return p.decide(p.lookup(pypi.NormalizeName(project)), project, f)
+}
+
+func (p *Policy) decide(r *rule, project string, f pypi.Facts) Decision {
 	d := Decision{Action: ActionAllow, Verdict: f.Verdict, Rule: r.Name, Require: r.Require}
 	required := r.Require != RequireNone
 	var b reasonBuilder
@@ -311,12 +337,19 @@ func (p *Policy) Decide(project string, f pypi.Facts) Decision {
 }
 
 // reasonBuilder writes a decision's reason: "pipgate: <project>: <what>".
-type reasonBuilder struct{ strings.Builder }
+type reasonBuilder struct {
+	strings.Builder
+	project string
+}
 
 func (b *reasonBuilder) start(project string) {
 	b.Grow(192)
-	b.add("pipgate: ", oneLine(project, 200), ": ")
+	b.project = oneLine(project, 200)
+	b.add(b.prefix())
 }
+
+// prefix is what start wrote.
+func (b *reasonBuilder) prefix() string { return "pipgate: " + b.project + ": " }
 
 func (b *reasonBuilder) add(ss ...string) {
 	for _, s := range ss {
