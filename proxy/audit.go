@@ -39,7 +39,8 @@ type auditRecord struct {
 	Identity  string    `json:"identity,omitempty"` // the verified signer, pypi.Identity.String()
 	Rule      string    `json:"rule,omitempty"`
 	Action    string    `json:"action,omitempty"`
-	Host      string    `json:"host,omitempty"` // egress: the refused destination
+	Host      string    `json:"host,omitempty"`     // egress: the refused destination
+	Upstream  string    `json:"upstream,omitempty"` // the configured name of the upstream that served the file
 }
 
 // Tuning of the audit writer.

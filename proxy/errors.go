@@ -81,6 +81,10 @@ func clientMessage(err error, code int) string {
 	case http.StatusNotFound:
 		return "not found"
 	case http.StatusBadGateway:
+		var se *upstream.StatusError
+		if errors.Is(err, upstream.ErrAuth) && errors.As(err, &se) {
+			return fmt.Sprintf("bad gateway: upstream %s refused pipgate's credentials (%d)", se.Upstream, se.Code)
+		}
 		if errors.Is(err, errDigestMismatch) || errors.Is(err, errUpstreamNoHash) || errors.Is(err, upstream.ErrHostNotAllowed) ||
 			errors.Is(err, upstream.ErrBadResponse) {
 			return "bad gateway: " + err.Error()

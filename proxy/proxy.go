@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -286,8 +287,27 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) error {
 		return errorf(http.StatusServiceUnavailable, "not ready: no policy or trust root")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, err := io.WriteString(w, "ready\n")
+	var b strings.Builder
+	b.WriteString("ready\n")
+	// An upstream that refuses pipgate's credentials does not make pipgate
+	// unready (the other upstreams and the cache still serve, and an unready
+	// instance would get no traffic to notice the fix): it is reported here.
+	for _, u := range s.upstreams() {
+		if f := u.AuthFailure; f != nil {
+			fmt.Fprintf(&b, "upstream %s: authentication failed: %d %s at %s (check its username and password)\n",
+				u.Name, f.Code, http.StatusText(f.Code), f.At.UTC().Format(time.RFC3339))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// upstreams describes the configured upstreams, when the Upstream can.
+func (s *Server) upstreams() []upstream.Info {
+	if l, ok := s.up.(upstreamLister); ok {
+		return l.Upstreams()
+	}
+	return nil
 }
 
 // MetricsHooks lets the command report events the proxy does not see.
@@ -340,6 +360,7 @@ func (s *Server) statusSnapshot() statusSnapshot {
 		Decisions:       s.decisions.recent(),
 		Blocked:         s.decisions.blocked(),
 		Counts:          counts,
+		Upstreams:       s.upstreams(),
 	}
 	if s.opts.TrustInfo != nil {
 		src, refreshed := s.opts.TrustInfo()

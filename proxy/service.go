@@ -433,7 +433,9 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 	if reason == "" && facts.Detail != "" {
 		reason = facts.Detail
 	}
+	up, _ := s.up.Owner(project)
 	s.audit.Log(auditRecord{
+		Upstream:  up,
 		Time:      s.now(),
 		Event:     "download",
 		RequestID: info(ctx).id,
@@ -449,6 +451,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Action:    string(d.Action),
 	})
 	s.decisions.add(statusDecision{
+		Upstream: up,
 		Time:     s.now(),
 		Project:  project,
 		Version:  version,
@@ -464,7 +467,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 	if d.Action != policy.ActionAllow {
 		level = slog.LevelWarn
 	}
-	s.log.Log(ctx, level, "decision", "request_id", info(ctx).id, "project", project, "filename", f.Filename,
+	s.log.Log(ctx, level, "decision", "request_id", info(ctx).id, "project", project, "upstream", up, "filename", f.Filename,
 		"sha256", f.SHA256(), "verdict", string(d.Verdict), "action", string(d.Action), "rule", d.Rule, "reason", reason)
 }
 

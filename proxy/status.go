@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pipgate/pipgate/proxy/upstream"
 )
 
 // statusStaleTrustRoot is the trust-root age the status page flags as stale;
@@ -27,7 +29,10 @@ type statusSnapshot struct {
 	Version     string    `json:"version"`
 	StartedAt   time.Time `json:"started_at"`
 	GeneratedAt time.Time `json:"generated_at"` // now; the page's clock (zero: time.Now() when rendered)
-	Upstream    string    `json:"upstream"`     // upstream.url
+	Upstream    string    `json:"upstream"`     // upstream.url, or name=url of each upstream
+	// Upstreams describes each configured upstream (never its credentials)
+	// and its last authentication failure.
+	Upstreams []upstream.Info `json:"upstreams,omitempty"`
 
 	PolicySource   string    `json:"policy_source"` // the policy file, or "built-in default"
 	PolicyDigest   string    `json:"policy_digest"` // sha256 of the policy file: the policy version ("" for the built-in policy)
@@ -70,6 +75,7 @@ type statusDecision struct {
 	Rule     string    `json:"rule,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Identity string    `json:"identity,omitempty"`
+	Upstream string    `json:"upstream,omitempty"` // the configured name of the upstream that served it
 }
 
 // statusJSONView is the JSON form of a statusSnapshot: durations in seconds,
@@ -316,6 +322,9 @@ type statusPage struct {
 	CacheSize      string
 	Counts         []statusCount
 	Lookups        []statusLookupRow
+	// Upstreams is set when there is more than one upstream, or one with
+	// credentials: the page then lists them and who served each decision.
+	Upstreams bool
 }
 
 // statusCount is one row of the downloads-by-verdict card.
@@ -338,6 +347,7 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 		s.GeneratedAt = time.Now()
 	}
 	p := statusPage{S: s, Uptime: "unknown", TrustRootAge: "unknown", HitRatio: "no lookups yet", CacheSize: statusBytes(s.CacheBytes)}
+	p.Upstreams = len(s.Upstreams) > 1 || len(s.Upstreams) == 1 && s.Upstreams[0].Auth
 	if !s.StartedAt.IsZero() {
 		p.Uptime = statusDuration(s.GeneratedAt.Sub(s.StartedAt))
 	}
@@ -483,15 +493,21 @@ td.wrap{max-width:420px;overflow-wrap:anywhere}
 <table><tbody>{{range .Counts}}<tr><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="num">{{.N}}</td></tr>{{end}}</tbody></table></div>
 </div>
 
-<section id="blocked"><h2>Blocked and yanked files ({{len .S.Blocked}})</h2>
+{{if .Upstreams}}<section id="upstreams"><h2>Upstreams</h2>
+<table><thead><tr><th>Name</th><th>URL</th><th>Serves</th><th>Credentials</th><th>Authentication</th></tr></thead><tbody>
+{{range .S.Upstreams}}<tr><td>{{.Name}}</td><td class="wrap"><code>{{.URL}}</code></td><td class="wrap">{{if .Projects}}{{range $i, $p := .Projects}}{{if $i}}, {{end}}<code>{{$p}}</code>{{end}}{{end}}{{if .Default}}{{if .Projects}}, {{end}}every other project{{end}}{{if and (not .Projects) (not .Default)}}<span class="muted">nothing</span>{{end}}</td><td>{{if .Auth}}configured{{else}}<span class="muted">none</span>{{end}}</td><td>{{with .AuthFailure}}<span class="bad">failed: {{.Code}} at {{when .At}}</span>{{else}}<span class="muted">no failure</span>{{end}}</td></tr>
+{{end}}</tbody></table>
+</section>
+
+{{end}}<section id="blocked"><h2>Blocked and yanked files ({{len .S.Blocked}})</h2>
 {{if .S.Blocked}}<table><thead><tr><th>Since</th><th>Project</th><th>Version</th><th>File</th><th>Action</th><th>Verdict</th><th>Rule</th><th>Reason</th></tr></thead><tbody>
 {{range .S.Blocked}}<tr><td>{{when .Time}}</td><td>{{.Project}}</td><td>{{.Version}}</td><td class="wrap"><span title="{{.SHA256}}">{{.Filename}}</span></td><td class="a-{{.Action}}">{{.Action}}</td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td>{{.Rule}}</td><td class="wrap">{{.Reason}}</td></tr>
 {{end}}</tbody></table>{{else}}<p class="muted">No file is blocked or yanked.</p>{{end}}
 </section>
 
 <section id="decisions"><h2>Recent decisions ({{len .S.Decisions}})</h2>
-{{if .S.Decisions}}<table><thead><tr><th>Time</th><th>Project</th><th>Version</th><th>File</th><th>sha256</th><th>Verdict</th><th>Action</th><th>Rule</th><th>Identity</th><th>Reason</th></tr></thead><tbody>
-{{range .S.Decisions}}<tr><td>{{when .Time}}</td><td>{{.Project}}</td><td>{{.Version}}</td><td class="wrap">{{.Filename}}</td><td><code title="{{.SHA256}}">{{short .SHA256}}</code></td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="a-{{.Action}}">{{.Action}}</td><td>{{.Rule}}</td><td class="wrap">{{.Identity}}</td><td class="wrap">{{.Reason}}</td></tr>
+{{if .S.Decisions}}<table><thead><tr><th>Time</th><th>Project</th>{{if .Upstreams}}<th>Upstream</th>{{end}}<th>Version</th><th>File</th><th>sha256</th><th>Verdict</th><th>Action</th><th>Rule</th><th>Identity</th><th>Reason</th></tr></thead><tbody>
+{{range .S.Decisions}}<tr><td>{{when .Time}}</td><td>{{.Project}}</td>{{if $.Upstreams}}<td>{{.Upstream}}</td>{{end}}<td>{{.Version}}</td><td class="wrap">{{.Filename}}</td><td><code title="{{.SHA256}}">{{short .SHA256}}</code></td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="a-{{.Action}}">{{.Action}}</td><td>{{.Rule}}</td><td class="wrap">{{.Identity}}</td><td class="wrap">{{.Reason}}</td></tr>
 {{end}}</tbody></table>{{else}}<p class="muted">No decision yet.</p>{{end}}
 </section>
 
