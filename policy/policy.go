@@ -426,7 +426,7 @@ func (b *reasonBuilder) detail(f pypi.Facts) {
 		return
 	}
 	b.add(" (")
-	b.add(oneLine(f.Reason, 64))
+	b.add(oneLine(string(f.Reason), 64))
 	if f.Detail != "" {
 		if f.Reason != "" {
 			b.add(": ")

@@ -270,7 +270,7 @@ func TestConformanceTampered(t *testing.T) {
 				t.Errorf("got reason %q (%v); want %q", got, err, c.want)
 			}
 			f := v.Facts(c.prov, d)
-			if f.Verdict != pypi.VerdictInvalid || f.Reason != string(c.want) {
+			if f.Verdict != pypi.VerdictInvalid || f.Reason != c.want {
 				t.Errorf("got facts %q/%q; want invalid/%q", f.Verdict, f.Reason, c.want)
 			}
 		})
@@ -297,7 +297,7 @@ func TestFactsReal(t *testing.T) {
 	att := readFixture(t, "pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_rekor2_timestamp")
 	prov := []byte(`{"version":1,"attestation_bundles":[{"publisher":{"kind":"GitHub","repository":"trailofbits/pypi-attestations","workflow":"release.yml","environment":null},"attestations":[` + string(bytes.TrimSpace(att)) + `]}]}`)
 	f = realVerifier(t, "staging").Facts(prov, provenance.Dist{Filename: "pypi_attestations-0.0.19.tar.gz", SHA256: sha019})
-	if f.Verdict != pypi.VerdictUnsupported || f.Reason != string(provenance.ReasonUnsupported) {
+	if f.Verdict != pypi.VerdictUnsupported || f.Reason != provenance.ReasonUnsupported {
 		t.Errorf("got %q/%q; want unsupported/unsupported", f.Verdict, f.Reason)
 	}
 }

@@ -3,30 +3,24 @@ package provenance
 import (
 	"errors"
 	"fmt"
+
+	"github.com/pipgate/pipgate/pypi"
 )
 
-// Reason is the class of a verification failure, a small closed set a user
-// can act on. It is stored as pypi.Facts.Reason.
-type Reason string
+// Reason is the class of a verification failure, stored as
+// [pypi.Facts.Reason]. This package produces the first seven of
+// [pypi.Reasons]; the constants below name them.
+type Reason = pypi.Reason
 
-// The failure classes.
+// The failure classes this package produces.
 const (
-	// ReasonFormat: the provenance, an attestation or its statement is malformed.
-	ReasonFormat Reason = "format"
-	// ReasonSignature: the signature, transparency log entry, certificate chain,
-	// SCT or signed time does not verify.
-	ReasonSignature Reason = "signature"
-	// ReasonDigestMismatch: the attested sha256 is not the file's.
-	ReasonDigestMismatch Reason = "digest-mismatch"
-	// ReasonNameMismatch: the attested subject name is not the file's name.
-	ReasonNameMismatch Reason = "name-mismatch"
-	// ReasonPredicate: the predicate type is not one PyPI accepts.
-	ReasonPredicate Reason = "predicate"
-	// ReasonIdentityMismatch: the certificate's identity is not the expected publisher.
-	ReasonIdentityMismatch Reason = "identity-mismatch"
-	// ReasonUnsupported: a format this verifier cannot check (for example a
-	// Rekor v2 entry); never treated as verified.
-	ReasonUnsupported Reason = "unsupported"
+	ReasonFormat           = pypi.ReasonFormat
+	ReasonSignature        = pypi.ReasonSignature
+	ReasonDigestMismatch   = pypi.ReasonDigestMismatch
+	ReasonNameMismatch     = pypi.ReasonNameMismatch
+	ReasonPredicate        = pypi.ReasonPredicate
+	ReasonIdentityMismatch = pypi.ReasonIdentityMismatch
+	ReasonUnsupported      = pypi.ReasonUnsupported
 )
 
 // Sentinel errors, one per [Reason], all in the [ErrVerification] family, so
@@ -68,10 +62,11 @@ func (e *Error) Is(target error) bool {
 	if target == ErrVerification {
 		return true
 	}
-	return target == e.Reason.sentinel()
+	return target == sentinel(e.Reason)
 }
 
-func (r Reason) sentinel() error {
+// sentinel returns the sentinel error of r.
+func sentinel(r Reason) error {
 	switch r {
 	case ReasonFormat:
 		return ErrFormat

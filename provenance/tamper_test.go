@@ -194,7 +194,7 @@ func TestTamperMatrix(t *testing.T) {
 			// The provenance path must agree, whenever PyPI could record the publisher.
 			if _, perr := provenance.PublisherJSON(expect); perr == nil {
 				f := vv.Facts(ps.Provenance(expect, c.att), dd)
-				if f.Verdict == pypi.VerdictVerified || f.Reason != string(c.want) {
+				if f.Verdict == pypi.VerdictVerified || f.Reason != c.want {
 					t.Errorf("Facts: got %q/%q; want not verified, reason %q", f.Verdict, f.Reason, c.want)
 				}
 			}
@@ -264,7 +264,7 @@ func TestFactsBadDist(t *testing.T) {
 		t.Errorf("got %q; want %q", f.Verdict, pypi.VerdictError)
 	}
 	f = ps.Verifier().Facts([]byte("{"), provenance.Dist{Filename: "a-1.0.tar.gz", SHA256: provenancetest.DistFor("a-1.0.tar.gz", []byte("a")).SHA256})
-	if f.Verdict != pypi.VerdictInvalid || f.Reason != string(provenance.ReasonFormat) || f.Recorded != nil {
+	if f.Verdict != pypi.VerdictInvalid || f.Reason != provenance.ReasonFormat || f.Recorded != nil {
 		t.Errorf("got %+v; want invalid/format without a recorded publisher", f)
 	}
 }

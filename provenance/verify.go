@@ -155,7 +155,7 @@ func (v *Verifier) Facts(prov []byte, d Dist) pypi.Facts {
 		f.Verdict, f.Detail = pypi.VerdictError, err.Error()
 		return f
 	}
-	f.Verdict, f.Reason, f.Detail = pypi.VerdictInvalid, string(e.Reason), e.Detail
+	f.Verdict, f.Reason, f.Detail = pypi.VerdictInvalid, e.Reason, e.Detail
 	if e.Reason == ReasonUnsupported {
 		f.Verdict = pypi.VerdictUnsupported
 	}

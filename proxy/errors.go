@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 )
 
@@ -54,6 +55,8 @@ func statusFor(err error) int {
 		return http.StatusOK
 	case errors.As(err, &he):
 		return he.Code
+	case errors.Is(err, policy.ErrDenied):
+		return http.StatusForbidden
 	case errors.Is(err, context.Canceled):
 		return statusClientClosed
 	case errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound):
@@ -76,6 +79,9 @@ func clientMessage(err error, code int) string {
 	var he *httpError
 	if errors.As(err, &he) {
 		return he.Msg
+	}
+	if de, ok := errors.AsType[*policy.DeniedError](err); ok {
+		return de.Reason // names the project, the verdict and the rule
 	}
 	switch code {
 	case http.StatusNotFound:

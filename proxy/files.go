@@ -86,10 +86,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if r.Method == http.MethodGet {
 		s.recordDecision(ctx, r.RemoteAddr, project, f, facts, d)
 	}
-	if d.Blocks() {
+	if err := d.Err(); err != nil {
 		w.Header().Set("Cache-Control", "no-store")
-		return &httpError{Code: http.StatusForbidden, Msg: d.Reason,
-			Err: fmt.Errorf("blocked by rule %q: %s", d.Rule, describe(facts))}
+		return fmt.Errorf("%s: %w", describe(facts), err)
 	}
 	return s.serveBlob(w, r, sha, filename, "file", func(ctx context.Context) (io.ReadCloser, int64, error) {
 		b, err := s.up.Open(ctx, project, f.URL, "file")

@@ -41,6 +41,15 @@ var (
 		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictUntrustedPublisher),
 		string(pypi.VerdictInvalid), string(pypi.VerdictUnsupported), string(pypi.VerdictError),
 	}
+	// metricsReasons are the values of pipgate_verifications_total{reason}
+	// besides "none": the closed set [pypi.Reasons].
+	metricsReasons = func() []string {
+		out := make([]string, len(pypi.Reasons))
+		for i, r := range pypi.Reasons {
+			out[i] = string(r)
+		}
+		return out
+	}()
 	// metricsActions are the policy actions: pipgate_policy_decisions_total{action}
 	// and pipgate_downloads_total{action}.
 	metricsActions = []string{string(policy.ActionAllow), string(policy.ActionBlock), string(policy.ActionYank), string(policy.ActionWarn)}
@@ -50,14 +59,12 @@ var (
 	}
 )
 
-// Bounds of the label values that come from configuration or from other
-// packages' closed sets (policy rule names, verification reason classes).
-// They are bounded already; these caps only make sure a bug elsewhere cannot
-// turn a label into an unbounded one.
+// Bounds of the policy rule names used as label values. They come from
+// configuration and are bounded already; these caps only make sure a bug
+// elsewhere cannot turn the label into an unbounded one.
 const (
-	metricsMaxRules   = 200
-	metricsMaxReasons = 32
-	metricsMaxLabel   = 64
+	metricsMaxRules = 200
+	metricsMaxLabel = 64
 )
 
 // metricsHTTPBuckets are the buckets of pipgate_http_request_duration_seconds:
@@ -91,7 +98,6 @@ type metrics struct {
 
 	counts  statusCounters   // lookups and downloads again, for the status page
 	rules   *metricsLabelCap // pipgate_policy_decisions_total{rule}
-	reasons *metricsLabelCap // pipgate_verifications_total{reason}
 
 	cacheSizeOnce sync.Once
 	cacheSizeFn   atomic.Pointer[func() float64]
@@ -161,7 +167,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Help: "Unix time of the last successful configuration (policy) load.",
 		}),
 		rules:   newMetricsLabelCap(metricsMaxRules),
-		reasons: newMetricsLabelCap(metricsMaxReasons),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "pipgate_build_info",
@@ -264,11 +269,12 @@ func (m *metrics) served(source string, n int64) {
 // failure reason class ("" when there is none, counted as "none"). A d <= 0
 // means nothing was verified (the provenance could not be fetched): the
 // result is counted and the latency histogram left alone.
-func (m *metrics) verification(result pypi.Verdict, reason string, d time.Duration) {
-	if reason == "" {
-		reason = "none"
+func (m *metrics) verification(result pypi.Verdict, reason pypi.Reason, d time.Duration) {
+	label := "none"
+	if reason != "" {
+		label = metricsOneOf(string(reason), metricsReasons)
 	}
-	m.verifications.WithLabelValues(metricsOneOf(string(result), metricsVerifyResults), m.reasons.value(reason)).Inc()
+	m.verifications.WithLabelValues(metricsOneOf(string(result), metricsVerifyResults), label).Inc()
 	if d > 0 {
 		m.verifyDuration.Observe(d.Seconds())
 	}

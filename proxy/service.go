@@ -212,12 +212,12 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 	}
 	sha := f.SHA256()
 	if sha == "" {
-		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "format", Detail: errUpstreamNoHash.Error()}, ""
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFormat, Detail: errUpstreamNoHash.Error()}, ""
 	}
 	e, _, err := s.provenance(ctx, project, f.Provenance)
 	if err != nil {
-		s.metrics.verification(pypi.VerdictError, "fetch", 0)
-		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "fetch", Detail: "fetching provenance: " + err.Error()}, ""
+		s.metrics.verification(pypi.VerdictError, pypi.ReasonFetch, 0)
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFetch, Detail: "fetching provenance: " + err.Error()}, ""
 	}
 	if e.Absent {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the Integrity API has no provenance for this file"}, ""
@@ -253,7 +253,7 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 			return facts, nil
 		})
 	if err != nil {
-		return pypi.Facts{Verdict: pypi.VerdictError, Reason: "cancelled", Detail: err.Error()}, cacheMiss
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonCancelled, Detail: err.Error()}, cacheMiss
 	}
 	return got, cacheMiss
 }

@@ -20,6 +20,45 @@ const (
 	VerdictError Verdict = "error"
 )
 
+// Reason is the class of a failed or unfinished verification: a small closed
+// set a user can act on, stored in [Facts.Reason], shown in the
+// X-Pipgate-Reason text and used as a metric label. Package provenance
+// produces the first seven (with [VerdictInvalid] or [VerdictUnsupported]);
+// the proxy produces the rest (with [VerdictError]).
+type Reason string
+
+// The reasons, the whole set.
+const (
+	// ReasonFormat: the provenance, an attestation or its statement is
+	// malformed, or the index gives no sha256 to check the file against.
+	ReasonFormat Reason = "format"
+	// ReasonSignature: the signature, transparency log entry, certificate
+	// chain, SCT or signed time does not verify.
+	ReasonSignature Reason = "signature"
+	// ReasonDigestMismatch: the attested sha256 is not the file's.
+	ReasonDigestMismatch Reason = "digest-mismatch"
+	// ReasonNameMismatch: the attested subject name is not the file's name.
+	ReasonNameMismatch Reason = "name-mismatch"
+	// ReasonPredicate: the predicate type is not one PyPI accepts.
+	ReasonPredicate Reason = "predicate"
+	// ReasonIdentityMismatch: the certificate's identity is not the expected publisher.
+	ReasonIdentityMismatch Reason = "identity-mismatch"
+	// ReasonUnsupported: a format the verifier cannot check (for example a
+	// Rekor v2 entry); never treated as verified.
+	ReasonUnsupported Reason = "unsupported"
+	// ReasonFetch: the provenance could not be fetched from the upstream.
+	ReasonFetch Reason = "fetch"
+	// ReasonCancelled: verification did not finish (its time budget ran out
+	// or pipgate was shutting down).
+	ReasonCancelled Reason = "cancelled"
+)
+
+// Reasons lists every [Reason], in the order above.
+var Reasons = []Reason{
+	ReasonFormat, ReasonSignature, ReasonDigestMismatch, ReasonNameMismatch, ReasonPredicate,
+	ReasonIdentityMismatch, ReasonUnsupported, ReasonFetch, ReasonCancelled,
+}
+
 // Publisher kinds, lower-case, as the policy file spells them.
 const (
 	KindGitHub   = "github"
@@ -72,8 +111,8 @@ type Publisher struct {
 type Facts struct {
 	// Verdict is verified, unattested, invalid, unsupported or error.
 	Verdict Verdict `json:"verdict"`
-	// Reason is a failure class (see package provenance), empty when verified.
-	Reason string `json:"reason,omitempty"`
+	// Reason is the failure class, empty when verified or unattested.
+	Reason Reason `json:"reason,omitempty"`
 	// Detail is the human-readable detail of a failure.
 	Detail string `json:"detail,omitempty"`
 	// Identity is the verified signer when Verdict is verified.

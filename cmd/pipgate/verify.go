@@ -134,7 +134,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return // the first failure is the one reported
 		}
 		if err != nil {
-			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: string(provenance.ReasonOf(err)), Detail: path + ": " + err.Error()}
+			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonOf(err), Detail: path + ": " + err.Error()}
 			var e *provenance.Error
 			if errors.As(err, &e) {
 				facts.Detail = path + ": " + e.Detail
@@ -151,7 +151,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			id := res.Identity
 			facts.Identity = &id
 		} else if !sameSigner(*facts.Identity, res.Identity) {
-			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: string(provenance.ReasonIdentityMismatch),
+			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonIdentityMismatch,
 				Detail: fmt.Sprintf("%s: signed by %s, but the others by %s", path, res.Identity, facts.Identity)}
 			return
 		}
@@ -170,7 +170,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if facts.Verdict == pypi.VerdictVerified && facts.Recorded != nil && !facts.Recorded.Matches(*facts.Identity) {
 		// Attestations given beside a provenance must match its publisher too.
-		facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: string(provenance.ReasonIdentityMismatch), Recorded: facts.Recorded,
+		facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonIdentityMismatch, Recorded: facts.Recorded,
 			Detail: fmt.Sprintf("signer %s does not match the recorded publisher %s", facts.Identity, facts.Recorded)}
 	}
 
