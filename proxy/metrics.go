@@ -96,8 +96,8 @@ type metrics struct {
 	configReloadOK   prometheus.Gauge         // pipgate_config_last_reload_successful
 	configReloadTime prometheus.Gauge         // pipgate_config_last_reload_success_timestamp_seconds
 
-	counts  statusCounters   // lookups and downloads again, for the status page
-	rules   *metricsLabelCap // pipgate_policy_decisions_total{rule}
+	counts statusCounters   // lookups and downloads again, for the status page
+	rules  *metricsLabelCap // pipgate_policy_decisions_total{rule}
 
 	cacheSizeOnce sync.Once
 	cacheSizeFn   atomic.Pointer[func() float64]
@@ -166,7 +166,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration (policy) load.",
 		}),
-		rules:   newMetricsLabelCap(metricsMaxRules),
+		rules: newMetricsLabelCap(metricsMaxRules),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "pipgate_build_info",
