@@ -34,7 +34,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the proxy (embedded defaults without --config)", runServe},
 		"verify":  {"verify a local distribution file offline", runVerify},
-		"policy":  {"policy check FILE: validate a policy file", runPolicy},
+		"policy":  {"policy check FILE | from-lock PYLOCK.toml: validate a policy; write one from a lock", runPolicy},
 		"ca":      {"ca init --cert FILE --key FILE: create the egress CA", runCA},
 		"cache":   {"cache stats|purge|verify: inspect the data directory", runCache},
 		"version": {"print the version", runVersion},

@@ -7,18 +7,29 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/pipgate/pipgate/policy"
 )
 
 const policyUsage = `usage: pipgate policy check FILE...
+       pipgate policy from-lock [--require trusted-publisher|attestation] [--action block|yank|warn] PYLOCK.toml
 
-Validates policy files: strict YAML (an unknown field is an error), version 1,
-known values, and rules that can work as written. Prints "FILE: ok (N rules)"
-for a good file, or every problem on stderr, one a line, as
-"FILE:LINE: path: message".
+check validates policy files: strict YAML (an unknown field is an error),
+version 1, known values, and rules that can work as written. Prints
+"FILE: ok (N rules)" for a good file, or every problem on stderr, one a line,
+as "FILE:LINE: path: message".
 
-Exit status: 0 every file is valid, 1 a file is invalid, 2 usage or I/O error.
+from-lock writes a policy (stdout) with one rule per project of a PEP 751 lock
+file that records [[packages.attestation-identities]]: GitHub repository and
+workflow, GitLab repository and workflow_filepath, Google email. With
+--require trusted-publisher (the default) a file must be signed by one of
+them; with --require attestation any verified attestation will do, and a
+publisher other than those and the previous release's is publisher-changed.
+--action (default block) applies when a file falls short. The output passes
+check; identities pipgate cannot check (ActiveState) are noted on stderr.
+
+Exit status: 0 ok, 1 a file is invalid, 2 usage or I/O error.
 `
 
 // runPolicy runs 'pipgate policy': only the 'check' subcommand exists.
@@ -33,6 +44,8 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "check":
 		return runPolicyCheck(args[1:], stdout, stderr)
+	case "from-lock":
+		return runPolicyFromLock(args[1:], stdout, stderr, time.Now)
 	}
 	fmt.Fprintf(stderr, "pipgate policy: unknown subcommand %q\n", args[0])
 	fmt.Fprint(stderr, policyUsage)

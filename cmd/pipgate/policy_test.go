@@ -36,7 +36,7 @@ func TestRunPolicy(t *testing.T) {
 			"../../configs/policy-strict.yaml: ok (6 rules)\n", ""},
 		{"one rule", []string{"check", one}, 0, one + ": ok (1 rule)\n", ""},
 		{"every problem, one a line", []string{"check", bad}, 1, "",
-			bad + ":3: defaults.acton: unknown field (want require, action, on_invalid or on_error)\n" +
+			bad + ":3: defaults.acton: unknown field (want require, action, on_invalid, on_error, continuity, min_release_age or cooldown_action)\n" +
 				bad + ":6: packages[0].require: trusted-publisher needs publishers; add a publishers list\n"},
 		{"no line", []string{"check", empty}, 1, "", empty + ": empty document\n"},
 		{"several files", []string{"check", one, bad}, 1, one + ": ok (1 rule)\n", bad + ":3: "},
@@ -46,7 +46,7 @@ func TestRunPolicy(t *testing.T) {
 		{"no file", []string{"check"}, 2, "", "missing FILE"},
 		{"bad flag", []string{"check", "--strict", one}, 2, "", "flag provided but not defined: -strict"},
 		{"help", []string{"--help"}, 0, "", "usage: pipgate policy check FILE..."},
-		{"check help", []string{"check", "-h"}, 0, "", "Exit status: 0 every file is valid, 1 a file is invalid, 2 usage or I/O error."},
+		{"check help", []string{"check", "-h"}, 0, "", "Exit status: 0 ok, 1 a file is invalid, 2 usage or I/O error."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
