@@ -127,9 +127,16 @@ func NewTrustSource(ctx context.Context, opts TrustSourceOptions) (*TrustSource,
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNoTrustRoot, err)
 		}
-		if err := s.install(b, time.Now(), opts.TrustedRootPath); err != nil {
+		// A pinned file was last refreshed when it was last written: its
+		// age says how long nobody updated it, whenever pipgate started.
+		updated := time.Now()
+		if fi, err := os.Stat(opts.TrustedRootPath); err == nil {
+			updated = fi.ModTime()
+		}
+		if err := s.install(b, updated, opts.TrustedRootPath); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrNoTrustRoot, opts.TrustedRootPath, err)
 		}
+		s.warnIfStale()
 	} else {
 		if opts.CacheDir == "" {
 			return nil, errors.New("provenance: TrustSourceOptions needs TrustedRootPath or CacheDir")
@@ -253,8 +260,10 @@ func (s *TrustSource) Verifier() *Verifier { return s.state.Load().verifier }
 // JSON, part of the proxy's verdict cache key.
 func (s *TrustSource) Digest() string { return s.state.Load().digest }
 
-// LastRefresh returns when the current trusted root was fetched (for the
-// last good copy: when it was saved).
+// LastRefresh returns when the current trusted root was last refreshed:
+// fetched through TUF; for the last good copy, when it was saved; for a
+// pinned TrustedRootPath, the file's modification time (when it was last
+// updated, not when pipgate started).
 func (s *TrustSource) LastRefresh() time.Time { return s.state.Load().refreshed }
 
 // Refresh fetches the trusted root through TUF now and swaps it in; on

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -126,5 +127,37 @@ func TestTrustSourceLastGood(t *testing.T) {
 	f := src.Verifier().Facts(ps.ProvenanceFor("x-1.tar.gz", content, provenancetest.GitHub("o/r", "release.yml")), provenancetest.DistFor("x-1.tar.gz", content))
 	if f.Verdict != pypi.VerdictVerified {
 		t.Errorf("got %q (%s); want verified with the last good root", f.Verdict, f.Detail)
+	}
+}
+
+// A pinned trusted root's last refresh is the file's modification time, so
+// its age means "not updated for that long", across restarts.
+func TestTrustSourcePinnedAgeIsFileTime(t *testing.T) {
+	ps := provenancetest.New(t)
+	p := ps.WriteTrustedRoot(t.TempDir())
+	touched := time.Now().Add(-10 * 24 * time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(p, touched, touched); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	reg := prometheus.NewRegistry()
+	src, err := provenance.NewTrustSource(t.Context(), provenance.TrustSourceOptions{
+		TrustedRootPath: p,
+		Registerer:      reg,
+		Logger:          slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.LastRefresh(); !got.Equal(touched) {
+		t.Errorf("LastRefresh = %v; want the file's mtime %v", got, touched)
+	}
+	want := fmt.Sprintf("# HELP pipgate_trust_root_last_refresh_timestamp_seconds Unix time of the last successful load or refresh of the Sigstore trusted root.\n"+
+		"# TYPE pipgate_trust_root_last_refresh_timestamp_seconds gauge\npipgate_trust_root_last_refresh_timestamp_seconds %d\n", touched.Unix())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pipgate_trust_root_last_refresh_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(log.String(), "stale") {
+		t.Errorf("no staleness warning for a 10-day-old pinned root: %q", log.String())
 	}
 }

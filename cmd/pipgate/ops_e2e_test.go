@@ -35,6 +35,10 @@ func TestE2EServeFromFlags(t *testing.T) {
 	up.AddDist("hello", pypitest.Dist{Filename: fn, Content: pypitest.MakeWheel("hello", "1.0", pypitest.WheelOptions{})})
 	dir := t.TempDir()
 	root := provenancetest.New(t).WriteTrustedRoot(dir)
+	touched := time.Now().Add(-10 * 24 * time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(root, touched, touched); err != nil {
+		t.Fatal(err)
+	}
 	pol := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(pol, []byte("version: 1\ndefaults:\n  require: none\n  action: warn\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -51,6 +55,10 @@ func TestE2EServeFromFlags(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "dl", fn)); err != nil {
 		t.Errorf("pip did not save %s: %v\n%s", fn, err, out)
+	}
+	// The pinned root's age is the file's: touched 10 days ago.
+	if got := p.metricTLS(t, "pipgate_trust_root_last_refresh_timestamp_seconds"); got != float64(touched.Unix()) {
+		t.Errorf("pipgate_trust_root_last_refresh_timestamp_seconds = %v; want the file's mtime %d", got, touched.Unix())
 	}
 }
 
