@@ -120,8 +120,12 @@ func (x nodeIndex) typeProblem(msg string) *ProblemError {
 		if pr.Path == "" {
 			pr.Msg = "unknown field " + strconv.Quote(sm[1])
 		}
-		if known := knownFields(sm[2]); known != "" {
-			pr.Msg += " (want " + known + ")"
+		if known := knownFields(sm[2]); len(known) > 0 {
+			if near := nearest(sm[1], known); near != "" {
+				pr.Msg += " (did you mean " + near + "?)"
+			} else {
+				pr.Msg += " (want " + orList(known) + ")"
+			}
 		}
 	case reDuplicate.MatchString(m[2]):
 		sm := reDuplicate.FindStringSubmatch(m[2])
@@ -167,8 +171,8 @@ func goTypeWord(t string) string {
 }
 
 // knownFields lists the YAML fields of the decoder's target type, named as
-// yaml.v3 names it ("policy.rawRule"): "name, require, ... or publishers".
-func knownFields(goType string) string {
+// yaml.v3 names it ("policy.rawRule").
+func knownFields(goType string) []string {
 	for _, v := range []any{rawFile{}, rawDefaults{}, rawRule{}, rawPublisher{}} {
 		t := reflect.TypeOf(v)
 		if t.String() != goType {
@@ -179,7 +183,42 @@ func knownFields(goType string) string {
 			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 			names = append(names, tag)
 		}
-		return orList(names)
+		return names
+	}
+	return nil
+}
+
+// nearest returns the known field an unknown one is probably a typo of
+// (edit distance at most 2, or a third of its length), or "".
+func nearest(name string, known []string) string {
+	best, bestD := "", len(name)+1
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(name), k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best != "" && bestD <= max(2, len(name)/3) {
+		return best
 	}
 	return ""
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

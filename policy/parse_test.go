@@ -56,8 +56,8 @@ line 7: packages[1].publishers: at least one publisher is required with require:
 		"bad-types.yaml": "line 3: defaults: want a mapping, got a list\n" +
 			"line 6: packages[0].require: want a string, got a list\n" +
 			"line 8: packages[0].publishers: want a list, got a mapping",
-		"bad-unknown-field.yaml": `line 4: defaults.acton: unknown field (want require, action, on_invalid, on_error, continuity, min_release_age or cooldown_action)
-line 7: packages[0].requre: unknown field (want name, require, action, on_invalid, on_error, continuity, min_release_age, cooldown_action or publishers)`,
+		"bad-unknown-field.yaml": `line 4: defaults.acton: unknown field (did you mean action?)
+line 7: packages[0].requre: unknown field (did you mean require?)`,
 		"bad-values.yaml": `line 3: defaults.require: unknown require "signed" (want none, attestation or trusted-publisher)
 line 4: defaults.action: unknown action "deny" (want block, yank or warn)
 line 5: defaults.on_invalid: unknown action "allow" (want block, yank or warn)

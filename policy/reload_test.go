@@ -162,7 +162,7 @@ func TestReloaderBadFileKeepsOld(t *testing.T) {
 	if !errors.Is(err, policy.ErrInvalid) {
 		t.Fatalf("Reload(bad) = %v; want ErrInvalid", err)
 	}
-	if want := "line 4: defaults.acton: unknown field (want require, action, on_invalid, on_error, continuity, min_release_age or cooldown_action)"; err.Error() != want {
+	if want := "line 4: defaults.acton: unknown field (did you mean action?)"; err.Error() != want {
 		t.Errorf("Reload(bad) error = %q; want %q", err.Error(), want)
 	}
 	if r.Current() != before {

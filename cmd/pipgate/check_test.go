@@ -51,7 +51,7 @@ func TestConfigCheckLoadsEverything(t *testing.T) {
 			1, "--trusted-root: cannot read " + filepath.Join(dir, "nope.json") + ": no such file or directory\n"},
 		{"not a trust root", []string{"--trusted-root", notRoot, "--data-dir", dir}, 1, "--trusted-root: "},
 		{"bad policy", []string{"--trusted-root", root, "--data-dir", dir, "--policy", badPolicy},
-			1, relPath(badPolicy) + ":3: defaults.requre: unknown field"},
+			1, relPath(badPolicy) + ":3: defaults.requre: unknown field (did you mean require?)\n"},
 		{"pip-style upstream", []string{"--trusted-root", root, "--data-dir", dir, "--upstream", "https://pypi.org/simple/"},
 			0, `note: upstream.url "https://pypi.org/simple/" is a simple index (the URL pip takes); using its base "https://pypi.org/"`},
 		{"data dir under a file", []string{"--trusted-root", root, "--data-dir", filepath.Join(goodPolicy, "data")},
@@ -86,7 +86,7 @@ func TestConfigCheckLoadsEverything(t *testing.T) {
 		}
 		want := []string{
 			cfg + ":4: trust.trusted_root: cannot read " + filepath.Join(dir, "missing.json") + ": no such file or directory",
-			relPath(badPolicy) + ":3: defaults.requre: unknown field",
+			relPath(badPolicy) + ":3: defaults.requre: unknown field (did you mean require?)",
 			cfg + ":6: tls.cert: loading " + cert + " and " + cert + ": tls: found a certificate rather than a key in the PEM for the private key",
 		}
 		if os.Getuid() != 0 {

@@ -36,7 +36,7 @@ func TestRunPolicy(t *testing.T) {
 			"../../configs/policy-strict.yaml: ok (6 rules)\n", ""},
 		{"one rule", []string{"check", one}, 0, one + ": ok (1 rule)\n", ""},
 		{"every problem, one a line", []string{"check", bad}, 1, "",
-			bad + ":3: defaults.acton: unknown field (want require, action, on_invalid, on_error, continuity, min_release_age or cooldown_action)\n" +
+			bad + ":3: defaults.acton: unknown field (did you mean action?)\n" +
 				bad + ":6: packages[0].require: trusted-publisher needs publishers; add a publishers list\n"},
 		{"no line", []string{"check", empty}, 1, "", empty + ": empty document\n"},
 		{"several files", []string{"check", one, bad}, 1, one + ": ok (1 rule)\n", bad + ":3: "},
