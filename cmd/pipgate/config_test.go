@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -220,5 +221,26 @@ func TestLoadBadUpstreams(t *testing.T) {
 				t.Errorf("the error %q shows the password", err)
 			}
 		})
+	}
+}
+
+func TestExampleUpstreamsConfig(t *testing.T) {
+	cfg, err := loadConfig("../../configs/pipgate-upstreams.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups := cfg.upstreamList()
+	if len(ups) != 2 || ups[0].Name != "internal" || ups[0].PasswordEnv != "PIPGATE_INTERNAL_PASSWORD" || len(ups[1].Projects) != 0 {
+		t.Fatalf("configs/pipgate-upstreams.yaml: upstreams %+v", ups)
+	}
+	t.Setenv("PIPGATE_INTERNAL_PASSWORD", "from-env")
+	r, err := newRouter(cfg, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for project, want := range map[string]string{"internal-lib": "internal", "Acme.Widgets": "internal", "requests": "pypi"} {
+		if got, _ := r.Owner(project); got != want {
+			t.Errorf("Owner(%q) = %q; want %q", project, got, want)
+		}
 	}
 }
