@@ -175,8 +175,14 @@ const maxUpstreamName = 64
 // first part of page and provenance keys, so that two upstreams never share
 // (and never overwrite) each other's records.
 func checkUpstream(name string) error {
-	if name == "" || len(name) > maxUpstreamName || strings.ContainsAny(name, "/ \x00") {
+	if name == "" || len(name) > maxUpstreamName {
 		return fmt.Errorf("%w: upstream name %q", ErrInvalidKey, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && (c != '-' && c != '_' || i == 0) {
+			return fmt.Errorf("%w: upstream name %q (want lower-case letters, digits, '-' and '_')", ErrInvalidKey, name)
+		}
 	}
 	return nil
 }

@@ -180,10 +180,10 @@ func TestMigrateSchema1DropsFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Facts != 0 || st.SchemaVersion != 2 {
-		t.Errorf("after migration: %d facts, schema %d; want 0 facts, schema 2", st.Facts, st.SchemaVersion)
+	if st.Facts != 0 || st.SchemaVersion != SchemaVersion {
+		t.Errorf("after migration: %d facts, schema %d; want 0 facts, schema %d", st.Facts, st.SchemaVersion, SchemaVersion)
 	}
-	if got, err := s.Ref("metadata:" + a); err != nil || got != b {
+	if got, err := s.Ref("metadata:" + LegacyUpstream + ":" + a); err != nil || got != b {
 		t.Errorf("ref after migration: %q, %v; want %s kept", got, err, b)
 	}
 	if _, err := s.History("demo"); err != nil {
@@ -197,8 +197,8 @@ func TestMigrateSchema1DropsFacts(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := schemaOf(t, path); got != "2" {
-		t.Errorf("schema on disk: %q; want 2", got)
+	if got := schemaOf(t, path); got != strconv.Itoa(SchemaVersion) {
+		t.Errorf("schema on disk: %q; want %d", got, SchemaVersion)
 	}
 	if moved, _ := filepath.Glob(path + ".*"); len(moved) != 0 {
 		t.Errorf("migration moved the database aside: %q", moved)
@@ -210,5 +210,54 @@ func TestMigrateSchema1DropsFacts(t *testing.T) {
 	defer s.Close()
 	if f, _, err := s.Facts(k); err != nil || f.Verdict != pypi.VerdictVerified {
 		t.Errorf("facts after reopening: %+v, %v", f, err)
+	}
+}
+
+// TestMigrateSchema2ScopesKeys opens a schema-2 database, whose pages,
+// provenance and metadata refs came from the one upstream there was: they
+// are filed under LegacyUpstream, readable as before, and Verify is clean.
+func TestMigrateSchema2ScopesKeys(t *testing.T) {
+	dir := t.TempDir()
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	provURL := "https://pypi.org/integrity/demo/1.0/demo-1.0.tar.gz/provenance"
+	path := writeDB(t, dir, map[string]map[string]string{
+		bucketMeta:       {keySchema: "2"},
+		bucketPages:      {"demo": `{"v":1,"fetched_at":"2026-01-01T00:00:00Z","page":{"Name":"demo"}}`},
+		bucketProvenance: {provURL: `{"v":1,"fetched_at":"2026-01-01T00:00:00Z","absent":true}`},
+		bucketRefs:       {"metadata:" + a: `{"v":1,"sha256":"` + b + `","at":"2026-01-01T00:00:00Z"}`, "other": `{"v":1,"sha256":"` + b + `","at":"2026-01-01T00:00:00Z"}`},
+	})
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if p, _, err := s.Page(LegacyUpstream, "demo"); err != nil || p.Name != "demo" {
+		t.Errorf("Page(%s, demo) after migration: %+v, %v", LegacyUpstream, p, err)
+	}
+	if e, err := s.Provenance(LegacyUpstream, provURL); err != nil || !e.Absent {
+		t.Errorf("Provenance after migration: %+v, %v", e, err)
+	}
+	if got, err := s.Ref("metadata:" + LegacyUpstream + ":" + a); err != nil || got != b {
+		t.Errorf("metadata ref after migration: %q, %v", got, err)
+	}
+	if got, err := s.Ref("other"); err != nil || got != b {
+		t.Errorf("another ref after migration: %q, %v; want it untouched", got, err)
+	}
+	if _, _, err := s.Page("pypi", "demo"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Page(pypi, demo): %v; want ErrNotFound (another upstream's record)", err)
+	}
+	rep, err := s.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		if p.Kind == "record" {
+			t.Errorf("Verify after migration: %+v", p)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := schemaOf(t, path); got != "3" {
+		t.Errorf("schema on disk: %q; want 3", got)
 	}
 }

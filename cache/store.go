@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,11 @@ import (
 //   - 2: facts keys carry the filename (see [FactKey]); the facts of schema 1,
 //     keyed by digests alone, are dropped by the migration and recomputed on
 //     demand, because a verdict is not valid for another filename.
-const SchemaVersion = 2
+//   - 3: page snapshots, provenance bodies and metadata refs are keyed by the
+//     upstream they came from ("<upstream>/<project>", "<upstream>/<url>",
+//     "metadata:<upstream>:<sha256>"); the migration files the unscoped
+//     records of schema 2 under [LegacyUpstream], the one upstream there was.
+const SchemaVersion = 3
 
 // File and folder names inside Options.Dir.
 const (
@@ -322,6 +327,8 @@ func migration(v int) func(*bolt.Tx) error {
 	switch v {
 	case 1:
 		return dropFacts
+	case 2:
+		return scopeLegacyKeys
 	default:
 		return nil
 	}
@@ -337,6 +344,62 @@ func dropFacts(tx *bolt.Tx) error {
 		return nil
 	}
 	return tx.DeleteBucket([]byte(bucketFacts))
+}
+
+// LegacyUpstream is the name of the single "upstream:" of the config
+// (upstream.DefaultName): records written before upstreams had names came
+// from it.
+const LegacyUpstream = "default"
+
+// scopeLegacyKeys is the step from schema 2 to 3: page, provenance and
+// metadata-ref keys gain the name of the upstream they came from, which
+// before schema 3 was always the single configured upstream.
+func scopeLegacyKeys(tx *bolt.Tx) error {
+	rename := func(bucket string, newKey func(k []byte) ([]byte, bool)) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		type kv struct{ old, new, val []byte }
+		var moves []kv
+		err := b.ForEach(func(k, v []byte) error {
+			if nk, ok := newKey(k); ok {
+				moves = append(moves, kv{append([]byte(nil), k...), nk, append([]byte(nil), v...)})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range moves {
+			if err := b.Put(m.new, m.val); err != nil {
+				return err
+			}
+			if err := b.Delete(m.old); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	unscoped := func(k []byte) ([]byte, bool) {
+		if _, _, ok := splitScopedKey(k); ok {
+			return nil, false
+		}
+		return scopedKey(LegacyUpstream, string(k)), true
+	}
+	if err := rename(bucketPages, unscoped); err != nil {
+		return err
+	}
+	if err := rename(bucketProvenance, unscoped); err != nil {
+		return err
+	}
+	return rename(bucketRefs, func(k []byte) ([]byte, bool) {
+		sha, ok := strings.CutPrefix(string(k), "metadata:")
+		if !ok || !isHex64(sha) {
+			return nil, false
+		}
+		return []byte("metadata:" + LegacyUpstream + ":" + sha), true
+	})
 }
 
 // migrate brings db from schema v (0: empty) to SchemaVersion and makes sure

@@ -369,3 +369,11 @@ func TestUpstreamsDoNotShareCachedPages(t *testing.T) {
 	}
 
 }
+
+// TestLegacyUpstreamName: records the cache migrated from before upstreams
+// had names are filed under the name the single "upstream:" gets.
+func TestLegacyUpstreamName(t *testing.T) {
+	if cache.LegacyUpstream != upstream.DefaultName {
+		t.Errorf("cache.LegacyUpstream = %q; upstream.DefaultName = %q; want them equal", cache.LegacyUpstream, upstream.DefaultName)
+	}
+}
