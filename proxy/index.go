@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"bytes"
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -11,24 +11,15 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// serveRoot serves /simple/: the project list.
+// serveRoot serves /simple/: the project list, from its cached render.
 func (s *Server) serveRoot(w http.ResponseWriter, r *http.Request) error {
-	l, c, err := s.projectList(r.Context())
+	lr, c, err := s.projectListRender(r.Context())
 	if err != nil {
 		return err
 	}
 	info(r.Context()).cache = c
 	ct := pypi.Negotiate(r.Header.Get("Accept"))
-	var buf bytes.Buffer
-	if ct == pypi.ContentTypeV1JSON {
-		err = pypi.WriteProjectListJSON(&buf, l)
-	} else {
-		err = pypi.WriteProjectListHTML(&buf, l)
-	}
-	if err != nil {
-		return err
-	}
-	return writeIndex(w, ct, c, l.LastSerial, buf.Bytes())
+	return writeIndex(w, ct, c, lr.serial, lr.body(ct))
 }
 
 // redirectSlash answers /simple/<project> (no trailing slash) with a 301 to
@@ -55,52 +46,49 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	info(ctx).project = project
-	p, c, err := s.page(ctx, project, s.opts.IndexTTL)
+	ct := pypi.Negotiate(r.Header.Get("Accept"))
+	ttl := s.indexTTL(project)
+	if rp, ok := s.cachedRender(project, ct, ttl); ok {
+		// Nothing changed since the last render, which ran eager
+		// verification for this very page: serve the bytes.
+		info(ctx).cache = cacheHit
+		s.metrics.cacheLookup("index", cacheHit)
+		return writeRendered(w, r, ct, cacheHit, rp)
+	}
+	p, fetchedAt, c, err := s.pageAt(ctx, project, ttl)
 	if err != nil {
 		return err
 	}
 	info(ctx).cache = c
-	ct := pypi.Negotiate(r.Header.Get("Accept"))
-	if body, ok := s.rendered(r, p, ct); ok {
-		// Nothing changed since the last render, which ran eager
-		// verification for this very page: serve the bytes.
-		return writeIndex(w, ct, c, p.LastSerial, body)
-	}
-	s.eagerVerify(ctx, p)
-	body, err := s.render(r, p, ct)
+	// One render per page snapshot and content type, however many clients
+	// ask at once.
+	key := "render:" + project + "\x00" + ct + "\x00" + strconv.FormatInt(fetchedAt.UnixNano(), 10)
+	rp, err := await(ctx, s, key, s.opts.FetchTimeout, func(ctx context.Context) (*renderedPage, error) {
+		if rp, ok := s.cachedRender(project, ct, ttl); ok && rp.fetchedAt.Equal(fetchedAt) {
+			return rp, nil
+		}
+		s.eagerVerify(ctx, p)
+		return s.render(p, fetchedAt, c, ct)
+	})
 	if err != nil {
 		return err
 	}
-	return writeIndex(w, ct, c, p.LastSerial, body)
+	return writeRendered(w, r, ct, c, rp)
 }
 
 func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body []byte) error {
-	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Vary", "Accept")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if serial > 0 {
-		h.Set("X-PyPI-Last-Serial", strconv.FormatInt(serial, 10))
-	}
-	if cacheState != "" {
-		h.Set(headerCache, cacheState)
-	}
-	if cacheState == cacheStale {
-		h.Set("Warning", `110 pipgate "the upstream index failed; this page is the last good copy"`)
-	}
+	setIndexHeaders(w, ct, cacheState, serial, len(body))
 	_, err := w.Write(body)
 	return err
 }
 
 // servedPage is p as pipgate serves it: file URLs on pipgate (relative to the
 // page, so it works behind any prefix and through the egress tunnel),
-// provenance on pipgate's own /integrity route, and every file whose known
+// provenance on pipgate's own /integrity route at orig, and every file whose known
 // verdict the policy blocks or yanks listed as yanked with the reason.
-func (s *Server) servedPage(r *http.Request, p *pypi.ProjectPage, pol *policy.Policy) *pypi.ProjectPage {
+func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string) *pypi.ProjectPage {
 	out := *p
 	out.Files = make([]pypi.File, len(p.Files))
-	orig := origin(r)
 	for i := range p.Files {
 		f := p.Files[i]
 		nf := f

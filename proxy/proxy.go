@@ -101,6 +101,10 @@ type Options struct {
 	EagerConcurrency int
 	// EagerBudget is how long a page waits for eager verification; 0: 5s.
 	EagerBudget time.Duration
+	// PageCacheBytes bounds the memory of the project page cache (decoded
+	// pages and rendered bytes, least recently used evicted first); 0:
+	// 64 MiB. The project list's render is kept apart (one per format).
+	PageCacheBytes int64
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
@@ -126,6 +130,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EagerBudget == 0 {
 		o.EagerBudget = 5 * time.Second
+	}
+	if o.PageCacheBytes <= 0 {
+		o.PageCacheBytes = pageCacheDefaultBytes
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -192,7 +199,7 @@ func New(opts Options) (*Server, error) {
 		audit:     opts.Audit,
 		decisions: newDecisionLog(200),
 		fills:     fills{m: map[string]*fill{}},
-		pages:     newPageCache(),
+		pages:     newPageCache(opts.PageCacheBytes),
 		started:   opts.Now(),
 	}
 	s.metrics.cacheSize(func() float64 { return float64(s.store.SizeBytes()) })

@@ -44,10 +44,25 @@ func await[T any](ctx context.Context, s *Server, key string, timeout time.Durat
 // else from the upstream; when the upstream fails (but does not say the
 // project is gone) the last good copy is served and marked stale.
 func (s *Server) page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, string, error) {
+	p, _, state, err := s.pageAt(ctx, project, maxAge)
+	return p, state, err
+}
+
+// indexTTL is how long project's page stays fresh: its upstream's index
+// TTL, else Options.IndexTTL.
+func (s *Server) indexTTL(project string) time.Duration {
+	if _, ttl := s.up.Owner(project); ttl > 0 {
+		return ttl
+	}
+	return s.opts.IndexTTL
+}
+
+// pageAt is page that also returns when the page was fetched.
+func (s *Server) pageAt(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, time.Time, string, error) {
 	up, _ := s.up.Owner(project)
 	if up == "" {
 		s.metrics.cacheLookup("index", cacheMiss)
-		return nil, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
+		return nil, time.Time{}, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
 	}
 	var cached *pypi.ProjectPage
 	var fetchedAt time.Time
@@ -60,15 +75,15 @@ func (s *Server) page(ctx context.Context, project string, maxAge time.Duration)
 	switch {
 	case err == nil && s.now().Sub(fetchedAt) < maxAge:
 		s.metrics.cacheLookup("index", cacheHit)
-		return cached, cacheHit, nil
+		return cached, fetchedAt, cacheHit, nil
 	case err != nil && !errors.Is(err, cache.ErrNotFound):
 		s.log.Warn("reading cached page", "project", project, "err", err)
 		cached = nil
 	}
-	p, ferr := await(ctx, s, "page:"+project, s.opts.FetchTimeout, func(ctx context.Context) (*pypi.ProjectPage, error) {
+	fp, ferr := await(ctx, s, "page:"+project, s.opts.FetchTimeout, func(ctx context.Context) (memPage, error) {
 		p, err := s.up.Project(ctx, project)
 		if err != nil {
-			return nil, err
+			return memPage{}, err
 		}
 		p.Name = project
 		now := s.now()
@@ -76,11 +91,11 @@ func (s *Server) page(ctx context.Context, project string, maxAge time.Duration)
 			s.log.Error("caching page", "project", project, "err", err)
 		}
 		s.pages.putPage(project, p, now)
-		return p, nil
+		return memPage{page: p, fetchedAt: now}, nil
 	})
 	if ferr == nil {
 		s.metrics.cacheLookup("index", cacheMiss)
-		return p, cacheMiss, nil
+		return fp.page, fp.fetchedAt, cacheMiss, nil
 	}
 	if cached == nil || errors.Is(ferr, upstream.ErrNotFound) || ctx.Err() != nil {
 		s.metrics.cacheLookup("index", cacheMiss)
@@ -89,38 +104,9 @@ func (s *Server) page(ctx context.Context, project string, maxAge time.Duration)
 		s.metrics.cacheLookup("index", cacheStale)
 		s.log.Warn("upstream failed; serving the last good page", "project", project,
 			"age_seconds", s.now().Sub(fetchedAt).Seconds(), "err", ferr)
-		return cached, cacheStale, nil
+		return cached, fetchedAt, cacheStale, nil
 	}
-	return nil, "", ferr
-}
-
-// projectList is page for the root of the simple index.
-func (s *Server) projectList(ctx context.Context) (*pypi.ProjectList, string, error) {
-	cached, fetchedAt, err := s.store.ProjectList()
-	if err == nil && s.now().Sub(fetchedAt) < s.opts.IndexTTL {
-		s.metrics.cacheLookup("index", cacheHit)
-		return cached, cacheHit, nil
-	}
-	l, ferr := await(ctx, s, "list", s.opts.FetchTimeout, func(ctx context.Context) (*pypi.ProjectList, error) {
-		l, err := s.up.ProjectList(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.store.PutProjectList(l, s.now()); err != nil {
-			s.log.Error("caching project list", "err", err)
-		}
-		return l, nil
-	})
-	if ferr == nil {
-		s.metrics.cacheLookup("index", cacheMiss)
-		return l, cacheMiss, nil
-	}
-	if err == nil && cached != nil && ctx.Err() == nil {
-		s.metrics.cacheLookup("index", cacheStale)
-		s.log.Warn("upstream failed; serving the last good project list", "err", ferr)
-		return cached, cacheStale, nil
-	}
-	return nil, "", ferr
+	return nil, time.Time{}, "", ferr
 }
 
 // findFile finds filename on project's page. Files are immutable, so any

@@ -1,0 +1,371 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// bigUpstream serves one large project page and a large project list from
+// memory, counting fetches.
+type bigUpstream struct {
+	page      *pypi.ProjectPage
+	list      *pypi.ProjectList
+	pageCalls atomic.Int64
+	listCalls atomic.Int64
+}
+
+func (u *bigUpstream) Owner(string) (string, time.Duration) { return "default", 0 }
+
+func (u *bigUpstream) Project(_ context.Context, name string) (*pypi.ProjectPage, error) {
+	u.pageCalls.Add(1)
+	if u.page == nil || name != u.page.Name {
+		return nil, upstream.ErrNotFound
+	}
+	cp := *u.page
+	return &cp, nil
+}
+
+func (u *bigUpstream) ProjectList(context.Context) (*pypi.ProjectList, error) {
+	u.listCalls.Add(1)
+	return u.list, nil
+}
+
+func (u *bigUpstream) Open(context.Context, string, string, string) (*upstream.Body, error) {
+	return nil, upstream.ErrNotFound
+}
+
+func (u *bigUpstream) Provenance(context.Context, string, string) ([]byte, error) {
+	return nil, upstream.ErrNoProvenance
+}
+
+// bigPage is a page of n attested files of about 400 bytes each when
+// served as JSON.
+func bigPage(name string, n int) *pypi.ProjectPage {
+	p := &pypi.ProjectPage{Name: name, LastSerial: 7}
+	for i := range n {
+		fn := fmt.Sprintf("%s-%d.0.%d-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", name, i/100, i%100)
+		p.Files = append(p.Files, pypi.File{
+			Filename:   fn,
+			URL:        "https://files.example/packages/" + fn,
+			Hashes:     map[string]string{"sha256": fmt.Sprintf("%064x", i)},
+			Size:       -1,
+			Provenance: fmt.Sprintf("https://idx.example/integrity/%s/%d.0.%d/%s/provenance", name, i/100, i%100, fn),
+		})
+	}
+	return p
+}
+
+// bigList is a project list of n projects.
+func bigList(n int) *pypi.ProjectList {
+	l := &pypi.ProjectList{LastSerial: int64(n)}
+	for i := range n {
+		l.Projects = append(l.Projects, pypi.ProjectEntry{Name: fmt.Sprintf("Project_%07d", i), LastSerial: int64(i)})
+	}
+	return l
+}
+
+func newServerWith(t testing.TB, up Upstream, mod func(*Options)) (*Server, *httptest.Server) {
+	t.Helper()
+	store, err := cache.Open(cache.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	pol := &staticPolicy{}
+	pol.p.Store(mustPolicy(t, ""))
+	o := Options{Upstream: up, Store: store, Verifier: &fakeVerifier{facts: map[string]pypi.Facts{}}, Policy: pol,
+		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), IndexTTL: time.Hour}
+	if mod != nil {
+		mod(&o)
+	}
+	srv, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	h := httptest.NewServer(srv)
+	t.Cleanup(h.Close)
+	return srv, h
+}
+
+// heapInuse returns HeapInuse after a full collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+const mib = 1 << 20
+
+// TestPageCacheManyHosts requests a multi-MB page with many Host values:
+// every client gets the page with its own origin in the provenance URLs,
+// and the heap holds one render, not one per Host.
+func TestPageCacheManyHosts(t *testing.T) {
+	const budget, nFiles, nHosts = 32 * mib, 12000, 40
+	up := &bigUpstream{page: bigPage("big", nFiles)}
+	srv, h := newServerWith(t, up, func(o *Options) { o.PageCacheBytes = budget })
+	client := h.Client()
+	get := func(host, accept string) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, h.URL+"/simple/big/", nil)
+		req.Host = host
+		req.Header.Set("Accept", accept)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("Host %s: %d, %v", host, resp.StatusCode, err)
+		}
+		if resp.ContentLength != int64(len(body)) {
+			t.Fatalf("Host %s: Content-Length %d for %d bytes", host, resp.ContentLength, len(body))
+		}
+		return body
+	}
+	base := heapInuse()
+	first := get("h0.example", pipAccept)
+	if len(first) < 4*mib {
+		t.Fatalf("page of %d bytes; want a multi-MB page", len(first))
+	}
+	page := parseJSONPage(t, first, "http://h0.example/simple/big/")
+	for _, f := range page.Files {
+		if !strings.HasPrefix(f.Provenance, "http://h0.example/integrity/big/") {
+			t.Fatalf("provenance URL %q: want it on the client's origin", f.Provenance)
+		}
+	}
+	start := time.Now()
+	for i := 1; i < nHosts; i++ {
+		host := fmt.Sprintf("h%d.example:8%03d", i, i)
+		got := get(host, pipAccept)
+		// The same page, with this client's origin in every provenance URL.
+		if n := bytes.Count(got, []byte(`"provenance":"http://`+host+`/integrity/big/`)); n != nFiles ||
+			len(got) != len(first)+nFiles*(len(host)-len("h0.example")) {
+			t.Fatalf("Host %s: %d provenance URLs on its origin, %d bytes; want %d, %d", host, n, len(got),
+				nFiles, len(first)+nFiles*(len(host)-len("h0.example")))
+		}
+	}
+	html := get("h1.example", "text/html")
+	if !bytes.Contains(html, []byte(`data-provenance="http://h1.example/integrity/big/`)) {
+		t.Errorf("HTML page lacks provenance on the client's origin")
+	}
+	elapsed := time.Since(start)
+	grown := int64(heapInuse()) - int64(base)
+	t.Logf("%d Host values on a %.1f MB page: heap in use grew %.1f MB; page cache holds %.1f MB; %v",
+		nHosts, float64(len(first))/mib, float64(grown)/mib, float64(srv.pages.bytes())/mib, elapsed)
+	if got := srv.pages.bytes(); got > budget {
+		t.Errorf("page cache holds %d bytes; bound %d", got, budget)
+	}
+	if limit := int64(budget + 32*mib); grown > limit {
+		t.Errorf("heap in use grew %.1f MB after %d Host values; want at most %.1f MB", float64(grown)/mib, nHosts, float64(limit)/mib)
+	}
+	if n := up.pageCalls.Load(); n != 1 {
+		t.Errorf("upstream page fetched %d times; want 1", n)
+	}
+	runtime.KeepAlive(first)
+}
+
+// TestPageLargerThanCache serves a page bigger than the whole page cache:
+// correct every time, and nothing kept.
+func TestPageLargerThanCache(t *testing.T) {
+	up := &bigUpstream{page: bigPage("big", 200)}
+	srv, h := newServerWith(t, up, func(o *Options) { o.PageCacheBytes = 4096 })
+	tp := &testProxy{t: t, http: h}
+	var first []byte
+	for i := range 3 {
+		resp, body := tp.get("/simple/big/", "Accept", pipAccept)
+		if resp.StatusCode != 200 || len(parseJSONPage(t, body, h.URL+"/simple/big/").Files) != 200 {
+			t.Fatalf("request %d: %d, %d bytes", i, resp.StatusCode, len(body))
+		}
+		if i == 0 {
+			first = body
+		} else if !bytes.Equal(body, first) {
+			t.Errorf("request %d: another page", i)
+		}
+	}
+	if got := srv.pages.bytes(); got > 4096 {
+		t.Errorf("page cache holds %d bytes; bound 4096", got)
+	}
+}
+
+// TestProjectListHammered has 50 clients fetch a large /simple/ at once,
+// in both formats: one upstream fetch, one render per format, every client
+// the right bytes, and the heap bounded throughout.
+func TestProjectListHammered(t *testing.T) {
+	const clients, rounds = 50, 2
+	list := bigList(150000)
+	var wantJSON, wantHTML bytes.Buffer
+	if err := pypi.WriteProjectListJSON(&wantJSON, list); err != nil {
+		t.Fatal(err)
+	}
+	if err := pypi.WriteProjectListHTML(&wantHTML, list); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][32]byte{pypi.ContentTypeV1JSON: sha256.Sum256(wantJSON.Bytes()), pypi.ContentTypeHTML: sha256.Sum256(wantHTML.Bytes())}
+	t.Logf("list: %d projects, %.1f MB JSON, %.1f MB HTML", len(list.Projects), float64(wantJSON.Len())/mib, float64(wantHTML.Len())/mib)
+	wantJSON, wantHTML = bytes.Buffer{}, bytes.Buffer{}
+
+	up := &bigUpstream{list: list}
+	_, h := newServerWith(t, up, nil)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+
+	base := heapInuse()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var mu sync.Mutex
+	var latencies []time.Duration
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*rounds)
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				accept, ct := pipAccept, pypi.ContentTypeV1JSON
+				if (c+r)%2 == 1 {
+					accept, ct = "text/html", pypi.ContentTypeHTML
+				}
+				t0 := time.Now()
+				req, _ := http.NewRequest(http.MethodGet, h.URL+"/simple/", nil)
+				req.Header.Set("Accept", accept)
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				hash := sha256.New()
+				_, err = io.Copy(hash, resp.Body)
+				resp.Body.Close()
+				d := time.Since(t0)
+				var sum [32]byte
+				hash.Sum(sum[:0])
+				switch {
+				case err != nil:
+					errs <- err
+				case resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ct:
+					errs <- fmt.Errorf("%s: %d %s", accept, resp.StatusCode, resp.Header.Get("Content-Type"))
+				case sum != want[ct]:
+					errs <- fmt.Errorf("%s: wrong list bytes", accept)
+				}
+				mu.Lock()
+				latencies = append(latencies, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	elapsed := time.Since(start)
+	slices.Sort(latencies)
+	p99 := latencies[len(latencies)*99/100]
+	grown := int64(peak.Load()) - int64(base)
+	t.Logf("%d clients x %d requests: peak heap in use +%.1f MB, p99 %v, total %v", clients, rounds,
+		float64(grown)/mib, p99, elapsed)
+	if n := up.listCalls.Load(); n != 1 {
+		t.Errorf("upstream list fetched %d times; want 1", n)
+	}
+	if limit := int64(192 * mib); grown > limit {
+		t.Errorf("peak heap in use grew %.1f MB; want at most %.1f MB", float64(grown)/mib, float64(limit)/mib)
+	}
+	if p99 > 20*time.Second {
+		t.Errorf("p99 %v; want under 20s", p99)
+	}
+}
+
+func TestByteLRU(t *testing.T) {
+	c := newByteLRU[string, int](100)
+	c.add("a", 1, 40)
+	c.add("b", 2, 40)
+	if _, ok := c.get("a"); !ok { // a is now the most recent
+		t.Fatal("a missing")
+	}
+	c.add("c", 3, 40) // evicts b, the least recently used
+	if _, ok := c.get("b"); ok {
+		t.Error("b kept; want it evicted")
+	}
+	if _, ok := c.get("a"); !ok {
+		t.Error("a evicted; want b evicted")
+	}
+	if c.size != 80 || c.len() != 2 {
+		t.Errorf("size %d, %d entries; want 80, 2", c.size, c.len())
+	}
+	if c.add("huge", 4, 101) {
+		t.Error("an entry over the bound was stored")
+	}
+	c.add("a", 5, 10) // replacing an entry replaces its size
+	if v, _ := c.get("a"); v != 5 || c.size != 50 {
+		t.Errorf("a = %d, size %d; want 5, 50", v, c.size)
+	}
+	c.remove("a")
+	c.remove("c")
+	if c.size != 0 || c.len() != 0 || c.ll.Len() != 0 {
+		t.Errorf("after removing all: size %d, %d entries", c.size, c.len())
+	}
+}
+
+func TestRenderedOriginEscaping(t *testing.T) {
+	rp := &renderedPage{}
+	rp.body, rp.holes = cutHoles([]byte(`<a data-provenance="PH/integrity/x">PH</a>`), "PH")
+	var b bytes.Buffer
+	origin := `http://a&b'c.example`
+	if err := rp.writeTo(&b, pypi.ContentTypeHTML, origin); err != nil {
+		t.Fatal(err)
+	}
+	want := `<a data-provenance="http://a&amp;b&#39;c.example/integrity/x">http://a&amp;b&#39;c.example</a>`
+	if b.String() != want || rp.size(pypi.ContentTypeHTML, origin) != len(want) {
+		t.Errorf("HTML: %q (size %d); want %q", b.String(), rp.size(pypi.ContentTypeHTML, origin), want)
+	}
+	b.Reset()
+	if err := rp.writeTo(&b, pypi.ContentTypeV1JSON, `http://x"\`); err != nil {
+		t.Fatal(err)
+	}
+	if want := `<a data-provenance="http://x\"\\/integrity/x">http://x\"\\</a>`; b.String() != want {
+		t.Errorf("JSON: %q; want %q", b.String(), want)
+	}
+}
