@@ -377,3 +377,39 @@ func TestLegacyUpstreamName(t *testing.T) {
 		t.Errorf("cache.LegacyUpstream = %q; upstream.DefaultName = %q; want them equal", cache.LegacyUpstream, upstream.DefaultName)
 	}
 }
+
+// TestEgressKeepsOwnership: through the egress tunnel (pypi.org and
+// files.pythonhosted.org intercepted) the same router answers, so an owned
+// name comes from its owner there too, and a public file URL of an owned
+// name, sent straight to files.pythonhosted.org, is not served.
+func TestEgressKeepsOwnership(t *testing.T) {
+	x := newPrivateSetup(t, privatePassword)
+	c := startTunnel(t, x.srv).client(true)
+	get := func(u string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("Accept", pipAccept)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	resp, body := get("https://pypi.org/simple/internal-lib/")
+	if got := projectFiles(t, body); resp.StatusCode != http.StatusOK || len(got) != 1 || got[0] != pypitest.WheelFilename("internal-lib", "1.0") {
+		t.Errorf("internal-lib through the tunnel: %d %q; want the private 1.0 only", resp.StatusCode, got)
+	}
+	evil := pypitest.WheelFilename("internal-lib", "9.9")
+	if resp, _ := get("https://files.pythonhosted.org/packages/ab/cd/ef/" + evil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the public internal-lib 9.9 by its file URL through the tunnel: %d; want 404", resp.StatusCode)
+	}
+	resp, _ = get("https://files.pythonhosted.org/packages/ab/cd/ef/" + pypitest.WheelFilename("requests", "2.0"))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(headerVerdict) != string(pypi.VerdictVerified) {
+		t.Errorf("a public file through the tunnel: %d %q; want 200 verified", resp.StatusCode, resp.Header.Get(headerVerdict))
+	}
+	if n := x.public.Hits("/simple/internal-lib") + x.public.Hits("/files/") - 1; n != 0 {
+		t.Errorf("the public index saw %d requests about internal-lib; want 0", n)
+	}
+}

@@ -453,9 +453,17 @@ func (c *config) validateUpstreams(bad func(field, format string, args ...any)) 
 		}
 	}
 	names := map[string]int{}
+	catchAll := -1
 	for i := range c.Upstreams {
 		e := &c.Upstreams[i]
 		f := func(field string) string { return fmt.Sprintf("upstreams[%d].%s", i, field) }
+		if len(e.Projects) == 0 {
+			if catchAll >= 0 {
+				bad(fmt.Sprintf("upstreams[%d]", i), "would serve nothing: it has no projects, and upstreams[%d] already serves every name no upstream owns", catchAll)
+			} else {
+				catchAll = i
+			}
+		}
 		switch {
 		case e.Name == "":
 			bad(f("name"), "required")

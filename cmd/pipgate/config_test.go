@@ -202,6 +202,8 @@ func TestLoadBadUpstreams(t *testing.T) {
 			"bad.yaml:2: upstreams[0].username: required with password_file or password_env"},
 		{"two passwords", "upstreams:\n  - name: a\n    url: https://a/\n    username: ci\n    password_env: PW\n    password_file: pw\n",
 			"bad.yaml:5: upstreams[0].password_env: give password_file or password_env, not both"},
+		{"two catch-alls", "upstreams:\n  - name: a\n    url: https://a/\n  - name: b\n    url: https://b/\n",
+			"bad.yaml:4: upstreams[1]: would serve nothing: it has no projects, and upstreams[0] already serves every name no upstream owns"},
 		{"bad env name", "upstreams:\n  - name: a\n    url: https://a/\n    username: ci\n    password_env: 1-PW\n",
 			`bad.yaml:5: upstreams[0].password_env: want an environment variable name`},
 	} {
@@ -242,5 +244,16 @@ func TestExampleUpstreamsConfig(t *testing.T) {
 		if got, _ := r.Owner(project); got != want {
 			t.Errorf("Owner(%q) = %q; want %q", project, got, want)
 		}
+	}
+}
+
+func TestUpstreamFlagWithUpstreams(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pipgate.yaml")
+	if err := os.WriteFile(path, []byte("upstreams:\n  - name: pypi\n    url: https://pypi.org/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadConfigFlags(path, map[string]string{"upstream": "https://mirror.example/"})
+	if want := "pipgate.yaml:1: upstreams: cannot be combined with --upstream"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v; want %q", err, want)
 	}
 }
