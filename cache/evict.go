@@ -131,13 +131,14 @@ func lastUse(fi fs.FileInfo) time.Time {
 	return t
 }
 
-// evictMetrics are the size limit's counters.
+// evictMetrics are the size limit's counters. newEvictMetrics also
+// registers the store's size and limit gauges.
 type evictMetrics struct {
 	evictions prometheus.Counter
 	bytes     prometheus.Counter
 }
 
-func newEvictMetrics(reg prometheus.Registerer, limit int64) (*evictMetrics, error) {
+func newEvictMetrics(reg prometheus.Registerer, limit int64, size func() float64) (*evictMetrics, error) {
 	m := &evictMetrics{
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pipgate_cache_evictions_total",
@@ -156,7 +157,11 @@ func newEvictMetrics(reg prometheus.Registerer, limit int64) (*evictMetrics, err
 		Help: "The blob store's size limit (cache.max_size); 0: no limit.",
 	})
 	limitGauge.Set(float64(limit))
-	for _, c := range []prometheus.Collector{m.evictions, m.bytes, limitGauge} {
+	sizeGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pipgate_cache_size_bytes",
+		Help: "Bytes held in the data directory (file blobs and database).",
+	}, size)
+	for _, c := range []prometheus.Collector{m.evictions, m.bytes, limitGauge, sizeGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cache: registering metrics: %w", err)
 		}

@@ -91,6 +91,20 @@ func TestEvictLeastRecentlyUsed(t *testing.T) {
 	if s.SizeBytes() < 6*mib || s.SizeBytes() > 7*mib {
 		t.Errorf("SizeBytes = %d; want 6 MiB plus the database", s.SizeBytes())
 	}
+	// The store's own size gauge, read at scrape time, is the same figure.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size float64 = -1
+	for _, mf := range mfs {
+		if mf.GetName() == "pipgate_cache_size_bytes" {
+			size = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	if size != float64(s.SizeBytes()) {
+		t.Errorf("pipgate_cache_size_bytes = %v; want SizeBytes %d", size, s.SizeBytes())
+	}
 }
 
 // counterValue returns the value of the counter name in reg.

@@ -123,7 +123,9 @@ type Options struct {
 	// the least recently used blobs, never one that is open (a [Blob] not
 	// yet closed) and never the most recently used one. 0: no limit.
 	MaxBlobBytes int64
-	// Registerer receives the eviction metrics; nil registers nothing.
+	// Registerer receives the store's metrics: its size
+	// (pipgate_cache_size_bytes, read at each scrape), its limit and the
+	// eviction counters. Nil registers nothing.
 	Registerer prometheus.Registerer
 }
 
@@ -182,7 +184,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.MaxBlobBytes > 0 && !opts.ReadOnly {
 		s.maxBlobBytes = opts.MaxBlobBytes
 	}
-	if s.evictions, err = newEvictMetrics(opts.Registerer, s.maxBlobBytes); err != nil {
+	if s.evictions, err = newEvictMetrics(opts.Registerer, s.maxBlobBytes, func() float64 { return float64(s.SizeBytes()) }); err != nil {
 		return nil, err
 	}
 	if opts.ReadOnly {

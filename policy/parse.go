@@ -86,6 +86,13 @@ func Load(path string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
+	return ParseFile(path, b)
+}
+
+// ParseFile parses b, the bytes read from the policy file at path, as [Load]
+// does: more than [MaxFileSize] bytes is an error, and path is recorded as
+// the policy's [Policy.Source].
+func ParseFile(path string, b []byte) (*Policy, error) {
 	if len(b) > MaxFileSize {
 		return nil, &ProblemError{Msg: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
 	}

@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,33 +75,28 @@ var metricsHTTPBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5,
 var metricsVerifyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 
 // metrics holds every series the proxy package exports. It is built once
-// per registry by newMetrics; the upstream client registers its own series
-// (pipgate_upstream_*) on the same registry. All methods are safe for
+// per registry by newMetrics. The other components register their own
+// series on the same registry: the upstream client (pipgate_upstream_*), the
+// cache store (pipgate_cache_size_bytes, evictions), the trust source
+// (pipgate_trust_root_*), the policy reloader (pipgate_config_*) and the
+// egress proxy (pipgate_egress_*). All methods are safe for
 // concurrent use and fold label values outside their closed sets into
 // "other".
 type metrics struct {
 	reg prometheus.Registerer
 
-	httpRequests     *prometheus.CounterVec   // pipgate_http_requests_total{route,method,code}
-	httpDuration     *prometheus.HistogramVec // pipgate_http_request_duration_seconds{route}
-	inFlight         prometheus.Gauge         // pipgate_http_requests_in_flight
-	cacheLookups     *prometheus.CounterVec   // pipgate_cache_lookups_total{kind,result}
-	servedBytes      *prometheus.CounterVec   // pipgate_served_bytes_total{source}
-	verifications    *prometheus.CounterVec   // pipgate_verifications_total{result,reason}
-	verifyDuration   prometheus.Histogram     // pipgate_verification_duration_seconds
-	policyDecisions  *prometheus.CounterVec   // pipgate_policy_decisions_total{action,rule}
-	downloads        *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
-	trustRootRefresh prometheus.Gauge         // pipgate_trust_root_last_refresh_timestamp_seconds
-	configReloadOK   prometheus.Gauge         // pipgate_config_last_reload_successful
-	configReloadTime prometheus.Gauge         // pipgate_config_last_reload_success_timestamp_seconds
+	httpRequests    *prometheus.CounterVec   // pipgate_http_requests_total{route,method,code}
+	httpDuration    *prometheus.HistogramVec // pipgate_http_request_duration_seconds{route}
+	inFlight        prometheus.Gauge         // pipgate_http_requests_in_flight
+	cacheLookups    *prometheus.CounterVec   // pipgate_cache_lookups_total{kind,result}
+	servedBytes     *prometheus.CounterVec   // pipgate_served_bytes_total{source}
+	verifications   *prometheus.CounterVec   // pipgate_verifications_total{result,reason}
+	verifyDuration  prometheus.Histogram     // pipgate_verification_duration_seconds
+	policyDecisions *prometheus.CounterVec   // pipgate_policy_decisions_total{action,rule}
+	downloads       *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
 
 	counts statusCounters   // lookups and downloads again, for the status page
 	rules  *metricsLabelCap // pipgate_policy_decisions_total{rule}
-
-	cacheSizeOnce sync.Once
-	cacheSizeFn   atomic.Pointer[func() float64]
-	auditOnce     sync.Once
-	auditLost     atomic.Pointer[AuditLog]
 }
 
 // newMetrics creates the proxy's series and registers them on reg, together
@@ -154,18 +148,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_downloads_total",
 			Help: "Distribution file downloads served or refused, by verdict and policy action.",
 		}, []string{"verdict", "action"}),
-		trustRootRefresh: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pipgate_trust_root_last_refresh_timestamp_seconds",
-			Help: "Unix time the Sigstore trust root was last loaded or refreshed successfully.",
-		}),
-		configReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pipgate_config_last_reload_successful",
-			Help: "Whether the last configuration (policy) reload succeeded: 1 yes, 0 no.",
-		}),
-		configReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pipgate_config_last_reload_success_timestamp_seconds",
-			Help: "Unix time of the last successful configuration (policy) load.",
-		}),
 		rules: newMetricsLabelCap(metricsMaxRules),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -177,7 +159,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
 		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads,
-		m.trustRootRefresh, m.configReloadOK, m.configReloadTime,
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -197,9 +178,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			m.downloads.WithLabelValues(v, a)
 		}
 	}
-	// Until the first reload, the configuration in force is the one loaded at
-	// start, which succeeded or the process would not be running.
-	m.configReloadOK.Set(1)
 	return m
 }
 
@@ -297,46 +275,14 @@ func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
 	m.counts.download(string(verdict))
 }
 
-// trustRootRefreshed records a successful load or refresh of the trust root at t.
-func (m *metrics) trustRootRefreshed(t time.Time) {
-	m.trustRootRefresh.Set(float64(t.UnixNano()) / 1e9)
-}
-
-// configReloaded records the outcome of a configuration (policy) reload at t.
-// A failed reload leaves the success timestamp where it was.
-func (m *metrics) configReloaded(ok bool, t time.Time) {
-	if !ok {
-		m.configReloadOK.Set(0)
-		return
-	}
-	m.configReloadOK.Set(1)
-	m.configReloadTime.Set(float64(t.UnixNano()) / 1e9)
-}
-
-// cacheSize exports pipgate_cache_size_bytes, read from fn at every scrape.
-// fn must be cheap and safe for concurrent use (a cached figure, not a walk
-// of the data directory). A later call replaces fn.
-func (m *metrics) cacheSize(fn func() float64) {
-	m.cacheSizeFn.Store(&fn)
-	m.cacheSizeOnce.Do(func() {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pipgate_cache_size_bytes",
-			Help: "Bytes held in the data directory (file blobs and database).",
-		}, func() float64 { return (*m.cacheSizeFn.Load())() }))
-	})
-}
-
-// auditLog exports pipgate_audit_records_lost_total: audit records that could
-// not be written (queue full past its wait, or a write error), read from a.
-// A later call replaces a.
+// auditLog exports pipgate_audit_records_lost_total: audit records that
+// could not be written (queue full past its wait, or a write error), read
+// from a at each scrape.
 func (m *metrics) auditLog(a *AuditLog) {
-	m.auditLost.Store(a)
-	m.auditOnce.Do(func() {
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "pipgate_audit_records_lost_total",
-			Help: "Audit records that could not be written (queue full or write error).",
-		}, func() float64 { return float64(m.auditLost.Load().Lost()) }))
-	})
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pipgate_audit_records_lost_total",
+		Help: "Audit records that could not be written (queue full or write error).",
+	}, func() float64 { return float64(a.Lost()) }))
 }
 
 // metricsLabelCap passes through at most max distinct label values (each at

@@ -27,7 +27,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/egress"
+	"github.com/pipgate/pipgate/policy/reload"
+	"github.com/pipgate/pipgate/provenance"
+	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -42,9 +46,6 @@ func touchAllMetrics(m *metrics) {
 	m.verification(pypi.VerdictInvalid, "signature", 2*time.Millisecond)
 	m.policyDecision("block", "pypi-attestations")
 	m.download(pypi.VerdictUnattested, "warn")
-	m.trustRootRefreshed(time.Unix(1700000000, 0))
-	m.configReloaded(true, time.Unix(1700000100, 0))
-	m.cacheSize(func() float64 { return 4096 })
 	m.auditLog(&AuditLog{})
 }
 
@@ -71,9 +72,6 @@ func TestMetricsSeries(t *testing.T) {
 	m.download(pypi.VerdictVerified, "allow")
 	m.download(pypi.VerdictUntrustedPublisher, "block")
 	m.download("evil\nverdict", "allow")
-	m.trustRootRefreshed(time.Unix(1700000000, 500e6))
-	m.configReloaded(true, time.Unix(1700000100, 0))
-	m.configReloaded(false, time.Unix(1700000200, 0))
 
 	const want = `
 # HELP pipgate_build_info A metric with a constant 1 value labelled by the pipgate version and the Go version it was built with.
@@ -94,12 +92,6 @@ pipgate_cache_lookups_total{kind="provenance",result="stale"} 0
 pipgate_cache_lookups_total{kind="verdict",result="hit"} 0
 pipgate_cache_lookups_total{kind="verdict",result="miss"} 1
 pipgate_cache_lookups_total{kind="verdict",result="stale"} 0
-# HELP pipgate_config_last_reload_success_timestamp_seconds Unix time of the last successful configuration (policy) load.
-# TYPE pipgate_config_last_reload_success_timestamp_seconds gauge
-pipgate_config_last_reload_success_timestamp_seconds 1.7000001e+09
-# HELP pipgate_config_last_reload_successful Whether the last configuration (policy) reload succeeded: 1 yes, 0 no.
-# TYPE pipgate_config_last_reload_successful gauge
-pipgate_config_last_reload_successful 0
 # HELP pipgate_http_requests_total HTTP requests answered, by route, method and status code.
 # TYPE pipgate_http_requests_total counter
 pipgate_http_requests_total{code="200",method="GET",route="file"} 1
@@ -115,9 +107,6 @@ pipgate_policy_decisions_total{action="yank",rule="internal-*"} 1
 pipgate_served_bytes_total{source="cache"} 0
 pipgate_served_bytes_total{source="other"} 7
 pipgate_served_bytes_total{source="upstream"} 100
-# HELP pipgate_trust_root_last_refresh_timestamp_seconds Unix time the Sigstore trust root was last loaded or refreshed successfully.
-# TYPE pipgate_trust_root_last_refresh_timestamp_seconds gauge
-pipgate_trust_root_last_refresh_timestamp_seconds 1.7000000005e+09
 # HELP pipgate_verifications_total Provenance verifications run, by result and failure reason class (none when verified).
 # TYPE pipgate_verifications_total counter
 pipgate_verifications_total{reason="digest-mismatch",result="invalid"} 1
@@ -128,9 +117,8 @@ pipgate_verifications_total{reason="none",result="verified"} 1
 	expected := strings.Replace(want, "GOVERSION", runtime.Version(), 1)
 	names := []string{
 		"pipgate_build_info", "pipgate_cache_lookups_total",
-		"pipgate_config_last_reload_success_timestamp_seconds", "pipgate_config_last_reload_successful",
 		"pipgate_http_requests_total", "pipgate_policy_decisions_total",
-		"pipgate_served_bytes_total", "pipgate_trust_root_last_refresh_timestamp_seconds",
+		"pipgate_served_bytes_total",
 		"pipgate_verifications_total",
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), names...); err != nil {
@@ -235,11 +223,9 @@ func TestMetricsLabelCap(t *testing.T) {
 	}
 }
 
-func TestMetricsCacheSizeAndAudit(t *testing.T) {
+func TestMetricsAudit(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, "dev")
-	m.cacheSize(func() float64 { return 10 })
-	m.cacheSize(func() float64 { return 20 }) // replaces, does not register twice
 	a, err := NewAuditLog("-", &failingWriter{})
 	if err != nil {
 		t.Fatal(err)
@@ -253,11 +239,8 @@ func TestMetricsCacheSizeAndAudit(t *testing.T) {
 # HELP pipgate_audit_records_lost_total Audit records that could not be written (queue full or write error).
 # TYPE pipgate_audit_records_lost_total counter
 pipgate_audit_records_lost_total 1
-# HELP pipgate_cache_size_bytes Bytes held in the data directory (file blobs and database).
-# TYPE pipgate_cache_size_bytes gauge
-pipgate_cache_size_bytes 20
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pipgate_cache_size_bytes", "pipgate_audit_records_lost_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pipgate_audit_records_lost_total"); err != nil {
 		t.Error(err)
 	}
 }
@@ -320,6 +303,7 @@ func TestMetricsPromtool(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	touchAllMetrics(newMetrics(reg, "dev"))
+	registerComponents(t, reg)
 	text := gatherText(t, reg)
 	for _, name := range []string{"pipgate_downloads_total", "pipgate_cache_size_bytes", "pipgate_build_info", "go_goroutines", "process_cpu_seconds_total"} {
 		if !bytes.Contains(text, []byte("\n"+name)) {
@@ -400,16 +384,24 @@ func (d *describeRecorder) MustRegister(cs ...prometheus.Collector) {
 
 var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
-// registeredMetricNames returns every pipgate_ metric the binary registers:
-// this package's and those of the components serve wires beside it (the
-// upstream client, the egress proxy).
-func registeredMetricNames(t *testing.T) map[string]bool {
+// registerComponents builds, on reg, every component serve wires beside
+// the proxy that owns metrics: the upstream client, the cache store, the
+// trust source, the policy reloader and the egress proxy.
+func registerComponents(t *testing.T, reg prometheus.Registerer) {
 	t.Helper()
-	rec := &describeRecorder{Registerer: prometheus.NewRegistry(), names: make(map[string]bool)}
-	m := newMetrics(rec, "dev")
-	m.cacheSize(func() float64 { return 0 })
-	m.auditLog(nil)
-	if _, err := upstream.New(upstream.Options{URL: "https://pypi.org/", Registerer: rec}); err != nil {
+	if _, err := upstream.New(upstream.Options{URL: "https://pypi.org/", Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := cache.Open(cache.Options{Dir: t.TempDir(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	root := provenancetest.New(t).WriteTrustedRoot(t.TempDir())
+	if _, err := provenance.NewTrustSource(t.Context(), provenance.TrustSourceOptions{TrustedRootPath: root, Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reload.New(reload.Options{Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
 	certPEM, keyPEM, err := egress.GenerateCA("metrics test", time.Hour)
@@ -420,9 +412,18 @@ func registeredMetricNames(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := egress.New(egress.Options{Handler: http.NotFoundHandler(), CA: ca, Intercept: []string{"pypi.org"}, Registerer: rec}); err != nil {
+	if _, err := egress.New(egress.Options{Handler: http.NotFoundHandler(), CA: ca, Intercept: []string{"pypi.org"}, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// registeredMetricNames returns every pipgate_ metric the binary registers:
+// this package's and those of the components serve wires beside it.
+func registeredMetricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	rec := &describeRecorder{Registerer: prometheus.NewRegistry(), names: make(map[string]bool)}
+	newMetrics(rec, "dev").auditLog(nil)
+	registerComponents(t, rec)
 	out := make(map[string]bool)
 	for n := range rec.names {
 		if strings.HasPrefix(n, "pipgate_") {

@@ -202,7 +202,6 @@ func New(opts Options) (*Server, error) {
 		pages:     newPageCache(opts.PageCacheBytes),
 		started:   opts.Now(),
 	}
-	s.metrics.cacheSize(func() float64 { return float64(s.store.SizeBytes()) })
 	if s.audit != nil {
 		s.metrics.auditLog(s.audit)
 	}
@@ -225,9 +224,6 @@ func (s *Server) Close() {
 func (s *Server) detached(timeout time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.base, timeout)
 }
-
-// Metrics exposes hooks the command wires to other components.
-func (s *Server) Metrics() MetricsHooks { return MetricsHooks{s.metrics} }
 
 // SetReady flips /readyz.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
@@ -315,17 +311,6 @@ func (s *Server) upstreams() []upstream.Info {
 		return l.Upstreams()
 	}
 	return nil
-}
-
-// MetricsHooks lets the command report events the proxy does not see.
-type MetricsHooks struct{ m *metrics }
-
-// TrustRootRefreshed records a trust-root refresh.
-func (h MetricsHooks) TrustRootRefreshed(t time.Time) { h.m.trustRootRefreshed(t) }
-
-// ConfigReloaded records a policy/config reload attempt.
-func (h MetricsHooks) ConfigReloaded(ok bool, t time.Time) {
-	h.m.configReloaded(ok, t)
 }
 
 // serveStatus serves /-/status: HTML, or JSON for Accept: application/json.

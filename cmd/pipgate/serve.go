@@ -24,6 +24,7 @@ import (
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/egress"
 	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/proxy"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -276,7 +277,7 @@ type app struct {
 	proxy    *proxy.Server
 	egress   *egress.Proxy
 	metrics  http.Handler
-	policy   *policy.Reloader
+	policy   *reload.Reloader
 	audit    *proxy.AuditLog
 	trust    *provenance.TrustSource
 	store    *cache.Store
@@ -326,6 +327,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		TrustedRootPath: cfg.Trust.TrustedRoot,
 		CacheDir:        filepath.Join(cfg.DataDir, "tuf"),
 		Logger:          logger.With("component", "trust"),
+		Registerer:      reg,
 	})
 	if err != nil {
 		if cfg.Trust.TrustedRoot == "" {
@@ -340,15 +342,10 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		return nil, err
 	}
 
-	var hooks proxy.MetricsHooks
-	a.policy, err = policy.NewReloader(policy.ReloaderOptions{
-		Path:   cfg.Policy,
-		Logger: logger.With("component", "policy"),
-		OnReload: func(ok bool) {
-			if hooks != (proxy.MetricsHooks{}) {
-				hooks.ConfigReloaded(ok, time.Now())
-			}
-		},
+	a.policy, err = reload.New(reload.Options{
+		Path:       cfg.Policy,
+		Logger:     logger.With("component", "policy"),
+		Registerer: reg,
 	})
 	if err != nil {
 		return nil, policyProblems(cfg, err)
@@ -386,9 +383,6 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		return nil, err
 	}
 	a.cleanups = append(a.cleanups, a.proxy.Close) // before the store closes
-	hooks = a.proxy.Metrics()
-	hooks.ConfigReloaded(true, time.Now())
-	hooks.TrustRootRefreshed(a.trust.LastRefresh())
 
 	if cfg.Egress.Listen != "" {
 		ca, err := egress.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey)
@@ -475,20 +469,6 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	go func() {
 		defer wg.Done()
 		_ = a.trust.Run(ctx)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.proxy.Metrics().TrustRootRefreshed(a.trust.LastRefresh())
-			}
-		}
 	}()
 	if cfg.Policy != "" {
 		wg.Add(1)

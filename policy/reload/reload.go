@@ -1,4 +1,10 @@
-package policy
+// Package reload holds the policy in force and replaces it when its file
+// changes (SIGHUP or polling), adopting only complete, valid files. It owns
+// the reload metrics (pipgate_config_last_reload_successful and
+// pipgate_config_last_reload_success_timestamp_seconds) on the registry it
+// is handed. Package policy itself stays pure (no net/http, which the
+// Prometheus client pulls in); this package does the file I/O and metrics.
+package reload
 
 import (
 	"context"
@@ -11,15 +17,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pipgate/pipgate/policy"
 )
 
 // DefaultWatchInterval is the polling interval [Reloader.Watch] uses when
 // given zero or less.
 const DefaultWatchInterval = 5 * time.Second
 
-// ReloaderOptions configure a [Reloader].
-type ReloaderOptions struct {
-	// Path is the policy file. Empty means the built-in [Default] policy,
+// Options configure a [Reloader].
+type Options struct {
+	// Path is the policy file. Empty means the built-in [policy.Default] policy,
 	// which Reload and Watch leave in place.
 	Path string
 	// Logger receives a line per reload. Nil discards.
@@ -29,6 +39,12 @@ type ReloaderOptions struct {
 	// It is called without the reloader's lock held, and may be called from
 	// the Watch goroutine.
 	OnReload func(ok bool)
+	// Registerer receives pipgate_config_last_reload_successful and
+	// pipgate_config_last_reload_success_timestamp_seconds. Nil: a private
+	// registry (kept, not exported).
+	Registerer prometheus.Registerer
+	// Now is the clock of the success timestamp. Nil: time.Now.
+	Now func() time.Time
 }
 
 // Reloader holds the current policy and replaces it when the file changes.
@@ -45,9 +61,12 @@ type ReloaderOptions struct {
 // the policy (what editors, Kubernetes ConfigMaps and config management do),
 // then send SIGHUP, which reloads at once.
 type Reloader struct {
-	opts ReloaderOptions
+	opts Options
 	log  *slog.Logger
-	cur  atomic.Pointer[Policy]
+	// The reload gauges (blackbox_exporter's SafeConfig pair).
+	reloadOK   prometheus.Gauge // pipgate_config_last_reload_successful
+	reloadTime prometheus.Gauge // pipgate_config_last_reload_success_timestamp_seconds
+	cur        atomic.Pointer[policy.Policy]
 
 	mu      sync.Mutex   // serialises Reload and Poll
 	seen    os.FileInfo  // the file's stat at the last load attempt
@@ -61,15 +80,35 @@ type observation struct {
 	body []byte
 }
 
-// NewReloader loads the policy at opts.Path (or takes the built-in default
+// New loads the policy at opts.Path (or takes the built-in default
 // when Path is empty). A file that does not load is an error.
-func NewReloader(opts ReloaderOptions) (*Reloader, error) {
+func New(opts Options) (*Reloader, error) {
 	r := &Reloader{opts: opts, log: opts.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if r.opts.Now == nil {
+		r.opts.Now = time.Now
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	r.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pipgate_config_last_reload_successful",
+		Help: "Whether the last configuration (policy) reload succeeded: 1 yes, 0 no.",
+	})
+	r.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pipgate_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration (policy) load.",
+	})
+	for _, c := range []prometheus.Collector{r.reloadOK, r.reloadTime} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("policy reloader: registering metrics: %w", err)
+		}
+	}
 	if opts.Path == "" {
-		r.cur.Store(Default())
+		r.cur.Store(policy.Default())
 		r.notify(true)
 		return r, nil
 	}
@@ -83,18 +122,18 @@ func NewReloader(opts ReloaderOptions) (*Reloader, error) {
 	}
 	r.seen = o.st
 	r.cur.Store(p)
-	r.log.Info("policy loaded", "path", opts.Path, "sha256", p.Digest(), "rules", len(p.rules))
+	r.log.Info("policy loaded", "path", opts.Path, "sha256", p.Digest(), "rules", len(p.Rules()))
 	r.notify(true)
 	return r, nil
 }
 
 // Current returns the policy in force. It never returns nil.
-func (r *Reloader) Current() *Policy { return r.cur.Load() }
+func (r *Reloader) Current() *policy.Policy { return r.cur.Load() }
 
 // Reload reads the file again, at once (SIGHUP: the operator says the file
 // is ready). On success the new policy replaces the old one for every later
 // Current call; on failure the old policy stays, the problems are logged,
-// and the error (joined [*ProblemError]s, or an I/O error) is returned.
+// and the error (joined [*policy.ProblemError]s, or an I/O error) is returned.
 // With no Path it does nothing.
 func (r *Reloader) Reload() error {
 	if r.opts.Path == "" {
@@ -177,7 +216,7 @@ func (r *Reloader) read() (*observation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
-	body, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	body, err := io.ReadAll(io.LimitReader(f, policy.MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
@@ -186,7 +225,7 @@ func (r *Reloader) read() (*observation, error) {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
 	o := &observation{st: after, body: body, sum: sha256.Sum256(body)}
-	if !sameStat(st, after) || (int64(len(body)) != after.Size() && len(body) <= MaxFileSize) {
+	if !sameStat(st, after) || (int64(len(body)) != after.Size() && len(body) <= policy.MaxFileSize) {
 		return o, fmt.Errorf("reading policy: %w", errChanging)
 	}
 	return o, nil
@@ -195,17 +234,9 @@ func (r *Reloader) read() (*observation, error) {
 // errChanging is a read that saw the file change under it.
 var errChanging = errors.New("the file changed while it was read; write it to a temporary file and rename it into place")
 
-// parse parses an observation's bytes as [Load] would.
-func (r *Reloader) parse(o *observation) (*Policy, error) {
-	if len(o.body) > MaxFileSize {
-		return nil, &ProblemError{Msg: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
-	}
-	p, err := Parse(o.body)
-	if err != nil {
-		return nil, err
-	}
-	p.source = r.opts.Path
-	return p, nil
+// parse parses an observation's bytes as [policy.Load] would.
+func (r *Reloader) parse(o *observation) (*policy.Policy, error) {
+	return policy.ParseFile(r.opts.Path, o.body)
 }
 
 // adopt parses o and swaps it in, or logs why not. r.mu is held.
@@ -218,7 +249,7 @@ func (r *Reloader) adopt(o *observation) error {
 	}
 	old := r.cur.Swap(p)
 	r.log.Info("policy reloaded", "path", r.opts.Path, "sha256", p.Digest(),
-		"previous_sha256", old.Digest(), "changed", p.Digest() != old.Digest(), "rules", len(p.rules))
+		"previous_sha256", old.Digest(), "changed", p.Digest() != old.Digest(), "rules", len(p.Rules()))
 	return nil
 }
 
@@ -226,7 +257,7 @@ func (r *Reloader) adopt(o *observation) error {
 func (r *Reloader) failed(err error) {
 	old := r.cur.Load()
 	attrs := []any{"path", r.opts.Path, "kept_sha256", old.Digest(), "err", err}
-	if probs := Problems(err); len(probs) > 0 {
+	if probs := policy.Problems(err); len(probs) > 0 {
 		msgs := make([]string, len(probs))
 		for i, pr := range probs {
 			msgs[i] = pr.Error()
@@ -236,7 +267,15 @@ func (r *Reloader) failed(err error) {
 	r.log.Error("policy reload failed; keeping the old policy", attrs...)
 }
 
+// notify records the outcome of a load or reload: the gauges, then OnReload.
+// A failed reload leaves the success timestamp where it was.
 func (r *Reloader) notify(ok bool) {
+	if ok {
+		r.reloadOK.Set(1)
+		r.reloadTime.Set(float64(r.opts.Now().UnixNano()) / 1e9)
+	} else {
+		r.reloadOK.Set(0)
+	}
 	if r.opts.OnReload != nil {
 		r.opts.OnReload(ok)
 	}

@@ -1,9 +1,10 @@
-package policy_test
+package reload_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -78,7 +83,7 @@ func TestReloaderSwapUnderConcurrentReaders(t *testing.T) {
 	writeFile(t, path, policyYank)
 	var logBuf syncBuffer
 	var calls reloadLog
-	r, err := policy.NewReloader(policy.ReloaderOptions{
+	r, err := reload.New(reload.Options{
 		Path:     path,
 		Logger:   slog.New(slog.NewTextHandler(&logBuf, nil)),
 		OnReload: calls.record,
@@ -151,7 +156,7 @@ func TestReloaderBadFileKeepsOld(t *testing.T) {
 	writeFile(t, path, policyBlock)
 	var logBuf syncBuffer
 	var calls reloadLog
-	r, err := policy.NewReloader(policy.ReloaderOptions{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
+	r, err := reload.New(reload.Options{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,21 +194,64 @@ func TestReloaderBadFileKeepsOld(t *testing.T) {
 	}
 }
 
+// TestReloaderMetrics: the reloader's own gauges say whether the last load
+// succeeded and when the last success was; a failure keeps the timestamp.
+func TestReloaderMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, path, policyBlock)
+	reg := prometheus.NewRegistry()
+	now := time.Unix(1700000000, 500e6)
+	r, err := reload.New(reload.Options{Path: path, Registerer: reg, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string, ok int, ts string) {
+		t.Helper()
+		want := fmt.Sprintf(`
+# HELP pipgate_config_last_reload_success_timestamp_seconds Unix time of the last successful configuration (policy) load.
+# TYPE pipgate_config_last_reload_success_timestamp_seconds gauge
+pipgate_config_last_reload_success_timestamp_seconds %s
+# HELP pipgate_config_last_reload_successful Whether the last configuration (policy) reload succeeded: 1 yes, 0 no.
+# TYPE pipgate_config_last_reload_successful gauge
+pipgate_config_last_reload_successful %d
+`, ts, ok)
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+			t.Errorf("%s: %v", step, err)
+		}
+	}
+	check("initial load", 1, "1.7000000005e+09")
+	now = now.Add(100 * time.Second)
+	writeFile(t, path, policyBad)
+	if err := r.Reload(); err == nil {
+		t.Fatal("Reload(bad) = nil")
+	}
+	check("failed reload", 0, "1.7000000005e+09")
+	now = now.Add(100 * time.Second)
+	writeFile(t, path, policyBlock)
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	check("good reload", 1, "1.7000002005e+09")
+	if _, err := reload.New(reload.Options{Path: path, Registerer: reg}); err == nil {
+		t.Error("a second reloader on one registry: err = nil; want the registration error")
+	}
+}
+
 func TestNewReloaderErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	writeFile(t, bad, policyBad)
-	if _, err := policy.NewReloader(policy.ReloaderOptions{Path: bad}); !errors.Is(err, policy.ErrInvalid) {
+	if _, err := reload.New(reload.Options{Path: bad}); !errors.Is(err, policy.ErrInvalid) {
 		t.Errorf("NewReloader(bad) = %v; want ErrInvalid", err)
 	}
-	if _, err := policy.NewReloader(policy.ReloaderOptions{Path: filepath.Join(dir, "missing.yaml")}); !errors.Is(err, os.ErrNotExist) {
+	if _, err := reload.New(reload.Options{Path: filepath.Join(dir, "missing.yaml")}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("NewReloader(missing) = %v; want ErrNotExist", err)
 	}
 }
 
 func TestReloaderBuiltIn(t *testing.T) {
 	var calls reloadLog
-	r, err := policy.NewReloader(policy.ReloaderOptions{OnReload: calls.record})
+	r, err := reload.New(reload.Options{OnReload: calls.record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +276,7 @@ func TestReloaderWatch(t *testing.T) {
 	writeFile(t, path, policyYank)
 	var calls reloadLog
 	var logBuf syncBuffer
-	r, err := policy.NewReloader(policy.ReloaderOptions{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
+	r, err := reload.New(reload.Options{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +332,7 @@ func TestReloaderWatch(t *testing.T) {
 func TestReloaderPollHalfWritten(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyYank)
-	r, err := policy.NewReloader(policy.ReloaderOptions{Path: path})
+	r, err := reload.New(reload.Options{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
