@@ -39,6 +39,7 @@ type VerifierOptions struct {
 type Verifier struct {
 	tlog     *verify.Verifier // Rekor v1 integrated time as the signed time
 	observer *verify.Verifier // RFC 3161 timestamps or integrated time
+	logIDs   map[string]bool  // hex IDs of the trusted root's transparency logs
 }
 
 // Result is what a successful verification established.
@@ -68,7 +69,11 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provenance: building verifier: %w", err)
 	}
-	return &Verifier{tlog: tl, observer: ob}, nil
+	logIDs := map[string]bool{}
+	for id := range opts.TrustedRoot.RekorLogs() {
+		logIDs[id] = true
+	}
+	return &Verifier{tlog: tl, observer: ob, logIDs: logIDs}, nil
 }
 
 // VerifyAttestation verifies one attestation for the file d. When expect is

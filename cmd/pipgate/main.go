@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -50,6 +52,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[1] == "--version" || args[1] == "-version" || args[1] == "-v" {
+		return runVersion(ctx, nil, stdout, stderr)
+	}
 	c, ok := cmds[args[1]]
 	if !ok {
 		fmt.Fprintf(stderr, "pipgate: unknown command %q\n", args[1])
@@ -70,10 +75,55 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'pipgate <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'pipgate <command> --help' for a command's flags; 'pipgate --version' prints the version.")
 }
 
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
-	fmt.Fprintf(stdout, "pipgate %s\n", version)
+	bi, _ := debug.ReadBuildInfo()
+	fmt.Fprintln(stdout, versionString(bi))
 	return 0
+}
+
+// versionString renders "pipgate VERSION (module MODVERSION, commit REV
+// [modified], built TIME, GOVERSION)": VERSION from -ldflags -X main.version,
+// else the module version; the rest from the build info the Go toolchain
+// embeds (the VCS stamp needs a build inside the git checkout).
+func versionString(bi *debug.BuildInfo) string {
+	v := version
+	if bi == nil {
+		return "pipgate " + v
+	}
+	mod := bi.Main.Version
+	if v == "dev" && mod != "" && mod != "(devel)" {
+		v = mod
+	}
+	parts := []string{}
+	if mod != "" {
+		parts = append(parts, "module "+mod)
+	}
+	var rev, at, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != "" {
+		c := "commit " + rev
+		if modified == "true" {
+			c += " (modified)"
+		}
+		parts = append(parts, c)
+	} else {
+		parts = append(parts, "no VCS revision")
+	}
+	if at != "" {
+		parts = append(parts, "committed "+at)
+	}
+	parts = append(parts, bi.GoVersion)
+	return "pipgate " + v + " (" + strings.Join(parts, ", ") + ")"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,18 +19,23 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-const verifyUsage = `usage: pipgate verify [flags] [--provenance FILE | --attestation FILE]... DIST
+const verifyUsage = `usage: pipgate verify [flags] DIST...
+       pipgate verify [flags] [--provenance FILE | --attestation FILE]... DIST
 
-Verifies a local distribution file offline against its PEP 740 provenance
+Verifies local distribution files offline against their PEP 740 provenance
 (the Integrity API object PyPI serves) or single attestations, and prints
 the signer identity read from the verified certificate, or why it failed.
-Every attestation in every file must verify. A provenance object is checked
-against the publisher PyPI recorded in it; bare attestations carry no
-publisher, so their identity is printed for you (or --policy) to judge.
+Without --provenance and --attestation, each DIST is checked against the
+file beside it: DIST.provenance, else DIST.publish.attestation and
+DIST.attestation (what 'pypi-attestations sign' writes). Every attestation
+in every file must verify. A provenance object is checked against the
+publisher PyPI recorded in it; bare attestations carry no publisher, so
+their identity is printed for you (or --policy) to judge. Flags may come
+before or after the DISTs.
 
 Flags:
-  --provenance FILE    an Integrity API provenance object (repeatable)
-  --attestation FILE   a single PEP 740 attestation (repeatable)
+  --provenance FILE    an Integrity API provenance object (repeatable; one DIST)
+  --attestation FILE   a single PEP 740 attestation (repeatable; one DIST)
   --trusted-root FILE  a Sigstore trusted_root.json (production, staging or
                        private); default: Sigstore public-good through TUF,
                        which needs the network or a cached copy
@@ -37,17 +43,60 @@ Flags:
   --tuf-cache DIR      TUF cache and last good root (default: the user cache
                        directory, pipgate/tuf)
   --tuf-url URL        TUF repository (default: Sigstore's)
-  --policy FILE        also apply the policy rule of DIST's project
-  --project NAME       project for --policy (default: parsed from DIST)
+  --policy FILE        also apply the policy rule of each DIST's project
+  --project NAME       project for --policy (default: parsed from DIST; one DIST)
+  --json               print a JSON array, one object per DIST
 
-Exit status: 0 verified (and allowed by --policy when given), 1 not
-verified or not allowed, 2 usage or I/O error.
+Exit status: 0 every DIST verified (and allowed by --policy when given),
+1 one not verified or not allowed, 2 usage or I/O error.
 `
 
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// verifyResult is the outcome for one DIST (the --json output).
+type verifyResult struct {
+	File       string          `json:"file"`
+	SHA256     string          `json:"sha256,omitempty"`
+	Inputs     []string        `json:"inputs,omitempty"` // the provenance and attestation files used
+	Verdict    string          `json:"verdict,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Detail     string          `json:"detail,omitempty"`
+	Signer     *pypi.Identity  `json:"signer,omitempty"`
+	Recorded   *pypi.Publisher `json:"recorded_publisher,omitempty"`
+	Predicates []string        `json:"predicate_types,omitempty"`
+	Policy     *verifyPolicy   `json:"policy,omitempty"`
+	Hint       string          `json:"hint,omitempty"`
+	// Error is an I/O or usage problem with this DIST (exit status 2).
+	Error string `json:"error,omitempty"`
+
+	project     string   // for the policy
+	provs, atts []string // input paths by kind
+	inputs      [][]byte // their contents, provs first
+}
+
+type verifyPolicy struct {
+	Project string `json:"project"`
+	Action  string `json:"action"`
+	Rule    string `json:"rule"`
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason"`
+}
+
+// code is the exit status this result calls for.
+func (r *verifyResult) code() int {
+	switch {
+	case r.Error != "":
+		return 2
+	case r.Verdict != string(pypi.VerdictVerified):
+		return 1
+	case r.Policy != nil && r.Policy.Action != string(policy.ActionAllow):
+		return 1
+	}
+	return 0
+}
 
 // runVerify runs 'pipgate verify'.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -63,7 +112,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	tufURL := fs.String("tuf-url", "", "")
 	policyPath := fs.String("policy", "", "")
 	project := fs.String("project", "", "")
-	if err := fs.Parse(args); err != nil {
+	asJSON := fs.Bool("json", false, "")
+	dists, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -75,48 +126,36 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	switch {
-	case fs.NArg() == 0:
+	case len(dists) == 0:
 		return usageErr("missing DIST")
-	case fs.NArg() > 1:
-		return usageErr("one DIST at a time (flags go before it)")
-	case len(provs)+len(atts) == 0:
-		return usageErr("give --provenance or --attestation")
+	case len(dists) > 1 && len(provs)+len(atts) > 0:
+		return usageErr("--provenance and --attestation apply to one DIST; with several, each uses DIST.provenance beside it")
+	case len(dists) > 1 && *project != "":
+		return usageErr("--project applies to one DIST")
 	}
-	distPath := fs.Arg(0)
-	content, err := os.ReadFile(distPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "pipgate verify: %v\n", err)
-		return 2
-	}
-	sum := sha256.Sum256(content)
-	d := provenance.Dist{Filename: filepath.Base(distPath), SHA256: hex.EncodeToString(sum[:])}
 
 	var pol *policy.Policy
 	if *policyPath != "" {
 		if pol, err = policy.Load(*policyPath); err != nil {
-			fmt.Fprintf(stderr, "pipgate verify: %v\n", err)
-			return 2
-		}
-		if *project == "" {
-			fn, err := pypi.ParseFilename(d.Filename)
-			if err != nil {
-				fmt.Fprintf(stderr, "pipgate verify: cannot tell the project of %s for --policy (use --project): %v\n", d.Filename, err)
-				return 2
+			for _, pr := range policy.Problems(err) {
+				fmt.Fprintf(stderr, "%s:%d: %s\n", *policyPath, pr.Line, strings.TrimPrefix(pr.Error(), fmt.Sprintf("line %d: ", pr.Line)))
 			}
-			*project = fn.Name
-		}
-	}
-
-	inputs := make([][]byte, 0, len(provs)+len(atts))
-	for _, p := range append(append([]string{}, provs...), atts...) {
-		b, err := os.ReadFile(p)
-		if err != nil {
 			fmt.Fprintf(stderr, "pipgate verify: %v\n", err)
 			return 2
 		}
-		inputs = append(inputs, b)
 	}
-
+	results := make([]*verifyResult, 0, len(dists))
+	ready := 0
+	for _, dist := range dists {
+		r := prepareVerify(dist, provs, atts, pol != nil, *project)
+		results = append(results, r)
+		if r.Error == "" {
+			ready++
+		}
+	}
+	if ready == 0 {
+		return printVerifyResults(results, *asJSON, stdout, stderr)
+	}
 	src, err := trustSource(ctx, *trustedRoot, *staging, *tufCache, *tufURL)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipgate verify: %v\n", err)
@@ -127,13 +166,110 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	v := src.Verifier()
 
+	for _, r := range results {
+		if r.Error == "" {
+			verifyOne(v, r, pol, *staging || *trustedRoot != "")
+		}
+	}
+	return printVerifyResults(results, *asJSON, stdout, stderr)
+}
+
+func printVerifyResults(results []*verifyResult, asJSON bool, stdout, stderr io.Writer) int {
+	code := 0
+	for _, r := range results {
+		code = max(code, r.code())
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			fmt.Fprintf(stderr, "pipgate verify: %v\n", err)
+			return 2
+		}
+		return code
+	}
+	for _, r := range results {
+		if r.Error != "" {
+			fmt.Fprintf(stderr, "pipgate verify: %s: %s\n", r.File, r.Error)
+			continue
+		}
+		printResult(stdout, r)
+	}
+	return code
+}
+
+// besideDist returns the provenance or attestation files next to dist:
+// DIST.provenance, else DIST.publish.attestation and DIST.attestation.
+func besideDist(dist string) (provs, atts []string, err error) {
+	if _, err := os.Stat(dist + ".provenance"); err == nil {
+		return []string{dist + ".provenance"}, nil, nil
+	}
+	for _, suffix := range []string{".publish.attestation", ".attestation"} {
+		if _, err := os.Stat(dist + suffix); err == nil {
+			atts = append(atts, dist+suffix)
+		}
+	}
+	if len(atts) == 0 {
+		return nil, nil, fmt.Errorf("no %s.provenance (nor .publish.attestation or .attestation) beside it; give --provenance or --attestation",
+			filepath.Base(dist))
+	}
+	return nil, atts, nil
+}
+
+// prepareVerify reads one DIST and the provenance or attestation files for
+// it; a problem is left in the result's Error.
+func prepareVerify(distPath string, provs, atts []string, withPolicy bool, project string) *verifyResult {
+	r := &verifyResult{File: distPath}
+	content, err := os.ReadFile(distPath)
+	if err != nil {
+		r.Error = unwrapPathError(err)
+		return r
+	}
+	sum := sha256.Sum256(content)
+	d := provenance.Dist{Filename: filepath.Base(distPath), SHA256: hex.EncodeToString(sum[:])}
+	r.SHA256 = d.SHA256
+	if len(provs)+len(atts) == 0 {
+		if provs, atts, err = besideDist(distPath); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
+	if withPolicy && project == "" {
+		fn, err := pypi.ParseFilename(d.Filename)
+		if err != nil {
+			r.Error = fmt.Sprintf("cannot tell the project of %s for --policy (use --project): %v", d.Filename, err)
+			return r
+		}
+		project = fn.Name
+	}
+	r.project, r.provs, r.atts = project, provs, atts
+	r.Inputs = append(append([]string{}, provs...), atts...)
+	for _, p := range r.Inputs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		r.inputs = append(r.inputs, b)
+	}
+	return r
+}
+
+// verifyOne verifies a prepared DIST. customRoot says the trust root was
+// chosen (--trusted-root or --staging), for the hint on a failure.
+func verifyOne(v *provenance.Verifier, r *verifyResult, pol *policy.Policy, customRoot bool) {
+	d := provenance.Dist{Filename: filepath.Base(r.File), SHA256: r.SHA256}
+	provs, atts, inputs, project := r.provs, r.atts, r.inputs, r.project
+
 	facts := pypi.Facts{Verdict: pypi.VerdictVerified}
 	var predicates []string
-	record := func(path string, res *provenance.Result, err error) {
+	var failedInput []byte
+	record := func(path string, input []byte, res *provenance.Result, err error) {
 		if facts.Verdict != pypi.VerdictVerified {
 			return // the first failure is the one reported
 		}
 		if err != nil {
+			failedInput = input
 			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonOf(err), Detail: path + ": " + err.Error()}
 			var e *provenance.Error
 			if errors.As(err, &e) {
@@ -162,31 +298,58 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	for i, p := range provs {
 		res, err := v.VerifyProvenance(inputs[i], d)
-		record(p, res, err)
+		record(p, inputs[i], res, err)
 	}
 	for i, p := range atts {
 		res, err := v.VerifyAttestation(inputs[len(provs)+i], d, nil)
-		record(p, res, err)
+		record(p, inputs[len(provs)+i], res, err)
 	}
 	if facts.Verdict == pypi.VerdictVerified && facts.Recorded != nil && !facts.Recorded.Matches(*facts.Identity) {
 		// Attestations given beside a provenance must match its publisher too.
 		facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonIdentityMismatch, Recorded: facts.Recorded,
 			Detail: fmt.Sprintf("signer %s does not match the recorded publisher %s", facts.Identity, facts.Recorded)}
 	}
-
-	printFacts(stdout, d, facts, predicates)
-	code := 0
-	if facts.Verdict != pypi.VerdictVerified {
-		code = 1
+	r.Verdict, r.Reason, r.Detail, r.Recorded = string(facts.Verdict), string(facts.Reason), facts.Detail, facts.Recorded
+	if facts.Verdict == pypi.VerdictVerified {
+		r.Signer, r.Predicates = facts.Identity, predicates
+	}
+	if facts.Reason == provenance.ReasonSignature && failedInput != nil {
+		r.Hint = otherInstanceHint(v.UnknownLogs(failedInput), customRoot)
 	}
 	if pol != nil {
-		dec := pol.Decide(*project, facts)
-		fmt.Fprintf(stdout, "  policy:      %s (rule %s, verdict %s): %s\n", dec.Action, dec.Rule, dec.Verdict, dec.Reason)
-		if dec.Action != policy.ActionAllow {
-			code = 1
+		dec := pol.Decide(project, facts)
+		r.Policy = &verifyPolicy{Project: project, Action: string(dec.Action), Rule: dec.Rule, Verdict: string(dec.Verdict), Reason: dec.Reason}
+	}
+}
+
+// knownLogs names the public Sigstore instances' Rekor logs by hex log ID
+// (from their trusted_root.json), for the hint after a signature failure.
+var knownLogs = map[string]string{
+	"c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d": "production", // rekor.sigstore.dev
+	"cf1199155bddd051268d1f16ac5c0c75c009f6fb5a63f4177f8e18d7051e3fa0": "production", // log2025-1.rekor.sigstore.dev
+	"d32f30a3c32d639c2b762205a21c7bb07788e68283a4ae6f42118723a1bea496": "staging",    // rekor.sigstage.dev
+	"f30d5a999d92e662484244263f174cb8eacbfe8264bc583d32741799e3825dc9": "staging",    // log2025-alpha1.rekor.sigstage.dev
+	"29f4a2497da244bca12bad925152f8eef55caaa471fd101ec292899bc21d653a": "staging",    // log2025-alpha2.rekor.sigstage.dev
+	"d3d3a70ca130eff8696626153e84d1cd16e0947934b3296c528bde8274549496": "staging",    // log2025-alpha3.rekor.sigstage.dev
+}
+
+// otherInstanceHint explains a signature failure whose attestations sit in
+// transparency logs the trust root does not know: signed with another
+// Sigstore instance. "" when every log is known.
+func otherInstanceHint(unknown []string, customRoot bool) string {
+	if len(unknown) == 0 {
+		return ""
+	}
+	switch knownLogs[unknown[0]] {
+	case "staging":
+		return "signed with Sigstore staging (its transparency log is not in this trust root): retry with --staging, or --trusted-root with staging's trusted_root.json"
+	case "production":
+		if customRoot {
+			return "signed with Sigstore production (public-good), whose transparency log this trust root lacks: retry without --staging, or with --trusted-root of production's trusted_root.json"
 		}
 	}
-	return code
+	return "the attestations were logged in a transparency log this trust root does not know (log ID " + unknown[0] +
+		"): signed with another Sigstore instance? Pass its trusted_root.json with --trusted-root (or --staging for Sigstore staging)"
 }
 
 func sameSigner(a, b pypi.Identity) bool {
@@ -217,15 +380,16 @@ func trustSource(ctx context.Context, trustedRoot string, staging bool, cacheDir
 	})
 }
 
-func printFacts(w io.Writer, d provenance.Dist, f pypi.Facts, predicates []string) {
-	switch f.Verdict {
-	case pypi.VerdictVerified:
-		fmt.Fprintf(w, "%s: verified\n", d.Filename)
+func printResult(w io.Writer, r *verifyResult) {
+	name := filepath.Base(r.File)
+	switch r.Verdict {
+	case string(pypi.VerdictVerified):
+		fmt.Fprintf(w, "%s: verified\n", name)
 	default:
-		fmt.Fprintf(w, "%s: %s (%s): %s\n", d.Filename, f.Verdict, f.Reason, f.Detail)
+		fmt.Fprintf(w, "%s: %s (%s): %s\n", name, r.Verdict, r.Reason, r.Detail)
 	}
-	fmt.Fprintf(w, "  sha256:      %s\n", d.SHA256)
-	if id := f.Identity; id != nil && f.Verdict == pypi.VerdictVerified {
+	fmt.Fprintf(w, "  sha256:      %s\n", r.SHA256)
+	if id := r.Signer; id != nil {
 		fmt.Fprintf(w, "  signer:      %s\n", id)
 		line := func(k, v string) {
 			if v != "" {
@@ -239,9 +403,15 @@ func printFacts(w io.Writer, d provenance.Dist, f pypi.Facts, predicates []strin
 		line("ref", id.Ref)
 		line("commit", id.Commit)
 		line("email", id.Email)
-		line("predicates", strings.Join(predicates, ", "))
+		line("predicates", strings.Join(r.Predicates, ", "))
 	}
-	if f.Recorded != nil {
-		fmt.Fprintf(w, "  recorded:    %s\n", f.Recorded)
+	if r.Recorded != nil {
+		fmt.Fprintf(w, "  recorded:    %s\n", r.Recorded)
+	}
+	if p := r.Policy; p != nil {
+		fmt.Fprintf(w, "  policy:      %s (rule %s, verdict %s): %s\n", p.Action, p.Rule, p.Verdict, p.Reason)
+	}
+	if r.Hint != "" {
+		fmt.Fprintf(w, "  hint:        %s\n", r.Hint)
 	}
 }

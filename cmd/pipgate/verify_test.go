@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -157,8 +158,8 @@ func TestVerifyCommandUsage(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, 0, "usage: pipgate verify"},
 		{"no args", nil, 2, "missing DIST"},
-		{"no provenance", []string{dist}, 2, "give --provenance or --attestation"},
-		{"two dists", []string{"--attestation", att, dist, dist}, 2, "one DIST at a time"},
+		{"no provenance", []string{dist}, 2, "pipgate verify: " + dist + ": no x-1.0.tar.gz.provenance (nor .publish.attestation or .attestation) beside it; give --provenance or --attestation\n"},
+		{"two dists with --attestation", []string{"--attestation", att, dist, dist}, 2, "--provenance and --attestation apply to one DIST"},
 		{"missing dist", []string{"--attestation", att, filepath.Join(dir, "nope.tar.gz")}, 2, "no such file"},
 		{"missing attestation", []string{"--attestation", filepath.Join(dir, "nope"), dist}, 2, "no such file"},
 		{"bad trusted root", []string{"--trusted-root", att, "--attestation", att, dist}, 2, "no usable Sigstore trusted root"},
@@ -177,4 +178,71 @@ func TestVerifyCommandUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Several DISTs, each checked against the provenance or attestations beside
+// it; JSON output; the hint when a staging-signed file meets production.
+func TestVerifyCommandBesideAndJSON(t *testing.T) {
+	fx := verifyFixtures(t)
+	f := func(rel string) string { return filepath.Join(fx, rel) }
+	prod, staging := f("trust/trusted_root.production.json"), f("trust/trusted_root.staging.json")
+	provDist := f("pypi-attestations/pypi_attestations-0.0.19.tar.gz") // .provenance beside it
+	stagingDist := f("pypi-attestations/rfc8785-0.1.2-py3-none-any.whl") // .publish.attestation and .attestation, staging-signed
+
+	code, out, errOut := verifyRun(provDist, stagingDist, "--json", "--trusted-root", prod)
+	if code != 1 {
+		t.Fatalf("exit %d; want 1\n%s\n%s", code, out, errOut)
+	}
+	var res []verifyResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	if len(res) != 2 {
+		t.Fatalf("%d results; want 2:\n%s", len(res), out)
+	}
+	if r := res[0]; r.Verdict != "verified" || r.Signer == nil || r.Signer.Repository != "trailofbits/pypi-attestations" ||
+		len(r.Inputs) != 1 || r.Inputs[0] != provDist+".provenance" || r.SHA256 != "9bb1add04b1b4e182be6b0b80931593f7a291eb49d69b4fd728a5d4cbcdc4bd3" {
+		t.Errorf("first result: %+v", r)
+	}
+	if r := res[1]; r.Verdict != "invalid" || r.Reason != "signature" || !strings.Contains(r.Hint, "Sigstore staging") || !strings.Contains(r.Hint, "--staging") ||
+		len(r.Inputs) != 2 || r.Signer != nil {
+		t.Errorf("second result: %+v", r)
+	}
+
+	// Text: the hint line; with the staging root the same file verifies.
+	code, out, _ = verifyRun("--trusted-root", prod, stagingDist)
+	if code != 1 || !strings.Contains(out, "  hint:        signed with Sigstore staging (its transparency log is not in this trust root): retry with --staging") {
+		t.Errorf("exit %d; want 1 with the staging hint:\n%s", code, out)
+	}
+	code, out, _ = verifyRun("--trusted-root", staging, stagingDist)
+	if code != 0 || !strings.Contains(out, "signer:      identity:william@yossarian.net") || strings.Contains(out, "hint:") {
+		t.Errorf("staging root: exit %d; want 0, the signer and no hint:\n%s", code, out)
+	}
+	// A production-signed file against the staging root says the opposite.
+	code, out, _ = verifyRun("--trusted-root", staging, provDist)
+	if code != 1 || !strings.Contains(out, "hint:        signed with Sigstore production") {
+		t.Errorf("exit %d; want 1 with the production hint:\n%s", code, out)
+	}
+	// A failure that is not about the instance carries no hint.
+	renamed := writeFile(t, t.TempDir(), "pypi_attestations-0.0.20.tar.gz", mustRead(t, provDist))
+	code, out, _ = verifyRun("--trusted-root", prod, "--provenance", provDist+".provenance", renamed)
+	if code != 1 || strings.Contains(out, "hint:") {
+		t.Errorf("name mismatch: exit %d, want 1 without a hint:\n%s", code, out)
+	}
+	// A DIST without anything beside it is an I/O error (2); the others are
+	// still verified and printed.
+	lone := writeFile(t, t.TempDir(), "lone-1.0.tar.gz", []byte("x"))
+	code, out, errOut = verifyRun("--trusted-root", prod, provDist, lone)
+	if code != 2 || !strings.Contains(out, "pypi_attestations-0.0.19.tar.gz: verified") || !strings.Contains(errOut, "lone-1.0.tar.gz: no lone-1.0.tar.gz.provenance") {
+		t.Errorf("exit %d; want 2, the good one verified and the lone one named\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
