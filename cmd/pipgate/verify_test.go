@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -186,7 +186,7 @@ func TestVerifyCommandBesideAndJSON(t *testing.T) {
 	fx := verifyFixtures(t)
 	f := func(rel string) string { return filepath.Join(fx, rel) }
 	prod, staging := f("trust/trusted_root.production.json"), f("trust/trusted_root.staging.json")
-	provDist := f("pypi-attestations/pypi_attestations-0.0.19.tar.gz") // .provenance beside it
+	provDist := f("pypi-attestations/pypi_attestations-0.0.19.tar.gz")   // .provenance beside it
 	stagingDist := f("pypi-attestations/rfc8785-0.1.2-py3-none-any.whl") // .publish.attestation and .attestation, staging-signed
 
 	code, out, errOut := verifyRun(provDist, stagingDist, "--json", "--trusted-root", prod)
