@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,8 +45,19 @@ type privateSetup struct {
 	privWhl         []byte
 }
 
-func newPrivateSetup(t *testing.T, password string) *privateSetup {
+// setupOptions vary newPrivateSetup: the upstreams' index TTLs and the
+// server's clock.
+type setupOptions struct {
+	privateTTL, publicTTL time.Duration
+	now                   func() time.Time
+}
+
+func newPrivateSetup(t *testing.T, password string, opts ...setupOptions) *privateSetup {
 	t.Helper()
+	var o setupOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	ss := provenancetest.New(t)
 	x := &privateSetup{t: t, private: pypitest.NewServer(t), public: pypitest.NewServer(t), logs: &syncBuffer{}, audit: &syncBuffer{}}
 	x.private.RequireBasicAuth(privateUser, privatePassword)
@@ -72,11 +84,12 @@ func newPrivateSetup(t *testing.T, password string) *privateSetup {
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewJSONHandler(x.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	priv, err := upstream.New(upstream.Options{Name: "internal", URL: x.private.URL(), Username: privateUser, Password: password,
-		Timeout: 5 * time.Second, Registerer: reg, Logger: logger})
+		Timeout: 5 * time.Second, Registerer: reg, Logger: logger, IndexTTL: o.privateTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := upstream.New(upstream.Options{Name: "pypi", URL: x.public.URL(), Timeout: 5 * time.Second, Registerer: reg, Logger: logger})
+	pub, err := upstream.New(upstream.Options{Name: "pypi", URL: x.public.URL(), Timeout: 5 * time.Second, Registerer: reg, Logger: logger,
+		IndexTTL: o.publicTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +116,7 @@ func newPrivateSetup(t *testing.T, password string) *privateSetup {
 	x.srv, err = New(Options{
 		Upstream: router, Store: x.store, Verifier: realVerifier{ss.Verifier()}, Policy: pol,
 		Logger: logger, Registerer: reg, Audit: audit, EagerReleases: 1, EagerBudget: 5 * time.Second,
-		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Now: o.now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -411,5 +424,33 @@ func TestEgressKeepsOwnership(t *testing.T) {
 	}
 	if n := x.public.Hits("/simple/internal-lib") + x.public.Hits("/files/") - 1; n != 0 {
 		t.Errorf("the public index saw %d requests about internal-lib; want 0", n)
+	}
+}
+
+// TestIndexTTLPerUpstream: each upstream's pages stay fresh for its own
+// index_ttl.
+func TestIndexTTLPerUpstream(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	x := newPrivateSetup(t, privatePassword, setupOptions{privateTTL: time.Hour, publicTTL: time.Minute, now: clock})
+	fetch := func() {
+		t.Helper()
+		for _, p := range []string{"internal-lib", "requests"} {
+			if resp, body := x.get("/simple/"+p+"/", "Accept", pipAccept); resp.StatusCode != http.StatusOK {
+				t.Fatalf("/simple/%s/: %d %s", p, resp.StatusCode, body)
+			}
+		}
+	}
+	fetch()
+	mu.Lock()
+	now = now.Add(10 * time.Minute) // past the public TTL, within the private one
+	mu.Unlock()
+	fetch()
+	if n := x.private.Hits("/simple/internal-lib/"); n != 1 {
+		t.Errorf("the private page was fetched %d times; want 1 (fresh for its 1h index_ttl)", n)
+	}
+	if n := x.public.Hits("/simple/requests/"); n != 2 {
+		t.Errorf("the public page was fetched %d times; want 2 (stale after its 1m index_ttl)", n)
 	}
 }
