@@ -36,7 +36,10 @@ func (s *Store) blobPath(sum string) (string, error) {
 
 // OpenBlob opens the blob with the given sha256 for reading, or returns
 // [ErrNotFound]. It counts as a use for the size limit (in memory only),
-// and the blob is not evicted until the caller closes it.
+// and the blob is not evicted until the caller closes it. The file returned
+// is the one Commit stored: one whose size, times or inode changed since is
+// hashed again, and when its content no longer matches it is quarantined
+// and OpenBlob returns [ErrBlobChanged] (which also matches ErrNotFound).
 func (s *Store) OpenBlob(sha256 string) (*Blob, error) {
 	p, err := s.blobPath(sha256)
 	if err != nil {
@@ -51,6 +54,11 @@ func (s *Store) OpenBlob(sha256 string) (*Blob, error) {
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("cache: opening blob: %w", err)
+	}
+	if err := s.checkOpenBlob(sha256, p, f); err != nil {
+		f.Close()
+		release()
+		return nil, err
 	}
 	return &Blob{File: f, release: release}, nil
 }
@@ -149,7 +157,8 @@ func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 	}
 	dest, _ := w.s.blobPath(got)
 	if _, err := os.Stat(dest); err == nil {
-		// Already stored, and content-addressed, so identical: drop ours.
+		// Already stored, and content-addressed, so identical (OpenBlob
+		// checks that before serving it): drop ours.
 		_ = w.f.Close()
 		_ = os.Remove(tmp)
 		return got, nil
@@ -171,28 +180,51 @@ func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 	}
 	// A hard link never replaces an existing blob, so exactly one of several
 	// concurrent writers of the same content stores it (and counts its size).
+	stored, err := w.link(tmp, dest, got)
+	if err != nil {
+		return "", err
+	}
+	if !stored {
+		return got, nil
+	}
+	if err := syncDir(parent); err != nil {
+		return "", fmt.Errorf("cache: syncing blob folder: %w", err)
+	}
+	// The stamp is taken after the last link change (which moves the
+	// change time), so the first OpenBlob does not rehash.
+	fi, err := os.Stat(dest)
+	if err != nil {
+		return "", fmt.Errorf("cache: stat blob: %w", err)
+	}
+	if err := w.s.recordStamp(got, fi); err != nil {
+		return "", fmt.Errorf("cache: recording blob %s: %w", got, err)
+	}
+	w.s.stored(got, w.n)
+	return got, nil
+}
+
+// link moves the temporary file to dest; stored is false when the blob was
+// there already. It holds commitMu, so a quarantine never moves a blob
+// linked in the meantime.
+func (w *BlobWriter) link(tmp, dest, got string) (stored bool, err error) {
+	w.s.commitMu.Lock()
+	defer w.s.commitMu.Unlock()
 	switch err := os.Link(tmp, dest); {
 	case err == nil:
 		_ = os.Remove(tmp)
-		w.s.blobBytes.Add(w.n)
-		w.s.stored(got, w.n)
 	case errors.Is(err, fs.ErrExist):
 		_ = os.Remove(tmp)
-		return got, nil
+		return false, nil
 	default:
 		// No hard links on this file system: rename, which may replace an
 		// identical blob written at the same moment.
 		if err := os.Rename(tmp, dest); err != nil {
 			_ = os.Remove(tmp)
-			return "", fmt.Errorf("cache: storing blob %s: %w", got, err)
+			return false, fmt.Errorf("cache: storing blob %s: %w", got, err)
 		}
-		w.s.blobBytes.Add(w.n)
-		w.s.stored(got, w.n)
 	}
-	if err := syncDir(parent); err != nil {
-		return "", fmt.Errorf("cache: syncing blob folder: %w", err)
-	}
-	return got, nil
+	w.s.blobBytes.Add(w.n)
+	return true, nil
 }
 
 // Path returns the temporary file being written. Readers may open it to

@@ -219,10 +219,21 @@ func (s *Store) maybeEvict() {
 }
 
 // dropRefsTo deletes the references that name one of the blobs: they would
-// point at nothing (a miss either way, but `cache verify` reports them).
+// point at nothing (a miss either way, but `cache verify` reports them). The
+// blobs' stamps go too.
 func (s *Store) dropRefsTo(shas []string) error {
 	slices.Sort(shas)
+	for _, sha := range shas {
+		s.stamps.Delete(sha)
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucketBlobs)); b != nil {
+			for _, sha := range shas {
+				if err := b.Delete([]byte(sha)); err != nil {
+					return err
+				}
+			}
+		}
 		b := tx.Bucket([]byte(bucketRefs))
 		if b == nil {
 			return nil

@@ -20,3 +20,6 @@ func Sweep(s *Store, now time.Time) {
 	s.lastSweep.Store(0)
 	s.maybeSweep(now)
 }
+
+// Rehashes returns how many times OpenBlob hashed a blob again.
+func Rehashes(s *Store) int64 { return s.rehashes.Load() }

@@ -129,7 +129,7 @@ func (s *Store) Purge(what string) error {
 	case "history":
 		buckets = []string{bucketHistory}
 	case "blobs":
-		buckets, blobs = []string{bucketRefs}, true
+		buckets, blobs = []string{bucketRefs, bucketBlobs}, true
 	default:
 		return fmt.Errorf("cache: cannot purge %q (one of %s)", what, strings.Join(PurgeTargets(), ", "))
 	}
@@ -150,6 +150,7 @@ func (s *Store) Purge(what string) error {
 	if !blobs {
 		return nil
 	}
+	s.stamps.Clear()
 	// Files are removed after the transaction: no file I/O while holding it.
 	entries, err := os.ReadDir(s.blobRoot())
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -328,6 +329,12 @@ func checkRecord(bucket string, k, v []byte) (sha string, err error) {
 			return "", fmt.Errorf("sha256 %q", r.SHA256)
 		}
 		return r.SHA256, nil
+	case bucketBlobs:
+		if !isHex64(string(k)) {
+			return "", errors.New("malformed blob key")
+		}
+		var r blobRecord
+		return "", decode(v, &r)
 	case bucketHistory:
 		if !isNormalized(string(k)) {
 			return "", errors.New("project name not normalised")

@@ -127,8 +127,9 @@ func TestVerifyFindsProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK() || rep.Records != 7 || rep.Blobs != 2 {
-		t.Fatalf("Verify of a healthy store: got %+v; want 7 records, 2 blobs, no problems", rep)
+	// 7 records, plus the stamp Commit recorded for each of the 2 blobs.
+	if !rep.OK() || rep.Records != 9 || rep.Blobs != 2 {
+		t.Fatalf("Verify of a healthy store: got %+v; want 9 records, 2 blobs, no problems", rep)
 	}
 	if err := s.PutRef("metadata:"+sumB, sumC); err != nil { // a blob never written
 		t.Fatal(err)

@@ -63,6 +63,7 @@ const (
 	bucketLists      = "lists"
 	bucketRefs       = "refs"
 	bucketHistory    = "history"
+	bucketBlobs      = "blobs"
 
 	keySchema = "schema_version"
 	keyList   = "simple"
@@ -70,7 +71,7 @@ const (
 
 // dataBuckets returns every bucket except meta, in a fixed order.
 func dataBuckets() []string {
-	return []string{bucketFacts, bucketProvenance, bucketPages, bucketLists, bucketRefs, bucketHistory}
+	return []string{bucketFacts, bucketProvenance, bucketPages, bucketLists, bucketRefs, bucketHistory, bucketBlobs}
 }
 
 // batchDelay replaces bbolt's 10 ms MaxBatchDelay: a lone writer should not
@@ -155,6 +156,11 @@ type Store struct {
 	evictMu      sync.Mutex    // one eviction at a time
 	evictions    *evictMetrics // never nil
 	lastSweep    atomic.Int64  // unix nanoseconds of the last stale temp sweep
+
+	stamps      sync.Map     // sha256 -> blobStamp, a memory of the blobs bucket
+	quarantined atomic.Int64 // blobs moved aside by OpenBlob
+	rehashes    atomic.Int64 // blobs hashed again by OpenBlob (tests read it)
+	commitMu    sync.Mutex   // orders Commit's link against quarantine's rename
 
 	mu     sync.Mutex
 	active map[string]struct{} // temp files of unfinished BlobWriters
