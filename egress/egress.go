@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -468,6 +469,9 @@ func (e *Proxy) serveStreaming(req *http.Request, conn net.Conn) *http.Response 
 			} else if !w.committed {
 				w.commit(nil, true)
 			}
+			if err == nil {
+				w.body.final = w.header.Clone() // trailer values; the pipe's close orders this before EOF
+			}
 			_ = pw.CloseWithError(err)
 		}()
 		e.handler.ServeHTTP(w, req)
@@ -560,6 +564,25 @@ func (w *egressResponseWriter) commit(first []byte, final bool) {
 	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
 		resp.ContentLength = n
 	}
+	// Declared trailers (net/http's convention: a Trailer header before the
+	// head, the values set after the body) go out after a chunked body.
+	for _, v := range h.Values("Trailer") {
+		for _, k := range strings.Split(v, ",") {
+			if k = textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)); k != "" {
+				if resp.Trailer == nil {
+					resp.Trailer = make(http.Header)
+				}
+				resp.Trailer[k] = nil
+			}
+		}
+	}
+	if resp.Trailer != nil {
+		h.Del("Trailer")
+		h.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.TransferEncoding = []string{"chunked"}
+		w.body.trailer = resp.Trailer
+	}
 	switch {
 	case status == http.StatusNoContent || status == http.StatusNotModified:
 		resp.ContentLength = 0
@@ -578,10 +601,19 @@ type egressBody struct {
 	pr   *io.PipeReader
 	conn net.Conn
 	idle time.Duration
+	// trailer is the response's Trailer map, filled from final (the
+	// handler's header when it returned) once the body ends cleanly.
+	trailer http.Header
+	final   http.Header
 }
 
 func (b *egressBody) Read(p []byte) (int, error) {
 	n, err := b.pr.Read(p)
+	if errors.Is(err, io.EOF) && b.trailer != nil && b.final != nil {
+		for k := range b.trailer {
+			b.trailer[k] = b.final.Values(k)
+		}
+	}
 	if n > 0 && b.conn != nil {
 		_ = b.conn.SetWriteDeadline(time.Now().Add(b.idle))
 	}

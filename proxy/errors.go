@@ -65,7 +65,8 @@ func statusFor(err error) int {
 		return http.StatusBadGateway
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout
-	case errors.As(err, &se), errors.As(err, &de), errors.Is(err, errDigestMismatch), errors.Is(err, errUpstreamNoHash):
+	case errors.As(err, &se), errors.As(err, &de), errors.Is(err, errDigestMismatch), errors.Is(err, errUpstreamNoHash),
+		errors.Is(err, errUpstreamBody), errors.Is(err, errFileTooLarge), errors.Is(err, errFillAbandoned):
 		return http.StatusBadGateway
 	case errors.As(err, &ne):
 		return http.StatusBadGateway
@@ -92,7 +93,7 @@ func clientMessage(err error, code int) string {
 			return fmt.Sprintf("bad gateway: upstream %s refused pipgate's credentials (%d)", se.Upstream, se.Code)
 		}
 		if errors.Is(err, errDigestMismatch) || errors.Is(err, errUpstreamNoHash) || errors.Is(err, upstream.ErrHostNotAllowed) ||
-			errors.Is(err, upstream.ErrBadResponse) {
+			errors.Is(err, upstream.ErrBadResponse) || errors.Is(err, errUpstreamBody) || errors.Is(err, errFileTooLarge) {
 			return "bad gateway: " + err.Error()
 		}
 		return "bad gateway: the upstream index failed"

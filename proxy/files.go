@@ -2,14 +2,18 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"os"
 	"path"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -50,8 +54,10 @@ func validFilename(name string) bool {
 		!strings.ContainsAny(name, "/\\\x00")
 }
 
-// serveFile decides and serves one distribution file (or its metadata).
-// The decision comes first, so a blocked file is never even downloaded.
+// serveFile decides and serves one distribution file or its metadata.
+// The decision comes first, so a blocked file is never even downloaded, and
+// its .metadata is refused like the file; every answer carries the file's
+// verdict.
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name string) error {
 	ctx := r.Context()
 	ri := info(ctx)
@@ -61,13 +67,12 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 		return errorf(http.StatusBadRequest, "pipgate: invalid filename %q", name)
 	}
 	ri.project, ri.file = project, filename
+	if metadata {
+		ri.route = routeMetadata
+	}
 	f, err := s.findFile(ctx, project, filename)
 	if err != nil {
 		return err
-	}
-	if metadata {
-		ri.route = routeMetadata
-		return s.serveMetadata(w, r, project, f)
 	}
 	sha := f.SHA256()
 	if sha == "" {
@@ -83,107 +88,125 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if d.Action != policy.ActionAllow {
 		w.Header().Set(headerReason, headerSafe(d.Reason))
 	}
-	if r.Method == http.MethodGet {
+	if r.Method == http.MethodGet && !metadata {
 		s.recordDecision(ctx, r.RemoteAddr, project, f, facts, d)
 	}
 	if err := d.Err(); err != nil {
 		w.Header().Set("Cache-Control", "no-store")
 		return fmt.Errorf("%s: %w", describe(facts), err)
 	}
-	return s.serveBlob(w, r, sha, filename, "file", func(ctx context.Context) (io.ReadCloser, int64, error) {
-		b, err := s.up.Open(ctx, project, f.URL, "file")
-		if err != nil {
-			return nil, 0, err
-		}
-		return b, b.Size, nil
-	}, nil)
+	if metadata {
+		return s.serveMetadata(w, r, project, f)
+	}
+	return s.serveBlob(w, r, filename, "file", fillRequest{sha: sha, size: f.Size,
+		open: func(ctx context.Context) (io.ReadCloser, int64, error) {
+			b, err := s.up.Open(ctx, project, f.URL, "file")
+			if err != nil {
+				return nil, 0, err
+			}
+			return b, b.Size, nil
+		}})
 }
 
 // serveMetadata serves the PEP 658 metadata of f from the blob store,
-// filling it from <file-url>.metadata once.
+// filling it from <file-url>.metadata once. Only metadata the index gives a
+// sha256 for is served, so its bytes are checked like a file's: served
+// pages drop core-metadata without one (pip then reads the metadata from
+// the wheel, whose sha256 is checked), and a request for it is a 404.
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, project string, f *pypi.File) error {
-	if !f.CoreMetadata {
-		return errorf(http.StatusNotFound, "pipgate: the index lists no metadata for %s", f.Filename)
-	}
 	want := f.CoreMetadataHashes["sha256"]
-	up, _ := s.up.Owner(project)
-	// The ref is per upstream: what one upstream said a file's metadata is
-	// never answers for another's copy of the file.
-	ref := "metadata:" + up + ":" + f.SHA256()
-	if want == "" && f.SHA256() != "" {
-		if sha, err := s.store.Ref(ref); err == nil {
-			want = sha
-		}
+	if !f.CoreMetadata || want == "" {
+		return errorf(http.StatusNotFound, "pipgate: the index lists no metadata with a sha256 for %s", f.Filename)
 	}
-	var onDone func(string)
-	if f.SHA256() != "" {
-		onDone = func(sha string) {
-			if err := s.store.PutRef(ref, sha); err != nil {
-				s.log.Error("caching metadata ref", "filename", f.Filename, "err", err)
+	return s.serveBlob(w, r, f.Filename+metadataSuffix, "metadata", fillRequest{sha: want, size: -1,
+		open: func(ctx context.Context) (io.ReadCloser, int64, error) {
+			b, err := s.up.Open(ctx, project, f.URL+metadataSuffix, "metadata")
+			if err != nil {
+				return nil, 0, err
 			}
-		}
-	}
-	return s.serveBlob(w, r, want, f.Filename+metadataSuffix, "metadata", func(ctx context.Context) (io.ReadCloser, int64, error) {
-		b, err := s.up.Open(ctx, project, f.URL+metadataSuffix, "metadata")
-		if err != nil {
-			return nil, 0, err
-		}
-		return b, b.Size, nil
-	}, onDone)
+			return b, b.Size, nil
+		}})
 }
 
-// serveBlob serves the blob sha256 (filled from open when missing; want ""
-// means unknown: the fill accepts what it gets and reports it via onDone).
-// A GET during a fill streams the growing file; HEAD and Range wait for the
-// committed blob, which http.ServeContent serves.
-func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, sha, name, kind string, open fillSource, onDone func(string)) error {
+// serveBlob serves the blob req.sha: from the store, or filled from the
+// upstream. What a client receives with a success status is always bytes
+// that matched req.sha:
+//   - a hit is the committed blob (cache.Store.OpenBlob checks it is still
+//     the file that was committed; a changed one is quarantined and filled
+//     again), served with sendfile;
+//   - a miss up to Options.CheckFirstMax is downloaded and checked before
+//     the status line (a mismatch is a 403, verdict invalid, reason
+//     digest-mismatch), as is every HEAD, Range and HTTP/1.0 request;
+//   - a larger miss, or one whose check takes longer than Options.CheckWait,
+//     streams: the status line goes out at once, chunked, with no ETag and
+//     the verdict announced as a trailer; the reader stays tailHoldback
+//     bytes behind the download until the digest matched, and the
+//     verdict trailer is sent after it; on a mismatch the connection is
+//     aborted, so the body is never complete.
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind string, req fillRequest) error {
 	ctx := r.Context()
 	ri := info(ctx)
-	if sha != "" {
-		if f, err := s.store.OpenBlob(sha); err == nil {
-			defer f.Close()
-			ri.cache = cacheHit
-			s.metrics.cacheLookup("file", cacheHit)
-			setBlobHeaders(w, sha, kind)
-			cw := &countingWriter{ResponseWriter: w}
-			http.ServeContent(cw, r, name, time.Time{}, f)
-			s.metrics.served("cache", cw.n)
-			return nil
-		}
+	f, err := s.store.OpenBlob(req.sha)
+	switch {
+	case err == nil:
+		defer f.Close()
+		ri.cache = cacheHit
+		s.metrics.cacheLookup("file", cacheHit)
+		setBlobHeaders(w, req.sha, kind)
+		s.metrics.served("cache", s.sendBlob(w, r, name, f.File))
+		return nil
+	case errors.Is(err, cache.ErrBlobChanged):
+		s.metrics.blobQuarantined()
+		s.log.Error("cached file changed on disk: quarantined, fetching it again", "request_id", ri.id,
+			"filename", name, "sha256", req.sha, "err", err)
+	case !errors.Is(err, cache.ErrNotFound):
+		s.log.Warn("opening cached file", "filename", name, "sha256", req.sha, "err", err)
 	}
 	ri.cache = cacheMiss
 	s.metrics.cacheLookup("file", cacheMiss)
-	key := sha
-	if key == "" {
-		key = kind + ":" + name
-	}
-	fl := s.startFill(key, sha, open, onDone)
-	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		rd, size, ok, err := fl.attach(ctx)
+	fl := s.joinFill(req)
+	defer fl.leave(s.opts.FillGrace)
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.ProtoAtLeast(1, 1) {
+		stream, err := s.mustStream(ctx, fl)
 		if err != nil {
 			return err
 		}
-		if ok {
-			defer rd.Close()
-			setBlobHeaders(w, sha, kind)
-			if size >= 0 {
-				w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-			}
-			w.WriteHeader(http.StatusOK)
-			if _, err := io.Copy(w, rd); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				s.log.Error("stream failed after headers; aborting the response", "filename", name,
-					"request_id", ri.id, "err", err)
-				panic(http.ErrAbortHandler)
-			}
-			return nil
+		if stream {
+			return s.streamFill(w, r, fl, name, kind)
 		}
 	}
-	got, err := fl.wait(ctx)
+	return s.serveFilled(w, r, fl, name, kind)
+}
+
+// mustStream waits for a small fill to end; it reports true when the fill is
+// too large to check first, or its check takes longer than CheckWait.
+func (s *Server) mustStream(ctx context.Context, fl *fill) (bool, error) {
+	timer := time.NewTimer(s.opts.CheckWait)
+	defer timer.Stop()
+	for {
+		done, size, ch := fl.state()
+		switch {
+		case done:
+			return false, nil
+		case size > s.opts.CheckFirstMax:
+			return true, nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return true, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// serveFilled waits for the fill to end and serves the committed blob, or
+// refuses the request.
+func (s *Server) serveFilled(w http.ResponseWriter, r *http.Request, fl *fill, name, kind string) error {
+	got, err := fl.wait(r.Context())
 	if err != nil {
-		return err
+		return s.fillFailed(w, r, err)
 	}
 	f, err := s.store.OpenBlob(got)
 	if err != nil {
@@ -191,9 +214,153 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, sha, name, ki
 	}
 	defer f.Close()
 	setBlobHeaders(w, got, kind)
-	http.ServeContent(w, r, name, time.Time{}, f)
+	s.sendBlob(w, r, name, f.File)
 	return nil
 }
+
+// fillFailed sets the verdict headers for a fill that failed before the
+// status line and returns the error the middleware writes.
+func (s *Server) fillFailed(w http.ResponseWriter, r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return err
+	}
+	h := w.Header()
+	if errors.Is(err, errDigestMismatch) {
+		s.metrics.digestMismatch("refused")
+		h.Set(headerVerdict, string(pypi.VerdictInvalid))
+		h.Set(headerReason, reasonDigestMismatch)
+		h.Set("Cache-Control", "no-store")
+		return &httpError{Code: http.StatusForbidden,
+			Msg: reasonDigestMismatch + ": the upstream served bytes that do not match the index sha256 or size",
+			Err: err}
+	}
+	// The bytes could not be checked: no verdict about them holds.
+	h.Set(headerVerdict, string(pypi.VerdictError))
+	h.Set(headerReason, "fetch")
+	return err
+}
+
+// reasonDigestMismatch names a body that does not match the index.
+const reasonDigestMismatch = "digest-mismatch"
+
+// streamFill streams a fill in progress (see serveBlob).
+func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *fill, name, kind string) error {
+	ctx := r.Context()
+	rd, ok, err := fl.attach(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.serveFilled(w, r, fl, name, kind)
+	}
+	defer rd.Close()
+	h := w.Header()
+	verdict := h.Get(headerVerdict)
+	h.Del(headerVerdict)
+	h.Set("Trailer", headerVerdict)
+	setBlobHeaders(w, "", kind)
+	h.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+	bw := newBodyWriter(w, s.opts.WriteIdleTimeout)
+	defer bw.done()
+	bw.flush() // the status line now: pip's read timeout runs
+	buf := make([]byte, 256<<10)
+	for {
+		n, rerr := rd.Read(buf)
+		if n > 0 {
+			if _, err := bw.Write(buf[:n]); err != nil {
+				s.log.Info("client stopped reading; dropping it", "request_id", info(ctx).id, "filename", name, "err", err)
+				panic(http.ErrAbortHandler)
+			}
+			bw.flush()
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(rerr, errDigestMismatch) {
+				s.metrics.digestMismatch("aborted")
+			}
+			s.log.Error("file fill failed while streaming; aborting the response before its last bytes", "filename", name,
+				"request_id", info(ctx).id, "err", rerr)
+			panic(http.ErrAbortHandler)
+		}
+	}
+	h.Set(headerVerdict, verdict) // the trailer: the digest matched
+	return nil
+}
+
+// sendBlob serves a committed blob with http.ServeContent (HEAD, Range,
+// conditional requests) and returns the body bytes written.
+func (s *Server) sendBlob(w http.ResponseWriter, r *http.Request, name string, f *os.File) int64 {
+	bw := newBodyWriter(w, s.opts.WriteIdleTimeout)
+	defer bw.done()
+	http.ServeContent(bw, r, name, time.Time{}, f)
+	return bw.n
+}
+
+// sendChunk is how much of a file one write deadline covers: a client must
+// take sendChunk bytes per WriteIdleTimeout (4 KiB/s at the defaults).
+const sendChunk = 256 << 10
+
+// bodyWriter writes a response body with a write deadline pushed forward
+// before every chunk, so a client that stops reading is dropped after the
+// idle timeout; ReadFrom keeps the sendfile path, one chunk at a time.
+type bodyWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	idle time.Duration
+	n    int64
+}
+
+func newBodyWriter(w http.ResponseWriter, idle time.Duration) *bodyWriter {
+	return &bodyWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: idle}
+}
+
+// arm sets the deadline for the next chunk (writers without deadlines, such
+// as the egress tunnel's, which has its own, ignore it).
+func (w *bodyWriter) arm() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.idle)) }
+
+// done clears the deadline for the connection's next request.
+func (w *bodyWriter) done() { _ = w.rc.SetWriteDeadline(time.Time{}) }
+
+func (w *bodyWriter) flush() { _ = w.rc.Flush() }
+
+func (w *bodyWriter) Write(p []byte) (int, error) {
+	w.arm()
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// ReadFrom copies r (http.ServeContent passes an *io.LimitedReader of the
+// *os.File) in sendChunk pieces, each its own sendfile under a fresh
+// deadline.
+func (w *bodyWriter) ReadFrom(r io.Reader) (int64, error) {
+	lr, ok := r.(*io.LimitedReader)
+	if !ok {
+		lr = &io.LimitedReader{R: r, N: math.MaxInt64}
+	}
+	var total int64
+	for lr.N > 0 {
+		w.arm()
+		chunk := min(lr.N, sendChunk)
+		n, err := io.Copy(w.ResponseWriter, &io.LimitedReader{R: lr.R, N: chunk})
+		lr.N -= n
+		total += n
+		w.n += n
+		if err != nil || n < chunk {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *bodyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func setBlobHeaders(w http.ResponseWriter, sha, kind string) {
 	h := w.Header()
@@ -220,25 +387,6 @@ func headerSafe(s string) string {
 		s = s[:512]
 	}
 	return s
-}
-
-// countingWriter counts the body bytes http.ServeContent writes.
-type countingWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-// ReadFrom keeps the underlying writer's sendfile path.
-func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
-	n, err := io.Copy(w.ResponseWriter, r)
-	w.n += n
-	return n, err
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
 }
 
 // serveProvenance serves /integrity/<project>/<version>/<filename>/provenance:

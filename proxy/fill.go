@@ -15,24 +15,43 @@ import (
 // A fill downloads one upstream file into the blob store exactly once, however
 // many clients ask for it meanwhile. Clients do not wait for the end: each
 // reads the temp file as it grows (pread on a shared descriptor), so a large
-// wheel starts flowing at once and memory stays flat. The fill runs on a
-// detached context: a client hang-up never aborts it. Only when the whole
+// wheel starts flowing at once and memory stays flat. Only when the whole
 // body matches the expected sha256 is the blob committed; otherwise every
 // reader gets the error and the temp file is removed.
+//
+// What a fill may cost is bounded:
+//   - the body is cut off past the index's size for the file, or past
+//     Options.MaxFileSize when the index gives none; an upstream whose
+//     Content-Length disagrees with the index size fails at once;
+//   - the fill runs on a detached context, so one client's hang-up does not
+//     abort what others are reading; but when the last client has left, the
+//     fill stops after Options.FillGrace unless three quarters of a known
+//     size are in (a client that retries within the grace joins it again);
+//   - Options.FileFetchTimeout bounds the whole fill, the upstream client's
+//     idle timeout a stalled body.
+//
+// Readers of a fill in progress never see its last tailHoldback bytes before
+// the digest matched (see fillReader), so a streamed copy of a bad body is
+// always incomplete.
 type fill struct {
-	key  string
-	want string // expected sha256 ("" = accept and report)
+	key       string
+	want      string // expected sha256
+	indexSize int64  // size the index gives, -1 unknown
+	limit     int64  // most body bytes accepted
+	cancel    context.CancelCauseFunc
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every progress
 	started bool          // size and rf are known
-	size    int64         // from the upstream, -1 unknown
+	size    int64         // expected size: the index's, else the upstream's Content-Length; -1 unknown
 	written int64
 	done    bool
 	err     error
 	sha     string   // the committed blob's sha256
 	rf      *os.File // read side of the temp file
 	refs    int      // readers + the filler holding rf
+	clients int      // requests waiting for or reading this fill
+	grace   *time.Timer
 }
 
 // fills tracks the fills in progress.
@@ -41,33 +60,117 @@ type fills struct {
 	m  map[string]*fill
 }
 
-// fillSource opens the upstream body.
+// fillSource opens the upstream body and returns its Content-Length (-1
+// unknown).
 type fillSource func(ctx context.Context) (io.ReadCloser, int64, error)
 
-// start returns the fill in progress for key, or starts one.
-func (s *Server) startFill(key, want string, open fillSource, onDone func(sha string)) *fill {
+// Fill errors.
+var (
+	// errFileTooLarge reports a body over Options.MaxFileSize (for a file
+	// whose size the index does not give).
+	errFileTooLarge = errors.New("the upstream file exceeds the maximum file size (cache.max_file_size)")
+	// errUpstreamBody reports an upstream body cut short or unreadable.
+	errUpstreamBody = errors.New("the upstream file body broke off")
+	// errFillAbandoned ends a fill whose clients all left.
+	errFillAbandoned = errors.New("fill stopped: every client left")
+)
+
+// tailHoldback is how many of its last bytes a streaming reader of a fill in
+// progress is kept from until the digest matched.
+const tailHoldback = 64 << 10
+
+// fillRequest describes the blob a client wants.
+type fillRequest struct {
+	sha  string // expected sha256
+	size int64  // size the index gives; -1 unknown
+	open fillSource
+	// onDone runs after a successful commit.
+	onDone func(sha string)
+}
+
+// joinFill returns the fill in progress for req, or starts one, counting the
+// caller as one of its clients: the caller must call leave once.
+func (s *Server) joinFill(req fillRequest) *fill {
+	key := req.sha
 	s.fills.mu.Lock()
 	defer s.fills.mu.Unlock()
 	if fl, ok := s.fills.m[key]; ok {
+		fl.join()
 		return fl
 	}
-	fl := &fill{key: key, want: want, changed: make(chan struct{}), size: -1}
+	limit := s.opts.MaxFileSize
+	if req.size >= 0 {
+		limit = req.size
+	}
+	fl := &fill{key: key, want: req.sha, indexSize: req.size, limit: limit,
+		changed: make(chan struct{}), size: req.size, clients: 1, grace: nil}
 	s.fills.m[key] = fl
+	fctx, stop := s.detached(s.opts.FileFetchTimeout)
+	fctx, cancel := context.WithCancelCause(fctx)
+	fl.cancel = cancel
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		fctx, cancel := s.detached(s.opts.FileFetchTimeout)
-		defer cancel()
-		err := s.runFill(fctx, fl, open)
-		if err == nil && onDone != nil {
-			onDone(fl.sha)
+		defer stop()
+		err := s.runFill(fctx, fl, req.open)
+		if err != nil && errors.Is(context.Cause(fctx), errFillAbandoned) {
+			err = errFillAbandoned
+			s.metrics.fillAbandoned()
+		}
+		cancel(nil)
+		if err == nil && req.onDone != nil {
+			req.onDone(fl.sha)
 		}
 		s.fills.mu.Lock()
 		delete(s.fills.m, key)
 		s.fills.mu.Unlock()
 		fl.finish(err)
+		if err != nil {
+			s.log.Warn("file fill failed", "sha256", req.sha, "bytes", fl.bytesWritten(), "err", err)
+		}
+		if s.fillDone != nil {
+			s.fillDone(key, fl.bytesWritten(), err)
+		}
 	}()
 	return fl
+}
+
+func (fl *fill) join() {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	fl.clients++
+	if fl.grace != nil {
+		fl.grace.Stop()
+		fl.grace = nil
+	}
+}
+
+// leave drops the caller's interest; the last client out arms the grace
+// timer that stops an unfinished fill.
+func (fl *fill) leave(grace time.Duration) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	fl.clients--
+	if fl.clients > 0 || fl.done {
+		return
+	}
+	fl.grace = time.AfterFunc(grace, func() {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		if fl.clients > 0 || fl.done {
+			return
+		}
+		if fl.size > 0 && fl.size-fl.written <= fl.size/4 {
+			return // close to done: finish it for the next client
+		}
+		fl.cancel(errFillAbandoned)
+	})
+}
+
+func (fl *fill) bytesWritten() int64 {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.written
 }
 
 // blobWriter is what a fill needs of cache.BlobWriter.
@@ -81,11 +184,20 @@ type blobWriter interface {
 var _ blobWriter = (*cache.BlobWriter)(nil)
 
 func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
-	body, size, err := open(ctx)
+	body, upSize, err := open(ctx)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
+	size := fl.indexSize
+	switch {
+	case size >= 0 && upSize >= 0 && upSize != size:
+		return fmt.Errorf("%w: the upstream Content-Length is %d, the index size %d", errDigestMismatch, upSize, size)
+	case size < 0 && upSize > fl.limit:
+		return fmt.Errorf("%w: Content-Length %d, limit %d", errFileTooLarge, upSize, fl.limit)
+	case size < 0:
+		size = upSize
+	}
 	bw, err := s.store.NewBlob()
 	if err != nil {
 		return fmt.Errorf("creating blob: %w", err)
@@ -105,6 +217,12 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
+			if fl.written+int64(n) > fl.limit {
+				if fl.indexSize >= 0 {
+					return fmt.Errorf("%w: the upstream body is longer than the index size %d", errDigestMismatch, fl.indexSize)
+				}
+				return fmt.Errorf("%w: more than %d bytes", errFileTooLarge, fl.limit)
+			}
 			if _, werr := bw.Write(buf[:n]); werr != nil {
 				return fmt.Errorf("writing blob: %w", werr)
 			}
@@ -118,11 +236,14 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 			break
 		}
 		if rerr != nil {
-			return fmt.Errorf("reading upstream body: %w", rerr)
+			return fmt.Errorf("%w: %w", errUpstreamBody, rerr)
 		}
 	}
 	if size >= 0 && fl.written != size {
-		return fmt.Errorf("upstream body is %d bytes; its Content-Length said %d", fl.written, size)
+		if fl.indexSize >= 0 {
+			return fmt.Errorf("%w: the upstream body is %d bytes, the index size %d", errDigestMismatch, fl.written, fl.indexSize)
+		}
+		return fmt.Errorf("%w: %d bytes; its Content-Length said %d", errUpstreamBody, fl.written, size)
 	}
 	sha, err := bw.Commit(fl.want)
 	if err != nil {
@@ -147,6 +268,10 @@ func (fl *fill) finish(err error) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	fl.done, fl.err = true, err
+	if fl.grace != nil {
+		fl.grace.Stop()
+		fl.grace = nil
+	}
 	fl.notifyLocked()
 }
 
@@ -178,33 +303,42 @@ func (fl *fill) wait(ctx context.Context) (string, error) {
 	}
 }
 
+// state returns whether the fill is done and its expected size so far.
+func (fl *fill) state() (done bool, size int64, ch <-chan struct{}) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.done, fl.size, fl.changed
+}
+
 // attach waits for the upstream headers and returns a reader of the growing
-// body plus its size (-1 unknown). ok is false when the fill ended before a
-// reader could attach (the caller then serves the committed blob or the error).
-func (fl *fill) attach(ctx context.Context) (r *fillReader, size int64, ok bool, err error) {
+// body. ok is false when the fill ended before a reader could attach (the
+// caller then serves the committed blob or the error).
+func (fl *fill) attach(ctx context.Context) (r *fillReader, ok bool, err error) {
 	for {
 		fl.mu.Lock()
 		if fl.started && fl.rf != nil && !fl.done {
 			fl.refs++
-			size := fl.size
 			fl.mu.Unlock()
-			return &fillReader{fl: fl, ctx: ctx}, size, true, nil
+			return &fillReader{fl: fl, ctx: ctx}, true, nil
 		}
 		done, ch := fl.done, fl.changed
 		fl.mu.Unlock()
 		if done {
-			return nil, 0, false, nil
+			return nil, false, nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, 0, false, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 	}
 }
 
 // fillReader reads a fill's temp file up to what has been written, waiting
-// for more; at the end it returns io.EOF only if the blob was committed.
+// for more. Until the blob is committed it stays tailHoldback bytes behind
+// the writer, so the end of a body is only ever read once its digest
+// matched; a failed fill gives its error, never more bytes, and io.EOF comes
+// only after a commit.
 type fillReader struct {
 	fl     *fill
 	ctx    context.Context
@@ -217,9 +351,16 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		r.fl.mu.Lock()
 		written, done, ferr, ch, rf := r.fl.written, r.fl.done, r.fl.err, r.fl.changed, r.fl.rf
 		r.fl.mu.Unlock()
-		if r.off < written {
-			if int64(len(p)) > written-r.off {
-				p = p[:written-r.off]
+		if done && ferr != nil {
+			return 0, ferr
+		}
+		avail := written
+		if !done {
+			avail -= tailHoldback
+		}
+		if r.off < avail {
+			if int64(len(p)) > avail-r.off {
+				p = p[:avail-r.off]
 			}
 			n, err := rf.ReadAt(p, r.off)
 			r.off += int64(n)
@@ -230,13 +371,10 @@ func (r *fillReader) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
+		if done && r.off >= written {
+			return 0, io.EOF
+		}
 		if done {
-			if ferr != nil {
-				return 0, ferr
-			}
-			if r.off >= written {
-				return 0, io.EOF
-			}
 			continue
 		}
 		select {
@@ -256,6 +394,12 @@ func (r *fillReader) Close() error {
 	return nil
 }
 
-// fillTimeoutDefault bounds a whole file fill; the upstream client's idle-read
-// timeout catches a stalled body long before.
-const fillTimeoutDefault = time.Hour
+// Defaults of the fill and delivery limits (see Options).
+const (
+	fillTimeoutDefault   = time.Hour
+	maxFileSizeDefault   = 4 << 30
+	fillGraceDefault     = 5 * time.Second
+	checkFirstMaxDefault = 8 << 20
+	checkWaitDefault     = 5 * time.Second
+	writeIdleDefault     = time.Minute
+)

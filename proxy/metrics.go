@@ -85,15 +85,18 @@ var metricsVerifyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .
 type metrics struct {
 	reg prometheus.Registerer
 
-	httpRequests    *prometheus.CounterVec   // pipgate_http_requests_total{route,method,code}
-	httpDuration    *prometheus.HistogramVec // pipgate_http_request_duration_seconds{route}
-	inFlight        prometheus.Gauge         // pipgate_http_requests_in_flight
-	cacheLookups    *prometheus.CounterVec   // pipgate_cache_lookups_total{kind,result}
-	servedBytes     *prometheus.CounterVec   // pipgate_served_bytes_total{source}
-	verifications   *prometheus.CounterVec   // pipgate_verifications_total{result,reason}
-	verifyDuration  prometheus.Histogram     // pipgate_verification_duration_seconds
-	policyDecisions *prometheus.CounterVec   // pipgate_policy_decisions_total{action,rule}
-	downloads       *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
+	httpRequests     *prometheus.CounterVec   // pipgate_http_requests_total{route,method,code}
+	httpDuration     *prometheus.HistogramVec // pipgate_http_request_duration_seconds{route}
+	inFlight         prometheus.Gauge         // pipgate_http_requests_in_flight
+	cacheLookups     *prometheus.CounterVec   // pipgate_cache_lookups_total{kind,result}
+	servedBytes      *prometheus.CounterVec   // pipgate_served_bytes_total{source}
+	verifications    *prometheus.CounterVec   // pipgate_verifications_total{result,reason}
+	verifyDuration   prometheus.Histogram     // pipgate_verification_duration_seconds
+	policyDecisions  *prometheus.CounterVec   // pipgate_policy_decisions_total{action,rule}
+	downloads        *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
+	fillsAbandoned   prometheus.Counter       // pipgate_file_fills_abandoned_total
+	blobsQuarantined prometheus.Counter       // pipgate_cache_blobs_quarantined_total
+	digestMismatches *prometheus.CounterVec   // pipgate_file_digest_mismatches_total{outcome}
 
 	counts statusCounters   // lookups and downloads again, for the status page
 	rules  *metricsLabelCap // pipgate_policy_decisions_total{rule}
@@ -148,6 +151,18 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_downloads_total",
 			Help: "Distribution file downloads served or refused, by verdict and policy action.",
 		}, []string{"verdict", "action"}),
+		fillsAbandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pipgate_file_fills_abandoned_total",
+			Help: "Upstream file downloads stopped because every client had left (after the grace period).",
+		}),
+		blobsQuarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pipgate_cache_blobs_quarantined_total",
+			Help: "Cached files found changed on disk, moved aside and fetched again.",
+		}),
+		digestMismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_file_digest_mismatches_total",
+			Help: "Client responses for upstream bytes that did not match the index sha256 or size, by outcome (refused: a 403 before the status line; aborted: a stream cut before its last bytes).",
+		}, []string{"outcome"}),
 		rules: newMetricsLabelCap(metricsMaxRules),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -159,6 +174,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
 		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads,
+		m.fillsAbandoned, m.blobsQuarantined, m.digestMismatches,
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -177,6 +193,9 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 		for _, a := range metricsActions {
 			m.downloads.WithLabelValues(v, a)
 		}
+	}
+	for _, o := range []string{"refused", "aborted"} {
+		m.digestMismatches.WithLabelValues(o)
 	}
 	return m
 }
@@ -274,6 +293,16 @@ func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
 	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions)).Inc()
 	m.counts.download(string(verdict))
 }
+
+// fillAbandoned counts a fill stopped because its clients left.
+func (m *metrics) fillAbandoned() { m.fillsAbandoned.Inc() }
+
+// blobQuarantined counts a cached blob found changed on disk.
+func (m *metrics) blobQuarantined() { m.blobsQuarantined.Inc() }
+
+// digestMismatch counts a client response to a bad upstream body: outcome
+// "refused" (403) or "aborted" (stream cut short).
+func (m *metrics) digestMismatch(outcome string) { m.digestMismatches.WithLabelValues(outcome).Inc() }
 
 // auditLog exports pipgate_audit_records_lost_total: audit records that
 // could not be written (queue full past its wait, or a write error), read

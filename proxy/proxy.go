@@ -94,6 +94,24 @@ type Options struct {
 	// FileFetchTimeout bounds a whole file fill; 0: 1h (the upstream
 	// client's idle timeout ends a stalled body sooner).
 	FileFetchTimeout time.Duration
+	// MaxFileSize bounds a file or .metadata body whose size the index does
+	// not give (a body is always bounded by the index size when it does);
+	// config cache.max_file_size; 0: 4 GiB.
+	MaxFileSize int64
+	// CheckFirstMax: a cache miss of a file up to this size (by the index
+	// size, else the upstream Content-Length) is downloaded and checked
+	// before the status line, so a bad body is a clean 403; 0: 8 MiB.
+	CheckFirstMax int64
+	// CheckWait bounds how long such a miss waits for its check before it
+	// streams like a large file (status line at once, tail held back, verdict
+	// in the trailer), so a slow upstream never leaves a client without a
+	// status line past its own timeout (pip: 15s); 0: 5s.
+	CheckWait time.Duration
+	// FillGrace is how long a fill goes on once its last client left; 0: 5s.
+	FillGrace time.Duration
+	// WriteIdleTimeout drops a file response whose client has not taken the
+	// next chunk within it; config server.write_idle_timeout; 0: 1m.
+	WriteIdleTimeout time.Duration
 	// EagerReleases is how many newest releases are verified when a page is
 	// served; 0: none.
 	EagerReleases int
@@ -124,6 +142,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FileFetchTimeout == 0 {
 		o.FileFetchTimeout = fillTimeoutDefault
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = maxFileSizeDefault
+	}
+	if o.CheckFirstMax <= 0 {
+		o.CheckFirstMax = checkFirstMaxDefault
+	}
+	if o.CheckWait <= 0 {
+		o.CheckWait = checkWaitDefault
+	}
+	if o.FillGrace <= 0 {
+		o.FillGrace = fillGraceDefault
+	}
+	if o.WriteIdleTimeout <= 0 {
+		o.WriteIdleTimeout = writeIdleDefault
 	}
 	if o.EagerConcurrency <= 0 {
 		o.EagerConcurrency = 4
@@ -166,6 +199,9 @@ type Server struct {
 	base context.Context
 	stop context.CancelFunc
 	bg   sync.WaitGroup
+	// fillDone, when set (by tests, before serving), is called as each fill
+	// ends, with the bytes it wrote.
+	fillDone func(key string, written int64, err error)
 }
 
 // New returns a Server; it is ready to serve once SetReady(true) is called

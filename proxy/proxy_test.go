@@ -456,9 +456,13 @@ func TestMetadataAndProvenanceRoutes(t *testing.T) {
 	if resp.StatusCode != 404 || !strings.Contains(string(got), "No provenance available for "+plain.Filename) {
 		t.Errorf("no-provenance answer = %d %q", resp.StatusCode, got)
 	}
+	tp.verifier.set(d.Filename, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "a/b"}})
 	resp, meta := tp.get("/files/demo/" + d.Filename + ".metadata")
 	if resp.StatusCode != 200 || !bytes.Contains(meta, []byte("Name: demo")) {
 		t.Errorf("metadata = %d %q", resp.StatusCode, meta)
+	}
+	if v := resp.Header.Get(headerVerdict); v != string(pypi.VerdictVerified) {
+		t.Errorf("metadata %s = %q; want the file's verdict, verified", headerVerdict, v)
 	}
 	if served.CoreMetadataHashes["sha256"] != "" && served.CoreMetadataHashes["sha256"] != sha(meta) {
 		t.Errorf("metadata sha256 %s does not match the index's %s", sha(meta), served.CoreMetadataHashes["sha256"])
