@@ -158,8 +158,9 @@ func TestCachePurge(t *testing.T) {
 
 func TestCacheVerify(t *testing.T) {
 	dir, blob := seedCache(t)
+	// 3 records plus the blob's stamp.
 	code, stdout, stderr := runCacheCmd(t, "verify", "--data-dir", dir)
-	if code != 0 || stderr != "" || !strings.Contains(stdout, "checked 3 records and 1 blobs in "+dir+": 0 problems") {
+	if code != 0 || stderr != "" || !strings.Contains(stdout, "checked 4 records and 1 blobs in "+dir+": 0 problems") {
 		t.Fatalf("verify: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	p := filepath.Join(dir, "blobs", "sha256", blob[:2], blob)

@@ -40,6 +40,9 @@ type config struct {
 	Verification verificationConfig `yaml:"verification"`
 	// ShutdownGrace is how long in-flight requests get on SIGINT/SIGTERM.
 	ShutdownGrace duration `yaml:"shutdown_grace"`
+	// WriteIdleTimeout drops a file download whose client takes no data
+	// for this long.
+	WriteIdleTimeout duration `yaml:"write_idle_timeout"`
 	// Egress is the HTTPS egress proxy mode (off when Listen is empty).
 	Egress egressConfig `yaml:"egress"`
 	// TLS serves Listen over HTTPS when Cert and Key are set.
@@ -154,6 +157,9 @@ type cacheConfig struct {
 	// MaxSize bounds the bytes of file blobs; above it the least recently
 	// used blobs are evicted. 0: no limit.
 	MaxSize byteSize `yaml:"max_size"`
+	// MaxFileSize bounds one file or .metadata download whose size the
+	// index does not give (the index size bounds it when given).
+	MaxFileSize byteSize `yaml:"max_file_size"`
 }
 
 type upstreamConfig struct {
@@ -212,7 +218,9 @@ func defaultConfig() config {
 			EagerConcurrency: 4,
 			EagerBudget:      duration(5 * time.Second),
 		},
-		ShutdownGrace: duration(15 * time.Second),
+		ShutdownGrace:    duration(15 * time.Second),
+		WriteIdleTimeout: duration(time.Minute),
+		Cache:            cacheConfig{MaxFileSize: 4 << 30},
 		Egress: egressConfig{
 			Intercept: []string{"pypi.org", "files.pythonhosted.org"},
 		},
@@ -411,6 +419,12 @@ func (c *config) validate() []*configError {
 		} else {
 			bad("tls.key", "required when tls.cert is set")
 		}
+	}
+	if c.Cache.MaxFileSize <= 0 {
+		bad("cache.max_file_size", "must be positive")
+	}
+	if c.WriteIdleTimeout <= 0 {
+		bad("write_idle_timeout", "must be positive")
 	}
 	if c.Cache.MaxSize < 0 {
 		bad("cache.max_size", "must not be negative")

@@ -378,6 +378,8 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		EagerReleases:    cfg.Verification.EagerReleases,
 		EagerConcurrency: cfg.Verification.EagerConcurrency,
 		EagerBudget:      cfg.Verification.EagerBudget.D(),
+		MaxFileSize:      int64(cfg.Cache.MaxFileSize),
+		WriteIdleTimeout: cfg.WriteIdleTimeout.D(),
 	})
 	if err != nil {
 		return nil, err
