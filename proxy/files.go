@@ -165,7 +165,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind st
 	ri.cache = cacheMiss
 	s.metrics.cacheLookup("file", cacheMiss)
 	fl := s.joinFill(req)
-	defer fl.leave(s.opts.FillGrace)
+	defer s.leaveFill(fl)
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.ProtoAtLeast(1, 1) {
 		stream, err := s.mustStream(ctx, fl)
 		if err != nil {

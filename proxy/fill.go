@@ -145,25 +145,31 @@ func (fl *fill) join() {
 	}
 }
 
-// leave drops the caller's interest; the last client out arms the grace
-// timer that stops an unfinished fill.
-func (fl *fill) leave(grace time.Duration) {
+// leaveFill drops a client's interest in fl; the last client out arms the
+// grace timer that stops an unfinished fill.
+func (s *Server) leaveFill(fl *fill) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	fl.clients--
 	if fl.clients > 0 || fl.done {
 		return
 	}
-	fl.grace = time.AfterFunc(grace, func() {
+	fl.grace = time.AfterFunc(s.opts.FillGrace, func() {
 		fl.mu.Lock()
-		defer fl.mu.Unlock()
 		if fl.clients > 0 || fl.done {
+			fl.mu.Unlock()
 			return
 		}
-		if fl.size > 0 && fl.size-fl.written <= fl.size/4 {
-			return // close to done: finish it for the next client
+		// Close to done (three quarters of a known size): finish it for
+		// the next client rather than throw the bytes away.
+		stop := fl.size <= 0 || fl.size-fl.written > fl.size/4
+		if stop {
+			fl.cancel(errFillAbandoned)
 		}
-		fl.cancel(errFillAbandoned)
+		fl.mu.Unlock()
+		if s.fillGraceEnded != nil {
+			s.fillGraceEnded(fl.key, stop)
+		}
 	})
 }
 

@@ -202,6 +202,9 @@ type Server struct {
 	// fillDone, when set (by tests, before serving), is called as each fill
 	// ends, with the bytes it wrote.
 	fillDone func(key string, written int64, err error)
+	// fillGraceEnded, when set (by tests), is called when a fill's grace
+	// period ran out with no client, saying whether the fill was stopped.
+	fillGraceEnded func(key string, stopped bool)
 }
 
 // New returns a Server; it is ready to serve once SetReady(true) is called

@@ -27,6 +27,7 @@ type pageFile struct {
 	Yanked         bool
 	YankedReason   string
 	MetadataSHA256 string // "" when there is no metadata file
+	MetadataNoHash bool   // the metadata file is listed as just true
 	Provenance     string // "" for null
 	Size           int64
 	UploadTime     time.Time
@@ -56,7 +57,10 @@ func renderProjectHTML(buf *bytes.Buffer, p projectPage) {
 			fmt.Fprintf(buf, " data-yanked=\"%s\"", e(f.YankedReason))
 		}
 		buf.WriteByte(' ')
-		if f.MetadataSHA256 != "" {
+		switch {
+		case f.MetadataNoHash:
+			buf.WriteString(`data-dist-info-metadata="true" data-core-metadata="true"`)
+		case f.MetadataSHA256 != "":
 			fmt.Fprintf(buf, "data-dist-info-metadata=\"sha256=%s\" data-core-metadata=\"sha256=%s\"", f.MetadataSHA256, f.MetadataSHA256)
 		}
 		if f.Provenance != "" {
@@ -166,7 +170,10 @@ func renderProjectJSON(buf *bytes.Buffer, p projectPage) {
 			URL:                  f.URL,
 			Yanked:               false,
 		}
-		if f.MetadataSHA256 != "" {
+		switch {
+		case f.MetadataNoHash:
+			jf.CoreMetadata, jf.DataDistInfoMetadata = true, true
+		case f.MetadataSHA256 != "":
 			jf.CoreMetadata = sha256Digest{f.MetadataSHA256}
 			jf.DataDistInfoMetadata = sha256Digest{f.MetadataSHA256}
 		}
