@@ -121,6 +121,11 @@ func (p *Policy) DecideFile(project string, f File) Decision {
 	}
 	found[0], found[best] = found[best], found[0]
 	d.Finding = found[0].finding
+	for _, x := range found {
+		if x.finding == FindingCooldown {
+			d.Until = x.until
+		}
+	}
 	var b reasonBuilder
 	b.start(project)
 	for i, x := range found {
@@ -146,6 +151,7 @@ type finding struct {
 	finding Finding // "" for a check that could not be made
 	action  Action
 	text    string
+	until   time.Time // a cooldown's end
 }
 
 // stronger reports whether action a does more than b (block > yank > warn > allow).
@@ -210,7 +216,7 @@ func continuity(r *rule, f File) (finding, bool) {
 		b.add(" to the publishers of ")
 		b.acceptIn(r)
 		b.add(" and reload the policy")
-		return finding{FindingPublisherChanged, r.Continuity, b.String()}, true
+		return finding{finding: FindingPublisherChanged, action: r.Continuity, text: b.String()}, true
 	case pypi.VerdictUnattested:
 		prev, unknown := previous(f.History, v, false)
 		if unknown != nil {
@@ -224,7 +230,7 @@ func continuity(r *rule, f File) (finding, bool) {
 		b.identity(&prev.Publishers[0])
 		b.add("); check with the maintainers that it was published as usual; to accept it, set continuity: none in ")
 		b.acceptIn(r)
-		return finding{FindingAttestationLost, r.Continuity, b.String()}, true
+		return finding{finding: FindingAttestationLost, action: r.Continuity, text: b.String()}, true
 	}
 	return finding{}, false
 }
@@ -268,7 +274,7 @@ func cooldown(r *rule, f File) (finding, bool) {
 		b.add(string(FindingCooldown), ": the upload time is unknown (the index gives none), so it counts as newer than min_release_age ", age,
 			"; install an older version, or lower min_release_age in ")
 		b.acceptIn(r)
-		return finding{FindingCooldown, r.CooldownAction, b.String()}, true
+		return finding{finding: FindingCooldown, action: r.CooldownAction, text: b.String()}, true
 	}
 	ends := f.UploadTime.Add(r.MinReleaseAge)
 	if !f.Now.Before(ends) {
@@ -276,7 +282,26 @@ func cooldown(r *rule, f File) (finding, bool) {
 	}
 	b.add(string(FindingCooldown), ": uploaded ", f.UploadTime.UTC().Format(time.RFC3339), ", less than min_release_age ", age,
 		" ago; available from ", ends.UTC().Format(time.RFC3339), " (install an older version until then)")
-	return finding{FindingCooldown, r.CooldownAction, b.String()}, true
+	return finding{finding: FindingCooldown, action: r.CooldownAction, text: b.String(), until: ends}, true
+}
+
+// DecidePending is the decision for a file whose verification facts are
+// not known yet (an index page listing files nobody fetched): only the
+// check that needs no facts, the cooldown, applies. ok is false when the
+// file is not in a cooldown; the Decision's Verdict is then empty.
+func (p *Policy) DecidePending(project string, f File) (d Decision, ok bool) {
+	r := p.lookup(pypi.NormalizeName(project))
+	if r.MinReleaseAge <= 0 {
+		return Decision{}, false
+	}
+	x, in := cooldown(r, f)
+	if !in {
+		return Decision{}, false
+	}
+	var b reasonBuilder
+	b.start(project)
+	b.add(x.text)
+	return Decision{Action: x.action, Rule: r.Name, Require: r.Require, Reason: b.String(), Finding: FindingCooldown, Until: x.until}, true
 }
 
 // FormatAge renders a min_release_age as the policy file would: "7d",

@@ -209,6 +209,18 @@ func TestDecideFileCooldown(t *testing.T) {
 					t.Errorf("reason %q lacks %q", d.Reason, want)
 				}
 			}
+			wantUntil := time.Time{}
+			if d.Finding == policy.FindingCooldown && !tt.uploaded.IsZero() {
+				wantUntil = tt.uploaded.Add(p.Lookup(tt.project).MinReleaseAge)
+			}
+			if !d.Until.Equal(wantUntil) {
+				t.Errorf("Until = %v; want %v", d.Until, wantUntil)
+			}
+			// Without facts, only the cooldown applies.
+			pd, ok := p.DecidePending(tt.project, policy.File{Version: ver("1.2"), UploadTime: tt.uploaded, Now: now})
+			if inCooldown := d.Finding == policy.FindingCooldown; ok != inCooldown || ok && (pd.Finding != policy.FindingCooldown || pd.Action != p.Lookup(tt.project).CooldownAction || !pd.Until.Equal(wantUntil)) {
+				t.Errorf("DecidePending = %+v, %v; want the cooldown alone (%v)", pd, ok, inCooldown)
+			}
 		})
 	}
 }

@@ -223,9 +223,12 @@ type Decision struct {
 	// Reason is one line for pip users, naming the project, what was found
 	// and, when it matters, what the rule asks for.
 	Reason string `json:"reason"`
-	// Finding is the trust-over-time finding that set Action, or "" when
-	// none did (the verdict alone decided).
+	// Finding is the strongest trust-over-time finding about the file
+	// (see [Policy.DecideFile]), or "" when there is none.
 	Finding Finding `json:"finding,omitempty"`
+	// Until is when a cooldown finding ends (the file's upload time plus
+	// min_release_age); zero for any other decision.
+	Until time.Time `json:"until,omitzero"`
 }
 
 // Blocks reports whether downloads of the file are refused (403).

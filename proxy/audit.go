@@ -39,6 +39,7 @@ type auditRecord struct {
 	Identity  string    `json:"identity,omitempty"` // the verified signer, pypi.Identity.String()
 	Rule      string    `json:"rule,omitempty"`
 	Action    string    `json:"action,omitempty"`
+	Finding   string    `json:"finding,omitempty"`  // policy.Finding: publisher-changed, attestation-lost, cooldown
 	Host      string    `json:"host,omitempty"`     // egress: the refused destination
 	Upstream  string    `json:"upstream,omitempty"` // the configured name of the upstream that served the file
 }

@@ -79,7 +79,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 		return fmt.Errorf("%s: %w", filename, errUpstreamNoHash)
 	}
 	facts, verdictCache := s.facts(ctx, project, f)
-	d := s.decide(project, facts)
+	d := s.decideFile(ctx, project, f, facts)
 	ri.verdict = string(d.Verdict)
 	if verdictCache != "" {
 		ri.cache = verdictCache

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
@@ -86,9 +87,13 @@ func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body
 // page, so it works behind any prefix and through the egress tunnel),
 // provenance on pipgate's own /integrity route at orig, and every file whose known
 // verdict the policy blocks or yanks listed as yanked with the reason.
-func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string) *pypi.ProjectPage {
+//
+// It also returns the earliest time the listing changes by itself (a
+// cooldown ending), zero when none does.
+func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string) (*pypi.ProjectPage, time.Time) {
 	out := *p
 	out.Files = make([]pypi.File, len(p.Files))
+	pd := pageDecider{s: s, pol: pol, page: p, now: s.now()}
 	for i := range p.Files {
 		f := p.Files[i]
 		nf := f
@@ -102,8 +107,7 @@ func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string
 			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(&f)) + "/" +
 				url.PathEscape(f.Filename) + "/provenance"
 		}
-		if facts, ok := s.cachedFacts(p.Name, &f); ok {
-			d := pol.Decide(p.Name, facts)
+		if d, ok := pd.decide(&p.Files[i]); ok {
 			if d.Yanks() {
 				nf.Yanked = true
 				nf.YankedReason = d.Reason
@@ -112,11 +116,11 @@ func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string
 				}
 			}
 			s.decisions.mark(statusDecision{Time: s.now(), Project: p.Name, Filename: f.Filename, SHA256: f.SHA256(),
-				Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Reason: d.Reason})
+				Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Reason: d.Reason, Finding: string(d.Finding)})
 		}
 		out.Files[i] = nf
 	}
-	return &out
+	return &out, pd.until
 }
 
 // provenanceVersion is the version segment for pipgate's integrity URL: the

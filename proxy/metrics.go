@@ -94,6 +94,7 @@ type metrics struct {
 	verifyDuration   prometheus.Histogram     // pipgate_verification_duration_seconds
 	policyDecisions  *prometheus.CounterVec   // pipgate_policy_decisions_total{action,rule}
 	downloads        *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
+	findings         *prometheus.CounterVec   // pipgate_policy_findings_total{finding,action}
 	fillsAbandoned   prometheus.Counter       // pipgate_file_fills_abandoned_total
 	blobsQuarantined prometheus.Counter       // pipgate_cache_blobs_quarantined_total
 	digestMismatches *prometheus.CounterVec   // pipgate_file_digest_mismatches_total{outcome}
@@ -151,6 +152,10 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_downloads_total",
 			Help: "Distribution file downloads served or refused, by verdict and policy action.",
 		}, []string{"verdict", "action"}),
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_policy_findings_total",
+			Help: "Download decisions with a trust-over-time finding (publisher-changed, attestation-lost, cooldown), by finding and the action applied.",
+		}, []string{"finding", "action"}),
 		fillsAbandoned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pipgate_file_fills_abandoned_total",
 			Help: "Upstream file downloads stopped because every client had left (after the grace period).",
@@ -173,7 +178,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	buildInfo.Set(1)
 	reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
-		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads,
+		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads, m.findings,
 		m.fillsAbandoned, m.blobsQuarantined, m.digestMismatches,
 		buildInfo,
 		collectors.NewGoCollector(),
@@ -192,6 +197,11 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	for _, v := range metricsVerdicts {
 		for _, a := range metricsActions {
 			m.downloads.WithLabelValues(v, a)
+		}
+	}
+	for _, f := range policy.Findings {
+		for _, a := range metricsActions {
+			m.findings.WithLabelValues(string(f), a)
 		}
 	}
 	for _, o := range []string{"refused", "aborted"} {
@@ -349,4 +359,13 @@ func (c *metricsLabelCap) value(v string) string {
 	}
 	c.seen[v] = struct{}{}
 	return v
+}
+
+// finding counts one download decision with a trust-over-time finding;
+// a decision without one is not counted.
+func (m *metrics) finding(d policy.Decision) {
+	if d.Finding == "" {
+		return
+	}
+	m.findings.WithLabelValues(string(d.Finding), metricsOneOf(string(d.Action), metricsActions)).Inc()
 }

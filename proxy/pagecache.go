@@ -70,6 +70,7 @@ type renderedPage struct {
 	policy    *policy.Policy
 	factsGen  uint64
 	trust     string
+	until     time.Time // the render expires then (a cooldown ends); zero: never
 	body      []byte
 	holes     []int // offsets in body where the origin goes, ascending
 }
@@ -128,7 +129,8 @@ func (s *Server) cachedRender(project, ct string, ttl time.Duration) (*renderedP
 	}
 	rp := v.(*renderedPage)
 	if rp.policy != s.policy.Current() || rp.factsGen != c.factsGen.Load() ||
-		rp.trust != s.verifier.TrustRootDigest() || s.now().Sub(rp.fetchedAt) >= ttl {
+		rp.trust != s.verifier.TrustRootDigest() || s.now().Sub(rp.fetchedAt) >= ttl ||
+		!rp.until.IsZero() && !s.now().Before(rp.until) {
 		return nil, false
 	}
 	return rp, true
@@ -147,7 +149,8 @@ func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct stri
 		factsGen:  c.factsGen.Load(), // read before computing: a fact arriving meanwhile invalidates
 		trust:     s.verifier.TrustRootDigest(),
 	}
-	out := s.servedPage(p, rp.policy, c.placeholder)
+	out, until := s.servedPage(p, rp.policy, c.placeholder)
+	rp.until = until
 	var buf bytes.Buffer
 	var err error
 	if ct == pypi.ContentTypeV1JSON {

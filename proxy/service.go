@@ -325,7 +325,8 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 		return
 	}
 	var todo []*pypi.File
-	for _, f := range newestReleases(p, s.opts.EagerReleases) {
+	newest := newestReleases(p, s.opts.EagerReleases)
+	for _, f := range newest {
 		if f.Provenance == "" || f.SHA256() == "" {
 			continue
 		}
@@ -333,7 +334,11 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			todo = append(todo, f)
 		}
 	}
-	if len(todo) == 0 {
+	// With continuity checked, the earlier releases the newest ones are
+	// compared with are verified too, so the index can list a changed
+	// publisher as yanked and unpinned pip falls back.
+	history := s.historyTodo(p, newest)
+	if len(todo) == 0 && len(history) == 0 {
 		return
 	}
 	start := time.Now()
@@ -353,6 +358,16 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				s.facts(bg, p.Name, f)
+			}()
+		}
+		wg.Wait()
+		for _, f := range history {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				s.verifyHistory(bg, p, f)
 			}()
 		}
 		wg.Wait()
@@ -407,6 +422,7 @@ func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
 func (s *Server) recordDecision(ctx context.Context, client, project string, f *pypi.File, facts pypi.Facts, d policy.Decision) {
 	s.metrics.policyDecision(d.Action, d.Rule)
 	s.metrics.download(d.Verdict, d.Action)
+	s.metrics.finding(d)
 	version := ""
 	if fn, err := pypi.ParseFilename(f.Filename); err == nil {
 		version = fn.Version.String()
@@ -435,6 +451,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Identity:  identity,
 		Rule:      d.Rule,
 		Action:    string(d.Action),
+		Finding:   string(d.Finding),
 	})
 	s.decisions.add(statusDecision{
 		Upstream: up,
@@ -448,13 +465,14 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Rule:     d.Rule,
 		Reason:   reason,
 		Identity: identity,
+		Finding:  string(d.Finding),
 	})
 	level := slog.LevelInfo
 	if d.Action != policy.ActionAllow {
 		level = slog.LevelWarn
 	}
 	s.log.Log(ctx, level, "decision", "request_id", info(ctx).id, "project", project, "upstream", up, "filename", f.Filename,
-		"sha256", f.SHA256(), "verdict", string(d.Verdict), "action", string(d.Action), "rule", d.Rule, "reason", reason)
+		"sha256", f.SHA256(), "verdict", string(d.Verdict), "action", string(d.Action), "rule", d.Rule, "finding", string(d.Finding), "reason", reason)
 }
 
 // describe is a one-line summary of facts for logs and errors.

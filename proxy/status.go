@@ -76,6 +76,7 @@ type statusDecision struct {
 	Reason   string    `json:"reason,omitempty"`
 	Identity string    `json:"identity,omitempty"`
 	Upstream string    `json:"upstream,omitempty"` // the configured name of the upstream that served it
+	Finding  string    `json:"finding,omitempty"`  // policy.Finding: publisher-changed, attestation-lost, cooldown
 }
 
 // statusJSONView is the JSON form of a statusSnapshot: durations in seconds,

@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"encoding/json"
+	"maps"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
+)
+
+const continuityDemoPolicy = `version: 1
+packages:
+  - name: demo
+    continuity: block
+`
+
+var (
+	goodID = &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}
+	evilID = &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/repo", Workflow: "release.yml"}
+)
+
+// continuityDemo is a project whose releases are signed by two publishers:
+// 0.9 from before attestations, 1.0 and 1.1 by good/repo, 2.0 by evil/repo,
+// a backport 1.1.1 by good/repo published later, and 2.1 without provenance.
+func continuityDemo(t *testing.T) (*pypitest.Server, map[string]pypitest.Dist, map[string]*pypi.Identity) {
+	up := pypitest.NewServer(t)
+	dists := map[string]pypitest.Dist{}
+	ids := map[string]*pypi.Identity{"1.0": goodID, "1.1": goodID, "2.0": evilID, "1.1.1": goodID}
+	for _, v := range []string{"0.9", "1.0", "1.1", "2.0", "1.1.1", "2.1"} {
+		dists[v] = addWheel(up, "demo", v, func(d *pypitest.Dist) {
+			if ids[v] != nil {
+				d.Provenance = []byte(`{"version":1,"attestation_bundles":[],"for":"` + v + `"}`)
+			}
+		})
+	}
+	return up, dists, ids
+}
+
+func (tp *testProxy) setFacts(dists map[string]pypitest.Dist, ids map[string]*pypi.Identity) {
+	for v, id := range ids {
+		tp.verifier.set(dists[v].Filename, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: id})
+	}
+}
+
+// TestContinuityOrderIndependent: on a fresh cache, in two orders of
+// requests, every download gets the same decision, and the previous
+// attested release is verified on demand (one extra verification).
+func TestContinuityOrderIndependent(t *testing.T) {
+	want := map[string]string{"0.9": "200 ", "1.0": "200 ", "1.1": "200 ", "1.1.1": "200 ",
+		"2.0": "403 publisher-changed", "2.1": "403 attestation-lost"}
+	for _, order := range [][]string{
+		{"2.0", "2.1", "1.1.1", "1.1", "1.0", "0.9"},
+		{"0.9", "1.0", "1.1", "1.1.1", "2.1", "2.0"},
+	} {
+		up, dists, ids := continuityDemo(t)
+		tp := newTestProxy(t, up, continuityDemoPolicy)
+		tp.setFacts(dists, ids)
+		got := map[string]string{}
+		for i, v := range order {
+			resp, body := tp.get("/files/demo/" + dists[v].Filename)
+			reason := resp.Header.Get(headerReason)
+			finding := ""
+			for _, f := range policy.Findings {
+				if strings.HasPrefix(reason, "pipgate: demo: "+string(f)+":") {
+					finding = string(f)
+				}
+			}
+			got[v] = resp.Status[:4] + finding
+			if resp.StatusCode == 403 && !strings.Contains(string(body), reason) {
+				t.Errorf("%s: 403 body %q lacks the reason %q", v, body, reason)
+			}
+			if i == 0 && v == "2.0" {
+				// 2.0 first: its own verification plus the previous attested
+				// release's (1.1.1), nothing more.
+				if n := tp.verifier.calls.Load(); n != 2 {
+					t.Errorf("verifications after the first download = %d; want 2 (2.0 and 1.1.1)", n)
+				}
+				for _, s := range []string{"2.0 is signed by github:evil/repo@release.yml", "previous attested release 1.1.1 was signed by github:good/repo@release.yml",
+					`add {kind: github, repository: evil/repo} to the publishers of policy rule "demo"`} {
+					if !strings.Contains(reason, s) {
+						t.Errorf("reason %q lacks %q", reason, s)
+					}
+				}
+				if v := resp.Header.Get(headerVerdict); v != "verified" {
+					t.Errorf("verdict header %q; want verified (the finding is not a verdict)", v)
+				}
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("order %v: decisions %v; want %v", order, got, want)
+		}
+	}
+}
+
+func TestContinuityIndexAuditMetricsReload(t *testing.T) {
+	up, dists, ids := continuityDemo(t)
+	tp := newTestProxy(t, up, continuityDemoPolicy, func(o *Options) { o.EagerReleases = 2 })
+	tp.setFacts(dists, ids)
+
+	// The index, on a fresh cache: eager verification covers the two
+	// newest releases and the releases they are compared with.
+	yanks := func() map[string]string {
+		_, body := tp.get("/simple/demo/", "Accept", pipAccept)
+		out := map[string]string{}
+		for _, f := range parseJSONPage(t, body, tp.http.URL+"/simple/demo/").Files {
+			if f.Yanked {
+				out[f.Filename] = f.YankedReason
+			}
+		}
+		return out
+	}
+	y := yanks()
+	if r := y[dists["2.0"].Filename]; !strings.HasPrefix(r, "pipgate: demo: publisher-changed: 2.0 is signed by github:evil/repo") {
+		t.Errorf("2.0 yank reason %q; want publisher-changed", r)
+	}
+	if r := y[dists["2.1"].Filename]; !strings.HasPrefix(r, "pipgate: demo: attestation-lost: 2.1 has no provenance") {
+		t.Errorf("2.1 yank reason %q; want attestation-lost", r)
+	}
+	if len(y) != 2 {
+		t.Errorf("yanked %v; want only 2.0 and 2.1", y)
+	}
+	calls := tp.verifier.calls.Load()
+
+	resp, _ := tp.get("/files/demo/" + dists["2.0"].Filename)
+	if resp.StatusCode != 403 {
+		t.Fatalf("2.0 = %d; want 403", resp.StatusCode)
+	}
+	if err := tp.auditLog.flush(); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	lines := strings.Split(strings.TrimSpace(tp.audit.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["finding"] != "publisher-changed" || rec["action"] != "block" || rec["verdict"] != "verified" {
+		t.Errorf("audit record %v; want finding publisher-changed, action block, verdict verified", rec)
+	}
+	if n := testutil.ToFloat64(tp.srv.metrics.findings.WithLabelValues("publisher-changed", "block")); n != 1 {
+		t.Errorf("pipgate_policy_findings_total{finding=publisher-changed,action=block} = %v; want 1", n)
+	}
+	found := false
+	for _, d := range tp.srv.decisions.recent() {
+		found = found || d.Filename == dists["2.0"].Filename && d.Finding == "publisher-changed"
+	}
+	if !found {
+		t.Errorf("status decisions lack the publisher-changed finding: %+v", tp.srv.decisions.recent())
+	}
+
+	// The operator accepts the new publisher: a policy reload changes the
+	// outcome without any verification.
+	tp.policy.p.Store(mustPolicy(t, continuityDemoPolicy+"    publishers:\n      - {kind: github, repository: evil/repo}\n"))
+	if resp, _ := tp.get("/files/demo/" + dists["2.0"].Filename); resp.StatusCode != 200 {
+		t.Errorf("2.0 after accepting evil/repo = %d; want 200", resp.StatusCode)
+	}
+	y = yanks()
+	if _, ok := y[dists["2.0"].Filename]; ok || len(y) != 1 {
+		t.Errorf("after the reload, yanked %v; want only 2.1", y)
+	}
+	if n := tp.verifier.calls.Load(); n != calls {
+		t.Errorf("the reload caused %d verifications; want none", n-calls)
+	}
+}
+
+func TestCooldownIndexAndDownload(t *testing.T) {
+	up := pypitest.NewServer(t)
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(start.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	old := addWheel(up, "fresh", "1.0", func(d *pypitest.Dist) { d.UploadTime = start.Add(-30 * 24 * time.Hour) })
+	young := addWheel(up, "fresh", "1.1", func(d *pypitest.Dist) { d.UploadTime = start.Add(-2 * time.Hour) })
+	tp := newTestProxy(t, up, "version: 1\npackages:\n  - name: fresh\n    min_release_age: 7d\n", func(o *Options) { o.Now = now })
+
+	yanks := func() map[string]string {
+		_, body := tp.get("/simple/fresh/", "Accept", pipAccept)
+		out := map[string]string{}
+		for _, f := range parseJSONPage(t, body, tp.http.URL+"/simple/fresh/").Files {
+			if f.Yanked {
+				out[f.Filename] = f.YankedReason
+			}
+		}
+		return out
+	}
+	const ends = "2026-12-08T10:00:00Z"
+	y := yanks()
+	if r := y[young.Filename]; !strings.Contains(r, "cooldown: uploaded 2026-12-01T10:00:00Z, less than min_release_age 7d ago; available from "+ends) || len(y) != 1 {
+		t.Errorf("yanked %v; want only %s, in its cooldown until %s", y, young.Filename, ends)
+	}
+	resp, body := tp.get("/files/fresh/" + young.Filename)
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get(headerReason), "available from "+ends) || !strings.Contains(string(body), "cooldown") {
+		t.Errorf("pinned download in the cooldown = %d %q %q; want 403 with the end", resp.StatusCode, resp.Header.Get(headerReason), body)
+	}
+	if resp, _ := tp.get("/files/fresh/" + old.Filename); resp.StatusCode != 200 {
+		t.Errorf("old release = %d; want 200", resp.StatusCode)
+	}
+	// The cooldown ends: the index (a cached render until then) and the
+	// download change with nothing else happening.
+	clock.Store(start.Add(7*24*time.Hour - 2*time.Hour).UnixNano())
+	if y := yanks(); len(y) != 0 {
+		t.Errorf("after the cooldown, yanked %v; want none", y)
+	}
+	if resp, _ := tp.get("/files/fresh/" + young.Filename); resp.StatusCode != 200 {
+		t.Errorf("after the cooldown = %d; want 200", resp.StatusCode)
+	}
+}
+
+func TestCooldownUnknownUploadTime(t *testing.T) {
+	up := pypitest.NewServer(t)
+	d := addWheel(up, "fresh", "1.0", nil)
+	up.HTMLOnly(true) // HTML pages carry no upload-time
+	tp := newTestProxy(t, up, "version: 1\npackages:\n  - name: fresh\n    min_release_age: 1d\n    cooldown_action: yank\n")
+	resp, _ := tp.get("/files/fresh/" + d.Filename)
+	if r := resp.Header.Get(headerReason); resp.StatusCode != 200 || !strings.Contains(r, "cooldown: the upload time is unknown") {
+		t.Errorf("download = %d %q; want 200 (yank) with the unknown-time cooldown reason", resp.StatusCode, r)
+	}
+}
