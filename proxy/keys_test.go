@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/provenance"
@@ -239,4 +241,76 @@ func TestRenamedCopyRealAttestation(t *testing.T) {
 		{project: "pypi-attestations", filename: "Pypi-Attestations-0.0.19.tar.gz", genuine: true},
 		{project: "evil", filename: "evil-1.0.tar.gz"},
 	})
+}
+
+// TestPageDropsUnusableLink: one ftp: (or otherwise unusable) file link on
+// an upstream page costs that link only: the page is served without it, the
+// other files download, and the drop is logged (credentials redacted) and
+// counted.
+func TestPageDropsUnusableLink(t *testing.T) {
+	whl := pypitest.MakeWheel("demo", "1.0", pypitest.WheelOptions{})
+	good := pypitest.WheelFilename("demo", "1.0")
+	pages := map[string]func(fileURL string) string{
+		pypi.ContentTypeV1JSON: func(fileURL string) string {
+			return fmt.Sprintf(`{"meta":{"api-version":"1.1"},"name":"demo","files":[`+
+				`{"filename":"demo-0.9.tar.gz","url":"ftp://user:hunter2@mirror.example/demo-0.9.tar.gz","hashes":{"sha256":"%[2]s"}},`+
+				`{"filename":"%[3]s","url":"%[1]s","hashes":{"sha256":"%[2]s"}},`+
+				`{"filename":"demo-0.8.tar.gz","url":"https://x.example/%%zz","hashes":{"sha256":"%[2]s"}}],"versions":["1.0"]}`,
+				fileURL, sha(whl), good)
+		},
+		pypi.ContentTypeHTML: func(fileURL string) string {
+			return fmt.Sprintf(`<!DOCTYPE html><html><body>`+
+				`<a href="ftp://user:hunter2@mirror.example/demo-0.9.tar.gz#sha256=%[2]s">demo-0.9.tar.gz</a>`+
+				`<a href="%[1]s#sha256=%[2]s">%[3]s</a>`+
+				`<a href="https://x.example/%%zz">demo-0.8.tar.gz</a></body></html>`, fileURL, sha(whl), good)
+		},
+	}
+	for ct, page := range pages {
+		t.Run(ct, func(t *testing.T) {
+			up := pypitest.NewServer(t)
+			up.AddDist("other", pypitest.Dist{Filename: good, Content: whl})
+			up.SetRawPage("demo", ct, []byte(page(up.FileURL("other", good))))
+			logs := &syncBuffer{}
+			reg := prometheus.NewRegistry()
+			client, err := upstream.New(upstream.Options{URL: up.URL(), Timeout: 2 * time.Second, Registerer: reg,
+				Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp := newTestProxy(t, up, "", func(o *Options) { o.Upstream = upstream.Single(client) })
+
+			resp, body := tp.get("/simple/demo/", "Accept", pipAccept)
+			if resp.StatusCode != 200 {
+				t.Fatalf("/simple/demo/ = %d %q; want 200 without the bad links", resp.StatusCode, body)
+			}
+			p := parseJSONPage(t, body, tp.http.URL+"/simple/demo/")
+			if len(p.Files) != 1 || p.Files[0].Filename != good {
+				t.Fatalf("served files %+v; want only %s", p.Files, good)
+			}
+			want := `
+# HELP pipgate_upstream_links_dropped_total File links left out of upstream project pages because they were unusable (not an http(s) URL, unparsable, an unsafe filename, a malformed hash), by upstream.
+# TYPE pipgate_upstream_links_dropped_total counter
+pipgate_upstream_links_dropped_total{upstream="default"} 2
+`
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pipgate_upstream_links_dropped_total"); err != nil {
+				t.Error(err)
+			}
+			resp, body = tp.get("/files/demo/" + good)
+			if resp.StatusCode != 200 || sha(body) != sha(whl) {
+				t.Errorf("good file = %d (%d bytes); want 200 with the wheel", resp.StatusCode, len(body))
+			}
+			if resp, _ := tp.get("/files/demo/demo-0.9.tar.gz"); resp.StatusCode != 404 {
+				t.Errorf("dropped file = %d; want 404 (not a file of the page)", resp.StatusCode)
+			}
+			log := logs.String()
+			for _, want := range []string{`"msg":"unusable file link dropped"`, `demo-0.9.tar.gz`, `"index":2`, "%zz", "ftp://REDACTED@"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("upstream log lacks %s:\n%s", want, log)
+				}
+			}
+			if strings.Contains(log, "hunter2") {
+				t.Errorf("a credential from the page reached the log:\n%s", log)
+			}
+		})
+	}
 }

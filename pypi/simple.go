@@ -37,6 +37,32 @@ type ProjectPage struct {
 	StatusReason string
 	// Files are the distribution files, in upstream order.
 	Files []File
+	// Dropped lists the file entries left out of Files because they were
+	// unusable (a URL that does not parse or is not http(s), an unsafe
+	// filename, a malformed hash): one bad link never takes the whole page
+	// down. Set by the parsers for the caller to log and count; never
+	// written out or stored.
+	Dropped []DroppedFile `json:"-"`
+}
+
+// DroppedFile is a file entry a parser left out of a page, and why.
+type DroppedFile struct {
+	// Index is the entry's position among the page's file entries
+	// (anchors with an href in HTML, the files array in JSON).
+	Index int
+	// Filename is the entry's filename, or the href when none could be
+	// read (truncated to 200 bytes).
+	Filename string
+	// Reason says what was wrong with it.
+	Reason string
+}
+
+// dropped returns the DroppedFile for entry i named name, failing with err.
+func dropped(i int, name string, err error) DroppedFile {
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	return DroppedFile{Index: i, Filename: name, Reason: err.Error()}
 }
 
 // File is one distribution file on a project page.

@@ -169,16 +169,23 @@ func ParseProjectHTML(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 		return nil, err
 	}
 	p.Files = make([]File, 0, len(d.anchors))
-	for i, a := range d.anchors {
+	n := 0
+	for _, a := range d.anchors {
 		href := a.attrs["href"]
 		if href == "" {
 			continue
 		}
 		f, err := parseHTMLAnchor(a, base)
 		if err != nil {
-			return nil, pageError("anchor %d: %v", i, err)
+			name := f.Filename
+			if name == "" {
+				name = href
+			}
+			p.Dropped = append(p.Dropped, dropped(n, name, err))
+		} else {
+			p.Files = append(p.Files, f)
 		}
-		p.Files = append(p.Files, f)
+		n++
 	}
 	return p, nil
 }

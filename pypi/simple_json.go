@@ -162,11 +162,18 @@ func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if in.Files == nil {
 		return nil, pageError("missing files")
 	}
-	p.Files = make([]File, len(*in.Files))
+	p.Files = make([]File, 0, len(*in.Files))
 	for i := range *in.Files {
-		if err := convertJSONFile(&(*in.Files)[i], pageURL, &p.Files[i]); err != nil {
-			return nil, pageError("files[%d]: %v", i, err)
+		var f File
+		if err := convertJSONFile(&(*in.Files)[i], pageURL, &f); err != nil {
+			name := ""
+			if fn := (*in.Files)[i].Filename; fn != nil {
+				name = *fn
+			}
+			p.Dropped = append(p.Dropped, dropped(i, name, err))
+			continue
 		}
+		p.Files = append(p.Files, f)
 	}
 	return p, nil
 }

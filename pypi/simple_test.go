@@ -465,28 +465,15 @@ func TestParseProjectJSONInvalid(t *testing.T) {
 		{"files not list", `{"name":"foo","files":{}}`, nil},
 		{"api 2", `{"meta":{"api-version":"2.0"},"name":"foo","files":[]}`, pypi.ErrUnsupportedAPIVersion},
 		{"api junk", `{"meta":{"api-version":"one"},"name":"foo","files":[]}`, nil},
-		{"no filename", f(`{"url":"https://x/a","hashes":{}}`), nil},
-		{"no url", f(`{"filename":"a.tar.gz","hashes":{}}`), nil},
-		{"no hashes", f(`{"filename":"a.tar.gz","url":"https://x/a"}`), nil},
 		{"hashes list", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":["x"]}`), nil},
-		{"hash not hex", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{"sha256":"zz"}}`), nil},
-		{"hash wrong length", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{"sha256":"abcd"}}`), nil},
 		{"hash not string", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{"sha256":1}}`), nil},
-		{"slash in filename", f(`{"filename":"../a.tar.gz","url":"https://x/a","hashes":{}}`), nil},
-		{"backslash in filename", f(`{"filename":"a\\b.tar.gz","url":"https://x/a","hashes":{}}`), nil},
-		{"NUL in filename", f(`{"filename":"a\u0000.tar.gz","url":"https://x/a","hashes":{}}`), nil},
-		{"file url", f(`{"filename":"a.tar.gz","url":"file:///etc/passwd","hashes":{}}`), nil},
-		{"bad url", f(`{"filename":"a.tar.gz","url":"https://x/%zz","hashes":{}}`), nil},
 		{"yanked number", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{},"yanked":1}`), nil},
 		{"core-metadata string", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{},"core-metadata":"yes"}`), nil},
-		{"size negative", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{},"size":-5}`), nil},
 		{"size float", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{},"size":1.5}`), nil},
 		{"requires-python number", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{},"requires-python":3}`), nil},
 		{"deep nesting", `{"name":"foo","files":[],"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, nil},
-		{"fragment hash bad", f(`{"filename":"a.tar.gz","url":"https://x/a#sha256=xyz","hashes":{}}`), nil},
 		{"status not object", `{"name":"foo","files":[],"project-status":"active"}`, nil},
 		{"versions not strings", `{"name":"foo","files":[],"versions":[1]}`, nil},
-		{"empty hash name", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{"":"` + h + `"}}`), nil},
 	}
 	for _, tt := range tests {
 		_, err := pypi.ParseProjectJSON([]byte(tt.body), page)
@@ -499,6 +486,45 @@ func TestParseProjectJSONInvalid(t *testing.T) {
 		}
 		if tt.is != nil && !errors.Is(err, tt.is) {
 			t.Errorf("%s: error %v does not match %v", tt.name, err, tt.is)
+		}
+	}
+}
+
+// TestParseProjectJSONDropsBadFiles: an unusable file entry (a URL that is
+// not http(s) or does not parse, an unsafe filename, a bad hash) is left
+// out and reported in Dropped; the rest of the page stays.
+func TestParseProjectJSONDropsBadFiles(t *testing.T) {
+	const h = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	page := mustURL(t, "https://index.example/simple/foo/")
+	good := `{"filename":"foo-1.0.tar.gz","url":"https://x/foo-1.0.tar.gz","hashes":{"sha256":"` + h + `"}}`
+	f := func(s string) string { return `{"name":"foo","files":[` + good + `,` + s + `,` + good + `]}` }
+	tests := []struct {
+		name, body string
+	}{
+		{"no filename", f(`{"url":"https://x/a","hashes":{}}`)},
+		{"no url", f(`{"filename":"a.tar.gz","hashes":{}}`)},
+		{"no hashes", f(`{"filename":"a.tar.gz","url":"https://x/a"}`)},
+		{"hash not hex", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{"sha256":"zz"}}`)},
+		{"hash wrong length", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{"sha256":"abcd"}}`)},
+		{"slash in filename", f(`{"filename":"../a.tar.gz","url":"https://x/a","hashes":{}}`)},
+		{"backslash in filename", f(`{"filename":"a\\b.tar.gz","url":"https://x/a","hashes":{}}`)},
+		{"NUL in filename", f(`{"filename":"a\u0000.tar.gz","url":"https://x/a","hashes":{}}`)},
+		{"file url", f(`{"filename":"a.tar.gz","url":"file:///etc/passwd","hashes":{}}`)},
+		{"bad url", f(`{"filename":"a.tar.gz","url":"https://x/%zz","hashes":{}}`)},
+		{"size negative", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{},"size":-5}`)},
+		{"fragment hash bad", f(`{"filename":"a.tar.gz","url":"https://x/a#sha256=xyz","hashes":{}}`)},
+		{"empty hash name", f(`{"filename":"a.tar.gz","url":"https://x/a","hashes":{"":"` + h + `"}}`)},
+		{"ftp url", f(`{"filename":"foo-2.0.tar.gz","url":"ftp://x/foo-2.0.tar.gz","hashes":{}}`)},
+		{"ftp provenance", f(`{"filename":"foo-2.0.tar.gz","url":"https://x/foo-2.0.tar.gz","hashes":{},"provenance":"ftp://x/p"}`)},
+	}
+	for _, tt := range tests {
+		p, err := pypi.ParseProjectJSON([]byte(tt.body), page)
+		if err != nil {
+			t.Errorf("%s: %v; want the bad entry dropped", tt.name, err)
+			continue
+		}
+		if len(p.Files) != 2 || p.Files[0].Filename != "foo-1.0.tar.gz" || len(p.Dropped) != 1 || p.Dropped[0].Index != 1 || p.Dropped[0].Reason == "" {
+			t.Errorf("%s: files %d, dropped %+v; want the two good files and entry 1 dropped with a reason", tt.name, len(p.Files), p.Dropped)
 		}
 	}
 }
@@ -584,12 +610,6 @@ func TestParseProjectHTMLInvalid(t *testing.T) {
 	}{
 		{"api 2", `<meta name="pypi:repository-version" content="2.0"><a href="/a-1.tar.gz">a</a>`, pypi.ErrUnsupportedAPIVersion},
 		{"api junk", `<meta name="pypi:repository-version" content="x">`, nil},
-		{"bad hash", `<a href="/a-1.tar.gz#sha256=abc">a</a>`, nil},
-		{"bad metadata hash", `<a href="/a-1.tar.gz" data-core-metadata="sha256=xyz">a</a>`, nil},
-		{"backslash filename", `<a href="/x/a%5Cb.tar.gz">a</a>`, nil},
-		{"dotdot filename", `<a href="https://x.example/%2E%2E">a</a>`, nil},
-		{"javascript url", `<a href="javascript:alert(1)">a</a>`, nil},
-		{"ftp provenance", `<a href="/a-1.tar.gz" data-provenance="ftp://x/p">a</a>`, nil},
 	}
 	for _, tt := range tests {
 		_, err := pypi.ParseProjectHTML([]byte(tt.body), page)
@@ -599,6 +619,32 @@ func TestParseProjectHTMLInvalid(t *testing.T) {
 		}
 		if !errors.Is(err, pypi.ErrInvalidPage) || tt.is != nil && !errors.Is(err, tt.is) {
 			t.Errorf("%s: error %v; want ErrInvalidPage (and %v)", tt.name, err, tt.is)
+		}
+	}
+}
+
+// TestParseProjectHTMLDropsBadAnchors: an unusable anchor is left out and
+// reported in Dropped; the other links stay.
+func TestParseProjectHTMLDropsBadAnchors(t *testing.T) {
+	page := mustURL(t, "https://idx.example/simple/foo/")
+	good := `<a href="/foo-1.0.tar.gz">foo-1.0.tar.gz</a>`
+	tests := []struct{ name, anchor string }{
+		{"bad hash", `<a href="/a-1.tar.gz#sha256=abc">a</a>`},
+		{"bad metadata hash", `<a href="/a-1.tar.gz" data-core-metadata="sha256=xyz">a</a>`},
+		{"backslash filename", `<a href="/x/a%5Cb.tar.gz">a</a>`},
+		{"dotdot filename", `<a href="https://x.example/%2E%2E">a</a>`},
+		{"javascript url", `<a href="javascript:alert(1)">a</a>`},
+		{"ftp url", `<a href="ftp://x.example/foo-2.0.tar.gz">foo-2.0.tar.gz</a>`},
+		{"ftp provenance", `<a href="/a-1.tar.gz" data-provenance="ftp://x/p">a</a>`},
+	}
+	for _, tt := range tests {
+		p, err := pypi.ParseProjectHTML([]byte(good+tt.anchor+`<a>no href</a>`+good), page)
+		if err != nil {
+			t.Errorf("%s: %v; want the bad anchor dropped", tt.name, err)
+			continue
+		}
+		if len(p.Files) != 2 || p.Files[1].Filename != "foo-1.0.tar.gz" || len(p.Dropped) != 1 || p.Dropped[0].Index != 1 || p.Dropped[0].Reason == "" {
+			t.Errorf("%s: files %d, dropped %+v; want the two good links and link 1 dropped with a reason", tt.name, len(p.Files), p.Dropped)
 		}
 	}
 }
@@ -691,6 +737,7 @@ func FuzzParseProjectJSON(f *testing.F) {
 			}
 			return
 		}
+		p.Dropped = nil // not written out
 		if got, want := roundTripJSON(t, p, page), jsonView(p); !reflect.DeepEqual(got, want) {
 			t.Fatalf("JSON round trip:\ngot  %+v\nwant %+v", got, want)
 		}
@@ -709,6 +756,7 @@ func FuzzParseProjectHTML(f *testing.F) {
 			}
 			return
 		}
+		p.Dropped = nil // not written out
 		want := *p
 		if want.APIVersion == "" {
 			want.APIVersion = pypi.APIVersion

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, e
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
 	}
+	c.reportDropped(ctx, final.String(), page.Dropped)
 	for i := range page.Files {
 		// A URL with user:password@ is never fetched (CheckURL refuses it)
 		// and must never be cached or shown: drop the credentials here.
@@ -46,6 +48,36 @@ func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, e
 	}
 	return page, nil
 }
+
+// maxDroppedLogs bounds the log lines for the dropped links of one page.
+const maxDroppedLogs = 10
+
+// reportDropped logs (the first few) and counts the file links the parser
+// left out of the page at pageURL: one unusable link (an ftp: URL, say)
+// costs that link, never the whole page.
+func (c *Client) reportDropped(ctx context.Context, pageURL string, dropped []pypi.DroppedFile) {
+	if len(dropped) == 0 {
+		return
+	}
+	c.m.droppedLinks(c.name, len(dropped))
+	for i, d := range dropped {
+		if i == maxDroppedLogs {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "more unusable file links dropped", attrUpstream(c.name), attrURL(pageURL),
+				slog.Int("count", len(dropped)-i))
+			break
+		}
+		c.log.LogAttrs(ctx, slog.LevelWarn, "unusable file link dropped", attrUpstream(c.name), attrURL(pageURL),
+			slog.Int("index", d.Index), slog.String("filename", redactUserinfo(d.Filename)),
+			slog.String("reason", redactUserinfo(d.Reason)))
+	}
+}
+
+// userinfoRE matches the user:password@ part of any URL in a text.
+var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s"]*@`)
+
+// redactUserinfo hides credentials in URLs quoted in s (a dropped link's
+// href or parse error), so that none reaches a log line.
+func redactUserinfo(s string) string { return userinfoRE.ReplaceAllString(s, "${1}REDACTED@") }
 
 // stripUserinfo removes the user:password@ part of an absolute URL.
 func stripUserinfo(raw string) string {

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	dropped  *prometheus.CounterVec
 }
 
 // durationBuckets span a cached CDN hit to a slow page or provenance fetch.
@@ -28,6 +29,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time until the upstream's response headers arrived, by upstream (the configured name) and kind (index, file, metadata, provenance).",
 			Buckets: durationBuckets,
 		}, []string{"upstream", "kind"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_upstream_links_dropped_total",
+			Help: "File links left out of upstream project pages because they were unusable (not an http(s) URL, unparsable, an unsafe filename, a malformed hash), by upstream.",
+		}, []string{"upstream"}),
 	}
 	var err error
 	m.requests, err = register(reg, m.requests)
@@ -35,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.duration, err = register(reg, m.duration)
+	if err != nil {
+		return nil, err
+	}
+	m.dropped, err = register(reg, m.dropped)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +71,14 @@ func (m *metrics) observe(upstream, kind, code string, d time.Duration) {
 	}
 	m.requests.WithLabelValues(upstream, kind, code).Inc()
 	m.duration.WithLabelValues(upstream, kind).Observe(d.Seconds())
+}
+
+// droppedLinks counts n file links left out of a page of upstream.
+func (m *metrics) droppedLinks(upstream string, n int) {
+	if m == nil {
+		return
+	}
+	m.dropped.WithLabelValues(upstream).Add(float64(n))
 }
 
 const slogDebug = slog.LevelDebug
