@@ -486,6 +486,7 @@ func TestDeployMetricNames(t *testing.T) {
 		"pipgate_cache_lookups_total", "pipgate_upstream_request_duration_seconds",
 		"pipgate_upstream_requests_total", "pipgate_verification_duration_seconds",
 		"pipgate_trust_root_last_refresh_timestamp_seconds", "pipgate_config_last_reload_successful",
+		"pipgate_policy_findings_total",
 	} {
 		if !used[want] {
 			t.Errorf("deploy/ never uses %s", want)
