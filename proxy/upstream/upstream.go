@@ -1,6 +1,8 @@
-// Package upstream is pipgate's one client for the upstream package index:
+// Package upstream is pipgate's client for the upstream package indexes:
 // simple pages in either format, distribution files and their .metadata
-// siblings, and PEP 740 provenance from the Integrity API.
+// siblings, and PEP 740 provenance from the Integrity API. A [Client] talks
+// to one index (optionally with HTTP basic auth, sent to its own origin
+// only); a [Router] sends each project to the one index that owns it.
 //
 // It fetches only from the upstream's origin and the configured file hosts
 // (no SSRF through index pages), never reads proxy settings from the
