@@ -228,17 +228,28 @@ func toBundle(a *Attestation) (*signedEntity, *x509.Certificate, error) {
 	if err != nil {
 		return nil, nil, newError(ReasonFormat, err, "invalid transparency log entry: %v", err)
 	}
-	return &signedEntity{Bundle: b, entries: entries}, cert, nil
+	// The same goes for the certificate: sigstore-go's Bundle parses it
+	// again on every VerificationContent call (twice per Verify). The
+	// content is the one Bundle.VerificationContent builds for a single
+	// certificate (no chain, so no intermediates), from the bytes above.
+	return &signedEntity{Bundle: b, entries: entries, content: bundle.NewCertificate(cert)}, cert, nil
 }
 
-// signedEntity is a bundle whose transparency log entries are parsed once.
+// signedEntity is a bundle whose transparency log entries and certificate
+// are parsed once.
 type signedEntity struct {
 	*bundle.Bundle
 	entries []*tlog.Entry
+	content verify.VerificationContent
 }
 
 // TlogEntries returns the entries parsed when the bundle was built.
 func (e *signedEntity) TlogEntries() ([]*tlog.Entry, error) { return e.entries, nil }
+
+// VerificationContent returns the certificate parsed when the bundle was built.
+func (e *signedEntity) VerificationContent() (verify.VerificationContent, error) {
+	return e.content, nil
+}
 
 // verify runs the whole path for one parsed attestation: conversion,
 // sigstore-go, the PEP 740 statement checks, identity and publisher.
