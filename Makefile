@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build fmt vet test test-short test-e2e bench fuzz check-config check-metrics check-deploy tidy vuln ci
+.PHONY: all build fmt vet test test-short test-e2e bench bench-serve fuzz check-config check-metrics check-deploy tidy vuln ci
 
 all: fmt vet test
 
@@ -26,6 +26,10 @@ test-e2e:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pypi/ ./policy/ ./cache/ ./provenance/ ./proxy/
+
+# Cache-hit serving against nginx proxy_cache (needs nginx, wrk: apt-get install -y nginx wrk).
+bench-serve:
+	scripts/bench-serve.sh
 
 fuzz:
 	@for pkg in ./pypi/ ./provenance/ ./policy/; do \

@@ -52,6 +52,9 @@ type config struct {
 
 	// path is the file the config was read from ("" for embedded defaults).
 	path string
+	// pprofListen is the --debug.pprof-listen flag (not a config setting:
+	// profiling is opt-in per run).
+	pprofListen string
 	// file is the config file as given on the command line, for messages.
 	file string
 	// lines maps a YAML path ("upstream.url") to its line in the file.

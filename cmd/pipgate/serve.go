@@ -38,12 +38,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	check := fs.Bool("config.check", false, "load everything serve would (config, policy, trust root, TLS files, data dir), then exit 0 or 1")
 	logFormat := fs.String("log.format", "json", "log format: json or text")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	pprofListen := fs.String("debug.pprof-listen", "", "serve net/http/pprof on this address (keep it on loopback); empty: off")
 	for _, f := range serveFlags {
 		fs.String(f.flag, "", f.usage)
 	}
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pipgate serve [--config FILE] [--listen ADDR] [--upstream URL] [--trusted-root FILE]")
 		fmt.Fprintln(stderr, "                     [--data-dir DIR] [--policy FILE] [--config.check] [--log.format json|text] [--log.level LEVEL]")
+		fmt.Fprintln(stderr, "                     [--debug.pprof-listen ADDR]")
 		fmt.Fprintln(stderr, "\nFlags override the config file's values; without --config the embedded defaults apply.")
 		fs.PrintDefaults()
 	}
@@ -58,12 +60,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	set := map[string]string{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "debug.pprof-listen" {
+			set[f.Name] = f.Value.String()
+		}
+	})
 	cfg, err := loadConfigFlags(*configPath, set)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 1
 	}
+	cfg.pprofListen = *pprofListen
 	if *check {
 		for _, n := range cfg.notes {
 			fmt.Fprintf(stdout, "note: %s\n", n)
@@ -454,6 +461,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	}
 	if a.egress != nil {
 		if err := listen("egress.listen", cfg.Egress.Listen, a.egress); err != nil {
+			return err
+		}
+	}
+	if cfg.pprofListen != "" {
+		if err := listen("debug.pprof-listen", cfg.pprofListen, pprofHandler()); err != nil {
 			return err
 		}
 	}
