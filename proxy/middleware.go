@@ -42,6 +42,8 @@ type reqInfo struct {
 	route   string
 	cache   string // hit, miss, stale
 	verdict string
+	action  string // a download's policy decision, with its rule
+	rule    string
 	project string
 	file    string
 }
@@ -170,7 +172,8 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 		level = slog.LevelDebug
 	}
 	id := ri.id
-	attrs := []slog.Attr{
+	attrs := make([]slog.Attr, 0, 14)
+	attrs = append(attrs,
 		slog.String("request_id", id),
 		slog.String("method", r.Method),
 		slog.String("route", route),
@@ -179,12 +182,18 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 		slog.Int64("bytes", sw.bytes),
 		slog.Float64("duration_seconds", d.Seconds()),
 		slog.String("client", r.RemoteAddr),
-	}
+	)
 	if ri.cache != "" {
 		attrs = append(attrs, slog.String("cache", ri.cache))
 	}
 	if ri.verdict != "" {
 		attrs = append(attrs, slog.String("verify", ri.verdict))
+	}
+	if ri.action != "" {
+		attrs = append(attrs, slog.String("action", ri.action))
+		if ri.rule != "" {
+			attrs = append(attrs, slog.String("rule", ri.rule))
+		}
 	}
 	if ri.project != "" {
 		attrs = append(attrs, slog.String("project", ri.project))

@@ -60,6 +60,7 @@ type pageKey struct {
 type memPage struct {
 	page      *pypi.ProjectPage
 	fetchedAt time.Time
+	files     map[string]int // filename → index in page.Files (the first of duplicates)
 }
 
 // renderedPage is a project page as served, with the origin left out.
@@ -104,7 +105,25 @@ func (c *pageCache) putPage(project string, p *pypi.ProjectPage, fetchedAt time.
 	c.lru.remove(pageKey{project, pypi.ContentTypeV1JSON})
 	c.lru.remove(pageKey{project, pypi.ContentTypeV1HTML})
 	c.lru.remove(pageKey{project, pypi.ContentTypeHTML})
-	c.lru.add(pageKey{project: project}, memPage{page: p, fetchedAt: fetchedAt}, pageSize(p))
+	files := make(map[string]int, len(p.Files))
+	for i := len(p.Files) - 1; i >= 0; i-- {
+		files[p.Files[i].Filename] = i
+	}
+	const perIndexEntry = 48 // a map slot: string header, int, overhead
+	c.lru.add(pageKey{project: project}, memPage{page: p, fetchedAt: fetchedAt, files: files}, pageSize(p)+perIndexEntry*int64(len(p.Files)))
+}
+
+// file returns the file named filename on p, a page of project: through
+// the index built when p was cached, else by a scan. Pages are never
+// modified once cached (a refetch makes a new one).
+func (c *pageCache) file(project string, p *pypi.ProjectPage, filename string) *pypi.File {
+	if m, ok := c.getPage(project); ok && m.page == p {
+		if i, ok := m.files[filename]; ok {
+			return &p.Files[i]
+		}
+		return nil
+	}
+	return fileNamed(p, filename)
 }
 
 // factsChanged invalidates every rendered page.

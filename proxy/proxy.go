@@ -190,6 +190,7 @@ type Server struct {
 	flights   singleflight.Group
 	fills     fills
 	pages     *pageCache
+	hot       *hotCache
 	mux       *http.ServeMux // the index listener
 	tunnel    *http.ServeMux // requests from the egress tunnel: see TunnelHandler
 	started   time.Time
@@ -239,6 +240,7 @@ func New(opts Options) (*Server, error) {
 		decisions: newDecisionLog(200),
 		fills:     fills{m: map[string]*fill{}},
 		pages:     newPageCache(opts.PageCacheBytes),
+		hot:       newHotCache(),
 		started:   opts.Now(),
 	}
 	if s.audit != nil {

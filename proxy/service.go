@@ -116,13 +116,13 @@ func (s *Server) findFile(ctx context.Context, project, filename string) (*pypi.
 	if err != nil {
 		return nil, err
 	}
-	if f := fileNamed(p, filename); f != nil {
+	if f := s.pages.file(project, p, filename); f != nil {
 		return f, nil
 	}
 	if p, _, err = s.page(ctx, project, 0); err != nil {
 		return nil, err
 	}
-	if f := fileNamed(p, filename); f != nil {
+	if f := s.pages.file(project, p, filename); f != nil {
 		return f, nil
 	}
 	return nil, errorf(404, "pipgate: %s is not a file of project %s", filename, project)
@@ -151,6 +151,9 @@ func (s *Server) provenance(ctx context.Context, project, url string) (cache.Pro
 		ttl = s.opts.IndexTTL
 	}
 	cached, err := s.store.Provenance(up, url)
+	if err == nil {
+		s.hot.putProvenance(up, url, cached)
+	}
 	if err == nil && s.now().Sub(cached.FetchedAt) < ttl {
 		s.metrics.cacheLookup("provenance", cacheHit)
 		return cached, cacheHit, nil
@@ -170,6 +173,8 @@ func (s *Server) provenance(ctx context.Context, project, url string) (cache.Pro
 		}
 		if err := s.store.PutProvenance(up, url, e); err != nil {
 			s.log.Error("caching provenance", "upstream_url", url, "err", err)
+		} else {
+			s.hot.putProvenance(up, url, e)
 		}
 		s.pages.factsChanged()
 		return e, nil
@@ -200,6 +205,9 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 	if sha == "" {
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFormat, Detail: errUpstreamNoHash.Error()}, ""
 	}
+	if facts, ok := s.hotFacts(project, f.Provenance, f.Filename, sha); ok {
+		return facts, cacheHit
+	}
 	e, _, err := s.provenance(ctx, project, f.Provenance)
 	if err != nil {
 		s.metrics.verification(pypi.VerdictError, pypi.ReasonFetch, 0)
@@ -213,6 +221,7 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 	// another name are checked as themselves.
 	key := cache.FactKey{Filename: f.Filename, FileSHA256: sha, ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()}
 	if got, _, err := s.store.Facts(key); err == nil {
+		s.hot.putFacts(key, got)
 		s.metrics.cacheLookup("verdict", cacheHit)
 		return got, cacheHit
 	} else if !errors.Is(err, cache.ErrNotFound) {
@@ -230,6 +239,8 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 			if facts.Verdict != pypi.VerdictError {
 				if err := s.store.PutFacts(key, facts); err != nil {
 					s.log.Error("caching facts", "filename", f.Filename, "sha256", sha, "err", err)
+				} else {
+					s.hot.putFacts(key, facts)
 				}
 				s.pages.factsChanged()
 			}
@@ -242,6 +253,33 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonCancelled, Detail: err.Error()}, cacheMiss
 	}
 	return got, cacheMiss
+}
+
+// hotFacts is facts' cache-hit path from memory (see hotCache): the
+// provenance entry of url, from project's upstream, is fresh and its facts
+// under the current trust root are known. It counts the same lookups as the
+// bbolt path. ok is false when anything is missing; the caller then takes
+// the full path.
+func (s *Server) hotFacts(project, url, filename, sha string) (pypi.Facts, bool) {
+	up, ttl := s.up.Owner(project)
+	if up == "" {
+		return pypi.Facts{}, false
+	}
+	if ttl == 0 {
+		ttl = s.opts.IndexTTL
+	}
+	m, ok := s.hot.getProvenance(up, url)
+	if !ok || m.absent || s.now().Sub(m.fetchedAt) >= ttl {
+		return pypi.Facts{}, false
+	}
+	key := cache.FactKey{Filename: filename, FileSHA256: sha, ProvenanceSHA256: m.sha256, TrustRootSHA256: s.verifier.TrustRootDigest()}
+	got, ok := s.hot.getFacts(key)
+	if !ok {
+		return pypi.Facts{}, false
+	}
+	s.metrics.cacheLookup("provenance", cacheHit)
+	s.metrics.cacheLookup("verdict", cacheHit)
+	return got, true
 }
 
 // observePublisher records a verified publisher in the project's history and
@@ -418,15 +456,14 @@ func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
 }
 
 // recordDecision counts a download decision and writes its audit record and
-// status entry.
+// status entry. A plainly allowed download is logged by its access-log line
+// (which carries the verdict, action and rule); anything else also gets a
+// "decision" line (a warning unless allowed).
 func (s *Server) recordDecision(ctx context.Context, client, project string, f *pypi.File, facts pypi.Facts, d policy.Decision) {
 	s.metrics.policyDecision(d.Action, d.Rule)
 	s.metrics.download(d.Verdict, d.Action)
 	s.metrics.finding(d)
-	version := ""
-	if fn, err := pypi.ParseFilename(f.Filename); err == nil {
-		version = fn.Version.String()
-	}
+	version := s.hot.version(f.Filename)
 	identity := ""
 	if facts.Identity != nil {
 		identity = facts.Identity.String()
@@ -467,12 +504,18 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Identity: identity,
 		Finding:  string(d.Finding),
 	})
-	level := slog.LevelInfo
-	if d.Action != policy.ActionAllow {
-		level = slog.LevelWarn
+	ri := info(ctx)
+	ri.action, ri.rule = string(d.Action), d.Rule
+	if d.Action != policy.ActionAllow || d.Finding != "" {
+		level := slog.LevelWarn
+		if d.Action == policy.ActionAllow {
+			level = slog.LevelInfo
+		}
+		s.log.LogAttrs(ctx, level, "decision", slog.String("request_id", ri.id), slog.String("project", project),
+			slog.String("upstream", up), slog.String("filename", f.Filename), slog.String("sha256", f.SHA256()),
+			slog.String("verdict", string(d.Verdict)), slog.String("action", string(d.Action)), slog.String("rule", d.Rule),
+			slog.String("finding", string(d.Finding)), slog.String("reason", reason))
 	}
-	s.log.Log(ctx, level, "decision", "request_id", info(ctx).id, "project", project, "upstream", up, "filename", f.Filename,
-		"sha256", f.SHA256(), "verdict", string(d.Verdict), "action", string(d.Action), "rule", d.Rule, "finding", string(d.Finding), "reason", reason)
 }
 
 // describe is a one-line summary of facts for logs and errors.

@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// hotCacheMax bounds each map of the hot cache; past it the map starts over
+// (a miss only costs the bbolt read it stands in front of).
+const hotCacheMax = 16384
+
+// hotCache keeps, in memory, what a cache-hit download reads from bbolt on
+// every request, so that the hit path does not decode JSON records:
+//
+//   - provenance: the sha256, absence and fetch time of the provenance entry
+//     under (upstream, URL) (not its body), exactly as last read from or
+//     written to the store, so freshness (index TTL) is judged as on the
+//     bbolt path;
+//   - facts: the verification facts under a [cache.FactKey] (filename, file
+//     sha256, provenance sha256, trust-root sha256), which is everything they
+//     depend on, as read from or written to the store;
+//   - versions: the version part of a filename (for audit and status).
+//
+// Entries are only ever what the store holds (or held, for provenance whose
+// freshness is then re-checked), so a hit here answers as the store would.
+// The policy is not cached: every download is decided again.
+type hotCache struct {
+	mu         sync.RWMutex
+	provenance map[provKey]provMeta
+	facts      map[cache.FactKey]pypi.Facts
+	versions   map[string]string
+}
+
+// provKey is the store's key of a provenance entry: the upstream's name and
+// the provenance URL.
+type provKey struct{ upstream, url string }
+
+// provMeta is a cache.ProvenanceEntry without its body.
+type provMeta struct {
+	sha256    string
+	absent    bool
+	fetchedAt time.Time
+}
+
+func newHotCache() *hotCache {
+	return &hotCache{
+		provenance: map[provKey]provMeta{},
+		facts:      map[cache.FactKey]pypi.Facts{},
+		versions:   map[string]string{},
+	}
+}
+
+// putInto stores v under k in m, starting m over when it is full.
+func putInto[K comparable, V any](c *hotCache, m map[K]V, k K, v V) {
+	c.mu.Lock()
+	if len(m) >= hotCacheMax {
+		clear(m)
+	}
+	m[k] = v
+	c.mu.Unlock()
+}
+
+func getFrom[K comparable, V any](c *hotCache, m map[K]V, k K) (V, bool) {
+	c.mu.RLock()
+	v, ok := m[k]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *hotCache) putProvenance(upstream, url string, e cache.ProvenanceEntry) {
+	putInto(c, c.provenance, provKey{upstream, url}, provMeta{sha256: e.SHA256, absent: e.Absent, fetchedAt: e.FetchedAt})
+}
+
+func (c *hotCache) getProvenance(upstream, url string) (provMeta, bool) {
+	return getFrom(c, c.provenance, provKey{upstream, url})
+}
+
+func (c *hotCache) putFacts(k cache.FactKey, f pypi.Facts) { putInto(c, c.facts, k, f) }
+
+func (c *hotCache) getFacts(k cache.FactKey) (pypi.Facts, bool) { return getFrom(c, c.facts, k) }
+
+// version returns the version in filename ("" when it does not parse).
+func (c *hotCache) version(filename string) string {
+	if v, ok := getFrom(c, c.versions, filename); ok {
+		return v
+	}
+	v := ""
+	if fn, err := pypi.ParseFilename(filename); err == nil {
+		v = fn.Version.String()
+	}
+	putInto(c, c.versions, filename, v)
+	return v
+}
