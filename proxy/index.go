@@ -139,11 +139,27 @@ func provenanceVersion(f *pypi.File) string {
 	return "0"
 }
 
-// origin is the scheme and host the client used. Through the egress tunnel
-// that is the intercepted host on https (the tunnel sets TLS and Host).
+// origin is the scheme and host the client used, for the only absolute
+// URLs pipgate writes (provenance links, which PEP 740 wants fully
+// qualified; file URLs are page-relative). Through the egress tunnel that is
+// the intercepted host on https (the tunnel sets TLS and Host).
+//
+// Behind a TLS terminator, "X-Forwarded-Proto: https" (its first value)
+// upgrades the scheme; "http" never downgrades a TLS connection. The host
+// is always the request's Host: X-Forwarded-Host and Forwarded are not
+// honoured, so no header a client sends points the links at another host.
+// Nothing here is cached: rendered pages hold a placeholder for the origin
+// (see pageCache), so a client only ever changes its own response.
 func origin(r *http.Request) string {
-	if r.TLS != nil {
+	if r.TLS != nil || forwardedHTTPS(r) {
 		return "https://" + r.Host
 	}
 	return "http://" + r.Host
+}
+
+// forwardedHTTPS reports whether the first X-Forwarded-Proto value is https.
+func forwardedHTTPS(r *http.Request) bool {
+	v := r.Header.Get("X-Forwarded-Proto")
+	first, _, _ := strings.Cut(v, ",")
+	return strings.EqualFold(strings.TrimSpace(first), "https")
 }

@@ -115,7 +115,9 @@ build() {
 run "go build as the Dockerfile does (CGO_ENABLED=0, -trimpath, -X main.version)" build
 if [[ -x $bin ]]; then
 	for cfg in deploy/docker/pipgate.yaml deploy/systemd/pipgate.yaml; do
-		run "pipgate serve --config.check $cfg" "$bin" serve --config "$cfg" --config.check
+		# --data-dir: the check also tries writing to data_dir, which is the
+		# container's or the unit's (/data, /var/lib/pipgate), not this machine's.
+		run "pipgate serve --config.check $cfg" "$bin" serve --config "$cfg" --config.check --data-dir "$tmp/data"
 	done
 	for pol in deploy/docker/policy.yaml deploy/systemd/policy.yaml; do
 		run "pipgate policy check $pol" "$bin" policy check "$pol"
@@ -130,7 +132,7 @@ for name in ("pipgate.yaml", "policy.yaml"):
 PY
 		}
 		run "extract the Kubernetes ConfigMap's files" extract
-		run "pipgate serve --config.check (Kubernetes ConfigMap)" "$bin" serve --config "$tmp/k8s/pipgate.yaml" --config.check
+		run "pipgate serve --config.check (Kubernetes ConfigMap)" "$bin" serve --config "$tmp/k8s/pipgate.yaml" --config.check --data-dir "$tmp/data"
 		run "pipgate policy check (Kubernetes ConfigMap)" "$bin" policy check "$tmp/k8s/policy.yaml"
 	else
 		skip "Kubernetes ConfigMap config check" "python3 with PyYAML not found"
