@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A blob is served only while it is still the file that was committed.
@@ -158,3 +160,18 @@ func (l *lru) remove(sha string) {
 // QuarantinedBlobs returns how many blobs this Store moved aside because
 // their content had changed on disk.
 func (s *Store) QuarantinedBlobs() int64 { return s.quarantined.Load() }
+
+// registerStampMetrics exports pipgate_cache_blobs_quarantined_total.
+func (s *Store) registerStampMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pipgate_cache_blobs_quarantined_total",
+		Help: "Cached files found changed on disk and moved to blobs/quarantine (then fetched again).",
+	}, func() float64 { return float64(s.quarantined.Load()) })
+	if err := reg.Register(c); err != nil {
+		return fmt.Errorf("cache: registering metrics: %w", err)
+	}
+	return nil
+}

@@ -193,6 +193,9 @@ func Open(opts Options) (*Store, error) {
 	if s.evictions, err = newEvictMetrics(opts.Registerer, s.maxBlobBytes, func() float64 { return float64(s.SizeBytes()) }); err != nil {
 		return nil, err
 	}
+	if err := s.registerStampMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(s.dbPath); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("opening %s: %w", s.dbPath, ErrNotFound)

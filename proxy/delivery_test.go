@@ -624,8 +624,8 @@ func TestDeliveryChangedBlobHealed(t *testing.T) {
 	if q, _ := filepath.Glob(filepath.Join(tp.dir, "blobs", "quarantine", "*")); len(q) != 1 {
 		t.Errorf("quarantine holds %v; want the changed blob", q)
 	}
-	if got := testutil.ToFloat64(tp.srv.metrics.blobsQuarantined); got != 1 {
-		t.Errorf("pipgate_cache_blobs_quarantined_total = %v; want 1", got)
+	if got := tp.store.QuarantinedBlobs(); got != 1 {
+		t.Errorf("quarantined blobs = %v; want 1", got)
 	}
 	// Changed again, and no upstream to heal from.
 	corrupt()
@@ -803,5 +803,61 @@ func TestFillReaderHoldsTail(t *testing.T) {
 			t.Errorf("after a commit: %d more bytes, %v; want the rest and EOF", len(rest), err)
 		}
 		rd.Close()
+	}
+}
+
+// TestDeliveryPip runs real pip: a cached file corrupted on disk still
+// installs (pipgate heals it from the upstream), metadata without a sha256
+// is not offered (pip reads the checked wheel), and tampered files, small
+// or streamed, fail pip's download.
+func TestDeliveryPip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the real-pip run")
+	}
+	pip := pypitest.NewPip(t)
+	const large = 3 << 20
+	up := pypitest.NewServer(t)
+	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0; o.CheckFirstMax = 1 << 20 })
+	good := signedDist(t, up, tp, "healed", "1.0", nil, nil)
+	unhashed := signedDist(t, up, tp, "nohash", "1.0", nil, func(d *pypitest.Dist) { d.MetadataNoHash = true })
+	small := signedDist(t, up, tp, "tampered", "1.0", nil, nil)
+	big := signedDist(t, up, tp, "streamed", "1.0", pypitest.MakeWheel("streamed", "1.0", pypitest.WheelOptions{
+		Files: map[string][]byte{"streamed/blob.bin": content(large, "pip")}}), nil)
+	// The files are tampered, their metadata not: pip gets to the download.
+	up.SetFault("/files/"+sha(small.Content)+"/"+small.Filename, pypitest.Fault{Tamper: true})
+	up.SetFault("/files/"+sha(small.Content)+"/"+small.Filename+".metadata", pypitest.Fault{})
+	up.SetFault("/files/"+sha(big.Content)+"/"+big.Filename, pypitest.Fault{Tamper: true})
+	up.SetFault("/files/"+sha(big.Content)+"/"+big.Filename+".metadata", pypitest.Fault{})
+	download := func(req string) (string, error) {
+		return pip.Run(t.Context(), "", "download", "--no-deps", "--index-url", tp.http.URL+"/simple/",
+			"-d", t.TempDir(), req)
+	}
+
+	if out, err := download("healed==1.0"); err != nil {
+		t.Fatalf("first download: %v\n%s", err, out)
+	}
+	p := filepath.Join(tp.dir, "blobs", "sha256", sha(good.Content)[:2], sha(good.Content))
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, bytes.Repeat([]byte{'x'}, len(good.Content)), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := download("healed==1.0"); err != nil {
+		t.Errorf("download after the cached blob was corrupted: %v\n%s", err, out)
+	}
+	if out, err := download("nohash==1.0"); err != nil || strings.Contains(out, ".metadata") {
+		t.Errorf("download with unhashed metadata: %v\n%s", err, out)
+	}
+	if up.Hits("/files/"+sha(unhashed.Content)+"/"+unhashed.Filename+".metadata") != 0 {
+		t.Error("pipgate fetched metadata the index gave no sha256 for")
+	}
+	out, err := download("tampered==1.0")
+	if err == nil || !strings.Contains(out, "403") || !strings.Contains(out, small.Filename) {
+		t.Errorf("download of a tampered small file: %v; want a 403 for the file\n%s", err, out)
+	}
+	out, err = download("streamed==1.0")
+	if err == nil || !strings.Contains(out, "Connection broken") {
+		t.Errorf("download of a tampered streamed file: %v; want pip's incomplete read\n%s", err, out)
 	}
 }

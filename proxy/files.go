@@ -156,7 +156,6 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind st
 		s.metrics.served("cache", s.sendBlob(w, r, name, f.File))
 		return nil
 	case errors.Is(err, cache.ErrBlobChanged):
-		s.metrics.blobQuarantined()
 		s.log.Error("cached file changed on disk: quarantined, fetching it again", "request_id", ri.id,
 			"filename", name, "sha256", req.sha, "err", err)
 	case !errors.Is(err, cache.ErrNotFound):

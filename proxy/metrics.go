@@ -96,7 +96,6 @@ type metrics struct {
 	downloads        *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
 	findings         *prometheus.CounterVec   // pipgate_policy_findings_total{finding,action}
 	fillsAbandoned   prometheus.Counter       // pipgate_file_fills_abandoned_total
-	blobsQuarantined prometheus.Counter       // pipgate_cache_blobs_quarantined_total
 	digestMismatches *prometheus.CounterVec   // pipgate_file_digest_mismatches_total{outcome}
 
 	counts statusCounters   // lookups and downloads again, for the status page
@@ -160,10 +159,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_file_fills_abandoned_total",
 			Help: "Upstream file downloads stopped because every client had left (after the grace period).",
 		}),
-		blobsQuarantined: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pipgate_cache_blobs_quarantined_total",
-			Help: "Cached files found changed on disk, moved aside and fetched again.",
-		}),
 		digestMismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_file_digest_mismatches_total",
 			Help: "Client responses for upstream bytes that did not match the index sha256 or size, by outcome (refused: a 403 before the status line; aborted: a stream cut before its last bytes).",
@@ -179,7 +174,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
 		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads, m.findings,
-		m.fillsAbandoned, m.blobsQuarantined, m.digestMismatches,
+		m.fillsAbandoned, m.digestMismatches,
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -306,9 +301,6 @@ func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
 
 // fillAbandoned counts a fill stopped because its clients left.
 func (m *metrics) fillAbandoned() { m.fillsAbandoned.Inc() }
-
-// blobQuarantined counts a cached blob found changed on disk.
-func (m *metrics) blobQuarantined() { m.blobsQuarantined.Inc() }
 
 // digestMismatch counts a client response to a bad upstream body: outcome
 // "refused" (403) or "aborted" (stream cut short).
