@@ -861,3 +861,36 @@ func TestDeliveryPip(t *testing.T) {
 		t.Errorf("download of a tampered streamed file: %v; want pip's incomplete read\n%s", err, out)
 	}
 }
+
+// TestDeliveryHTTP10: an HTTP/1.0 client cannot tell an aborted body from
+// a complete one (no chunking), so a large miss is checked before the
+// status line for it: a tampered file is a 403, a good one a 200 with its
+// Content-Length.
+func TestDeliveryHTTP10(t *testing.T) {
+	const large = 3 << 20
+	up := pypitest.NewServer(t)
+	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0; o.CheckFirstMax = 1 << 20 })
+	bad := signedDist(t, up, tp, "demo", "1.0", content(large, "http10 bad"), nil)
+	good := signedDist(t, up, tp, "demo", "2.0", content(large, "http10 good"), nil)
+	up.SetFault("/files/"+sha(bad.Content)+"/", pypitest.Fault{Tamper: true})
+	get10 := func(d pypitest.Dist) outcome {
+		conn, err := net.Dial("tcp", tp.http.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /files/demo/%s HTTP/1.0\r\n\r\n", d.Filename)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return readOutcome(resp)
+	}
+	assertRefused(t, "HTTP/1.0 tampered", get10(bad), bad.Content)
+	o := get10(good)
+	if !o.delivered() || o.sum != sha(good.Content) || o.header.Get("Content-Length") != fmt.Sprint(large) ||
+		o.header.Get(headerVerdict) != "verified" {
+		t.Errorf("HTTP/1.0 good: %v; want the file with its length, verified", o)
+	}
+}
