@@ -491,6 +491,7 @@ type egressResponseWriter struct {
 	header    http.Header
 	snap      http.Header // header as of WriteHeader
 	status    int
+	reason    string // the status line's reason phrase; "": the standard text
 	committed bool
 	noBody    bool // HEAD, 204, 304: writes are discarded
 	pw        *io.PipeWriter
@@ -512,6 +513,16 @@ func (w *egressResponseWriter) WriteHeader(code int) {
 	}
 	w.status = code
 	w.snap = w.header.Clone()
+}
+
+// WriteHeaderReason is WriteHeader with reason as the status line's reason
+// phrase (the index handler's refusals say why there: pip prints that line).
+func (w *egressResponseWriter) WriteHeaderReason(code int, reason string) {
+	if w.status != 0 || w.committed {
+		return
+	}
+	w.WriteHeader(code)
+	w.reason = reason
 }
 
 func (w *egressResponseWriter) Write(p []byte) (int, error) {
@@ -550,8 +561,12 @@ func (w *egressResponseWriter) commit(first []byte, final bool) {
 	if _, ok := h["Content-Type"]; !ok && len(first) > 0 && !bodyless {
 		h.Set("Content-Type", http.DetectContentType(first))
 	}
+	reason := w.reason
+	if reason == "" {
+		reason = http.StatusText(status)
+	}
 	resp := &http.Response{
-		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		Status:        strconv.Itoa(status) + " " + reason,
 		StatusCode:    status,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,

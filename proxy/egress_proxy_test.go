@@ -147,6 +147,9 @@ func TestEgressServesIndexAndForeignFileURLs(t *testing.T) {
 	if resp.StatusCode != 403 || resp.Header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) {
 		t.Errorf("foreign URL of an untrusted file = %d %s %q; want 403", resp.StatusCode, resp.Header.Get(headerVerdict), body)
 	}
+	if !strings.HasPrefix(resp.Status, "403 pipgate: demo: ") || !strings.Contains(resp.Status, "evil/fork") {
+		t.Errorf("status line through the tunnel = %q; want the reason in it", resp.Status)
+	}
 	if resp, _ := get("https://files.pythonhosted.org/packages/not-a-dist.txt"); resp.StatusCode != 404 {
 		t.Errorf("a non-distribution path = %d; want 404", resp.StatusCode)
 	}

@@ -147,11 +147,11 @@ func TestContinuityIndexAuditMetricsReload(t *testing.T) {
 		t.Errorf("pipgate_policy_findings_total{finding=publisher-changed,action=block} = %v; want 1", n)
 	}
 	found := false
-	for _, d := range tp.srv.decisions.recent() {
+	for _, d := range tp.srv.decisions.recentDecisions() {
 		found = found || d.Filename == dists["2.0"].Filename && d.Finding == "publisher-changed"
 	}
 	if !found {
-		t.Errorf("status decisions lack the publisher-changed finding: %+v", tp.srv.decisions.recent())
+		t.Errorf("status decisions lack the publisher-changed finding: %+v", tp.srv.decisions.recentDecisions())
 	}
 
 	// The operator accepts the new publisher: a policy reload changes the

@@ -148,8 +148,12 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 				h.Del("ETag")
 				h.Set("Content-Type", "text/plain; charset=utf-8")
 				h.Set("X-Content-Type-Options", "nosniff")
-				sw.WriteHeader(code)
-				_, _ = sw.Write([]byte(clientMessage(err, code) + "\n"))
+				msg := clientMessage(err, code)
+				// A refusal says why in the status line too: pip prints it.
+				if code != http.StatusForbidden || !writeWithReason(sw, r, code, msg, msg+"\n") {
+					sw.WriteHeader(code)
+					_, _ = sw.Write([]byte(msg + "\n"))
+				}
 			}
 		}
 	})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -277,6 +278,7 @@ func (s *Server) routes() {
 	m.Handle("GET /healthz", s.handle(routeHealthz, s.serveHealthz))
 	m.Handle("GET /readyz", s.handle(routeReadyz, s.serveReadyz))
 	m.Handle("GET /-/status", s.handle(routeStatus, s.serveStatus))
+	m.Handle("GET /-/status/{project}", s.handle(routeStatus, s.serveProjectStatus))
 	if s.opts.MetricsHandler != nil {
 		mh := s.opts.MetricsHandler
 		m.Handle("GET /metrics", s.handle(routeMetrics, func(w http.ResponseWriter, r *http.Request) error {
@@ -358,21 +360,40 @@ func (s *Server) upstreams() []upstream.Info {
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	snap := s.statusSnapshot()
 	var buf bytes.Buffer
-	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+	if wantsJSON(r) {
 		if err := writeStatusJSON(&buf, snap); err != nil {
 			return err
 		}
-		w.Header().Set("Content-Type", "application/json")
-	} else {
-		if err := writeStatusHTML(&buf, snap); err != nil {
-			return err
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", statusCSP)
+	} else if err := writeStatusHTML(&buf, snap); err != nil {
+		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	_, err := w.Write(buf.Bytes())
+	return writeStatusPage(w, r, buf.Bytes())
+}
+
+// wantsJSON reports whether a status request asks for JSON.
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+// writeStatusPage writes a rendered status page (HTML or JSON, by wantsJSON).
+func writeStatusPage(w http.ResponseWriter, r *http.Request, body []byte) error {
+	h := w.Header()
+	if wantsJSON(r) {
+		h.Set("Content-Type", "application/json")
+	} else {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", statusCSP)
+	}
+	h.Set("Vary", "Accept")
+	h.Set("Cache-Control", "no-store")
+	_, err := w.Write(body)
 	return err
+}
+
+// policyStater is implemented by a PolicySource that can say when the policy
+// in force was loaded and whether the last reload failed (*reload.Reloader).
+type policyStater interface {
+	State() reload.State
 }
 
 func (s *Server) statusSnapshot() statusSnapshot {
@@ -390,10 +411,18 @@ func (s *Server) statusSnapshot() statusSnapshot {
 		CacheBytes:      s.store.SizeBytes(),
 		CacheHitRatio:   ratio,
 		Lookups:         lookups,
-		Decisions:       s.decisions.recent(),
-		Blocked:         s.decisions.blocked(),
+		Decisions:       s.decisions.recentDecisions(),
+		Blocked:         s.decisions.redecide((&redecider{s: s, pol: pol, pages: map[string]*pageDecider{}}).redecide),
 		Counts:          counts,
 		Upstreams:       s.upstreams(),
+	}
+	if ps, ok := s.policy.(policyStater); ok {
+		st := ps.State()
+		snap.PolicyLoadedAt = st.LoadedAt
+		if st.Err != nil {
+			snap.PolicyReloadError = st.Err.Error()
+			snap.PolicyReloadFailedAt = st.FailedAt
+		}
 	}
 	if s.opts.TrustInfo != nil {
 		src, refreshed := s.opts.TrustInfo()

@@ -500,6 +500,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Verdict:  string(d.Verdict),
 		Action:   string(d.Action),
 		Rule:     d.Rule,
+		RuleLine: s.policy.Current().Lookup(project).Line,
 		Reason:   reason,
 		Identity: identity,
 		Finding:  string(d.Finding),

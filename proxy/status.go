@@ -1,17 +1,21 @@
 package proxy
 
 import (
+	"container/list"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
 )
 
 // statusStaleTrustRoot is the trust-root age the status page flags as stale;
@@ -37,6 +41,11 @@ type statusSnapshot struct {
 	PolicySource   string    `json:"policy_source"` // the policy file, or "built-in default"
 	PolicyDigest   string    `json:"policy_digest"` // sha256 of the policy file: the policy version ("" for the built-in policy)
 	PolicyLoadedAt time.Time `json:"policy_loaded_at"`
+	// PolicyReloadError is the error of the last policy reload when it
+	// failed (the policy loaded at PolicyLoadedAt stays in force); "" after
+	// a good load.
+	PolicyReloadError    string    `json:"policy_reload_error,omitempty"`
+	PolicyReloadFailedAt time.Time `json:"policy_reload_failed_at,omitempty"`
 
 	TrustRoot       string `json:"trust_root"` // the source: a trusted_root.json path, or "tuf"
 	TrustRootDigest string `json:"trust_root_digest"`
@@ -63,9 +72,10 @@ type statusLookups struct {
 }
 
 // statusDecision is one policy decision about one file, as the status page
-// lists it.
+// lists it. Identical decisions in a row of the recent list are one entry
+// with a count.
 type statusDecision struct {
-	Time     time.Time `json:"time"`
+	Time     time.Time `json:"time"` // the latest time this decision was made
 	Project  string    `json:"project"`
 	Version  string    `json:"version,omitempty"`
 	Filename string    `json:"filename"`
@@ -73,10 +83,14 @@ type statusDecision struct {
 	Verdict  string    `json:"verdict"`
 	Action   string    `json:"action"` // allow, block, yank, warn
 	Rule     string    `json:"rule,omitempty"`
+	RuleLine int       `json:"rule_line,omitempty"` // the rule's line in the policy file; 0 for the defaults
 	Reason   string    `json:"reason,omitempty"`
 	Identity string    `json:"identity,omitempty"`
 	Upstream string    `json:"upstream,omitempty"` // the configured name of the upstream that served it
 	Finding  string    `json:"finding,omitempty"`  // policy.Finding: publisher-changed, attestation-lost, cooldown
+	// Count is how many times this decision was made (downloads, for the
+	// recent list); at least 1.
+	Count int64 `json:"count"`
 }
 
 // statusJSONView is the JSON form of a statusSnapshot: durations in seconds,
@@ -97,26 +111,29 @@ const (
 	statusMaxBlocked = 1000
 )
 
-// decisionLog keeps the recent decisions for the status page: a ring of the
-// last few, and the files whose latest decision blocked or yanked them (keyed
-// by project, filename and sha256). A later
-// allow or warn for the same file takes it off the blocked list, as after a
-// policy reload. It is safe for concurrent use; its memory is bounded.
+// decisionLog keeps the recent decisions for the status page: the last few
+// distinct ones (a decision identical to one already kept moves it to the
+// top and counts it), and the files whose latest decision blocked or yanked
+// them (keyed by project, filename and sha256). A later allow or warn for
+// the same file takes it off the blocked list, and [decisionLog.redecide]
+// applies the policy in force to the list. It is safe for concurrent use;
+// its memory is bounded.
 type decisionLog struct {
-	mu   sync.Mutex
-	ring []statusDecision
-	next int // where the next decision goes
-	full bool
-	held map[string]statusDecision // blocked or yanked files by statusKey
+	mu     sync.Mutex
+	size   int
+	recent *list.List               // of *statusDecision, newest first
+	byKey  map[string]*list.Element // recent entries by recentKey
+	held   map[string]statusDecision // blocked or yanked files by statusKey
 }
 
-// newDecisionLog returns a log keeping the last size decisions (200 when
-// size <= 0).
+// newDecisionLog returns a log keeping the last size distinct decisions
+// (200 when size <= 0).
 func newDecisionLog(size int) *decisionLog {
 	if size <= 0 {
 		size = statusDefaultDecisions
 	}
-	return &decisionLog{ring: make([]statusDecision, size), held: make(map[string]statusDecision)}
+	return &decisionLog{size: size, recent: list.New(), byKey: make(map[string]*list.Element),
+		held: make(map[string]statusDecision)}
 }
 
 // statusKey identifies a file in the blocked map: project, filename and
@@ -126,17 +143,35 @@ func statusKey(x statusDecision) string {
 	return x.Project + "\x00" + x.Filename + "\x00" + x.SHA256
 }
 
+// recentKey identifies a decision in the recent list: the file and
+// everything decided about it.
+func recentKey(x *statusDecision) string {
+	return strings.Join([]string{x.Upstream, x.Project, x.Filename, x.SHA256, x.Verdict, x.Action, x.Rule, x.Finding,
+		x.Reason, x.Identity}, "\x00")
+}
+
 // add records x as the newest decision. A zero x.Time is set to now.
 func (d *decisionLog) add(x statusDecision) {
 	if x.Time.IsZero() {
 		x.Time = time.Now()
 	}
+	x.Count = 1
+	k := recentKey(&x)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.ring[d.next] = x
-	d.next++
-	if d.next == len(d.ring) {
-		d.next, d.full = 0, true
+	if e, ok := d.byKey[k]; ok {
+		old := e.Value.(*statusDecision)
+		x.Count = old.Count + 1
+		*old = x
+		d.recent.MoveToFront(e)
+	} else {
+		v := x
+		d.byKey[k] = d.recent.PushFront(&v)
+		if d.recent.Len() > d.size {
+			last := d.recent.Back()
+			delete(d.byKey, recentKey(last.Value.(*statusDecision)))
+			d.recent.Remove(last)
+		}
 	}
 	d.holdLocked(x)
 }
@@ -153,7 +188,7 @@ func (d *decisionLog) mark(x statusDecision) {
 	if old, ok := d.held[statusKey(x)]; ok && old.Action == x.Action && old.Reason == x.Reason {
 		return // keep the time it was first blocked
 	}
-	if x.Action != "block" && x.Action != "yank" {
+	if x.Action != string(policy.ActionBlock) && x.Action != string(policy.ActionYank) {
 		if _, ok := d.held[statusKey(x)]; !ok {
 			return
 		}
@@ -164,9 +199,13 @@ func (d *decisionLog) mark(x statusDecision) {
 func (d *decisionLog) holdLocked(x statusDecision) {
 	k := statusKey(x)
 	switch x.Action {
-	case "block", "yank":
-		if _, ok := d.held[k]; !ok && len(d.held) >= statusMaxBlocked {
+	case string(policy.ActionBlock), string(policy.ActionYank):
+		old, ok := d.held[k]
+		if !ok && len(d.held) >= statusMaxBlocked {
 			d.evictOldestBlocked()
+		}
+		if ok && old.Action == x.Action && old.Reason == x.Reason {
+			x.Time = old.Time // blocked since then
 		}
 		d.held[k] = x
 	default:
@@ -187,17 +226,13 @@ func (d *decisionLog) evictOldestBlocked() {
 	delete(d.held, oldest)
 }
 
-// recent returns a copy of the kept decisions, newest first.
-func (d *decisionLog) recent() []statusDecision {
+// recentDecisions returns a copy of the kept decisions, newest first.
+func (d *decisionLog) recentDecisions() []statusDecision {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := d.next
-	if d.full {
-		n = len(d.ring)
-	}
-	out := make([]statusDecision, 0, n)
-	for i := 1; i <= n; i++ {
-		out = append(out, d.ring[(d.next-i+len(d.ring))%len(d.ring)])
+	out := make([]statusDecision, 0, d.recent.Len())
+	for e := d.recent.Front(); e != nil; e = e.Next() {
+		out = append(out, *e.Value.(*statusDecision))
 	}
 	return out
 }
@@ -211,12 +246,57 @@ func (d *decisionLog) blocked() []statusDecision {
 		out = append(out, v)
 	}
 	d.mu.Unlock()
+	sortBlocked(out)
+	return out
+}
+
+func sortBlocked(out []statusDecision) {
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Time.Equal(out[j].Time) {
 			return out[i].Time.After(out[j].Time)
 		}
 		return out[i].Filename < out[j].Filename
 	})
+}
+
+// redecide applies decide to every blocked file and keeps only those the
+// result still blocks or yanks, with the new rule and reason: after a policy
+// change the list shows what the policy in force does. decide runs without
+// the log's lock; an entry that changed meanwhile is left as it is.
+func (d *decisionLog) redecide(decide func(statusDecision) statusDecision) []statusDecision {
+	d.mu.Lock()
+	old := make([]statusDecision, 0, len(d.held))
+	for _, v := range d.held {
+		old = append(old, v)
+	}
+	d.mu.Unlock()
+	out := old[:0:0]
+	now := make([]statusDecision, len(old))
+	for i, v := range old {
+		now[i] = decide(v)
+	}
+	d.mu.Lock()
+	for i, v := range old {
+		k := statusKey(v)
+		cur, ok := d.held[k]
+		if !ok || !cur.Time.Equal(v.Time) || cur.Action != v.Action || cur.Reason != v.Reason {
+			if ok {
+				out = append(out, cur) // decided again meanwhile: that decision is current
+			}
+			continue
+		}
+		n := now[i]
+		if n.Action != string(policy.ActionBlock) && n.Action != string(policy.ActionYank) {
+			delete(d.held, k)
+			continue
+		}
+		if n.Action != v.Action || n.Reason != v.Reason {
+			d.held[k] = n
+		}
+		out = append(out, d.held[k])
+	}
+	d.mu.Unlock()
+	sortBlocked(out)
 	return out
 }
 
@@ -394,6 +474,94 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 	return nil
 }
 
+// statusNotVerified is the verdict column of a file pipgate has no facts
+// about yet.
+const statusNotVerified = "not-verified"
+
+// projectStatus is /-/status/<project>: every file of the project's page and
+// what the policy in force does with it.
+type projectStatus struct {
+	Project      string        `json:"project"`
+	GeneratedAt  time.Time     `json:"generated_at"`
+	PolicySource string        `json:"policy_source"`
+	PolicyDigest string        `json:"policy_digest"`
+	Rule         string        `json:"rule"`      // the rule that governs the project, or "defaults"
+	RuleLine     int           `json:"rule_line"` // its line in the policy file; 0 for the defaults
+	Require      string        `json:"require"`
+	Files        []projectFile `json:"files"` // newest version first
+}
+
+// projectFile is one file of a project's page on its status page.
+type projectFile struct {
+	Filename       string `json:"filename"`
+	Version        string `json:"version,omitempty"`
+	SHA256         string `json:"sha256,omitempty"`
+	UploadTime     string `json:"upload_time,omitempty"`
+	Provenance     bool   `json:"provenance"`      // the index lists provenance for it
+	UpstreamYanked bool   `json:"upstream_yanked"` // yanked by the upstream itself
+	// Verdict is the verification verdict, or "not-verified" when pipgate
+	// has not checked the file yet (then Action is empty).
+	Verdict  string `json:"verdict"`
+	Signer   string `json:"signer,omitempty"`  // the verified signer's identity
+	Finding  string `json:"finding,omitempty"` // the failure class (digest-mismatch, ...) or policy finding
+	Rule     string `json:"rule"`
+	RuleLine int    `json:"rule_line,omitempty"`
+	Action   string `json:"action,omitempty"` // allow, block, yank, warn
+	Reason   string `json:"reason,omitempty"`
+}
+
+// sortProjectFiles orders files newest version first (PEP 440), then by
+// filename; unparsable versions last.
+func sortProjectFiles(files []projectFile) {
+	vs := make(map[string]*pypi.Version, len(files))
+	for _, f := range files {
+		if _, ok := vs[f.Version]; !ok {
+			if v, err := pypi.ParseVersion(f.Version); err == nil {
+				vs[f.Version] = &v
+			} else {
+				vs[f.Version] = nil
+			}
+		}
+	}
+	sort.SliceStable(files, func(i, j int) bool {
+		a, b := vs[files[i].Version], vs[files[j].Version]
+		switch {
+		case a == nil && b == nil:
+		case a == nil:
+			return false
+		case b == nil:
+			return true
+		default:
+			if c := a.Compare(*b); c != 0 {
+				return c > 0
+			}
+		}
+		return files[i].Filename < files[j].Filename
+	})
+}
+
+// writeProjectStatusJSON writes ps as indented JSON.
+func writeProjectStatusJSON(w io.Writer, ps projectStatus) error {
+	if ps.Files == nil {
+		ps.Files = []projectFile{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(ps); err != nil {
+		return fmt.Errorf("writing project status JSON: %w", err)
+	}
+	return nil
+}
+
+// writeProjectStatusHTML renders ps as one self-contained page (the same
+// style as /-/status; every value escaped by html/template).
+func writeProjectStatusHTML(w io.Writer, ps projectStatus) error {
+	if err := projectStatusTemplate.Execute(w, ps); err != nil {
+		return fmt.Errorf("writing project status page: %w", err)
+	}
+	return nil
+}
+
 // statusDuration renders d for people: "3d 4h", "2h 5m", "42s".
 func statusDuration(d time.Duration) string {
 	d = d.Round(time.Second)
@@ -431,8 +599,8 @@ func statusShort(h string) string {
 	return h
 }
 
-// statusTemplate is parsed once; it is immutable and safe for concurrent use.
-var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
+// statusFuncs are the template helpers of the status pages.
+var statusFuncs = template.FuncMap{
 	"short": statusShort,
 	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"known": func(t time.Time) bool { return !t.IsZero() },
@@ -442,15 +610,23 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 		}
 		return v
 	},
-}).Parse(statusHTML))
+	"ruleLine": func(line int) string {
+		if line == 0 {
+			return "built-in defaults"
+		}
+		return fmt.Sprintf("line %d", line)
+	},
+}
 
-const statusHTML = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>pipgate status</title>
-<style>
+// statusTemplate and projectStatusTemplate are parsed once; they are
+// immutable and safe for concurrent use.
+var (
+	statusTemplate        = template.Must(template.New("status").Funcs(statusFuncs).Parse(statusStyle + statusHTML))
+	projectStatusTemplate = template.Must(template.New("project").Funcs(statusFuncs).Parse(statusStyle + projectStatusHTML))
+)
+
+// statusStyle is the style sheet both status pages share.
+const statusStyle = `{{define "style"}}<style>
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f8fa}
 header{background:#24292f;color:#fff;padding:12px 24px}
 header h1{font-size:18px;margin:0;display:inline}
@@ -473,9 +649,20 @@ th{background:#f6f8fa;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 .v-verified{color:#1a7f37}.v-invalid,.v-error,.v-untrusted-publisher{color:#cf222e}.v-unattested,.v-unsupported{color:#9a6700}
+.v-not-verified{color:#57606a;font-style:italic}
 .a-block{color:#cf222e;font-weight:600}.a-yank{color:#9a6700;font-weight:600}
 td.wrap{max-width:420px;overflow-wrap:anywhere}
-</style>
+a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
+.errbox{background:#ffebe9;border:1px solid #ff8182;border-radius:6px;padding:8px 12px;margin-top:6px;color:#82071e;overflow-wrap:anywhere;white-space:pre-wrap;font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
+</style>{{end}}`
+
+const statusHTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pipgate status</title>
+{{template "style"}}
 </head>
 <body>
 <header><h1>pipgate</h1><span>{{orElse .S.Version "unknown version"}} · up {{.Uptime}} · upstream {{orElse .S.Upstream "unknown"}} · {{when .S.GeneratedAt}}</span></header>
@@ -483,7 +670,8 @@ td.wrap{max-width:420px;overflow-wrap:anywhere}
 <div class="cards">
 <div class="card" id="policy"><h2>Policy</h2>
 <div class="big">{{if .S.PolicyDigest}}<code title="{{.S.PolicyDigest}}">{{short .S.PolicyDigest}}</code>{{else}}built-in{{end}}</div>
-<div class="muted">{{orElse .S.PolicySource "built-in default"}}{{if known .S.PolicyLoadedAt}} · loaded {{when .S.PolicyLoadedAt}}{{end}}</div></div>
+<div class="muted">{{orElse .S.PolicySource "built-in default"}}{{if known .S.PolicyLoadedAt}} · loaded {{when .S.PolicyLoadedAt}}{{end}}</div>
+{{if .S.PolicyReloadError}}<div class="bad" id="policy-reload-failed">Reload failed {{when .S.PolicyReloadFailedAt}}; the policy above stays in force:</div><div class="errbox">{{.S.PolicyReloadError}}</div>{{end}}</div>
 <div class="card" id="trust-root"><h2>Trust root</h2>
 <div class="big {{if .TrustRootStale}}bad{{end}}">{{.TrustRootAge}}{{if .TrustRootStale}} (stale){{end}}</div>
 <div class="muted">{{orElse .S.TrustRoot "unknown"}}{{if .S.TrustRootDigest}} · <code title="{{.S.TrustRootDigest}}">{{short .S.TrustRootDigest}}</code>{{end}}</div></div>
@@ -502,13 +690,13 @@ td.wrap{max-width:420px;overflow-wrap:anywhere}
 
 {{end}}<section id="blocked"><h2>Blocked and yanked files ({{len .S.Blocked}})</h2>
 {{if .S.Blocked}}<table><thead><tr><th>Since</th><th>Project</th><th>Version</th><th>File</th><th>Action</th><th>Verdict</th><th>Rule</th><th>Reason</th></tr></thead><tbody>
-{{range .S.Blocked}}<tr><td>{{when .Time}}</td><td>{{.Project}}</td><td>{{.Version}}</td><td class="wrap"><span title="{{.SHA256}}">{{.Filename}}</span></td><td class="a-{{.Action}}">{{.Action}}</td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td>{{.Rule}}</td><td class="wrap">{{.Reason}}</td></tr>
+{{range .S.Blocked}}<tr><td>{{when .Time}}</td><td><a href="status/{{.Project}}">{{.Project}}</a></td><td>{{.Version}}</td><td class="wrap"><span title="{{.SHA256}}">{{.Filename}}</span></td><td class="a-{{.Action}}">{{.Action}}</td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td>{{.Rule}}</td><td class="wrap">{{.Reason}}</td></tr>
 {{end}}</tbody></table>{{else}}<p class="muted">No file is blocked or yanked.</p>{{end}}
 </section>
 
 <section id="decisions"><h2>Recent decisions ({{len .S.Decisions}})</h2>
-{{if .S.Decisions}}<table><thead><tr><th>Time</th><th>Project</th>{{if .Upstreams}}<th>Upstream</th>{{end}}<th>Version</th><th>File</th><th>sha256</th><th>Verdict</th><th>Action</th><th>Rule</th><th>Identity</th><th>Reason</th></tr></thead><tbody>
-{{range .S.Decisions}}<tr><td>{{when .Time}}</td><td>{{.Project}}</td>{{if $.Upstreams}}<td>{{.Upstream}}</td>{{end}}<td>{{.Version}}</td><td class="wrap">{{.Filename}}</td><td><code title="{{.SHA256}}">{{short .SHA256}}</code></td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="a-{{.Action}}">{{.Action}}</td><td>{{.Rule}}</td><td class="wrap">{{.Identity}}</td><td class="wrap">{{.Reason}}</td></tr>
+{{if .S.Decisions}}<table><thead><tr><th>Last</th><th class="num">Times</th><th>Project</th>{{if .Upstreams}}<th>Upstream</th>{{end}}<th>Version</th><th>File</th><th>sha256</th><th>Verdict</th><th>Action</th><th>Rule</th><th>Identity</th><th>Reason</th></tr></thead><tbody>
+{{range .S.Decisions}}<tr><td>{{when .Time}}</td><td class="num">{{.Count}}</td><td><a href="status/{{.Project}}">{{.Project}}</a></td>{{if $.Upstreams}}<td>{{.Upstream}}</td>{{end}}<td>{{.Version}}</td><td class="wrap">{{.Filename}}</td><td><code title="{{.SHA256}}">{{short .SHA256}}</code></td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="a-{{.Action}}">{{.Action}}</td><td>{{.Rule}}</td><td class="wrap">{{.Identity}}</td><td class="wrap">{{.Reason}}</td></tr>
 {{end}}</tbody></table>{{else}}<p class="muted">No decision yet.</p>{{end}}
 </section>
 
@@ -517,7 +705,36 @@ td.wrap{max-width:420px;overflow-wrap:anywhere}
 {{range .Lookups}}<tr><td>{{.Kind}}</td><td class="num">{{.Hit}}</td><td class="num">{{.Miss}}</td><td class="num">{{.Stale}}</td></tr>
 {{end}}</tbody></table>
 </section>
-<p class="muted">The same as JSON: <code>Accept: application/json</code>.</p>
+<p class="muted">The same as JSON: <code>Accept: application/json</code>. Each project's files: <code>/-/status/&lt;project&gt;</code>.</p>
+</main>
+</body>
+</html>
+`
+
+const projectStatusHTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pipgate status: {{.Project}}</title>
+{{template "style"}}
+</head>
+<body>
+<header><h1><a href="../status" style="color:#fff">pipgate</a> · {{.Project}}</h1><span>{{when .GeneratedAt}}</span></header>
+<main>
+<div class="cards">
+<div class="card" id="rule"><h2>Rule</h2>
+<div class="big"><code>{{.Rule}}</code></div>
+<div class="muted">{{ruleLine .RuleLine}} of {{orElse .PolicySource "built-in default"}} · require {{.Require}}</div></div>
+<div class="card" id="policy"><h2>Policy</h2>
+<div class="big">{{if .PolicyDigest}}<code title="{{.PolicyDigest}}">{{short .PolicyDigest}}</code>{{else}}built-in{{end}}</div></div>
+</div>
+<section id="files"><h2>Files ({{len .Files}})</h2>
+{{if .Files}}<table><thead><tr><th>Version</th><th>File</th><th>Verdict</th><th>Signer</th><th>Finding</th><th>Rule</th><th>Action</th><th>Reason</th></tr></thead><tbody>
+{{range .Files}}<tr><td>{{.Version}}</td><td class="wrap"><span title="{{.SHA256}}">{{.Filename}}</span>{{if .UpstreamYanked}} <span class="muted">(yanked upstream)</span>{{end}}</td><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="wrap">{{.Signer}}</td><td>{{.Finding}}</td><td>{{.Rule}} <span class="muted">({{ruleLine .RuleLine}})</span></td><td class="a-{{.Action}}">{{.Action}}</td><td class="wrap">{{.Reason}}</td></tr>
+{{end}}</tbody></table>{{else}}<p class="muted">The project's page lists no file.</p>{{end}}
+</section>
+<p class="muted">The same as JSON: <code>Accept: application/json</code>. Verdicts come from pipgate's cache: a file it has not verified yet shows <code>not-verified</code>.</p>
 </main>
 </body>
 </html>

@@ -22,6 +22,11 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/policy/reload"
+	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
 // updateStatusGolden rewrites testdata/status*.golden. (Not plain -update:
@@ -33,18 +38,20 @@ var updateStatusGolden = flag.Bool("update-status", false, "rewrite testdata/sta
 func sampleStatusSnapshot() statusSnapshot {
 	t0 := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
 	return statusSnapshot{
-		Version:         "v0.3.0",
-		StartedAt:       t0.Add(-26 * time.Hour),
-		GeneratedAt:     t0,
-		Upstream:        "https://pypi.org/",
-		PolicySource:    "/etc/pipgate/policy.yaml",
-		PolicyDigest:    "5d41402abc4b2a76b9719d911017c592c2b1c8f4e8e1e9d1f7a2b3c4d5e6f7a8",
-		PolicyLoadedAt:  t0.Add(-3 * time.Hour),
-		TrustRoot:       "tuf (Sigstore public-good)",
-		TrustRootDigest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-		TrustRootAge:    50 * time.Hour,
-		CacheBytes:      3*1024*1024*1024 + 200*1024*1024,
-		CacheHitRatio:   0.8734,
+		Version:              "v0.3.0",
+		StartedAt:            t0.Add(-26 * time.Hour),
+		GeneratedAt:          t0,
+		Upstream:             "https://pypi.org/",
+		PolicySource:         "/etc/pipgate/policy.yaml",
+		PolicyDigest:         "5d41402abc4b2a76b9719d911017c592c2b1c8f4e8e1e9d1f7a2b3c4d5e6f7a8",
+		PolicyLoadedAt:       t0.Add(-3 * time.Hour),
+		PolicyReloadError:    `/etc/pipgate/policy.yaml:4: defaults: unknown key "acton" (did you mean "action"?) <script>`,
+		PolicyReloadFailedAt: t0.Add(-10 * time.Minute),
+		TrustRoot:            "tuf (Sigstore public-good)",
+		TrustRootDigest:      "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		TrustRootAge:         50 * time.Hour,
+		CacheBytes:           3*1024*1024*1024 + 200*1024*1024,
+		CacheHitRatio:        0.8734,
 		Lookups: map[string]statusLookups{
 			"index": {Hit: 1200, Miss: 80, Stale: 12}, "file": {Hit: 940, Miss: 210},
 			"provenance": {Hit: 900, Miss: 150}, "verdict": {Hit: 1000, Miss: 150},
@@ -52,13 +59,13 @@ func sampleStatusSnapshot() statusSnapshot {
 		Decisions: []statusDecision{
 			{Time: t0.Add(-1 * time.Minute), Project: "pypi-attestations", Version: "0.0.19", Filename: "pypi_attestations-0.0.19.tar.gz",
 				SHA256: "c2b3a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2", Verdict: "verified", Action: "allow",
-				Rule: "pypi-attestations", Identity: "github:trailofbits/pypi-attestations@release.yml (refs/tags/v0.0.19)"},
+				Rule: "pypi-attestations", RuleLine: 7, Identity: "github:trailofbits/pypi-attestations@release.yml (refs/tags/v0.0.19)", Count: 3},
 			{Time: t0.Add(-2 * time.Minute), Project: "evil<script>alert(1)</script>", Version: "1.0", Filename: `evil-1.0.tar.gz"><img src=x onerror=alert(2)>`,
 				SHA256: "0badc0de", Verdict: "invalid", Action: "block", Rule: "defaults",
-				Reason: `pipgate: digest mismatch: "<b>bold</b>" & 'quoted'`},
+				Reason: `pipgate: digest mismatch: "<b>bold</b>" & 'quoted'`, Count: 1},
 			{Time: t0.Add(-5 * time.Minute), Project: "requests", Version: "2.32.3", Filename: "requests-2.32.3-py3-none-any.whl",
 				SHA256: "70761cfe03c773ceb22aa2f671b4757976145175cdfca038c02654d061d6dcc6", Verdict: "unattested", Action: "warn", Rule: "defaults",
-				Reason: "pipgate: requests 2.32.3: no provenance"},
+				Reason: "pipgate: requests 2.32.3: no provenance", Count: 1},
 		},
 		Blocked: []statusDecision{
 			{Time: t0.Add(-2 * time.Minute), Project: "evil<script>alert(1)</script>", Version: "1.0", Filename: `evil-1.0.tar.gz"><img src=x onerror=alert(2)>`,
@@ -74,14 +81,14 @@ func sampleStatusSnapshot() statusSnapshot {
 
 func TestDecisionLogRing(t *testing.T) {
 	d := newDecisionLog(3)
-	if got := d.recent(); len(got) != 0 {
+	if got := d.recentDecisions(); len(got) != 0 {
 		t.Fatalf("new log has %d decisions; want 0", len(got))
 	}
 	for i := 1; i <= 5; i++ {
 		d.add(statusDecision{Filename: fmt.Sprint(i), Action: "allow"})
 	}
 	var got []string
-	for _, x := range d.recent() {
+	for _, x := range d.recentDecisions() {
 		got = append(got, x.Filename)
 		if x.Time.IsZero() {
 			t.Errorf("decision %s has no time", x.Filename)
@@ -90,8 +97,79 @@ func TestDecisionLogRing(t *testing.T) {
 	if want := []string{"5", "4", "3"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("recent = %q; want %q", got, want)
 	}
-	if n := len(newDecisionLog(0).ring); n != statusDefaultDecisions {
+	if n := newDecisionLog(0).size; n != statusDefaultDecisions {
 		t.Errorf("default size = %d; want %d", n, statusDefaultDecisions)
+	}
+}
+
+// TestDecisionLogCollapses: a decision identical to a kept one moves it to
+// the top with a count; a different decision about the same file is its own
+// row.
+func TestDecisionLogCollapses(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d := newDecisionLog(3)
+	a := statusDecision{Project: "demo", Filename: "a.whl", SHA256: "aa", Verdict: "verified", Action: "allow"}
+	b := statusDecision{Project: "demo", Filename: "b.whl", SHA256: "bb", Verdict: "unattested", Action: "warn"}
+	for i, x := range []statusDecision{a, b, a, a, b, a} {
+		x.Time = t0.Add(time.Duration(i) * time.Second)
+		d.add(x)
+	}
+	bBlocked := b
+	bBlocked.Action, bBlocked.Time = "block", t0.Add(10*time.Second)
+	d.add(bBlocked)
+	var got []string
+	for _, x := range d.recentDecisions() {
+		got = append(got, fmt.Sprintf("%s/%s x%d @%d", x.Filename, x.Action, x.Count, x.Time.Sub(t0)/time.Second))
+	}
+	want := []string{"b.whl/block x1 @10", "a.whl/allow x4 @5", "b.whl/warn x2 @4"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("recent = %q; want %q", got, want)
+	}
+	// The bound holds on distinct decisions; the oldest goes.
+	d.add(statusDecision{Project: "demo", Filename: "c.whl", SHA256: "cc", Action: "allow", Time: t0.Add(11 * time.Second)})
+	got = got[:0]
+	for _, x := range d.recentDecisions() {
+		got = append(got, fmt.Sprintf("%s/%s x%d", x.Filename, x.Action, x.Count))
+	}
+	if want := []string{"c.whl/allow x1", "b.whl/block x1", "a.whl/allow x4"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("recent after a fourth = %q; want %q", got, want)
+	}
+	if len(d.byKey) != 3 {
+		t.Errorf("index holds %d keys; want 3", len(d.byKey))
+	}
+}
+
+// TestDecisionLogRedecide: blocked rows follow the decision function (the
+// policy in force): dropped when it allows, updated when it blocks
+// differently, and a row decided again meanwhile is left alone.
+func TestDecisionLogRedecide(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d := newDecisionLog(10)
+	d.add(statusDecision{Time: t0, Project: "p", Filename: "x.whl", SHA256: "x", Action: "block", Reason: "old x"})
+	d.add(statusDecision{Time: t0, Project: "p", Filename: "y.whl", SHA256: "y", Action: "yank", Reason: "old y"})
+	d.mark(statusDecision{Time: t0, Project: "p", Filename: "z.whl", SHA256: "z", Action: "block", Reason: "old z"})
+	got := d.redecide(func(x statusDecision) statusDecision {
+		switch x.SHA256 {
+		case "x":
+			x.Action, x.Reason = "allow", "now allowed"
+		case "y":
+			x.Action, x.Reason, x.Rule = "block", "now blocked", "new-rule"
+		case "z":
+			// z is decided again while the log is unlocked: that wins.
+			d.mark(statusDecision{Time: t0.Add(time.Second), Project: "p", Filename: "z.whl", SHA256: "z", Action: "yank", Reason: "fresh z"})
+			x.Action = "allow"
+		}
+		return x
+	})
+	var rows []string
+	for _, x := range got {
+		rows = append(rows, x.SHA256+":"+x.Action+":"+x.Reason+":"+x.Rule)
+	}
+	if want := []string{"z:yank:fresh z:", "y:block:now blocked:new-rule"}; !reflect.DeepEqual(rows, want) {
+		t.Errorf("redecided = %q; want %q", rows, want)
+	}
+	if b := d.blocked(); len(b) != 2 || b[1].Reason != "now blocked" || !b[1].Time.Equal(t0) {
+		t.Errorf("blocked after redecide = %+v; want y updated (blocked since t0) and z, not x", b)
 	}
 }
 
@@ -164,14 +242,14 @@ func TestDecisionLogBounded(t *testing.T) {
 				n := w*statusMaxBlocked + i
 				d.add(statusDecision{Time: t0.Add(time.Duration(n) * time.Second), SHA256: fmt.Sprint(n), Action: "block"})
 				if i%100 == 0 {
-					d.recent()
+					d.recentDecisions()
 					d.blocked()
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if got := len(d.recent()); got != 50 {
+	if got := len(d.recentDecisions()); got != 50 {
 		t.Errorf("recent holds %d; want 50", got)
 	}
 	b := d.blocked()
@@ -509,6 +587,22 @@ func TestStatusPageInChromium(t *testing.T) {
 	t.Logf("screenshot: %s", shot)
 }
 
+// hrefs returns the href of every <a> element in n, in document order.
+func hrefs(n *html.Node) []string {
+	var out []string
+	if n.Type == html.ElementNode && n.Data == "a" {
+		for _, a := range n.Attr {
+			if a.Key == "href" {
+				out = append(out, a.Val)
+			}
+		}
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		out = append(out, hrefs(c)...)
+	}
+	return out
+}
+
 // distinctColours counts the distinct colours of img, up to limit.
 func distinctColours(img image.Image, limit int) int {
 	seen := make(map[[4]uint32]bool)
@@ -547,14 +641,19 @@ func FuzzStatusHTML(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, tag := range []string{"script", "img", "iframe", "h3", "a", "svg", "form"} {
+		for _, tag := range []string{"script", "img", "iframe", "h3", "svg", "form"} {
 			if n := countElements(doc, tag); n != 0 {
 				t.Fatalf("%d <%s> elements from input %q %q %q %q", n, tag, project, filename, reason, identity)
 			}
 		}
-		for tag, want := range map[string]int{"table": 4, "h2": 7, "style": 1} { // the page's own
+		for tag, want := range map[string]int{"table": 4, "h2": 7, "style": 1, "a": 2} { // the page's own
 			if got := countElements(doc, tag); got != want {
 				t.Fatalf("%d <%s> elements; want %d", got, tag, want)
+			}
+		}
+		for _, href := range hrefs(doc) { // the project links stay relative links to the status pages
+			if !strings.HasPrefix(href, "status/") || strings.Contains(href, ":") {
+				t.Fatalf("link %q from input %q", href, project)
 			}
 		}
 	})
@@ -571,11 +670,169 @@ func BenchmarkStatusHTML(b *testing.B) {
 		x.Action = []string{"allow", "block", "yank", "warn"}[i%4]
 		d.add(x)
 	}
-	s.Decisions, s.Blocked = d.recent(), d.blocked()
+	s.Decisions, s.Blocked = d.recentDecisions(), d.blocked()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := writeStatusHTML(io.Discard, s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestStatusFollowsPolicy: /-/status says when the policy was loaded, shows
+// a failed reload with its error until a good one, and its blocked list is
+// what the policy in force blocks (a relaxed policy empties it).
+func TestStatusFollowsPolicy(t *testing.T) {
+	up := pypitest.NewServer(t)
+	prov := []byte(`{"version":1,"attestation_bundles":[]}`)
+	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = prov })
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(demoTrustsGoodRepo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rl, err := reload.New(reload.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := newTestProxy(t, up, "", func(o *Options) { o.Policy = rl })
+	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork", Workflow: "release.yml"}})
+	status := func() map[string]any {
+		t.Helper()
+		_, body := tp.get("/-/status", "Accept", "application/json")
+		var st map[string]any
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatalf("status JSON: %v\n%s", err, body)
+		}
+		return st
+	}
+	for range 3 {
+		if resp, _ := tp.get("/files/demo/" + evil.Filename); resp.StatusCode != 403 {
+			t.Fatalf("download = %d; want 403", resp.StatusCode)
+		}
+	}
+	st := status()
+	loaded, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(st["policy_loaded_at"]))
+	if loaded.IsZero() || loaded.Year() < 2000 {
+		t.Errorf("policy_loaded_at = %v; want the load time", st["policy_loaded_at"])
+	}
+	blocked, _ := st["blocked"].([]any)
+	decisions, _ := st["decisions"].([]any)
+	if len(blocked) != 1 || len(decisions) != 1 {
+		t.Fatalf("blocked %v, decisions %v; want the one file, its three downloads as one row", blocked, decisions)
+	}
+	row := decisions[0].(map[string]any)
+	if row["count"] != 3.0 || row["rule_line"] != 3.0 {
+		t.Errorf("decision row = %v; want count 3 and the rule's line 3", row)
+	}
+
+	// A bad file: the old policy stays, the page says why.
+	if err := os.WriteFile(path, []byte("version: 1\npackages:\n  - nme: demo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Reload() == nil {
+		t.Fatal("a bad policy reloaded")
+	}
+	st = status()
+	if e := fmt.Sprint(st["policy_reload_error"]); !strings.Contains(e, "nme") || st["policy_loaded_at"] != fmt.Sprint(loaded.Format(time.RFC3339Nano)) {
+		t.Errorf("after a bad reload: error %q, loaded %v; want the error naming the bad key and the old load time", e, st["policy_loaded_at"])
+	}
+	_, page := tp.get("/-/status")
+	if !strings.Contains(string(page), `id="policy-reload-failed"`) || !strings.Contains(string(page), "nme") {
+		t.Errorf("the HTML page does not show the failed reload")
+	}
+
+	// A good file that trusts evil/fork: the error goes, and so does the row.
+	if err := os.WriteFile(path, []byte(strings.Replace(demoTrustsGoodRepo, "good/repo", "evil/fork", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	st = status()
+	if _, ok := st["policy_reload_error"]; ok {
+		t.Errorf("policy_reload_error = %v after a good reload; want none", st["policy_reload_error"])
+	}
+	if b, _ := st["blocked"].([]any); len(b) != 0 {
+		t.Errorf("blocked = %v under a policy that trusts evil/fork; want none", b)
+	}
+	if b := tp.srv.decisions.blocked(); len(b) != 0 {
+		t.Errorf("the log still holds %d blocked rows", len(b))
+	}
+}
+
+// TestProjectStatus: /-/status/<project> lists every file of the page with
+// verdict, signer, finding, rule and line, action and reason, as HTML and as
+// JSON; a file not verified yet says so.
+func TestProjectStatus(t *testing.T) {
+	up := pypitest.NewServer(t)
+	prov := []byte(`{"version":1,"attestation_bundles":[]}`)
+	good := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = prov })
+	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = prov })
+	bad := addWheel(up, "demo", "2.1", func(d *pypitest.Dist) { d.Provenance = prov })
+	none := addWheel(up, "demo", "0.5", nil)
+	later := addWheel(up, "demo", "0.9", func(d *pypitest.Dist) { d.Provenance = prov })
+	tp := newTestProxy(t, up, demoTrustsGoodRepo, func(o *Options) { o.EagerReleases = 0 })
+	tp.verifier.set(good.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}})
+	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork", Workflow: "release.yml"}})
+	tp.verifier.set(bad.Filename, pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: "digest-mismatch", Detail: "the statement's digest is not the file's"})
+	for _, f := range []string{good.Filename, evil.Filename, bad.Filename} {
+		tp.get("/files/demo/" + f)
+	}
+
+	resp, body := tp.get("/-/status/Demo", "Accept", "application/json")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("project status JSON = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var ps projectStatus
+	if err := json.Unmarshal(body, &ps); err != nil {
+		t.Fatal(err)
+	}
+	if ps.Project != "demo" || ps.Rule != "demo" || ps.RuleLine != 3 || ps.Require != string(policy.RequireTrustedPublisher) {
+		t.Errorf("project status head = %+v", ps)
+	}
+	var rows []string
+	for _, f := range ps.Files {
+		rows = append(rows, strings.Join([]string{f.Filename, f.Verdict, f.Signer, f.Finding, f.Rule, fmt.Sprint(f.RuleLine), f.Action}, "|"))
+		if f.Action == string(policy.ActionBlock) && !strings.Contains(f.Reason, "pipgate: demo:") {
+			t.Errorf("%s: reason %q; want the policy's", f.Filename, f.Reason)
+		}
+	}
+	want := []string{
+		bad.Filename + "|invalid||digest-mismatch|demo|3|block",
+		evil.Filename + "|untrusted-publisher|github:evil/fork@release.yml||demo|3|block",
+		good.Filename + "|verified|github:good/repo@release.yml||demo|3|allow",
+		later.Filename + "|not-verified|||demo|3|",
+		none.Filename + "|unattested|||demo|3|block",
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("files =\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+
+	resp, body = tp.get("/-/status/demo")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("project status HTML = %d %v", resp.StatusCode, resp.Header)
+	}
+	doc, err := html.Parse(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := findByID(doc, "files")
+	if files == nil || countElements(files, "tr")-1 != 5 || !strings.Contains(htmlText(files), "github:evil/fork@release.yml") ||
+		!strings.Contains(htmlText(files), "demo (line 3)") || !strings.Contains(htmlText(files), "digest-mismatch") {
+		t.Errorf("project status HTML files section = %q", htmlText(files))
+	}
+	// The main page links the project there.
+	_, body = tp.get("/-/status")
+	if !strings.Contains(string(body), `<a href="status/demo">demo</a>`) {
+		t.Errorf("/-/status does not link demo to its status page")
+	}
+	if resp, _ := tp.get("/-/status/nope"); resp.StatusCode != 404 {
+		t.Errorf("unknown project = %d; want 404", resp.StatusCode)
+	}
+	if resp, _ := tp.get("/-/status/bad%20name"); resp.StatusCode != 400 {
+		t.Errorf("invalid name = %d; want 400", resp.StatusCode)
 	}
 }

@@ -71,6 +71,20 @@ type Reloader struct {
 	mu      sync.Mutex   // serialises Reload and Poll
 	seen    os.FileInfo  // the file's stat at the last load attempt
 	pending *observation // a change seen by Poll, waiting to be seen again
+
+	state atomic.Pointer[State]
+}
+
+// State is what a [Reloader] knows about the policy in force and the last
+// reload attempt, for a status page.
+type State struct {
+	// LoadedAt is when the policy in force was loaded.
+	LoadedAt time.Time
+	// Err is the error of the last reload attempt when it failed (the old
+	// policy stays in force); nil after a successful load.
+	Err error
+	// FailedAt is when that attempt failed; zero when Err is nil.
+	FailedAt time.Time
 }
 
 // observation is what one poll saw of the file.
@@ -109,6 +123,7 @@ func New(opts Options) (*Reloader, error) {
 	}
 	if opts.Path == "" {
 		r.cur.Store(policy.Default())
+		r.state.Store(&State{LoadedAt: r.opts.Now()})
 		r.notify(true)
 		return r, nil
 	}
@@ -122,6 +137,7 @@ func New(opts Options) (*Reloader, error) {
 	}
 	r.seen = o.st
 	r.cur.Store(p)
+	r.state.Store(&State{LoadedAt: r.opts.Now()})
 	r.log.Info("policy loaded", "path", opts.Path, "sha256", p.Digest(), "rules", len(p.Rules()))
 	r.notify(true)
 	return r, nil
@@ -129,6 +145,10 @@ func New(opts Options) (*Reloader, error) {
 
 // Current returns the policy in force. It never returns nil.
 func (r *Reloader) Current() *policy.Policy { return r.cur.Load() }
+
+// State returns when the policy in force was loaded and, when the last
+// reload attempt failed, its error.
+func (r *Reloader) State() State { return *r.state.Load() }
 
 // Reload reads the file again, at once (SIGHUP: the operator says the file
 // is ready). On success the new policy replaces the old one for every later
@@ -248,13 +268,17 @@ func (r *Reloader) adopt(o *observation) error {
 		return err
 	}
 	old := r.cur.Swap(p)
+	r.state.Store(&State{LoadedAt: r.opts.Now()})
 	r.log.Info("policy reloaded", "path", r.opts.Path, "sha256", p.Digest(),
 		"previous_sha256", old.Digest(), "changed", p.Digest() != old.Digest(), "rules", len(p.Rules()))
 	return nil
 }
 
-// failed logs a reload that kept the old policy.
+// failed logs a reload that kept the old policy, and keeps its error for
+// [Reloader.State].
 func (r *Reloader) failed(err error) {
+	prev := r.state.Load()
+	r.state.Store(&State{LoadedAt: prev.LoadedAt, Err: err, FailedAt: r.opts.Now()})
 	old := r.cur.Load()
 	attrs := []any{"path", r.opts.Path, "kept_sha256", old.Digest(), "err", err}
 	if probs := policy.Problems(err); len(probs) > 0 {

@@ -395,3 +395,46 @@ func TestReloaderPollHalfWritten(t *testing.T) {
 	}
 	poll("after Reload", false, policy.ActionYank)
 }
+
+// TestReloaderState: the load time moves only on a successful load, and a
+// failed reload's error is kept until the next good one.
+func TestReloaderState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, path, policyYank)
+	before := time.Now()
+	r, err := reload.New(reload.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.State()
+	if st.LoadedAt.Before(before) || st.Err != nil || !st.FailedAt.IsZero() {
+		t.Fatalf("after the first load: %+v; want a load time, no error", st)
+	}
+	loaded := st.LoadedAt
+
+	writeFile(t, path, policyBad)
+	if err := r.Reload(); err == nil {
+		t.Fatal("Reload of a bad file succeeded")
+	}
+	st = r.State()
+	if !st.LoadedAt.Equal(loaded) || st.Err == nil || !strings.Contains(st.Err.Error(), "acton") || st.FailedAt.Before(loaded) {
+		t.Errorf("after a failed reload: %+v; want the old load time and the error naming the bad key", st)
+	}
+
+	writeFile(t, path, policyBlock)
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	st = r.State()
+	if st.Err != nil || !st.FailedAt.IsZero() || st.LoadedAt.Before(loaded) {
+		t.Errorf("after a good reload: %+v; want a new load time and the error cleared", st)
+	}
+
+	b, err := reload.New(reload.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.State(); st.LoadedAt.IsZero() || st.Err != nil {
+		t.Errorf("built-in policy state = %+v; want a load time", st)
+	}
+}

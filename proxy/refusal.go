@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A refusal's reason goes in the HTTP/1.1 status line ("HTTP/1.1 403
+// pipgate: demo: ..."), because that line is what pip prints
+// ("403 Client Error: <reason phrase> for url: ..."). net/http always writes
+// the standard reason phrase, so an HTTP/1.x response with a reason is
+// written here on the hijacked connection, and the egress tunnel's writer
+// takes the phrase through [reasonWriter]. HTTP/2 has no reason phrase: there
+// the reason is in the body and the X-Pipgate-Reason header only.
+
+// reasonWriter is implemented by response writers that can send a status
+// line with a custom reason phrase (the egress tunnel's writer, whose
+// response is an *http.Response with a Status string). It is matched by
+// method set, so the egress package need not import proxy.
+type reasonWriter interface {
+	// WriteHeaderReason is WriteHeader with reason as the status line's
+	// reason phrase; reason is already one printable line.
+	WriteHeaderReason(code int, reason string)
+}
+
+// maxReasonPhrase bounds the reason phrase, in bytes.
+const maxReasonPhrase = 300
+
+// reasonLingerTimeout bounds how long a refused connection waits for the
+// client to close its side after the response (net/http waits a fixed
+// 500 ms in the same place, to avoid a reset that could discard the
+// response before the client reads it).
+const reasonLingerTimeout = 500 * time.Millisecond
+
+// reasonWriteTimeout bounds writing a refusal to a client that does not read.
+const reasonWriteTimeout = 10 * time.Second
+
+// reasonPhrase makes s a valid HTTP/1.1 reason phrase (RFC 9112:
+// HTAB / SP / VCHAR): one line of printable ASCII, other characters replaced
+// by "?", runs of white space collapsed, at most 300 bytes (a cut is marked
+// with "..."). An empty result becomes the status's standard text.
+func reasonPhrase(code int, s string) string {
+	var b strings.Builder
+	b.Grow(min(len(s), maxReasonPhrase))
+	space := false
+	for _, r := range s {
+		switch {
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r < 0x20 || r == 0x7f:
+			space = b.Len() > 0
+			continue
+		case r > 0x7e:
+			r = '?'
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+		if b.Len() > maxReasonPhrase {
+			break
+		}
+	}
+	out := b.String()
+	if len(out) > maxReasonPhrase {
+		out = out[:maxReasonPhrase-3] + "..."
+	}
+	if out == "" {
+		out = http.StatusText(code)
+	}
+	return out
+}
+
+// writeWithReason writes a complete response (code, the headers already set
+// on w, body) whose status line carries reason, and reports whether it could:
+// false leaves w untouched, for the caller to write the usual way. The
+// response closes the connection on HTTP/1.x (a hijacked connection cannot
+// go back to net/http).
+func writeWithReason(w *statusWriter, r *http.Request, code int, reason, body string) bool {
+	reason = reasonPhrase(code, reason)
+	if rw, ok := w.ResponseWriter.(reasonWriter); ok {
+		w.code = code
+		rw.WriteHeaderReason(code, reason)
+		n, _ := io.WriteString(w.ResponseWriter, body)
+		w.bytes += int64(n)
+		return true
+	}
+	if r.ProtoMajor != 1 {
+		return false
+	}
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return false // not hijackable (HTTP/2, a test recorder): the usual way
+	}
+	w.code = code
+	h := w.Header().Clone()
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Connection", "close")
+	h.Del("Transfer-Encoding")
+	_ = conn.SetWriteDeadline(time.Now().Add(reasonWriteTimeout))
+	bw := brw.Writer
+	_, _ = bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + reason + "\r\n")
+	_ = h.Write(bw) // one line a value: Header.Write replaces CR and LF
+	_, _ = bw.WriteString("\r\n")
+	if r.Method != http.MethodHead {
+		_, _ = bw.WriteString(body)
+		w.bytes += int64(len(body))
+	}
+	if err := bw.Flush(); err != nil {
+		_ = conn.Close() // the client went away; nothing else to send it
+		return true
+	}
+	go lingerClose(conn) // bounded by reasonLingerTimeout
+	return true
+}
+
+// lingerClose half-closes conn and waits (briefly) for the client to close
+// its side, so that unread input does not turn the close into a reset that
+// could destroy the response in flight.
+// Input net/http had already buffered is not read again: it has left the
+// socket, so it cannot cause a reset. lingerClose closes conn.
+func lingerClose(conn net.Conn) {
+	defer conn.Close()
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(reasonLingerTimeout))
+	// EOF (the client closed), the deadline or an error all end the wait.
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 256<<10))
+}

@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
+)
+
+func TestReasonPhrase(t *testing.T) {
+	long := strings.Repeat("x", 400)
+	for _, tc := range []struct{ in, want string }{
+		{"pipgate: demo: no provenance (unattested)", "pipgate: demo: no provenance (unattested)"},
+		{"a\r\nb\x00c\td  e", "a b c d e"},
+		{"  lead and trail \n", "lead and trail"},
+		{"caf\u00e9 \u2603", "caf? ?"},
+		{"", "Forbidden"},
+		{"\r\n\t", "Forbidden"},
+		{long, long[:297] + "..."},
+	} {
+		if got := reasonPhrase(http.StatusForbidden, tc.in); got != tc.want {
+			t.Errorf("reasonPhrase(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// rawConn is one client connection that sends HTTP/1.1 requests by hand.
+type rawConn struct {
+	t    *testing.T
+	addr string
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawConn{t: t, addr: addr, conn: conn, br: bufio.NewReader(conn)}
+}
+
+// do sends one request and reads the whole response.
+func (c *rawConn) do(method, path string) (*http.Response, string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.conn, method+" "+path+" HTTP/1.1\r\nHost: "+c.addr+"\r\nUser-Agent: test\r\n\r\n"); err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s body: %v", method, path, err)
+	}
+	return resp, string(body)
+}
+
+// closed reports whether the server closed the connection (reading ends
+// with EOF, not more bytes).
+func (c *rawConn) closed() bool {
+	_, err := c.br.ReadByte()
+	return err == io.EOF
+}
+
+// TestRefusalReasonInStatusLine: a blocked download's status line carries
+// the policy's reason (pip prints that line), with the usual headers, an
+// exact Content-Length and a closed connection; other errors keep the
+// standard phrase and the connection.
+func TestRefusalReasonInStatusLine(t *testing.T) {
+	up := pypitest.NewServer(t)
+	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = []byte(`{"version":1,"attestation_bundles":[]}`) })
+	tp := newTestProxy(t, up, demoTrustsGoodRepo, func(o *Options) { o.EagerReleases = 0 })
+	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork\r\nX-Injected: 1", Workflow: "release.yml"}})
+	addr := tp.http.Listener.Addr().String()
+
+	// Another error keeps the standard phrase and the connection, which
+	// then carries the refusal.
+	c := dialRaw(t, addr)
+	resp, _ := c.do(http.MethodGet, "/files/demo/nope-1.0.tar.gz")
+	if resp.Status != "404 Not Found" || resp.Close {
+		t.Errorf("404 = %q (close %v); want the standard phrase on a kept connection", resp.Status, resp.Close)
+	}
+	resp, body := c.do(http.MethodGet, "/files/demo/"+evil.Filename)
+	reason := strings.TrimPrefix(resp.Status, "403 ")
+	if resp.StatusCode != 403 || !strings.HasPrefix(reason, "pipgate: demo: signed by github:evil/fork") ||
+		!strings.Contains(reason, `policy rule "demo" trusts github:good/repo`) {
+		t.Errorf("status line = %q; want 403 and the policy's reason", resp.Status)
+	}
+	if strings.ContainsAny(reason, "\r\n") || resp.Header.Get("X-Injected") != "" {
+		t.Errorf("the reason broke out of the status line: %q %v", reason, resp.Header)
+	}
+	if reasonPhrase(403, body) != reason || !strings.Contains(resp.Header.Get(headerReason), "evil/fork") {
+		t.Errorf("body %q, header %q; want the reason of the status line %q", body, resp.Header.Get(headerReason), reason)
+	}
+	if resp.ContentLength != int64(len(body)) || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||
+		resp.Header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) || resp.Header.Get(headerRequestID) == "" ||
+		resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Date") == "" {
+		t.Errorf("headers %v, length %d; want the refusal's headers and an exact length", resp.Header, resp.ContentLength)
+	}
+	if !resp.Close || !c.closed() {
+		t.Errorf("connection kept open after a hijacked refusal (Connection %q)", resp.Header.Get("Connection"))
+	}
+
+	c = dialRaw(t, addr)
+	resp, body = c.do(http.MethodHead, "/files/demo/"+evil.Filename)
+	if resp.StatusCode != 403 || !strings.Contains(resp.Status, "evil/fork") || body != "" || resp.ContentLength <= 0 || !c.closed() {
+		t.Errorf("HEAD = %q, body %q, length %d; want the reason, no body, the GET's length, a close", resp.Status, body, resp.ContentLength)
+	}
+
+	// Go's own client reads it as usual.
+	r2, b2 := tp.get("/files/demo/" + evil.Filename)
+	if r2.StatusCode != 403 || !strings.Contains(r2.Status, "evil/fork") || !strings.Contains(string(b2), "evil/fork") {
+		t.Errorf("http.Client: %q %q", r2.Status, b2)
+	}
+	// The access log and the metrics count the refusals as 403s. The line
+	// is written once the handler returns, after the client has its answer:
+	// wait for it (nothing else says when).
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(tp.logs.String(), `"status":403`) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := strings.Count(tp.logs.String(), `"status":403`); n != 3 {
+		t.Errorf("access log has %d 403 lines; want 3:\n%s", n, tp.logs.String())
+	}
+}

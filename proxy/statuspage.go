@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// redecider decides blocked status rows again under one policy, reading
+// each project's page once (from the cache; no fetch, no verification).
+type redecider struct {
+	s     *Server
+	pol   *policy.Policy
+	pages map[string]*pageDecider // by project; nil: no cached page
+}
+
+// redecide returns x as the policy in force decides its file now. A row
+// whose file is not on a cached page, or has no cached facts any more,
+// stays as it was.
+func (rd *redecider) redecide(x statusDecision) statusDecision {
+	pd, seen := rd.pages[x.Project]
+	if !seen {
+		if p, ok := rd.s.cachedPage(x.Project); ok {
+			pd = &pageDecider{s: rd.s, pol: rd.pol, page: p, now: rd.s.now()}
+		}
+		rd.pages[x.Project] = pd
+	}
+	if pd == nil {
+		return x
+	}
+	f := fileNamed(pd.page, x.Filename)
+	if f == nil || (x.SHA256 != "" && f.SHA256() != x.SHA256) {
+		return x
+	}
+	d, ok := pd.decide(f)
+	if !ok {
+		return x
+	}
+	x.Verdict, x.Action, x.Rule, x.Reason, x.Finding = string(d.Verdict), string(d.Action), d.Rule, d.Reason, string(d.Finding)
+	x.RuleLine = rd.pol.Lookup(x.Project).Line
+	return x
+}
+
+// serveProjectStatus serves /-/status/<project>: every file of the project's
+// page (the cached page, else fetched) with what pipgate knows and decides
+// about it, from cached facts only (a file not verified yet says so).
+func (s *Server) serveProjectStatus(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	project := r.PathValue("project")
+	if !pypi.ValidProjectName(project) {
+		return errorf(http.StatusBadRequest, "pipgate: invalid project name %q", project)
+	}
+	project = pypi.NormalizeName(project)
+	info(ctx).project = project
+	p, c, err := s.page(ctx, project, maxDuration)
+	if err != nil {
+		return err
+	}
+	info(ctx).cache = c
+	ps := s.projectStatus(ctx, p)
+	var buf bytes.Buffer
+	if wantsJSON(r) {
+		err = writeProjectStatusJSON(&buf, ps)
+	} else {
+		err = writeProjectStatusHTML(&buf, ps)
+	}
+	if err != nil {
+		return err
+	}
+	return writeStatusPage(w, r, buf.Bytes())
+}
+
+// projectStatus decides every file of p under the policy in force as the
+// index does: from cached facts, never fetching or verifying.
+func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectStatus {
+	pol := s.policy.Current()
+	rule := pol.Lookup(p.Name)
+	ps := projectStatus{
+		Project:      p.Name,
+		GeneratedAt:  s.now(),
+		PolicySource: pol.Source(),
+		PolicyDigest: pol.Digest(),
+		Rule:         rule.Name,
+		RuleLine:     rule.Line,
+		Require:      string(rule.Require),
+		Files:        make([]projectFile, 0, len(p.Files)),
+	}
+	pd := pageDecider{s: s, pol: pol, page: p, now: s.now()}
+	for i := range p.Files {
+		f := &p.Files[i]
+		pf := projectFile{Filename: f.Filename, SHA256: f.SHA256(), UploadTime: f.UploadTime,
+			Provenance: f.Provenance != "", UpstreamYanked: f.Yanked, Rule: rule.Name, RuleLine: rule.Line}
+		if fn, err := pypi.ParseFilename(f.Filename); err == nil {
+			pf.Version = fn.Version.String()
+		}
+		facts, known := s.cachedFacts(p.Name, f)
+		d, decided := pd.decide(f)
+		switch {
+		case known:
+			pf.Verdict = string(facts.Verdict)
+			if facts.Identity != nil {
+				pf.Signer = facts.Identity.String()
+			}
+			pf.Finding = string(facts.Reason)
+		default:
+			pf.Verdict = statusNotVerified
+			pf.Reason = "not verified yet: pipgate verifies a file when it is downloaded, and the newest releases when the page is served"
+		}
+		if decided {
+			pf.Verdict = string(d.Verdict)
+			pf.Action, pf.Rule, pf.Reason = string(d.Action), d.Rule, d.Reason
+			if d.Finding != "" {
+				pf.Finding = string(d.Finding)
+			}
+			if pf.Reason == "" {
+				pf.Reason = facts.Detail
+			}
+		}
+		ps.Files = append(ps.Files, pf)
+	}
+	sortProjectFiles(ps.Files)
+	return ps
+}
+
+// cachedPage returns project's page from memory or bbolt, never fetching.
+func (s *Server) cachedPage(project string) (*pypi.ProjectPage, bool) {
+	if m, ok := s.pages.getPage(project); ok {
+		return m.page, true
+	}
+	up, _ := s.up.Owner(project)
+	if up == "" {
+		return nil, false
+	}
+	p, _, err := s.store.Page(up, project)
+	return p, err == nil
+}
