@@ -121,8 +121,8 @@ const (
 type decisionLog struct {
 	mu     sync.Mutex
 	size   int
-	recent *list.List               // of *statusDecision, newest first
-	byKey  map[string]*list.Element // recent entries by recentKey
+	recent *list.List                // of *statusDecision, newest first
+	byKey  map[string]*list.Element  // recent entries by recentKey
 	held   map[string]statusDecision // blocked or yanked files by statusKey
 }
 
