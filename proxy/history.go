@@ -23,7 +23,7 @@ import (
 // down to the previous attested one.
 func (s *Server) decideFile(ctx context.Context, project string, f *pypi.File, facts pypi.Facts) policy.Decision {
 	pol := s.policy.Current()
-	in := fileInput(f, facts, s.now())
+	in := fileInputVersion(f, facts, s.now(), s.hot.versionOf(f.Filename))
 	if in.Version != nil && pol.Lookup(project).Continuity != policy.ActionNone {
 		// The page f came from (findFile just read it: an in-memory hit).
 		page, _, err := s.page(ctx, project, maxDuration)
@@ -38,12 +38,17 @@ func (s *Server) decideFile(ctx context.Context, project string, f *pypi.File, f
 
 // fileInput is what the policy needs about f besides the history.
 func fileInput(f *pypi.File, facts pypi.Facts, now time.Time) policy.File {
-	in := policy.File{Facts: facts, Now: now, UploadTime: uploadTime(f)}
+	var version *pypi.Version
 	if fn, err := pypi.ParseFilename(f.Filename); err == nil {
-		v := fn.Version
-		in.Version = &v
+		version = &fn.Version
 	}
-	return in
+	return fileInputVersion(f, facts, now, version)
+}
+
+// fileInputVersion is fileInput with f's version already parsed (nil: the
+// filename does not parse).
+func fileInputVersion(f *pypi.File, facts pypi.Facts, now time.Time, version *pypi.Version) policy.File {
+	return policy.File{Facts: facts, Now: now, UploadTime: uploadTime(f), Version: version}
 }
 
 // uploadTime parses the PEP 700 upload-time; zero when absent or malformed

@@ -22,7 +22,7 @@ const hotCacheMax = 16384
 //   - facts: the verification facts under a [cache.FactKey] (filename, file
 //     sha256, provenance sha256, trust-root sha256), which is everything they
 //     depend on, as read from or written to the store;
-//   - versions: the version part of a filename (for audit and status).
+//   - versions: the parsed version of a filename (policy, audit, status).
 //
 // Entries are only ever what the store holds (or held, for provenance whose
 // freshness is then re-checked), so a hit here answers as the store would.
@@ -31,7 +31,14 @@ type hotCache struct {
 	mu         sync.RWMutex
 	provenance map[provKey]provMeta
 	facts      map[cache.FactKey]pypi.Facts
-	versions   map[string]string
+	versions   map[string]parsedVersion
+}
+
+// parsedVersion is the version of a filename, parsed once.
+type parsedVersion struct {
+	v  pypi.Version
+	ok bool   // false: the filename does not parse
+	s  string // v.String(), "" when !ok
 }
 
 // provKey is the store's key of a provenance entry: the upstream's name and
@@ -49,7 +56,7 @@ func newHotCache() *hotCache {
 	return &hotCache{
 		provenance: map[provKey]provMeta{},
 		facts:      map[cache.FactKey]pypi.Facts{},
-		versions:   map[string]string{},
+		versions:   map[string]parsedVersion{},
 	}
 }
 
@@ -82,15 +89,30 @@ func (c *hotCache) putFacts(k cache.FactKey, f pypi.Facts) { putInto(c, c.facts,
 
 func (c *hotCache) getFacts(k cache.FactKey) (pypi.Facts, bool) { return getFrom(c, c.facts, k) }
 
-// version returns the version in filename ("" when it does not parse).
-func (c *hotCache) version(filename string) string {
+// parsed returns the version in filename, parsed once.
+func (c *hotCache) parsed(filename string) parsedVersion {
 	if v, ok := getFrom(c, c.versions, filename); ok {
 		return v
 	}
-	v := ""
+	var pv parsedVersion
 	if fn, err := pypi.ParseFilename(filename); err == nil {
-		v = fn.Version.String()
+		pv = parsedVersion{v: fn.Version, ok: true, s: fn.Version.String()}
 	}
-	putInto(c, c.versions, filename, v)
-	return v
+	putInto(c, c.versions, filename, pv)
+	return pv
+}
+
+// version returns the version in filename as a string ("" when it does not
+// parse).
+func (c *hotCache) version(filename string) string { return c.parsed(filename).s }
+
+// versionOf returns the version in filename (a copy), or nil when it does
+// not parse.
+func (c *hotCache) versionOf(filename string) *pypi.Version {
+	pv := c.parsed(filename)
+	if !pv.ok {
+		return nil
+	}
+	v := pv.v
+	return &v
 }
