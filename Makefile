@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build fmt vet test test-short test-e2e bench bench-serve fuzz check-config check-metrics check-deploy tidy vuln ci
+.PHONY: all build fmt vet lint test test-short test-e2e bench bench-serve fuzz check-config check-metrics check-deploy tidy vuln ci
 
 all: fmt vet test
 
@@ -14,6 +14,10 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+
+# lint runs the pinned golangci-lint (see .golangci.yml; .ci/run installs it).
+lint:
+	golangci-lint run $(PKGS)
 
 test:
 	$(GO) test -race $(PKGS)

@@ -36,7 +36,7 @@ func TestConcurrentFactsAndBlobs(t *testing.T) {
 				// Read our own write and a neighbour's, which may not exist yet.
 				got, _, err := s.Facts(k)
 				if err != nil || got.Detail != f.Detail {
-					errs <- fmt.Errorf("Facts(%d/%d): got %q, %v; want %q", w, i, got.Detail, err, f.Detail)
+					errs <- fmt.Errorf("Facts(%d/%d): got %q, err %s; want %q", w, i, got.Detail, fmt.Sprint(err), f.Detail)
 				}
 				if _, _, err := s.Facts(key((w+1)%workers, i)); err != nil && !errors.Is(err, cache.ErrNotFound) {
 					errs <- err
@@ -56,7 +56,7 @@ func TestConcurrentFactsAndBlobs(t *testing.T) {
 				return
 			}
 			if got, err := bw.Commit(sha(blob)); err != nil || got != sha(blob) {
-				errs <- fmt.Errorf("Commit: got %q, %v", got, err)
+				errs <- fmt.Errorf("Commit: got %q, err %s", got, fmt.Sprint(err))
 			}
 		})
 		wg.Go(func() {

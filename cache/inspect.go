@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Stats counts what a data directory holds.
@@ -135,7 +136,7 @@ func (s *Store) Purge(what string) error {
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range buckets {
-			if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 			if _, err := tx.CreateBucket([]byte(name)); err != nil {
@@ -359,7 +360,7 @@ func checkBlob(root, p string) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "reading: " + err.Error()

@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the database schema this code writes and reads.
@@ -249,7 +250,7 @@ func (s *Store) openDB(opts Options) (db *bolt.DB, reason string, err error) {
 	db, err = boltOpen(s.dbPath, opts)
 	switch {
 	case err == nil:
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, "", fmt.Errorf("%w: %s is locked (is pipgate serve running?)", ErrLocked, s.dbPath)
 	case isOSError(err):
 		return nil, "", fmt.Errorf("cache: opening %s: %w", s.dbPath, err)

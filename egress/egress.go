@@ -338,7 +338,7 @@ func (e *Proxy) handleConnect(target string, pctx *goproxy.ProxyCtx) (*goproxy.C
 	host, reason := e.connectTarget(target)
 	if reason != "" {
 		e.refuse(tun.client, r.Method, target, reason)
-		pctx.Resp = egressRefusalResponse(r, http.StatusForbidden, target, reason)
+		pctx.Resp = egressRefusalResponse(r, http.StatusForbidden, target, reason) //nolint:bodyclose // a response built here, sent by goproxy
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, target
 	}
 	tun.target, tun.host = target, host
@@ -464,7 +464,7 @@ func (e *Proxy) serveStreaming(req *http.Request, conn net.Conn) *http.Response 
 				err = errEgressAborted
 				if !w.committed {
 					w.committed = true
-					w.ready <- egressRefusalResponse(req, http.StatusInternalServerError, "", "internal error")
+					w.ready <- egressRefusalResponse(req, http.StatusInternalServerError, "", "internal error") //nolint:bodyclose // a response built here, sent by goproxy
 				}
 			} else if !w.committed {
 				w.commit(nil, true)

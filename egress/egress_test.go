@@ -242,7 +242,10 @@ func TestEgressRefusesConnect(t *testing.T) {
 		})
 	}
 	// A Go client sees the refusal as an error from its proxy.
-	if _, err := f.client(false).Get("https://example.org/simple/"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+	if resp, err := f.client(false).Get("https://example.org/simple/"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		if err == nil {
+			resp.Body.Close()
+		}
 		t.Errorf("GET through a refused CONNECT: err %v; want a Forbidden proxy error", err)
 	}
 	if called {

@@ -440,8 +440,8 @@ func (b *reasonBuilder) detail(f pypi.Facts) {
 }
 
 // oneLine replaces control characters with spaces and cuts s to at most
-// max bytes (on a rune boundary, marking the cut with "...").
-func oneLine(s string, max int) string {
+// limit bytes (on a rune boundary, marking the cut with "...").
+func oneLine(s string, limit int) string {
 	clean := true
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7f {
@@ -457,8 +457,8 @@ func oneLine(s string, max int) string {
 			return r
 		}, s)
 	}
-	if len(s) > max {
-		cut := max - 3
+	if len(s) > limit {
+		cut := limit - 3
 		for cut > 0 && s[cut]&0xc0 == 0x80 {
 			cut--
 		}

@@ -25,7 +25,6 @@ var (
 	ghAttestations = pypi.Publisher{Kind: pypi.KindGitHub, Repository: "trailofbits/pypi-attestations", Workflow: "release.yml"}
 	ghModels       = pypi.Publisher{Kind: pypi.KindGitHub, Repository: "trailofbits/pypi-attestation-models", Workflow: "release.yml"}
 	glProject      = pypi.Publisher{Kind: pypi.KindGitLab, Repository: "facutuesca/gitlab-oidc-project", Workflow: ".gitlab-ci.yml"}
-	googleGCB      = pypi.Publisher{Kind: pypi.KindGoogle, Email: "919436158236-compute@developer.gserviceaccount.com"}
 	jku            = pypi.Publisher{Kind: pypi.KindIdentity, Issuer: "https://github.com/login/oauth", Subject: "jku@goto.fi"}
 	william        = pypi.Publisher{Kind: pypi.KindIdentity, Issuer: "https://github.com/login/oauth", Subject: "william@yossarian.net"}
 )

@@ -34,7 +34,7 @@ func readCertFacts(cert *x509.Certificate) (certFacts, error) {
 	for _, e := range cert.Extensions {
 		var dst *string
 		switch {
-		case e.Id.Equal(certificate.OIDIssuer):
+		case e.Id.Equal(certificate.OIDIssuer): //nolint:staticcheck // the v1 issuer extension (.1) of older certificates, read on purpose
 			f.issuerV1 = string(e.Value) // raw, not DER
 			continue
 		case e.Id.Equal(certificate.OIDIssuerV2):

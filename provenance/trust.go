@@ -235,10 +235,10 @@ func (s *TrustSource) install(b []byte, refreshed time.Time, origin string) erro
 
 func (s *TrustSource) saveLastGood(b []byte) {
 	p := filepath.Join(s.opts.CacheDir, LastGoodFile)
-	err := os.MkdirAll(s.opts.CacheDir, 0o755)
+	err := os.MkdirAll(s.opts.CacheDir, 0o700)
 	if err == nil {
 		tmp := p + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o644); err == nil {
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
 			err = os.Rename(tmp, p)
 		}
 	}

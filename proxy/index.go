@@ -30,7 +30,7 @@ func (s *Server) redirectSlash(w http.ResponseWriter, r *http.Request) error {
 	if !pypi.ValidProjectName(project) {
 		return errorf(http.StatusBadRequest, "pipgate: invalid project name %q", project)
 	}
-	http.Redirect(w, r, pypi.NormalizeName(project)+"/", http.StatusMovedPermanently)
+	http.Redirect(w, r, pypi.NormalizeName(project)+"/", http.StatusMovedPermanently) //nolint:gosec // a relative URL of a validated name
 	return nil
 }
 
@@ -43,7 +43,7 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "pipgate: invalid project name %q", project)
 	}
 	if norm := pypi.NormalizeName(project); norm != project {
-		http.Redirect(w, r, "../"+norm+"/", http.StatusMovedPermanently)
+		http.Redirect(w, r, "../"+norm+"/", http.StatusMovedPermanently) //nolint:gosec // a relative URL of a validated name
 		return nil
 	}
 	info(ctx).project = project

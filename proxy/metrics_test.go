@@ -247,7 +247,7 @@ pipgate_audit_records_lost_total 1
 
 func TestMetricsStatusCounts(t *testing.T) {
 	m := newMetrics(nil, "dev")
-	lookups, ratio, downloads := m.statusCounts()
+	lookups, ratio, _ := m.statusCounts()
 	if !math.IsNaN(ratio) {
 		t.Errorf("hit ratio before any lookup = %v; want NaN", ratio)
 	}
@@ -262,7 +262,7 @@ func TestMetricsStatusCounts(t *testing.T) {
 	m.download(pypi.VerdictVerified, "allow")
 	m.download(pypi.VerdictInvalid, "block")
 	m.download(pypi.VerdictInvalid, "block")
-	lookups, ratio, downloads = m.statusCounts()
+	lookups, ratio, downloads := m.statusCounts()
 	if want := 0.5; ratio != want {
 		t.Errorf("hit ratio = %v; want %v", ratio, want)
 	}

@@ -126,7 +126,7 @@ func TestWriteProjectGolden(t *testing.T) {
 	golden(t, "project.html.golden", h.Bytes())
 
 	// The minimal page: no status, no serial, default API version, derived versions.
-	min := &pypi.ProjectPage{Name: "m", Files: []pypi.File{
+	minimal := &pypi.ProjectPage{Name: "m", Files: []pypi.File{
 		{Filename: "m-2.0.tar.gz", URL: "https://f.example/m-2.0.tar.gz", Size: -1},
 		{Filename: "m-1.0.0-py3-none-any.whl", URL: "https://f.example/m-1.0.0-py3-none-any.whl", Size: -1},
 		{Filename: "m-1.0.tar.gz", URL: "https://f.example/m-1.0.tar.gz", Size: -1},
@@ -134,11 +134,11 @@ func TestWriteProjectGolden(t *testing.T) {
 	}}
 	j.Reset()
 	h.Reset()
-	if err := pypi.WriteProjectJSON(&j, min); err != nil {
+	if err := pypi.WriteProjectJSON(&j, minimal); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "minimal.json.golden", j.Bytes())
-	if err := pypi.WriteProjectHTML(&h, min); err != nil {
+	if err := pypi.WriteProjectHTML(&h, minimal); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "minimal.html.golden", h.Bytes())
@@ -448,7 +448,6 @@ func eq(got, want string) string {
 }
 
 func TestParseProjectJSONInvalid(t *testing.T) {
-	const h = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	page := mustURL(t, "https://index.example/simple/foo/")
 	f := func(s string) string { return `{"name":"foo","files":[` + s + `]}` }
 	tests := []struct {

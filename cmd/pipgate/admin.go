@@ -59,7 +59,7 @@ func listenAdmin(dir string, logger *slog.Logger) (net.Listener, error) {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	if err := os.Chmod(p, 0o600); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	return ln, nil

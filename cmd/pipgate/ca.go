@@ -28,7 +28,7 @@ flags:
 // runCA runs 'pipgate ca': only 'init' for now.
 func runCA(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, caUsage)
+		_, _ = fmt.Fprint(stderr, caUsage)
 		printCAFlags(stderr)
 		return 2
 	}

@@ -33,7 +33,7 @@ import (
 var (
 	buildOnce sync.Once
 	buildBin  string
-	buildErr  error
+	errBuild  error
 )
 
 // pipgateBinary builds the binary once per test run (with -race when the
@@ -43,7 +43,7 @@ func pipgateBinary(t testing.TB) string {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "pipgate-e2e-bin-")
 		if err != nil {
-			buildErr = err
+			errBuild = err
 			return
 		}
 		buildBin = filepath.Join(dir, "pipgate")
@@ -53,11 +53,11 @@ func pipgateBinary(t testing.TB) string {
 		}
 		cmd := exec.Command("go", append(args, ".")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			errBuild = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if errBuild != nil {
+		t.Fatal(errBuild)
 	}
 	return buildBin
 }

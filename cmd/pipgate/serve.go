@@ -102,7 +102,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // render ("FILE:LINE: path: message"), anything else after "pipgate serve: ".
 func printConfigErrors(w io.Writer, err error) {
 	for _, e := range splitErrors(err) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok { //nolint:errorlint // nested joins are split too
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
 			printConfigErrors(w, errors.Join(j.Unwrap()...))
 			continue
 		}
@@ -243,7 +243,7 @@ func displayPath(p string) string {
 
 // printErrors writes one line per joined error.
 func printErrors(w io.Writer, prefix string, err error) {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // only a top-level join is split
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 
 		for _, e := range joined.Unwrap() {
 			printErrors(w, prefix, e)

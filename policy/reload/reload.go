@@ -99,7 +99,7 @@ type observation struct {
 func New(opts Options) (*Reloader, error) {
 	r := &Reloader{opts: opts, log: opts.Logger}
 	if r.log == nil {
-		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		r.log = slog.New(slog.DiscardHandler)
 	}
 	if r.opts.Now == nil {
 		r.opts.Now = time.Now
@@ -231,7 +231,7 @@ func (r *Reloader) read() (*observation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)

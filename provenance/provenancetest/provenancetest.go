@@ -306,7 +306,7 @@ func (s *Sigstore) Sign(filename string, content []byte, id Signer, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	exts := []pkix.Extension{{Id: certificate.OIDIssuer, Value: []byte(id.Issuer)}}
+	exts := []pkix.Extension{{Id: certificate.OIDIssuer, Value: []byte(id.Issuer)}} //nolint:staticcheck // mints the v1 issuer extension older certificates carry
 	for _, e := range []struct {
 		oid asn1.ObjectIdentifier
 		v   string

@@ -117,7 +117,7 @@ func (c *Client) getPage(ctx context.Context, rawURL string) ([]byte, string, *u
 	if err != nil {
 		return nil, "", nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	final := resp.Request.URL
 	if err := c.checkStatus(resp); err != nil {
 		return nil, "", nil, err
@@ -150,7 +150,7 @@ func (c *Client) Provenance(ctx context.Context, rawURL string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	final := resp.Request.URL
 	if resp.StatusCode == http.StatusNotFound {
 		body, _ := readLimited(resp.Body, maxErrorBody)
@@ -196,7 +196,7 @@ func (c *Client) Open(ctx context.Context, rawURL string, kind string) (*Body, e
 	if w.stop() {
 		err = fmt.Errorf("fetching %s: %w", rawURL, w.err)
 		if resp != nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 	}
 	if err != nil {
