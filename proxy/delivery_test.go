@@ -660,6 +660,10 @@ func TestDeliveryMetadata(t *testing.T) {
 	if o.status != 403 || o.header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) || bytes.Contains(o.body, []byte("Name: demo")) {
 		t.Errorf("metadata of a blocked file: %v; want 403 with the file's verdict", o)
 	}
+	_ = tp.auditLog.flush()
+	if !strings.Contains(tp.audit.String(), blocked.Filename) {
+		t.Errorf("the refused .metadata left no audit record (pip stops there):\n%s", tp.audit.String())
+	}
 	if n := up.Hits("/files/" + sha(blocked.Content)); n != 0 {
 		t.Errorf("the blocked file's metadata was fetched %d times; want never", n)
 	}
@@ -893,4 +897,111 @@ func TestDeliveryHTTP10(t *testing.T) {
 		o.header.Get(headerVerdict) != "verified" {
 		t.Errorf("HTTP/1.0 good: %v; want the file with its length, verified", o)
 	}
+}
+
+// TestDeliveryRenamedFile: the same bytes listed under another filename
+// share the blob but not the verdict, in either order: each name is
+// decided as itself.
+func TestDeliveryRenamedFile(t *testing.T) {
+	for _, renamedFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("renamed first %v", renamedFirst), func(t *testing.T) {
+			up := pypitest.NewServer(t)
+			tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0 })
+			d := signedDist(t, up, tp, "demo", "1.0", nil, nil)
+			other := "demo-1.0.post1-py3-none-any.whl" // the fake verifier has no facts for it: invalid
+			names := []string{d.Filename, other}
+			if renamedFirst {
+				up.RenameDist("demo", d.Filename, other)
+				names = []string{other, d.Filename}
+			}
+			for i, name := range names {
+				if i == 1 {
+					up.RenameDist("demo", names[0], name)
+				}
+				o := fetch(t, plainClient, "GET", tp.http.URL+"/files/demo/"+name)
+				switch name {
+				case d.Filename:
+					if !o.delivered() || o.sum != sha(d.Content) || o.header.Get(headerVerdict) != "verified" {
+						t.Errorf("%s: %v; want the file, verified", name, o)
+					}
+				default:
+					if o.status != 403 || o.header.Get(headerVerdict) != string(pypi.VerdictInvalid) || o.sum == sha(d.Content) {
+						t.Errorf("%s (same bytes, another name): %v; want 403 invalid", name, o)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDeliverySlowReaderKept: a client that reads slowly but steadily is
+// not dropped: the write deadline moves with every chunk, so a download
+// may take many times WriteIdleTimeout. (pipgate's socket send buffer is
+// kept small here, so the kernel cannot absorb the file.)
+func TestDeliverySlowReaderKept(t *testing.T) {
+	const (
+		size = 6 << 20
+		idle = 400 * time.Millisecond
+		rate = 4 << 20 // bytes per second: 1.5 s for the file
+	)
+	up := pypitest.NewServer(t)
+	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0; o.WriteIdleTimeout = idle })
+	d := signedDist(t, up, tp, "big", "1.0", content(size, "slow"), nil)
+	if o := fetch(t, plainClient, "GET", tp.http.URL+"/files/big/"+d.Filename); !o.delivered() {
+		t.Fatal(o)
+	}
+	srv := httptest.NewUnstartedServer(tp.srv)
+	srv.Listener = smallSendBuffers{srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	fmt.Fprintf(conn, "GET /files/big/%s HTTP/1.1\r\nHost: pipgate\r\n\r\n", d.Filename)
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReaderSize(&pacedReader{r: conn, rate: rate, start: start}, 64<<10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := readOutcome(resp)
+	resp.Body.Close()
+	took := time.Since(start)
+	if !o.delivered() || o.sum != sha(d.Content) {
+		t.Fatalf("slow reader: %v after %v; want the whole file", o, took)
+	}
+	if took < 2*idle {
+		t.Errorf("the download took %v, less than twice the idle timeout: the test proves nothing", took)
+	}
+}
+
+// pacedReader reads at about rate bytes per second on average.
+type pacedReader struct {
+	r     io.Reader
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	// The pace itself is what is tested: there is no signal to wait for.
+	if ahead := time.Duration(p.n*int64(time.Second)/p.rate) - time.Since(p.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
+	n, err := p.r.Read(b[:min(len(b), 32<<10)])
+	p.n += int64(n)
+	return n, err
+}
+
+// smallSendBuffers gives every accepted connection a 128 KiB send buffer.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(128 << 10)
+	}
+	return c, err
 }

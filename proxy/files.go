@@ -88,7 +88,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if d.Action != policy.ActionAllow {
 		w.Header().Set(headerReason, headerSafe(d.Reason))
 	}
-	if r.Method == http.MethodGet && !metadata {
+	// A download is audited once, at the file; a refused .metadata is
+	// audited too, since pip stops there and never asks for the file.
+	if r.Method == http.MethodGet && (!metadata || d.Blocks()) {
 		s.recordDecision(ctx, r.RemoteAddr, project, f, facts, d)
 	}
 	if err := d.Err(); err != nil {

@@ -230,6 +230,33 @@ func (s *Server) AddDist(projectName string, d Dist) {
 	s.byFile[dd.sha256+"/"+dd.Filename] = dd
 }
 
+// RenameDist lists project's file oldName as newName instead: the same
+// bytes (and provenance) under another filename, as a hostile or confused
+// index might. It reports whether oldName existed.
+func (s *Server) RenameDist(projectName, oldName, newName string) bool {
+	s.mu.Lock()
+	p := s.projects[normalize(projectName)]
+	var d *dist
+	if p != nil {
+		for _, o := range p.dists {
+			if o.Filename == oldName {
+				d = o
+			}
+		}
+	}
+	if d == nil {
+		s.mu.Unlock()
+		return false
+	}
+	p.dists = slices.DeleteFunc(p.dists, func(o *dist) bool { return o == d })
+	delete(s.byFile, d.sha256+"/"+d.Filename)
+	s.mu.Unlock()
+	renamed := d.Dist
+	renamed.Filename = newName
+	s.AddDist(p.display, renamed)
+	return true
+}
+
 // SetFault injects f into every request whose path starts with pathPrefix
 // ("" matches all). A later fault on the same prefix replaces the earlier;
 // among several matching prefixes the longest wins.
