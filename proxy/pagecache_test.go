@@ -22,6 +22,7 @@ import (
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
 // bigUpstream serves one large project page and a large project list from
@@ -368,4 +369,65 @@ func TestRenderedOriginEscaping(t *testing.T) {
 	if want := `<a data-provenance="http://x\"\\/integrity/x">http://x\"\\</a>`; b.String() != want {
 		t.Errorf("JSON: %q; want %q", b.String(), want)
 	}
+}
+
+// TestRendersFollowSnapshots: a cached render is served while its page is
+// fresh, and replaced when the page is refetched, on its TTL or when a
+// download finds a file the page lacks; /simple/ likewise, stale when the
+// upstream fails.
+func TestRendersFollowSnapshots(t *testing.T) {
+	up := pypitest.NewServer(t)
+	addWheel(up, "demo", "1.0", nil)
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	tp := newTestProxy(t, up, "", func(o *Options) {
+		o.IndexTTL = time.Minute
+		o.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	})
+	files := func(want int, wantCache string) {
+		t.Helper()
+		resp, body := tp.get("/simple/demo/", "Accept", pipAccept)
+		if n := len(parseJSONPage(t, body, tp.http.URL+"/simple/demo/").Files); n != want || resp.Header.Get(headerCache) != wantCache {
+			t.Errorf("page: %d files, %s %q; want %d, %q", n, headerCache, resp.Header.Get(headerCache), want, wantCache)
+		}
+	}
+	projects := func(want int, wantCache string) {
+		t.Helper()
+		resp, body := tp.get("/simple/", "Accept", pipAccept)
+		l, err := pypi.ParseProjectListJSON(body)
+		if err != nil || len(l.Projects) != want || resp.Header.Get(headerCache) != wantCache {
+			t.Errorf("list: %v, %d projects, %s %q; want %d, %q", err, len(l.Projects), headerCache, resp.Header.Get(headerCache), want, wantCache)
+		}
+	}
+	files(1, cacheMiss)
+	files(1, cacheHit)
+	projects(1, cacheMiss)
+	projects(1, cacheHit)
+	addWheel(up, "demo", "2.0", nil)
+	addWheel(up, "other", "1.0", nil)
+	files(1, cacheHit) // fresh: the render is served as is
+	projects(1, cacheHit)
+	if n := up.Hits("/simple/demo/"); n != 1 {
+		t.Errorf("upstream page fetched %d times within its TTL; want 1", n)
+	}
+
+	now.Add(int64(time.Minute))
+	files(2, cacheMiss)
+	projects(2, cacheMiss)
+
+	// A download of a file the page lacks refetches the page: the next
+	// view within the TTL shows the new snapshot.
+	d := addWheel(up, "demo", "3.0", nil)
+	if resp, _ := tp.get("/files/demo/" + d.Filename); resp.StatusCode != 200 {
+		t.Fatalf("new file = %d", resp.StatusCode)
+	}
+	files(3, cacheHit)
+
+	up.SetFault("/simple/", pypitest.Fault{Status: 503})
+	now.Add(int64(time.Minute))
+	files(3, cacheStale)
+	projects(2, cacheStale)
+	projects(2, cacheStale) // retried, still failing: still the last good list
+	up.ClearFaults()
+	projects(2, cacheMiss)
 }
