@@ -64,8 +64,11 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 	// One render per page snapshot and content type, however many clients
 	// ask at once.
 	key := "render:" + project + "\x00" + ct + "\x00" + strconv.FormatInt(fetchedAt.UnixNano(), 10)
+	if rp, ok := s.renderOf(project, ct, fetchedAt); ok {
+		return writeRendered(w, r, ct, c, rp)
+	}
 	rp, err := await(ctx, s, key, s.opts.FetchTimeout, func(ctx context.Context) (*renderedPage, error) {
-		if rp, ok := s.cachedRender(project, ct, ttl); ok && rp.fetchedAt.Equal(fetchedAt) {
+		if rp, ok := s.renderOf(project, ct, fetchedAt); ok {
 			return rp, nil
 		}
 		s.eagerVerify(ctx, p)

@@ -43,7 +43,8 @@ const pageCacheDefaultBytes = 64 << 20
 // current list (see listRender).
 type pageCache struct {
 	factsGen    atomic.Uint64
-	placeholder string // stands for the origin in rendered bytes
+	renders     atomic.Int64 // project pages rendered, for tests
+	placeholder string       // stands for the origin in rendered bytes
 
 	mu  sync.Mutex
 	lru *byteLRU[pageKey, any] // memPage or *renderedPage
@@ -139,6 +140,27 @@ func (c *pageCache) bytes() int64 {
 // cachedRender returns the render of project in content type ct if it is
 // still valid and its snapshot younger than ttl.
 func (s *Server) cachedRender(project, ct string, ttl time.Duration) (*renderedPage, bool) {
+	rp, ok := s.validRender(project, ct)
+	if !ok || s.now().Sub(rp.fetchedAt) >= ttl {
+		return nil, false
+	}
+	return rp, true
+}
+
+// renderOf returns the render of project in content type ct made from the
+// snapshot fetched at fetchedAt, if still valid whatever its age: a stale
+// page (the upstream failing) is then not rendered again on every request.
+func (s *Server) renderOf(project, ct string, fetchedAt time.Time) (*renderedPage, bool) {
+	rp, ok := s.validRender(project, ct)
+	if !ok || !rp.fetchedAt.Equal(fetchedAt) {
+		return nil, false
+	}
+	return rp, true
+}
+
+// validRender returns the cached render of project in content type ct if
+// nothing it was computed from but the page's age has changed.
+func (s *Server) validRender(project, ct string) (*renderedPage, bool) {
 	c := s.pages
 	c.mu.Lock()
 	v, ok := c.lru.get(pageKey{project, ct})
@@ -148,8 +170,7 @@ func (s *Server) cachedRender(project, ct string, ttl time.Duration) (*renderedP
 	}
 	rp := v.(*renderedPage)
 	if rp.policy != s.policy.Current() || rp.factsGen != c.factsGen.Load() ||
-		rp.trust != s.verifier.TrustRootDigest() || s.now().Sub(rp.fetchedAt) >= ttl ||
-		!rp.until.IsZero() && !s.now().Before(rp.until) {
+		rp.trust != s.verifier.TrustRootDigest() || !rp.until.IsZero() && !s.now().Before(rp.until) {
 		return nil, false
 	}
 	return rp, true
@@ -160,6 +181,7 @@ func (s *Server) cachedRender(project, ct string, ttl time.Duration) (*renderedP
 // a newer snapshot arrived meanwhile.
 func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct string) (*renderedPage, error) {
 	c := s.pages
+	c.renders.Add(1)
 	rp := &renderedPage{
 		fetchedAt: fetchedAt,
 		state:     state,

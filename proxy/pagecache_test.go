@@ -184,6 +184,9 @@ func TestPageCacheManyHosts(t *testing.T) {
 	if n := up.pageCalls.Load(); n != 1 {
 		t.Errorf("upstream page fetched %d times; want 1", n)
 	}
+	if n := srv.pages.renders.Load(); n != 2 {
+		t.Errorf("%d renders for %d Host values; want 2 (JSON and HTML)", n, nHosts)
+	}
 	runtime.KeepAlive(first)
 }
 
@@ -426,6 +429,11 @@ func TestRendersFollowSnapshots(t *testing.T) {
 	up.SetFault("/simple/", pypitest.Fault{Status: 503})
 	now.Add(int64(time.Minute))
 	files(3, cacheStale)
+	renders := tp.srv.pages.renders.Load()
+	files(3, cacheStale) // retried, still failing: the stale page is not rendered again
+	if n := tp.srv.pages.renders.Load() - renders; n != 0 {
+		t.Errorf("the same stale page rendered %d more times", n)
+	}
 	projects(2, cacheStale)
 	projects(2, cacheStale) // retried, still failing: still the last good list
 	up.ClearFaults()
