@@ -134,3 +134,48 @@ func TestRefusalReasonInStatusLine(t *testing.T) {
 		t.Errorf("access log has %d 403 lines; want 3:\n%s", n, tp.logs.String())
 	}
 }
+
+// TestIndexYanksWhatPipMayPick: when the policy yanks the newest releases,
+// eager verification walks down to the release unpinned pip would fall back
+// to, so every blocked release on the way is listed as yanked with its
+// reason, and no further.
+func TestIndexYanksWhatPipMayPick(t *testing.T) {
+	up := pypitest.NewServer(t)
+	prov := []byte(`{"version":1,"attestation_bundles":[]}`)
+	goodID := &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}
+	evilID := &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork", Workflow: "release.yml"}
+	var files []pypitest.Dist
+	for _, v := range []string{"1.0", "2.0", "3.0", "4.0"} {
+		files = append(files, addWheel(up, "demo", v, func(d *pypitest.Dist) { d.Provenance = prov }))
+	}
+	tp := newTestProxy(t, up, demoTrustsGoodRepo, func(o *Options) { o.EagerReleases = 1 })
+	tp.verifier.set(files[0].Filename, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: goodID})
+	for _, f := range files[1:] {
+		tp.verifier.set(f.Filename, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: evilID})
+	}
+	yanks := func(project string) map[string]string {
+		t.Helper()
+		_, body := tp.get("/simple/"+project+"/", "Accept", pipAccept)
+		out := map[string]string{}
+		for _, f := range parseJSONPage(t, body, tp.http.URL+"/simple/"+project+"/").Files {
+			out[f.Filename] = "listed"
+			if f.Yanked {
+				out[f.Filename] = f.YankedReason
+			}
+		}
+		return out
+	}
+	got := yanks("demo")
+	if got[files[0].Filename] != "listed" {
+		t.Errorf("%s (trusted) = %q; want listed", files[0].Filename, got[files[0].Filename])
+	}
+	for _, f := range files[1:] {
+		if !strings.Contains(got[f.Filename], "evil/fork") {
+			t.Errorf("%s = %q; want yanked with the reason", f.Filename, got[f.Filename])
+		}
+	}
+	if n := tp.verifier.calls.Load(); n != 4 {
+		t.Errorf("%d verifications; want 4 (down to the trusted release, no further)", n)
+	}
+
+}

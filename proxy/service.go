@@ -376,7 +376,8 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 	// compared with are verified too, so the index can list a changed
 	// publisher as yanked and unpinned pip falls back.
 	history := s.historyTodo(p, newest)
-	if len(todo) == 0 && len(history) == 0 {
+	tried := map[*pypi.File]bool{}
+	if len(todo) == 0 && len(history) == 0 && len(s.fallbackTodo(p, tried)) == 0 {
 		return
 	}
 	start := time.Now()
@@ -409,6 +410,22 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			}()
 		}
 		wg.Wait()
+		// When the policy yanks every newest release, unpinned pip falls
+		// back to older ones: verify down to one it may install, so that
+		// each release pip may pick on the way is judged in the index.
+		for more := s.fallbackTodo(p, tried); len(more) > 0 && bg.Err() == nil; more = s.fallbackTodo(p, tried) {
+			for _, f := range more {
+				tried[f] = true
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					s.facts(bg, p.Name, f)
+				}()
+			}
+			wg.Wait()
+		}
 	}()
 	timer := time.NewTimer(s.opts.EagerBudget)
 	defer timer.Stop()
@@ -420,6 +437,46 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			"budget_seconds", s.opts.EagerBudget.Seconds())
 	case <-ctx.Done():
 	}
+}
+
+// eagerFallbackReleases bounds how many releases below the newest
+// EagerReleases eager verification walks down, looking for one the policy
+// lets pip install, when the newer ones are all yanked or blocked.
+const eagerFallbackReleases = 8
+
+// fallbackTodo returns the attested files without cached facts of the
+// newest release, below the first EagerReleases, that unpinned pip could
+// fall back to, when every newer release is known to be yanked (by the
+// upstream or the policy); nil when pip has a release to pick before it,
+// when the walk is past EagerReleases+eagerFallbackReleases, or when the
+// files were tried already (a verification error is not cached).
+func (s *Server) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []*pypi.File {
+	pd := pageDecider{s: s, pol: s.policy.Current(), page: p, now: s.now()}
+	for i, r := range releases(p) {
+		if i >= s.opts.EagerReleases+eagerFallbackReleases {
+			return nil
+		}
+		var unknown []*pypi.File
+		for _, f := range r.files {
+			if f.Yanked {
+				continue // yanked upstream: unpinned pip skips it anyway
+			}
+			d, ok := pd.decide(f)
+			switch {
+			case ok && !d.Yanks():
+				return nil // pip can install this release
+			case ok:
+			case tried[f] || f.Provenance == "" || f.SHA256() == "" || i < s.opts.EagerReleases:
+				return nil // unknown and not ours to verify: pip may pick it, and its download decides
+			default:
+				unknown = append(unknown, f)
+			}
+		}
+		if len(unknown) > 0 {
+			return unknown
+		}
+	}
+	return nil
 }
 
 // newestReleases returns the files of the n newest releases of p (by PEP 440
