@@ -163,6 +163,9 @@ type cacheConfig struct {
 	// MaxFileSize bounds one file or .metadata download whose size the
 	// index does not give (the index size bounds it when given).
 	MaxFileSize byteSize `yaml:"max_file_size"`
+	// PageMemory bounds the memory of project pages kept in RAM (decoded
+	// and rendered, least recently used evicted first).
+	PageMemory byteSize `yaml:"page_memory"`
 }
 
 type upstreamConfig struct {
@@ -223,7 +226,7 @@ func defaultConfig() config {
 		},
 		ShutdownGrace:    duration(15 * time.Second),
 		WriteIdleTimeout: duration(time.Minute),
-		Cache:            cacheConfig{MaxFileSize: 4 << 30},
+		Cache:            cacheConfig{MaxFileSize: 4 << 30, PageMemory: 64 << 20},
 		Egress: egressConfig{
 			Intercept: []string{"pypi.org", "files.pythonhosted.org"},
 		},
@@ -425,6 +428,9 @@ func (c *config) validate() []*configError {
 	}
 	if c.Cache.MaxFileSize <= 0 {
 		bad("cache.max_file_size", "must be positive")
+	}
+	if c.Cache.PageMemory <= 0 {
+		bad("cache.page_memory", "must be positive")
 	}
 	if c.WriteIdleTimeout <= 0 {
 		bad("write_idle_timeout", "must be positive")

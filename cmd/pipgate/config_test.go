@@ -92,6 +92,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"syntax", "listen: [\n", "F:1: YAML: did not find expected node content"},
 		{"duplicate key", "listen: a:1\nlisten: b:2\n", `F:2: duplicate key "listen" (first at line 1)`},
 		{"zero timeout", "upstream:\n  timeout: 0s\n", "F:2: upstream.timeout: must be positive"},
+		{"zero page memory", "cache:\n  page_memory: 0\n", "F:2: cache.page_memory: must be positive"},
 		{"not a mapping", "- a\n", "F:1: want a mapping of keys (listen: …, upstream: …), got a list"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -386,6 +386,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 		EagerConcurrency: cfg.Verification.EagerConcurrency,
 		EagerBudget:      cfg.Verification.EagerBudget.D(),
 		MaxFileSize:      int64(cfg.Cache.MaxFileSize),
+		PageCacheBytes:   int64(cfg.Cache.PageMemory),
 		WriteIdleTimeout: cfg.WriteIdleTimeout.D(),
 	})
 	if err != nil {
