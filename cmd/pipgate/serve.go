@@ -79,7 +79,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			printConfigErrors(stderr, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", displayPath(cfg.path))
+		what := displayPath(cfg.path)
+		if len(cfg.flags) > 0 && cfg.path == "" {
+			what = "flags over the embedded defaults"
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", what)
 		return 0
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
