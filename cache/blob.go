@@ -60,7 +60,9 @@ func (s *Store) OpenBlob(sha256 string) (*Blob, error) {
 		release()
 		return nil, err
 	}
-	return &Blob{File: f, release: release}, nil
+	// Closing it may bring the store back within the limit: a blob that
+	// was open when the last Commit looked is evictable now.
+	return &Blob{File: f, release: func() { release(); s.maybeEvict() }}, nil
 }
 
 // HasBlob reports whether the blob with the given sha256 exists. An invalid

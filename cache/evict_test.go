@@ -213,3 +213,30 @@ func TestEvictOrderSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// A blob skipped because it was open goes when it is closed, if the store
+// is still above the limit: no later Commit is needed.
+func TestEvictOnClose(t *testing.T) {
+	dir := t.TempDir()
+	s, err := cache.Open(cache.Options{Dir: dir, MaxBlobBytes: 4 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := putBlob(t, s, blobContent(0, 3*mib))
+	open, err := s.OpenBlob(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := putBlob(t, s, blobContent(1, 3*mib))
+	if got := blobDirBytes(t, dir); got != 6*mib {
+		t.Fatalf("with a open: %d bytes on disk; want both blobs (%d)", got, 6*mib)
+	}
+	open.Close()
+	if s.HasBlob(a) || !s.HasBlob(b) {
+		t.Errorf("after closing a: a %v, b %v; want a evicted, b kept", s.HasBlob(a), s.HasBlob(b))
+	}
+	if got := blobDirBytes(t, dir); got != 3*mib {
+		t.Errorf("blobs on disk: %d; want %d", got, 3*mib)
+	}
+}
