@@ -137,10 +137,14 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var pol *policy.Policy
 	if *policyPath != "" {
 		if pol, err = policy.Load(*policyPath); err != nil {
-			for _, pr := range policy.Problems(err) {
-				fmt.Fprintf(stderr, "%s:%d: %s\n", *policyPath, pr.Line, strings.TrimPrefix(pr.Error(), fmt.Sprintf("line %d: ", pr.Line)))
+			probs := policy.Problems(err)
+			if len(probs) == 0 {
+				fmt.Fprintf(stderr, "pipgate verify: %v\n", err)
+				return 2
 			}
-			fmt.Fprintf(stderr, "pipgate verify: %v\n", err)
+			for _, pr := range probs {
+				fmt.Fprintln(stderr, (&configError{File: *policyPath, Line: pr.Line, Path: pr.Path, Msg: pr.Msg}).Error())
+			}
 			return 2
 		}
 	}

@@ -165,7 +165,7 @@ func TestVerifyCommandUsage(t *testing.T) {
 		{"bad trusted root", []string{"--trusted-root", att, "--attestation", att, dist}, 2, "no usable Sigstore trusted root"},
 		{"unknown flag", []string{"--frobnicate", dist}, 2, "flag provided but not defined"},
 		{"offline tuf", []string{"--tuf-cache", filepath.Join(dir, "tuf"), "--tuf-url", dead.URL, "--attestation", att, dist}, 2, "pass --trusted-root"},
-		{"bad policy", []string{"--policy", att, "--attestation", att, dist}, 2, "pipgate verify:"},
+		{"bad policy", []string{"--policy", att, "--attestation", att, dist}, 2, att + ":1: "},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
