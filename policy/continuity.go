@@ -136,8 +136,11 @@ func (p *Policy) DecideFile(project string, f File) Decision {
 	}
 	was := d.Reason[min(len(d.Reason), len(b.prefix())):]
 	if stronger(found[0].action, d.Action) {
+		if d.Action != ActionAllow {
+			// The verdict asked for something too: say what.
+			b.add("; verdict: ", was)
+		}
 		d.Action = found[0].action
-		b.add("; verdict: ", was)
 		d.Reason = b.String()
 		return d
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
@@ -16,7 +17,7 @@ import (
 // with well-formed decisions.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.yaml")
-	seeds = append(seeds, "../configs/policy.yaml", "../configs/policy-strict.yaml")
+	seeds = append(seeds, "../configs/policy.yaml", "../configs/policy-strict.yaml", "../configs/policy-trust-over-time.yaml")
 	for _, s := range seeds {
 		b, err := os.ReadFile(s)
 		if err != nil {
@@ -38,6 +39,13 @@ func FuzzParse(f *testing.F) {
 	}
 	projects := []string{"x", "requests", "internal-tools", "pypi-attestations", "A_b.c"}
 	actions := []policy.Action{policy.ActionAllow, policy.ActionBlock, policy.ActionYank, policy.ActionWarn}
+	rank := map[policy.Action]int{policy.ActionAllow: 0, policy.ActionWarn: 1, policy.ActionYank: 2, policy.ActionBlock: 3}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	v2 := pypi.MustParseVersion("2.0")
+	history := []policy.Release{
+		{Version: pypi.MustParseVersion("1.0"), Publishers: []pypi.Identity{{Kind: pypi.KindGitHub, Repository: "other/repo"}}},
+		{Version: pypi.MustParseVersion("1.5"), Unknown: true},
+	}
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p1, err1 := policy.Parse(b)
@@ -84,6 +92,16 @@ func FuzzParse(f *testing.F) {
 				}
 				if fa.Verdict == pypi.VerdictInvalid && d1.Action == policy.ActionAllow {
 					t.Fatalf("Decide(%q, invalid) allowed: %+v", proj, d1)
+				}
+				// The checks across releases only ever add to the verdict's action.
+				for _, up := range []time.Time{{}, now.Add(-time.Hour), now.Add(-400 * 24 * time.Hour)} {
+					df := p1.DecideFile(proj, policy.File{Facts: fa, Version: &v2, UploadTime: up, Now: now, History: history})
+					if !slices.Contains(actions, df.Action) || rank[df.Action] < rank[d1.Action] || df.Reason == "" || df.Rule != d1.Rule {
+						t.Fatalf("DecideFile(%q, %s) = %+v; Decide gave %+v", proj, fa.Verdict, df, d1)
+					}
+					if df.Finding != "" && !slices.Contains(policy.Findings, df.Finding) {
+						t.Fatalf("DecideFile finding %q is not one of %v", df.Finding, policy.Findings)
+					}
 				}
 			}
 		}

@@ -290,6 +290,10 @@ packages:
     require: attestation
     action: block
     on_error: warn
+  - name: cool-pkg
+    min_release_age: 7d
+  - name: cont-pkg
+    continuity: block
 `
 
 func TestE2E(t *testing.T) {
@@ -332,6 +336,13 @@ func TestE2E(t *testing.T) {
 	tampered := pypitest.MakeWheel("tampered", "1.0", pypitest.WheelOptions{
 		Files: map[string][]byte{"tampered/payload.py": []byte("import os  # injected after signing\n")}})
 	up.AddDist("tampered", pypitest.Dist{Filename: tamperFn, Content: tampered, Provenance: ss.ProvenanceFor(tamperFn, orig, good)})
+	// Issue 10: a release two hours old under a 7-day cooldown; a publisher change.
+	coolOld, coolOldContent := wheel("cool-pkg", "1.0", pypitest.WheelOptions{})
+	up.AddDist("cool-pkg", pypitest.Dist{Filename: coolOld, Content: coolOldContent, UploadTime: time.Now().Add(-30 * 24 * time.Hour)})
+	coolNew, coolNewContent := wheel("cool-pkg", "1.1", pypitest.WheelOptions{})
+	up.AddDist("cool-pkg", pypitest.Dist{Filename: coolNew, Content: coolNewContent, UploadTime: time.Now().Add(-2 * time.Hour)})
+	signed("cont-pkg", "1.0", good, pypitest.WheelOptions{})
+	contNew, _ := signed("cont-pkg", "2.0", evil, pypitest.WheelOptions{})
 	errBlockFn, _ := signed("err-block", "1.0", good, pypitest.WheelOptions{})
 	errWarnFn, _ := signed("err-warn", "1.0", good, pypitest.WheelOptions{})
 
@@ -461,6 +472,60 @@ egress:
 		recs := findAudit(p.audit(t), yank2)
 		if len(recs) == 0 || recs[len(recs)-1]["action"] != "yank" {
 			t.Errorf("audit for %s = %v; want a yank", yank2, recs)
+		}
+	})
+
+	t.Run("policy/cooldown-and-publisher-change-fallback", func(t *testing.T) {
+		// Unpinned: 1.1 is listed as yanked until its cooldown ends, so pip
+		// falls back to 1.0.
+		out, err := install("cool-pkg")
+		mustOK("install cool-pkg", out, err)
+		if v := installed("cool-pkg"); v != "1.0" {
+			t.Errorf("cool-pkg = %q; want 1.0 (1.1 is in its 7-day cooldown)\n%s", v, out)
+		}
+		// Pinned: the download is refused, and pip prints the reason (the
+		// 403 status line): when 1.1 becomes available.
+		out, err = download("cool-pkg==1.1")
+		if err == nil {
+			t.Fatalf("pip downloaded cool-pkg 1.1 during its cooldown:\n%s", out)
+		}
+		for _, want := range []string{"403", "cooldown: uploaded", "available from"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("pip output lacks %q:\n%s", want, out)
+			}
+		}
+		// The same from curl's side: 403, the reason in the header and body.
+		resp, err := http.Get(p.base + "/files/cool-pkg/" + coolNew)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if r := resp.Header.Get("X-Pipgate-Reason"); resp.StatusCode != 403 || !strings.HasPrefix(r, "pipgate: cool-pkg: cooldown: uploaded ") ||
+			!strings.Contains(r, "available from ") || !strings.Contains(string(body), r) {
+			t.Errorf("GET %s = %d, reason %q, body %q; want 403 with the cooldown reason in both", coolNew, resp.StatusCode, r, body)
+		}
+		recs := findAudit(p.audit(t), coolNew)
+		if len(recs) == 0 || recs[len(recs)-1]["finding"] != "cooldown" || recs[len(recs)-1]["action"] != "block" {
+			t.Errorf("audit for %s = %v; want a block with finding cooldown", coolNew, recs)
+		}
+		if n := p.metric(t, "pipgate_policy_findings_total", `finding="cooldown"`, `action="block"`); n < 1 {
+			t.Errorf("pipgate_policy_findings_total{finding=cooldown,action=block} = %v; want >= 1", n)
+		}
+
+		// A publisher change: 2.0 is signed by evil/fork, 1.0 by good/repo.
+		out, err = install("cont-pkg")
+		mustOK("install cont-pkg", out, err)
+		if v := installed("cont-pkg"); v != "1.0" {
+			t.Errorf("cont-pkg = %q; want 1.0 (2.0 changed publisher)\n%s", v, out)
+		}
+		out, err = download("cont-pkg==2.0")
+		if err == nil || !strings.Contains(out, "publisher-changed") || !strings.Contains(out, "github:evil/fork") || !strings.Contains(out, "github:good/repo") {
+			t.Errorf("pinned cont-pkg==2.0: err %v; want a refusal naming the finding and both publishers:\n%s", err, out)
+		}
+		recs = findAudit(p.audit(t), contNew)
+		if len(recs) == 0 || recs[len(recs)-1]["finding"] != "publisher-changed" {
+			t.Errorf("audit for %s = %v; want finding publisher-changed", contNew, recs)
 		}
 	})
 
