@@ -857,8 +857,8 @@ func TestDeliveryPip(t *testing.T) {
 		t.Error("pipgate fetched metadata the index gave no sha256 for")
 	}
 	out, err := download("tampered==1.0")
-	if err == nil || !strings.Contains(out, "403") || !strings.Contains(out, small.Filename) {
-		t.Errorf("download of a tampered small file: %v; want a 403 for the file\n%s", err, out)
+	if err == nil || !strings.Contains(out, "403 Client Error: digest-mismatch") || !strings.Contains(out, small.Filename) {
+		t.Errorf("download of a tampered small file: %v; want pip to show the 403 digest-mismatch for the file\n%s", err, out)
 	}
 	out, err = download("streamed==1.0")
 	if err == nil || !strings.Contains(out, "Connection broken") {

@@ -265,7 +265,7 @@ func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *fill, na
 	bw := newBodyWriter(w, s.opts.WriteIdleTimeout)
 	defer bw.done()
 	bw.flush() // the status line now: pip's read timeout runs
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, 64<<10) // per streaming client: memory stays small with many
 	for {
 		n, rerr := rd.Read(buf)
 		if n > 0 {
