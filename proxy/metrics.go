@@ -98,8 +98,7 @@ type metrics struct {
 	fillsAbandoned   prometheus.Counter       // pipgate_file_fills_abandoned_total
 	digestMismatches *prometheus.CounterVec   // pipgate_file_digest_mismatches_total{outcome}
 
-	counts statusCounters   // lookups and downloads again, for the status page
-	rules  *metricsLabelCap // pipgate_policy_decisions_total{rule}
+	rules *metricsLabelCap // pipgate_policy_decisions_total{rule}
 }
 
 // newMetrics creates the proxy's series and registers them on reg, together
@@ -255,7 +254,6 @@ func (m *metrics) trackInFlight() func() {
 // verdict; result is hit, miss or stale.
 func (m *metrics) cacheLookup(kind, result string) {
 	m.cacheLookups.WithLabelValues(metricsOneOf(kind, metricsCacheKinds), metricsOneOf(result, metricsCacheResults)).Inc()
-	m.counts.lookup(kind, result)
 }
 
 // served counts n bytes of a file sent to a client from source (cache or
@@ -296,7 +294,6 @@ func (m *metrics) policyDecision(action policy.Action, rule string) {
 // "unverified installs" panels and alerts.
 func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
 	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions)).Inc()
-	m.counts.download(string(verdict))
 }
 
 // fillAbandoned counts a fill stopped because its clients left.

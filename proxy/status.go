@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -300,30 +302,6 @@ func (d *decisionLog) redecide(decide func(statusDecision) statusDecision) []sta
 	return out
 }
 
-// statusCounters mirrors the cache lookups and the downloads by verdict as
-// plain numbers for the status page (reading them back out of Prometheus
-// collectors would need client_model). The metrics methods keep it current.
-type statusCounters struct {
-	lookups   [4][3]atomic.Int64 // [metricsCacheKinds][metricsCacheResults]
-	downloads [6]atomic.Int64    // [metricsVerdicts]
-}
-
-// lookup counts a cache lookup; kinds and results outside the closed sets
-// are not counted here (the Prometheus series folds them into "other").
-func (c *statusCounters) lookup(kind, result string) {
-	k, r := indexOf(kind, metricsCacheKinds), indexOf(result, metricsCacheResults)
-	if k >= 0 && r >= 0 {
-		c.lookups[k][r].Add(1)
-	}
-}
-
-// download counts a download by verdict.
-func (c *statusCounters) download(verdict string) {
-	if v := indexOf(verdict, metricsVerdicts); v >= 0 {
-		c.downloads[v].Add(1)
-	}
-}
-
 // indexOf returns the index of v in set, or -1.
 func indexOf(v string, set []string) int {
 	for i, s := range set {
@@ -336,15 +314,16 @@ func indexOf(v string, set []string) int {
 
 // statusCounts returns the cache lookups by kind, the hit ratio over all of
 // them (NaN before the first), and the downloads by verdict since start: the
-// Lookups, CacheHitRatio and Counts of a statusSnapshot.
+// Lookups, CacheHitRatio and Counts of a statusSnapshot. They are read from
+// the Prometheus counters themselves, so the page and /metrics agree.
 func (m *metrics) statusCounts() (lookups map[string]statusLookups, hitRatio float64, downloads map[string]int64) {
 	lookups = make(map[string]statusLookups, len(metricsCacheKinds))
 	var hits, total int64
-	for i, k := range metricsCacheKinds {
+	for _, k := range metricsCacheKinds {
 		l := statusLookups{
-			Hit:   m.counts.lookups[i][0].Load(),
-			Miss:  m.counts.lookups[i][1].Load(),
-			Stale: m.counts.lookups[i][2].Load(),
+			Hit:   counterValue(m.cacheLookups.WithLabelValues(k, cacheHit)),
+			Miss:  counterValue(m.cacheLookups.WithLabelValues(k, cacheMiss)),
+			Stale: counterValue(m.cacheLookups.WithLabelValues(k, cacheStale)),
 		}
 		lookups[k] = l
 		hits += l.Hit
@@ -355,10 +334,23 @@ func (m *metrics) statusCounts() (lookups map[string]statusLookups, hitRatio flo
 		hitRatio = float64(hits) / float64(total)
 	}
 	downloads = make(map[string]int64, len(metricsVerdicts))
-	for i, v := range metricsVerdicts {
-		downloads[v] = m.counts.downloads[i].Load()
+	for _, v := range metricsVerdicts {
+		var n int64
+		for _, a := range metricsActions {
+			n += counterValue(m.downloads.WithLabelValues(v, a))
+		}
+		downloads[v] = n
 	}
 	return lookups, hitRatio, downloads
+}
+
+// counterValue reads the current value of a counter that counts events.
+func counterValue(c prometheus.Counter) int64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		return 0
+	}
+	return int64(d.GetCounter().GetValue())
 }
 
 // writeStatusJSON writes s as indented JSON (the /-/status answer to
