@@ -110,7 +110,7 @@ func BenchmarkVerdictLookupAndDecision(b *testing.B) {
 		if !ok {
 			b.Fatal("facts not cached")
 		}
-		if dec := tp.srv.decide("demo", facts); dec.Action != "allow" {
+		if dec := tp.srv.policy.Current().Decide("demo", facts); dec.Action != "allow" {
 			b.Fatalf("decision %+v", dec)
 		}
 	}

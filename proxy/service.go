@@ -349,11 +349,6 @@ func factsFlightKey(k cache.FactKey) string {
 	return "facts:" + k.FileSHA256 + ":" + k.ProvenanceSHA256 + ":" + k.TrustRootSHA256 + ":" + k.Filename
 }
 
-// decide applies the current policy to facts about a file of project.
-func (s *Server) decide(project string, f pypi.Facts) policy.Decision {
-	return s.policy.Current().Decide(project, f)
-}
-
 // eagerVerify computes facts for the files of the newest releases of p that
 // have provenance and no cached facts, with bounded concurrency, waiting at
 // most EagerBudget; unfinished work goes on in the background and fills the

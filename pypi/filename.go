@@ -120,12 +120,6 @@ func ParseFilename(name string) (Filename, error) {
 		Msg: "unknown distribution format: " + name}
 }
 
-// IsDistFilename reports whether name parses as a wheel or sdist filename.
-func IsDistFilename(name string) bool {
-	_, err := ParseFilename(name)
-	return err == nil
-}
-
 func unsafeFilenameRune(r rune) bool {
 	return r == '/' || r == '\\' || r < 0x20 || r == 0x7f
 }

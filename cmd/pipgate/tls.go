@@ -62,9 +62,6 @@ func (r *certReloader) Reload() error {
 	return nil
 }
 
-// Leaf returns the certificate in use.
-func (r *certReloader) Leaf() *tls.Certificate { return r.cur.Load() }
-
 // TLSConfig is the listener's configuration: TLS 1.2 and 1.3 with Go's
 // default cipher suites (AEAD only with forward secrecy in TLS 1.2) and
 // curves, the certificate from the reloader, HTTP/2 and HTTP/1.1.

@@ -129,9 +129,6 @@ func (s *Sigstore) fail(err error) {
 // TrustedRootJSON returns the trusted_root.json of this fake Sigstore.
 func (s *Sigstore) TrustedRootJSON() []byte { return append([]byte(nil), s.rootJSON...) }
 
-// TrustedRoot returns the trusted root, loaded from TrustedRootJSON.
-func (s *Sigstore) TrustedRoot() *root.TrustedRoot { return s.trusted }
-
 // WriteTrustedRoot writes trusted_root.json into dir and returns its path.
 func (s *Sigstore) WriteTrustedRoot(dir string) string {
 	p := filepath.Join(dir, "trusted_root.json")
