@@ -453,6 +453,24 @@ func TestDeliverySlowUpstreamStatusLine(t *testing.T) {
 		t.Errorf("after the upstream answered: %v", o)
 	}
 
+	// The same through the egress tunnel.
+	d3 := signedDist(t, up, tp, "demo", "3.0", content(400, "tunnel"), nil)
+	gate3 := make(chan struct{})
+	up.SetFault("/files/", pypitest.Fault{Gate: gate3})
+	resp, err = startTunnel(t, tp.srv).client(true).Get("https://files.pythonhosted.org/packages/ab/" + d3.Filename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, announced := resp.Trailer[headerVerdict]; resp.StatusCode != 200 || !announced || resp.Header.Get(headerVerdict) != "" {
+		t.Errorf("tunnel head while the upstream is silent: %d, trailers %v, verdict %q", resp.StatusCode, resp.Trailer, resp.Header.Get(headerVerdict))
+	}
+	close(gate3)
+	o = readOutcome(resp)
+	resp.Body.Close()
+	if !o.delivered() || o.sum != sha(d3.Content) || o.trailer.Get(headerVerdict) != "verified" {
+		t.Errorf("tunnel, after the upstream answered: %v", o)
+	}
+
 	// Dripping, one byte per millisecond: 400 ms for the file.
 	d2 := signedDist(t, up, tp, "demo", "2.0", content(400, "drip"), nil)
 	up.SetFault("/files/", pypitest.Fault{Drip: time.Millisecond})
