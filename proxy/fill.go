@@ -84,8 +84,6 @@ type fillRequest struct {
 	sha  string // expected sha256
 	size int64  // size the index gives; -1 unknown
 	open fillSource
-	// onDone runs after a successful commit.
-	onDone func(sha string)
 }
 
 // joinFill returns the fill in progress for req, or starts one, counting the
@@ -118,9 +116,6 @@ func (s *Server) joinFill(req fillRequest) *fill {
 			s.metrics.fillAbandoned()
 		}
 		cancel(nil)
-		if err == nil && req.onDone != nil {
-			req.onDone(fl.sha)
-		}
 		s.fills.mu.Lock()
 		delete(s.fills.m, key)
 		s.fills.mu.Unlock()
