@@ -265,7 +265,8 @@ func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *fill, na
 	bw := newBodyWriter(w, s.opts.WriteIdleTimeout)
 	defer bw.done()
 	bw.flush() // the status line now: pip's read timeout runs
-	buf := make([]byte, 64<<10) // per streaming client: memory stays small with many
+	// 64 KiB per streaming client: memory stays small with many of them.
+	buf := make([]byte, 64<<10)
 	for {
 		n, rerr := rd.Read(buf)
 		if n > 0 {
