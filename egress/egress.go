@@ -48,14 +48,14 @@ const (
 
 // Default timeouts of [Options].
 const (
-	egressDefaultHandshakeTimeout = 10 * time.Second
-	egressDefaultIdleTimeout      = 2 * time.Minute
-	egressCertCacheSize           = 256
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultIdleTimeout      = 2 * time.Minute
+	certCacheSize           = 256
 )
 
-// errEgressNoUpstream is what goproxy's own transport returns if anything
+// errNoUpstream is what goproxy's own transport returns if anything
 // ever tries to use it: egress mode never dials out itself.
-var errEgressNoUpstream = errors.New("egress: pipgate does not dial upstream through goproxy")
+var errNoUpstream = errors.New("egress: pipgate does not dial upstream through goproxy")
 
 // Options configures [New].
 type Options struct {
@@ -114,7 +114,7 @@ type Proxy struct {
 
 	mu      sync.Mutex
 	closed  bool
-	tunnels map[*egressConn]struct{} // hijacked client connections still open
+	tunnels map[*trackedConn]struct{} // hijacked client connections still open
 }
 
 // New checks opts and builds the egress handler.
@@ -151,12 +151,12 @@ func New(opts Options) (*Proxy, error) {
 		onRefuse:         opts.OnRefuse,
 		handshakeTimeout: opts.HandshakeTimeout,
 		idleTimeout:      opts.IdleTimeout,
-		certs:            newCACertCache(egressCertCacheSize),
-		tunnels:          make(map[*egressConn]struct{}),
+		certs:            newCACertCache(certCacheSize),
+		tunnels:          make(map[*trackedConn]struct{}),
 	}
 	for i, h := range opts.Intercept {
 		name := strings.ToLower(strings.TrimSpace(h))
-		if !egressValidHost(name) {
+		if !validHost(name) {
 			return nil, fmt.Errorf("egress: Options.Intercept[%d]: %q is not a host name", i, h)
 		}
 		e.intercept[name] = true
@@ -165,10 +165,10 @@ func New(opts Options) (*Proxy, error) {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.handshakeTimeout <= 0 {
-		e.handshakeTimeout = egressDefaultHandshakeTimeout
+		e.handshakeTimeout = defaultHandshakeTimeout
 	}
 	if e.idleTimeout <= 0 {
-		e.idleTimeout = egressDefaultIdleTimeout
+		e.idleTimeout = defaultIdleTimeout
 	}
 	reg := opts.Registerer
 	if reg == nil {
@@ -190,9 +190,9 @@ func New(opts Options) (*Proxy, error) {
 // environment proxy is read, and HTTP/2 is off (clients get HTTP/1.1).
 func (e *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = egressGoproxyLogger{e.log}
+	gp.Logger = goproxyLogger{e.log}
 	gp.Verbose = false
-	refuseDial := func(context.Context, string, string) (net.Conn, error) { return nil, errEgressNoUpstream }
+	refuseDial := func(context.Context, string, string) (net.Conn, error) { return nil, errNoUpstream }
 	gp.Tr = &http.Transport{Proxy: nil, DialContext: refuseDial, DialTLSContext: refuseDial}
 	gp.ConnectDial = nil
 	gp.ConnectDialWithReq = nil
@@ -209,13 +209,13 @@ func (e *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	return gp
 }
 
-// egressGoproxyLogger sends goproxy's log lines (only warnings: Verbose is
+// goproxyLogger sends goproxy's log lines (only warnings: Verbose is
 // off) to slog. A failed TLS handshake, typically a client that does not
 // trust the CA, is a warning; the rest (idle tunnels timing out, clients
 // hanging up) is debug. goproxy never prints key material.
-type egressGoproxyLogger struct{ log *slog.Logger }
+type goproxyLogger struct{ log *slog.Logger }
 
-func (l egressGoproxyLogger) Printf(format string, v ...any) {
+func (l goproxyLogger) Printf(format string, v ...any) {
 	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
 	level := slog.LevelDebug
 	if strings.Contains(msg, "handshake") {
@@ -224,10 +224,10 @@ func (l egressGoproxyLogger) Printf(format string, v ...any) {
 	l.log.Log(context.Background(), level, "goproxy", "detail", msg)
 }
 
-// egressTunnel is what one CONNECT tunnel knows about itself. It is filled on
+// tunnel is what one CONNECT tunnel knows about itself. It is filled on
 // the server goroutine before goproxy starts the tunnel's own goroutine, and
 // then used only on that goroutine.
-type egressTunnel struct {
+type tunnel struct {
 	target string               // the CONNECT target as asked, host:port
 	host   string               // the intercepted name: lower case, no port
 	client string               // client IP
@@ -235,7 +235,7 @@ type egressTunnel struct {
 	tls    *tls.ConnectionState // set once the handshake completes
 }
 
-type egressTunnelKey struct{}
+type tunnelKey struct{}
 
 // ServeHTTP serves the egress listener: CONNECT goes to goproxy, which
 // decrypts intercepted targets and refuses the rest; every other request
@@ -249,9 +249,9 @@ func (e *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	tun := &egressTunnel{client: egressClientIP(r.RemoteAddr)}
-	r = r.WithContext(context.WithValue(r.Context(), egressTunnelKey{}, tun))
-	e.gp.ServeHTTP(&egressHijacker{ResponseWriter: w, e: e, tun: tun}, r)
+	tun := &tunnel{client: clientIP(r.RemoteAddr)}
+	r = r.WithContext(context.WithValue(r.Context(), tunnelKey{}, tun))
+	e.gp.ServeHTTP(&hijacker{ResponseWriter: w, e: e, tun: tun}, r)
 }
 
 // Close closes every open tunnel. http.Server.Shutdown does not see
@@ -260,7 +260,7 @@ func (e *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (e *Proxy) Close() error {
 	e.mu.Lock()
 	e.closed = true
-	conns := make([]*egressConn, 0, len(e.tunnels))
+	conns := make([]*trackedConn, 0, len(e.tunnels))
 	for c := range e.tunnels {
 		conns = append(conns, c)
 	}
@@ -271,15 +271,15 @@ func (e *Proxy) Close() error {
 	return nil
 }
 
-// egressConn is a hijacked client connection that leaves the set of open
+// trackedConn is a hijacked client connection that leaves the set of open
 // tunnels when closed.
-type egressConn struct {
+type trackedConn struct {
 	net.Conn
 	e    *Proxy
 	once sync.Once
 }
 
-func (c *egressConn) Close() error {
+func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.e.mu.Lock()
 		delete(c.e.tunnels, c)
@@ -290,7 +290,7 @@ func (c *egressConn) Close() error {
 
 // track adds a hijacked connection to the open tunnels, or reports false
 // once the Proxy is closed.
-func (e *Proxy) track(c *egressConn) bool {
+func (e *Proxy) track(c *trackedConn) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -300,15 +300,15 @@ func (e *Proxy) track(c *egressConn) bool {
 	return true
 }
 
-// egressHijacker hands goproxy the client connection with a deadline for the
+// hijacker hands goproxy the client connection with a deadline for the
 // CONNECT reply, the TLS handshake and the first request: goproxy sets none.
-type egressHijacker struct {
+type hijacker struct {
 	http.ResponseWriter
 	e   *Proxy
-	tun *egressTunnel
+	tun *tunnel
 }
 
-func (h *egressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := h.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, http.ErrNotSupported
@@ -317,7 +317,7 @@ func (h *egressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	conn := &egressConn{Conn: raw, e: h.e}
+	conn := &trackedConn{Conn: raw, e: h.e}
 	if !h.e.track(conn) {
 		_ = raw.Close()
 		return nil, nil, net.ErrClosed
@@ -331,14 +331,14 @@ func (h *egressHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // refuse anything else.
 func (e *Proxy) handleConnect(target string, pctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	r := pctx.Req
-	tun, ok := r.Context().Value(egressTunnelKey{}).(*egressTunnel)
+	tun, ok := r.Context().Value(tunnelKey{}).(*tunnel)
 	if !ok {
-		tun = &egressTunnel{client: egressClientIP(r.RemoteAddr)}
+		tun = &tunnel{client: clientIP(r.RemoteAddr)}
 	}
 	host, reason := e.connectTarget(target)
 	if reason != "" {
 		e.refuse(tun.client, r.Method, target, reason)
-		pctx.Resp = egressRefusalResponse(r, http.StatusForbidden, target, reason) //nolint:bodyclose // a response built here, sent by goproxy
+		pctx.Resp = refusalResponse(r, http.StatusForbidden, target, reason) //nolint:bodyclose // a response built here, sent by goproxy
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, target
 	}
 	tun.target, tun.host = target, host
@@ -367,7 +367,7 @@ func (e *Proxy) connectTarget(target string) (host, reason string) {
 // cache or freshly minted, TLS 1.2 or later, HTTP/1.1, and a handshake that
 // fails when the client names another server (SNI).
 func (e *Proxy) tlsConfig(_ string, pctx *goproxy.ProxyCtx) (*tls.Config, error) {
-	tun, ok := pctx.UserData.(*egressTunnel)
+	tun, ok := pctx.UserData.(*tunnel)
 	if !ok || tun.host == "" {
 		return nil, errors.New("egress: TLS requested outside an intercepted tunnel")
 	}
@@ -402,17 +402,17 @@ func (e *Proxy) tlsConfig(_ string, pctx *goproxy.ProxyCtx) (*tls.Config, error)
 // index handler. It always returns a response, so goproxy never forwards a
 // request anywhere.
 func (e *Proxy) serveTunnel(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	tun, ok := pctx.UserData.(*egressTunnel)
+	tun, ok := pctx.UserData.(*tunnel)
 	if !ok || tun.host == "" {
-		return nil, e.refuseInTunnel(req, egressClientIP(req.RemoteAddr), req.Host, ReasonNoTunnel)
+		return nil, e.refuseInTunnel(req, clientIP(req.RemoteAddr), req.Host, ReasonNoTunnel)
 	}
 	if req.URL.Scheme != "https" {
 		return nil, e.refuseInTunnel(req, tun.client, tun.target, ReasonNotTLS)
 	}
-	if h, ok := egressInnerHost(req.Host); !ok || h != tun.host {
+	if h, ok := innerHost(req.Host); !ok || h != tun.host {
 		return nil, e.refuseInTunnel(req, tun.client, req.Host, ReasonHostMismatch)
 	}
-	if h, ok := egressInnerHost(req.URL.Host); !ok || h != tun.host {
+	if h, ok := innerHost(req.URL.Host); !ok || h != tun.host {
 		return nil, e.refuseInTunnel(req, tun.client, req.URL.Host, ReasonHostMismatch)
 	}
 	if tun.conn != nil {
@@ -447,11 +447,11 @@ func (e *Proxy) serveTunnel(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Re
 // as goproxy writes it to the client: nothing is buffered whole.
 func (e *Proxy) serveStreaming(req *http.Request, conn net.Conn) *http.Response {
 	pr, pw := io.Pipe()
-	w := &egressResponseWriter{
+	w := &responseWriter{
 		req:    req,
 		header: make(http.Header),
 		pw:     pw,
-		body:   &egressBody{pr: pr, conn: conn, idle: e.idleTimeout},
+		body:   &streamBody{pr: pr, conn: conn, idle: e.idleTimeout},
 		ready:  make(chan *http.Response, 1),
 	}
 	go func() {
@@ -461,10 +461,10 @@ func (e *Proxy) serveStreaming(req *http.Request, conn net.Conn) *http.Response 
 				if p != http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
 					e.log.Error("egress handler panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				}
-				err = errEgressAborted
+				err = errAborted
 				if !w.committed {
 					w.committed = true
-					w.ready <- egressRefusalResponse(req, http.StatusInternalServerError, "", "internal error") //nolint:bodyclose // a response built here, sent by goproxy
+					w.ready <- refusalResponse(req, http.StatusInternalServerError, "", "internal error") //nolint:bodyclose // a response built here, sent by goproxy
 				}
 			} else if !w.committed {
 				w.commit(nil, true)
@@ -479,14 +479,14 @@ func (e *Proxy) serveStreaming(req *http.Request, conn net.Conn) *http.Response 
 	return <-w.ready
 }
 
-// errEgressAborted ends a response body whose handler panicked, so the client
+// errAborted ends a response body whose handler panicked, so the client
 // sees a truncated response rather than a complete one.
-var errEgressAborted = errors.New("egress: handler aborted the response")
+var errAborted = errors.New("egress: handler aborted the response")
 
-// egressResponseWriter adapts an http.Handler to goproxy's response hook. The
+// responseWriter adapts an http.Handler to goproxy's response hook. The
 // head is committed on the first Write, on Flush or when the handler returns,
 // as net/http does; the body goes through a pipe.
-type egressResponseWriter struct {
+type responseWriter struct {
 	req       *http.Request
 	header    http.Header
 	snap      http.Header // header as of WriteHeader
@@ -495,13 +495,13 @@ type egressResponseWriter struct {
 	committed bool
 	noBody    bool // HEAD, 204, 304: writes are discarded
 	pw        *io.PipeWriter
-	body      *egressBody
+	body      *streamBody
 	ready     chan *http.Response
 }
 
-func (w *egressResponseWriter) Header() http.Header { return w.header }
+func (w *responseWriter) Header() http.Header { return w.header }
 
-func (w *egressResponseWriter) WriteHeader(code int) {
+func (w *responseWriter) WriteHeader(code int) {
 	if w.status != 0 || w.committed {
 		return
 	}
@@ -517,7 +517,7 @@ func (w *egressResponseWriter) WriteHeader(code int) {
 
 // WriteHeaderReason is WriteHeader with reason as the status line's reason
 // phrase (the index handler's refusals say why there: pip prints that line).
-func (w *egressResponseWriter) WriteHeaderReason(code int, reason string) {
+func (w *responseWriter) WriteHeaderReason(code int, reason string) {
 	if w.status != 0 || w.committed {
 		return
 	}
@@ -525,7 +525,7 @@ func (w *egressResponseWriter) WriteHeaderReason(code int, reason string) {
 	w.reason = reason
 }
 
-func (w *egressResponseWriter) Write(p []byte) (int, error) {
+func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.committed {
 		w.commit(p, false)
 	}
@@ -539,7 +539,7 @@ func (w *egressResponseWriter) Write(p []byte) (int, error) {
 }
 
 // Flush commits the head; the body pipe itself is unbuffered.
-func (w *egressResponseWriter) Flush() {
+func (w *responseWriter) Flush() {
 	if !w.committed {
 		w.commit(nil, false)
 	}
@@ -548,7 +548,7 @@ func (w *egressResponseWriter) Flush() {
 // commit builds the response head and hands it to goproxy. first is the
 // first body chunk (for Content-Type sniffing); final means the handler has
 // returned, so a body that was never written is empty.
-func (w *egressResponseWriter) commit(first []byte, final bool) {
+func (w *responseWriter) commit(first []byte, final bool) {
 	w.committed = true
 	if w.status == 0 {
 		w.status = http.StatusOK
@@ -608,11 +608,11 @@ func (w *egressResponseWriter) commit(first []byte, final bool) {
 	w.ready <- resp
 }
 
-// egressBody is the response body goproxy copies to the client. Before each
+// streamBody is the response body goproxy copies to the client. Before each
 // write to the client it pushes the connection's write deadline forward (a
 // client that stops reading is dropped after the idle timeout); on Close it
 // arms the idle deadline for the tunnel's next request.
-type egressBody struct {
+type streamBody struct {
 	pr   *io.PipeReader
 	conn net.Conn
 	idle time.Duration
@@ -622,7 +622,7 @@ type egressBody struct {
 	final   http.Header
 }
 
-func (b *egressBody) Read(p []byte) (int, error) {
+func (b *streamBody) Read(p []byte) (int, error) {
 	n, err := b.pr.Read(p)
 	if errors.Is(err, io.EOF) && b.trailer != nil && b.final != nil {
 		for k := range b.trailer {
@@ -635,7 +635,7 @@ func (b *egressBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *egressBody) Close() error {
+func (b *streamBody) Close() error {
 	err := b.pr.Close()
 	if b.conn != nil {
 		_ = b.conn.SetReadDeadline(time.Now().Add(b.idle))
@@ -654,28 +654,28 @@ func (e *Proxy) refuse(client, method, host, reason string) {
 
 // refuseHTTP refuses a request made to the listener itself (not CONNECT).
 func (e *Proxy) refuseHTTP(w http.ResponseWriter, r *http.Request, host, reason string) {
-	e.refuse(egressClientIP(r.RemoteAddr), r.Method, host, reason)
+	e.refuse(clientIP(r.RemoteAddr), r.Method, host, reason)
 	w.Header().Set("Connection", "close")
-	http.Error(w, egressRefusalText(host, reason), http.StatusForbidden)
+	http.Error(w, refusalText(host, reason), http.StatusForbidden)
 }
 
 // refuseInTunnel refuses a request inside a tunnel and asks the client to
 // close it.
 func (e *Proxy) refuseInTunnel(req *http.Request, client, host, reason string) *http.Response {
 	e.refuse(client, req.Method, host, reason)
-	return egressRefusalResponse(req, http.StatusForbidden, host, reason)
+	return refusalResponse(req, http.StatusForbidden, host, reason)
 }
 
-func egressRefusalText(host, reason string) string {
+func refusalText(host, reason string) string {
 	if host == "" {
 		return "pipgate egress: " + reason
 	}
 	return fmt.Sprintf("pipgate egress: %s refused: %s", host, reason)
 }
 
-// egressRefusalResponse is a small text response that closes the connection.
-func egressRefusalResponse(req *http.Request, code int, host, reason string) *http.Response {
-	body := egressRefusalText(host, reason) + "\n"
+// refusalResponse is a small text response that closes the connection.
+func refusalResponse(req *http.Request, code int, host, reason string) *http.Response {
+	body := refusalText(host, reason) + "\n"
 	h := make(http.Header)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -693,9 +693,9 @@ func egressRefusalResponse(req *http.Request, code int, host, reason string) *ht
 	}
 }
 
-// egressInnerHost normalises a Host header or URL host seen inside a
+// innerHost normalises a Host header or URL host seen inside a
 // tunnel: lower case, ":443" dropped. Any other port is not valid.
-func egressInnerHost(h string) (string, bool) {
+func innerHost(h string) (string, bool) {
 	if h == "" {
 		return "", false
 	}
@@ -712,9 +712,9 @@ func egressInnerHost(h string) (string, bool) {
 	return h, true
 }
 
-// egressValidHost accepts DNS names (letters, digits, '-', '.') and IP
+// validHost accepts DNS names (letters, digits, '-', '.') and IP
 // addresses; no port, wildcard or trailing dot.
-func egressValidHost(h string) bool {
+func validHost(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
@@ -734,7 +734,7 @@ func egressValidHost(h string) bool {
 	return true
 }
 
-func egressClientIP(remoteAddr string) string {
+func clientIP(remoteAddr string) string {
 	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
 		return host
 	}

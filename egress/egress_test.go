@@ -764,15 +764,15 @@ func FuzzEgressInnerHost(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		h, ok := egressInnerHost(s)
+		h, ok := innerHost(s)
 		if !ok {
 			return
 		}
 		if h == "" || h != strings.ToLower(h) || strings.ContainsAny(h, "[]") {
-			t.Errorf("egressInnerHost(%q) = %q; want lower case, no port", s, h)
+			t.Errorf("innerHost(%q) = %q; want lower case, no port", s, h)
 		}
-		if again, ok := egressInnerHost(h); ok && again != h && net.ParseIP(h) == nil {
-			t.Errorf("egressInnerHost(%q) = %q, then %q; want idempotent", s, h, again)
+		if again, ok := innerHost(h); ok && again != h && net.ParseIP(h) == nil {
+			t.Errorf("innerHost(%q) = %q, then %q; want idempotent", s, h, again)
 		}
 	})
 }
