@@ -83,6 +83,7 @@ if [ -n "${PROFILE:-}" ]; then
 fi
 "$work/pipgate" serve --config "$work/pipgate.yaml" "${pprof_args[@]}" 2>"$work/pipgate.log" &
 pids+=($!)
+pipgate_pid=$!
 wait_for pipgate curl -fsS "http://127.0.0.1:$pport/readyz"
 
 echo "== starting nginx" >&2
@@ -144,18 +145,35 @@ for f in $small $large; do
 done
 audit_before=$(wc -l <"$work/audit.log")
 
-# bench <url> prints "<requests/s> <MB/s>" for one wrk round, and fails on
-# any error or non-2xx answer.
+# server_pids <p|n> lists the processes of pipgate or of nginx (master and workers).
+server_pids() {
+	if [ "$1" = p ]; then echo "$pipgate_pid"; else
+		local m; m=$(cat "$work/nginx.pid"); echo "$m" $(pgrep -P "$m"); fi
+}
+# cpu_ticks <pid...> sums the user and system CPU time of the processes, in clock ticks.
+cpu_ticks() {
+	local t=0 st
+	for p in "$@"; do read -r -a st <"/proc/$p/stat"; t=$((t + st[13] + st[14])); done
+	echo "$t"
+}
+hz=$(getconf CLK_TCK)
+
+# bench <p|n> <url> prints "<requests/s> <MB/s> <server CPU µs per request>"
+# for one wrk round, and fails on any error or non-2xx answer. The CPU time
+# per request is the steadier figure when the machine is shared.
 bench() {
-	local out rps bytes errs
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1")
+	local out rps bytes reqs t0 t1
+	t0=$(cpu_ticks $(server_pids "$1"))
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$2")
+	t1=$(cpu_ticks $(server_pids "$1"))
 	if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
-		echo "bench-serve: errors from $1:" >&2; echo "$out" >&2; return 1
+		echo "bench-serve: errors from $2:" >&2; echo "$out" >&2; return 1
 	fi
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	bytes=$(awk '/^Transfer\/sec:/ {v=$2; u=substr(v,length(v)-1); n=v+0;
 		m = (u=="KB") ? 1/1024 : (u=="MB") ? 1 : (u=="GB") ? 1024 : 1/1048576; printf "%.1f", n*m}' <<<"$out")
-	echo "$rps $bytes"
+	reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+	echo "$rps $bytes $(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -173,17 +191,18 @@ for f in $small $large; do
 				curl -fsS -o "$PROFILE/pipgate-$f.pprof" "http://127.0.0.1:$dport/debug/pprof/profile?seconds=$secs" &
 				prof=$!
 			fi
-			if [ "$who" = p ]; then res=$(bench "$(purl $f)"); echo "$res" >>"$work/p.txt"
-			else res=$(bench "$(nurl $f)"); echo "$res" >>"$work/n.txt"; fi
+			if [ "$who" = p ]; then res=$(bench p "$(purl $f)"); echo "$res" >>"$work/p.txt"
+			else res=$(bench n "$(nurl $f)"); echo "$res" >>"$work/n.txt"; fi
 			if [ -n "$prof" ]; then wait "$prof"; fi
-			printf '%-28s round %d %-7s %10s req/s %9s MB/s\n' "$f" "$r" "$([ $who = p ] && echo pipgate || echo nginx)" $res
+			printf '%-28s round %d %-7s %10s req/s %9s MB/s %7s us CPU/req\n' "$f" "$r" "$([ $who = p ] && echo pipgate || echo nginx)" $res
 		done
 	done
 	prps=$(cut -d' ' -f1 "$work/p.txt" | median); pmb=$(cut -d' ' -f2 "$work/p.txt" | median)
 	nrps=$(cut -d' ' -f1 "$work/n.txt" | median); nmb=$(cut -d' ' -f2 "$work/n.txt" | median)
-	summary+=$(awk -v f="$f" -v a="$prps" -v b="$nrps" -v c="$pmb" -v d="$nmb" 'BEGIN {
-		printf "%-28s median pipgate %9.0f req/s %8.1f MB/s | nginx %9.0f req/s %8.1f MB/s | ratio %.2fx req/s, %.2fx MB/s\n",
-		f, a, c, b, d, a/b, c/d}')$'\n'
+	pcpu=$(cut -d' ' -f3 "$work/p.txt" | median); ncpu=$(cut -d' ' -f3 "$work/n.txt" | median)
+	summary+=$(awk -v f="$f" -v a="$prps" -v b="$nrps" -v c="$pmb" -v d="$nmb" -v e="$pcpu" -v g="$ncpu" 'BEGIN {
+		printf "%-28s median pipgate %7.0f req/s %7.1f MB/s %5.0f us CPU/req | nginx %7.0f req/s %7.1f MB/s %5.0f us CPU/req | pipgate/nginx %.2fx req/s, %.2fx MB/s, %.2fx CPU/req\n",
+		f, a, c, e, b, d, g, a/b, c/d, e/g}')$'\n'
 done
 echo "== medians (load now: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%s' "$summary"
