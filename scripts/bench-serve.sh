@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench-serve.sh: cache-hit serving, pipgate vs nginx proxy_cache (sendfile on),
-# for a 100 KB and an 8 MB wheel. Both sit in front of the same fake upstream
+# for a 100 KB and an 8 MB wheel, with a bare Go net/http file server (the
+# floor: os.Open + http.ServeContent, no duty at all) as a third contender. Both sit in front of the same fake upstream
 # (scripts/benchupstream: loopback only, the files attested by a fake
 # Sigstore, so pipgate's hit path does everything a real download does:
 # facts lookup, policy decision, verdict header, audit record, status entry,
@@ -60,8 +61,10 @@ go build -o "$work/benchupstream" ./scripts/benchupstream
 echo "== starting the fake upstream" >&2
 "$work/benchupstream" -dir "$work" 2>"$work/upstream.log" &
 pids+=($!)
+upstream_pid=$!
 wait_for "the fake upstream" test -f "$work/upstream.addr"
 upstream=$(cat "$work/upstream.addr")
+floor=$(cat "$work/floor.addr")
 
 echo "== starting pipgate" >&2
 pport=$(free_port)
@@ -130,6 +133,8 @@ small=bench-1.0-py3-none-any.whl
 large=bench-2.0-py3-none-any.whl
 purl() { echo "http://127.0.0.1:$pport/files/bench/$1"; }
 nurl() { echo "http://127.0.0.1:$nport/files/bench/$1"; }
+furl() { echo "http://$floor/files/bench/$1"; }
+name() { case $1 in p) echo pipgate;; n) echo nginx;; f) echo go-floor;; esac; }
 
 echo "== warming and checking both" >&2
 for f in $small $large; do
@@ -137,7 +142,9 @@ for f in $small $large; do
 	for i in 1 2 3; do
 		ph=$(curl -fsS -D "$work/ph" "$(purl $f)" | sha256sum | cut -d' ' -f1)
 		nh=$(curl -fsS -D "$work/nh" "$(nurl $f)" | sha256sum | cut -d' ' -f1)
+		fh=$(curl -fsS "$(furl $f)" | sha256sum | cut -d' ' -f1)
 	done
+	[ "$fh" = "$want" ] || { echo "bench-serve: the go floor served wrong bytes for $f" >&2; exit 1; }
 	[ "$ph" = "$want" ] || { echo "bench-serve: pipgate served wrong bytes for $f" >&2; exit 1; }
 	[ "$nh" = "$want" ] || { echo "bench-serve: nginx served wrong bytes for $f" >&2; exit 1; }
 	grep -qi '^x-pipgate-verdict: verified' "$work/ph" || { echo "bench-serve: pipgate did not verify $f:" >&2; cat "$work/ph" >&2; exit 1; }
@@ -145,10 +152,14 @@ for f in $small $large; do
 done
 audit_before=$(wc -l <"$work/audit.log")
 
-# server_pids <p|n> lists the processes of pipgate or of nginx (master and workers).
+# server_pids <p|n|f> lists the processes of pipgate, nginx (master and
+# workers) or the go floor (the fake upstream's process, idle otherwise).
 server_pids() {
-	if [ "$1" = p ]; then echo "$pipgate_pid"; else
-		local m; m=$(cat "$work/nginx.pid"); echo "$m" $(pgrep -P "$m"); fi
+	case $1 in
+	p) echo "$pipgate_pid" ;;
+	f) echo "$upstream_pid" ;;
+	n) local m; m=$(cat "$work/nginx.pid"); echo "$m" $(pgrep -P "$m") ;;
+	esac
 }
 # cpu_ticks <pid...> sums the user and system CPU time of the processes, in clock ticks.
 cpu_ticks() {
@@ -158,7 +169,7 @@ cpu_ticks() {
 }
 hz=$(getconf CLK_TCK)
 
-# bench <p|n> <url> prints "<requests/s> <MB/s> <server CPU µs per request>"
+# bench <p|n|f> <url> prints "<requests/s> <MB/s> <server CPU µs per request>"
 # for one wrk round, and fails on any error or non-2xx answer. The CPU time
 # per request is the steadier figure when the machine is shared.
 bench() {
@@ -180,10 +191,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 echo "== wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS interleaved rounds per size (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 summary=""
 for f in $small $large; do
-	: >"$work/p.txt"; : >"$work/n.txt"
+	: >"$work/p.txt"; : >"$work/n.txt"; : >"$work/f.txt"
 	for r in $(seq "$ROUNDS"); do
-		# Alternate who goes first, so a drift in machine load hits both.
-		if [ $((r % 2)) = 1 ]; then order="p n"; else order="n p"; fi
+		# Rotate who goes first, so a drift in machine load hits all.
+		case $((r % 3)) in 1) order="p n f";; 2) order="n f p";; 0) order="f p n";; esac
 		for who in $order; do
 			prof=""
 			if [ "$who" = p ] && [ "$r" = 1 ] && [ -n "${PROFILE:-}" ]; then
@@ -191,18 +202,23 @@ for f in $small $large; do
 				curl -fsS -o "$PROFILE/pipgate-$f.pprof" "http://127.0.0.1:$dport/debug/pprof/profile?seconds=$secs" &
 				prof=$!
 			fi
-			if [ "$who" = p ]; then res=$(bench p "$(purl $f)"); echo "$res" >>"$work/p.txt"
-			else res=$(bench n "$(nurl $f)"); echo "$res" >>"$work/n.txt"; fi
+			res=$(bench "$who" "$("${who}url" "$f")")
+			echo "$res" >>"$work/$who.txt"
 			if [ -n "$prof" ]; then wait "$prof"; fi
-			printf '%-28s round %d %-7s %10s req/s %9s MB/s %7s us CPU/req\n' "$f" "$r" "$([ $who = p ] && echo pipgate || echo nginx)" $res
+			printf '%-28s round %d %-8s %10s req/s %9s MB/s %7s us CPU/req\n' "$f" "$r" "$(name "$who")" $res
 		done
 	done
 	prps=$(cut -d' ' -f1 "$work/p.txt" | median); pmb=$(cut -d' ' -f2 "$work/p.txt" | median)
 	nrps=$(cut -d' ' -f1 "$work/n.txt" | median); nmb=$(cut -d' ' -f2 "$work/n.txt" | median)
 	pcpu=$(cut -d' ' -f3 "$work/p.txt" | median); ncpu=$(cut -d' ' -f3 "$work/n.txt" | median)
-	summary+=$(awk -v f="$f" -v a="$prps" -v b="$nrps" -v c="$pmb" -v d="$nmb" -v e="$pcpu" -v g="$ncpu" 'BEGIN {
-		printf "%-28s median pipgate %7.0f req/s %7.1f MB/s %5.0f us CPU/req | nginx %7.0f req/s %7.1f MB/s %5.0f us CPU/req | pipgate/nginx %.2fx req/s, %.2fx MB/s, %.2fx CPU/req\n",
-		f, a, c, e, b, d, g, a/b, c/d, e/g}')$'\n'
+	frps=$(cut -d' ' -f1 "$work/f.txt" | median); fmb=$(cut -d' ' -f2 "$work/f.txt" | median); fcpu=$(cut -d' ' -f3 "$work/f.txt" | median)
+	summary+=$(awk -v f="$f" -v a="$prps" -v b="$nrps" -v c="$pmb" -v d="$nmb" -v e="$pcpu" -v g="$ncpu" -v h="$frps" -v i="$fmb" -v j="$fcpu" 'BEGIN {
+		printf "%s\n  median   pipgate %7.0f req/s %7.1f MB/s %5.0f us CPU/req\n", f, a, c, e
+		printf "           nginx   %7.0f req/s %7.1f MB/s %5.0f us CPU/req\n", b, d, g
+		printf "           go-floor %6.0f req/s %7.1f MB/s %5.0f us CPU/req\n", h, i, j
+		printf "  pipgate/nginx   %.2fx req/s, %.2fx MB/s (CPU/req %.2fx)\n", a/b, c/d, e/g
+		printf "  go-floor/nginx  %.2fx req/s, %.2fx MB/s (CPU/req %.2fx)\n", h/b, i/d, j/g
+		printf "  pipgate/floor   %.2fx req/s, %.2fx MB/s (CPU/req %.2fx)\n", a/h, c/i, e/j}')$'\n'
 done
 echo "== medians (load now: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%s' "$summary"

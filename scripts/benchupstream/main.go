@@ -7,6 +7,12 @@
 // -dir, then serves until SIGINT or SIGTERM. File URLs are
 // /files/bench/<filename>, the same path pipgate serves them under, so an
 // nginx proxy_cache in front of this server can be asked for the same path.
+//
+// It also runs the floor of the comparison on a second listener (its
+// address in floor.addr): a bare net/http server that opens the file from
+// disk (-dir/floor/<filename>) and serves it with http.ServeContent
+// (sendfile) at the same path, with no duty at all. What pipgate costs
+// beyond it is pipgate's own; what it costs beyond nginx is Go's net/http.
 package main
 
 import (
@@ -96,6 +102,12 @@ func run() error {
 		}
 		sum := sha256.Sum256(content)
 		byName[f.name] = file{content: content, prov: ss.Provenance(gh.Recorded, att)}
+		if err := os.MkdirAll(filepath.Join(*dir, "floor"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(*dir, "floor", f.name), content, 0o644); err != nil {
+			return err
+		}
 		page.Files = append(page.Files, jsonFile{
 			Filename: f.name, URL: base + "/files/bench/" + f.name, Size: f.size,
 			Hashes:     map[string]string{"sha256": hex.EncodeToString(sum[:])},
@@ -131,12 +143,40 @@ func run() error {
 		_, _ = w.Write(f.prov)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	floorDir := filepath.Join(*dir, "floor")
+	floorMux := http.NewServeMux()
+	floorMux.HandleFunc("GET /files/bench/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := byName[r.PathValue("name")]; !ok {
+			http.NotFound(w, r)
+			return
+		}
+		f, err := os.Open(filepath.Join(floorDir, r.PathValue("name")))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "", time.Time{}, f)
+	})
+	floorLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	floor := &http.Server{Handler: floorMux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = floor.Serve(floorLn) }()
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
+		_ = floor.Close()
 	}()
+	if err := os.WriteFile(filepath.Join(*dir, "floor.addr"), []byte(floorLn.Addr().String()), 0o644); err != nil {
+		return err
+	}
 	// Written last, with a rename: its presence means everything is ready.
 	tmp := filepath.Join(*dir, "upstream.addr.tmp")
 	if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o644); err != nil {
