@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pipgate/pipgate/policy"
@@ -28,7 +29,7 @@ func (s *Server) decideFile(ctx context.Context, project string, f *pypi.File, f
 		// The page f came from (findFile just read it: an in-memory hit).
 		page, _, err := s.page(ctx, project, maxDuration)
 		if err == nil {
-			in.History = s.releaseHistory(ctx, project, releases(page), *in.Version, facts, true)
+			in.History = s.releaseHistory(ctx, project, s.pageReleases(page), *in.Version, facts, true)
 		} else {
 			s.log.Warn("continuity not checked: no project page", "project", project, "filename", f.Filename, "err", err)
 		}
@@ -101,25 +102,40 @@ func releases(p *pypi.ProjectPage) []release {
 // yet are fetched and verified (once per file, cached); without it, only
 // cached facts are used and a release with unknown ones is Unknown.
 func (s *Server) releaseHistory(ctx context.Context, project string, rels []release, v pypi.Version, facts pypi.Facts, verify bool) []policy.Release {
+	return s.releaseHistoryMemo(ctx, project, rels, v, facts, verify, nil)
+}
+
+// releaseHistoryMemo is releaseHistory; with memo (cached facts only), each
+// release's summary is computed once per page and shared by its files.
+func (s *Server) releaseHistoryMemo(ctx context.Context, project string, rels []release, v pypi.Version, facts pypi.Facts, verify bool, memo map[int]policy.Release) []policy.Release {
 	wantAttested := facts.Verdict == pypi.VerdictVerified && facts.Identity != nil
 	wantNearest := facts.Verdict == pypi.VerdictUnattested
 	if !wantAttested && !wantNearest {
 		return nil
 	}
 	var out []policy.Release
-	for _, r := range rels {
-		if r.v.Compare(v) >= 0 {
-			continue
-		}
+	// rels is newest first: the releases below v start at the first one
+	// that sorts below it.
+	start := sort.Search(len(rels), func(i int) bool { return rels[i].v.Compare(v) < 0 })
+	for i := start; i < len(rels); i++ {
+		r := rels[i]
 		if allYanked(r.files) {
 			out = append(out, policy.Release{Version: r.v, Yanked: true})
 			continue
 		}
-		var want *pypi.Identity
-		if wantAttested {
-			want = facts.Identity
+		var pr policy.Release
+		if sum, ok := memo[i]; ok {
+			pr = sum
+		} else {
+			var want *pypi.Identity
+			if wantAttested && memo == nil {
+				want = facts.Identity
+			}
+			pr = s.releaseFacts(ctx, project, r, want, verify)
+			if memo != nil {
+				memo[i] = pr
+			}
 		}
-		pr := s.releaseFacts(ctx, project, r, want, verify)
 		out = append(out, pr)
 		if wantNearest || pr.Attested() || pr.Unknown {
 			break
@@ -137,10 +153,11 @@ func allYanked(files []*pypi.File) bool {
 	return len(files) > 0
 }
 
-// releaseFacts establishes whether release r is attested and by whom. It
-// stops at the first verified file that is the same publisher as want (or
-// at the first verified file when want is nil), so a release costs one
-// verification unless its publisher differs from the file being decided.
+// releaseFacts establishes whether release r is attested and by whom. With
+// verify, it stops at the first verified file that is the same publisher as
+// want (or at the first verified file when want is nil), so a release costs
+// one verification unless its publisher differs from the file being
+// decided; from cached facts only, it collects every publisher.
 func (s *Server) releaseFacts(ctx context.Context, project string, r release, want *pypi.Identity, verify bool) policy.Release {
 	pr := policy.Release{Version: r.v}
 	unknown := false
@@ -158,7 +175,7 @@ func (s *Server) releaseFacts(ctx context.Context, project string, r release, wa
 			unknown = true
 		case facts.Verdict == pypi.VerdictVerified && facts.Identity != nil:
 			pr.Publishers = append(pr.Publishers, *facts.Identity)
-			if want == nil || policy.SamePublisher(*facts.Identity, *want) {
+			if verify && (want == nil || policy.SamePublisher(*facts.Identity, *want)) {
 				return pr
 			}
 		}
@@ -178,6 +195,7 @@ type pageDecider struct {
 	page *pypi.ProjectPage
 	now  time.Time
 	rels []release // nil until needed
+	memo map[int]policy.Release
 	// until is the earliest time a decision made here changes by itself
 	// (a cooldown ending); zero when none does.
 	until time.Time
@@ -192,9 +210,9 @@ func (pd *pageDecider) decide(f *pypi.File) (policy.Decision, bool) {
 	if ok {
 		if in.Version != nil && pd.pol.Lookup(pd.page.Name).Continuity != policy.ActionNone {
 			if pd.rels == nil {
-				pd.rels = releases(pd.page)
+				pd.rels, pd.memo = pd.s.pageReleases(pd.page), map[int]policy.Release{}
 			}
-			in.History = pd.s.releaseHistory(context.Background(), pd.page.Name, pd.rels, *in.Version, facts, false)
+			in.History = pd.s.releaseHistoryMemo(context.Background(), pd.page.Name, pd.rels, *in.Version, facts, false, pd.memo)
 			for _, r := range in.History {
 				if r.Unknown {
 					in.Version, in.History = nil, nil // continuity is decided on download
@@ -220,7 +238,7 @@ func (s *Server) historyTodo(p *pypi.ProjectPage, newest []*pypi.File) []*pypi.F
 	if s.policy.Current().Lookup(p.Name).Continuity == policy.ActionNone {
 		return nil
 	}
-	rels := releases(p)
+	rels := s.pageReleases(p)
 	var todo []*pypi.File
 	for _, f := range newest {
 		facts, ok := s.cachedFacts(p.Name, f)
@@ -247,6 +265,42 @@ func (s *Server) historyTodo(p *pypi.ProjectPage, newest []*pypi.File) []*pypi.F
 func (s *Server) verifyHistory(ctx context.Context, p *pypi.ProjectPage, f *pypi.File) {
 	facts, _ := s.facts(ctx, p.Name, f)
 	if in := fileInput(f, facts, time.Time{}); in.Version != nil {
-		s.releaseHistory(ctx, p.Name, releases(p), *in.Version, facts, true)
+		s.releaseHistory(ctx, p.Name, s.pageReleases(p), *in.Version, facts, true)
 	}
+}
+
+// relCache keeps the releases of recently decided pages, so a download of
+// a project with thousands of files does not parse and sort them all each
+// time. An entry is valid for the very page snapshot it was made from.
+type relCache struct {
+	mu sync.Mutex
+	m  map[string]relEntry // by project
+}
+
+type relEntry struct {
+	page *pypi.ProjectPage
+	rels []release
+}
+
+// relCacheMax bounds relCache; past it the map starts over.
+const relCacheMax = 1024
+
+// pageReleases is releases(p), cached per page snapshot. The result is
+// shared: callers must not change it.
+func (s *Server) pageReleases(p *pypi.ProjectPage) []release {
+	c := &s.rels
+	c.mu.Lock()
+	e, ok := c.m[p.Name]
+	c.mu.Unlock()
+	if ok && e.page == p {
+		return e.rels
+	}
+	rels := releases(p)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= relCacheMax {
+		c.m = map[string]relEntry{}
+	}
+	c.m[p.Name] = relEntry{page: p, rels: rels}
+	c.mu.Unlock()
+	return rels
 }

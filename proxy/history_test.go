@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"maps"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -220,5 +221,26 @@ func TestCooldownUnknownUploadTime(t *testing.T) {
 	resp, _ := tp.get("/files/fresh/" + d.Filename)
 	if r := resp.Header.Get(headerReason); resp.StatusCode != 200 || !strings.Contains(r, "cooldown: the upload time is unknown") {
 		t.Errorf("download = %d %q; want 200 (yank) with the unknown-time cooldown reason", resp.StatusCode, r)
+	}
+}
+
+// BenchmarkPageDecider measures deciding every file of a large page with
+// continuity on (the index render's cost): 1500 releases of 2 files.
+func BenchmarkPageDecider(b *testing.B) {
+	up := pypitest.NewServer(b)
+	tp := newTestProxy(b, up, continuityDemoPolicy)
+	p := &pypi.ProjectPage{Name: "demo"}
+	for i := range 1500 {
+		v := "1." + strconv.Itoa(i)
+		for _, fn := range []string{pypitest.WheelFilename("demo", v), pypitest.SdistFilename("demo", v)} {
+			p.Files = append(p.Files, pypi.File{Filename: fn, Hashes: map[string]string{"sha256": sha([]byte(fn))}, UploadTime: "2024-01-01T00:00:00Z"})
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		pd := pageDecider{s: tp.srv, pol: tp.policy.Current(), page: p, now: time.Now()}
+		for i := range p.Files {
+			pd.decide(&p.Files[i])
+		}
 	}
 }
