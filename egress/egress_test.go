@@ -1,16 +1,12 @@
 package egress
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +17,6 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -795,158 +790,6 @@ func FuzzEgressConnectTarget(f *testing.F) {
 		}
 		if !strings.HasSuffix(s, ":443") {
 			t.Errorf("connectTarget(%q) accepted a port other than 443", s)
-		}
-	})
-}
-
-// egressWheel builds a minimal pure-Python wheel for name 1.0.
-func egressWheel(t testing.TB, name string) (filename string, data []byte) {
-	t.Helper()
-	distInfo := name + "-1.0.dist-info"
-	files := []struct{ path, body string }{
-		{name + "/__init__.py", "VALUE = 1\n"},
-		{distInfo + "/METADATA", "Metadata-Version: 2.1\nName: " + name + "\nVersion: 1.0\nSummary: egress test package\n"},
-		{distInfo + "/WHEEL", "Wheel-Version: 1.0\nGenerator: pipgate-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	var record strings.Builder
-	for _, f := range files {
-		w, err := zw.Create(f.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, f.body)
-		sum := sha256.Sum256([]byte(f.body))
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f.path, base64.RawURLEncoding.EncodeToString(sum[:]), len(f.body))
-	}
-	record.WriteString(distInfo + "/RECORD,,\n")
-	w, err := zw.Create(distInfo + "/RECORD")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, record.String())
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return name + "-1.0-py3-none-any.whl", buf.Bytes()
-}
-
-// egressIndex is a stand-in index: a PEP 503 page on pypi.org linking to one
-// wheel on files.pythonhosted.org. It records the requests it served.
-type egressIndex struct {
-	name, filename string
-	wheel          []byte
-	mu             sync.Mutex
-	seen           []string
-}
-
-func (x *egressIndex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host := r.Host
-	x.mu.Lock()
-	x.seen = append(x.seen, host+r.URL.Path)
-	x.mu.Unlock()
-	sum := sha256.Sum256(x.wheel)
-	switch {
-	case host == "pypi.org" && r.URL.Path == "/simple/"+x.name+"/":
-		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(w, "<!DOCTYPE html>\n<html><body><a href=\"https://files.pythonhosted.org/packages/ab/cd/%s#sha256=%s\">%s</a></body></html>\n",
-			x.filename, hex.EncodeToString(sum[:]), x.filename)
-	case host == "files.pythonhosted.org" && r.URL.Path == "/packages/ab/cd/"+x.filename:
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", fmt.Sprint(len(x.wheel)))
-		w.Write(x.wheel)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-// egressPipEnv is the environment for a pip run: the caller's, without any
-// PIP_* setting, CA bundle or proxy variable, plus a config that ignores
-// user files.
-func egressPipEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		u := strings.ToUpper(k)
-		switch {
-		case strings.HasPrefix(u, "PIP_"), strings.HasPrefix(u, "SSL_CERT_"),
-			u == "REQUESTS_CA_BUNDLE", u == "CURL_CA_BUNDLE",
-			u == "HTTP_PROXY", u == "HTTPS_PROXY", u == "ALL_PROXY", u == "NO_PROXY",
-			u == "HOME", u == "XDG_CONFIG_HOME", u == "XDG_CACHE_HOME":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "HOME="+home, "PIP_CONFIG_FILE="+os.DevNull,
-		"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1")
-}
-
-func TestEgressPip(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping the real pip run")
-	}
-	if err := exec.Command("python3", "-m", "pip", "--version").Run(); err != nil {
-		t.Skipf("python3 -m pip is not available: %v", err)
-	}
-	filename, wheel := egressWheel(t, "egresspkg")
-	index := &egressIndex{name: "egresspkg", filename: filename, wheel: wheel}
-	f := egressStart(t, index)
-	pip := func(t *testing.T, indexURL string, withCert bool) (string, string, error) {
-		dir := t.TempDir()
-		args := []string{"-m", "pip", "download", "--no-cache-dir", "--retries", "0", "--timeout", "10",
-			"--proxy", f.srv.URL, "--index-url", indexURL, "--no-deps", "-d", dir}
-		if withCert {
-			args = append(args, "--cert", f.ca.certFile)
-		}
-		args = append(args, "egresspkg")
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "python3", args...)
-		cmd.Env = egressPipEnv(t.TempDir())
-		out, err := cmd.CombinedOutput()
-		return dir, string(out), err
-	}
-
-	t.Run("intercepted index", func(t *testing.T) {
-		dir, out, err := pip(t, "https://pypi.org/simple/", true)
-		if err != nil {
-			t.Fatalf("pip download failed: %v\n%s", err, out)
-		}
-		got, err := os.ReadFile(filepath.Join(dir, filename))
-		if err != nil {
-			t.Fatalf("downloaded wheel: %v\n%s", err, out)
-		}
-		if !bytes.Equal(got, wheel) {
-			t.Errorf("downloaded wheel differs from the served one")
-		}
-		index.mu.Lock()
-		seen := slices.Clone(index.seen)
-		index.mu.Unlock()
-		for _, want := range []string{"pypi.org/simple/egresspkg/", "files.pythonhosted.org/packages/ab/cd/" + filename} {
-			if !slices.Contains(seen, want) {
-				t.Errorf("index saw %q; want it to include %q", seen, want)
-			}
-		}
-	})
-	t.Run("other index host", func(t *testing.T) {
-		before := len(f.refusals.all())
-		_, out, err := pip(t, "https://example.org/simple/", true)
-		if err == nil {
-			t.Fatalf("pip download through a refused host succeeded:\n%s", out)
-		}
-		got := f.refusals.all()[before:]
-		if len(got) == 0 || got[0].Host != "example.org:443" || got[0].Reason != ReasonNotIntercepted {
-			t.Errorf("OnRefuse got %+v; want example.org:443 %q", got, ReasonNotIntercepted)
-		}
-	})
-	t.Run("CA not trusted", func(t *testing.T) {
-		_, out, err := pip(t, "https://pypi.org/simple/", false)
-		if err == nil {
-			t.Fatalf("pip download without trusting the CA succeeded:\n%s", out)
-		}
-		if !strings.Contains(out, "CERTIFICATE_VERIFY_FAILED") {
-			t.Errorf("pip output does not name a certificate failure:\n%s", out)
 		}
 	})
 }

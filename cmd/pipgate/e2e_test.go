@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,11 +225,37 @@ func (p *proc) scrape(t *testing.T) string {
 	return string(b)
 }
 
+// audit returns the audit records once every decision the server has
+// counted (pipgate_downloads_total, pipgate_egress_refused_total) is in the
+// file: the log is written asynchronously, and the counters say how many
+// records to expect.
 func (p *proc) audit(t *testing.T) []map[string]any {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := p.readAudit(t)
+		var downloads, refused float64
+		for _, r := range recs {
+			switch r["event"] {
+			case "download":
+				downloads++
+			case "egress-refused":
+				refused++
+			}
+		}
+		if downloads >= p.metric(t, "pipgate_downloads_total") && refused >= p.metric(t, "pipgate_egress_refused_total") {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit log holds %v downloads and %v refusals after 10s; the metrics count more", downloads, refused)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (p *proc) readAudit(t *testing.T) []map[string]any {
+	t.Helper()
 	var out []map[string]any
-	// The audit log is written asynchronously; give it a moment.
-	time.Sleep(200 * time.Millisecond)
 	data, err := os.ReadFile(p.auditLog)
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +271,40 @@ func (p *proc) audit(t *testing.T) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// status returns /-/status as JSON.
+func (p *proc) status(t *testing.T) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, p.base+"/-/status", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("/-/status JSON: %v", err)
+	}
+	return st
+}
+
+// waitStatus polls /-/status until cond holds (what the server reports is
+// what says a signal took effect), for at most 10s.
+func (p *proc) waitStatus(t *testing.T, what string, cond func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := p.status(t)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: /-/status after 10s: %v", what, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func findAudit(recs []map[string]any, filename string) []map[string]any {
@@ -294,7 +355,7 @@ packages:
     min_release_age: 7d
   - name: cont-pkg
     continuity: block
-`
+` + whyPolicyRules
 
 func TestE2E(t *testing.T) {
 	if testing.Short() {
@@ -363,7 +424,7 @@ func TestE2E(t *testing.T) {
 data_dir: data
 upstream:
   url: %s
-  index_ttl: 2s
+  index_ttl: 1ms
   timeout: 5s
 trust:
   trusted_root: %s
@@ -384,6 +445,7 @@ egress:
 	p := startPipgate(t, cfgPath, auditPath, true)
 	index := p.base + "/simple/"
 	venv := pip.Venv(t)
+	why := newWhyLog(t, p.base)
 
 	run := func(args ...string) (string, error) {
 		t.Helper()
@@ -479,6 +541,7 @@ egress:
 		// Unpinned: 1.1 is listed as yanked until its cooldown ends, so pip
 		// falls back to 1.0.
 		out, err := install("cool-pkg")
+		why.add("unpinned, newest release blocked", out, "install", "--index-url", index, "--no-cache-dir", "cool-pkg")
 		mustOK("install cool-pkg", out, err)
 		if v := installed("cool-pkg"); v != "1.0" {
 			t.Errorf("cool-pkg = %q; want 1.0 (1.1 is in its 7-day cooldown)\n%s", v, out)
@@ -486,6 +549,7 @@ egress:
 		// Pinned: the download is refused, and pip prints the reason (the
 		// 403 status line): when 1.1 becomes available.
 		out, err = download("cool-pkg==1.1")
+		why.add("cooldown", out, "download", "--no-deps", "--index-url", index, "--no-cache-dir", "-d", "DIR", "cool-pkg==1.1")
 		if err == nil {
 			t.Fatalf("pip downloaded cool-pkg 1.1 during its cooldown:\n%s", out)
 		}
@@ -615,34 +679,48 @@ egress:
 		}
 	})
 
-	t.Run("status-page-in-chromium", func(t *testing.T) {
-		browser, err := exec.LookPath("chromium")
-		if err != nil {
-			t.Skip("no chromium on PATH (Debian: apt-get install chromium); skipping the browser check")
-		}
-		out := filepath.Join(t.TempDir(), "status.png")
-		if d := os.Getenv("PIPGATE_SCREENSHOT_DIR"); d != "" {
-			out = filepath.Join(d, "status-e2e.png")
-		}
-		args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--disable-dev-shm-usage", "--hide-scrollbars", "--user-data-dir=" + t.TempDir(), "--window-size=1280,1400"}
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		dom, err := exec.CommandContext(cctx, browser, append(args, "--dump-dom", p.base+"/-/status")...).Output()
-		if err != nil {
-			t.Fatalf("chromium --dump-dom: %v", err)
-		}
-		for _, want := range []string{trusted2, "evil/fork", "untrusted-publisher", tamperFn} {
-			if !strings.Contains(string(dom), want) {
-				t.Errorf("the rendered status page does not show %q", want)
+	t.Run("pip-shows-why", func(t *testing.T) { testPipShowsWhy(t, up, ss, pip, p, why) })
+
+	t.Run("status-pages-in-chromium", func(t *testing.T) {
+		browser := chromium(t)
+		// The downloads the pages show (run alone with -run, the pip
+		// subtests before have not made them).
+		for _, f := range []string{"trusted-pkg/" + trusted1, "trusted-pkg/" + trusted2, "trusted-pkg/" + trusted2, "tampered/" + tamperFn} {
+			resp, err := p.client.Get(p.base + "/files/" + f)
+			if err != nil {
+				t.Fatal(err)
 			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
 		}
-		if err := exec.CommandContext(cctx, browser, append(args, "--screenshot="+out, p.base+"/-/status")...).Run(); err != nil {
-			t.Fatalf("chromium --screenshot: %v", err)
+		overview := loadInChromium(t, browser, p.base+"/-/status", "status", 1280, 1400)
+		if text, _ := overview.section(t, "policy"); !strings.Contains(text, "policy.yaml") || !strings.Contains(text, "loaded 20") {
+			t.Errorf("#policy = %q; want the file and when it was loaded", text)
 		}
-		if fi, err := os.Stat(out); err != nil || fi.Size() < 10000 {
-			t.Errorf("screenshot %s: %v (size %v); want a real image", out, err, fi)
+		if text, _ := overview.section(t, "blocked"); !strings.Contains(text, trusted2) || !strings.Contains(text, "evil/fork") ||
+			!strings.Contains(text, tamperFn) || !strings.Contains(text, "untrusted-publisher") {
+			t.Errorf("#blocked = %q; want the untrusted and the tampered file with reasons", text)
+		}
+		if _, rows := overview.section(t, "decisions"); rows < 3 {
+			t.Errorf("#decisions has %d rows; want at least 3", rows)
+		}
+		if !slices.Contains(overview.links(), "status/trusted-pkg") {
+			t.Errorf("the status page links %q; want status/trusted-pkg", overview.links())
+		}
+
+		proj := loadInChromium(t, browser, p.base+"/-/status/trusted-pkg", "status-trusted-pkg", 1280, 600)
+		if text, _ := proj.section(t, "rule"); !strings.Contains(text, "trusted-pkg") || !strings.Contains(text, "line 8 of") {
+			t.Errorf("#rule = %q; want the rule and its line", text)
+		}
+		text, rows := proj.section(t, "files")
+		if rows != 2 {
+			t.Errorf("#files has %d rows; want 2 (every file of the page)", rows)
+		}
+		for _, want := range []string{trusted1, trusted2, "verified", "untrusted-publisher", "github:good/repo@release.yml",
+			"github:evil/fork@release.yml", "trusted-pkg (line 8)", "allow", "block", `policy rule "trusted-pkg" trusts`} {
+			if !strings.Contains(text, want) {
+				t.Errorf("#files lacks %q: %q", want, text)
+			}
 		}
 	})
 
@@ -656,11 +734,18 @@ egress:
 		}
 		out, err := edl("https://pypi.org/simple/", "trusted-pkg==1.0")
 		mustOK("pip download through the egress proxy", out, err)
-		if out, err := edl("https://pypi.org/simple/", "trusted-pkg==2.0"); err == nil {
-			t.Errorf("egress served trusted-pkg 2.0 signed by evil/fork:\n%s", out)
+		if out, err := edl("https://pypi.org/simple/", "trusted-pkg==2.0"); err == nil ||
+			!strings.Contains(out, "403 Client Error: pipgate: trusted-pkg: signed by github:evil/fork") {
+			t.Errorf("egress served trusted-pkg 2.0 signed by evil/fork, or pip did not show why (%v):\n%s", err, out)
 		}
 		if out, err := edl("https://example.com/simple/", "trusted-pkg==1.0"); err == nil {
 			t.Errorf("egress let pip reach example.com:\n%s", out)
+		}
+		// Without the CA trusted, pip refuses the intercepted certificate.
+		out, err = epip.Run(ctx, evenv, "download", "--no-deps", "--no-cache-dir", "--proxy", "http://"+p.egress,
+			"--index-url", "https://pypi.org/simple/", "-d", t.TempDir(), "trusted-pkg==1.0")
+		if err == nil || !strings.Contains(out, "CERTIFICATE_VERIFY_FAILED") {
+			t.Errorf("pip without the CA trusted: %v; want a certificate failure\n%s", err, out)
 		}
 		recs := p.audit(t)
 		refused := false
@@ -676,6 +761,7 @@ egress:
 
 	t.Run("policy/reload-on-sighup", func(t *testing.T) {
 		before := p.metric(t, "pipgate_verifications_total")
+		loaded := p.status(t)["policy_loaded_at"]
 		relaxed := strings.Replace(e2ePolicy, "        repository: good/repo\n        workflow: release.yml\n",
 			"        repository: good/repo\n        workflow: release.yml\n      - kind: github\n        repository: evil/fork\n", 1)
 		if err := os.WriteFile(policyPath, []byte(relaxed), 0o600); err != nil {
@@ -684,34 +770,31 @@ egress:
 		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		var out string
-		var err error
-		for i := 0; i < 50; i++ {
-			if out, err = download("trusted-pkg==2.0"); err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+		st := p.waitStatus(t, "the relaxed policy loaded", func(st map[string]any) bool { return st["policy_loaded_at"] != loaded })
+		if strings.Contains(fmt.Sprint(st["blocked"]), trusted2) {
+			t.Errorf("/-/status still lists %s as blocked under a policy that trusts evil/fork", trusted2)
 		}
+		out, err := download("trusted-pkg==2.0")
 		mustOK("download trusted-pkg==2.0 after the policy trusts evil/fork", out, err)
 		if after := p.metric(t, "pipgate_verifications_total"); after != before {
 			t.Errorf("the policy reload re-verified: %v -> %v", before, after)
 		}
-		// A broken policy keeps the old one.
+		// A broken policy keeps the old one, and the status page says why.
 		if err := os.WriteFile(policyPath, []byte("version: 1\npackages:\n  - nme: x\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		_ = p.cmd.Process.Signal(syscall.SIGHUP)
-		time.Sleep(300 * time.Millisecond)
+		p.waitStatus(t, "the failed reload shown", func(st map[string]any) bool {
+			return strings.Contains(fmt.Sprint(st["policy_reload_error"]), "nme")
+		})
 		out, err = download("trusted-pkg==2.0")
 		mustOK("download after a bad policy reload", out, err)
 		if v := p.metric(t, "pipgate_config_last_reload_successful"); v != 0 {
 			t.Errorf("pipgate_config_last_reload_successful = %v after a bad reload; want 0", v)
 		}
 	})
-
 	t.Run("index/upstream-down-mirror", func(t *testing.T) {
-		up.Close()
-		time.Sleep(2100 * time.Millisecond) // let the 2s index_ttl expire: the pages are now stale
+		up.Close() // index_ttl is 1ms: every page is stale by now
 		venv3 := pip.Venv(t)
 		out, err := pip.Run(ctx, venv3, "install", "--index-url", index, "--no-cache-dir", "app")
 		mustOK("install app with the upstream stopped", out, err)
