@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
@@ -135,6 +137,14 @@ func (c *pageCache) bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.size
+}
+
+// collector exports the page cache's size: pipgate_page_cache_bytes.
+func (c *pageCache) collector() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pipgate_page_cache_bytes",
+		Help: "Bytes of project pages held in memory, decoded and rendered (bounded by cache.page_memory; the /simple/ list is apart).",
+	}, func() float64 { return float64(c.bytes()) })
 }
 
 // cachedRender returns the render of project in content type ct if it is

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -175,8 +176,11 @@ func TestPageCacheManyHosts(t *testing.T) {
 	grown := int64(heapInuse()) - int64(base)
 	t.Logf("%d Host values on a %.1f MB page: heap in use grew %.1f MB; page cache holds %.1f MB; %v",
 		nHosts, float64(len(first))/mib, float64(grown)/mib, float64(srv.pages.bytes())/mib, elapsed)
-	if got := srv.pages.bytes(); got > budget {
+	if got := srv.pages.bytes(); got > budget || got <= 0 {
 		t.Errorf("page cache holds %d bytes; bound %d", got, budget)
+	}
+	if got := testutil.ToFloat64(srv.pages.collector()); got != float64(srv.pages.bytes()) {
+		t.Errorf("pipgate_page_cache_bytes = %v; want %d", got, srv.pages.bytes())
 	}
 	if limit := int64(budget + 32*mib); grown > limit {
 		t.Errorf("heap in use grew %.1f MB after %d Host values; want at most %.1f MB", float64(grown)/mib, nHosts, float64(limit)/mib)

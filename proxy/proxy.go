@@ -248,6 +248,7 @@ func New(opts Options) (*Server, error) {
 	if s.audit != nil {
 		s.metrics.auditLog(s.audit)
 	}
+	s.metrics.reg.MustRegister(s.pages.collector())
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.ready.Store(true)
 	s.routes()
