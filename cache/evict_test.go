@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -238,5 +239,42 @@ func TestEvictOnClose(t *testing.T) {
 	}
 	if got := blobDirBytes(t, dir); got != 3*mib {
 		t.Errorf("blobs on disk: %d; want %d", got, 3*mib)
+	}
+}
+
+// BenchmarkOpenBlobHit is the hit path with and without a size limit: the
+// limit adds a mutex and a list move, no disk write.
+func BenchmarkOpenBlobHit(b *testing.B) {
+	for _, limit := range []int64{0, 1 << 30} {
+		b.Run(fmt.Sprintf("max_size=%d", limit), func(b *testing.B) {
+			s, err := cache.Open(cache.Options{Dir: b.TempDir(), MaxBlobBytes: limit})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var shas []string
+			for i := range 64 {
+				w, _ := s.NewBlob()
+				fmt.Fprintf(w, "blob %d", i)
+				sum, err := w.Commit("")
+				if err != nil {
+					b.Fatal(err)
+				}
+				shas = append(shas, sum)
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					f, err := s.OpenBlob(shas[i%len(shas)])
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					f.Close()
+					i++
+				}
+			})
+		})
 	}
 }
