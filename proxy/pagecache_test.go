@@ -123,7 +123,7 @@ const mib = 1 << 20
 // every client gets the page with its own origin in the provenance URLs,
 // and the heap holds one render, not one per Host.
 func TestPageCacheManyHosts(t *testing.T) {
-	const budget, nFiles, nHosts = 32 * mib, 12000, 40
+	const budget, nFiles, nHosts = 16 * mib, 12000, 16
 	up := &bigUpstream{page: bigPage("big", nFiles)}
 	srv, h := newServerWith(t, up, func(o *Options) { o.PageCacheBytes = budget })
 	client := h.Client()
