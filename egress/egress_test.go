@@ -679,10 +679,8 @@ func TestEgressLogsNoKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	block := strings.Split(strings.TrimSpace(string(keyPEM)), "\n")[1] // first base64 line of the key
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "handshake") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // the failed handshake is logged on the tunnel goroutine
-	}
+	// The failed handshake is logged on the tunnel goroutine.
+	logs.waitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "handshake") })
 	out := logs.String()
 	for _, want := range []string{"egress refused", "handshake"} {
 		if !strings.Contains(out, want) {
@@ -695,14 +693,43 @@ func TestEgressLogsNoKey(t *testing.T) {
 }
 
 type egressLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed by the next Write; nil when nobody waits
 }
 
 func (s *egressLogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor returns once cond holds for the contents, checking after each
+// Write, or false after timeout.
+func (s *egressLogBuffer) waitFor(timeout time.Duration, cond func(string) bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if cond(s.b.String()) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.written == nil {
+			s.written = make(chan struct{})
+		}
+		written := s.written
+		s.mu.Unlock()
+		select {
+		case <-written:
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 func (s *egressLogBuffer) String() string {

@@ -84,14 +84,43 @@ type testProxy struct {
 }
 
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed by the next Write; nil when nobody waits
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor returns once cond holds for the contents, checking after each
+// Write, or false after timeout.
+func (s *syncBuffer) waitFor(timeout time.Duration, cond func(string) bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if cond(s.b.String()) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.written == nil {
+			s.written = make(chan struct{})
+		}
+		written := s.written
+		s.mu.Unlock()
+		select {
+		case <-written:
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -387,7 +416,9 @@ func TestWrongHashAndTruncationLeaveNothing(t *testing.T) {
 					t.Fatalf("proxy answered 200 with a complete body of %d bytes; want an error or an aborted body", len(b))
 				}
 			}
-			time.Sleep(50 * time.Millisecond)
+			// Every handler has returned and every fill has ended on its own.
+			tp.http.Close()
+			tp.srv.bg.Wait()
 			if tp.store.HasBlob(sha(d.Content)) {
 				t.Errorf("the blob was stored despite the fault")
 			}

@@ -319,13 +319,22 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	return r.watch(ctx, t.C, nil)
+}
+
+// watch calls [Reloader.Poll] on every tick until ctx is done, and polled
+// (when not nil) after each poll.
+func (r *Reloader) watch(ctx context.Context, ticks <-chan time.Time, polled func()) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-ticks:
 		}
 		// The error is logged and reported through OnReload.
 		_, _ = r.Poll()
+		if polled != nil {
+			polled()
+		}
 	}
 }

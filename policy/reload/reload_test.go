@@ -124,10 +124,14 @@ func TestReloaderSwapUnderConcurrentReaders(t *testing.T) {
 			body = policyYank
 		}
 		writeFile(t, path, body)
+		before := seen[(i+1)%2].Load()
 		if err := r.Reload(); err != nil {
 			t.Fatalf("Reload %d: %v", i, err)
 		}
-		time.Sleep(time.Millisecond)
+		// On to the next swap once a reader has decided with this policy.
+		for seen[(i+1)%2].Load() == before && !t.Failed() {
+			runtime.Gosched()
+		}
 	}
 	cancel()
 	wg.Wait()
@@ -281,41 +285,45 @@ func TestReloaderWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	ticks, polled := make(chan time.Time), make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- r.Watch(ctx, 5*time.Millisecond) }()
-
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; log:\n%s", what, logBuf.String())
-			}
-			time.Sleep(2 * time.Millisecond)
+	go func() { done <- r.WatchTicks(ctx, ticks, polled) }()
+	// poll lets the watcher poll n times and returns when it has.
+	poll := func(n int) {
+		for range n {
+			ticks <- time.Now()
+			<-polled
 		}
 	}
 	first := r.Current()
 	// Idle polls of an unchanged file do not reload.
-	time.Sleep(30 * time.Millisecond)
+	poll(3)
 	if got := len(calls.get()); got != 1 {
 		t.Errorf("OnReload called %d times with the file unchanged; want 1", got)
 	}
 
 	writeFile(t, path, policyBlock)
-	// Adopted once two polls in a row see the same file.
-	waitFor("the new policy", func() bool { return r.Current() != first })
+	// Seen changed, then adopted once two polls in a row see the same file.
+	poll(1)
+	if r.Current() != first {
+		t.Error("adopted on the first poll that saw the change; want it seen unchanged twice")
+	}
+	poll(1)
 	if got := r.Current().Decide("x", pypi.Facts{Verdict: pypi.VerdictUnattested}).Action; got != policy.ActionBlock {
-		t.Errorf("after the change: action %q; want block", got)
+		t.Errorf("after the change: action %q; want block; log:\n%s", got, logBuf.String())
 	}
 
 	second := r.Current()
 	writeFile(t, path, policyBad)
-	waitFor("a failed reload", func() bool { oks := calls.get(); return len(oks) == 3 && !oks[2] })
+	poll(2)
+	if oks := calls.get(); len(oks) != 3 || oks[2] {
+		t.Errorf("OnReload calls %v after a bad file; want a third, failed one; log:\n%s", oks, logBuf.String())
+	}
 	if r.Current() != second {
 		t.Errorf("a bad file replaced the policy")
 	}
 	// A failed reload is not retried until the file changes again.
-	time.Sleep(30 * time.Millisecond)
+	poll(3)
 	if got := len(calls.get()); got != 3 {
 		t.Errorf("OnReload called %d times after one bad change; want 3", got)
 	}
