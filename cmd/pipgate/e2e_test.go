@@ -64,14 +64,43 @@ func pipgateBinary(t testing.TB) string {
 }
 
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed by the next Write; nil when nobody waits
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor returns once cond holds for the contents, checking after each
+// Write, or false after timeout.
+func (s *syncBuf) waitFor(timeout time.Duration, cond func(string) bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if cond(s.b.String()) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.written == nil {
+			s.written = make(chan struct{})
+		}
+		written := s.written
+		s.mu.Unlock()
+		select {
+		case <-written:
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 func (s *syncBuf) String() string {
@@ -162,18 +191,17 @@ func startPipgateArgs(t testing.TB, args []string, auditLog string, wantEgress b
 			t.Fatalf("pipgate did not start listening; log:\n%s", p.stderr.String())
 		}
 	}
-	for i := 0; ; i++ {
-		resp, err := p.client.Get(p.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 100 {
-			t.Fatalf("pipgate never became ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// serve logs "pipgate ready" once every listener is bound and serving.
+	if !p.stderr.waitFor(60*time.Second, func(s string) bool { return strings.Contains(s, `"msg":"pipgate ready"`) }) {
+		t.Fatalf("pipgate never logged ready; log:\n%s", p.stderr.String())
+	}
+	resp, err := p.client.Get(p.base + "/readyz")
+	if err != nil {
+		t.Fatalf("pipgate logged ready, then /readyz: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pipgate logged ready, then /readyz = %d", resp.StatusCode)
 	}
 	return p
 }

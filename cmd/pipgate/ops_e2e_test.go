@@ -211,12 +211,8 @@ func hupAndWait(t *testing.T, p *proc, msg string, n int) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(p.stderr.String(), `"msg":"`+msg+`"`) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log after SIGHUP:\n%s", msg, tail(p.stderr.String(), 20))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !p.stderr.waitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"msg":"`+msg+`"`) >= n }) {
+		t.Fatalf("no %q in the log after SIGHUP:\n%s", msg, tail(p.stderr.String(), 20))
 	}
 }
 
