@@ -46,7 +46,7 @@ const (
 	ReasonNoTunnel       = "request outside any tunnel" // defensive: a request goproxy routed without a CONNECT
 )
 
-// Default timeouts of [Options].
+// Defaults of [Options] and the certificate cache bound.
 const (
 	defaultHandshakeTimeout = 10 * time.Second
 	defaultIdleTimeout      = 2 * time.Minute
@@ -93,7 +93,7 @@ type Refusal struct {
 	Client string // client IP address
 	Method string // CONNECT, GET, ...
 	Host   string // the destination asked for (host or host:port)
-	Reason string // one of the EgressReason constants
+	Reason string // one of the Reason constants
 }
 
 // Proxy is the HTTP handler of the egress listener: an HTTPS proxy that
