@@ -229,20 +229,17 @@ func (s *Server) fillFailed(w http.ResponseWriter, r *http.Request, err error) e
 	if errors.Is(err, errDigestMismatch) {
 		s.metrics.digestMismatch("refused")
 		h.Set(headerVerdict, string(pypi.VerdictInvalid))
-		h.Set(headerReason, reasonDigestMismatch)
+		h.Set(headerReason, string(pypi.ReasonDigestMismatch))
 		h.Set("Cache-Control", "no-store")
 		return &httpError{Code: http.StatusForbidden,
-			Msg: reasonDigestMismatch + ": the upstream served bytes that do not match the index sha256 or size",
+			Msg: string(pypi.ReasonDigestMismatch) + ": the upstream served bytes that do not match the index sha256 or size",
 			Err: err}
 	}
 	// The bytes could not be checked: no verdict about them holds.
 	h.Set(headerVerdict, string(pypi.VerdictError))
-	h.Set(headerReason, "fetch")
+	h.Set(headerReason, string(pypi.ReasonFetch))
 	return err
 }
-
-// reasonDigestMismatch names a body that does not match the index.
-const reasonDigestMismatch = "digest-mismatch"
 
 // streamFill streams a fill in progress (see serveBlob).
 func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *fill, name, kind string) error {
