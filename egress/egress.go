@@ -680,7 +680,10 @@ func refusalResponse(req *http.Request, code int, host, reason string) *http.Res
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	return &http.Response{
-		Status:        strconv.Itoa(code) + " " + http.StatusText(code),
+		// The reason in the status line too: a client tunnelling through
+		// the proxy prints it ("Tunnel connection failed: 403 pipgate
+		// egress: ... refused: ...").
+		Status:        strconv.Itoa(code) + " " + statusPhrase(code, refusalText(host, reason)),
 		StatusCode:    code,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
@@ -691,6 +694,28 @@ func refusalResponse(req *http.Request, code int, host, reason string) *http.Res
 		ContentLength: int64(len(body)),
 		Body:          io.NopCloser(strings.NewReader(body)),
 	}
+}
+
+// statusPhrase makes s a status line's reason phrase: printable ASCII
+// only (other bytes become "?", control characters spaces), at most 200
+// bytes; the standard text when nothing is left.
+func statusPhrase(code int, s string) string {
+	b := []byte(strings.TrimSpace(s))
+	for i, c := range b {
+		switch {
+		case c < 0x20 || c == 0x7f:
+			b[i] = ' '
+		case c > 0x7e:
+			b[i] = '?'
+		}
+	}
+	if len(b) > 200 {
+		b = append(b[:197], "..."...)
+	}
+	if len(b) == 0 {
+		return http.StatusText(code)
+	}
+	return string(b)
 }
 
 // innerHost normalises a Host header or URL host seen inside a

@@ -229,6 +229,9 @@ func TestEgressRefusesConnect(t *testing.T) {
 			if !strings.Contains(string(body), tt.reason) {
 				t.Errorf("body %q; want it to name %q", body, tt.reason)
 			}
+			if want := "403 " + strings.TrimSpace(string(body)); resp.Status != want {
+				t.Errorf("status line %q; want %q (the reason, which clients print)", resp.Status, want)
+			}
 			got := f.refusals.all()[before:]
 			want := []Refusal{{Client: "127.0.0.1", Method: "CONNECT", Host: tt.target, Reason: tt.reason}}
 			if !slices.Equal(got, want) {
@@ -237,11 +240,11 @@ func TestEgressRefusesConnect(t *testing.T) {
 		})
 	}
 	// A Go client sees the refusal as an error from its proxy.
-	if resp, err := f.client(false).Get("https://example.org/simple/"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+	if resp, err := f.client(false).Get("https://example.org/simple/"); err == nil || !strings.Contains(err.Error(), "pipgate egress: example.org:443 refused: "+ReasonNotIntercepted) {
 		if err == nil {
 			resp.Body.Close()
 		}
-		t.Errorf("GET through a refused CONNECT: err %v; want a Forbidden proxy error", err)
+		t.Errorf("GET through a refused CONNECT: err %v; want the proxy error to name the reason", err)
 	}
 	if called {
 		t.Error("the inner handler was called for a refused CONNECT")
