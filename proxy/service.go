@@ -282,9 +282,12 @@ func (s *Server) hotFacts(project, url, filename, sha string) (pypi.Facts, bool)
 	return got, true
 }
 
-// observePublisher records a verified publisher in the project's history and
-// warns when it is not the one seen before: a hijacked project or a moved
-// release pipeline looks like this.
+// observePublisher records a verified publisher in the project's history
+// (an inventory of who signed what, in the order pipgate happened to see
+// it) and notes a publisher not seen before. Whether a file's publisher
+// changed is not decided here but by the policy's continuity check, in
+// release order (policy.DecideFile), which is what the finding, the audit
+// record and the metric report.
 func (s *Server) observePublisher(project, filename string, id pypi.Identity) {
 	version := ""
 	if fn, err := pypi.ParseFilename(filename); err == nil {
@@ -305,7 +308,7 @@ func (s *Server) observePublisher(project, filename string, id pypi.Identity) {
 		return
 	}
 	if changed {
-		s.log.Warn("publisher change: a new verified publisher for this project", "project", project,
+		s.log.Info("another verified publisher recorded for this project", "project", project,
 			"version", version, "publisher", key, "previous_publishers", before)
 	}
 }
