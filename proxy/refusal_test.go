@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -175,4 +176,38 @@ func TestIndexYanksWhatPipMayPick(t *testing.T) {
 		t.Errorf("%d verifications; want 4 (down to the trusted release, no further)", n)
 	}
 
+}
+
+// TestRefusalReasonOverTLS: over HTTPS the refusal's status line carries the
+// reason on HTTP/1.1 (what pip speaks); a client that negotiates HTTP/2 gets
+// the standard status and the reason in the body and header.
+func TestRefusalReasonOverTLS(t *testing.T) {
+	up := pypitest.NewServer(t)
+	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = []byte(`{"version":1,"attestation_bundles":[]}`) })
+	tp := newTestProxy(t, up, demoTrustsGoodRepo, func(o *Options) { o.EagerReleases = 0 })
+	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
+		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork", Workflow: "release.yml"}})
+	for _, h2 := range []bool{false, true} {
+		srv := httptest.NewUnstartedServer(tp.srv)
+		srv.EnableHTTP2 = h2
+		srv.StartTLS()
+		c := srv.Client()
+		resp, err := c.Get(srv.URL + "/files/demo/" + evil.Filename)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(body), "evil/fork") || !strings.Contains(resp.Header.Get(headerReason), "evil/fork") {
+			t.Errorf("%s: %q, body %q; want 403 with the reason in body and header", resp.Proto, resp.Status, body)
+		}
+		if h2 != (resp.ProtoMajor == 2) {
+			t.Fatalf("negotiated %s; want HTTP/2 %v", resp.Proto, h2)
+		}
+		if reason := strings.TrimPrefix(resp.Status, "403 "); h2 && reason != "Forbidden" ||
+			!h2 && !strings.HasPrefix(reason, "pipgate: demo: signed by github:evil/fork") {
+			t.Errorf("%s status line %q; want the reason on HTTP/1.1, the standard phrase on HTTP/2", resp.Proto, resp.Status)
+		}
+	}
 }
