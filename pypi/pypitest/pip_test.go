@@ -58,6 +58,7 @@ func TestPipEnvIsClean(t *testing.T) {
 // TestPipDownload checks that real pip reads the fake index in both
 // formats, verifies the hash and fetches the file.
 func TestPipDownload(t *testing.T) {
+	t.Parallel()
 	p := newPip(t)
 	s := pypitest.NewServer(t)
 	whl := pypitest.MakeWheel("Foo.Bar", "1.0", pypitest.WheelOptions{})
@@ -94,6 +95,7 @@ func TestPipDownload(t *testing.T) {
 
 // TestPipRejectsWrongHash shows that the ServeContent fault is caught by pip.
 func TestPipRejectsWrongHash(t *testing.T) {
+	t.Parallel()
 	p := newPip(t)
 	s := pypitest.NewServer(t)
 	whl := pypitest.MakeWheel("evil", "1.0", pypitest.WheelOptions{})
@@ -108,6 +110,7 @@ func TestPipRejectsWrongHash(t *testing.T) {
 // TestPipInstallInVenv installs a wheel and its dependency into a fresh
 // venv and imports it.
 func TestPipInstallInVenv(t *testing.T) {
+	t.Parallel()
 	p := newPip(t)
 	s := pypitest.NewServer(t)
 	s.AddDist("app", pypitest.Dist{Filename: pypitest.WheelFilename("app", "1.0"),
