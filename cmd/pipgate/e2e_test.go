@@ -566,6 +566,7 @@ egress:
 	})
 
 	t.Run("policy/cooldown-and-publisher-change-fallback", func(t *testing.T) {
+		reloadedAt := p.metric(t, "pipgate_config_last_reload_success_timestamp_seconds")
 		// Unpinned: 1.1 is listed as yanked until its cooldown ends, so pip
 		// falls back to 1.0.
 		out, err := install("cool-pkg")
@@ -618,6 +619,33 @@ egress:
 		recs = findAudit(p.audit(t), contNew)
 		if len(recs) == 0 || recs[len(recs)-1]["finding"] != "publisher-changed" {
 			t.Errorf("audit for %s = %v; want finding publisher-changed", contNew, recs)
+		}
+
+		// The operator accepts the change (the publisher the reason names)
+		// and sends SIGHUP: unpinned pip now gets 2.0, and nothing was
+		// verified again.
+		verified := p.metric(t, "pipgate_verifications_total")
+		accepted := strings.Replace(e2ePolicy, "  - name: cont-pkg\n    continuity: block\n",
+			"  - name: cont-pkg\n    continuity: block\n    publishers:\n      - {kind: github, repository: evil/fork}\n", 1)
+		if accepted == e2ePolicy {
+			t.Fatal("the cont-pkg rule is not in e2ePolicy")
+		}
+		if err := os.WriteFile(policyPath, []byte(accepted), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 50 && p.metric(t, "pipgate_config_last_reload_success_timestamp_seconds") == reloadedAt; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		out, err = install("--upgrade", "cont-pkg")
+		mustOK("install --upgrade cont-pkg after accepting evil/fork", out, err)
+		if v := installed("cont-pkg"); v != "2.0" {
+			t.Errorf("cont-pkg = %q after accepting the new publisher; want 2.0\n%s", v, out)
+		}
+		if n := p.metric(t, "pipgate_verifications_total"); n != verified {
+			t.Errorf("accepting the publisher re-verified: pipgate_verifications_total %v -> %v", verified, n)
 		}
 	})
 
