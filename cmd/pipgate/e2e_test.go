@@ -724,6 +724,26 @@ egress:
 		if v := p.metric(t, "pipgate_policy_decisions_total", `action="block"`, `rule="trusted-pkg"`); v < 1 {
 			t.Errorf("policy blocks by rule trusted-pkg = %v; want >= 1", v)
 		}
+		// Each component's own series, on the one registry serve wires:
+		// policy reloader, trust source, cache store, egress, upstream.
+		scrape := p.scrape(t)
+		for _, name := range []string{
+			"pipgate_config_last_reload_successful", "pipgate_config_last_reload_success_timestamp_seconds",
+			"pipgate_trust_root_last_refresh_timestamp_seconds", "pipgate_cache_size_bytes",
+			"pipgate_egress_refused_total", "pipgate_upstream_requests_total",
+		} {
+			if !strings.Contains(scrape, "\n"+name) {
+				t.Errorf("the scrape lacks %s", name)
+			}
+		}
+		if v := p.metric(t, "pipgate_config_last_reload_successful"); v != 1 {
+			t.Errorf("pipgate_config_last_reload_successful = %v; want 1", v)
+		}
+		for _, name := range []string{"pipgate_trust_root_last_refresh_timestamp_seconds", "pipgate_config_last_reload_success_timestamp_seconds", "pipgate_cache_size_bytes"} {
+			if v := p.metric(t, name); v <= 0 {
+				t.Errorf("%s = %v; want > 0", name, v)
+			}
+		}
 		promtool, err := exec.LookPath("promtool")
 		if err != nil {
 			t.Skip("promtool not installed (Debian package prometheus): skipping promtool check metrics")
