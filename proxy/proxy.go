@@ -399,6 +399,14 @@ type policyStater interface {
 }
 
 func (s *Server) statusSnapshot() statusSnapshot {
+	// The reload state first, then the policy: a reloader records the load
+	// time after the swap, so a snapshot never shows a new load time beside
+	// rows decided by the old policy.
+	var st reload.State
+	ps, hasState := s.policy.(policyStater)
+	if hasState {
+		st = ps.State()
+	}
 	pol := s.policy.Current()
 	lookups, ratio, counts := s.metrics.statusCounts()
 	snap := statusSnapshot{
@@ -418,8 +426,7 @@ func (s *Server) statusSnapshot() statusSnapshot {
 		Counts:          counts,
 		Upstreams:       s.upstreams(),
 	}
-	if ps, ok := s.policy.(policyStater); ok {
-		st := ps.State()
+	if hasState {
 		snap.PolicyLoadedAt = st.LoadedAt
 		if st.Err != nil {
 			snap.PolicyReloadError = st.Err.Error()
