@@ -182,6 +182,7 @@ func TestCacheVerify(t *testing.T) {
 }
 
 func TestCacheLockedByServer(t *testing.T) {
+	t.Parallel() // its own server and data dir: runs beside the other end-to-end tests
 	dir, _ := seedCache(t)
 	s, err := cache.Open(cache.Options{Dir: dir}) // the "running server"
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 // of the fake upstream given as a pip-style .../simple/ URL, and installs
 // through it with real pip.
 func TestE2EServeFromFlags(t *testing.T) {
+	t.Parallel() // its own server and data dir: runs beside the other end-to-end tests
 	if testing.Short() {
 		t.Skip("skipping the end-to-end test in -short mode")
 	}
@@ -68,6 +69,7 @@ func TestE2EServeFromFlags(t *testing.T) {
 // limit; 'pipgate cache stats' works while the server runs; SIGHUP swaps in
 // a new certificate and keeps the old one when the new pair is broken.
 func TestE2EHTTPSAndCacheLimit(t *testing.T) {
+	t.Parallel() // its own server and data dir: runs beside the other end-to-end tests
 	if testing.Short() {
 		t.Skip("skipping the end-to-end test in -short mode")
 	}

@@ -22,6 +22,7 @@ import (
 // the public index must never be asked about internal-lib, public files
 // must still verify, and the password must appear nowhere pipgate writes.
 func TestE2EDependencyConfusion(t *testing.T) {
+	t.Parallel() // its own server and data dir: runs beside the other end-to-end tests
 	if testing.Short() {
 		t.Skip("skipping the end-to-end test in -short mode")
 	}
