@@ -386,6 +386,7 @@ packages:
 ` + whyPolicyRules
 
 func TestE2E(t *testing.T) {
+	t.Parallel() // its own server and data dir: runs beside the other end-to-end tests
 	if testing.Short() {
 		t.Skip("skipping the end-to-end test in -short mode")
 	}
