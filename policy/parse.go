@@ -278,17 +278,17 @@ func (v *validator) build(raw *rawFile) *Policy {
 		choose(v, &r.CooldownAction, rr.CooldownAction, at("cooldown_action"), "cooldown_action", actions)
 
 		nameOK := false
-		switch m, err := compileName(rr.Name); {
+		switch m, err := pypi.ParseNamePattern(rr.Name); {
 		case rr.Name == "":
 			v.addf(at("name"), "required")
-		case errors.Is(err, errNeverMatches):
+		case errors.Is(err, pypi.ErrNeverMatches):
 			v.addf(at("name"), "glob %q can never match: names are compared PEP 503-normalised (lower case, a single - between words, no _ or ., a letter or digit first and last), so write it that way, e.g. \"pypi-*\"", rr.Name)
-		case errors.Is(err, errBadGlob):
+		case errors.Is(err, pypi.ErrBadGlob):
 			v.addf(at("name"), "invalid glob %q (use *, ? and [...] around letters, digits, -, _ and .)", rr.Name)
 		case err != nil:
 			v.addf(at("name"), "invalid project name %q (want a PEP 508 name or a glob like \"internal-*\")", rr.Name)
 		default:
-			r.Name, r.m, nameOK = m.pattern, m, true
+			r.Name, r.m, nameOK = m.String(), m, true
 		}
 
 		switch {
@@ -318,7 +318,7 @@ func (v *validator) build(raw *rawFile) *Policy {
 		if _, dup := first[r.Name]; !dup {
 			first[r.Name] = idx
 		}
-		if r.m.glob {
+		if r.m.IsGlob() {
 			p.globs = append(p.globs, idx)
 		} else if _, dup := p.exact[r.Name]; !dup {
 			p.exact[r.Name] = idx
@@ -334,11 +334,11 @@ func (v *validator) reachable(p *Policy, r *rule, path []any, first map[string]i
 		v.addf(path, "duplicate of packages[%d] (line %d); the first match wins, so this rule never applies", k, p.rules[k].Line)
 		return
 	}
-	if r.m.glob {
+	if r.m.IsGlob() {
 		return // whether one glob covers another is not worth deciding
 	}
 	for _, k := range p.globs {
-		if g := &p.rules[k]; g.m.match(r.Name) {
+		if g := &p.rules[k]; g.m.Match(r.Name) {
 			v.addf(path, "%q is already matched by packages[%d] %q (line %d); the first match wins, so this rule never applies", r.Name, k, g.Name, g.Line)
 			return
 		}

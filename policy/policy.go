@@ -128,7 +128,7 @@ type Rule struct {
 // rule is a compiled Rule.
 type rule struct {
 	Rule
-	m matcher
+	m pypi.NamePattern
 }
 
 // Policy is a parsed, validated policy. It is immutable and safe for
@@ -197,7 +197,7 @@ func (p *Policy) lookup(name string) *rule {
 		if gi >= best {
 			break
 		}
-		if p.rules[gi].m.match(name) {
+		if p.rules[gi].m.Match(name) {
 			best = gi
 			break
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
 )
 
 // config is the server configuration file (product.md "Server configuration").
@@ -519,8 +520,8 @@ func (c *config) validateUpstreams(bad func(field, format string, args ...any)) 
 			}
 		}
 		for j, p := range e.Projects {
-			if _, err := upstream.NormalizePattern(p); err != nil {
-				bad(fmt.Sprintf("upstreams[%d].projects[%d]", i, j), "%v", err)
+			if _, err := pypi.ParseNamePattern(p); err != nil {
+				bad(fmt.Sprintf("upstreams[%d].projects[%d]", i, j), "%q: %v", p, err)
 			}
 		}
 		for j, h := range e.FileHosts {

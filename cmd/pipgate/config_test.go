@@ -193,7 +193,11 @@ func TestLoadBadUpstreams(t *testing.T) {
 		{"credentials in a bad url", "upstreams:\n  - name: a\n    url: ftp://ci:" + secret + "@a/\n",
 			`bad.yaml:3: upstreams[0].url: want an absolute http(s) URL, got "ftp://ci:xxxxx@a/"`},
 		{"bad glob", "upstreams:\n  - name: a\n    url: https://a/\n    projects: [ok, \"acme-[x\"]\n",
-			`bad.yaml:4: upstreams[0].projects[1]: invalid project name or glob "acme-[x"`},
+			`bad.yaml:4: upstreams[0].projects[1]: "acme-[x": invalid glob`},
+		// A glob that matches no normalised name would leave the private
+		// name to the public upstream: dependency confusion by typo.
+		{"never-matching glob", "upstreams:\n  - name: a\n    url: https://a/\n    projects: [\"internal[_]lib\"]\n  - name: b\n    url: https://b/\n",
+			`bad.yaml:4: upstreams[0].projects[0]: "internal[_]lib": glob never matches a normalised name`},
 		{"bad file host", "upstreams:\n  - name: a\n    url: https://a/\n    file_hosts: [\"a/b\"]\n", `bad.yaml:4: upstreams[0].file_hosts[0]: want a host name`},
 		{"negative ttl", "upstreams:\n  - name: a\n    url: https://a/\n    index_ttl: -1s\n", "bad.yaml:4: upstreams[0].index_ttl: must not be negative"},
 		{"int timeout", "upstreams:\n  - name: a\n    url: https://a/\n    timeout: 30\n", `bad.yaml:4: upstreams[0].timeout: want a duration`},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -44,7 +43,7 @@ type Router struct {
 type route struct {
 	c        *Client
 	projects []string
-	globs    []string // normalised patterns
+	globs    []pypi.NamePattern
 }
 
 // NewRouter checks opts and returns a router.
@@ -66,9 +65,9 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 		seen[rt.Client.name] = true
 		x := route{c: rt.Client, projects: append([]string(nil), rt.Projects...)}
 		for j, p := range rt.Projects {
-			g, err := NormalizePattern(p)
+			g, err := pypi.ParseNamePattern(p)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("upstream: RouterOptions.Routes[%d].Projects[%d]: %w", i, j, err))
+				errs = append(errs, fmt.Errorf("upstream: RouterOptions.Routes[%d].Projects[%d] %q: %w", i, j, p, err))
 				continue
 			}
 			x.globs = append(x.globs, g)
@@ -84,56 +83,11 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 	return r, nil
 }
 
-// NormalizePattern checks a project-name pattern and returns it PEP 503
-// normalised (lower case; each run of "-", "_" and "." becomes "-" outside
-// brackets). A pattern is a project name, or a glob of one using *, ? and
-// [...].
-func NormalizePattern(p string) (string, error) {
-	var b strings.Builder
-	inClass, inRun := false, false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '*', c == '?':
-		case c == '-' || c == '_' || c == '.':
-			if !inClass {
-				if !inRun {
-					b.WriteByte('-')
-				}
-				inRun = true
-				continue
-			}
-		case c == '[' && !inClass:
-			inClass = true
-		case c == ']' && inClass:
-			inClass = false
-		case c == '^' && inClass:
-		default:
-			return "", fmt.Errorf("invalid project name or glob %q (character %q)", p, c)
-		}
-		inRun = false
-		b.WriteByte(c)
-	}
-	g := b.String()
-	if inClass || g == "" || g == "-" {
-		return "", fmt.Errorf("invalid project name or glob %q", p)
-	}
-	if _, err := path.Match(g, ""); err != nil {
-		return "", fmt.Errorf("invalid glob %q: %w", p, err)
-	}
-	if !strings.ContainsAny(g, "*?[") && !pypi.ValidProjectName(g) {
-		return "", fmt.Errorf("invalid project name %q", p)
-	}
-	return g, nil
-}
-
 // owner returns the route serving the normalised name, or nil.
 func (r *Router) owner(name string) *route {
 	for i := range r.routes {
 		for _, g := range r.routes[i].globs {
-			if ok, _ := path.Match(g, name); ok {
+			if g.Match(name) {
 				return &r.routes[i]
 			}
 		}

@@ -1,23 +1,22 @@
-package policy
+package pypi
 
 import (
 	"errors"
 	"path"
 	"strings"
-
-	"github.com/pipgate/pipgate/pypi"
 )
 
-// errBadGlob, errBadName and errNeverMatches are the pattern problems the
-// validator reports.
+// The problems [ParseNamePattern] reports, for errors.Is.
 var (
-	errBadName      = errors.New("invalid project name (want a PEP 508 name or a glob of one)")
-	errBadGlob      = errors.New("invalid glob")
-	errNeverMatches = errors.New("glob never matches a normalised name")
+	ErrBadName      = errors.New("invalid project name (want a PEP 508 name or a glob of one)")
+	ErrBadGlob      = errors.New("invalid glob")
+	ErrNeverMatches = errors.New("glob never matches a normalised name")
 )
 
-// matcher matches normalised project names against one rule's pattern.
-type matcher struct {
+// NamePattern matches PEP 503-normalised project names against a project
+// name or a glob of one. Policy rules and upstream ownership use it, so a
+// name is matched the same way everywhere. The zero value matches nothing.
+type NamePattern struct {
 	pattern string   // the normalised pattern
 	glob    bool     // pattern holds a metacharacter
 	parts   []string // star-only globs: the literal pieces between the stars
@@ -27,31 +26,33 @@ type matcher struct {
 	prefix, suffix string
 }
 
-// isGlob reports whether a rule name is a pattern rather than a project name.
 func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 
-// compileName normalises a rule's name and prepares its matcher. A literal
-// name must be a valid project name; a glob is normalised as PEP 503 does
-// outside bracket expressions (lower case, each run of "-", "_", "." becomes
-// "-"), may use *, ? and [...] (with ^ for negation), and must be well formed.
-func compileName(name string) (matcher, error) {
+// ParseNamePattern normalises a project name or glob and prepares its
+// matcher. A literal name must be a valid project name; a glob is
+// normalised as PEP 503 does outside bracket expressions (lower case, each
+// run of "-", "_", "." becomes "-"), may use *, ? and [...] (with ^ for
+// negation), must be well formed ([ErrBadGlob]) and must match at least
+// one normalised name ([ErrNeverMatches]): "pypi[_]attestations" is refused
+// rather than silently matching nothing.
+func ParseNamePattern(name string) (NamePattern, error) {
 	if !isGlob(name) {
-		if !pypi.ValidProjectName(name) {
-			return matcher{}, errBadName
+		if !ValidProjectName(name) {
+			return NamePattern{}, ErrBadName
 		}
-		return matcher{pattern: pypi.NormalizeName(name)}, nil
+		return NamePattern{pattern: NormalizeName(name)}, nil
 	}
 	p, err := normalizeGlob(name)
 	if err != nil {
-		return matcher{}, err
+		return NamePattern{}, err
 	}
 	if _, err := path.Match(p, ""); err != nil {
-		return matcher{}, errBadGlob
+		return NamePattern{}, ErrBadGlob
 	}
 	if !canMatchName(p) {
-		return matcher{}, errNeverMatches
+		return NamePattern{}, ErrNeverMatches
 	}
-	m := matcher{pattern: p, glob: true}
+	m := NamePattern{pattern: p, glob: true}
 	if strings.ContainsAny(p, "?[") {
 		m.general = true
 		m.prefix = p[:strings.IndexAny(p, "*?[")]
@@ -85,33 +86,41 @@ func normalizeGlob(s string) (string, error) {
 			}
 		case c == '[':
 			if inClass {
-				return "", errBadGlob
+				return "", ErrBadGlob
 			}
 			inClass = true
 		case c == ']':
 			if !inClass {
-				return "", errBadGlob
+				return "", ErrBadGlob
 			}
 			inClass = false
 		case c == '^':
 			if !inClass {
-				return "", errBadGlob
+				return "", ErrBadGlob
 			}
 		default:
-			return "", errBadGlob
+			return "", ErrBadGlob
 		}
 		inRun = false
 		b.WriteByte(c)
 	}
 	if inClass {
-		return "", errBadGlob
+		return "", ErrBadGlob
 	}
 	return b.String(), nil
 }
 
-// match reports whether the normalised project name matches.
-func (m *matcher) match(name string) bool {
+// String returns the normalised pattern.
+func (m NamePattern) String() string { return m.pattern }
+
+// IsGlob reports whether the pattern is a glob rather than one name.
+func (m NamePattern) IsGlob() bool { return m.glob }
+
+// Match reports whether the normalised project name matches.
+func (m NamePattern) Match(name string) bool {
 	switch {
+	case m.pattern == "":
+		return false
 	case !m.glob:
 		return name == m.pattern
 	case m.general:

@@ -1,4 +1,4 @@
-package policy
+package pypi
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestCompileName(t *testing.T) {
+func TestParseNamePattern(t *testing.T) {
 	tests := []struct {
 		in, want string
 		glob     bool
@@ -21,43 +21,43 @@ func TestCompileName(t *testing.T) {
 		{"*", "*", true, nil},
 		{"py[0-9]*", "py[0-9]*", true, nil},
 		{"[A_.-Z]x", "[a_.-z]x", true, nil}, // inside brackets only the case changes
-		{"pypi[_]attestations", "", true, errNeverMatches},
-		{"pypi[._]*", "", true, errNeverMatches},
+		{"pypi[_]attestations", "", true, ErrNeverMatches},
+		{"pypi[._]*", "", true, ErrNeverMatches},
 		{"pypi?attestations", "pypi?attestations", true, nil},
 		{"[A-Z]*", "[a-z]*", true, nil},
-		{"[^a-z0-9]*", "", true, errNeverMatches},
-		{"-*", "", true, errNeverMatches},
-		{"*_", "", true, errNeverMatches},
-		{"*-[^a-z0-9]*", "", true, errNeverMatches},
+		{"[^a-z0-9]*", "", true, ErrNeverMatches},
+		{"-*", "", true, ErrNeverMatches},
+		{"*_", "", true, ErrNeverMatches},
+		{"*-[^a-z0-9]*", "", true, ErrNeverMatches},
 		{"*-[^a-y]*", "*-[^a-y]*", true, nil},
 		{"?", "?", true, nil},
 		{"[^a-m]?", "[^a-m]?", true, nil},
-		{"", "", false, errBadName},
-		{"-x", "", false, errBadName},
-		{"x-", "", false, errBadName},
-		{"a b", "", false, errBadName},
-		{"café", "", false, errBadName},
-		{"x]", "", false, errBadName},
-		{"x[", "", true, errBadGlob},
-		{"x[]", "", true, errBadGlob},
-		{"x]*", "", true, errBadGlob},
-		{"x[[a]]*", "", true, errBadGlob},
-		{"a^*", "", true, errBadGlob},
-		{"a\\*", "", true, errBadGlob},
-		{"a/*", "", true, errBadGlob},
-		{"ü*", "", true, errBadGlob},
+		{"", "", false, ErrBadName},
+		{"-x", "", false, ErrBadName},
+		{"x-", "", false, ErrBadName},
+		{"a b", "", false, ErrBadName},
+		{"café", "", false, ErrBadName},
+		{"x]", "", false, ErrBadName},
+		{"x[", "", true, ErrBadGlob},
+		{"x[]", "", true, ErrBadGlob},
+		{"x]*", "", true, ErrBadGlob},
+		{"x[[a]]*", "", true, ErrBadGlob},
+		{"a^*", "", true, ErrBadGlob},
+		{"a\\*", "", true, ErrBadGlob},
+		{"a/*", "", true, ErrBadGlob},
+		{"ü*", "", true, ErrBadGlob},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			m, err := compileName(tt.in)
+			m, err := ParseNamePattern(tt.in)
 			if !errors.Is(err, tt.err) {
-				t.Fatalf("compileName(%q) error = %v; want %v", tt.in, err, tt.err)
+				t.Fatalf("ParseNamePattern(%q) error = %v; want %v", tt.in, err, tt.err)
 			}
 			if err != nil {
 				return
 			}
 			if m.pattern != tt.want || m.glob != tt.glob {
-				t.Errorf("compileName(%q) = %q glob %v; want %q glob %v", tt.in, m.pattern, m.glob, tt.want, tt.glob)
+				t.Errorf("ParseNamePattern(%q) = %q glob %v; want %q glob %v", tt.in, m.pattern, m.glob, tt.want, tt.glob)
 			}
 		})
 	}
@@ -99,11 +99,11 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+"/"+tt.name, func(t *testing.T) {
-			m, err := compileName(tt.pattern)
+			m, err := ParseNamePattern(tt.pattern)
 			if err != nil {
-				t.Fatalf("compileName(%q): %v", tt.pattern, err)
+				t.Fatalf("ParseNamePattern(%q): %v", tt.pattern, err)
 			}
-			if got := m.match(tt.name); got != tt.want {
+			if got := m.Match(tt.name); got != tt.want {
 				t.Errorf("match(%q, %q) = %v; want %v", tt.pattern, tt.name, got, tt.want)
 			}
 			// The star-only fast path agrees with path.Match.
@@ -152,7 +152,7 @@ func FuzzMatch(f *testing.F) {
 	f.Add("*-dev", "foo-dev")
 	f.Add("py[0-9]*", "py3k")
 	f.Fuzz(func(t *testing.T, pattern, name string) {
-		m, err := compileName(pattern)
+		m, err := ParseNamePattern(pattern)
 		if err != nil || strings.Contains(name, "/") {
 			// Project names never hold "/", which path.Match's * does not cross.
 			return
@@ -161,7 +161,7 @@ func FuzzMatch(f *testing.F) {
 		if err != nil {
 			t.Fatalf("compiled pattern %q is malformed: %v", m.pattern, err)
 		}
-		if got := m.match(name); got != want {
+		if got := m.Match(name); got != want {
 			t.Errorf("match(%q, %q) = %v; path.Match says %v", m.pattern, name, got, want)
 		}
 	})
