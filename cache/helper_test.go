@@ -1,17 +1,16 @@
 package cache_test
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
 // openStore opens a read-write Store in dir (a fresh temp dir when "") and
@@ -55,26 +54,8 @@ func checkDB(t testing.TB, path string) {
 	}
 }
 
-// logBuffer is a concurrency-safe buffer for a text slog handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+func newLogger() (*slog.Logger, *pypitest.LogBuffer) {
+	b := &pypitest.LogBuffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 

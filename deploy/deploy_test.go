@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -178,7 +177,7 @@ func newUpstream(t *testing.T) *upstream {
 // server is a running `pipgate serve`.
 type server struct {
 	addrs map[string]string // listener name ("listen", "egress.listen") -> host:port
-	logs  *syncBuf
+	logs  *pypitest.LogBuffer
 }
 
 // url returns http://ADDR/PATH on the named listener.
@@ -194,7 +193,7 @@ func startServer(t *testing.T, config string, up *upstream) *server {
 	t.Helper()
 	cmd := exec.Command(pipgate(t), "serve", "--config", config, "--listen", "127.0.0.1:0",
 		"--upstream", up.srv.URL(), "--trusted-root", up.trustedRoot, "--data-dir", t.TempDir(), "--log.format", "json")
-	s := &server{addrs: map[string]string{}, logs: &syncBuf{}}
+	s := &server{addrs: map[string]string{}, logs: &pypitest.LogBuffer{}}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	cmd.Stdout = io.Discard // the audit log ("-")
@@ -299,23 +298,6 @@ func install(t *testing.T, s *server, up *upstream) {
 	if code != http.StatusOK || hex.EncodeToString(sum[:]) != up.sha256 {
 		t.Fatalf("GET %s: %d, %d bytes not the upstream's", ref, code, len(file))
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // yamlDocs decodes every document of a YAML file (duplicate keys are errors).

@@ -26,6 +26,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
 // egressTestCA is a CA generated once per test binary (key generation is
@@ -666,7 +668,7 @@ func TestEgressClose(t *testing.T) {
 // TestEgressLogsNoKey drives every logging path (minting, refusals, a
 // failed handshake) and checks that the CA key never reaches the log.
 func TestEgressLogsNoKey(t *testing.T) {
-	var logs egressLogBuffer
+	var logs pypitest.LogBuffer
 	f := egressStartLogging(t, http.HandlerFunc(egressEcho), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	egressGet(t, f.client(false), "https://pypi.org/simple/")
 	egressConnect(t, f.addr(), "example.org:443", "")
@@ -683,7 +685,7 @@ func TestEgressLogsNoKey(t *testing.T) {
 	}
 	block := strings.Split(strings.TrimSpace(string(keyPEM)), "\n")[1] // first base64 line of the key
 	// The failed handshake is logged on the tunnel goroutine.
-	logs.waitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "handshake") })
+	logs.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "handshake") })
 	out := logs.String()
 	for _, want := range []string{"egress refused", "handshake"} {
 		if !strings.Contains(out, want) {
@@ -693,52 +695,6 @@ func TestEgressLogsNoKey(t *testing.T) {
 	if strings.Contains(out, block) || strings.Contains(out, "PRIVATE KEY") {
 		t.Errorf("log carries the CA key:\n%s", out)
 	}
-}
-
-type egressLogBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	written chan struct{} // closed by the next Write; nil when nobody waits
-}
-
-func (s *egressLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.written != nil {
-		close(s.written)
-		s.written = nil
-	}
-	return s.b.Write(p)
-}
-
-// waitFor returns once cond holds for the contents, checking after each
-// Write, or false after timeout.
-func (s *egressLogBuffer) waitFor(timeout time.Duration, cond func(string) bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		if cond(s.b.String()) {
-			s.mu.Unlock()
-			return true
-		}
-		if s.written == nil {
-			s.written = make(chan struct{})
-		}
-		written := s.written
-		s.mu.Unlock()
-		select {
-		case <-written:
-		case <-deadline.C:
-			return false
-		}
-	}
-}
-
-func (s *egressLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func egressMustParse(s string) *url.URL {

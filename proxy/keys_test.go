@@ -270,7 +270,7 @@ func TestPageDropsUnusableLink(t *testing.T) {
 			up := pypitest.NewServer(t)
 			up.AddDist("other", pypitest.Dist{Filename: good, Content: whl})
 			up.SetRawPage("demo", ct, []byte(page(up.FileURL("other", good))))
-			logs := &syncBuffer{}
+			logs := &pypitest.LogBuffer{}
 			reg := prometheus.NewRegistry()
 			client, err := upstream.New(upstream.Options{URL: up.URL(), Timeout: 2 * time.Second, Registerer: reg,
 				Logger: slog.New(slog.NewJSONHandler(logs, nil))})

@@ -77,56 +77,10 @@ type testProxy struct {
 	store    *cache.Store
 	verifier *fakeVerifier
 	policy   *staticPolicy
-	logs     *syncBuffer
-	audit    *syncBuffer
+	logs     *pypitest.LogBuffer
+	audit    *pypitest.LogBuffer
 	auditLog *AuditLog
 	dir      string
-}
-
-type syncBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	written chan struct{} // closed by the next Write; nil when nobody waits
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.written != nil {
-		close(s.written)
-		s.written = nil
-	}
-	return s.b.Write(p)
-}
-
-// waitFor returns once cond holds for the contents, checking after each
-// Write, or false after timeout.
-func (s *syncBuffer) waitFor(timeout time.Duration, cond func(string) bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		if cond(s.b.String()) {
-			s.mu.Unlock()
-			return true
-		}
-		if s.written == nil {
-			s.written = make(chan struct{})
-		}
-		written := s.written
-		s.mu.Unlock()
-		select {
-		case <-written:
-		case <-deadline.C:
-			return false
-		}
-	}
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type proxyOption func(*Options)
@@ -144,7 +98,7 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 		t.Fatal(err)
 	}
 	tp := &testProxy{t: t, up: up, store: store, dir: dir, verifier: &fakeVerifier{facts: map[string]pypi.Facts{}},
-		policy: &staticPolicy{}, logs: &syncBuffer{}, audit: &syncBuffer{}}
+		policy: &staticPolicy{}, logs: &pypitest.LogBuffer{}, audit: &pypitest.LogBuffer{}}
 	tp.policy.p.Store(mustPolicy(t, policySrc))
 	audit, err := NewAuditLog("-", tp.audit)
 	if err != nil {

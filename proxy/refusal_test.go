@@ -127,7 +127,7 @@ func TestRefusalReasonInStatusLine(t *testing.T) {
 	// The access log and the metrics count the refusals as 403s. The line
 	// is written once the handler returns, after the client has its answer:
 	// wait for it (nothing else says when).
-	tp.logs.waitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"status":403`) >= 3 })
+	tp.logs.WaitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"status":403`) >= 3 })
 	if n := strings.Count(tp.logs.String(), `"status":403`); n != 3 {
 		t.Errorf("access log has %d 403 lines; want 3:\n%s", n, tp.logs.String())
 	}

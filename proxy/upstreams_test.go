@@ -40,7 +40,7 @@ type privateSetup struct {
 	http            *httptest.Server
 	store           *cache.Store
 	dir             string
-	logs, audit     *syncBuffer
+	logs, audit     *pypitest.LogBuffer
 	seen            strings.Builder // every response, headers and body
 	privWhl         []byte
 }
@@ -59,7 +59,7 @@ func newPrivateSetup(t *testing.T, password string, opts ...setupOptions) *priva
 		o = opts[0]
 	}
 	ss := provenancetest.New(t)
-	x := &privateSetup{t: t, private: pypitest.NewServer(t), public: pypitest.NewServer(t), logs: &syncBuffer{}, audit: &syncBuffer{}}
+	x := &privateSetup{t: t, private: pypitest.NewServer(t), public: pypitest.NewServer(t), logs: &pypitest.LogBuffer{}, audit: &pypitest.LogBuffer{}}
 	x.private.RequireBasicAuth(privateUser, privatePassword)
 
 	// Private: internal-lib 1.0 without provenance (no Integrity API), and

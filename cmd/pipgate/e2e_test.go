@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -63,58 +62,12 @@ func pipgateBinary(t testing.TB) string {
 	return buildBin
 }
 
-type syncBuf struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	written chan struct{} // closed by the next Write; nil when nobody waits
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.written != nil {
-		close(s.written)
-		s.written = nil
-	}
-	return s.b.Write(p)
-}
-
-// waitFor returns once cond holds for the contents, checking after each
-// Write, or false after timeout.
-func (s *syncBuf) waitFor(timeout time.Duration, cond func(string) bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		if cond(s.b.String()) {
-			s.mu.Unlock()
-			return true
-		}
-		if s.written == nil {
-			s.written = make(chan struct{})
-		}
-		written := s.written
-		s.mu.Unlock()
-		select {
-		case <-written:
-		case <-deadline.C:
-			return false
-		}
-	}
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running pipgate.
 type proc struct {
 	cmd      *exec.Cmd
 	base     string // http://127.0.0.1:PORT
 	egress   string // 127.0.0.1:PORT or ""
-	stderr   *syncBuf
+	stderr   *pypitest.LogBuffer
 	auditLog string
 	client   *http.Client // trusts the server's CA when it serves HTTPS
 }
@@ -131,7 +84,7 @@ func startPipgate(t testing.TB, cfgPath, auditLog string, wantEgress bool) *proc
 func startPipgateArgs(t testing.TB, args []string, auditLog string, wantEgress bool, roots *x509.CertPool) *proc {
 	t.Helper()
 	bin := pipgateBinary(t)
-	p := &proc{stderr: &syncBuf{}, auditLog: auditLog, client: http.DefaultClient}
+	p := &proc{stderr: &pypitest.LogBuffer{}, auditLog: auditLog, client: http.DefaultClient}
 	scheme := "http://"
 	if roots != nil {
 		scheme = "https://"
@@ -192,7 +145,7 @@ func startPipgateArgs(t testing.TB, args []string, auditLog string, wantEgress b
 		}
 	}
 	// serve logs "pipgate ready" once every listener is bound and serving.
-	if !p.stderr.waitFor(60*time.Second, func(s string) bool { return strings.Contains(s, `"msg":"pipgate ready"`) }) {
+	if !p.stderr.WaitFor(60*time.Second, func(s string) bool { return strings.Contains(s, `"msg":"pipgate ready"`) }) {
 		t.Fatalf("pipgate never logged ready; log:\n%s", p.stderr.String())
 	}
 	resp, err := p.client.Get(p.base + "/readyz")
@@ -638,7 +591,7 @@ egress:
 			t.Fatal(err)
 		}
 		// The reloader logs "policy reloaded" once the new policy is in force.
-		if !p.stderr.waitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"msg":"policy reloaded"`) > reloads }) {
+		if !p.stderr.WaitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"msg":"policy reloaded"`) > reloads }) {
 			t.Fatalf("no policy reload logged after SIGHUP:\n%s", tail(p.stderr.String(), 20))
 		}
 		out, err = install("--upgrade", "cont-pkg")

@@ -213,7 +213,7 @@ func hupAndWait(t *testing.T, p *proc, msg string, n int) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if !p.stderr.waitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"msg":"`+msg+`"`) >= n }) {
+	if !p.stderr.WaitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"msg":"`+msg+`"`) >= n }) {
 		t.Fatalf("no %q in the log after SIGHUP:\n%s", msg, tail(p.stderr.String(), 20))
 	}
 }

@@ -1,7 +1,6 @@
 package reload_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
 const (
@@ -29,24 +29,6 @@ const (
 	policyBlock = "version: 1\ndefaults:\n  require: attestation\n  action: block\n"
 	policyBad   = "version: 1\ndefaults:\n  require: attestation\n  acton: block\n"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger used from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // reloadLog records OnReload calls.
 type reloadLog struct {
@@ -81,7 +63,7 @@ func writeFile(t *testing.T, path, body string) {
 func TestReloaderSwapUnderConcurrentReaders(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyYank)
-	var logBuf syncBuffer
+	var logBuf pypitest.LogBuffer
 	var calls reloadLog
 	r, err := reload.New(reload.Options{
 		Path:     path,
@@ -158,7 +140,7 @@ func TestReloaderSwapUnderConcurrentReaders(t *testing.T) {
 func TestReloaderBadFileKeepsOld(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyBlock)
-	var logBuf syncBuffer
+	var logBuf pypitest.LogBuffer
 	var calls reloadLog
 	r, err := reload.New(reload.Options{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
 	if err != nil {
@@ -279,7 +261,7 @@ func TestReloaderWatch(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyYank)
 	var calls reloadLog
-	var logBuf syncBuffer
+	var logBuf pypitest.LogBuffer
 	r, err := reload.New(reload.Options{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil)), OnReload: calls.record})
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,9 @@
 // tested against an independent writer. It can inject faults: a status, a
 // delay, a stall, a truncated body, a wrong-hash file, a raw hostile page.
 //
-// [MakeWheel] and [MakeSdist] build distributions pip really installs, and
-// [Pip] runs `python3 -m pip` in a clean, hermetic environment.
+// [MakeWheel] and [MakeSdist] build distributions pip really installs,
+// [Pip] runs `python3 -m pip` in a clean, hermetic environment, and
+// [LogBuffer] is the log sink tests wait on instead of sleeping.
 package pypitest
 
 import (
