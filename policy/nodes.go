@@ -121,7 +121,7 @@ func (x nodeIndex) typeProblem(msg string) *ProblemError {
 			pr.Msg = "unknown field " + strconv.Quote(sm[1])
 		}
 		if known := knownFields(sm[2]); len(known) > 0 {
-			if near := nearest(sm[1], known); near != "" {
+			if near := NearestKey(sm[1], known); near != "" {
 				pr.Msg += " (did you mean " + near + "?)"
 			} else {
 				pr.Msg += " (want " + orList(known) + ")"
@@ -188,9 +188,11 @@ func knownFields(goType string) []string {
 	return nil
 }
 
-// nearest returns the known field an unknown one is probably a typo of
-// (edit distance at most 2, or a third of its length), or "".
-func nearest(name string, known []string) string {
+// NearestKey returns the known key an unknown one is probably a typo of
+// (edit distance at most 2, or a third of its length), or "". The policy
+// check and the server config check both suggest keys with it, so the two
+// files report typos alike.
+func NearestKey(name string, known []string) string {
 	best, bestD := "", len(name)+1
 	for _, k := range known {
 		if d := editDistance(strings.ToLower(name), k); d < bestD {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pipgate/pipgate/policy"
 )
 
 // configError is one problem in the server configuration or in a file it
@@ -356,13 +358,7 @@ func allKeyPaths() []string {
 // lists the section's keys.
 func suggestKey(section, name string) string {
 	keys := sectionKeys(section)
-	best, bestD := "", math.MaxInt
-	for _, k := range keys {
-		if d := editDistance(strings.ToLower(name), k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best != "" && bestD <= max(2, len(name)/3) {
+	if best := policy.NearestKey(name, keys); best != "" {
 		return " (did you mean " + best + "?)"
 	}
 	for _, p := range allKeyPaths() {
@@ -372,27 +368,6 @@ func suggestKey(section, name string) string {
 	}
 	sort.Strings(keys)
 	return " (known keys: " + strings.Join(keys, ", ") + ")"
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // wantKind describes the value a path takes, in the file's terms.
