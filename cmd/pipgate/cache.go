@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/config"
 )
 
 const cacheUsage = `usage: pipgate cache <command> [flags]
@@ -200,7 +201,7 @@ func cacheDataDir(f cacheFlags) (string, error) {
 	if f.dataDir != "" {
 		return filepath.Abs(f.dataDir)
 	}
-	cfg, err := loadConfig(f.config)
+	cfg, err := config.Load(f.config, nil)
 	if err != nil {
 		return "", err
 	}

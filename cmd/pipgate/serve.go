@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/config"
 	"github.com/pipgate/pipgate/egress"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/policy/reload"
@@ -39,8 +40,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	logFormat := fs.String("log.format", "json", "log format: json or text")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
 	pprofListen := fs.String("debug.pprof-listen", "", "serve net/http/pprof on this address (keep it on loopback); empty: off")
-	for _, f := range serveFlags {
-		fs.String(f.flag, "", f.usage)
+	for _, f := range config.ServeFlags {
+		fs.String(f.Flag, "", f.Usage)
 	}
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pipgate serve [--config FILE] [--listen ADDR] [--upstream URL] [--trusted-root FILE]")
@@ -65,22 +66,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			set[f.Name] = f.Value.String()
 		}
 	})
-	cfg, err := loadConfigFlags(*configPath, set)
+	cfg, err := config.Load(*configPath, set)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 1
 	}
-	cfg.pprofListen = *pprofListen
 	if *check {
-		for _, n := range cfg.notes {
+		for _, n := range cfg.Notes() {
 			fmt.Fprintf(stdout, "note: %s\n", n)
 		}
 		if err := checkConfig(ctx, cfg, stdout); err != nil {
 			printConfigErrors(stderr, err)
 			return 1
 		}
-		what := displayPath(cfg.path)
-		if len(cfg.flags) > 0 && cfg.path == "" {
+		what := displayPath(cfg.Path())
+		if cfg.HasFlags() && cfg.Path() == "" {
 			what = "flags over the embedded defaults"
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", what)
@@ -91,10 +91,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "pipgate serve: %v\n", err)
 		return 2
 	}
-	for _, n := range cfg.notes {
+	for _, n := range cfg.Notes() {
 		logger.Warn("config adjusted", "note", n)
 	}
-	if err := serve(ctx, cfg, logger, stdout); err != nil {
+	if err := serve(ctx, cfg, *pprofListen, logger, stdout); err != nil {
 		logger.Error("pipgate stopped", "err", err)
 		printConfigErrors(stderr, err)
 		return 1
@@ -102,45 +102,36 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// printConfigErrors writes one line per joined error: configErrors as they
+// printConfigErrors writes one line per joined error: config errors as they
 // render ("FILE:LINE: path: message"), anything else after "pipgate serve: ".
 func printConfigErrors(w io.Writer, err error) {
-	for _, e := range splitErrors(err) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			printConfigErrors(w, errors.Join(j.Unwrap()...))
-			continue
-		}
-		var ce *configError
-		if errors.As(e, &ce) {
-			fmt.Fprintln(w, ce.Error())
-		} else {
-			fmt.Fprintf(w, "pipgate serve: %v\n", e)
-		}
+	if err == nil {
+		return
 	}
-}
-
-// at returns a configError for the value at path: located at the flag that
-// set it or its line in the config file.
-func (c *config) at(path, format string, args ...any) *configError {
-	e := &configError{File: c.file, Path: path, Msg: fmt.Sprintf(format, args...)}
-	if f, ok := c.flags[path]; ok {
-		e.Flag = f
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			printConfigErrors(w, e)
+		}
+		return
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		fmt.Fprintln(w, ce.Error())
 	} else {
-		e.Line = c.lineOf(path)
+		fmt.Fprintf(w, "pipgate serve: %v\n", err)
 	}
-	return e
 }
 
 // policyProblems renders a policy.Load error in the config's format: each
 // problem at FILE:LINE of the policy file; an I/O error at the policy key.
-func policyProblems(cfg *config, err error) error {
+func policyProblems(cfg *config.Config, err error) error {
 	probs := policy.Problems(err)
 	if len(probs) == 0 {
-		return cfg.at("policy", "%s", unwrapPathError(err))
+		return cfg.At("policy", "%s", config.PathErrorText(err))
 	}
 	out := make([]error, 0, len(probs))
 	for _, pr := range probs {
-		out = append(out, &configError{File: relPath(cfg.Policy), Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
+		out = append(out, &config.Error{File: relPath(cfg.Policy), Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
 	}
 	return errors.Join(out...)
 }
@@ -158,11 +149,11 @@ func relPath(p string) string {
 // checkConfig loads everything serve would, without listening or writing
 // anything: the trust root, the policy, the TLS pair, the egress CA, and
 // whether the data directory can be written.
-func checkConfig(ctx context.Context, cfg *config, stdout io.Writer) error {
+func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
 	var errs []error
 	if cfg.Trust.TrustedRoot != "" {
 		if _, err := provenance.NewTrustSource(ctx, provenance.TrustSourceOptions{TrustedRootPath: cfg.Trust.TrustedRoot}); err != nil {
-			errs = append(errs, cfg.at("trust.trusted_root", "%s", trustRootProblem(err)))
+			errs = append(errs, cfg.At("trust.trusted_root", "%s", trustRootProblem(err)))
 		}
 	} else {
 		fmt.Fprintln(stdout, "note: trust.trusted_root is empty: the Sigstore public-good root is fetched through TUF at start (not checked here)")
@@ -172,23 +163,23 @@ func checkConfig(ctx context.Context, cfg *config, stdout io.Writer) error {
 			errs = append(errs, policyProblems(cfg, err))
 		}
 	}
-	for i, e := range cfg.upstreamList() {
-		if _, err := e.password(); err != nil {
-			errs = append(errs, cfg.at(cfg.upstreamPath(i, e.passwordKey()), "%v", err))
+	for i, e := range cfg.UpstreamList() {
+		if _, err := e.Password(); err != nil {
+			errs = append(errs, cfg.At(cfg.UpstreamPath(i, e.PasswordKey()), "%v", err))
 		}
 	}
 	if cfg.TLS.Cert != "" {
 		if _, err := loadCertificate(cfg.TLS.Cert, cfg.TLS.Key, time.Now()); err != nil {
-			errs = append(errs, cfg.at("tls.cert", "%v", err))
+			errs = append(errs, cfg.At("tls.cert", "%v", err))
 		}
 	}
 	if cfg.Egress.Listen != "" {
 		if _, err := egress.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey); err != nil {
-			errs = append(errs, cfg.at("egress.ca_cert", "%v", err))
+			errs = append(errs, cfg.At("egress.ca_cert", "%v", err))
 		}
 	}
 	if err := checkWritableDir(cfg.DataDir); err != nil {
-		errs = append(errs, cfg.at("data_dir", "%v", err))
+		errs = append(errs, cfg.At("data_dir", "%v", err))
 	}
 	return errors.Join(errs...)
 }
@@ -229,9 +220,9 @@ func checkWritableDir(dir string) error {
 	f, err := os.CreateTemp(d, ".pipgate-check-*")
 	if err != nil {
 		if d != dir {
-			return fmt.Errorf("%s does not exist and %s is not writable: %s", dir, d, unwrapPathError(err))
+			return fmt.Errorf("%s does not exist and %s is not writable: %s", dir, d, config.PathErrorText(err))
 		}
-		return fmt.Errorf("%s is not writable: %s", dir, unwrapPathError(err))
+		return fmt.Errorf("%s is not writable: %s", dir, config.PathErrorText(err))
 	}
 	name := f.Name()
 	_ = f.Close()
@@ -283,7 +274,7 @@ func (a verifierAdapter) TrustRootDigest() string { return a.ts.Digest() }
 
 // app is the wired server: the handlers and everything cleanup must close.
 type app struct {
-	cfg      *config
+	cfg      *config.Config
 	log      *slog.Logger
 	proxy    *proxy.Server
 	egress   *egress.Proxy
@@ -304,7 +295,7 @@ func (a *app) cleanup() {
 
 // wire builds the application from cfg. On error everything built so far is
 // closed again.
-func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writer) (_ *app, err error) {
+func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) (_ *app, err error) {
 	a := &app{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
@@ -314,7 +305,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 	if cfg.TLS.Cert != "" {
 		a.certs, err = newCertReloader(cfg.TLS.Cert, cfg.TLS.Key, logger.With("component", "tls"))
 		if err != nil {
-			return nil, cfg.at("tls.cert", "%v", err)
+			return nil, cfg.At("tls.cert", "%v", err)
 		}
 	}
 	reg := prometheus.NewRegistry()
@@ -345,7 +336,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 			return nil, fmt.Errorf("trust root (offline? set trust.trusted_root to a Sigstore trusted_root.json in a config file): %s",
 				strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
-		return nil, cfg.at("trust.trusted_root", "%s", trustRootProblem(err))
+		return nil, cfg.At("trust.trusted_root", "%s", trustRootProblem(err))
 	}
 
 	router, err := newRouter(cfg, reg, logger.With("component", "upstream"))
@@ -421,7 +412,9 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Write
 }
 
 // serve runs the listeners until ctx ends, then shuts down gracefully.
-func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writer) error {
+// pprofListen is the --debug.pprof-listen flag (not a config setting:
+// profiling is opt-in per run).
+func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *slog.Logger, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a, err := wire(ctx, cfg, logger, stdout)
@@ -469,8 +462,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			return err
 		}
 	}
-	if cfg.pprofListen != "" {
-		if err := listen("debug.pprof-listen", cfg.pprofListen, pprofHandler()); err != nil {
+	if pprofListen != "" {
+		if err := listen("debug.pprof-listen", pprofListen, pprofHandler()); err != nil {
 			return err
 		}
 	}
@@ -572,12 +565,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 // newRouter builds one upstream client per configured upstream (reading
 // passwords from their files or environment variables) and the router that
 // sends each project to its owner.
-func newRouter(cfg *config, reg prometheus.Registerer, logger *slog.Logger) (*upstream.Router, error) {
+func newRouter(cfg *config.Config, reg prometheus.Registerer, logger *slog.Logger) (*upstream.Router, error) {
 	var routes []upstream.Route
-	for i, e := range cfg.upstreamList() {
-		pw, err := e.password()
+	for i, e := range cfg.UpstreamList() {
+		pw, err := e.Password()
 		if err != nil {
-			return nil, cfg.at(cfg.upstreamPath(i, e.passwordKey()), "%v", err)
+			return nil, cfg.At(cfg.UpstreamPath(i, e.PasswordKey()), "%v", err)
 		}
 		if e.Username != "" && strings.HasPrefix(e.URL, "http://") {
 			logger.Warn("upstream credentials are sent over plain http", "upstream", e.Name)
@@ -595,20 +588,20 @@ func newRouter(cfg *config, reg prometheus.Registerer, logger *slog.Logger) (*up
 			UserAgent:  "pipgate/" + version,
 		})
 		if err != nil {
-			return nil, cfg.at(cfg.upstreamPath(i, "url"), "%v", err)
+			return nil, cfg.At(cfg.UpstreamPath(i, "url"), "%v", err)
 		}
 		routes = append(routes, upstream.Route{Client: c, Projects: e.Projects})
 	}
 	r, err := upstream.NewRouter(upstream.RouterOptions{Routes: routes})
 	if err != nil {
-		return nil, cfg.at("upstreams", "%v", err)
+		return nil, cfg.At("upstreams", "%v", err)
 	}
 	return r, nil
 }
 
 // upstreamSummary names the upstreams for logs and the status page: the
 // URL of the one upstream, or "name=url" for each; never a credential.
-func upstreamSummary(cfg *config) string {
+func upstreamSummary(cfg *config.Config) string {
 	if len(cfg.Upstreams) == 0 {
 		return cfg.Upstream.URL
 	}
@@ -633,7 +626,7 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 }
 
 // trustSourceName says where the trusted root comes from.
-func trustSourceName(cfg *config) string {
+func trustSourceName(cfg *config.Config) string {
 	if cfg.Trust.TrustedRoot != "" {
 		return cfg.Trust.TrustedRoot
 	}

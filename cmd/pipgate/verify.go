@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pipgate/pipgate/config"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/pypi"
@@ -143,7 +144,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				return 2
 			}
 			for _, pr := range probs {
-				fmt.Fprintln(stderr, (&configError{File: *policyPath, Line: pr.Line, Path: pr.Path, Msg: pr.Msg}).Error())
+				fmt.Fprintln(stderr, (&config.Error{File: *policyPath, Line: pr.Line, Path: pr.Path, Msg: pr.Msg}).Error())
 			}
 			return 2
 		}
@@ -226,7 +227,7 @@ func prepareVerify(distPath string, provs, atts []string, withPolicy bool, proje
 	r := &verifyResult{File: distPath}
 	content, err := os.ReadFile(distPath)
 	if err != nil {
-		r.Error = unwrapPathError(err)
+		r.Error = config.PathErrorText(err)
 		return r
 	}
 	sum := sha256.Sum256(content)

@@ -1,128 +1,26 @@
-package main
+package config
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"math"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/pipgate/pipgate/policy"
 )
 
-// configError is one problem in the server configuration or in a file it
-// names. It renders as "FILE:LINE: path: message" (the policy check's
-// format), or "--flag: message" for a value given on the command line.
-type configError struct {
-	File string // the config file as given; "" for the embedded defaults
-	Line int    // 1-based; 0 when unknown
-	Flag string // the serve flag that set the value ("--upstream"); wins over File
-	Path string // YAML path such as "upstream.url"; may be empty
-	Msg  string
-}
-
-// Error renders the problem on one line.
-func (e *configError) Error() string {
-	var parts []string
-	switch {
-	case e.Flag != "":
-		parts = append(parts, e.Flag)
-	case e.File != "" && e.Line > 0:
-		parts = append(parts, e.File+":"+strconv.Itoa(e.Line))
-	case e.File != "":
-		parts = append(parts, e.File)
-	}
-	if e.Path != "" && e.Flag == "" {
-		parts = append(parts, e.Path)
-	}
-	parts = append(parts, e.Msg)
-	return strings.Join(parts, ": ")
-}
-
-// withFile sets File on every configError in err.
-func withFile(file string, err error) error {
-	var out []error
-	for _, e := range splitErrors(err) {
-		var ce *configError
-		if errors.As(e, &ce) {
-			ce.File = file
-			out = append(out, ce)
-		} else {
-			out = append(out, fmt.Errorf("%s: %w", file, e))
-		}
-	}
-	return errors.Join(out...)
-}
-
-// splitErrors returns the errors of a top-level errors.Join, or err itself.
-func splitErrors(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
-// locate fills in where each problem is: the flag that set the value, or
-// the value's line in file.
-func (c *config) locate(file string, errs []*configError) error {
-	out := make([]error, 0, len(errs))
-	for _, e := range errs {
-		e.File = file
-		if e.Path != "" {
-			if f, ok := c.flags[e.Path]; ok {
-				e.Flag = f
-			} else if e.Line == 0 {
-				e.Line = c.lineOf(e.Path)
-			}
-		}
-		out = append(out, e)
-	}
-	return errors.Join(out...)
-}
-
-// lineOf returns the line of path in the file, or of its nearest ancestor
-// there, or 0.
-func (c *config) lineOf(path string) int {
-	for p := path; p != ""; {
-		if l, ok := c.lines[p]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
-}
-
-// unwrapPathError drops the "open FILE: " of an *fs.PathError: the caller
-// names the file itself.
-func unwrapPathError(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
 // decodeConfig decodes one strict YAML document over cfg and records the
 // line of every key in cfg.lines. An empty document keeps the defaults.
-// Problems come back as joined [*configError]s without File: unknown keys
+// Problems come back as joined [*Error]s without File: unknown keys
 // (with the nearest known one), values of the wrong kind, a second document.
-func decodeConfig(data []byte, cfg *config) error {
+func decodeConfig(data []byte, cfg *Config) error {
 	var doc yaml.Node
 	nd := yaml.NewDecoder(bytes.NewReader(data))
 	if err := nd.Decode(&doc); err != nil {
@@ -137,7 +35,7 @@ func decodeConfig(data []byte, cfg *config) error {
 		if err != nil {
 			line = 0
 		}
-		return &configError{Line: line, Msg: "a second YAML document; want exactly one"}
+		return &Error{Line: line, Msg: "a second YAML document; want exactly one"}
 	}
 	idx := indexConfigNodes(&doc)
 	cfg.lines = map[string]int{}
@@ -149,7 +47,7 @@ func decodeConfig(data []byte, cfg *config) error {
 		}
 	}
 	if root := docRoot(&doc); root != nil && root.Kind != yaml.MappingNode {
-		return &configError{Line: root.Line, Msg: "want a mapping of keys (listen: …, upstream: …), got " + describeNode(root)}
+		return &Error{Line: root.Line, Msg: "want a mapping of keys (listen: …, upstream: …), got " + describeNode(root)}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -182,14 +80,14 @@ var (
 	reCannot    = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into \\S+$")
 )
 
-// syntaxError turns a yaml.v3 parse error into a configError.
-func syntaxError(err error) *configError {
+// syntaxError turns a yaml.v3 parse error into an Error.
+func syntaxError(err error) *Error {
 	msg := err.Error()
 	if m := reYAMLLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return &configError{Line: n, Msg: "YAML: " + m[2]}
+		return &Error{Line: n, Msg: "YAML: " + m[2]}
 	}
-	return &configError{Msg: "YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	return &Error{Msg: "YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
 // configNode is one node of the file with its YAML path.
@@ -230,16 +128,16 @@ func indexConfigNodes(doc *yaml.Node) configNodes {
 }
 
 // problem rewrites one of yaml.v3's messages ("line 3: field foo not found
-// in type main.upstreamConfig") in the file's own terms, without Go or YAML
+// in type config.Upstream") in the file's own terms, without Go or YAML
 // type names.
-func (x configNodes) problem(msg string) *configError {
+func (x configNodes) problem(msg string) *Error {
 	m := reYAMLLine.FindStringSubmatch(msg)
 	if m == nil {
-		return &configError{Msg: msg}
+		return &Error{Msg: msg}
 	}
 	line, _ := strconv.Atoi(m[1])
 	msg = m[2]
-	ce := &configError{Line: line, Msg: msg}
+	ce := &Error{Line: line, Msg: msg}
 	switch {
 	case reUnknown.MatchString(msg):
 		name := reUnknown.FindStringSubmatch(msg)[1]
@@ -290,7 +188,7 @@ func splitPath(p string) (section, key string) {
 
 // configField returns the field type at a YAML path of config, or nil.
 func configField(path string) reflect.Type {
-	t := reflect.TypeOf(config{})
+	t := reflect.TypeOf(Config{})
 	if path == "" {
 		return t
 	}
@@ -377,9 +275,9 @@ func wantKind(path string) string {
 		return "another kind of value"
 	}
 	switch t {
-	case reflect.TypeOf(duration(0)):
+	case reflect.TypeOf(Duration(0)):
 		return `a duration like "30s"`
-	case reflect.TypeOf(byteSize(0)):
+	case reflect.TypeOf(ByteSize(0)):
 		return `a size like "50GiB"`
 	}
 	switch t.Kind() {
@@ -420,92 +318,4 @@ func describeNode(n *yaml.Node) string {
 // goes on and every problem is reported.
 func wrongValue(n *yaml.Node, want string) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want %s, got %s", n.Line, want, describeNode(n))}}
-}
-
-// duration is a time.Duration written as a Go duration string ("30s").
-type duration time.Duration
-
-// UnmarshalYAML accepts "30s", "10m", "1h30m".
-func (d *duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
-		if v, err := time.ParseDuration(n.Value); err == nil {
-			*d = duration(v)
-			return nil
-		}
-	}
-	return wrongValue(n, `a duration like "30s" or "10m"`)
-}
-
-// MarshalYAML writes the Go duration string.
-func (d duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// D returns d as a time.Duration.
-func (d duration) D() time.Duration { return time.Duration(d) }
-
-// byteSize is a number of bytes written with a unit: "50GiB", "512MiB",
-// "20GB", "1.5TiB", or a plain number of bytes.
-type byteSize int64
-
-var sizeUnits = map[string]float64{
-	"": 1, "b": 1,
-	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
-	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
-	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
-	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
-}
-
-var reSize = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$`)
-
-// parseByteSize parses "50GiB" (binary units KiB…TiB, decimal KB…TB, and
-// Kubernetes' K, M, G, T meaning binary ones, like Ki/Mi/Gi/Ti).
-func parseByteSize(s string) (byteSize, error) {
-	m := reSize.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("want a size like \"50GiB\", got %q", s)
-	}
-	unit := strings.ToLower(m[2])
-	if strings.HasSuffix(unit, "i") { // Kubernetes' Gi, Mi
-		unit += "b"
-	}
-	mul, ok := sizeUnits[unit]
-	if !ok {
-		return 0, fmt.Errorf("unknown size unit %q in %q (want B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)", m[2], s)
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return 0, fmt.Errorf("want a size like \"50GiB\", got %q", s)
-	}
-	n := v * mul
-	if n > math.MaxInt64/2 {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return byteSize(n), nil
-}
-
-// UnmarshalYAML accepts a size string or a whole number of bytes.
-func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!str" || n.ShortTag() == "!!int") {
-		if v, err := parseByteSize(n.Value); err == nil {
-			*b = v
-			return nil
-		}
-	}
-	return wrongValue(n, `a size like "50GiB" or "512MiB" (0: no limit)`)
-}
-
-// MarshalYAML writes the size in the largest binary unit that divides it.
-func (b byteSize) MarshalYAML() (any, error) { return b.String(), nil }
-
-// String renders "50GiB", "1536MiB", "0".
-func (b byteSize) String() string {
-	units := []struct {
-		name string
-		n    int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
-	for _, u := range units {
-		if b != 0 && int64(b)%u.n == 0 {
-			return strconv.FormatInt(int64(b)/u.n, 10) + u.name
-		}
-	}
-	return strconv.FormatInt(int64(b), 10)
 }

@@ -1,4 +1,8 @@
-package main
+// Package config reads pipgate's server configuration: the YAML file (or the
+// embedded defaults) and the serve flags over it, validated into typed
+// options. Every problem is an [*Error] that says where it is
+// ("FILE:LINE: path: message", or "--flag: message").
+package config
 
 import (
 	"errors"
@@ -16,21 +20,21 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// config is the server configuration file (product.md "Server configuration").
+// Config is the server configuration file (product.md "Server configuration").
 // Relative paths in it resolve against the folder of the file; without a file
 // (embedded defaults) against the working directory.
-type config struct {
+type Config struct {
 	// Listen is the index server's address: PIP_INDEX_URL=http://<listen>/simple/.
 	Listen string `yaml:"listen"`
 	// DataDir holds the bbolt database and the file blobs.
 	DataDir string `yaml:"data_dir"`
 	// Upstream is the index pipgate mirrors (one upstream, named "default").
-	Upstream upstreamConfig `yaml:"upstream"`
+	Upstream Upstream `yaml:"upstream"`
 	// Upstreams replaces Upstream with several indexes, each owning the
 	// project names its Projects match (product.md "Several upstreams").
-	Upstreams []upstreamEntry `yaml:"upstreams"`
+	Upstreams []UpstreamEntry `yaml:"upstreams"`
 	// Trust selects the Sigstore trusted root.
-	Trust trustConfig `yaml:"trust"`
+	Trust Trust `yaml:"trust"`
 	// Policy is the policy file; empty: the built-in default (observe only).
 	Policy string `yaml:"policy"`
 	// MetricsListen serves /metrics on its own address; empty: on Listen.
@@ -38,36 +42,33 @@ type config struct {
 	// AuditLog is "-" for stdout, a file path, or "" for none.
 	AuditLog string `yaml:"audit_log"`
 	// Verification tunes eager verification at index time.
-	Verification verificationConfig `yaml:"verification"`
+	Verification Verification `yaml:"verification"`
 	// ShutdownGrace is how long in-flight requests get on SIGINT/SIGTERM.
-	ShutdownGrace duration `yaml:"shutdown_grace"`
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// WriteIdleTimeout drops a file download whose client takes no data
 	// for this long.
-	WriteIdleTimeout duration `yaml:"write_idle_timeout"`
+	WriteIdleTimeout Duration `yaml:"write_idle_timeout"`
 	// Egress is the HTTPS egress proxy mode (off when Listen is empty).
-	Egress egressConfig `yaml:"egress"`
+	Egress Egress `yaml:"egress"`
 	// TLS serves Listen over HTTPS when Cert and Key are set.
-	TLS tlsConfig `yaml:"tls"`
+	TLS TLS `yaml:"tls"`
 	// Cache bounds the blob store.
-	Cache cacheConfig `yaml:"cache"`
+	Cache Cache `yaml:"cache"`
 
 	// path is the file the config was read from ("" for embedded defaults).
 	path string
-	// pprofListen is the --debug.pprof-listen flag (not a config setting:
-	// profiling is opt-in per run).
-	pprofListen string
 	// file is the config file as given on the command line, for messages.
 	file string
 	// lines maps a YAML path ("upstream.url") to its line in the file.
 	lines map[string]int
 	// flags maps a YAML path to the serve flag that set it ("--upstream").
 	flags map[string]string
-	// notes are things loadConfig changed that serve logs and the check prints.
+	// notes are things Load changed that serve logs and the check prints.
 	notes []string
 }
 
-// upstreamEntry is one item of "upstreams:".
-type upstreamEntry struct {
+// UpstreamEntry is one item of "upstreams:".
+type UpstreamEntry struct {
 	// Name names the upstream in metrics, logs, the status page and cache
 	// keys: lower-case letters, digits, "-" and "_".
 	Name string `yaml:"name"`
@@ -80,9 +81,9 @@ type upstreamEntry struct {
 	// FileHosts are the hosts files may be fetched from besides URL's own.
 	FileHosts []string `yaml:"file_hosts"`
 	// IndexTTL is how long a project page is fresh; unset or 0s: 10m.
-	IndexTTL duration `yaml:"index_ttl"`
+	IndexTTL Duration `yaml:"index_ttl"`
 	// Timeout bounds one upstream request; unset or 0s: 30s.
-	Timeout duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout"`
 	// Username turns on HTTP basic auth, sent only to URL's own origin.
 	Username string `yaml:"username"`
 	// PasswordFile holds the password (one line); or PasswordEnv names the
@@ -94,17 +95,17 @@ type upstreamEntry struct {
 // maxPasswordBytes bounds a password file.
 const maxPasswordBytes = 4 << 10
 
-// password reads the entry's password from its file or environment
+// Password reads the entry's password from its file or environment
 // variable; "" without Username. The error never contains the password;
-// passwordKey names the key it is about.
-func (e upstreamEntry) password() (string, error) {
+// PasswordKey names the key it is about.
+func (e UpstreamEntry) Password() (string, error) {
 	switch {
 	case e.Username == "":
 		return "", nil
 	case e.PasswordFile != "":
 		data, err := readLimited(e.PasswordFile, maxPasswordBytes)
 		if err != nil {
-			return "", fmt.Errorf("cannot read %s: %s", e.PasswordFile, unwrapPathError(err))
+			return "", fmt.Errorf("cannot read %s: %s", e.PasswordFile, PathErrorText(err))
 		}
 		pw := strings.TrimRight(string(data), "\r\n")
 		if pw == "" {
@@ -123,33 +124,34 @@ func (e upstreamEntry) password() (string, error) {
 	}
 }
 
-// passwordKey is the key password's error is about.
-func (e upstreamEntry) passwordKey() string {
+// PasswordKey is the key Password's error is about.
+func (e UpstreamEntry) PasswordKey() string {
 	if e.PasswordFile != "" {
 		return "password_file"
 	}
 	return "password_env"
 }
 
-// upstreamPath is the YAML path of key in the i-th upstream.
-func (c *config) upstreamPath(i int, key string) string {
+// UpstreamPath is the YAML path of key in the i-th upstream.
+func (c *Config) UpstreamPath(i int, key string) string {
 	if len(c.Upstreams) == 0 {
 		return "upstream." + key
 	}
 	return fmt.Sprintf("upstreams[%d].%s", i, key)
 }
 
-// upstreamList returns the configured upstreams in order: the entries of
+// UpstreamList returns the configured upstreams in order: the entries of
 // "upstreams:", or the single "upstream:" named "default".
-func (c *config) upstreamList() []upstreamEntry {
+func (c *Config) UpstreamList() []UpstreamEntry {
 	if len(c.Upstreams) > 0 {
 		return c.Upstreams
 	}
 	u := c.Upstream
-	return []upstreamEntry{{Name: upstream.DefaultName, URL: u.URL, FileHosts: u.FileHosts, IndexTTL: u.IndexTTL, Timeout: u.Timeout}}
+	return []UpstreamEntry{{Name: upstream.DefaultName, URL: u.URL, FileHosts: u.FileHosts, IndexTTL: u.IndexTTL, Timeout: u.Timeout}}
 }
 
-type tlsConfig struct {
+// TLS is the "tls:" section: HTTPS on the index listener.
+type TLS struct {
 	// Cert and Key are PEM files (the certificate chain, leaf first, and its
 	// private key). Both empty: plain HTTP. Reread on SIGHUP; a pair that
 	// does not load keeps the old one.
@@ -157,35 +159,39 @@ type tlsConfig struct {
 	Key  string `yaml:"key"`
 }
 
-type cacheConfig struct {
+// Cache is the "cache:" section: bounds of the blob store and page memory.
+type Cache struct {
 	// MaxSize bounds the bytes of file blobs; above it the least recently
 	// used blobs are evicted. 0: no limit.
-	MaxSize byteSize `yaml:"max_size"`
+	MaxSize ByteSize `yaml:"max_size"`
 	// MaxFileSize bounds one file or .metadata download whose size the
 	// index does not give (the index size bounds it when given).
-	MaxFileSize byteSize `yaml:"max_file_size"`
+	MaxFileSize ByteSize `yaml:"max_file_size"`
 	// PageMemory bounds the memory of project pages kept in RAM (decoded
 	// and rendered, least recently used evicted first).
-	PageMemory byteSize `yaml:"page_memory"`
+	PageMemory ByteSize `yaml:"page_memory"`
 }
 
-type upstreamConfig struct {
+// Upstream is the "upstream:" section: the one upstream index.
+type Upstream struct {
 	// URL is the upstream base URL: simple index at <url>simple/, Integrity API at <url>integrity/.
 	URL string `yaml:"url"`
 	// FileHosts are the hosts files may be fetched from besides URL's own.
 	FileHosts []string `yaml:"file_hosts"`
 	// IndexTTL is how long a project page is fresh.
-	IndexTTL duration `yaml:"index_ttl"`
+	IndexTTL Duration `yaml:"index_ttl"`
 	// Timeout bounds one upstream request (headers and idle reads for files).
-	Timeout duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout"`
 }
 
-type trustConfig struct {
+// Trust is the "trust:" section: the Sigstore trusted root.
+type Trust struct {
 	// TrustedRoot is a Sigstore trusted_root.json; empty: public-good via TUF.
 	TrustedRoot string `yaml:"trusted_root"`
 }
 
-type verificationConfig struct {
+// Verification is the "verification:" section: eager verification.
+type Verification struct {
 	// EagerReleases is how many of a project's newest releases are verified
 	// when its page is served, so the resolver sees yanks on the first request.
 	// 0 turns eager verification off (downloads are still verified).
@@ -193,10 +199,11 @@ type verificationConfig struct {
 	// EagerConcurrency bounds parallel verifications for one page.
 	EagerConcurrency int `yaml:"eager_concurrency"`
 	// EagerBudget bounds how long a page waits for eager verification.
-	EagerBudget duration `yaml:"eager_budget"`
+	EagerBudget Duration `yaml:"eager_budget"`
 }
 
-type egressConfig struct {
+// Egress is the "egress:" section: the HTTPS egress proxy.
+type Egress struct {
 	// Listen is the egress proxy address, e.g. 127.0.0.1:3128; empty: off.
 	Listen string `yaml:"listen"`
 	// CACert and CAKey are the PEM CA used to mint per-host certificates.
@@ -206,29 +213,29 @@ type egressConfig struct {
 	Intercept []string `yaml:"intercept"`
 }
 
-// defaultConfig is the embedded default configuration; configs/pipgate.yaml
+// Default is the embedded default configuration; configs/pipgate.yaml
 // must decode to exactly this (TestExampleConfigMatchesDefault).
-func defaultConfig() config {
-	return config{
+func Default() Config {
+	return Config{
 		Listen:  "127.0.0.1:8080",
 		DataDir: "./pipgate-data",
-		Upstream: upstreamConfig{
+		Upstream: Upstream{
 			URL:       "https://pypi.org/",
 			FileHosts: []string{"files.pythonhosted.org"},
-			IndexTTL:  duration(10 * time.Minute),
-			Timeout:   duration(30 * time.Second),
+			IndexTTL:  Duration(10 * time.Minute),
+			Timeout:   Duration(30 * time.Second),
 		},
 		Policy:   "",
 		AuditLog: "-",
-		Verification: verificationConfig{
+		Verification: Verification{
 			EagerReleases:    1,
 			EagerConcurrency: 4,
-			EagerBudget:      duration(5 * time.Second),
+			EagerBudget:      Duration(5 * time.Second),
 		},
-		ShutdownGrace:    duration(15 * time.Second),
-		WriteIdleTimeout: duration(time.Minute),
-		Cache:            cacheConfig{MaxFileSize: 4 << 30, PageMemory: 64 << 20},
-		Egress: egressConfig{
+		ShutdownGrace:    Duration(15 * time.Second),
+		WriteIdleTimeout: Duration(time.Minute),
+		Cache:            Cache{MaxFileSize: 4 << 30, PageMemory: 64 << 20},
+		Egress: Egress{
 			Intercept: []string{"pypi.org", "files.pythonhosted.org"},
 		},
 	}
@@ -237,9 +244,9 @@ func defaultConfig() config {
 // maxConfigBytes bounds a config file; real ones are a few hundred bytes.
 const maxConfigBytes = 1 << 20
 
-// serveFlags maps each serve flag that overrides a config value to that
+// ServeFlags maps each serve flag that overrides a config value to that
 // value's YAML path.
-var serveFlags = []struct{ flag, path, usage string }{
+var ServeFlags = []struct{ Flag, Path, Usage string }{
 	{"listen", "listen", "index listener address, e.g. 127.0.0.1:8080 (overrides listen)"},
 	{"upstream", "upstream.url", "upstream index base URL, e.g. https://pypi.org/ (overrides upstream.url)"},
 	{"trusted-root", "trust.trusted_root", "Sigstore trusted_root.json (overrides trust.trusted_root)"},
@@ -247,16 +254,13 @@ var serveFlags = []struct{ flag, path, usage string }{
 	{"policy", "policy", "policy file (overrides policy)"},
 }
 
-// loadConfig reads, validates and resolves the config at path; path "" gives
-// the embedded defaults (resolved against the working directory).
-func loadConfig(path string) (*config, error) { return loadConfigFlags(path, nil) }
-
-// loadConfigFlags is loadConfig with the values of serve flags given on the
-// command line (keyed by flag name, see serveFlags) applied over the file's.
-// Relative paths from flags resolve against the working directory. Every
-// error is a joined list of [*configError].
-func loadConfigFlags(path string, flags map[string]string) (*config, error) {
-	cfg := defaultConfig()
+// Load reads, validates and resolves the config at path, with the values of
+// serve flags given on the command line (keyed by flag name, see ServeFlags)
+// applied over the file's. Path "" gives the embedded defaults; their
+// relative paths, and those from flags, resolve against the working
+// directory. Every error is a joined list of [*Error].
+func Load(path string, flags map[string]string) (*Config, error) {
+	cfg := Default()
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, err
@@ -265,7 +269,7 @@ func loadConfigFlags(path string, flags map[string]string) (*config, error) {
 	if path != "" {
 		data, err := readLimited(path, maxConfigBytes)
 		if err != nil {
-			return nil, &configError{File: path, Msg: unwrapPathError(err)}
+			return nil, &Error{File: path, Msg: PathErrorText(err)}
 		}
 		if err := decodeConfig(data, &cfg); err != nil {
 			return nil, withFile(path, err)
@@ -278,16 +282,16 @@ func loadConfigFlags(path string, flags map[string]string) (*config, error) {
 		base = filepath.Dir(abs)
 	}
 	cfg.resolve(base)
-	for _, f := range serveFlags {
-		v, ok := flags[f.flag]
+	for _, f := range ServeFlags {
+		v, ok := flags[f.Flag]
 		if !ok {
 			continue
 		}
 		if cfg.flags == nil {
 			cfg.flags = map[string]string{}
 		}
-		cfg.flags[f.path] = "--" + f.flag
-		switch f.path {
+		cfg.flags[f.Path] = "--" + f.Flag
+		switch f.Path {
 		case "listen":
 			cfg.Listen = v
 		case "upstream.url":
@@ -332,10 +336,10 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // validate collects every problem, each naming its YAML path. It also
 // normalises upstream.url (a trailing slash; a pip-style .../simple/ URL
 // becomes its base) and records what it changed in c.notes.
-func (c *config) validate() []*configError {
-	var errs []*configError
+func (c *Config) validate() []*Error {
+	var errs []*Error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &configError{Path: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Path: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	checkAddr := func(field, addr string, required bool) {
 		if addr == "" {
@@ -443,7 +447,7 @@ func (c *config) validate() []*configError {
 }
 
 // resolve makes every relative path absolute against base.
-func (c *config) resolve(base string) {
+func (c *Config) resolve(base string) {
 	abs := func(p *string) {
 		if *p != "-" {
 			*p = absFrom(base, *p)
@@ -464,7 +468,7 @@ func (c *config) resolve(base string) {
 
 // validateUpstreams checks "upstreams:" (and that it is not combined with
 // "upstream:" or --upstream), and fills in each entry's defaults.
-func (c *config) validateUpstreams(bad func(field, format string, args ...any)) {
+func (c *Config) validateUpstreams(bad func(field, format string, args ...any)) {
 	if l := c.lines["upstreams"]; l > 0 {
 		if u := c.lines["upstream"]; u > 0 {
 			bad("upstreams", "cannot be combined with upstream: (line %d); use one of them", u)
@@ -532,12 +536,12 @@ func (c *config) validateUpstreams(bad func(field, format string, args ...any)) 
 		if e.IndexTTL < 0 {
 			bad(f("index_ttl"), "must not be negative")
 		} else if e.IndexTTL == 0 {
-			e.IndexTTL = duration(10 * time.Minute)
+			e.IndexTTL = Duration(10 * time.Minute)
 		}
 		if e.Timeout < 0 {
 			bad(f("timeout"), "must not be negative")
 		} else if e.Timeout == 0 {
-			e.Timeout = duration(30 * time.Second)
+			e.Timeout = Duration(30 * time.Second)
 		}
 		switch {
 		case e.Username == "" && (e.PasswordFile != "" || e.PasswordEnv != ""):
@@ -578,4 +582,27 @@ func redactURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// Path is the absolute path of the file the config was read from; "" for
+// the embedded defaults.
+func (c *Config) Path() string { return c.path }
+
+// Notes are the adjustments Load made (a pip-style upstream URL turned into
+// its base), for serve to log and the check to print.
+func (c *Config) Notes() []string { return c.notes }
+
+// HasFlags reports whether a serve flag set any value.
+func (c *Config) HasFlags() bool { return len(c.flags) > 0 }
+
+// At returns an [*Error] for the value at path: located at the flag that
+// set it or at its line in the config file.
+func (c *Config) At(path, format string, args ...any) *Error {
+	e := &Error{File: c.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if f, ok := c.flags[path]; ok {
+		e.Flag = f
+	} else {
+		e.Line = c.lineOf(path)
+	}
+	return e
 }
