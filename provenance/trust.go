@@ -56,6 +56,18 @@ type TrustSourceOptions struct {
 	// StaleAfter is the trusted root age past which a warning is logged;
 	// zero means 7 days.
 	StaleAfter time.Duration
+	// Fallback is the trusted root of last resort: used when TUF, its cache
+	// and the last good copy all fail, or when the last good copy is older
+	// than it. nil means [EmbeddedRoot] for Sigstore public-good (MirrorURL,
+	// TUFRoot and Staging unset) and none otherwise.
+	Fallback *RootSnapshot
+	// NoFallback disables Fallback, the embedded root included.
+	NoFallback bool
+	// FallbackRetryInterval is how soon Run tries TUF again while the root
+	// in use did not come from TUF (the embedded snapshot, the last good
+	// copy, the TUF cache); it doubles after each failure up to 16 times
+	// itself (and at most RefreshInterval). Zero means 1 minute.
+	FallbackRetryInterval time.Duration
 	// Logger receives refresh and staleness messages (the caller adds the
 	// component attribute); nil discards them.
 	Logger *slog.Logger
@@ -65,6 +77,16 @@ type TrustSourceOptions struct {
 }
 
 func (o TrustSourceOptions) withDefaults() TrustSourceOptions {
+	if o.Fallback == nil && !o.NoFallback && o.MirrorURL == "" && o.TUFRoot == nil && !o.Staging {
+		e := EmbeddedRoot()
+		o.Fallback = &e
+	}
+	if o.NoFallback {
+		o.Fallback = nil
+	}
+	if o.FallbackRetryInterval == 0 {
+		o.FallbackRetryInterval = time.Minute
+	}
 	switch {
 	case o.MirrorURL != "":
 	case o.Staging:
@@ -113,8 +135,21 @@ type trustState struct {
 	verifier  *Verifier
 	digest    string
 	refreshed time.Time
-	origin    string
+	origin    TrustOrigin
+	where     string // the path or URL it was read from
 }
+
+// TrustOrigin says where the trusted root in use came from.
+type TrustOrigin string
+
+// The origins of a trusted root.
+const (
+	OriginFile     TrustOrigin = "file"      // the pinned TrustedRootPath
+	OriginTUF      TrustOrigin = "tuf"       // fetched through TUF
+	OriginTUFCache TrustOrigin = "tuf-cache" // the TUF cache, offline, before its metadata expired
+	OriginLastGood TrustOrigin = "last-good" // the copy saved after the last TUF fetch
+	OriginFallback TrustOrigin = "embedded"  // TrustSourceOptions.Fallback: the snapshot built into pipgate
+)
 
 // NewTrustSource loads the trusted root: the pinned file; otherwise TUF
 // online, then the TUF cache, then the last good copy saved in CacheDir.
@@ -133,7 +168,7 @@ func NewTrustSource(ctx context.Context, opts TrustSourceOptions) (*TrustSource,
 		if fi, err := os.Stat(opts.TrustedRootPath); err == nil {
 			updated = fi.ModTime()
 		}
-		if err := s.install(b, updated, opts.TrustedRootPath); err != nil {
+		if err := s.install(b, updated, OriginFile, opts.TrustedRootPath); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrNoTrustRoot, opts.TrustedRootPath, err)
 		}
 		s.warnIfStale()
@@ -160,7 +195,7 @@ func NewTrustSource(ctx context.Context, opts TrustSourceOptions) (*TrustSource,
 func (s *TrustSource) start(ctx context.Context) error {
 	b, errOnline := s.fetch(ctx, false)
 	if errOnline == nil {
-		errOnline = s.install(b, time.Now(), "tuf")
+		errOnline = s.install(b, time.Now(), OriginTUF, s.opts.MirrorURL)
 	}
 	if errOnline == nil {
 		s.saveLastGood(b)
@@ -171,24 +206,41 @@ func (s *TrustSource) start(ctx context.Context) error {
 	// cold one would only go to the network again.
 	if _, err := os.Stat(filepath.Join(s.opts.CacheDir, tuf.URLToPath(s.opts.MirrorURL), "timestamp.json")); err == nil {
 		if b, err := s.fetch(ctx, true); err == nil {
-			if err := s.install(b, time.Now(), "tuf cache"); err == nil {
+			if err := s.install(b, time.Now(), OriginTUFCache, s.opts.CacheDir); err == nil {
 				return nil
 			}
 		}
 	}
+	fb := s.opts.Fallback
 	p := filepath.Join(s.opts.CacheDir, LastGoodFile)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return fmt.Errorf("%w: TUF (%s): %w; and no last good copy: %w", ErrNoTrustRoot, s.opts.MirrorURL, errOnline, err)
+	b, errLast := os.ReadFile(p)
+	if errLast == nil {
+		mtime := time.Now()
+		if fi, err := os.Stat(p); err == nil {
+			mtime = fi.ModTime()
+		}
+		switch {
+		case fb != nil && fb.Date.After(mtime):
+			s.log.Info("the last good trusted root is older than the embedded snapshot; using the snapshot", "path", p, "fetched", mtime, "snapshot_date", fb.Date)
+		default:
+			if errLast = s.install(b, mtime, OriginLastGood, p); errLast == nil {
+				s.log.Warn("using the last good trusted root", "path", p, "fetched", mtime)
+				s.warnIfStale()
+				return nil
+			}
+			errLast = fmt.Errorf("last good copy %s: %w", p, errLast)
+		}
+	} else {
+		errLast = fmt.Errorf("no last good copy: %w", errLast)
 	}
-	mtime := time.Now()
-	if fi, err := os.Stat(p); err == nil {
-		mtime = fi.ModTime()
+	if fb == nil {
+		return fmt.Errorf("%w: TUF (%s): %w; and %w", ErrNoTrustRoot, s.opts.MirrorURL, errOnline, errLast)
 	}
-	if err := s.install(b, mtime, p); err != nil {
-		return fmt.Errorf("%w: TUF (%s): %w; last good copy %s: %w", ErrNoTrustRoot, s.opts.MirrorURL, errOnline, p, err)
+	if err := s.install(fb.JSON, fb.Date, OriginFallback, fb.Source); err != nil {
+		return fmt.Errorf("%w: TUF (%s): %w; %w; embedded snapshot: %w", ErrNoTrustRoot, s.opts.MirrorURL, errOnline, errLast, err)
 	}
-	s.log.Warn("using the last good trusted root", "path", p, "fetched", mtime)
+	s.log.Warn("TUF unreachable and no saved copy: using the trusted root snapshot embedded in pipgate until TUF answers",
+		"snapshot_date", fb.Date, "source", fb.Source, "retry_seconds", s.opts.FallbackRetryInterval.Seconds())
 	s.warnIfStale()
 	return nil
 }
@@ -218,7 +270,7 @@ func (s *TrustSource) fetch(ctx context.Context, cacheOnly bool) ([]byte, error)
 	return c.GetTarget("trusted_root.json")
 }
 
-func (s *TrustSource) install(b []byte, refreshed time.Time, origin string) error {
+func (s *TrustSource) install(b []byte, refreshed time.Time, origin TrustOrigin, where string) error {
 	tr, err := root.NewTrustedRootFromJSON(b)
 	if err != nil {
 		return err
@@ -228,8 +280,8 @@ func (s *TrustSource) install(b []byte, refreshed time.Time, origin string) erro
 		return err
 	}
 	sum := sha256.Sum256(b)
-	s.state.Store(&trustState{verifier: v, digest: hex.EncodeToString(sum[:]), refreshed: refreshed, origin: origin})
-	s.log.Info("trusted root loaded", "origin", origin, "sha256", hex.EncodeToString(sum[:]))
+	s.state.Store(&trustState{verifier: v, digest: hex.EncodeToString(sum[:]), refreshed: refreshed, origin: origin, where: where})
+	s.log.Info("trusted root loaded", "origin", string(origin), "from", where, "sha256", hex.EncodeToString(sum[:]), "refreshed", refreshed)
 	return nil
 }
 
@@ -249,7 +301,8 @@ func (s *TrustSource) saveLastGood(b []byte) {
 
 func (s *TrustSource) warnIfStale() {
 	if age := time.Since(s.LastRefresh()); age > s.opts.StaleAfter {
-		s.log.Warn("trusted root is stale", "age_seconds", int64(age.Seconds()), "origin", s.state.Load().origin)
+		st := s.state.Load()
+		s.log.Warn("trusted root is stale", "age_seconds", int64(age.Seconds()), "origin", string(st.origin), "from", st.where)
 	}
 }
 
@@ -261,9 +314,10 @@ func (s *TrustSource) Verifier() *Verifier { return s.state.Load().verifier }
 func (s *TrustSource) Digest() string { return s.state.Load().digest }
 
 // LastRefresh returns when the current trusted root was last refreshed:
-// fetched through TUF; for the last good copy, when it was saved; for a
-// pinned TrustedRootPath, the file's modification time (when it was last
-// updated, not when pipgate started).
+// fetched through TUF; for the last good copy, when it was saved; for the
+// embedded snapshot, the snapshot's date; for a pinned TrustedRootPath,
+// the file's modification time (when it was last updated, not when
+// pipgate started).
 func (s *TrustSource) LastRefresh() time.Time { return s.state.Load().refreshed }
 
 // Refresh fetches the trusted root through TUF now and swaps it in; on
@@ -272,34 +326,80 @@ func (s *TrustSource) Refresh(ctx context.Context) error {
 	if s.opts.TrustedRootPath != "" {
 		return nil
 	}
+	prev := s.Origin()
 	b, err := s.fetch(ctx, false)
 	if err == nil {
-		err = s.install(b, time.Now(), "tuf")
+		err = s.install(b, time.Now(), OriginTUF, s.opts.MirrorURL)
 	}
 	if err != nil {
 		s.log.Warn("tuf refresh failed, keeping the current trusted root", "err", err)
 		s.warnIfStale()
 		return fmt.Errorf("refreshing the trusted root: %w", err)
 	}
+	if prev != OriginTUF {
+		s.log.Info("TUF answered: the trusted root now comes from TUF", "previous_origin", string(prev))
+	}
 	s.saveLastGood(b)
 	return nil
 }
 
+// Origin says where the trusted root in use came from.
+func (s *TrustSource) Origin() TrustOrigin { return s.state.Load().origin }
+
+// Describe says in a few words where the trusted root in use comes from,
+// for the status page and logs: the pinned path, TUF, or which offline
+// copy and since when.
+func (s *TrustSource) Describe() string {
+	st := s.state.Load()
+	name := "Sigstore public-good"
+	if s.opts.Staging {
+		name = "Sigstore staging"
+	}
+	if s.opts.MirrorURL != tuf.DefaultMirror && s.opts.MirrorURL != tuf.StagingMirror {
+		name = "TUF " + s.opts.MirrorURL
+	}
+	switch st.origin {
+	case OriginFile:
+		return st.where
+	case OriginTUF:
+		return name + " (TUF)"
+	case OriginTUFCache:
+		return name + " (TUF cache; TUF unreachable at start, retrying)"
+	case OriginLastGood:
+		return name + " (last good copy of " + st.refreshed.UTC().Format(time.DateOnly) + "; TUF unreachable, retrying)"
+	default:
+		return "embedded snapshot of " + name + " from " + st.refreshed.UTC().Format(time.DateOnly) + " (TUF unreachable, retrying)"
+	}
+}
+
 // Run refreshes the trusted root every RefreshInterval until ctx is done;
-// a pinned source just waits. It returns nil when ctx ends.
+// while the root in use came from an offline copy (the TUF cache, the last
+// good copy, the embedded snapshot) it tries TUF every
+// FallbackRetryInterval (doubling on failure), so TUF is used as soon as it
+// answers. A pinned source just waits. It returns nil when ctx ends.
 func (s *TrustSource) Run(ctx context.Context) error {
 	if s.opts.TrustedRootPath != "" {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(s.opts.RefreshInterval)
-	defer t.Stop()
+	retry := s.opts.FallbackRetryInterval
+	maxRetry := min(16*s.opts.FallbackRetryInterval, s.opts.RefreshInterval)
 	for {
+		wait := s.opts.RefreshInterval
+		if s.Origin() != OriginTUF {
+			wait = min(retry, s.opts.RefreshInterval)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
-			_ = s.Refresh(ctx) // logged; the current root stays
+		}
+		if err := s.Refresh(ctx); err != nil { // logged; the current root stays
+			retry = min(2*retry, maxRetry)
+		} else {
+			retry = s.opts.FallbackRetryInterval
 		}
 	}
 }

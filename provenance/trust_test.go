@@ -18,10 +18,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
 // deadMirror is a TUF mirror that answers 404 to everything, so TUF fails
@@ -160,4 +162,184 @@ func TestTrustSourcePinnedAgeIsFileTime(t *testing.T) {
 	if !strings.Contains(log.String(), "stale") {
 		t.Errorf("no staleness warning for a 10-day-old pinned root: %q", log.String())
 	}
+}
+
+// The embedded root is Sigstore public-good's trusted_root.json, dated,
+// with its origin named.
+func TestEmbeddedRoot(t *testing.T) {
+	e := provenance.EmbeddedRoot()
+	if _, err := root.NewTrustedRootFromJSON(e.JSON); err != nil {
+		t.Fatalf("embedded trusted root does not parse: %v", err)
+	}
+	if e.Date.IsZero() || e.Date.After(time.Now()) {
+		t.Errorf("embedded root date %v: want a past snapshot date", e.Date)
+	}
+	if e.Source == "" {
+		t.Error("embedded root has no source")
+	}
+	tr, _ := root.NewTrustedRootFromJSON(e.JSON)
+	var urls []string
+	for u := range tr.RekorLogs() {
+		urls = append(urls, u)
+	}
+	if len(urls) == 0 {
+		t.Error("embedded root has no transparency log")
+	}
+	for _, ca := range tr.FulcioCertificateAuthorities() {
+		if fca, ok := ca.(*root.FulcioCertificateAuthority); ok && !strings.Contains(fca.URI, "fulcio.sigstore.dev") {
+			t.Errorf("embedded root has Fulcio %q; want public-good's", fca.URI)
+		}
+	}
+}
+
+func fallbackOptions(t *testing.T, repo *provenancetest.TUFRepo, log *pypitest.LogBuffer, reg prometheus.Registerer) provenance.TrustSourceOptions {
+	e := provenance.EmbeddedRoot()
+	return provenance.TrustSourceOptions{
+		CacheDir:              t.TempDir(),
+		MirrorURL:             repo.URL,
+		TUFRoot:               repo.Root,
+		HTTPTimeout:           5 * time.Second,
+		MaxTries:              1,
+		RetryInterval:         time.Millisecond,
+		Fallback:              &e,
+		FallbackRetryInterval: time.Millisecond,
+		Logger:                slog.New(slog.NewTextHandler(log, nil)),
+		Registerer:            reg,
+	}
+}
+
+// With TUF unreachable and nothing cached, the source starts on the
+// embedded snapshot (dated by the snapshot, said in the log and by
+// Describe), keeps trying TUF, and swaps to TUF's root once it answers.
+func TestTrustSourceFallbackThenTUF(t *testing.T) {
+	ps := provenancetest.New(t)
+	repo := provenancetest.NewTUFRepo(t, ps.TrustedRootJSON())
+	repo.SetDown(true)
+	var log pypitest.LogBuffer
+	reg := prometheus.NewRegistry()
+	opts := fallbackOptions(t, repo, &log, reg)
+	src, err := provenance.NewTrustSource(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("offline start with a fallback: %v", err)
+	}
+	e := provenance.EmbeddedRoot()
+	if got := src.Origin(); got != provenance.OriginFallback {
+		t.Errorf("origin %q; want %q", got, provenance.OriginFallback)
+	}
+	if got := src.LastRefresh(); !got.Equal(e.Date) {
+		t.Errorf("last refresh %v; want the snapshot date %v", got, e.Date)
+	}
+	if got, want := gaugeValue(t, reg, "pipgate_trust_root_last_refresh_timestamp_seconds"), float64(e.Date.Unix()); got != want {
+		t.Errorf("pipgate_trust_root_last_refresh_timestamp_seconds = %v; want the snapshot date %v", got, want)
+	}
+	if d := src.Describe(); !strings.Contains(d, "embedded snapshot") || !strings.Contains(d, e.Date.Format(time.DateOnly)) {
+		t.Errorf("Describe() = %q; want it to name the embedded snapshot and its date", d)
+	}
+	if !strings.Contains(log.String(), "embedded in pipgate") {
+		t.Errorf("log does not say the embedded root is used: %s", log.String())
+	}
+	sum := sha256.Sum256(e.JSON)
+	if got := src.Digest(); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("digest %s; want the embedded root's", got)
+	}
+	content := []byte("x")
+	prov := ps.ProvenanceFor("x-1.tar.gz", content, provenancetest.GitHub("o/r", "release.yml"))
+	if f := src.Verifier().Facts(prov, provenancetest.DistFor("x-1.tar.gz", content)); f.Verdict == pypi.VerdictVerified {
+		t.Fatal("the fake Sigstore's attestation verified against the embedded public-good root")
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	// Still down: Run keeps trying (at least two failed attempts), and the
+	// embedded root stays.
+	if !log.WaitFor(10*time.Second, func(s string) bool {
+		return strings.Count(s, "tuf refresh failed, keeping the current trusted root") >= 2
+	}) {
+		t.Fatalf("Run did not retry TUF while on the embedded root: %s", log.String())
+	}
+	if src.Origin() != provenance.OriginFallback {
+		t.Errorf("origin %q after failed retries; want %q", src.Origin(), provenance.OriginFallback)
+	}
+	repo.SetDown(false)
+	if !log.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "TUF answered") }) {
+		t.Fatalf("Run did not swap to TUF once it answered: %s", log.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if got := src.Origin(); got != provenance.OriginTUF {
+		t.Errorf("origin %q; want %q", got, provenance.OriginTUF)
+	}
+	if time.Since(src.LastRefresh()) > time.Minute {
+		t.Errorf("last refresh %v after the TUF fetch; want now", src.LastRefresh())
+	}
+	if f := src.Verifier().Facts(prov, provenancetest.DistFor("x-1.tar.gz", content)); f.Verdict != pypi.VerdictVerified {
+		t.Errorf("after the swap: %q (%s); want verified with TUF's root", f.Verdict, f.Detail)
+	}
+	if b, err := os.ReadFile(filepath.Join(opts.CacheDir, provenance.LastGoodFile)); err != nil || !bytes.Equal(b, ps.TrustedRootJSON()) {
+		t.Errorf("last good copy not saved after the swap (err %v)", err)
+	}
+	// The next start, offline again, uses TUF's root (the last good copy,
+	// newer than the snapshot), not the embedded one.
+	repo.SetDown(true)
+	opts.Registerer = nil
+	again, err := provenance.NewTrustSource(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Origin() == provenance.OriginFallback {
+		t.Errorf("second offline start: origin %q; want the TUF cache or the last good copy", again.Origin())
+	}
+}
+
+// A last good copy older than the embedded snapshot loses to it.
+func TestTrustSourceOldLastGoodLosesToSnapshot(t *testing.T) {
+	ps := provenancetest.New(t)
+	repo := provenancetest.NewTUFRepo(t, ps.TrustedRootJSON())
+	repo.SetDown(true)
+	var log pypitest.LogBuffer
+	opts := fallbackOptions(t, repo, &log, nil)
+	p := filepath.Join(opts.CacheDir, provenance.LastGoodFile)
+	if err := os.WriteFile(p, ps.TrustedRootJSON(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := opts.Fallback.Date.Add(-24 * time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	src, err := provenance.NewTrustSource(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Origin() != provenance.OriginFallback {
+		t.Errorf("origin %q; want the newer embedded snapshot", src.Origin())
+	}
+	newer := opts.Fallback.Date.Add(24 * time.Hour)
+	if err := os.Chtimes(p, newer, newer); err != nil {
+		t.Fatal(err)
+	}
+	if src, err = provenance.NewTrustSource(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if src.Origin() != provenance.OriginLastGood || !src.LastRefresh().Equal(newer) {
+		t.Errorf("origin %q refreshed %v; want the newer last good copy of %v", src.Origin(), src.LastRefresh(), newer)
+	}
+}
+
+// gaugeValue gathers the one sample of gauge name from reg.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no single-sample metric %s", name)
+	return 0
 }

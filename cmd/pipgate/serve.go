@@ -156,7 +156,8 @@ func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer) erro
 			errs = append(errs, cfg.At("trust.trusted_root", "%s", trustRootProblem(err)))
 		}
 	} else {
-		fmt.Fprintln(stdout, "note: trust.trusted_root is empty: the Sigstore public-good root is fetched through TUF at start (not checked here)")
+		fmt.Fprintf(stdout, "note: trust.trusted_root is empty: the Sigstore public-good root is fetched through TUF at start (not checked here); offline, the snapshot embedded in pipgate (%s) is used until TUF answers\n",
+			provenance.EmbeddedRoot().Date.Format(time.DateOnly))
 	}
 	if cfg.Policy != "" {
 		if _, err := policy.Load(cfg.Policy); err != nil {
@@ -333,7 +334,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 	})
 	if err != nil {
 		if cfg.Trust.TrustedRoot == "" {
-			return nil, fmt.Errorf("trust root (offline? set trust.trusted_root to a Sigstore trusted_root.json in a config file): %s",
+			return nil, fmt.Errorf("trust root (pass --trusted-root FILE, a Sigstore trusted_root.json, or set trust.trusted_root in the config): %s",
 				strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 		return nil, cfg.At("trust.trusted_root", "%s", trustRootProblem(err))
@@ -375,7 +376,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 		Audit:            a.audit,
 		Version:          version,
 		UpstreamName:     upstreamSummary(cfg),
-		TrustInfo:        func() (string, time.Time) { return trustSourceName(cfg), a.trust.LastRefresh() },
+		TrustInfo:        func() (string, time.Time) { return a.trust.Describe(), a.trust.LastRefresh() },
 		IndexTTL:         cfg.Upstream.IndexTTL.D(),
 		EagerReleases:    cfg.Verification.EagerReleases,
 		EagerConcurrency: cfg.Verification.EagerConcurrency,
@@ -536,7 +537,7 @@ func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *
 		scheme = "https://"
 	}
 	logger.Info("pipgate ready", "version", version, "index_url", scheme+lns[0].ln.Addr().String()+"/simple/",
-		"upstreams", upstreamSummary(cfg), "policy", a.policy.Current().Source(), "trust_root", trustSourceName(cfg))
+		"upstreams", upstreamSummary(cfg), "policy", a.policy.Current().Source(), "trust_root", a.trust.Describe(), "trust_root_refreshed", a.trust.LastRefresh())
 
 	var runErr error
 	select {
@@ -623,12 +624,4 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-}
-
-// trustSourceName says where the trusted root comes from.
-func trustSourceName(cfg *config.Config) string {
-	if cfg.Trust.TrustedRoot != "" {
-		return cfg.Trust.TrustedRoot
-	}
-	return "Sigstore public-good (TUF)"
 }
