@@ -658,8 +658,8 @@ func TestDeliveryChangedBlobHealed(t *testing.T) {
 }
 
 // TestDeliveryMetadata: a .metadata is decided like its file (403 when the
-// file is blocked; the file's verdict on every answer), checked against the
-// index's sha256 like a file, and never served or advertised without one.
+// file is blocked; the file's verdict on every answer), and never served or
+// advertised without a sha256 in the index (metadata_test.go has the rest).
 func TestDeliveryMetadata(t *testing.T) {
 	up := pypitest.NewServer(t)
 	tp := newTestProxy(t, up, demoTrustsGoodRepo, func(o *Options) { o.EagerReleases = 0 })
@@ -686,8 +686,16 @@ func TestDeliveryMetadata(t *testing.T) {
 	if n := up.Hits("/files/" + sha(blocked.Content)); n != 0 {
 		t.Errorf("the blocked file's metadata was fetched %d times; want never", n)
 	}
+	// A verified wheel's metadata comes from the wheel: the upstream's
+	// .metadata file is never fetched, so tampering with it changes nothing.
 	up.SetFault("/files/"+sha(tampered.Content)+"/"+tampered.Filename+".metadata", pypitest.Fault{Tamper: true})
-	assertRefused(t, "tampered metadata", fetch(t, plainClient, "GET", base+tampered.Filename+".metadata"), nil)
+	o = fetch(t, plainClient, "GET", base+tampered.Filename+".metadata")
+	if want := pypitest.Metadata("demo", "4.0", pypitest.WheelOptions{}); !o.delivered() || !bytes.Equal(o.body, want) {
+		t.Errorf("metadata of a verified wheel whose upstream .metadata is tampered: %v; want the wheel's METADATA", o)
+	}
+	if n := up.Hits("/files/" + sha(tampered.Content) + "/" + tampered.Filename + ".metadata"); n != 0 {
+		t.Errorf("the upstream .metadata of a verified wheel was fetched %d times; want never", n)
+	}
 
 	o = fetch(t, plainClient, "GET", base+unhashed.Filename+".metadata")
 	if o.status != 404 || o.header.Get(headerVerdict) != "verified" {
@@ -843,14 +851,15 @@ func TestDeliveryPip(t *testing.T) {
 	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0; o.CheckFirstMax = 1 << 20 })
 	good := signedDist(t, up, tp, "healed", "1.0", nil, nil)
 	unhashed := signedDist(t, up, tp, "nohash", "1.0", nil, func(d *pypitest.Dist) { d.MetadataNoHash = true })
-	small := signedDist(t, up, tp, "tampered", "1.0", nil, nil)
+	// The files are tampered, and listed without metadata, so pip goes to
+	// the download (the metadata of a verified wheel is read from the wheel:
+	// it would be refused first, see TestMetadataPip).
+	noMeta := func(d *pypitest.Dist) { d.MetadataNoHash = true }
+	small := signedDist(t, up, tp, "tampered", "1.0", nil, noMeta)
 	big := signedDist(t, up, tp, "streamed", "1.0", pypitest.MakeWheel("streamed", "1.0", pypitest.WheelOptions{
-		Files: map[string][]byte{"streamed/blob.bin": content(large, "pip")}}), nil)
-	// The files are tampered, their metadata not: pip gets to the download.
+		Files: map[string][]byte{"streamed/blob.bin": content(large, "pip")}}), noMeta)
 	up.SetFault("/files/"+sha(small.Content)+"/"+small.Filename, pypitest.Fault{Tamper: true})
-	up.SetFault("/files/"+sha(small.Content)+"/"+small.Filename+".metadata", pypitest.Fault{})
 	up.SetFault("/files/"+sha(big.Content)+"/"+big.Filename, pypitest.Fault{Tamper: true})
-	up.SetFault("/files/"+sha(big.Content)+"/"+big.Filename+".metadata", pypitest.Fault{})
 	download := func(req string) (string, error) {
 		return pip.Run(t.Context(), "", "download", "--no-deps", "--index-url", tp.http.URL+"/simple/",
 			"-d", t.TempDir(), req)
@@ -876,7 +885,7 @@ func TestDeliveryPip(t *testing.T) {
 		t.Error("pipgate fetched metadata the index gave no sha256 for")
 	}
 	out, err := download("tampered==1.0")
-	if err == nil || !strings.Contains(out, "403 Client Error: digest-mismatch") || !strings.Contains(out, small.Filename) {
+	if err == nil || !strings.Contains(out, "403 Client Error: digest-mismatch") || !strings.Contains(out, small.Filename) || strings.Contains(out, ".metadata") {
 		t.Errorf("download of a tampered small file: %v; want pip to show the 403 digest-mismatch for the file\n%s", err, out)
 	}
 	out, err = download("streamed==1.0")

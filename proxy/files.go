@@ -98,36 +98,21 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 		return fmt.Errorf("%s: %w", describe(facts), err)
 	}
 	if metadata {
-		return s.serveMetadata(w, r, project, f)
+		return s.serveMetadata(w, r, project, f, facts)
 	}
-	return s.serveBlob(w, r, filename, "file", fillRequest{sha: sha, size: f.Size,
+	return s.serveBlob(w, r, filename, "file", s.fileFill(project, f))
+}
+
+// fileFill is the fill of f's bytes from the upstream.
+func (s *Server) fileFill(project string, f *pypi.File) fillRequest {
+	return fillRequest{sha: f.SHA256(), size: f.Size,
 		open: func(ctx context.Context) (io.ReadCloser, int64, error) {
 			b, err := s.up.Open(ctx, project, f.URL, "file")
 			if err != nil {
 				return nil, 0, err
 			}
 			return b, b.Size, nil
-		}})
-}
-
-// serveMetadata serves the PEP 658 metadata of f from the blob store,
-// filling it from <file-url>.metadata once. Only metadata the index gives a
-// sha256 for is served, so its bytes are checked like a file's: served
-// pages drop core-metadata without one (pip then reads the metadata from
-// the wheel, whose sha256 is checked), and a request for it is a 404.
-func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, project string, f *pypi.File) error {
-	want := f.CoreMetadataHashes["sha256"]
-	if !f.CoreMetadata || want == "" {
-		return errorf(http.StatusNotFound, "pipgate: the index lists no metadata with a sha256 for %s", f.Filename)
-	}
-	return s.serveBlob(w, r, f.Filename+metadataSuffix, "metadata", fillRequest{sha: want, size: -1,
-		open: func(ctx context.Context) (io.ReadCloser, int64, error) {
-			b, err := s.up.Open(ctx, project, f.URL+metadataSuffix, "metadata")
-			if err != nil {
-				return nil, 0, err
-			}
-			return b, b.Size, nil
-		}})
+		}}
 }
 
 // serveBlob serves the blob req.sha: from the store, or filled from the

@@ -23,7 +23,9 @@ const hotCacheMax = 16384
 //   - facts: the verification facts under a [cache.FactKey] (filename, file
 //     sha256, provenance sha256, trust-root sha256), which is everything they
 //     depend on, as read from or written to the store;
-//   - versions: the parsed version of a filename (policy, audit, status).
+//   - versions: the parsed version of a filename (policy, audit, status);
+//   - metadata: the ref from a verified wheel to the METADATA blob
+//     extracted from it (see metadataRef), as stored.
 //
 // Entries are only ever what the store holds (or held, for provenance whose
 // freshness is then re-checked), so a hit here answers as the store would.
@@ -33,6 +35,7 @@ type hotCache struct {
 	provenance map[provKey]provMeta
 	facts      map[cache.FactKey]pypi.Facts
 	versions   map[string]parsedVersion
+	metadata   map[string]string
 }
 
 // parsedVersion is the version of a filename, parsed once.
@@ -58,6 +61,7 @@ func newHotCache() *hotCache {
 		provenance: map[provKey]provMeta{},
 		facts:      map[cache.FactKey]pypi.Facts{},
 		versions:   map[string]parsedVersion{},
+		metadata:   map[string]string{},
 	}
 }
 
@@ -89,6 +93,10 @@ func (c *hotCache) getProvenance(upstream, url string) (provMeta, bool) {
 func (c *hotCache) putFacts(k cache.FactKey, f pypi.Facts) { putInto(c, c.facts, k, f) }
 
 func (c *hotCache) getFacts(k cache.FactKey) (pypi.Facts, bool) { return getFrom(c, c.facts, k) }
+
+func (c *hotCache) putMetadata(ref, sha string) { putInto(c, c.metadata, ref, sha) }
+
+func (c *hotCache) getMetadata(ref string) (string, bool) { return getFrom(c, c.metadata, ref) }
 
 // parsed returns the version in filename, parsed once.
 func (c *hotCache) parsed(filename string) parsedVersion {

@@ -101,9 +101,10 @@ func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string
 		f := p.Files[i]
 		nf := f
 		nf.URL = "../../files/" + p.Name + "/" + url.PathEscape(f.Filename)
-		if nf.CoreMetadata && nf.CoreMetadataHashes["sha256"] == "" {
-			// Metadata without a sha256 could not be checked: pip reads
-			// the metadata from the file instead (see serveMetadata).
+		if nf.CoreMetadata && (nf.CoreMetadataHashes["sha256"] == "" || !servesMetadata(f.Filename)) {
+			// Metadata without a sha256 could not be checked, an sdist's
+			// is not served: pip reads the metadata from the file instead
+			// (see serveMetadata).
 			nf.CoreMetadata, nf.CoreMetadataHashes = false, nil
 		}
 		if f.Provenance != "" {

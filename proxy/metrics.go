@@ -97,6 +97,7 @@ type metrics struct {
 	findings         *prometheus.CounterVec   // pipgate_policy_findings_total{finding,action}
 	fillsAbandoned   prometheus.Counter       // pipgate_file_fills_abandoned_total
 	digestMismatches *prometheus.CounterVec   // pipgate_file_digest_mismatches_total{outcome}
+	metadataRefused  *prometheus.CounterVec   // pipgate_metadata_refused_total{reason}
 
 	rules *metricsLabelCap // pipgate_policy_decisions_total{rule}
 }
@@ -162,6 +163,10 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_file_digest_mismatches_total",
 			Help: "Client responses for upstream bytes that did not match the index sha256 or size, by outcome (refused: a 403 before the status line; aborted: a stream cut before its last bytes).",
 		}, []string{"outcome"}),
+		metadataRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipgate_metadata_refused_total",
+			Help: "PEP 658 metadata requests for verified wheels refused, by reason (mismatch: the index's metadata differs from the wheel's METADATA; unreadable: the wheel has no usable METADATA).",
+		}, []string{"reason"}),
 		rules: newMetricsLabelCap(metricsMaxRules),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -173,7 +178,7 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
 		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads, m.findings,
-		m.fillsAbandoned, m.digestMismatches,
+		m.fillsAbandoned, m.digestMismatches, m.metadataRefused,
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -185,6 +190,9 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	}
 	for _, s := range metricsSources {
 		m.servedBytes.WithLabelValues(s)
+	}
+	for _, r := range metricsMetadataRefusals {
+		m.metadataRefused.WithLabelValues(r)
 	}
 	m.verifications.WithLabelValues(string(pypi.VerdictVerified), "none")
 	m.verifications.WithLabelValues(string(pypi.VerdictUnattested), "none")
@@ -302,6 +310,11 @@ func (m *metrics) fillAbandoned() { m.fillsAbandoned.Inc() }
 // digestMismatch counts a client response to a bad upstream body: outcome
 // "refused" (403) or "aborted" (stream cut short).
 func (m *metrics) digestMismatch(outcome string) { m.digestMismatches.WithLabelValues(outcome).Inc() }
+
+// metricsMetadataRefusals are the values of pipgate_metadata_refused_total{reason}.
+var metricsMetadataRefusals = []string{metadataMismatch, metadataUnreadable}
+
+func (m *metrics) metadataRefusal(reason string) { m.metadataRefused.WithLabelValues(reason).Inc() }
 
 // auditLog exports pipgate_audit_records_lost_total: audit records that
 // could not be written (queue full past its wait, or a write error), read
