@@ -18,12 +18,26 @@ import (
 // ../../shared/fixtures/pypi from the repository root) or skips the test.
 func fixturesDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("PIPGATE_FIXTURES")
+	return sharedFixtures(t, "PIPGATE_FIXTURES", "pypi", "README.md")
+}
+
+// rekor2Dir returns the Rekor v2 fixtures folder (PIPGATE_REKOR2_FIXTURES,
+// or ../../shared/fixtures/sigstore-rekor2) or skips the test.
+func rekor2Dir(t testing.TB) string {
+	t.Helper()
+	return sharedFixtures(t, "PIPGATE_REKOR2_FIXTURES", "sigstore-rekor2", "SOURCES.md")
+}
+
+// sharedFixtures returns the folder named by the environment variable env,
+// or ../../shared/fixtures/sub, or skips the test when it has no marker file.
+func sharedFixtures(t testing.TB, env, sub, marker string) string {
+	t.Helper()
+	dir := os.Getenv(env)
 	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
+		dir = filepath.Join("..", "..", "shared", "fixtures", sub)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
-		t.Skipf("real PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+	if _, err := os.Stat(filepath.Join(dir, marker)); err != nil {
+		t.Skipf("fixtures not found at %s (set %s): %v", dir, env, err)
 	}
 	return dir
 }
@@ -68,3 +82,8 @@ func realVerifier(t testing.TB, which string) *provenance.Verifier {
 }
 
 var base64Std = base64.StdEncoding
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}

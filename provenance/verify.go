@@ -36,10 +36,18 @@ type VerifierOptions struct {
 
 // Verifier verifies PEP 740 attestations and provenance objects offline. It
 // is safe for concurrent use.
+//
+// Which sigstore-go verifier checks an attestation depends on its log entry
+// (see [Verifier.verify]): a Rekor v1 entry (dsse 0.0.1) has its signed
+// integrated time; a Rekor v2 entry (hashedrekord 0.0.2) has none, so an
+// RFC 3161 timestamp from a timestamp authority in the trusted root is
+// required and is the only signing time used.
 type Verifier struct {
-	tlog     *verify.Verifier // Rekor v1 integrated time as the signed time
-	observer *verify.Verifier // RFC 3161 timestamps or integrated time
-	logIDs   map[string]bool  // hex IDs of the trusted root's transparency logs
+	tlog     *verify.Verifier // Rekor v1: integrated time as the signed time
+	observer *verify.Verifier // Rekor v1 with timestamps: RFC 3161 timestamps or integrated time
+	rekor2   *verify.Verifier // Rekor v2: RFC 3161 timestamps only
+	trusted  root.TrustedMaterial
+	logIDs   map[string]bool // hex IDs of the trusted root's transparency logs
 }
 
 // Result is what a successful verification established.
@@ -69,11 +77,19 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provenance: building verifier: %w", err)
 	}
+	// A Rekor v2 entry has no signed entry timestamp: sigstore-go then takes
+	// no time from the log (it trusts an integrated time only with an
+	// inclusion promise), and WithSignedTimestamps makes a verified RFC 3161
+	// timestamp the time the certificate is checked at.
+	r2, err := verify.NewVerifier(opts.TrustedRoot, append(common, verify.WithSignedTimestamps(1))...)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: building verifier: %w", err)
+	}
 	logIDs := map[string]bool{}
 	for id := range opts.TrustedRoot.RekorLogs() {
 		logIDs[id] = true
 	}
-	return &Verifier{tlog: tl, observer: ob, logIDs: logIDs}, nil
+	return &Verifier{tlog: tl, observer: ob, rekor2: r2, trusted: opts.TrustedRoot, logIDs: logIDs}, nil
 }
 
 // VerifyAttestation verifies one attestation for the file d. When expect is
@@ -167,6 +183,31 @@ func (v *Verifier) Facts(prov []byte, d Dist) pypi.Facts {
 	return f
 }
 
+// The transparency log entries a PEP 740 attestation (a DSSE envelope) can
+// carry, as sigstore-python 4.3's verify_dsse accepts them.
+const (
+	// rekorV1 is a Rekor v1 dsse 0.0.1 entry: the envelope's payload hash,
+	// signature and certificate, with an inclusion promise (signed entry
+	// timestamp) whose integrated time is the signing time.
+	rekorV1 = "Rekor v1 dsse 0.0.1"
+	// rekorV2 is a Rekor v2 hashedrekord 0.0.2 entry over the hash of the
+	// envelope's PAE; it carries no time, so an RFC 3161 timestamp must.
+	rekorV2 = "Rekor v2 hashedrekord 0.0.2"
+)
+
+// logKind names the kind of entry kv labels, "" for one pipgate does not
+// verify. The label is checked against the entry body by sigstore-go
+// (tlog.ParseTransparencyLogEntry), so it cannot select a weaker check.
+func logKind(kv *protorekor.KindVersion) string {
+	switch {
+	case kv.GetKind() == "dsse" && kv.GetVersion() == "0.0.1":
+		return rekorV1
+	case kv.GetKind() == "hashedrekord" && kv.GetVersion() == "0.0.2":
+		return rekorV2
+	}
+	return ""
+}
+
 // toBundle converts an attestation to a Sigstore bundle v0.3 as
 // pypi-attestations' to_bundle does, after rejecting what sigstore-go
 // v1.3.0 cannot check.
@@ -184,9 +225,10 @@ func toBundle(a *Attestation) (*signedEntity, *x509.Certificate, error) {
 	if kv == nil {
 		return nil, nil, newError(ReasonFormat, nil, "invalid transparency log entry: missing kindVersion")
 	}
-	if kv.GetKind() != "dsse" || kv.GetVersion() != "0.0.1" {
+	kind := logKind(kv)
+	if kind == "" {
 		if kv.GetKind() == "dsse" && kv.GetVersion() == "0.0.2" {
-			return nil, nil, newError(ReasonUnsupported, nil, "transparency log entry is Rekor v2 (dsse 0.0.2), which sigstore-go v1.3.0 cannot verify")
+			return nil, nil, newError(ReasonUnsupported, nil, "transparency log entry is Rekor v2 dsse 0.0.2, a deprecated kind sigstore-go v1.3.0 cannot verify (Rekor v2 logs DSSE envelopes as hashedrekord 0.0.2)")
 		}
 		return nil, nil, newError(ReasonUnsupported, nil, "transparency log entry kind %q version %q is not supported", kv.GetKind(), kv.GetVersion())
 	}
@@ -223,16 +265,38 @@ func toBundle(a *Attestation) (*signedEntity, *x509.Certificate, error) {
 	// Everything bundle.NewBundle validates is built here, except the log
 	// entry: parse it once and hand sigstore-go the parsed entry, instead
 	// of letting NewBundle and Verify parse it again each.
-	b := &bundle.Bundle{Bundle: pb}
-	entries, err := b.TlogEntries()
-	if err != nil {
-		return nil, nil, newError(ReasonFormat, err, "invalid transparency log entry: %v", err)
-	}
 	// The same goes for the certificate: sigstore-go's Bundle parses it
 	// again on every VerificationContent call (twice per Verify). The
 	// content is the one Bundle.VerificationContent builds for a single
 	// certificate (no chain, so no intermediates), from the bytes above.
-	return &signedEntity{Bundle: b, entries: entries, content: bundle.NewCertificate(cert)}, cert, nil
+	e, err := newSignedEntity(&bundle.Bundle{Bundle: pb}, bundle.NewCertificate(cert))
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, cert, nil
+}
+
+// newSignedEntity parses b's one transparency log entry and returns b
+// with it and content, the verification content of b.
+func newSignedEntity(b *bundle.Bundle, content verify.VerificationContent) (*signedEntity, error) {
+	entries, err := b.TlogEntries()
+	if err != nil {
+		return nil, newError(ReasonFormat, err, "invalid transparency log entry: %v", err)
+	}
+	if len(entries) != 1 {
+		return nil, newError(ReasonFormat, nil, "invalid bundle: %d transparency log entries, want 1", len(entries))
+	}
+	kv := entries[0].TransparencyLogEntry().GetKindVersion()
+	kind := logKind(kv)
+	if kind == "" {
+		return nil, newError(ReasonUnsupported, nil, "transparency log entry kind %q version %q is not supported", kv.GetKind(), kv.GetVersion())
+	}
+	// sigstore-go tells Rekor v1 from v2 by the body, not the label: make
+	// them agree, so the verifier chosen from the label is the right one.
+	if entries[0].IsRekorV2() != (kind == rekorV2) {
+		return nil, newError(ReasonFormat, nil, "invalid transparency log entry: its body is not the %s/%s entry its kindVersion says", kv.GetKind(), kv.GetVersion())
+	}
+	return &signedEntity{Bundle: b, entries: entries, content: content, kind: kind}, nil
 }
 
 // signedEntity is a bundle whose transparency log entries and certificate
@@ -241,6 +305,7 @@ type signedEntity struct {
 	*bundle.Bundle
 	entries []*tlog.Entry
 	content verify.VerificationContent
+	kind    string // rekorV1 or rekorV2
 }
 
 // TlogEntries returns the entries parsed when the bundle was built.
@@ -249,6 +314,67 @@ func (e *signedEntity) TlogEntries() ([]*tlog.Entry, error) { return e.entries, 
 // VerificationContent returns the certificate parsed when the bundle was built.
 func (e *signedEntity) VerificationContent() (verify.VerificationContent, error) {
 	return e.content, nil
+}
+
+// sigstoreVerifier returns the sigstore-go verifier for b's log entry:
+//   - Rekor v1 without timestamps: the entry's integrated time, from its
+//     signed entry timestamp (as before Rekor v2);
+//   - Rekor v1 with RFC 3161 timestamps: those or the integrated time;
+//   - Rekor v2: RFC 3161 timestamps only, since the entry records no time.
+func (v *Verifier) sigstoreVerifier(b *signedEntity) *verify.Verifier {
+	switch {
+	case b.kind == rekorV2:
+		return v.rekor2
+	case len(b.VerificationMaterial.GetTimestampVerificationData().GetRfc3161Timestamps()) > 0:
+		return v.observer
+	}
+	return v.tlog
+}
+
+// verifySigstore runs sigstore-go's offline verification of b (log entry,
+// signing time, certificate chain and SCT at that time, signature, and the
+// artifact policy art) with the verifier for b's log entry; a failure is a
+// signature [*Error] with sigstore-go's message, or with a sentence when a
+// Rekor v2 entry has no usable timestamp.
+func (v *Verifier) verifySigstore(b *signedEntity, art verify.ArtifactPolicyOption) error {
+	_, err := v.sigstoreVerifier(b).Verify(b, verify.NewPolicy(art, verify.WithoutIdentitiesUnsafe()))
+	if err == nil {
+		return nil
+	}
+	if terr := v.explainTime(b); terr != nil {
+		return terr
+	}
+	return newError(ReasonSignature, err, "%v", err)
+}
+
+// noTime starts the detail of a Rekor v2 attestation without a usable
+// signing time.
+const noTime = "no usable signing time: a Rekor v2 log entry records none"
+
+// explainTime returns, for a Rekor v2 attestation that sigstore-go refused
+// although its log entry verifies, an error that says in words that it has
+// no usable RFC 3161 timestamp, when that is why (sigstore-go's own message
+// is "threshold not met for verified signed timestamps"); nil otherwise,
+// leaving sigstore-go's message. It only explains a failure: the checks are
+// sigstore-go's, run again.
+func (v *Verifier) explainTime(b *signedEntity) error {
+	if b.kind != rekorV2 {
+		return nil
+	}
+	if _, err := verify.VerifyTlogEntry(b, v.trusted, 1, false); err != nil {
+		return nil // the log entry fails first, as in Verify
+	}
+	n := len(b.VerificationMaterial.GetTimestampVerificationData().GetRfc3161Timestamps())
+	if n == 0 {
+		return newError(ReasonSignature, nil, "%s, and the attestation has no RFC 3161 timestamp (verification_material.timestamps)", noTime)
+	}
+	ok, errs, err := verify.VerifySignedTimestamp(b, v.trusted)
+	if err != nil || len(ok) > 0 {
+		return nil
+	}
+	joined := errors.Join(errs...)
+	return newError(ReasonSignature, joined, "%s, and none of the attestation's %d RFC 3161 timestamps is over this signature from a timestamp authority in the trusted root: %s",
+		noTime, n, strings.ReplaceAll(joined.Error(), "\n", "; "))
 }
 
 // verify runs the whole path for one parsed attestation: conversion,
@@ -262,19 +388,15 @@ func (v *Verifier) verify(a *Attestation, d Dist, expect *pypi.Publisher) (pypi.
 	if err != nil {
 		return pypi.Identity{}, "", err
 	}
-	sv := v.tlog
-	if len(a.Timestamps) > 0 {
-		sv = v.observer
-	}
-	_, verr := sv.Verify(b, verify.NewPolicy(verify.WithArtifactDigest("sha256", digest), verify.WithoutIdentitiesUnsafe()))
+	verr := v.verifySigstore(b, verify.WithArtifactDigest("sha256", digest))
 	if verr != nil {
 		// Tell a bad signature from a signed statement that does not fit
 		// the file: the latter verifies without the artifact policy.
 		// sigstore-go reports a statement it cannot parse only after every
 		// cryptographic check passed, with this prefix (v1.3.0).
-		_, err := sv.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithoutIdentitiesUnsafe()))
+		_, err := v.sigstoreVerifier(b).Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithoutIdentitiesUnsafe()))
 		if err != nil && !strings.HasPrefix(err.Error(), "failed to fetch envelope statement") {
-			return pypi.Identity{}, "", newError(ReasonSignature, verr, "%v", verr)
+			return pypi.Identity{}, "", verr
 		}
 	}
 	env, err := b.Envelope()
@@ -302,7 +424,7 @@ func (v *Verifier) verify(a *Attestation, d Dist, expect *pypi.Publisher) (pypi.
 		return id, "", err
 	}
 	if verr != nil {
-		return id, "", newError(ReasonSignature, verr, "%v", verr)
+		return id, "", verr
 	}
 	return id, predicate, nil
 }

@@ -44,7 +44,7 @@ const (
 	// ReasonIdentityMismatch: the certificate's identity is not the expected publisher.
 	ReasonIdentityMismatch Reason = "identity-mismatch"
 	// ReasonUnsupported: a format the verifier cannot check (for example a
-	// Rekor v2 entry); never treated as verified.
+	// Rekor v2 dsse 0.0.2 log entry); never treated as verified.
 	ReasonUnsupported Reason = "unsupported"
 	// ReasonFetch: the provenance could not be fetched from the upstream.
 	ReasonFetch Reason = "fetch"
