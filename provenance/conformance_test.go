@@ -151,7 +151,7 @@ func TestConformance(t *testing.T) {
 			firstBundle(m)["attestations"].([]any)[0].(map[string]any)["verification_material"].(map[string]any)["transparency_entries"] = []any{map[string]any{}}
 		}), filename: "pypi_attestations-0.0.19.tar.gz", sha: sha019, reason: provenance.ReasonFormat, text: "invalid transparency log entry"},
 
-		// Rekor v1 + RFC 3161 timestamp, and Rekor v2.
+		// Rekor v1 + RFC 3161 timestamp, and Rekor v2 dsse 0.0.2 (deprecated: unsupported).
 		{name: "with_timestamp generic identity", root: "production", att: "pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_timestamp",
 			filename: "pypi_attestations-0.0.19.tar.gz", sha: sha019, expect: &jku, identity: "identity:jku@goto.fi (https://github.com/login/oauth)"},
 		{name: "with_timestamp trusted publisher", root: "production", att: "pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_timestamp",
@@ -292,7 +292,7 @@ func TestFactsReal(t *testing.T) {
 	if got, want := f.Identity.Commit, "08802efe1f8e5fec4ad842d6b8ce97656092ee72"; got != want {
 		t.Errorf("got commit %q; want %q", got, want)
 	}
-	// Rekor v2 inside a provenance object: unsupported, never verified.
+	// Rekor v2 dsse 0.0.2 inside a provenance object: unsupported, never verified.
 	att := readFixture(t, "pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_rekor2_timestamp")
 	prov := []byte(`{"version":1,"attestation_bundles":[{"publisher":{"kind":"GitHub","repository":"trailofbits/pypi-attestations","workflow":"release.yml","environment":null},"attestations":[` + string(bytes.TrimSpace(att)) + `]}]}`)
 	f = realVerifier(t, "staging").Facts(prov, provenance.Dist{Filename: "pypi_attestations-0.0.19.tar.gz", SHA256: sha019})

@@ -14,7 +14,7 @@ const (
 	VerdictUntrustedPublisher Verdict = "untrusted-publisher"
 	// VerdictInvalid: provenance is present but fails a check; Facts.Reason says which.
 	VerdictInvalid Verdict = "invalid"
-	// VerdictUnsupported: a format the verifier cannot check (for example Rekor v2 entries).
+	// VerdictUnsupported: a format the verifier cannot check (for example a Rekor v2 dsse 0.0.2 entry).
 	VerdictUnsupported Verdict = "unsupported"
 	// VerdictError: the provenance could not be fetched or checked. Never cached.
 	VerdictError Verdict = "error"

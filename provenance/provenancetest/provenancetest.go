@@ -245,7 +245,8 @@ func WithStatement(raw []byte) Option { return func(c *config) { c.statement = r
 func WithPayloadType(pt string) Option { return func(c *config) { c.payloadType = pt } }
 
 // WithKindVersion labels the transparency entry with another dsse version
-// ("0.0.2" looks like a Rekor v2 entry, which verifiers call unsupported).
+// ("0.0.2" looks like a deprecated Rekor v2 dsse entry, which verifiers
+// call unsupported).
 func WithKindVersion(v string) Option { return func(c *config) { c.kindVersion = v } }
 
 // WithTime signs at t (default: now); the certificate is valid for 10
