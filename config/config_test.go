@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pipgate/pipgate/policy"
 )
 
 func TestExampleConfigMatchesDefault(t *testing.T) {
@@ -71,15 +73,15 @@ func TestLoadConfigEmbeddedDefaults(t *testing.T) {
 
 func TestLoadBadConfigs(t *testing.T) {
 	for _, c := range []struct{ name, body, want string }{
-		{"unknown key", "listen: 127.0.0.1:8080\nlisen: x\n", `F:2: unknown key "lisen" (did you mean listen?)`},
-		{"unknown nested key", "upstream:\n  urls: x\n", `F:2: upstream: unknown key "urls" (did you mean url?)`},
-		{"key in the wrong section", "index_ttl: 5m\n", `F:1: unknown key "index_ttl" (did you mean upstream.index_ttl?)`},
-		{"unknown key, nothing close", "upstream:\n  zzzzzzzz: 1\n", `F:2: upstream: unknown key "zzzzzzzz" (known keys: file_hosts, index_ttl, timeout, url)`},
+		{"unknown key", "listen: 127.0.0.1:8080\nlisen: x\n", `F:2: lisen: unknown field (did you mean listen?)`},
+		{"unknown nested key", "upstream:\n  urls: x\n", `F:2: upstream.urls: unknown field (did you mean url?)`},
+		{"key in the wrong section", "index_ttl: 5m\n", `F:1: index_ttl: unknown field (did you mean upstream.index_ttl?)`},
+		{"unknown key, nothing close", "upstream:\n  zzzzzzzz: 1\n", `F:2: upstream.zzzzzzzz: unknown field (want url, file_hosts, index_ttl or timeout)`},
 		{"int duration", "upstream:\n  timeout: 30\n", `F:2: upstream.timeout: want a duration like "30s" or "10m", got 30`},
 		{"bad duration", "upstream:\n  index_ttl: ten\n", `F:2: upstream.index_ttl: want a duration like "30s" or "10m", got "ten"`},
-		{"string for int", "verification:\n  eager_releases: many\n", `F:2: verification.eager_releases: want a whole number, got "many"`},
+		{"string for int", "verification:\n  eager_releases: many\n", `F:2: verification.eager_releases: want an integer, got "many"`},
 		{"list for string", "listen: [a, b]\n", `F:1: listen: want a string, got a list`},
-		{"scalar for section", "upstream: https://pypi.org/\n", `F:1: upstream: want a section of keys (url, file_hosts, index_ttl, timeout), got "https://pypi.org/"`},
+		{"scalar for section", "upstream: https://pypi.org/\n", `F:1: upstream: want a mapping, got "https://pypi.org/"`},
 		{"bad size", "cache:\n  max_size: 5 parsecs\n", `F:2: cache.max_size: want a size like "50GiB" or "512MiB" (0: no limit), got "5 parsecs"`},
 		{"bad url", "upstream:\n  url: ftp://x/\n", `F:2: upstream.url: want an absolute http(s) URL, got "ftp://x/"`},
 		{"bad listen", "listen: nonsense\n", `F:1: listen: want host:port, got "nonsense" (missing port in address)`},
@@ -89,10 +91,10 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"bad file host", "upstream:\n  file_hosts: [\"a/b\"]\n", `F:2: upstream.file_hosts[0]: want a host name, got "a/b"`},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "F:2: a second YAML document; want exactly one"},
 		{"syntax", "listen: [\n", "F:1: YAML: did not find expected node content"},
-		{"duplicate key", "listen: a:1\nlisten: b:2\n", `F:2: duplicate key "listen" (first at line 1)`},
+		{"duplicate key", "listen: a:1\nlisten: b:2\n", `F:2: listen: duplicate key (first at line 1)`},
 		{"zero timeout", "upstream:\n  timeout: 0s\n", "F:2: upstream.timeout: must be positive"},
 		{"zero page memory", "cache:\n  page_memory: 0\n", "F:2: cache.page_memory: must be positive"},
-		{"not a mapping", "- a\n", "F:1: want a mapping of keys (listen: …, upstream: …), got a list"},
+		{"not a mapping", "- a\n", "F:1: want a mapping, got a list"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bad.yaml")
@@ -179,7 +181,7 @@ func TestLoadBadUpstreams(t *testing.T) {
 			"bad.yaml:1: upstreams: cannot be combined with upstream: (line 4)"},
 		{"empty list", "upstreams: []\n", "bad.yaml:1: upstreams: want at least one upstream"},
 		{"unknown key", "upstreams:\n  - name: a\n    url: https://a/\n    pasword_file: x\n",
-			`bad.yaml:4: upstreams[0]: unknown key "pasword_file" (did you mean password_file?)`},
+			`bad.yaml:4: upstreams[0].pasword_file: unknown field (did you mean password_file?)`},
 		{"no name", "upstreams:\n  - name: a\n    url: https://a/\n  - url: https://b/\n", "bad.yaml:4: upstreams[1].name: required"},
 		{"bad name", "upstreams:\n  - name: Private Index\n    url: https://a/\n", `bad.yaml:2: upstreams[0].name: want lower-case letters`},
 		{"same name", "upstreams:\n  - name: a\n    url: https://a/\n  - name: a\n    url: https://b/\n",
@@ -236,5 +238,27 @@ func TestUpstreamFlagWithUpstreams(t *testing.T) {
 	_, err := Load(path, map[string]string{"upstream": "https://mirror.example/"})
 	if want := "pipgate.yaml:1: upstreams: cannot be combined with --upstream"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v; want %q", err, want)
+	}
+}
+
+// TestTypoWordingMatchesPolicy holds the one wording for both files: a
+// typo in the server config reads as one in the policy does.
+func TestTypoWordingMatchesPolicy(t *testing.T) {
+	_, perr := policy.Parse([]byte("version: 1\ndefaults:\n  requre: none\n"))
+	path := filepath.Join(t.TempDir(), "pipgate.yaml")
+	if err := os.WriteFile(path, []byte("upstream:\n  timout: 30s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, cerr := Load(path, nil)
+	if perr == nil || cerr == nil {
+		t.Fatalf("policy error %v, config error %v; want both", perr, cerr)
+	}
+	for _, c := range []struct{ got, want string }{
+		{perr.Error(), "line 3: defaults.requre: unknown field (did you mean require?)"},
+		{cerr.Error(), path + ":2: upstream.timout: unknown field (did you mean timeout?)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q; want %q", c.got, c.want)
+		}
 	}
 }

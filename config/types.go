@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pipgate/pipgate/internal/yamlerr"
 )
 
 // Duration is a time.Duration written as a Go duration string ("30s").
@@ -22,7 +24,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 			return nil
 		}
 	}
-	return wrongValue(n, `a duration like "30s" or "10m"`)
+	return yamlerr.WrongValue(n, `a duration like "30s" or "10m"`)
 }
 
 // MarshalYAML writes the Go duration string.
@@ -79,7 +81,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 			return nil
 		}
 	}
-	return wrongValue(n, `a size like "50GiB" or "512MiB" (0: no limit)`)
+	return yamlerr.WrongValue(n, `a size like "50GiB" or "512MiB" (0: no limit)`)
 }
 
 // MarshalYAML writes the size in the largest binary unit that divides it.

@@ -66,8 +66,8 @@ line 9: packages[0].require: unknown require "trusted_publisher" (want none, att
 line 10: packages[0].action: unknown action "Block" (want block, yank or warn)`,
 		"bad-version-2.yaml":       `line 1: version: unsupported version 2 (want 1)`,
 		"bad-version-missing.yaml": `line 1: version: required (version: 1)`,
-		"bad-version-type.yaml": "line 1: version: want an integer, got `one`\n" +
-			"line 2: packages: want a list, got `requests`",
+		"bad-version-type.yaml": "line 1: version: want an integer, got \"one\"\n" +
+			"line 2: packages: want a list, got \"requests\"",
 	}
 	files, err := filepath.Glob("testdata/bad-*.yaml")
 	if err != nil {
