@@ -137,17 +137,33 @@ func (w *BlobWriter) Size() int64 { return w.n }
 // replaced); if the blob already exists (another writer got there first),
 // the temporary file is dropped and Commit succeeds. After a
 // failed Write, Commit removes the file and returns that error.
+//
+// Under a size limit the blob may be evicted as soon as Commit returns;
+// a caller that will open it should use [BlobWriter.CommitPinned].
 func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
+	sha, unpin, err := w.CommitPinned(wantSHA256)
+	if err != nil {
+		return "", err
+	}
+	unpin()
+	return sha, nil
+}
+
+// CommitPinned is [BlobWriter.Commit], with the blob pinned on success: the
+// size limit does not evict it until unpin is called (once; later calls do
+// nothing). A fill holds the pin until every request that waited for it has
+// opened the blob, so none of them finds it evicted.
+func (w *BlobWriter) CommitPinned(wantSHA256 string) (sha string, unpin func(), err error) {
 	if w.done {
-		return "", ErrClosed
+		return "", nil, ErrClosed
 	}
 	w.done = true
 	tmp := w.f.Name()
 	defer w.s.forget(tmp)
-	fail := func(err error) (string, error) {
+	fail := func(err error) (string, func(), error) {
 		_ = w.f.Close()
 		_ = os.Remove(tmp)
-		return "", err
+		return "", nil, err
 	}
 	if w.werr != nil {
 		return fail(w.werr)
@@ -162,12 +178,30 @@ func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 		}
 	}
 	dest, _ := w.s.blobPath(got)
+	// Pinned before looking: a blob found in place stays there, and one
+	// linked below cannot be evicted before the caller is done with it.
+	release := w.s.pinBlob(got)
+	pinned := func() {
+		release()
+		w.s.maybeEvict() // the store may be over its limit because of this pin
+	}
+	unpin = pinned
+	ok := false
+	defer func() {
+		if !ok {
+			pinned()
+		}
+	}()
 	if _, err := os.Stat(dest); err == nil {
 		// Already stored, and content-addressed, so identical (OpenBlob
 		// checks that before serving it): drop ours.
 		_ = w.f.Close()
 		_ = os.Remove(tmp)
-		return got, nil
+		if fi, err := os.Stat(dest); err == nil {
+			w.s.lru.setSizeIfUnknown(got, fi.Size())
+		}
+		ok = true
+		return got, unpin, nil
 	}
 	if err := w.f.Chmod(0o400); err != nil {
 		return fail(fmt.Errorf("cache: temp blob: %w", err))
@@ -177,36 +211,42 @@ func (w *BlobWriter) Commit(wantSHA256 string) (string, error) {
 	}
 	if err := w.f.Close(); err != nil {
 		_ = os.Remove(tmp)
-		return "", fmt.Errorf("cache: closing temp blob: %w", err)
+		return "", nil, fmt.Errorf("cache: closing temp blob: %w", err)
 	}
 	parent := filepath.Dir(dest)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		_ = os.Remove(tmp)
-		return "", fmt.Errorf("cache: blob folder: %w", err)
+		return "", nil, fmt.Errorf("cache: blob folder: %w", err)
 	}
 	// A hard link never replaces an existing blob, so exactly one of several
 	// concurrent writers of the same content stores it (and counts its size).
 	stored, err := w.link(tmp, dest, got)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if !stored {
-		return got, nil
+		ok = true
+		return got, unpin, nil
 	}
 	if err := syncDir(parent); err != nil {
-		return "", fmt.Errorf("cache: syncing blob folder: %w", err)
+		ok = true // stored and counted: the entry must keep its size
+		w.s.stored(got, w.n)
+		unpin()
+		return "", nil, fmt.Errorf("cache: syncing blob folder: %w", err)
 	}
 	// The stamp is taken after the last link change (which moves the
 	// change time), so the first OpenBlob does not rehash.
 	fi, err := os.Stat(dest)
-	if err != nil {
-		return "", fmt.Errorf("cache: stat blob: %w", err)
+	if err == nil {
+		err = w.s.recordStamp(got, fi)
 	}
-	if err := w.s.recordStamp(got, fi); err != nil {
-		return "", fmt.Errorf("cache: recording blob %s: %w", got, err)
-	}
+	ok = true
 	w.s.stored(got, w.n)
-	return got, nil
+	if err != nil {
+		unpin()
+		return "", nil, fmt.Errorf("cache: recording blob %s: %w", got, err)
+	}
+	return got, unpin, nil
 }
 
 // link moves the temporary file to dest; stored is false when the blob was

@@ -69,24 +69,57 @@ func (l *lru) acquire(sha string) (release func()) {
 	}
 }
 
-// add records a new blob as the most recently used.
-func (l *lru) add(sha string, size int64) {
+// pin marks sha used and pins it before its file is known to exist (a
+// commit about to link it, or one that found it already stored): an entry
+// the lru does not know is created, with size 0 until [lru.setSize]. While
+// pinned, evict never removes the file. The returned func unpins it.
+func (l *lru) pin(sha string) (release func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.m[sha]
+	if !ok {
+		e = &lruEntry{sha: sha}
+		e.el = l.ll.PushFront(e)
+		l.m[sha] = e
+	}
+	e.pins++
+	l.ll.MoveToFront(e.el)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			e.pins--
+			l.mu.Unlock()
+		})
+	}
+}
+
+// setSize records the size of a pinned blob once its file is in place.
+func (l *lru) setSize(sha string, size int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.m[sha]; ok {
-		l.ll.MoveToFront(e.el)
-		return
+		e.size = size
 	}
-	e := &lruEntry{sha: sha, size: size}
-	e.el = l.ll.PushFront(e)
-	l.m[sha] = e
 }
 
-// victim removes and returns the least recently used blob that is not
-// pinned and not the most recently used one (which is kept even when it
-// alone exceeds the limit, so the file just stored can still be opened by
-// the requests waiting for it). ok is false when there is none.
-func (l *lru) victim() (sha string, size int64, ok bool) {
+// setSizeIfUnknown sets the size of an entry created by a pin of a blob
+// that was found in place (not one the lru already knew).
+func (l *lru) setSizeIfUnknown(sha string, size int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.m[sha]; ok && e.size == 0 {
+		e.size = size
+	}
+}
+
+// evict removes the least recently used blob that is not pinned and not the
+// most recently used one (which is kept even when it alone exceeds the
+// limit). remove deletes its file; it runs under the lru's lock, so a pin
+// taken concurrently either comes first (and the blob is skipped) or finds
+// the entry and the file gone. ok is false when no blob can be evicted; err
+// is remove's error (the entry is then kept).
+func (l *lru) evict(remove func(sha string) error) (sha string, size int64, ok bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for el := l.ll.Back(); el != nil && el != l.ll.Front(); el = el.Prev() {
@@ -94,11 +127,14 @@ func (l *lru) victim() (sha string, size int64, ok bool) {
 		if e.pins > 0 {
 			continue
 		}
+		if err := remove(e.sha); err != nil {
+			return e.sha, 0, true, err
+		}
 		l.ll.Remove(el)
 		delete(l.m, e.sha)
-		return e.sha, e.size, true
+		return e.sha, e.size, true, nil
 	}
-	return "", 0, false
+	return "", 0, false, nil
 }
 
 // reset replaces the entries with blobs, oldest first.
@@ -136,6 +172,7 @@ func lastUse(fi fs.FileInfo) time.Time {
 type evictMetrics struct {
 	evictions prometheus.Counter
 	bytes     prometheus.Counter
+	overLimit prometheus.Counter
 }
 
 func newEvictMetrics(reg prometheus.Registerer, limit int64, size func() float64) (*evictMetrics, error) {
@@ -147,6 +184,10 @@ func newEvictMetrics(reg prometheus.Registerer, limit int64, size func() float64
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pipgate_cache_evicted_bytes_total",
 			Help: "Bytes of file blobs removed because the blob store was above cache.max_size.",
+		}),
+		overLimit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pipgate_cache_over_limit_total",
+			Help: "Times the blob store stayed above cache.max_size because every other blob was in use (open, or committed for waiting requests).",
 		}),
 	}
 	if reg == nil {
@@ -161,7 +202,7 @@ func newEvictMetrics(reg prometheus.Registerer, limit int64, size func() float64
 		Name: "pipgate_cache_size_bytes",
 		Help: "Bytes held in the data directory (file blobs and database).",
 	}, size)
-	for _, c := range []prometheus.Collector{m.evictions, m.bytes, limitGauge, sizeGauge} {
+	for _, c := range []prometheus.Collector{m.evictions, m.bytes, m.overLimit, limitGauge, sizeGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cache: registering metrics: %w", err)
 		}
@@ -169,20 +210,32 @@ func newEvictMetrics(reg prometheus.Registerer, limit int64, size func() float64
 	return m, nil
 }
 
-// stored records a newly committed blob as the most recently used and
-// makes room for it.
+// pinBlob pins sha for a commit (see [lru.pin]); without a size limit
+// nothing is ever evicted and the pin is a no-op.
+func (s *Store) pinBlob(sha string) (release func()) {
+	if s.maxBlobBytes <= 0 {
+		return func() {}
+	}
+	return s.lru.pin(sha)
+}
+
+// stored records the size of a newly committed (and pinned) blob and makes
+// room for it.
 func (s *Store) stored(sha string, size int64) {
 	if s.maxBlobBytes <= 0 {
 		return
 	}
-	s.lru.add(sha, size)
+	s.lru.setSize(sha, size)
 	s.maybeEvict()
 }
 
 // maybeEvict removes least recently used blobs until the blob bytes are
-// within Options.MaxBlobBytes, skipping every blob that is open and the
-// most recently used one. One eviction runs at a time; files are removed
-// outside every lock, and the references to them after, in one
+// within Options.MaxBlobBytes, skipping every blob that is pinned (open, or
+// committed for requests that have not opened it yet) and the most recently
+// used one. When only pinned blobs are left, the store stays above the limit
+// until they are released (pipgate_cache_over_limit_total counts those
+// times): a request is never refused for want of room. One eviction runs at
+// a time; the references to the evicted blobs are dropped after, in one
 // transaction.
 func (s *Store) maybeEvict() {
 	if s.maxBlobBytes <= 0 || s.blobBytes.Load() <= s.maxBlobBytes {
@@ -191,17 +244,24 @@ func (s *Store) maybeEvict() {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
 	var gone []string
+	remove := func(sha string) error {
+		p, _ := s.blobPath(sha)
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
 	for s.blobBytes.Load() > s.maxBlobBytes {
-		sha, size, ok := s.lru.victim()
+		sha, size, ok, err := s.lru.evict(remove)
 		if !ok {
-			s.log.Warn("blob store above cache.max_size, but every other blob is in use",
+			s.evictions.overLimit.Inc()
+			s.log.Warn("blob store above cache.max_size, but every other blob is in use; over the limit until they are released",
 				"blob_bytes", s.blobBytes.Load(), "max_size_bytes", s.maxBlobBytes)
 			break
 		}
-		p, _ := s.blobPath(sha)
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
 			s.log.Error("evicting a blob", "sha256", sha, "err", err)
-			continue
+			break
 		}
 		s.blobBytes.Add(-size)
 		s.evictions.evictions.Inc()

@@ -278,3 +278,83 @@ func BenchmarkOpenBlobHit(b *testing.B) {
 		})
 	}
 }
+
+// TestEvictNeverPinnedCommit: a blob committed with CommitPinned survives
+// any number of later commits under the limit, also when it found its blob
+// already in place, until it is unpinned; meanwhile the store goes over the
+// limit and counts it, and it comes back under the limit after.
+func TestEvictNeverPinnedCommit(t *testing.T) {
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	s, err := cache.Open(cache.Options{Dir: dir, MaxBlobBytes: 8 * mib, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	commitPinned := func(content []byte) (string, func()) {
+		t.Helper()
+		w, err := s.NewBlob()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Abort()
+		if _, err := w.Write(content); err != nil {
+			t.Fatal(err)
+		}
+		sum, unpin, err := w.CommitPinned("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum, unpin
+	}
+	a, unpinA := commitPinned(blobContent(0, 5*mib))
+	b, unpinB := commitPinned(blobContent(1, 5*mib))
+	// Stored already: the second commit of a pins it too.
+	a2, unpinA2 := commitPinned(blobContent(0, 5*mib))
+	c := putBlob(t, s, blobContent(2, 5*mib)) // most recent, kept
+	if a2 != a {
+		t.Fatalf("same content, sha256 %s then %s", a, a2)
+	}
+	for _, sha := range []string{a, b, c} {
+		if !s.HasBlob(sha) {
+			t.Errorf("blob %s… evicted while pinned (or most recent)", sha[:8])
+		}
+	}
+	if got := gatherValue(t, reg, "pipgate_cache_over_limit_total"); got == 0 {
+		t.Error("pipgate_cache_over_limit_total = 0 while 15 MiB are pinned under an 8 MiB limit")
+	}
+	unpinA()
+	unpinA() // a second call changes nothing
+	if !s.HasBlob(a) {
+		t.Error("blob a evicted while the second commit still pins it")
+	}
+	unpinB()
+	if s.HasBlob(b) {
+		t.Error("blob b kept after its pin was released above the limit")
+	}
+	unpinA2()
+	if s.HasBlob(a) || !s.HasBlob(c) {
+		t.Errorf("after every pin is released: a kept %v (want false), c kept %v (want true)", s.HasBlob(a), s.HasBlob(c))
+	}
+	if n := blobDirBytes(t, dir); n > 8*mib {
+		t.Errorf("blob store holds %d bytes after the pins are gone; limit %d", n, 8*mib)
+	}
+}
+
+func gatherValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			if c := mf.GetMetric()[0].GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not gathered", name)
+	return 0
+}

@@ -59,6 +59,8 @@ func statusFor(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, context.Canceled):
 		return statusClientClosed
+	case errors.Is(err, errBlobGone):
+		return http.StatusServiceUnavailable // the file exists: never a 404
 	case errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, upstream.ErrHostNotAllowed), errors.Is(err, upstream.ErrBadResponse):
@@ -99,6 +101,10 @@ func clientMessage(err error, code int) string {
 		return "bad gateway: the upstream index failed"
 	case http.StatusGatewayTimeout:
 		return "gateway timeout: the upstream index did not answer in time"
+	case http.StatusServiceUnavailable:
+		if errors.Is(err, errBlobGone) {
+			return "service unavailable: " + errBlobGone.Error() + "; try again"
+		}
 	}
 	return http.StatusText(code)
 }

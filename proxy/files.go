@@ -131,6 +131,24 @@ func (s *Server) fileFill(project string, f *pypi.File) fillRequest {
 //     verdict trailer is sent after it; on a mismatch the connection is
 //     aborted, so the body is never complete.
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind string, req fillRequest) error {
+	// A second round only when the first found the blob gone after all:
+	// committed by a fill that ended between the miss and the join, or
+	// (with cache.max_size) evicted despite the fill's pin.
+	for round := 1; ; round++ {
+		err := s.serveBlobOnce(w, r, name, kind, req)
+		if !errors.Is(err, errBlobGone) || round == 2 {
+			return err
+		}
+		s.log.Warn("committed file not found in the cache; fetching it again", "request_id", info(r.Context()).id,
+			"filename", name, "sha256", req.sha, "err", err)
+	}
+}
+
+// errBlobGone reports a blob that a fill committed, or that the store said
+// it had, but that could not be opened. It is never a 404: the file exists.
+var errBlobGone = errors.New("the cached file disappeared before it could be served")
+
+func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kind string, req fillRequest) error {
 	ctx := r.Context()
 	ri := info(ctx)
 	f, err := s.store.OpenBlob(req.sha)
@@ -148,10 +166,13 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind st
 	case !errors.Is(err, cache.ErrNotFound):
 		s.log.Warn("opening cached file", "filename", name, "sha256", req.sha, "err", err)
 	}
+	fl := s.joinFill(req)
+	if fl == nil {
+		return fmt.Errorf("%w: %s", errBlobGone, req.sha)
+	}
+	defer s.leaveFill(fl)
 	ri.cache = cacheMiss
 	s.metrics.cacheLookup("file", cacheMiss)
-	fl := s.joinFill(req)
-	defer s.leaveFill(fl)
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.ProtoAtLeast(1, 1) {
 		stream, err := s.mustStream(ctx, fl)
 		if err != nil {
@@ -195,6 +216,9 @@ func (s *Server) serveFilled(w http.ResponseWriter, r *http.Request, fl *fill, n
 		return s.fillFailed(w, r, err)
 	}
 	f, err := s.store.OpenBlob(got)
+	if errors.Is(err, cache.ErrNotFound) {
+		return fmt.Errorf("%w: %w", errBlobGone, err)
+	}
 	if err != nil {
 		return fmt.Errorf("opening committed blob: %w", err)
 	}

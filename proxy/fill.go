@@ -33,6 +33,10 @@ import (
 // Readers of a fill in progress never see its last tailHoldback bytes before
 // the digest matched (see fillReader), so a streamed copy of a bad body is
 // always incomplete.
+//
+// The committed blob is pinned in the store until the last client has left
+// (each one opens the blob before it leaves), so the size limit
+// (cache.max_size) never evicts it under a request that waited for it.
 type fill struct {
 	key       string
 	want      string // expected sha256
@@ -48,6 +52,7 @@ type fill struct {
 	done    bool
 	err     error
 	sha     string   // the committed blob's sha256
+	unpin   func()   // releases the committed blob's pin; nil once released
 	rf      *os.File // read side of the temp file
 	refs    int      // readers + the filler holding rf
 	clients int      // requests waiting for or reading this fill
@@ -87,14 +92,25 @@ type fillRequest struct {
 }
 
 // joinFill returns the fill in progress for req, or starts one, counting the
-// caller as one of its clients: the caller must call leave once.
+// caller as one of its clients: the caller must call leaveFill once. It
+// returns nil, starting nothing, when the blob was committed since the
+// caller's miss (a fill that ended in between): the caller opens it.
 func (s *Server) joinFill(req fillRequest) *fill {
 	key := req.sha
 	s.fills.mu.Lock()
 	defer s.fills.mu.Unlock()
 	if fl, ok := s.fills.m[key]; ok {
 		fl.join()
+		if s.fillJoined != nil {
+			s.fillJoined(key)
+		}
 		return fl
+	}
+	if s.store.HasBlob(req.sha) {
+		return nil
+	}
+	if s.fillJoined != nil {
+		s.fillJoined(key)
 	}
 	limit := s.opts.MaxFileSize
 	if req.size >= 0 {
@@ -140,13 +156,20 @@ func (fl *fill) join() {
 	}
 }
 
-// leaveFill drops a client's interest in fl; the last client out arms the
-// grace timer that stops an unfinished fill.
+// leaveFill drops a client's interest in fl; the last client out releases
+// the committed blob's pin, or arms the grace timer that stops an
+// unfinished fill.
 func (s *Server) leaveFill(fl *fill) {
 	fl.mu.Lock()
-	defer fl.mu.Unlock()
 	fl.clients--
-	if fl.clients > 0 || fl.done {
+	if fl.clients == 0 && fl.done {
+		unpin := fl.takeUnpinLocked()
+		fl.mu.Unlock()
+		unpin()
+		return
+	}
+	defer fl.mu.Unlock()
+	if fl.clients > 0 {
 		return
 	}
 	fl.grace = time.AfterFunc(s.opts.FillGrace, func() {
@@ -177,7 +200,7 @@ func (fl *fill) bytesWritten() int64 {
 // blobWriter is what a fill needs of cache.BlobWriter.
 type blobWriter interface {
 	io.Writer
-	Commit(wantSHA256 string) (string, error)
+	CommitPinned(wantSHA256 string) (string, func(), error)
 	Abort() error
 	Path() string
 }
@@ -246,7 +269,7 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 		}
 		return fmt.Errorf("%w: %d bytes; its Content-Length said %d", errUpstreamBody, fl.written, size)
 	}
-	sha, err := bw.Commit(fl.want)
+	sha, unpin, err := bw.CommitPinned(fl.want)
 	if err != nil {
 		var de *cache.DigestError
 		if errors.As(err, &de) {
@@ -255,7 +278,7 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 		return fmt.Errorf("committing blob: %w", err)
 	}
 	fl.mu.Lock()
-	fl.sha = sha
+	fl.sha, fl.unpin = sha, unpin
 	fl.mu.Unlock()
 	return nil
 }
@@ -266,14 +289,33 @@ func (fl *fill) notifyLocked() {
 }
 
 func (fl *fill) finish(err error) {
+	unpin := func() {}
 	fl.mu.Lock()
-	defer fl.mu.Unlock()
 	fl.done, fl.err = true, err
 	if fl.grace != nil {
 		fl.grace.Stop()
 		fl.grace = nil
 	}
+	if fl.clients == 0 {
+		unpin = fl.takeUnpinLocked()
+	}
 	fl.notifyLocked()
+	fl.mu.Unlock()
+	unpin()
+}
+
+// takeUnpinLocked returns the release of the committed blob's pin (a no-op
+// after the first call), to be called once no client is left to open it,
+// after fl.mu is unlocked (it may evict: file and database work). New
+// requests no longer find a finished fill (it left s.fills before finish),
+// so the client count only goes down.
+func (fl *fill) takeUnpinLocked() func() {
+	unpin := fl.unpin
+	fl.unpin = nil
+	if unpin == nil {
+		return func() {}
+	}
+	return unpin
 }
 
 // release drops one hold on the read descriptor; the last one closes it.

@@ -208,6 +208,9 @@ type Server struct {
 	// fillGraceEnded, when set (by tests), is called when a fill's grace
 	// period ran out with no client, saying whether the fill was stopped.
 	fillGraceEnded func(key string, stopped bool)
+	// fillJoined, when set (by tests, before serving), is called as each
+	// request joins or starts a fill.
+	fillJoined func(key string)
 }
 
 // New returns a Server; it is ready to serve once SetReady(true) is called
