@@ -61,8 +61,9 @@ type Config struct {
 	file string
 	// lines maps a YAML path ("upstream.url") to its line in the file.
 	lines map[string]int
-	// flags maps a YAML path to the serve flag that set it ("--upstream").
-	flags map[string]string
+	// set maps a YAML path to the serve flag ("--upstream") or environment
+	// variable ("$PIPGATE_UPSTREAM") that set it.
+	set map[string]string
 	// notes are things Load changed that serve logs and the check prints.
 	notes []string
 }
@@ -244,36 +245,56 @@ func Default() Config {
 // maxConfigBytes bounds a config file; real ones are a few hundred bytes.
 const maxConfigBytes = 1 << 20
 
-// ServeFlags maps each serve flag that overrides a config value to that
-// value's YAML path.
-var ServeFlags = []struct{ Flag, Path, Usage string }{
-	{"listen", "listen", "index listener address, e.g. 127.0.0.1:8080 (overrides listen)"},
-	{"upstream", "upstream.url", "upstream index base URL, e.g. https://pypi.org/ (overrides upstream.url)"},
-	{"trusted-root", "trust.trusted_root", "Sigstore trusted_root.json (overrides trust.trusted_root)"},
-	{"data-dir", "data_dir", "data directory (overrides data_dir)"},
-	{"policy", "policy", "policy file (overrides policy)"},
+// ServeFlags are the settings a serve flag and an environment variable
+// override: Flag (without "--") and Env name the overrides of the value at
+// YAML path Path. Flags win over the environment, the environment over the
+// file, the file over the embedded defaults.
+var ServeFlags = []struct{ Flag, Env, Path, Usage string }{
+	{"listen", "PIPGATE_LISTEN", "listen", "index listener address, e.g. 127.0.0.1:8080 (overrides listen and $PIPGATE_LISTEN)"},
+	{"upstream", "PIPGATE_UPSTREAM", "upstream.url", "upstream index base URL, e.g. https://pypi.org/ (overrides upstream.url and $PIPGATE_UPSTREAM)"},
+	{"trusted-root", "PIPGATE_TRUSTED_ROOT", "trust.trusted_root", "Sigstore trusted_root.json (overrides trust.trusted_root and $PIPGATE_TRUSTED_ROOT)"},
+	{"data-dir", "PIPGATE_DATA_DIR", "data_dir", "data directory (overrides data_dir and $PIPGATE_DATA_DIR)"},
+	{"policy", "PIPGATE_POLICY", "policy", "policy file (overrides policy and $PIPGATE_POLICY)"},
 }
 
-// Load reads, validates and resolves the config at path, with the values of
-// serve flags given on the command line (keyed by flag name, see ServeFlags)
-// applied over the file's. Path "" gives the embedded defaults; their
-// relative paths, and those from flags, resolve against the working
+// Load reads, validates and resolves the config at path, with the
+// environment variables of ServeFlags (set and not empty) over the file's
+// values and the serve flags given on the command line (keyed by flag name)
+// over both. Path "" gives the embedded defaults; their relative paths, and
+// those from flags and the environment, resolve against the working
 // directory. Every error is a joined list of [*Error].
 func Load(path string, flags map[string]string) (*Config, error) {
+	cfg, err := LoadForCheck(path, flags)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadForCheck is [Load] for --config.check: it goes as far as it can and
+// reports every problem in one run. When the file parses as YAML it returns
+// the config as far as its values decode (defaults where they do not) along
+// with every problem of the file and of the overrides, so the check can go
+// on to the files the config names. On a YAML syntax error, an unreadable
+// file or a second document the config is nil.
+func LoadForCheck(path string, flags map[string]string) (*Config, error) {
 	cfg := Default()
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, err
 	}
 	base := cwd
+	var probs []*Error
 	if path != "" {
 		data, err := readLimited(path, maxConfigBytes)
 		if err != nil {
 			return nil, &Error{File: path, Msg: PathErrorText(err)}
 		}
-		if err := decodeConfig(data, &cfg); err != nil {
+		decoded, err := decodeConfig(data, &cfg)
+		if !decoded {
 			return nil, withFile(path, err)
 		}
+		probs = problemsIn(err)
 		abs, err := filepath.Abs(path)
 		if err != nil {
 			return nil, err
@@ -284,13 +305,18 @@ func Load(path string, flags map[string]string) (*Config, error) {
 	cfg.resolve(base)
 	for _, f := range ServeFlags {
 		v, ok := flags[f.Flag]
+		origin := "--" + f.Flag
+		if !ok {
+			v = os.Getenv(f.Env)
+			ok, origin = v != "", "$"+f.Env
+		}
 		if !ok {
 			continue
 		}
-		if cfg.flags == nil {
-			cfg.flags = map[string]string{}
+		if cfg.set == nil {
+			cfg.set = map[string]string{}
 		}
-		cfg.flags[f.Path] = "--" + f.Flag
+		cfg.set[f.Path] = origin
 		switch f.Path {
 		case "listen":
 			cfg.Listen = v
@@ -304,10 +330,47 @@ func Load(path string, flags map[string]string) (*Config, error) {
 			cfg.Policy = absFrom(cwd, v)
 		}
 	}
-	if errs := cfg.validate(); len(errs) > 0 {
-		return nil, cfg.locate(path, errs)
+	decoding := probs
+	for _, v := range cfg.validate() {
+		if !coveredBy(v.Path, decoding) {
+			probs = append(probs, v)
+		}
+	}
+	if len(probs) > 0 {
+		return &cfg, cfg.locate(path, probs)
 	}
 	return &cfg, nil
+}
+
+// coveredBy reports whether a problem at path (or under it, or above it)
+// is already among probs: a value that did not decode is not also reported
+// as, say, "must be positive" for the default left in its place.
+func coveredBy(path string, probs []*Error) bool {
+	if path == "" {
+		return false
+	}
+	for _, p := range probs {
+		if p.Path == "" {
+			continue
+		}
+		if p.Path == path || strings.HasPrefix(path, p.Path+".") || strings.HasPrefix(path, p.Path+"[") ||
+			strings.HasPrefix(p.Path, path+".") || strings.HasPrefix(p.Path, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// problemsIn returns the [*Error]s of a joined error.
+func problemsIn(err error) []*Error {
+	var out []*Error
+	for _, e := range splitErrors(err) {
+		var ce *Error
+		if errors.As(e, &ce) {
+			out = append(out, ce)
+		}
+	}
+	return out
 }
 
 func absFrom(base, p string) string {
@@ -473,7 +536,7 @@ func (c *Config) validateUpstreams(bad func(field, format string, args ...any)) 
 		if u := c.lines["upstream"]; u > 0 {
 			bad("upstreams", "cannot be combined with upstream: (line %d); use one of them", u)
 		}
-		if f, ok := c.flags["upstream.url"]; ok {
+		if f, ok := c.set["upstream.url"]; ok {
 			bad("upstreams", "cannot be combined with %s", f)
 		}
 		if len(c.Upstreams) == 0 {
@@ -592,14 +655,15 @@ func (c *Config) Path() string { return c.path }
 // its base), for serve to log and the check to print.
 func (c *Config) Notes() []string { return c.notes }
 
-// HasFlags reports whether a serve flag set any value.
-func (c *Config) HasFlags() bool { return len(c.flags) > 0 }
+// Overridden reports whether a serve flag or an environment variable set
+// any value.
+func (c *Config) Overridden() bool { return len(c.set) > 0 }
 
 // At returns an [*Error] for the value at path: located at the flag that
 // set it or at its line in the config file.
 func (c *Config) At(path, format string, args ...any) *Error {
 	e := &Error{File: c.file, Path: path, Msg: fmt.Sprintf(format, args...)}
-	if f, ok := c.flags[path]; ok {
+	if f, ok := c.set[path]; ok {
 		e.Flag = f
 	} else {
 		e.Line = c.lineOf(path)

@@ -19,7 +19,7 @@ func TestExampleConfigMatchesDefault(t *testing.T) {
 	got := Default()
 	got.Upstream.FileHosts = nil
 	got.Egress.Intercept = nil
-	if err := decodeConfig(data, &got); err != nil {
+	if _, err := decodeConfig(data, &got); err != nil {
 		t.Fatal(err)
 	}
 	got.lines = nil
@@ -260,5 +260,125 @@ func TestTypoWordingMatchesPolicy(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %q; want %q", c.got, c.want)
 		}
+	}
+}
+
+// TestOverridePrecedence: flags over the environment over the file over the
+// embedded defaults, and each setting says where it came from.
+func TestOverridePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pipgate.yaml")
+	if err := os.WriteFile(path, []byte("listen: 127.0.0.1:1111\ndata_dir: from-file\npolicy: file-policy.yaml\nupstream:\n  url: https://file.example/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PIPGATE_LISTEN", "127.0.0.1:2222")
+	t.Setenv("PIPGATE_DATA_DIR", "from-env")
+	t.Setenv("PIPGATE_UPSTREAM", "https://env.example/")
+	t.Setenv("PIPGATE_POLICY", "") // empty: unset
+	t.Setenv("PIPGATE_TRUSTED_ROOT", "")
+	cfg, err := Load(path, map[string]string{"upstream": "https://flag.example/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"listen", cfg.Listen, "127.0.0.1:2222"},
+		{"data_dir", cfg.DataDir, filepath.Join(cwd, "from-env")}, // the environment's relative paths: against the working directory
+		{"policy", cfg.Policy, filepath.Join(dir, "file-policy.yaml")},
+		{"upstream.url", cfg.Upstream.URL, "https://flag.example/"},
+		{"trust.trusted_root", cfg.Trust.TrustedRoot, ""},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q; want %q", c.name, c.got, c.want)
+		}
+	}
+	sources := map[string]string{}
+	for _, s := range cfg.Settings() {
+		sources[s.Path] = s.Source
+	}
+	for p, want := range map[string]string{
+		"listen":              "$PIPGATE_LISTEN",
+		"data_dir":            "$PIPGATE_DATA_DIR",
+		"upstream.url":        "--upstream",
+		"policy":              path + ":3",
+		"upstream.timeout":    "default",
+		"trust.trusted_root":  "default",
+		"cache.max_file_size": "default",
+	} {
+		if sources[p] != want {
+			t.Errorf("source of %s = %q; want %q", p, sources[p], want)
+		}
+	}
+	if _, ok := sources["upstreams"]; ok {
+		t.Errorf("settings list upstreams, which the file does not use")
+	}
+
+	// A bad value from the environment is reported at the variable.
+	t.Setenv("PIPGATE_LISTEN", "nonsense")
+	_, err = Load(path, nil)
+	if want := `$PIPGATE_LISTEN: want host:port, got "nonsense" (missing port in address)`; err == nil || err.Error() != want {
+		t.Errorf("got %v; want %q", err, want)
+	}
+	// The flag wins over it, and then nothing is wrong.
+	if _, err := Load(path, map[string]string{"listen": "127.0.0.1:3333"}); err != nil {
+		t.Errorf("with --listen over a bad $PIPGATE_LISTEN: %v", err)
+	}
+}
+
+// TestLoadForCheckReportsEverything: one run lists every problem of a file
+// with several independent ones, and still returns the config so the check
+// can go on to the files it names.
+func TestLoadForCheckReportsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pipgate.yaml")
+	body := "listen: nonsense\n" + // 1: validation
+		"lisen: x\n" + // 2: typo
+		"upstream:\n" +
+		"  timeout: 30\n" + // 4: wrong kind
+		"  index_ttl: -1s\n" + // 5: validation
+		"tls:\n" +
+		"  key: k.pem\n" + // 7: validation (no cert)
+		"verification:\n" +
+		"  eager_releases: many\n" + // 9: wrong kind
+		"cache:\n" +
+		"  max_size: 5 parsecs\n" + // 11: wrong kind
+		"trust:\n" +
+		"  trusted_root: root.json\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadForCheck(path, nil)
+	if cfg == nil {
+		t.Fatalf("LoadForCheck returned no config: %v", err)
+	}
+	if cfg.Trust.TrustedRoot != filepath.Join(filepath.Dir(path), "root.json") {
+		t.Errorf("trust.trusted_root = %q; want the file's value, resolved", cfg.Trust.TrustedRoot)
+	}
+	want := strings.Join([]string{
+		`F:1: listen: want host:port, got "nonsense" (missing port in address)`,
+		`F:2: lisen: unknown field (did you mean listen?)`,
+		`F:4: upstream.timeout: want a duration like "30s" or "10m", got 30`,
+		`F:5: upstream.index_ttl: must not be negative`,
+		`F:6: tls.cert: required when tls.key is set`, // at its section: tls.cert is not in the file
+		`F:9: verification.eager_releases: want an integer, got "many"`,
+		`F:11: cache.max_size: want a size like "50GiB" or "512MiB" (0: no limit), got "5 parsecs"`,
+	}, "\n")
+	if got := strings.ReplaceAll(err.Error(), path, "F"); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	for _, p := range []string{"upstream.timeout", "tls.cert", "tls", "listen"} {
+		if !HasProblemAt(err, p) {
+			t.Errorf("HasProblemAt(%q) = false", p)
+		}
+	}
+	for _, p := range []string{"trust.trusted_root", "data_dir", "policy"} {
+		if HasProblemAt(err, p) {
+			t.Errorf("HasProblemAt(%q) = true", p)
+		}
+	}
+	if c, err := Load(path, nil); c != nil || err == nil {
+		t.Errorf("Load = %v, %v; want no config and the problems", c, err)
 	}
 }

@@ -4,17 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sort"
 	"strconv"
 	"strings"
 )
 
 // Error is one problem in the server configuration or in a file it
 // names. It renders as "FILE:LINE: path: message" (the policy check's
-// format), or "--flag: message" for a value given on the command line.
+// format), or "--flag: message" for a value given on the command line, or
+// "$PIPGATE_X: message" for one from the environment.
 type Error struct {
 	File string // the config file as given; "" for the embedded defaults
 	Line int    // 1-based; 0 when unknown
-	Flag string // the serve flag that set the value ("--upstream"); wins over File
+	Flag string // the serve flag or environment variable that set the value ("--upstream", "$PIPGATE_UPSTREAM"); wins over File
 	Path string // YAML path such as "upstream.url"; may be empty
 	Msg  string
 }
@@ -63,21 +65,23 @@ func splitErrors(err error) []error {
 	return []error{err}
 }
 
-// locate fills in where each problem is: the flag that set the value, or
-// the value's line in file.
+// locate fills in where each problem is: the flag or environment variable
+// that set the value, or the value's line in file; overrides first, then
+// the file's problems in line order.
 func (c *Config) locate(file string, errs []*Error) error {
 	out := make([]error, 0, len(errs))
 	for _, e := range errs {
 		e.File = file
-		if e.Path != "" {
-			if f, ok := c.flags[e.Path]; ok {
+		if e.Path != "" && e.Line == 0 { // decoding problems have their line
+			if f, ok := c.set[e.Path]; ok {
 				e.Flag = f
-			} else if e.Line == 0 {
+			} else {
 				e.Line = c.lineOf(e.Path)
 			}
 		}
 		out = append(out, e)
 	}
+	sort.SliceStable(out, func(i, j int) bool { return sortLine(out[i]) < sortLine(out[j]) })
 	return errors.Join(out...)
 }
 
@@ -105,4 +109,25 @@ func PathErrorText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// sortLine orders problems: overrides first, then by line.
+func sortLine(err error) int {
+	var e *Error
+	if errors.As(err, &e) && e.Flag == "" {
+		return e.Line
+	}
+	return 0
+}
+
+// HasProblemAt reports whether err holds an [*Error] about the value at
+// path (or inside it, or one of its sections).
+func HasProblemAt(err error, path string) bool {
+	for _, e := range splitErrors(err) {
+		var ce *Error
+		if errors.As(e, &ce) && ce.Path != "" && coveredBy(path, []*Error{ce}) {
+			return true
+		}
+	}
+	return false
 }

@@ -27,15 +27,17 @@ var schema = yamlerr.Schema{
 // line of every key in cfg.lines. An empty document keeps the defaults.
 // Problems come back as joined [*Error]s without File, worded as the policy
 // check words its own (package yamlerr): unknown keys (with the nearest
-// known one), values of the wrong kind, duplicate keys, a second document.
-func decodeConfig(data []byte, cfg *Config) error {
+// known one), values of the wrong kind, duplicate keys. decoded is false
+// when nothing could be decoded (a syntax error, a second document); else
+// cfg holds every value that did decode, defaults for the others.
+func decodeConfig(data []byte, cfg *Config) (decoded bool, err error) {
 	var doc yaml.Node
 	nd := yaml.NewDecoder(bytes.NewReader(data))
 	if err := nd.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil
+			return true, nil
 		}
-		return syntaxError(err)
+		return false, syntaxError(err)
 	}
 	var extra yaml.Node
 	if err := nd.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -43,26 +45,26 @@ func decodeConfig(data []byte, cfg *Config) error {
 		if err != nil {
 			line = 0
 		}
-		return &Error{Line: line, Msg: "a second YAML document; want exactly one"}
+		return false, &Error{Line: line, Msg: "a second YAML document; want exactly one"}
 	}
 	idx := yamlerr.NewIndex(&doc)
 	cfg.lines = idx.Lines()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	err := dec.Decode(cfg)
+	err = dec.Decode(cfg)
 	if err == nil {
-		return nil
+		return true, nil
 	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return syntaxError(err)
+		return false, syntaxError(err)
 	}
 	errs := make([]error, 0, len(te.Errors))
 	for _, msg := range te.Errors {
 		pr := idx.Rewrite(msg, schema)
 		errs = append(errs, &Error{Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
 	}
-	return errors.Join(errs...)
+	return true, errors.Join(errs...)
 }
 
 var reYAMLLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

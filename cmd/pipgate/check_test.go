@@ -101,5 +101,71 @@ func TestConfigCheckLoadsEverything(t *testing.T) {
 			t.Errorf("stderr has %d lines; want %d:\n%s", n, len(want), errOut)
 		}
 	})
+	t.Run("every problem in one run", func(t *testing.T) {
+		cfg := write("several.yaml", "listen: 127.0.0.1:0\n"+
+			"lisen: 127.0.0.1:1\n"+ // a typo
+			"data_dir: ro/data\n"+
+			"upstream:\n  timeout: 30\n"+ // a value of the wrong kind
+			"trust:\n  trusted_root: missing.json\n"+
+			"tls:\n  cert: "+filepath.Base(cert)+"\n  key: "+filepath.Base(cert)+"\n"+
+			"verification:\n  eager_concurrency: 0\n"+ // a value out of range
+			"policy: bad-policy.yaml\n")
+		code, out, errOut := runPipgate(t, "serve", "--config", cfg, "--config.check")
+		if code != 1 {
+			t.Fatalf("exit %d; want 1\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		want := []string{
+			cfg + ":2: lisen: unknown field (did you mean listen?)",
+			cfg + `:5: upstream.timeout: want a duration like "30s" or "10m", got 30`,
+			cfg + ":12: verification.eager_concurrency: must be at least 1",
+			cfg + ":7: trust.trusted_root: cannot read " + filepath.Join(dir, "missing.json") + ": no such file or directory",
+			relPath(badPolicy) + ":3: defaults.requre: unknown field (did you mean require?)",
+			cfg + ":9: tls.cert: loading " + cert + " and " + cert + ": tls: found a certificate rather than a key in the PEM for the private key",
+		}
+		if os.Getuid() != 0 {
+			want = append(want, cfg+":3: data_dir: "+filepath.Join(readOnly, "data")+" does not exist and "+readOnly+" is not writable: permission denied")
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut, w+"\n") {
+				t.Errorf("stderr\n%s\nwant a line %q", errOut, w)
+			}
+		}
+		if n := strings.Count(errOut, "\n"); n != len(want) {
+			t.Errorf("stderr has %d lines; want %d:\n%s", n, len(want), errOut)
+		}
+	})
+
+	t.Run("sources of the settings", func(t *testing.T) {
+		data := filepath.Join(dir, "env-data")
+		t.Setenv("PIPGATE_DATA_DIR", data)
+		t.Setenv("PIPGATE_LISTEN", "127.0.0.1:7777")
+		cfg := write("sources.yaml", "listen: 127.0.0.1:0\npolicy: policy.yaml\n")
+		code, out, errOut := runPipgate(t, "serve", "--config", cfg, "--config.check", "--trusted-root", root)
+		absRoot, err := filepath.Abs(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Fatalf("exit %d; want 0\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		lines := map[string][]string{}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 3 {
+				lines[f[0]] = f[1:]
+			}
+		}
+		for key, want := range map[string][2]string{
+			"listen":             {"127.0.0.1:7777", "($PIPGATE_LISTEN)"},
+			"data_dir":           {data, "($PIPGATE_DATA_DIR)"},
+			"trust.trusted_root": {absRoot, "(--trusted-root)"},
+			"write_idle_timeout": {"1m", "(default)"},
+			"policy":             {goodPolicy, "(" + cfg + ":2)"},
+			"upstream.url":       {"https://pypi.org/", "(default)"},
+		} {
+			if got := lines[key]; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+				t.Errorf("check prints %s as %q; want %q\n%s", key, got, want, out)
+			}
+		}
+	})
 	_ = key
 }

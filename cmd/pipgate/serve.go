@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +48,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: pipgate serve [--config FILE] [--listen ADDR] [--upstream URL] [--trusted-root FILE]")
 		fmt.Fprintln(stderr, "                     [--data-dir DIR] [--policy FILE] [--config.check] [--log.format json|text] [--log.level LEVEL]")
 		fmt.Fprintln(stderr, "                     [--debug.pprof-listen ADDR]")
-		fmt.Fprintln(stderr, "\nFlags override the config file's values; without --config the embedded defaults apply.")
+		fmt.Fprintln(stderr, "\nFlags override the environment (PIPGATE_LISTEN, PIPGATE_UPSTREAM, PIPGATE_TRUSTED_ROOT,")
+		fmt.Fprintln(stderr, "PIPGATE_DATA_DIR, PIPGATE_POLICY), which overrides the config file; without --config the")
+		fmt.Fprintln(stderr, "embedded defaults apply.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -66,25 +69,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			set[f.Name] = f.Value.String()
 		}
 	})
+	if *check {
+		return runCheck(ctx, *configPath, set, stdout, stderr)
+	}
 	cfg, err := config.Load(*configPath, set)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 1
-	}
-	if *check {
-		for _, n := range cfg.Notes() {
-			fmt.Fprintf(stdout, "note: %s\n", n)
-		}
-		if err := checkConfig(ctx, cfg, stdout); err != nil {
-			printConfigErrors(stderr, err)
-			return 1
-		}
-		what := displayPath(cfg.Path())
-		if cfg.HasFlags() && cfg.Path() == "" {
-			what = "flags over the embedded defaults"
-		}
-		fmt.Fprintf(stdout, "%s: ok\n", what)
-		return 0
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -146,41 +137,84 @@ func relPath(p string) string {
 	return p
 }
 
+// runCheck is serve --config.check: it prints every effective setting with
+// where it came from, then every problem it finds in one run (the config
+// file's, then those of the files it names), one line each, and exits 0 or
+// 1.
+func runCheck(ctx context.Context, path string, flags map[string]string, stdout, stderr io.Writer) int {
+	cfg, err := config.LoadForCheck(path, flags)
+	if cfg == nil {
+		printConfigErrors(stderr, err)
+		return 1
+	}
+	for _, n := range cfg.Notes() {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, s := range cfg.Settings() {
+		fmt.Fprintf(tw, "%s\t%s\t(%s)\n", s.Path, s.Value, s.Source)
+	}
+	_ = tw.Flush()
+	skip := func(path string) bool { return config.HasProblemAt(err, path) }
+	if cerr := checkConfig(ctx, cfg, stdout, skip); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 1
+	}
+	what := displayPath(cfg.Path())
+	if cfg.Overridden() && cfg.Path() == "" {
+		what = "flags and environment over the embedded defaults"
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", what)
+	return 0
+}
+
 // checkConfig loads everything serve would, without listening or writing
 // anything: the trust root, the policy, the TLS pair, the egress CA, and
-// whether the data directory can be written.
-func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
+// whether the data directory can be written. It leaves out a value the
+// config already has a problem with (skip).
+func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer, skip func(path string) bool) error {
 	var errs []error
-	if cfg.Trust.TrustedRoot != "" {
+	switch {
+	case skip("trust.trusted_root"): // reported with the config's problems
+	case cfg.Trust.TrustedRoot != "":
 		if _, err := provenance.NewTrustSource(ctx, provenance.TrustSourceOptions{TrustedRootPath: cfg.Trust.TrustedRoot}); err != nil {
 			errs = append(errs, cfg.At("trust.trusted_root", "%s", trustRootProblem(err)))
 		}
-	} else {
+	default:
 		fmt.Fprintf(stdout, "note: trust.trusted_root is empty: the Sigstore public-good root is fetched through TUF at start (not checked here); offline, the snapshot embedded in pipgate (%s) is used until TUF answers\n",
 			provenance.EmbeddedRoot().Date.Format(time.DateOnly))
 	}
-	if cfg.Policy != "" {
+	if cfg.Policy != "" && !skip("policy") {
 		if _, err := policy.Load(cfg.Policy); err != nil {
 			errs = append(errs, policyProblems(cfg, err))
 		}
 	}
 	for i, e := range cfg.UpstreamList() {
+		key := cfg.UpstreamPath(i, e.PasswordKey())
+		if skip(key) || skip(cfg.UpstreamPath(i, "username")) {
+			continue
+		}
 		if _, err := e.Password(); err != nil {
-			errs = append(errs, cfg.At(cfg.UpstreamPath(i, e.PasswordKey()), "%v", err))
+			errs = append(errs, cfg.At(key, "%v", err))
 		}
 	}
-	if cfg.TLS.Cert != "" {
+	if cfg.TLS.Cert != "" && !skip("tls.cert") && !skip("tls.key") {
 		if _, err := loadCertificate(cfg.TLS.Cert, cfg.TLS.Key, time.Now()); err != nil {
 			errs = append(errs, cfg.At("tls.cert", "%v", err))
 		}
 	}
-	if cfg.Egress.Listen != "" {
+	if cfg.Egress.Listen != "" && !skip("egress.ca_cert") && !skip("egress.ca_key") {
 		if _, err := egress.LoadCA(cfg.Egress.CACert, cfg.Egress.CAKey); err != nil {
 			errs = append(errs, cfg.At("egress.ca_cert", "%v", err))
 		}
 	}
-	if err := checkWritableDir(cfg.DataDir); err != nil {
-		errs = append(errs, cfg.At("data_dir", "%v", err))
+	if !skip("data_dir") {
+		if err := checkWritableDir(cfg.DataDir); err != nil {
+			errs = append(errs, cfg.At("data_dir", "%v", err))
+		}
 	}
 	return errors.Join(errs...)
 }
