@@ -94,12 +94,21 @@ func clientMessage(err error, code int) string {
 		if errors.Is(err, upstream.ErrAuth) && errors.As(err, &se) {
 			return fmt.Sprintf("bad gateway: upstream %s refused pipgate's credentials (%d)", se.Upstream, se.Code)
 		}
+		if ue, ok := errors.AsType[*upstream.UnreachableError](err); ok {
+			return "pipgate: " + ue.Error()
+		}
+		if errors.As(err, &se) {
+			return "pipgate: " + se.Error()
+		}
 		if errors.Is(err, errDigestMismatch) || errors.Is(err, errUpstreamNoHash) || errors.Is(err, upstream.ErrHostNotAllowed) ||
 			errors.Is(err, upstream.ErrBadResponse) || errors.Is(err, errUpstreamBody) || errors.Is(err, errFileTooLarge) {
 			return "bad gateway: " + err.Error()
 		}
 		return "bad gateway: the upstream index failed"
 	case http.StatusGatewayTimeout:
+		if ue, ok := errors.AsType[*upstream.UnreachableError](err); ok {
+			return "pipgate: " + ue.Error()
+		}
 		return "gateway timeout: the upstream index did not answer in time"
 	case http.StatusServiceUnavailable:
 		if errors.Is(err, errBlobGone) {

@@ -149,8 +149,9 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 				h.Set("Content-Type", "text/plain; charset=utf-8")
 				h.Set("X-Content-Type-Options", "nosniff")
 				msg := clientMessage(err, code)
-				// A refusal says why in the status line too: pip prints it.
-				if code != http.StatusForbidden || !writeWithReason(sw, r, code, msg, msg+"\n") {
+				// A refusal or an upstream failure says why in the status
+				// line too: pip prints it.
+				if !reasonInStatusLine(code) || !writeWithReason(sw, r, code, msg, msg+"\n") {
 					sw.WriteHeader(code)
 					_, _ = sw.Write([]byte(msg + "\n"))
 				}

@@ -348,9 +348,39 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) error {
 			fmt.Fprintf(&b, "upstream %s: authentication failed: %d %s at %s (check its username and password)\n",
 				u.Name, f.Code, http.StatusText(f.Code), f.At.UTC().Format(time.RFC3339))
 		}
+		// Likewise an unreachable upstream: each one's last success and
+		// last failure, with its cause.
+		b.WriteString(upstreamHealthLine(u))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// upstreamHealthLine is one /readyz line for u: "upstream pypi
+// (https://pypi.org/): ok|failing (N in a row); last success T|never; last
+// failure T: cause".
+func upstreamHealthLine(u upstream.Info) string {
+	h := u.Health
+	var b strings.Builder
+	fmt.Fprintf(&b, "upstream %s (%s): ", u.Name, u.URL)
+	switch {
+	case h.Failing():
+		fmt.Fprintf(&b, "failing (%d in a row)", h.ConsecutiveFailures)
+	case h.LastSuccess.IsZero():
+		b.WriteString("no request yet")
+	default:
+		b.WriteString("ok")
+	}
+	if !h.LastSuccess.IsZero() {
+		fmt.Fprintf(&b, "; last success %s", h.LastSuccess.UTC().Format(time.RFC3339))
+	} else if h.Failing() {
+		b.WriteString("; no success since start")
+	}
+	if !h.LastFailure.IsZero() {
+		fmt.Fprintf(&b, "; last failure %s: %s", h.LastFailure.UTC().Format(time.RFC3339), h.LastError)
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // upstreams describes the configured upstreams, when the Upstream can.

@@ -17,6 +17,14 @@ import (
 // takes the phrase through [reasonWriter]. HTTP/2 has no reason phrase: there
 // the reason is in the body and the X-Pipgate-Reason header only.
 
+// reasonInStatusLine reports whether a response with code carries its
+// message as the reason phrase: a refusal (403) and an upstream failure
+// (502, 504), whose messages say why ("pipgate: upstream pypi
+// (https://pypi.org/) unreachable: ..."), the line pip prints.
+func reasonInStatusLine(code int) bool {
+	return code == http.StatusForbidden || code == http.StatusBadGateway || code == http.StatusGatewayTimeout
+}
+
 // reasonWriter is implemented by response writers that can send a status
 // line with a custom reason phrase (the egress tunnel's writer, whose
 // response is an *http.Response with a Status string). It is matched by

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pipgate/pipgate/pypi"
+	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
@@ -210,4 +212,60 @@ func TestRefusalReasonOverTLS(t *testing.T) {
 			t.Errorf("%s status line %q; want the reason on HTTP/1.1, the standard phrase on HTTP/2", resp.Proto, resp.Status)
 		}
 	}
+}
+
+// TestUpstreamFailureNamedInStatusLine: an unreachable upstream is a 502
+// whose status line (what pip prints), body and log name the upstream, its
+// URL and the cause; /readyz and /-/status show its last success and last
+// failure.
+func TestUpstreamFailureNamedInStatusLine(t *testing.T) {
+	up := pypitest.NewServer(t)
+	addWheel(up, "demo", "1.0", nil)
+	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0 })
+	if resp, _ := tp.get("/simple/demo/"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/simple/demo/ with the upstream up: %d", resp.StatusCode)
+	}
+	upURL := up.URL()
+	up.Close()
+
+	c := dialRaw(t, tp.http.Listener.Addr().String())
+	resp, body := c.do(http.MethodGet, "/simple/other/")
+	want := "pipgate: upstream default (" + upURL + ") unreachable: dial tcp "
+	reason := strings.TrimPrefix(resp.Status, "502 ")
+	if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(reason, want) || !strings.Contains(reason, "connection refused") {
+		t.Errorf("status line %q; want 502 %q... connection refused", resp.Status, want)
+	}
+	if strings.TrimSpace(body) != reason {
+		t.Errorf("body %q; want the status line's reason %q", body, reason)
+	}
+
+	rresp, rb := c2get(t, tp, "/readyz")
+	if rresp.StatusCode != http.StatusOK || !strings.Contains(rb, "upstream default ("+upURL+"): failing (1 in a row); last success ") ||
+		!strings.Contains(rb, "; last failure ") || !strings.Contains(rb, "connection refused") {
+		t.Errorf("/readyz: %d %q; want the upstream failing, its last success and its last failure with the cause", rresp.StatusCode, rb)
+	}
+	_, js := tp.get("/-/status", "Accept", "application/json")
+	var snap struct {
+		Upstreams []upstream.Info `json:"upstreams"`
+	}
+	if err := json.Unmarshal(js, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Upstreams) != 1 {
+		t.Fatalf("status upstreams %+v; want one", snap.Upstreams)
+	}
+	h := snap.Upstreams[0].Health
+	if h.ConsecutiveFailures != 1 || h.LastSuccess.IsZero() || h.LastFailure.Before(h.LastSuccess) || !strings.Contains(h.LastError, "connection refused") {
+		t.Errorf("status health %+v; want 1 failure after a success, with the cause", h)
+	}
+	_, html := tp.get("/-/status")
+	if !strings.Contains(string(html), "failing (1 in a row)") || !strings.Contains(string(html), "connection refused") {
+		t.Error("the status page does not show the failing upstream and why")
+	}
+}
+
+func c2get(t *testing.T, tp *testProxy, path string) (*http.Response, string) {
+	t.Helper()
+	resp, body := tp.get(path)
+	return resp, string(body)
 }

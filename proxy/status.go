@@ -396,7 +396,8 @@ type statusPage struct {
 	Counts         []statusCount
 	Lookups        []statusLookupRow
 	// Upstreams is set when there is more than one upstream, or one with
-	// credentials: the page then lists them and who served each decision.
+	// credentials: the decisions table then names who served each one (the
+	// upstreams and their health are always listed).
 	Upstreams bool
 }
 
@@ -674,9 +675,9 @@ const statusHTML = `<!DOCTYPE html>
 <table><tbody>{{range .Counts}}<tr><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="num">{{.N}}</td></tr>{{end}}</tbody></table></div>
 </div>
 
-{{if .Upstreams}}<section id="upstreams"><h2>Upstreams</h2>
-<table><thead><tr><th>Name</th><th>URL</th><th>Serves</th><th>Credentials</th><th>Authentication</th></tr></thead><tbody>
-{{range .S.Upstreams}}<tr><td>{{.Name}}</td><td class="wrap"><code>{{.URL}}</code></td><td class="wrap">{{if .Projects}}{{range $i, $p := .Projects}}{{if $i}}, {{end}}<code>{{$p}}</code>{{end}}{{end}}{{if .Default}}{{if .Projects}}, {{end}}every other project{{end}}{{if and (not .Projects) (not .Default)}}<span class="muted">nothing</span>{{end}}</td><td>{{if .Auth}}configured{{else}}<span class="muted">none</span>{{end}}</td><td>{{with .AuthFailure}}<span class="bad">failed: {{.Code}} at {{when .At}}</span>{{else}}<span class="muted">no failure</span>{{end}}</td></tr>
+{{if .S.Upstreams}}<section id="upstreams"><h2>Upstreams</h2>
+<table><thead><tr><th>Name</th><th>URL</th><th>Serves</th><th>Credentials</th><th>Authentication</th><th>Health</th><th>Last success</th><th>Last failure</th></tr></thead><tbody>
+{{range .S.Upstreams}}<tr><td>{{.Name}}</td><td class="wrap"><code>{{.URL}}</code></td><td class="wrap">{{if .Projects}}{{range $i, $p := .Projects}}{{if $i}}, {{end}}<code>{{$p}}</code>{{end}}{{end}}{{if .Default}}{{if .Projects}}, {{end}}every other project{{end}}{{if and (not .Projects) (not .Default)}}<span class="muted">nothing</span>{{end}}</td><td>{{if .Auth}}configured{{else}}<span class="muted">none</span>{{end}}</td><td>{{with .AuthFailure}}<span class="bad">failed: {{.Code}} at {{when .At}}</span>{{else}}<span class="muted">no failure</span>{{end}}</td><td>{{if .Health.Failing}}<span class="bad">failing ({{.Health.ConsecutiveFailures}} in a row)</span>{{else if .Health.LastSuccess.IsZero}}<span class="muted">no request yet</span>{{else}}ok{{end}}</td><td>{{if .Health.LastSuccess.IsZero}}<span class="muted">never</span>{{else}}{{when .Health.LastSuccess}}{{end}}</td><td class="wrap">{{if .Health.LastFailure.IsZero}}<span class="muted">none</span>{{else}}{{when .Health.LastFailure}}: {{.Health.LastError}}{{end}}</td></tr>
 {{end}}</tbody></table>
 </section>
 

@@ -82,9 +82,11 @@ type Info struct {
 	Auth bool `json:"auth"`
 	// AuthFailure is the last 401/403 since the last success; nil: none.
 	AuthFailure *AuthFailure `json:"auth_failure,omitempty"`
+	// Health is its record of answers: last success, last failure and why.
+	Health Health `json:"health"`
 }
 
 // Info describes the client (Default and Projects are the router's to set).
 func (c *Client) Info() Info {
-	return Info{Name: c.name, URL: c.base.String(), Auth: c.auth, AuthFailure: c.authState.get()}
+	return Info{Name: c.name, URL: c.base.String(), Auth: c.auth, AuthFailure: c.authState.get(), Health: c.health.get()}
 }

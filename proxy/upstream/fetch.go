@@ -194,7 +194,8 @@ func (c *Client) Open(ctx context.Context, rawURL string, kind string) (*Body, e
 	w.start("response headers")
 	resp, err := c.do(ctx, kind, rawURL, "")
 	if w.stop() {
-		err = fmt.Errorf("fetching %s: %w", rawURL, w.err)
+		err = fmt.Errorf("fetching %s: %w", rawURL, c.unreachable(w.err))
+		c.recordFailure(err)
 		if resp != nil {
 			_ = resp.Body.Close()
 		}
@@ -241,16 +242,30 @@ func (c *Client) do(ctx context.Context, kind, rawURL, accept string) (*http.Res
 	c.m.observe(c.name, kind, code, d)
 	if err != nil {
 		c.log.LogAttrs(ctx, slogDebug, "upstream request failed", attrUpstream(c.name), attrKind(kind), attrURL(rawURL), attrDuration(d), attrErr(err))
-		return nil, err // *url.Error already names the method and URL
+		if errors.Is(err, ErrHostNotAllowed) || errors.Is(ctx.Err(), context.Canceled) {
+			// A refused redirect is not the upstream's failure; a cancelled
+			// request (the client left, or Open's watchdog) is judged by
+			// its caller.
+			return nil, err // *url.Error already names the method and URL
+		}
+		err = c.unreachable(err)
+		c.recordFailure(err)
+		return nil, fmt.Errorf("fetching %s: %w", rawURL, err)
 	}
 	switch sc := resp.StatusCode; {
 	case sc == http.StatusUnauthorized || sc == http.StatusForbidden:
 		final := resp.Request.URL.String()
 		c.authState.fail(sc, final, time.Now())
+		c.recordFailure(&StatusError{Code: sc, URL: final, Upstream: c.name})
 		c.log.LogAttrs(ctx, slog.LevelWarn, "upstream authentication failed", attrUpstream(c.name), attrKind(kind),
 			attrURL(final), attrStatus(sc), slog.Bool("credentials_configured", c.auth))
+	case sc >= 500:
+		c.recordFailure(&StatusError{Code: sc, URL: resp.Request.URL.String(), Upstream: c.name})
 	case sc >= 200 && sc < 300:
 		c.authState.ok()
+		c.recordSuccess()
+	default: // 3xx, 404 and the other 4xx: the index answered
+		c.recordSuccess()
 	}
 	c.log.LogAttrs(ctx, slogDebug, "upstream request", attrUpstream(c.name), attrKind(kind), attrURL(rawURL), attrStatus(resp.StatusCode), attrDuration(d))
 	return resp, nil

@@ -13,6 +13,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	dropped  *prometheus.CounterVec
+	success  *prometheus.GaugeVec
+	failures *prometheus.GaugeVec
 }
 
 // durationBuckets span a cached CDN hit to a slow page or provenance fetch.
@@ -33,6 +35,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pipgate_upstream_links_dropped_total",
 			Help: "File links left out of upstream project pages because they were unusable (not an http(s) URL, unparsable, an unsafe filename, a malformed hash), by upstream.",
 		}, []string{"upstream"}),
+		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pipgate_upstream_last_success_timestamp_seconds",
+			Help: "Unix time of the upstream's last good answer (2xx, 3xx, 404), by upstream; absent until its first since pipgate started.",
+		}, []string{"upstream"}),
+		failures: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pipgate_upstream_consecutive_failures",
+			Help: "Requests to the upstream that failed (no answer, timeout, 5xx, 401 or 403) since its last good answer, by upstream.",
+		}, []string{"upstream"}),
 	}
 	var err error
 	m.requests, err = register(reg, m.requests)
@@ -44,6 +54,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.dropped, err = register(reg, m.dropped)
+	if err != nil {
+		return nil, err
+	}
+	m.success, err = register(reg, m.success)
+	if err != nil {
+		return nil, err
+	}
+	m.failures, err = register(reg, m.failures)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +89,30 @@ func (m *metrics) observe(upstream, kind, code string, d time.Duration) {
 	}
 	m.requests.WithLabelValues(upstream, kind, code).Inc()
 	m.duration.WithLabelValues(upstream, kind).Observe(d.Seconds())
+}
+
+// healthInit creates upstream's consecutive-failures series at 0, so that
+// alerts see it before the first request.
+func (m *metrics) healthInit(upstream string) {
+	if m == nil {
+		return
+	}
+	m.failures.WithLabelValues(upstream).Set(0)
+}
+
+func (m *metrics) healthSuccess(upstream string, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.success.WithLabelValues(upstream).Set(float64(at.UnixNano()) / 1e9)
+	m.failures.WithLabelValues(upstream).Set(0)
+}
+
+func (m *metrics) healthFailure(upstream string, consecutive int) {
+	if m == nil {
+		return
+	}
+	m.failures.WithLabelValues(upstream).Set(float64(consecutive))
 }
 
 // droppedLinks counts n file links left out of a page of upstream.

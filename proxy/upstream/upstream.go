@@ -194,6 +194,7 @@ type Client struct {
 	indexTTL  time.Duration
 	auth      bool
 	authState authState
+	health    healthState
 	base      *url.URL
 	fileHosts map[string]bool // lower-case "host" (default https port) or "host:port"
 	timeout   time.Duration
@@ -265,6 +266,7 @@ func New(opts Options) (*Client, error) {
 		if c.m, err = newMetrics(opts.Registerer); err != nil {
 			return nil, fmt.Errorf("upstream: metrics: %w", err)
 		}
+		c.m.healthInit(c.name)
 	}
 	transport := opts.Transport
 	if opts.Username != "" {
