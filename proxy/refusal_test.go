@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/proxy/upstream"
+	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
