@@ -19,7 +19,12 @@ func indexNodes(root *yaml.Node) nodeIndex { return nodeIndex{yamlerr.NewIndex(r
 // lookup follows path (string keys, int indices) as far as it exists and
 // returns the line of the deepest node reached (a key's line for a mapping
 // entry) and whether the whole path exists.
-func (x nodeIndex) lookup(path []any) (line int, ok bool) { return x.Lookup(path) }
+func (x nodeIndex) lookup(path []any) (line int, ok bool) {
+	if x.Index == nil {
+		return 0, false // no document (CheckPublisher)
+	}
+	return x.Lookup(path)
+}
 
 func (x nodeIndex) line(path []any) int { l, _ := x.lookup(path); return l }
 

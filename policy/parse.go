@@ -414,6 +414,20 @@ func choose[T ~string](v *validator, dst *T, val string, path []any, what string
 	*dst = T(val)
 }
 
+// CheckPublisher checks one publisher as a policy file's publishers entry
+// is checked, without YAML: the [*ProblemError]s (joined) have paths relative
+// to the entry ("workflow") and no line. For tools that write policies.
+func CheckPublisher(p pypi.Publisher) error {
+	var v validator
+	v.publisher(&rawPublisher{Kind: p.Kind, Repository: p.Repository, Workflow: p.Workflow,
+		Email: p.Email, Issuer: p.Issuer, Subject: p.Subject}, nil)
+	errs := make([]error, len(v.problems))
+	for i, pr := range v.problems {
+		errs[i] = pr
+	}
+	return errors.Join(errs...)
+}
+
 // publisher checks one publisher entry and converts it.
 func (v *validator) publisher(rp *rawPublisher, path []any) (pypi.Publisher, bool) {
 	at := func(key string) []any { return append(slices.Clip(path), key) }

@@ -271,3 +271,52 @@ func TestProblemError(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPublisher: CheckPublisher says what Parse says about the same
+// publisher in a rule, with the path relative to the entry.
+func TestCheckPublisher(t *testing.T) {
+	tests := []struct {
+		pub      pypi.Publisher
+		wantPath string // "" when valid
+	}{
+		{pypi.Publisher{Kind: pypi.KindGitHub, Repository: "o/r", Workflow: "release.yml"}, ""},
+		{pypi.Publisher{Kind: pypi.KindGitHub, Repository: "o/r", Workflow: ".github/workflows/r.yml"}, "workflow"},
+		{pypi.Publisher{Kind: pypi.KindGitHub, Repository: "o"}, "repository"},
+		{pypi.Publisher{Kind: pypi.KindGitLab, Repository: "g/s/p", Workflow: "ci/release.yml"}, ""},
+		{pypi.Publisher{Kind: pypi.KindGitLab, Repository: "g/s/p", Workflow: "/abs.yml"}, "workflow"},
+		{pypi.Publisher{Kind: pypi.KindGoogle, Email: "a@b.example"}, ""},
+		{pypi.Publisher{Kind: pypi.KindGoogle, Email: "not-an-address"}, "email"},
+		{pypi.Publisher{Kind: pypi.KindGoogle, Email: "a@b.example", Repository: "o/r"}, "repository"},
+		{pypi.Publisher{Kind: "activestate"}, "kind"},
+		{pypi.Publisher{}, "kind"},
+	}
+	for _, tt := range tests {
+		err := policy.CheckPublisher(tt.pub)
+		var b strings.Builder
+		b.WriteString("version: 1\npackages:\n  - name: x\n    require: trusted-publisher\n    publishers:\n      - kind: \"" + tt.pub.Kind + "\"\n")
+		for _, kv := range [][2]string{{"repository", tt.pub.Repository}, {"workflow", tt.pub.Workflow}, {"email", tt.pub.Email}} {
+			if kv[1] != "" {
+				b.WriteString("        " + kv[0] + ": \"" + kv[1] + "\"\n")
+			}
+		}
+		_, perr := policy.Parse([]byte(b.String()))
+		if (err == nil) != (perr == nil) {
+			t.Errorf("%+v: CheckPublisher %v, Parse %v", tt.pub, err, perr)
+			continue
+		}
+		if tt.wantPath == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", tt.pub, err)
+			}
+			continue
+		}
+		probs, pprobs := policy.Problems(err), policy.Problems(perr)
+		if len(probs) == 0 || probs[0].Path != tt.wantPath || probs[0].Line != 0 || !errors.Is(err, policy.ErrInvalid) {
+			t.Errorf("%+v: problems %v; want path %q first, no line", tt.pub, probs, tt.wantPath)
+			continue
+		}
+		if want := "packages[0].publishers[0]." + tt.wantPath; len(pprobs) == 0 || pprobs[0].Path != want || pprobs[0].Msg != probs[0].Msg {
+			t.Errorf("%+v: Parse says %v; CheckPublisher %v", tt.pub, pprobs, probs)
+		}
+	}
+}

@@ -2,20 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
@@ -24,29 +23,9 @@ import (
 // maxLockSize is the largest lock file from-lock reads.
 const maxLockSize = 32 << 20
 
-// pylock is the part of a PEP 751 lock file from-lock reads.
-type pylock struct {
-	LockVersion string        `toml:"lock-version"`
-	CreatedBy   string        `toml:"created-by"`
-	Packages    []lockPackage `toml:"packages"`
-}
-
-type lockPackage struct {
-	Name                 string             `toml:"name"`
-	Version              string             `toml:"version"`
-	AttestationIdentites []lockIdentityTOML `toml:"attestation-identities"`
-}
-
-// lockIdentityTOML is one PEP 751 attestation identity: kind plus the
-// fields of that kind's PEP 740 publisher object.
-type lockIdentityTOML struct {
-	Kind             string `toml:"kind"`
-	Repository       string `toml:"repository"`
-	Workflow         string `toml:"workflow"`
-	WorkflowFilepath string `toml:"workflow_filepath"`
-	Email            string `toml:"email"`
-	Environment      string `toml:"environment"`
-}
+// maxListed is how many names, versions or notes from-lock lists in a
+// comment (and notes on stderr) before "and N more".
+const maxListed = 20
 
 // fromLockOptions configure policyFromLock.
 type fromLockOptions struct {
@@ -58,21 +37,134 @@ type fromLockOptions struct {
 
 // lockRule is one rule to write: a project and its publishers.
 type lockRule struct {
-	name       string
-	versions   []string
-	publishers []pypi.Publisher
+	name         string
+	versions     []string // the first maxListed, for the comment
+	moreVersions int
+	versionSet   map[string]struct{}
+	publishers   []pypi.Publisher
+	pubSet       map[pypi.Publisher]struct{}
+}
+
+// fromLock collects the rules of a lock, one package at a time. Every step
+// is constant time (maps, not list searches), and what it keeps is bounded
+// by the output, which may not pass policy.MaxFileSize: the listed names,
+// versions and notes are capped at maxListed, and the projects locked
+// without identities are kept as 64-bit hashes, to be counted.
+type fromLock struct {
+	opts    fromLockOptions
+	rules   []*lockRule
+	byName  map[string]*lockRule
+	seed    maphash.Seed
+	bare    map[uint64]struct{} // hashes of projects locked without identities
+	bareFew []string            // the first of them, in lock order
+	notes   []string            // the first maxListed notes
+	more    int                 // notes left out of notes
+	size    int                 // a lower bound of the output's size
+	i       int                 // index of the next package
+}
+
+func newFromLock(opts fromLockOptions) *fromLock {
+	return &fromLock{opts: opts, byName: map[string]*lockRule{}, seed: maphash.MakeSeed(), bare: map[uint64]struct{}{}}
+}
+
+func (f *fromLock) note(format string, args ...any) {
+	if len(f.notes) < maxListed {
+		f.notes = append(f.notes, fmt.Sprintf(format, args...))
+	} else {
+		f.more++
+	}
+}
+
+// errPolicyTooLarge: the policy would not load (policy.MaxFileSize).
+var errPolicyTooLarge = fmt.Errorf("the policy would be larger than %d bytes, the most a policy file may be", policy.MaxFileSize)
+
+// add takes the next package of the lock.
+func (f *fromLock) add(pkg lockPackage) error {
+	i := f.i
+	f.i++
+	if !pypi.ValidProjectName(pkg.Name) {
+		return fmt.Errorf("parsing lock: packages[%d].name: invalid project name %q", i, pkg.Name)
+	}
+	name := pypi.NormalizeName(pkg.Name)
+	if len(pkg.AttestationIdentites) == 0 {
+		h := maphash.String(f.seed, name)
+		if _, seen := f.bare[h]; !seen {
+			f.bare[h] = struct{}{}
+			if len(f.bareFew) < 3*maxListed {
+				f.bareFew = append(f.bareFew, name)
+			}
+		}
+		return nil
+	}
+	var pubs []pypi.Publisher
+	for j, id := range pkg.AttestationIdentites {
+		pub, err := lockPublisher(id)
+		if err == nil {
+			err = checkPublisher(pub)
+		}
+		if err != nil {
+			f.note("packages[%d].attestation-identities[%d] (%s): %v; left out", i, j, name, err)
+			continue
+		}
+		pubs = append(pubs, pub)
+	}
+	if len(pubs) == 0 {
+		f.note("%s: no attestation identity pipgate can check; no rule written", name)
+		return nil
+	}
+	r := f.byName[name]
+	if r == nil {
+		r = &lockRule{name: name, versionSet: map[string]struct{}{}, pubSet: map[pypi.Publisher]struct{}{}}
+		f.byName[name] = r
+		f.rules = append(f.rules, r)
+		f.size += len(name) + 60 // "  - name: "x"\n    require: ...\n    action: ...\n    publishers:\n"
+	}
+	if _, seen := r.versionSet[pkg.Version]; pkg.Version != "" && !seen {
+		r.versionSet[pkg.Version] = struct{}{}
+		if len(r.versions) < maxListed {
+			r.versions = append(r.versions, pkg.Version)
+		} else {
+			r.moreVersions++
+		}
+	}
+	for _, p := range pubs {
+		if _, seen := r.pubSet[p]; !seen {
+			r.pubSet[p] = struct{}{}
+			r.publishers = append(r.publishers, p)
+			f.size += 20 + len(p.Repository) + len(p.Workflow) + len(p.Email)
+		}
+	}
+	if f.size > policy.MaxFileSize {
+		return fmt.Errorf("%w: %d rules by packages[%d] (%s); write a policy for fewer projects", errPolicyTooLarge, len(f.rules), i, name)
+	}
+	return nil
 }
 
 // policyFromLock turns a PEP 751 lock into a policy: one rule per locked
 // project that records attestation identities, whose publishers are those
 // identities. Identities of a kind pipgate cannot match (ActiveState, or an
 // unknown kind) are reported in notes and left out; a project left with
-// none gets no rule. The output is checked with [policy.Parse] before it is
-// returned.
-func policyFromLock(lock []byte, opts fromLockOptions) (out []byte, notes []string, err error) {
-	var l pylock
-	if _, err := toml.Decode(string(lock), &l); err != nil {
+// none gets no rule. The output is checked with [policy.ParseFile] before
+// it is returned (so it is no larger than policy.MaxFileSize). It stops
+// when ctx ends.
+func policyFromLock(ctx context.Context, lock []byte, opts fromLockOptions) (out []byte, notes []string, err error) {
+	f := newFromLock(opts)
+	add := func(pkg lockPackage) error {
+		if f.i%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return f.add(pkg)
+	}
+	l, err := readLock(ctx, lock, add, func() { f = newFromLock(opts) })
+	if ctx.Err() != nil {
+		return nil, nil, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	var syn *lockSyntaxError
+	switch {
+	case errors.As(err, &syn):
 		return nil, nil, fmt.Errorf("parsing lock: %w", err)
+	case err != nil:
+		return nil, f.notes, err
 	}
 	if l.LockVersion == "" {
 		return nil, nil, errors.New("parsing lock: no lock-version (is this a PEP 751 pylock.toml?)")
@@ -80,52 +172,24 @@ func policyFromLock(lock []byte, opts fromLockOptions) (out []byte, notes []stri
 	if major, _, _ := strings.Cut(l.LockVersion, "."); major != "1" {
 		return nil, nil, fmt.Errorf("parsing lock: unsupported lock-version %q (want 1.x)", l.LockVersion)
 	}
-	var rules []*lockRule
-	byName := map[string]*lockRule{}
-	var unattested []string
-	for i, pkg := range l.Packages {
-		if !pypi.ValidProjectName(pkg.Name) {
-			return nil, nil, fmt.Errorf("parsing lock: packages[%d].name: invalid project name %q", i, pkg.Name)
-		}
-		name := pypi.NormalizeName(pkg.Name)
-		if len(pkg.AttestationIdentites) == 0 {
-			if !slices.Contains(unattested, name) {
-				unattested = append(unattested, name)
-			}
-			continue
-		}
-		var pubs []pypi.Publisher
-		for j, id := range pkg.AttestationIdentites {
-			pub, err := lockPublisher(id)
-			if err == nil {
-				err = checkPublisher(pub)
-			}
-			if err != nil {
-				notes = append(notes, fmt.Sprintf("packages[%d].attestation-identities[%d] (%s): %v; left out", i, j, name, err))
-				continue
-			}
-			pubs = append(pubs, pub)
-		}
-		if len(pubs) == 0 {
-			notes = append(notes, fmt.Sprintf("%s: no attestation identity pipgate can check; no rule written", name))
-			continue
-		}
-		r := byName[name]
-		if r == nil {
-			r = &lockRule{name: name}
-			byName[name] = r
-			rules = append(rules, r)
-		}
-		if pkg.Version != "" && !slices.Contains(r.versions, pkg.Version) {
-			r.versions = append(r.versions, pkg.Version)
-		}
-		for _, p := range pubs {
-			if !slices.Contains(r.publishers, p) {
-				r.publishers = append(r.publishers, p)
-			}
+	if f.more > 0 {
+		f.notes = append(f.notes, fmt.Sprintf("%d more identities or projects left out, as above", f.more))
+	}
+	notes = f.notes
+
+	// Projects locked without identities that got no rule either.
+	var bare []string
+	bareCount := len(f.bare)
+	for _, r := range f.rules {
+		if _, ok := f.bare[maphash.String(f.seed, r.name)]; ok {
+			bareCount--
 		}
 	}
-	unattested = slices.DeleteFunc(unattested, func(n string) bool { return byName[n] != nil })
+	for _, n := range f.bareFew {
+		if f.byName[n] == nil && len(bare) < maxListed {
+			bare = append(bare, n)
+		}
+	}
 
 	var b bytes.Buffer
 	sum := sha256.Sum256(lock)
@@ -143,22 +207,26 @@ func policyFromLock(lock []byte, opts fromLockOptions) (out []byte, notes []stri
 		fmt.Fprintf(&b, "# its files must carry a verified attestation (else %s), and a publisher\n", opts.Action)
 		fmt.Fprintf(&b, "# other than those and than the previous release's is a publisher-changed finding.\n")
 	}
-	if len(unattested) > 0 {
-		fmt.Fprintf(&b, "# Locked without attestation identities (the defaults apply): %s.\n", oneLineComment(strings.Join(unattested, ", ")))
+	if bareCount > 0 {
+		fmt.Fprintf(&b, "# Locked without attestation identities (the defaults apply): %s.\n",
+			oneLineComment(listMore(bare, bareCount-len(bare))))
 	}
 	for _, n := range notes {
 		fmt.Fprintf(&b, "# Note: %s\n", oneLineComment(n))
 	}
 	b.WriteString("version: 1\n")
-	if len(rules) == 0 {
+	if len(f.rules) == 0 {
 		b.WriteString("packages: []\n")
 	} else {
 		b.WriteString("packages:\n")
 	}
-	for _, r := range rules {
+	for i, r := range f.rules {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("interrupted: %w", ctx.Err())
+		}
 		fmt.Fprintf(&b, "  - name: %s", yamlString(r.name))
 		if len(r.versions) > 0 {
-			fmt.Fprintf(&b, "  # locked: %s", oneLineComment(strings.Join(r.versions, ", ")))
+			fmt.Fprintf(&b, "  # locked: %s", oneLineComment(listMore(r.versions, r.moreVersions)))
 		}
 		b.WriteString("\n")
 		fmt.Fprintf(&b, "    require: %s\n    action: %s\n", opts.Require, opts.Action)
@@ -169,11 +237,23 @@ func policyFromLock(lock []byte, opts fromLockOptions) (out []byte, notes []stri
 		for _, p := range r.publishers {
 			writePublisher(&b, p)
 		}
+		if b.Len() > policy.MaxFileSize {
+			return nil, notes, fmt.Errorf("%w: %d rules by %s; write a policy for fewer projects", errPolicyTooLarge, i+1, r.name)
+		}
 	}
-	if _, err := policy.Parse(b.Bytes()); err != nil {
+	if _, err := policy.ParseFile("from-lock output", b.Bytes()); err != nil {
 		return nil, notes, fmt.Errorf("the lock's identities do not make a valid policy: %w", err)
 	}
 	return b.Bytes(), notes, nil
+}
+
+// listMore renders "a, b, c" or "a, b, c and 7 more".
+func listMore(items []string, more int) string {
+	s := strings.Join(items, ", ")
+	if more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
 }
 
 // lockPublisher converts one PEP 751 attestation identity (a PEP 740
@@ -205,12 +285,9 @@ func lockPublisher(id lockIdentityTOML) (pypi.Publisher, error) {
 // checkPublisher reports what the policy validator says about p, in the
 // lock's terms (the field, not a line of the generated policy).
 func checkPublisher(p pypi.Publisher) error {
-	var b bytes.Buffer
-	b.WriteString("version: 1\npackages:\n  - name: x\n    require: trusted-publisher\n    publishers:\n")
-	writePublisher(&b, p)
-	_, err := policy.Parse(b.Bytes())
+	err := policy.CheckPublisher(p)
 	if probs := policy.Problems(err); len(probs) > 0 {
-		field := probs[0].Path[strings.LastIndexByte(probs[0].Path, '.')+1:]
+		field := probs[0].Path
 		if field == "workflow" && p.Kind == pypi.KindGitLab {
 			field = "workflow_filepath"
 		}
@@ -245,8 +322,9 @@ func oneLineComment(s string) string {
 	}, s)
 }
 
-// runPolicyFromLock runs 'pipgate policy from-lock'.
-func runPolicyFromLock(args []string, stdout, stderr io.Writer, now func() time.Time) int {
+// runPolicyFromLock runs 'pipgate policy from-lock'; it stops when ctx
+// ends (SIGINT, SIGTERM).
+func runPolicyFromLock(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	fs := flag.NewFlagSet("pipgate policy from-lock", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
@@ -289,9 +367,13 @@ func runPolicyFromLock(args []string, stdout, stderr io.Writer, now func() time.
 		fmt.Fprintf(stderr, "pipgate policy from-lock: %s: larger than %d bytes\n", path, maxLockSize)
 		return 2
 	}
-	out, notes, err := policyFromLock(lock, opts)
+	out, notes, err := policyFromLock(ctx, lock, opts)
 	for _, n := range notes {
 		fmt.Fprintf(stderr, "pipgate policy from-lock: %s: %s\n", path, n)
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "pipgate policy from-lock: %s: interrupted; nothing written\n", path)
+		return 2
 	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {

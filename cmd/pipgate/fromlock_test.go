@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestPolicyFromLock(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	now := func() time.Time { return time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC) }
-	if code := runPolicyFromLock([]string{lockPath}, &stdout, &stderr, now); code != 0 {
+	if code := runPolicyFromLock(context.Background(), []string{lockPath}, &stdout, &stderr, now); code != 0 {
 		t.Fatalf("from-lock exit %d; stderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
@@ -144,7 +145,7 @@ func TestPolicyFromLock(t *testing.T) {
 
 	// --require attestation: identities become accepted publishers for continuity.
 	stdout.Reset()
-	if code := runPolicyFromLock([]string{"--require", "attestation", "--action", "warn", lockPath}, &stdout, &stderr, now); code != 0 {
+	if code := runPolicyFromLock(context.Background(), []string{"--require", "attestation", "--action", "warn", lockPath}, &stdout, &stderr, now); code != 0 {
 		t.Fatalf("from-lock --require attestation: exit %d; stderr:\n%s", code, stderr.String())
 	}
 	pol2, err := policy.Parse(stdout.Bytes())
@@ -173,7 +174,7 @@ func TestPolicyFromLockErrors(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{"bad toml", []string{write("bad.toml", "lock-version = \n")}, 1, "parsing lock: toml: line 1"},
+		{"bad toml", []string{write("bad.toml", "lock-version = \n")}, 1, "parsing lock: line 1, column 16: "},
 		{"not a lock", []string{write("other.toml", "[tool.x]\na = 1\n")}, 1, "no lock-version"},
 		{"lock version 2", []string{write("v2.toml", "lock-version = \"2.0\"\n")}, 1, `unsupported lock-version "2.0"`},
 		{"bad name", []string{write("name.toml", "lock-version = \"1.0\"\n[[packages]]\nname = \"a b\"\n")}, 1, `packages[0].name: invalid project name "a b"`},
@@ -195,5 +196,56 @@ func TestPolicyFromLockErrors(t *testing.T) {
 				t.Errorf("stdout on failure: %q", stdout.String())
 			}
 		})
+	}
+}
+
+// TestPolicyFromLockLimits: long lists in the comments are cut at
+// maxListed with a count, and a lock whose policy would not load (over
+// policy.MaxFileSize) is refused, with nothing written.
+func TestPolicyFromLockLimits(t *testing.T) {
+	opts := fromLockOptions{Require: policy.RequireTrustedPublisher, Action: policy.ActionBlock}
+	lock := genLock("plain", 100)
+	lock = append(lock, "[[packages]]\nname = \"p3\"\nversion = \"1\"\n[[packages.attestation-identities]]\nkind = \"GitHub\"\nrepository = \"o/p3\"\n"...)
+	for v := range 30 {
+		lock = append(lock, "[[packages]]\nname = \"many\"\nversion = \""+strconv.Itoa(v)+"\"\n[[packages.attestation-identities]]\nkind = \"GitHub\"\nrepository = \"o/many\"\n"...)
+	}
+	lock = append(lock, "[[packages]]\nname = \"bad\"\n"...)
+	for k := range 25 {
+		lock = append(lock, "[[packages.attestation-identities]]\nkind = \"K"+strconv.Itoa(k)+"\"\n"...)
+	}
+	out, notes, err := policyFromLock(context.Background(), lock, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, want := range []string{
+		// p3 has a rule, so it is not listed; 99 others are, 20 by name.
+		"# Locked without attestation identities (the defaults apply): p0, p1, p2, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15, p16, p17, p18, p19, p20 and 79 more.\n",
+		"  - name: \"many\"  # locked: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19 and 10 more\n",
+		"# Note: 6 more identities or projects left out, as above\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if len(notes) != maxListed+1 || strings.Count(s, "# Note: ") != maxListed+1 {
+		t.Errorf("%d notes, %d in the output; want %d", len(notes), strings.Count(s, "# Note: "), maxListed+1)
+	}
+
+	// Too many rules for a policy file.
+	path := writeFile(t, t.TempDir(), "pylock.toml", genLock("attested", 10_000))
+	var stdout, stderr bytes.Buffer
+	code := runPolicyFromLock(context.Background(), []string{path}, &stdout, &stderr, time.Now)
+	if code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "the policy would be larger than 1048576 bytes, the most a policy file may be") {
+		t.Errorf("exit %d, %d bytes out, stderr %q; want 1, nothing, too large", code, stdout.Len(), stderr.String())
+	}
+	// Just under the limit: written, and it loads.
+	const fits = 7_500 // about 134 bytes a rule
+	out, _, err = policyFromLock(context.Background(), genLock("attested", fits), opts)
+	if err != nil || len(out) > policy.MaxFileSize || len(out) < policy.MaxFileSize*9/10 {
+		t.Fatalf("%d projects: %d bytes, %v; want close under %d", fits, len(out), err, policy.MaxFileSize)
+	}
+	if _, err := policy.ParseFile("policy.yaml", out); err != nil {
+		t.Errorf("%d projects: the policy does not load: %v", fits, err)
 	}
 }

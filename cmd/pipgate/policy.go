@@ -33,7 +33,7 @@ Exit status: 0 ok, 1 a file is invalid, 2 usage or I/O error.
 `
 
 // runPolicy runs 'pipgate policy': only the 'check' subcommand exists.
-func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, policyUsage)
 		return 2
@@ -45,7 +45,7 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return runPolicyCheck(args[1:], stdout, stderr)
 	case "from-lock":
-		return runPolicyFromLock(args[1:], stdout, stderr, time.Now)
+		return runPolicyFromLock(ctx, args[1:], stdout, stderr, time.Now)
 	}
 	fmt.Fprintf(stderr, "pipgate policy: unknown subcommand %q\n", args[0])
 	fmt.Fprint(stderr, policyUsage)

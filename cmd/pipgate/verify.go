@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -48,8 +49,17 @@ Flags:
   --project NAME       project for --policy (default: parsed from DIST; one DIST)
   --json               print a JSON array, one object per DIST
 
+Each provenance or attestation file may hold at most 4 MiB; a larger one is
+refused by its size, unread. DISTs are hashed as streams, and the inputs
+are read one at a time, so memory does not grow with the files.
+
+The first line for each DIST is its outcome: "verified", why it is not
+("not verified: unattested: ..." when nothing attests it, or the verdict
+and reason), or "refused by policy: ..." with the verification below it.
+
 Exit status: 0 every DIST verified (and allowed by --policy when given),
-1 one not verified or not allowed, 2 usage or I/O error.
+1 one not verified (a DIST with no provenance or attestation included) or
+not allowed, 2 usage or I/O error (or interrupted).
 `
 
 type multiFlag []string
@@ -74,8 +84,7 @@ type verifyResult struct {
 	Error string `json:"error,omitempty"`
 
 	project     string   // for the policy
-	provs, atts []string // input paths by kind
-	inputs      [][]byte // their contents, provs first
+	provs, atts []string // input paths by kind, read one at a time by verifyOne
 }
 
 type verifyPolicy struct {
@@ -149,12 +158,19 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 2
 		}
 	}
+	// Each DIST is hashed as a stream; its inputs are read later, one at a
+	// time and at most provenance.MaxProvenanceSize of each, so memory is
+	// bounded by that limit, not by the files.
 	results := make([]*verifyResult, 0, len(dists))
 	ready := 0
 	for _, dist := range dists {
-		r := prepareVerify(dist, provs, atts, pol != nil, *project)
+		r := prepareVerify(ctx, dist, provs, atts, pol, *project)
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "pipgate verify: interrupted")
+			return 2
+		}
 		results = append(results, r)
-		if r.Error == "" {
+		if r.Error == "" && r.Verdict == "" {
 			ready++
 		}
 	}
@@ -172,7 +188,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	v := src.Verifier()
 
 	for _, r := range results {
-		if r.Error == "" {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "pipgate verify: interrupted")
+			return 2
+		}
+		if r.Error == "" && r.Verdict == "" {
 			verifyOne(v, r, pol, *staging || *trustedRoot != "")
 		}
 	}
@@ -215,56 +235,133 @@ func besideDist(dist string) (provs, atts []string, err error) {
 		}
 	}
 	if len(atts) == 0 {
-		return nil, nil, fmt.Errorf("no %s.provenance (nor .publish.attestation or .attestation) beside it; give --provenance or --attestation",
-			filepath.Base(dist))
+		return nil, nil, fmt.Errorf("%w: no %s.provenance (nor .publish.attestation or .attestation) beside it; give --provenance or --attestation",
+			errNothingBeside, filepath.Base(dist))
 	}
 	return nil, atts, nil
 }
 
-// prepareVerify reads one DIST and the provenance or attestation files for
-// it; a problem is left in the result's Error.
-func prepareVerify(distPath string, provs, atts []string, withPolicy bool, project string) *verifyResult {
+// errNothingBeside: no provenance or attestation file beside a DIST.
+var errNothingBeside = errors.New("unattested")
+
+// prepareVerify hashes one DIST (as a stream: a DIST of any size costs a
+// buffer) and finds the provenance or attestation files for it, without
+// reading them. A DIST with none is unattested: not verified (exit 1), with
+// the policy's decision when --policy is given. An I/O or usage problem is
+// left in the result's Error.
+func prepareVerify(ctx context.Context, distPath string, provs, atts []string, pol *policy.Policy, project string) *verifyResult {
 	r := &verifyResult{File: distPath}
-	content, err := os.ReadFile(distPath)
+	sum, err := hashFile(ctx, distPath)
 	if err != nil {
 		r.Error = config.PathErrorText(err)
 		return r
 	}
-	sum := sha256.Sum256(content)
-	d := provenance.Dist{Filename: filepath.Base(distPath), SHA256: hex.EncodeToString(sum[:])}
-	r.SHA256 = d.SHA256
-	if len(provs)+len(atts) == 0 {
-		if provs, atts, err = besideDist(distPath); err != nil {
-			r.Error = err.Error()
-			return r
-		}
-	}
-	if withPolicy && project == "" {
-		fn, err := pypi.ParseFilename(d.Filename)
+	r.SHA256 = sum
+	name := filepath.Base(distPath)
+	if pol != nil && project == "" {
+		fn, err := pypi.ParseFilename(name)
 		if err != nil {
-			r.Error = fmt.Sprintf("cannot tell the project of %s for --policy (use --project): %v", d.Filename, err)
+			r.Error = fmt.Sprintf("cannot tell the project of %s for --policy (use --project): %v", name, err)
 			return r
 		}
 		project = fn.Name
 	}
-	r.project, r.provs, r.atts = project, provs, atts
-	r.Inputs = append(append([]string{}, provs...), atts...)
-	for _, p := range r.Inputs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			r.Error = err.Error()
+	r.project = project
+	if len(provs)+len(atts) == 0 {
+		if provs, atts, err = besideDist(distPath); err != nil {
+			facts := pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: strings.TrimPrefix(err.Error(), errNothingBeside.Error()+": ")}
+			r.Verdict, r.Detail = string(facts.Verdict), facts.Detail
+			decidePolicy(r, pol, facts)
 			return r
 		}
-		r.inputs = append(r.inputs, b)
 	}
+	r.provs, r.atts = provs, atts
+	r.Inputs = append(append([]string{}, provs...), atts...)
 	return r
+}
+
+// hashFile returns the hex SHA-256 of the file at path, read as a stream;
+// it stops when ctx ends.
+func hashFile(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ctxReader fails its reads once ctx has ended.
+type ctxReader struct {
+	ctx context.Context //nolint:containedctx // lives for one io.Copy
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// tooLargeError is an input over its limit, found before it was read (by
+// its size) or while reading it (a stream, or a file that grew).
+type tooLargeError struct {
+	Size  int64 // 0 when only "more than Limit" is known
+	Limit int64
+}
+
+func (e *tooLargeError) Error() string {
+	if e.Size > 0 {
+		return fmt.Sprintf("%d bytes, more than the limit of %d for a provenance object or attestation", e.Size, e.Limit)
+	}
+	return fmt.Sprintf("more than the limit of %d bytes for a provenance object or attestation", e.Limit)
+}
+
+// readBounded reads the file at path if it holds at most limit bytes: the
+// size is checked before reading (stat), and the read stops at limit+1
+// bytes whatever the file turns out to be.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, &tooLargeError{Size: fi.Size(), Limit: limit}
+	}
+	var b bytes.Buffer
+	b.Grow(int(fi.Size()) + 512)
+	if _, err := b.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
+		return nil, err
+	}
+	if int64(b.Len()) > limit {
+		return nil, &tooLargeError{Limit: limit}
+	}
+	return b.Bytes(), nil
+}
+
+// decidePolicy records pol's decision for r's project on facts.
+func decidePolicy(r *verifyResult, pol *policy.Policy, facts pypi.Facts) {
+	if pol == nil {
+		return
+	}
+	dec := pol.Decide(r.project, facts)
+	r.Policy = &verifyPolicy{Project: r.project, Action: string(dec.Action), Rule: dec.Rule, Verdict: string(dec.Verdict), Reason: dec.Reason}
 }
 
 // verifyOne verifies a prepared DIST. customRoot says the trust root was
 // chosen (--trusted-root or --staging), for the hint on a failure.
 func verifyOne(v *provenance.Verifier, r *verifyResult, pol *policy.Policy, customRoot bool) {
 	d := provenance.Dist{Filename: filepath.Base(r.File), SHA256: r.SHA256}
-	provs, atts, inputs, project := r.provs, r.atts, r.inputs, r.project
 
 	facts := pypi.Facts{Verdict: pypi.VerdictVerified}
 	var predicates []string
@@ -301,13 +398,27 @@ func verifyOne(v *provenance.Verifier, r *verifyResult, pol *policy.Policy, cust
 		}
 		predicates = append(predicates, res.PredicateTypes...)
 	}
-	for i, p := range provs {
-		res, err := v.VerifyProvenance(inputs[i], d)
-		record(p, inputs[i], res, err)
-	}
-	for i, p := range atts {
-		res, err := v.VerifyAttestation(inputs[len(provs)+i], d, nil)
-		record(p, inputs[len(provs)+i], res, err)
+	// One input at a time, each read only when its size is within the
+	// limit; the first failure ends the loop (it is the one reported).
+	for i, p := range r.Inputs {
+		input, err := readBounded(p, provenance.MaxProvenanceSize)
+		var tooLarge *tooLargeError
+		switch {
+		case errors.As(err, &tooLarge):
+			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonFormat, Detail: p + ": " + err.Error()}
+		case err != nil:
+			r.Error = unwrapPathError(err)
+			return
+		case i < len(r.provs):
+			res, err := v.VerifyProvenance(input, d)
+			record(p, input, res, err)
+		default:
+			res, err := v.VerifyAttestation(input, d, nil)
+			record(p, input, res, err)
+		}
+		if facts.Verdict != pypi.VerdictVerified {
+			break
+		}
 	}
 	if facts.Verdict == pypi.VerdictVerified && facts.Recorded != nil && !facts.Recorded.Matches(*facts.Identity) {
 		// Attestations given beside a provenance must match its publisher too.
@@ -321,10 +432,7 @@ func verifyOne(v *provenance.Verifier, r *verifyResult, pol *policy.Policy, cust
 	if facts.Reason == provenance.ReasonSignature && failedInput != nil {
 		r.Hint = otherInstanceHint(v.UnknownLogs(failedInput), customRoot)
 	}
-	if pol != nil {
-		dec := pol.Decide(project, facts)
-		r.Policy = &verifyPolicy{Project: project, Action: string(dec.Action), Rule: dec.Rule, Verdict: string(dec.Verdict), Reason: dec.Reason}
-	}
+	decidePolicy(r, pol, facts)
 }
 
 // knownLogs names the public Sigstore instances' Rekor logs by hex log ID
@@ -387,11 +495,24 @@ func trustSource(ctx context.Context, trustedRoot string, staging bool, cacheDir
 
 func printResult(w io.Writer, r *verifyResult) {
 	name := filepath.Base(r.File)
+	var verification string
 	switch r.Verdict {
 	case string(pypi.VerdictVerified):
-		fmt.Fprintf(w, "%s: verified\n", name)
+		verification = "verified"
+	case string(pypi.VerdictUnattested):
+		verification = "not verified: unattested: " + r.Detail
 	default:
-		fmt.Fprintf(w, "%s: %s (%s): %s\n", name, r.Verdict, r.Reason, r.Detail)
+		verification = fmt.Sprintf("%s (%s): %s", r.Verdict, r.Reason, r.Detail)
+	}
+	// The first line is the final outcome: a policy refusal leads, with the
+	// verification below it; never a bare "verified" above a refusal.
+	p := r.Policy
+	refused := p != nil && p.Action != string(policy.ActionAllow)
+	if refused {
+		fmt.Fprintf(w, "%s: refused by policy: %s (rule %s, verdict %s): %s\n", name, p.Action, p.Rule, p.Verdict, p.Reason)
+		fmt.Fprintf(w, "  verification: %s\n", verification)
+	} else {
+		fmt.Fprintf(w, "%s: %s\n", name, verification)
 	}
 	fmt.Fprintf(w, "  sha256:      %s\n", r.SHA256)
 	if id := r.Signer; id != nil {
@@ -413,7 +534,7 @@ func printResult(w io.Writer, r *verifyResult) {
 	if r.Recorded != nil {
 		fmt.Fprintf(w, "  recorded:    %s\n", r.Recorded)
 	}
-	if p := r.Policy; p != nil {
+	if p != nil && !refused {
 		fmt.Fprintf(w, "  policy:      %s (rule %s, verdict %s): %s\n", p.Action, p.Rule, p.Verdict, p.Reason)
 	}
 	if r.Hint != "" {

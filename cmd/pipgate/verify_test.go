@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,7 +94,7 @@ packages:
 		{"policy allows", []string{"--trusted-root", prod, "--policy", trusting, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), dist}, 0,
 			[]string{"policy:      allow (rule pypi-attestations, verdict verified)"}},
 		{"policy other publisher", []string{"--trusted-root", prod, "--policy", other, "--provenance", f("pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"), dist}, 1,
-			[]string{"verified", "policy:      block (rule pypi-attestations, verdict untrusted-publisher)"}},
+			[]string{"pypi_attestations-0.0.19.tar.gz: refused by policy: block (rule pypi-attestations, verdict untrusted-publisher): ", "\n  verification: verified\n"}},
 		{"attestation identity matched by policy", []string{"--trusted-root", prod, "--policy", trusting,
 			"--attestation", f("pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_timestamp"), dist}, 0,
 			[]string{"signer:      identity:jku@goto.fi (https://github.com/login/oauth)", "policy:      allow"}},
@@ -121,6 +123,11 @@ packages:
 				if !strings.Contains(out, want) {
 					t.Errorf("stdout lacks %q:\n%s", want, out)
 				}
+			}
+			// The first line is the outcome: never "verified" when the exit
+			// status says otherwise.
+			if first, _, _ := strings.Cut(out, "\n"); strings.HasSuffix(first, ": verified") != (c.code == 0) {
+				t.Errorf("first line %q with exit %d", first, c.code)
 			}
 		})
 	}
@@ -158,7 +165,6 @@ func TestVerifyCommandUsage(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, 0, "usage: pipgate verify"},
 		{"no args", nil, 2, "missing DIST"},
-		{"no provenance", []string{dist}, 2, "pipgate verify: " + dist + ": no x-1.0.tar.gz.provenance (nor .publish.attestation or .attestation) beside it; give --provenance or --attestation\n"},
 		{"two dists with --attestation", []string{"--attestation", att, dist, dist}, 2, "--provenance and --attestation apply to one DIST"},
 		{"missing dist", []string{"--attestation", att, filepath.Join(dir, "nope.tar.gz")}, 2, "no such file"},
 		{"missing attestation", []string{"--attestation", filepath.Join(dir, "nope"), dist}, 2, "no such file"},
@@ -229,12 +235,13 @@ func TestVerifyCommandBesideAndJSON(t *testing.T) {
 	if code != 1 || strings.Contains(out, "hint:") {
 		t.Errorf("name mismatch: exit %d, want 1 without a hint:\n%s", code, out)
 	}
-	// A DIST without anything beside it is an I/O error (2); the others are
+	// A DIST without anything beside it is not verified (1); the others are
 	// still verified and printed.
 	lone := writeFile(t, t.TempDir(), "lone-1.0.tar.gz", []byte("x"))
 	code, out, errOut = verifyRun("--trusted-root", prod, provDist, lone)
-	if code != 2 || !strings.Contains(out, "pypi_attestations-0.0.19.tar.gz: verified") || !strings.Contains(errOut, "lone-1.0.tar.gz: no lone-1.0.tar.gz.provenance") {
-		t.Errorf("exit %d; want 2, the good one verified and the lone one named\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	if code != 1 || !strings.Contains(out, "pypi_attestations-0.0.19.tar.gz: verified") ||
+		!strings.Contains(out, "lone-1.0.tar.gz: not verified: unattested: no lone-1.0.tar.gz.provenance (nor .publish.attestation or .attestation) beside it; give --provenance or --attestation\n") {
+		t.Errorf("exit %d; want 1, the good one verified and the lone one unattested\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
 
@@ -245,4 +252,125 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestVerifyUnattested: a DIST with nothing attesting it is not verified
+// (exit 1, not a usage error), says so on its first line, and under a
+// policy that refuses it the refusal leads.
+func TestVerifyUnattested(t *testing.T) {
+	dir := t.TempDir()
+	dist := writeFile(t, dir, "x-1.0.tar.gz", []byte("x"))
+	dead := httptest.NewServer(http.NotFoundHandler()) // no trust root is needed: nothing to verify
+	defer dead.Close()
+	tuf := []string{"--tuf-cache", filepath.Join(dir, "tuf"), "--tuf-url", dead.URL}
+	code, out, errOut := verifyRun(append(tuf, dist)...)
+	want := "x-1.0.tar.gz: not verified: unattested: no x-1.0.tar.gz.provenance (nor .publish.attestation or .attestation) beside it; give --provenance or --attestation\n  sha256:      2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881\n"
+	if code != 1 || out != want || errOut != "" {
+		t.Errorf("exit %d; want 1\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, out, want, errOut)
+	}
+
+	pol := writeFile(t, dir, "policy.yaml", []byte("version: 1\npackages:\n  - name: x\n    require: attestation\n    action: block\n"))
+	code, out, _ = verifyRun(append(tuf, "--policy", pol, dist)...)
+	first, rest, _ := strings.Cut(out, "\n")
+	if code != 1 || !strings.HasPrefix(first, "x-1.0.tar.gz: refused by policy: block (rule x, verdict unattested): ") ||
+		!strings.HasPrefix(rest, "  verification: not verified: unattested: no x-1.0.tar.gz.provenance") || strings.Contains(rest, "policy:") {
+		t.Errorf("policy refusal: exit %d; want 1 with the refusal first\n%s", code, out)
+	}
+
+	code, out, _ = verifyRun(append(tuf, "--json", dist)...)
+	var res []verifyResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || len(res) != 1 || res[0].Verdict != "unattested" || res[0].Error != "" {
+		t.Errorf("--json: exit %d, %v, %+v", code, err, res)
+	}
+}
+
+// TestVerifyBoundedMemory: verify's memory is bounded by its limits, not by
+// its inputs. A sparse 256 MiB DIST is hashed as a stream (1 GiB behaves the
+// same, at four times the CPU); five 200 MB
+// provenance files are refused by their size, unread; an endless
+// attestation (/dev/zero, whose size says 0) is cut at the limit. The bytes
+// allocated while verifying (runtime.MemStats.TotalAlloc, which a whole
+// read of any of them would pass) stay under 64 MiB.
+func TestVerifyBoundedMemory(t *testing.T) {
+	ps := provenancetest.New(t)
+	dir := t.TempDir()
+	root := ps.WriteTrustedRoot(dir)
+	sparse := func(name string, size int64) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dist := sparse("big-1.0.tar.gz", 256<<20)
+	args := []string{"--trusted-root", root}
+	for i := range 5 {
+		args = append(args, "--provenance", sparse("big"+strconv.Itoa(i)+".provenance", 200<<20))
+	}
+	// Two more DISTs, each with a 200 MB provenance beside it, and one whose
+	// attestation is endless.
+	other := sparse("other-1.0.tar.gz", 1<<20)
+	sparse("other-1.0.tar.gz.provenance", 200<<20)
+	endless := writeFile(t, dir, "endless-1.0.tar.gz", []byte("x"))
+	if err := os.Symlink("/dev/zero", endless+".attestation"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"256 MiB DIST, five 200 MB provenances", append(args, dist), []string{
+			"big-1.0.tar.gz: invalid (format): " + filepath.Join(dir, "big0.provenance") + ": 209715200 bytes, more than the limit of 4194304 for a provenance object or attestation\n",
+			"  sha256:      a6d72ac7690f53be6ae46ba88506bd97302a093f7108472bd9efc3cefda06484\n"}},
+		{"several DISTs", []string{"--trusted-root", root, other, endless}, []string{
+			"other-1.0.tar.gz: invalid (format): " + other + ".provenance: 209715200 bytes, more than the limit",
+			"endless-1.0.tar.gz: invalid (format): " + endless + ".attestation: more than the limit of 4194304 bytes"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			code, out, errOut := verifyRun(c.args...)
+			runtime.ReadMemStats(&after)
+			if code != 1 {
+				t.Fatalf("exit %d; want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+				t.Errorf("verify allocated %d MiB; want under 64 MiB", alloc>>20)
+			} else {
+				t.Logf("verify allocated %.1f MiB", float64(alloc)/(1<<20))
+			}
+		})
+	}
+}
+
+// TestVerifyStops: verify checks its context while it hashes a DIST
+// (SIGINT and SIGTERM cancel it in main), prints no result and exits 2.
+func TestVerifyStops(t *testing.T) {
+	dir := t.TempDir()
+	dist := writeFile(t, dir, "x-1.0.tar.gz", bytes.Repeat([]byte("x"), 4<<20))
+	writeFile(t, dir, "x-1.0.tar.gz.provenance", []byte("{}"))
+	ctx := &countdownCtx{Context: context.Background(), n: 3}
+	var out, errOut bytes.Buffer
+	code := runVerify(ctx, []string{dist}, &out, &errOut)
+	if code != 2 || out.Len() != 0 || errOut.String() != "pipgate verify: interrupted\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2, nothing, interrupted", code, out.String(), errOut.String())
+	}
+	if ctx.n >= 0 {
+		t.Errorf("ctx checked %d times while hashing 4 MiB; want more", 3-ctx.n)
+	}
 }
