@@ -407,7 +407,7 @@ func verifyOne(v *provenance.Verifier, r *verifyResult, pol *policy.Policy, cust
 		case errors.As(err, &tooLarge):
 			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonFormat, Detail: p + ": " + err.Error()}
 		case err != nil:
-			r.Error = unwrapPathError(err)
+			r.Error = config.PathErrorText(err)
 			return
 		case i < len(r.provs):
 			res, err := v.VerifyProvenance(input, d)
