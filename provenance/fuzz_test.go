@@ -3,9 +3,11 @@ package provenance_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/pipgate/pipgate/provenance"
+	"github.com/pipgate/pipgate/pypi"
 )
 
 func addFixtureSeeds(f *testing.F, names ...string) {
@@ -48,7 +50,10 @@ func FuzzParseProvenance(f *testing.F) {
 func FuzzParseAttestation(f *testing.F) {
 	f.Add([]byte(`{"version":1,"verification_material":{"certificate":"Zm9v","transparency_entries":[{}]},"envelope":{"statement":"e30=","signature":"Zm9v"}}`))
 	f.Add([]byte(`{"version":1,"verification_material":{"certificate":"Zm9v\n","transparency_entries":[{}]},"envelope":{"statement":"e30=","signature":"Zm9v"}}`))
-	addFixtureSeeds(f, "pypi-attestations/pypi_attestations-0.0.19.tar.gz.publish.attestation", "pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_rekor2_timestamp")
+	f.Add([]byte(`{"version":1,"verification_material":{"certificate":"Zm9v","transparency_entries":[{}],"timestamps":["Zm9v"]},"envelope":{"statement":"e30=","signature":"Zm9v"}}`))
+	f.Add([]byte(`{"version":1,"verification_material":{"certificate":"Zm9v","transparency_entries":[{}],"timestamps":["Zm9v\n",""]},"envelope":{"statement":"e30=","signature":"Zm9v"}}`))
+	addFixtureSeeds(f, "pypi-attestations/pypi_attestations-0.0.19.tar.gz.publish.attestation", "pypi-attestations-upstream/pypi_attestations-0.0.19.tar.gz.publish.attestation.with_rekor2_timestamp",
+		rekor2Attestation)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := provenance.ParseAttestation(data)
 		if err != nil {
@@ -57,8 +62,49 @@ func FuzzParseAttestation(f *testing.F) {
 			}
 			return
 		}
-		if a.Version != 1 || len(a.Certificate) == 0 || len(a.Statement) == 0 || len(a.TransparencyEntries) == 0 {
+		if a.Version != 1 || len(a.Certificate) == 0 || len(a.Statement) == 0 || len(a.TransparencyEntries) == 0 || len(a.Timestamps) > provenance.MaxTimestamps {
 			t.Fatalf("accepted %+v", a)
+		}
+		for _, ts := range a.Timestamps {
+			if len(ts) == 0 {
+				t.Fatalf("accepted an empty timestamp")
+			}
+		}
+	})
+}
+
+// rekor2Attestation is the PEP 740 re-wrapping of sigstore-conformance's
+// rekor2-dsse-happy-path, relative to the PyPI fixtures folder.
+const rekor2Attestation = "../sigstore-rekor2/pep740/conformance-rekor2-dsse-happy-path.attestation"
+
+// FuzzVerifyRekor2 runs the whole path on mutated Rekor v2 attestations
+// (rekor2-dsse-happy-path, whose subject a.txt is no distribution) with
+// their trusted root: nothing verifies, and only a change that keeps the
+// signed statement, signature and certificate gets past the Sigstore
+// checks to the name check.
+func FuzzVerifyRekor2(f *testing.F) {
+	addFixtureSeeds(f, rekor2Attestation)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := rekor2Dir(t)
+		v := rekor2Verifier(t, filepath.Join(dir, "conformance", "rekor2-dsse-happy-path"))
+		orig, err := os.ReadFile(filepath.Join(dir, "pep740", "conformance-rekor2-dsse-happy-path.attestation"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const aTxt = "a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf"
+		res, err := v.VerifyAttestation(data, provenance.Dist{Filename: "a-1.0-py3-none-any.whl", SHA256: aTxt}, nil)
+		if err == nil {
+			t.Fatalf("verified (%s)", res.Identity)
+		}
+		if !slices.Contains(pypi.Reasons, provenance.ReasonOf(err)) {
+			t.Fatalf("error outside the reason set: %v", err)
+		}
+		if provenance.ReasonOf(err) == provenance.ReasonNameMismatch {
+			a, perr := provenance.ParseAttestation(data)
+			b, _ := provenance.ParseAttestation(orig)
+			if perr != nil || string(a.Statement) != string(b.Statement) || string(a.Signature) != string(b.Signature) || string(a.Certificate) != string(b.Certificate) {
+				t.Fatalf("a changed attestation passed the Sigstore checks")
+			}
 		}
 	})
 }

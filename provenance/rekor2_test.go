@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -76,6 +77,11 @@ var rekor2Cases = []rekor2Case{
 // rekor2Verifier returns a verifier for a conformance case's trusted root.
 func rekor2Verifier(t *testing.T, caseDir string) *provenance.Verifier {
 	t.Helper()
+	verifiersMu.Lock()
+	defer verifiersMu.Unlock()
+	if v, ok := verifiers[caseDir]; ok {
+		return v
+	}
 	raw, err := os.ReadFile(filepath.Join(caseDir, "trusted_root.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +94,7 @@ func rekor2Verifier(t *testing.T, caseDir string) *provenance.Verifier {
 	if err != nil {
 		t.Fatal(err)
 	}
+	verifiers[caseDir] = v
 	return v
 }
 
@@ -389,5 +396,81 @@ func TestRekor2RealRoots(t *testing.T) {
 	}
 	if got := staging.UnknownLogs(att); len(got) != 0 {
 		t.Errorf("staging UnknownLogs = %q; want none", got)
+	}
+}
+
+// TestRekor2Fake checks Rekor v2 attestations minted by the fake Sigstore:
+// verified with a timestamp from its TSA, refused in words without one, and
+// every attack on the pair (entry, timestamp) fails on the signature.
+func TestRekor2Fake(t *testing.T) {
+	ps := provenancetest.New(t)
+	v := ps.Verifier()
+	const name = "sample_project-1.2.3-py3-none-any.whl"
+	content := []byte("PK\x03\x04 pretend this is a wheel")
+	d := provenancetest.DistFor(name, content)
+	gh := provenancetest.GitHub("octo/sample", "release.yml")
+	v2 := provenancetest.WithRekorV2()
+	good := ps.Attestation(name, content, gh, v2)
+	other := ps.Attestation(name, content, gh, v2)
+	field := func(att []byte, f func(m map[string]any) any) any {
+		var m map[string]any
+		if err := json.Unmarshal(att, &m); err != nil {
+			t.Fatal(err)
+		}
+		return f(m)
+	}
+	cases := []struct {
+		name   string
+		att    []byte
+		v      *provenance.Verifier
+		reason provenance.Reason // "" means verified
+		text   string
+	}{
+		{name: "rekor v2", att: good},
+		{name: "rekor v1 with a timestamp", att: ps.Attestation(name, content, gh, provenancetest.WithTimestamp())},
+		// Rekor v1 is unchanged: its integrated time is a signing time,
+		// whatever the timestamps (sigstore-go's observer timestamps).
+		{name: "rekor v1 with an untrusted timestamp", att: ps.Attestation(name, content, gh, provenancetest.WithUntrustedTimestamp())},
+		{name: "no timestamp", att: ps.Attestation(name, content, gh, v2, provenancetest.WithoutTimestamp()), reason: provenance.ReasonSignature, text: noTimestamp},
+		{name: "timestamp from a TSA outside the root", att: ps.Attestation(name, content, gh, v2, provenancetest.WithUntrustedTimestamp()),
+			reason: provenance.ReasonSignature, text: badTimestamp},
+		{name: "timestamp of another attestation", att: mutate(t, good, func(m map[string]any) {
+			vm(m)["timestamps"] = field(other, func(o map[string]any) any { return vm(o)["timestamps"] })
+		}), reason: provenance.ReasonSignature, text: badTimestamp},
+		{name: "log entry of another attestation", att: mutate(t, good, func(m map[string]any) {
+			vm(m)["transparency_entries"] = field(other, func(o map[string]any) any { return vm(o)["transparency_entries"] })
+		}), reason: provenance.ReasonSignature, text: inclusionFails},
+		{name: "signed an hour ago, timestamped now", att: ps.Attestation(name, content, gh, v2, provenancetest.WithTime(time.Now().Add(-time.Hour))),
+			reason: provenance.ReasonSignature, text: "failed to verify leaf certificate"},
+		{name: "other payload type", att: ps.Attestation(name, content, gh, v2, provenancetest.WithPayloadType("fake-type")), reason: provenance.ReasonSignature, text: inclusionFails},
+		{name: "statement byte", att: mutate(t, good, func(m map[string]any) { flipB64(env(m), "statement", 30) }), reason: provenance.ReasonSignature},
+		{name: "checkpoint line", att: mutate(t, good, func(m map[string]any) {
+			cp := entry(m)["inclusionProof"].(map[string]any)["checkpoint"].(map[string]any)
+			cp["envelope"] = strings.Replace(cp["envelope"].(string), "\n2\n", "\n3\n", 1)
+		}), reason: provenance.ReasonSignature, text: checkpointFails},
+		{name: "another Sigstore's root", att: good, v: provenancetest.New(t).Verifier(), reason: provenance.ReasonSignature},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			vv := v
+			if c.v != nil {
+				vv = c.v
+			}
+			res, err := vv.VerifyAttestation(c.att, d, &gh.Recorded)
+			f := vv.Facts(ps.Provenance(gh.Recorded, c.att), d)
+			if c.reason == "" {
+				if err != nil {
+					t.Fatalf("got %v; want verified", err)
+				}
+				if !gh.Recorded.Matches(res.Identity) || f.Verdict != pypi.VerdictVerified {
+					t.Errorf("got identity %s, Facts %q; want %s, verified", res.Identity, f.Verdict, gh.Recorded)
+				}
+				return
+			}
+			checkOutcome(t, "attestation", err, rekor2Case{reason: c.reason, text: c.text})
+			if f.Verdict != pypi.VerdictInvalid || f.Reason != c.reason || !strings.Contains(f.Detail, c.text) {
+				t.Errorf("Facts: got %q/%q %q; want invalid/%q containing %q", f.Verdict, f.Reason, f.Detail, c.reason, c.text)
+			}
+		})
 	}
 }

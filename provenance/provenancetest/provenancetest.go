@@ -11,14 +11,19 @@
 //	facts := v.Facts(prov, provenancetest.DistFor("demo-1.0-py3-none-any.whl", content))
 //
 // The fake root has no CT log, so verifiers built from it do not require
-// SCTs (the minted leaves carry none); it does have a Fulcio CA and a Rekor
-// v1 log, and every attestation carries a real inclusion proof, checkpoint
-// and signed entry timestamp. Certificates are valid for a few minutes
-// around the time of signing and the root for a few hours: mint and verify
-// within one test run.
+// SCTs (the minted leaves carry none); it does have a Fulcio CA, a Rekor v1
+// log, a Rekor v2 log and a timestamp authority. By default an attestation
+// is entered in the Rekor v1 log (dsse 0.0.1) with a real inclusion proof,
+// checkpoint and signed entry timestamp; [WithRekorV2] enters it in the
+// Rekor v2 log instead (hashedrekord 0.0.2 over the hash of the envelope's
+// PAE, an inclusion proof against a signed checkpoint, no time) with an
+// RFC 3161 timestamp from the fake timestamp authority. Certificates are
+// valid for a few minutes around the time of signing and the root for a
+// few hours: mint and verify within one test run.
 package provenancetest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -49,15 +54,23 @@ import (
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// Sigstore is a fake Sigstore instance: a Fulcio CA and a Rekor log.
+// Sigstore is a fake Sigstore instance: a Fulcio CA, a Rekor v1 log, a
+// Rekor v2 log and a timestamp authority.
 type Sigstore struct {
 	t        testing.TB
 	vs       *ca.VirtualSigstore
 	interm   *x509.Certificate
 	intKey   *ecdsa.PrivateKey
+	rekor2   *ecdsa.PrivateKey // the Rekor v2 log's checkpoint key
+	tsa      *tsa              // in the trusted root
+	rogueTSA *tsa              // not in the trusted root
 	rootJSON []byte
 	trusted  *root.TrustedRoot
 }
+
+// Rekor2URL is the base URL of the fake Rekor v2 log; checkpoints name its
+// host as their origin.
+const Rekor2URL = "https://log2025-1.rekor.pipgate.test"
 
 // New returns a fresh fake Sigstore; any failure fails t. Methods without
 // an error result fail t too.
@@ -102,7 +115,28 @@ func NewSigstore() (*Sigstore, error) {
 		}
 		l.ID = raw // RekorLogs stores the hex string's bytes; the JSON needs the raw key ID
 	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, []root.CertificateAuthority{fulcio}, nil, nil, logs)
+	rekor2, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	r2ID, err := logID(&rekor2.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	logs[hex.EncodeToString(r2ID)] = &root.TransparencyLog{
+		BaseURL: Rekor2URL, ID: r2ID, HashFunc: crypto.SHA256, PublicKey: &rekor2.PublicKey, SignatureHashFunc: crypto.SHA256,
+		ValidityPeriodStart: now.Add(-5 * time.Hour), ValidityPeriodEnd: now.Add(5 * time.Hour),
+	}
+	ts, err := newTSA("https://timestamp.pipgate.test/api/v1/timestamp", now)
+	if err != nil {
+		return nil, err
+	}
+	rogue, err := newTSA("https://rogue-timestamp.pipgate.test/api/v1/timestamp", now)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, []root.CertificateAuthority{fulcio}, nil,
+		[]root.TimestampingAuthority{ts.authority}, logs)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +149,7 @@ func NewSigstore() (*Sigstore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reloading the fake trusted root: %w", err)
 	}
-	return &Sigstore{vs: vs, interm: interm, intKey: intKey, rootJSON: rootJSON, trusted: loaded}, nil
+	return &Sigstore{vs: vs, interm: interm, intKey: intKey, rekor2: rekor2, tsa: ts, rogueTSA: rogue, rootJSON: rootJSON, trusted: loaded}, nil
 }
 
 func (s *Sigstore) fail(err error) {
@@ -220,7 +254,19 @@ type config struct {
 	payloadType   string
 	kindVersion   string
 	at            time.Time
+	rekor2        bool
+	timestamp     timestampKind
 }
+
+// timestampKind says which RFC 3161 timestamp an attestation carries.
+type timestampKind int
+
+const (
+	timestampDefault   timestampKind = iota // one for Rekor v2, none for Rekor v1
+	timestampNone                           // none
+	timestampTrusted                        // one from the fake root's TSA
+	timestampUntrusted                      // one from a TSA outside the root
+)
 
 // Option changes what Sign mints, to tamper.
 type Option func(*config)
@@ -250,8 +296,27 @@ func WithPayloadType(pt string) Option { return func(c *config) { c.payloadType 
 func WithKindVersion(v string) Option { return func(c *config) { c.kindVersion = v } }
 
 // WithTime signs at t (default: now); the certificate is valid for 10
-// minutes from one minute before t.
+// minutes from one minute before t. An RFC 3161 timestamp is always made at
+// the real time, so far from now it falls outside the certificate.
 func WithTime(t time.Time) Option { return func(c *config) { c.at = t } }
+
+// WithRekorV2 enters the attestation in the fake Rekor v2 log as
+// hashedrekord 0.0.2 over the hash of the envelope's PAE, with an RFC 3161
+// timestamp from the fake timestamp authority (the only signing time a
+// Rekor v2 entry can have), as Sigstore's Rekor v2 signing config does.
+func WithRekorV2() Option { return func(c *config) { c.rekor2 = true } }
+
+// WithoutTimestamp leaves the RFC 3161 timestamp out (with WithRekorV2:
+// an attestation without a signing time, which verifiers refuse).
+func WithoutTimestamp() Option { return func(c *config) { c.timestamp = timestampNone } }
+
+// WithTimestamp adds an RFC 3161 timestamp from the fake timestamp
+// authority (with a Rekor v1 entry, a second signing time).
+func WithTimestamp() Option { return func(c *config) { c.timestamp = timestampTrusted } }
+
+// WithUntrustedTimestamp makes the RFC 3161 timestamp come from a timestamp
+// authority that is not in the trusted root.
+func WithUntrustedTimestamp() Option { return func(c *config) { c.timestamp = timestampUntrusted } }
 
 // Statement returns the in-toto statement Sign would sign for a file.
 func Statement(subjects []Subject, predicateType string, predicate json.RawMessage) []byte {
@@ -367,38 +432,33 @@ func (s *Sigstore) Sign(filename string, content []byte, id Signer, opts ...Opti
 		Payload:     base64.StdEncoding.EncodeToString(stmt),
 		Signatures:  []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}},
 	}
-	entry, err := s.vs.GenerateTlogEntry(leaf, env, sig, c.at.Unix(), true)
-	if err != nil {
-		return nil, fmt.Errorf("minting the log entry: %w", err)
+	var entryJSON []byte
+	if c.rekor2 {
+		entryJSON, err = s.rekor2Entry(leaf, c.payloadType, stmt, sig)
+	} else {
+		entryJSON, err = s.rekor1Entry(leaf, env, sig, c)
 	}
-	tle := entry.TransparencyLogEntry()
-	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: c.kindVersion}
-	if tle.InclusionPromise == nil {
-		logID, err := s.vs.RekorLogID()
-		if err != nil {
-			return nil, err
-		}
-		set, err := s.vs.RekorSignPayload(tlog.RekorPayload{
-			Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
-			IntegratedTime: tle.IntegratedTime,
-			LogIndex:       tle.LogIndex,
-			LogID:          logID,
-		})
-		if err != nil {
-			return nil, err
-		}
-		tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
-	}
-	entryJSON, err := protojson.Marshal(tle)
 	if err != nil {
 		return nil, err
 	}
+	vmat := map[string]any{
+		"certificate":          base64.StdEncoding.EncodeToString(der),
+		"transparency_entries": []json.RawMessage{entryJSON},
+	}
+	if c.timestamp == timestampTrusted || c.timestamp == timestampUntrusted || (c.timestamp == timestampDefault && c.rekor2) {
+		authority := s.tsa
+		if c.timestamp == timestampUntrusted {
+			authority = s.rogueTSA
+		}
+		tsr, err := authority.timestamp(sig)
+		if err != nil {
+			return nil, fmt.Errorf("minting the timestamp: %w", err)
+		}
+		vmat["timestamps"] = []string{base64.StdEncoding.EncodeToString(tsr)}
+	}
 	att := map[string]any{
-		"version": 1,
-		"verification_material": map[string]any{
-			"certificate":          base64.StdEncoding.EncodeToString(der),
-			"transparency_entries": []json.RawMessage{entryJSON},
-		},
+		"version":               1,
+		"verification_material": vmat,
 		"envelope": map[string]any{
 			"statement": base64.StdEncoding.EncodeToString(stmt),
 			"signature": base64.StdEncoding.EncodeToString(sig),
@@ -447,4 +507,32 @@ func ProvenanceJSON(publisher []byte, atts ...[]byte) []byte {
 // in a provenance object recording id's publisher, as PyPI serves it.
 func (s *Sigstore) ProvenanceFor(filename string, content []byte, id Signer, opts ...Option) []byte {
 	return s.Provenance(id.Recorded, s.Attestation(filename, content, id, opts...))
+}
+
+// rekor1Entry enters the envelope in the fake Rekor v1 log and returns the
+// entry (dsse, labelled c.kindVersion) in protobuf JSON.
+func (s *Sigstore) rekor1Entry(leaf *x509.Certificate, env *dsse.Envelope, sig []byte, c config) ([]byte, error) {
+	entry, err := s.vs.GenerateTlogEntry(leaf, env, sig, c.at.Unix(), true)
+	if err != nil {
+		return nil, fmt.Errorf("minting the log entry: %w", err)
+	}
+	tle := entry.TransparencyLogEntry()
+	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: c.kindVersion}
+	if tle.InclusionPromise == nil {
+		logID, err := s.vs.RekorLogID()
+		if err != nil {
+			return nil, err
+		}
+		set, err := s.vs.RekorSignPayload(tlog.RekorPayload{
+			Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+			IntegratedTime: tle.IntegratedTime,
+			LogIndex:       tle.LogIndex,
+			LogID:          logID,
+		})
+		if err != nil {
+			return nil, err
+		}
+		tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
+	}
+	return protojson.Marshal(tle)
 }
