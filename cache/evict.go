@@ -200,7 +200,7 @@ func newEvictMetrics(reg prometheus.Registerer, limit int64, size func() float64
 	limitGauge.Set(float64(limit))
 	sizeGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pipgate_cache_size_bytes",
-		Help: "Bytes held in the data directory (file blobs and database).",
+		Help: "Deprecated: compare pipgate_cache_blob_bytes with pipgate_cache_max_size_bytes, and see pipgate_cache_db_bytes. Bytes held in the data directory (file blobs plus database).",
 	}, size)
 	for _, c := range []prometheus.Collector{m.evictions, m.bytes, m.overLimit, limitGauge, sizeGauge} {
 		if err := reg.Register(c); err != nil {

@@ -125,9 +125,10 @@ type Options struct {
 	// the least recently used blobs, never one that is open (a [Blob] not
 	// yet closed) and never the most recently used one. 0: no limit.
 	MaxBlobBytes int64
-	// Registerer receives the store's metrics: its size
-	// (pipgate_cache_size_bytes, read at each scrape), its limit and the
-	// eviction counters. Nil registers nothing.
+	// Registerer receives the store's metrics: the blob bytes
+	// (pipgate_cache_blob_bytes, read at each scrape), their limit, the
+	// database size (pipgate_cache_db_bytes), the eviction counters, and the
+	// deprecated total pipgate_cache_size_bytes. Nil registers nothing.
 	Registerer prometheus.Registerer
 }
 
@@ -195,6 +196,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.registerStampMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
+	if err := s.registerSizeMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
 	if opts.ReadOnly {
@@ -481,15 +485,9 @@ func (s *Store) Close() error {
 }
 
 // SizeBytes returns the bytes the data directory holds: the database file
-// plus every blob. It is cheap (no walk; the blob total is counted at Open
-// and kept up to date), for a gauge or a status page.
-func (s *Store) SizeBytes() int64 {
-	n := s.blobBytes.Load()
-	if fi, err := os.Stat(s.dbPath); err == nil {
-		n += fi.Size()
-	}
-	return n
-}
+// plus every blob ([Store.DBBytes] + [Store.BlobBytes]; compare BlobBytes,
+// not this, with the limit).
+func (s *Store) SizeBytes() int64 { return s.BlobBytes() + s.DBBytes() }
 
 // Dir returns the absolute data directory.
 func (s *Store) Dir() string { return s.dir }

@@ -596,6 +596,11 @@ func TestHealthAndStatus(t *testing.T) {
 	if st["cache_bytes"].(float64) <= 0 {
 		t.Errorf("status cache_bytes = %v; want the stored blob counted", st["cache_bytes"])
 	}
+	// The status page's cache figure is the blobs, as 'pipgate cache stats'
+	// counts them; the database apart.
+	if stats, err := tp.store.Stats(); err != nil || st["cache_blob_bytes"].(float64) != float64(stats.BlobBytes) || stats.BlobBytes <= 0 {
+		t.Errorf("status cache_blob_bytes = %v; want Stats().BlobBytes %d (%v)", st["cache_blob_bytes"], stats.BlobBytes, err)
+	}
 	resp, body = tp.get("/-/status")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo") {
 		t.Errorf("status HTML = %d", resp.StatusCode)

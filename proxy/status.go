@@ -55,7 +55,13 @@ type statusSnapshot struct {
 	// refreshed; negative when unknown. In JSON it is trust_root_age_seconds.
 	TrustRootAge time.Duration `json:"-"`
 
-	CacheBytes int64 `json:"cache_bytes"`
+	// CacheBlobBytes is the bytes of the cached files (blobs): what
+	// CacheMaxBytes (cache.max_size; 0: none) bounds. CacheDBBytes is the
+	// database file, separately. CacheBytes is their sum (deprecated).
+	CacheBlobBytes int64 `json:"cache_blob_bytes"`
+	CacheMaxBytes  int64 `json:"cache_max_size_bytes"`
+	CacheDBBytes   int64 `json:"cache_db_bytes"`
+	CacheBytes     int64 `json:"cache_bytes"`
 	// CacheHitRatio is hits over all lookups, 0 to 1; NaN (JSON: null)
 	// before the first lookup.
 	CacheHitRatio float64                  `json:"-"`
@@ -392,7 +398,9 @@ type statusPage struct {
 	TrustRootAge   string
 	TrustRootStale bool
 	HitRatio       string
-	CacheSize      string
+	CacheSize      string // the blobs
+	CacheLimit     string // "of 16.0 GiB (cache.max_size)", or that there is none
+	CacheDB        string
 	Counts         []statusCount
 	Lookups        []statusLookupRow
 	// Upstreams is set when there is more than one upstream, or one with
@@ -420,7 +428,11 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 	if s.GeneratedAt.IsZero() {
 		s.GeneratedAt = time.Now()
 	}
-	p := statusPage{S: s, Uptime: "unknown", TrustRootAge: "unknown", HitRatio: "no lookups yet", CacheSize: statusBytes(s.CacheBytes)}
+	p := statusPage{S: s, Uptime: "unknown", TrustRootAge: "unknown", HitRatio: "no lookups yet", CacheSize: statusBytes(s.CacheBlobBytes),
+		CacheLimit: "(no cache.max_size limit)", CacheDB: statusBytes(s.CacheDBBytes)}
+	if s.CacheMaxBytes > 0 {
+		p.CacheLimit = "of " + statusBytes(s.CacheMaxBytes) + " (cache.max_size)"
+	}
 	p.Upstreams = len(s.Upstreams) > 1 || len(s.Upstreams) == 1 && s.Upstreams[0].Auth
 	if !s.StartedAt.IsZero() {
 		p.Uptime = statusDuration(s.GeneratedAt.Sub(s.StartedAt))
@@ -669,8 +681,8 @@ const statusHTML = `<!DOCTYPE html>
 <div class="big {{if .TrustRootStale}}bad{{end}}">{{.TrustRootAge}}{{if .TrustRootStale}} (stale){{end}}</div>
 <div class="muted">{{orElse .S.TrustRoot "unknown"}}{{if .S.TrustRootDigest}} · <code title="{{.S.TrustRootDigest}}">{{short .S.TrustRootDigest}}</code>{{end}}</div></div>
 <div class="card" id="cache"><h2>Cache</h2>
-<div class="big">{{.CacheSize}}</div>
-<div class="muted">hit ratio {{.HitRatio}}</div></div>
+<div class="big" title="cached files (blobs): what cache.max_size bounds">{{.CacheSize}}</div>
+<div class="muted">files {{.CacheLimit}} · database {{.CacheDB}} · hit ratio {{.HitRatio}}</div></div>
 <div class="card" id="downloads"><h2>Downloads by verdict</h2>
 <table><tbody>{{range .Counts}}<tr><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="num">{{.N}}</td></tr>{{end}}</tbody></table></div>
 </div>

@@ -45,7 +45,10 @@ func sampleStatusSnapshot() statusSnapshot {
 		TrustRoot:            "tuf (Sigstore public-good)",
 		TrustRootDigest:      "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		TrustRootAge:         50 * time.Hour,
-		CacheBytes:           3*1024*1024*1024 + 200*1024*1024,
+		CacheBlobBytes:       3*1024*1024*1024 + 200*1024*1024,
+		CacheMaxBytes:        16 << 30,
+		CacheDBBytes:         24 << 20,
+		CacheBytes:           3*1024*1024*1024 + 224*1024*1024,
 		CacheHitRatio:        0.8734,
 		Lookups: map[string]statusLookups{
 			"index": {Hit: 1200, Miss: 80, Stale: 12}, "file": {Hit: 940, Miss: 210},
@@ -336,7 +339,10 @@ func TestStatusHTMLFigures(t *testing.T) {
 		{"stale trust root", statusSnapshot{TrustRootAge: 50 * time.Hour, CacheHitRatio: 0.5}, []string{"2d 2h (stale)", "hit ratio 50.0%"}},
 		{"fresh trust root", statusSnapshot{TrustRootAge: 90 * time.Minute, CacheHitRatio: 1}, []string{">1h 30m<", "hit ratio 100.0%"}},
 		{"unknown", statusSnapshot{TrustRootAge: -1, CacheHitRatio: math.NaN()}, []string{">unknown<", "hit ratio no lookups yet", "built-in default"}},
-		{"cache size", statusSnapshot{CacheBytes: 1536}, []string{">1.5 KiB<"}},
+		{"cache size", statusSnapshot{CacheBlobBytes: 1536, CacheDBBytes: 32 << 20, CacheBytes: 1536 + 32<<20},
+			[]string{">1.5 KiB<", "files (no cache.max_size limit) · database 32.0 MiB"}},
+		{"cache size and limit", statusSnapshot{CacheBlobBytes: 3 << 30, CacheMaxBytes: 16 << 30, CacheDBBytes: 1 << 20},
+			[]string{">3.0 GiB<", "files of 16.0 GiB (cache.max_size) · database 1.0 MiB"}},
 		{"extra verdict counted", statusSnapshot{Counts: map[string]int64{"other": 7}}, []string{">other</td><td class=\"num\">7<"}},
 	}
 	for _, tc := range tests {

@@ -315,7 +315,7 @@ func sizeLimit(d dirStats) string {
 	case d.Source != "server":
 		return "(known to the server; see cache.max_size)"
 	case d.MaxBlobBytes <= 0:
-		return "none"
+		return "none (cache.max_size: 0)"
 	}
-	return humanBytes(d.MaxBlobBytes)
+	return fmt.Sprintf("%s of %s (cache.max_size bounds the blobs, not the database)", humanBytes(d.BlobBytes), humanBytes(d.MaxBlobBytes))
 }

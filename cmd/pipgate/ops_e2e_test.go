@@ -189,6 +189,11 @@ func TestE2EHTTPSAndCacheLimit(t *testing.T) {
 	if st.Source != "server" || st.MaxBlobBytes != 8<<20 || st.BlobBytes > 8<<20 || st.Blobs == 0 {
 		t.Errorf("cache stats: %+v; want source server, limit 8 MiB, blobs within it", st)
 	}
+	// One figure: the gauge the dashboard compares with the limit is the
+	// blob bytes cache stats prints.
+	if got := p.metricTLS(t, "pipgate_cache_blob_bytes"); got != float64(st.BlobBytes) {
+		t.Errorf("pipgate_cache_blob_bytes = %v; want cache stats' blob bytes %d", got, st.BlobBytes)
+	}
 
 	// SIGHUP: a new certificate is served; a broken one keeps it.
 	certB, keyB := ca.issue(t, dir, "second", time.Now().Add(-time.Hour))
