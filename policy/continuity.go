@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pipgate/pipgate/pypi"
@@ -12,6 +13,8 @@ import (
 type File struct {
 	// Facts are the file's verification facts.
 	Facts pypi.Facts
+	// Filename is the file's name (for its place in the project's history).
+	Filename string
 	// Version is the file's release. Nil: unknown (continuity is not
 	// checked; the cooldown still is).
 	Version *pypi.Version
@@ -20,32 +23,151 @@ type File struct {
 	UploadTime time.Time
 	// Now is the time the cooldown is measured at.
 	Now time.Time
-	// History is the project's releases, in any order. The file's own
-	// release may be present; only releases below it are looked at.
-	// Continuity needs the releases below Version down to (and including)
-	// the previous attested one; a caller may omit the rest.
-	History []Release
+	// Record is the project's continuity record ([FindRecord]). Nil: not
+	// established, and continuity is not checked.
+	Record *Record
 }
 
-// Release is what is known about one release of a project, for continuity.
-type Release struct {
-	// Version is the release's PEP 440 version.
+// upload is f's place in the project's history.
+func (f *File) upload() Upload {
+	return Upload{Filename: f.Filename, Version: *f.Version, UploadTime: f.UploadTime, Provenance: f.Facts.Verdict != pypi.VerdictUnattested}
+}
+
+// Upload is one file of a project's history, as the continuity record sees
+// it: every file the index lists counts, of every release (pre-, post-,
+// dev and local versions included), yanked or not, since a yank does not
+// change who published a file.
+type Upload struct {
+	// Filename is the file's name; it breaks ties in the order.
+	Filename string
+	// Version is the file's release.
 	Version pypi.Version
-	// Publishers are the verified signers of its files (duplicates allowed).
-	// Empty: no file of the release verified.
-	Publishers []pypi.Identity
-	// Yanked marks a release whose every file the upstream yanked: the
-	// maintainers withdrew it, so it is never the release a later one is
-	// compared with.
-	Yanked bool
-	// Unknown marks a release whose files with provenance could not all be
-	// checked (an upstream or verification error) and none of which
-	// verified: whether it is attested is not known.
+	// UploadTime is the PEP 700 upload-time; zero when unknown.
+	UploadTime time.Time
+	// Provenance is whether the index lists provenance for the file: only
+	// such a file can be attested, so only such a file is checked.
+	Provenance bool
+}
+
+// Attestation is what verification established about one [Upload] with
+// provenance, for [FindRecord].
+type Attestation struct {
+	// Publisher is the verified signer; nil when the file did not verify
+	// (no provenance after all, invalid, unsupported).
+	Publisher *pypi.Identity
+	// Unknown: whether the file verifies could not be established (an
+	// upstream or verification error, or, from a cache, not known yet).
 	Unknown bool
 }
 
-// Attested reports whether a file of the release verified.
-func (r Release) Attested() bool { return len(r.Publishers) > 0 }
+// MaxRecordChecks bounds the work of [FindRecord]: at most this many files
+// with provenance are checked (verified) to find a project's first
+// attested file, however long its history. Past it the record is
+// [Record.Limited] and every decision that needs it fails closed.
+const MaxRecordChecks = 32
+
+// Record is a project's continuity record: its first attested file, whose
+// signer is the publisher of record. A file is judged against it, never
+// against another later release, so a flagged release never becomes what
+// the next one is compared with.
+type Record struct {
+	// Timed is whether the history is ordered by upload time (every file
+	// has one; ties by version); otherwise it is ordered by version alone.
+	Timed bool
+	// First is the project's first attested file in that order; nil when
+	// no file is attested (as far as the walk got).
+	First *Upload
+	// Publisher is First's verified signer: the publisher of record.
+	Publisher pypi.Identity
+	// Stop is the file the walk stopped at without knowing whether it is
+	// attested (Unknown) or without checking it (Limited); nil when the
+	// walk finished. Every file before it is known not to be attested.
+	Stop *Upload
+	// Unknown: Stop could not be checked.
+	Unknown bool
+	// Limited: the walk checked [MaxRecordChecks] files before Stop.
+	Limited bool
+}
+
+// SortUploads sorts a project's files in history order, in place: by
+// upload time when every file has one (ties by version), else by version;
+// then by filename. It reports whether the order is by upload time. Upload
+// times are the index's (PyPI sets them; an uploader cannot backdate a
+// file), so a file added to an old release later is late in history; by
+// version alone it is not, so an index without upload times leaves an
+// uploader that room (list the publishers in the rule to take it away).
+func SortUploads(us []Upload) (timed bool) {
+	timed = len(us) > 0
+	for i := range us {
+		if us[i].UploadTime.IsZero() {
+			timed = false
+			break
+		}
+	}
+	slices.SortStableFunc(us, func(a, b Upload) int {
+		if c := comparePlace(a, b, timed); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Filename, b.Filename)
+	})
+	return timed
+}
+
+// comparePlace orders two files by their place in history, ignoring the
+// filename: upload time (when timed), then version.
+func comparePlace(a, b Upload, timed bool) int {
+	if timed && !a.UploadTime.IsZero() && !b.UploadTime.IsZero() {
+		if c := a.UploadTime.Compare(b.UploadTime); c != 0 {
+			return c
+		}
+	}
+	return a.Version.Compare(b.Version)
+}
+
+// FindRecord walks a project's files, sorted by [SortUploads] (timed is
+// its result), to the first attested one. check establishes whether the
+// file at index i (one with provenance) is attested; it is called in
+// order, at most [MaxRecordChecks] times, and the walk stops at the first
+// attested file or at the first whose attestation is unknown.
+func FindRecord(sorted []Upload, timed bool, check func(i int) Attestation) Record {
+	rec := Record{Timed: timed}
+	checks := 0
+	for i := range sorted {
+		u := &sorted[i]
+		if !u.Provenance {
+			continue
+		}
+		if checks == MaxRecordChecks {
+			rec.Stop, rec.Limited = u, true
+			return rec
+		}
+		checks++
+		a := check(i)
+		switch {
+		case a.Unknown:
+			rec.Stop, rec.Unknown = u, true
+			return rec
+		case a.Publisher != nil:
+			rec.First, rec.Publisher = u, *a.Publisher
+			return rec
+		}
+	}
+	return rec
+}
+
+// attestedBy returns the project's first attested file when it comes no
+// later than u (before it, or at the same place: same release, same upload
+// time), nil when none does, and ok false when that is not known: the walk
+// stopped (unknown or limited) at or before u's place.
+func (r *Record) attestedBy(u Upload) (first *Upload, ok bool) {
+	if r.First != nil && comparePlace(*r.First, u, r.Timed) <= 0 {
+		return r.First, true
+	}
+	if r.Stop != nil && comparePlace(*r.Stop, u, r.Timed) <= 0 {
+		return nil, false
+	}
+	return nil, true
+}
 
 // SamePublisher reports whether a and b are the same publisher at the level
 // of trust: kind and repository for GitHub and GitLab (a workflow,
@@ -76,32 +198,59 @@ func trustPublisher(id pypi.Identity) pypi.Publisher {
 	return pypi.Publisher{Kind: pypi.KindIdentity, Issuer: id.Issuer, Subject: id.Subject}
 }
 
+// acceptsPublisher reports whether one of r's publishers accepts id for
+// continuity: at the level of trust, so a listed workflow does not matter
+// here (require: trusted-publisher checks it).
+func (r *rule) acceptsPublisher(id pypi.Identity) bool {
+	for _, pub := range r.Publishers {
+		pub.Workflow = ""
+		if pub.Matches(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsVersion reports whether v is one of r's accepted_versions.
+func (r *rule) acceptsVersion(v pypi.Version) bool {
+	for _, a := range r.accepted {
+		if a.Equal(v) {
+			return true
+		}
+	}
+	return false
+}
+
 // DecideFile is [Policy.Decide] plus the checks across releases of the
 // product contract ("Trust over time"), each applied when its rule turns it
-// on:
-//   - publisher-changed (continuity): the file verifies, its signer is not
-//     in the rule's publishers, and it is not the same publisher
-//     ([SamePublisher]) as any signer of the previous attested release: the
-//     highest version below the file's with a verified file (upstream-yanked
-//     releases skipped), so a backport 1.2.5 published after 2.0.0 is
-//     compared with 1.2.4;
-//   - attestation-lost (continuity): the file has no provenance and the
-//     nearest lower release has a verified file (releases older than the
-//     first attested one are therefore never affected);
+// on. Continuity judges a file against the project's record ([Record]):
+//   - publisher-changed (continuity): the file verifies, and its signer is
+//     neither the publisher of record (the signer of the project's first
+//     attested file: [SamePublisher]) nor accepted by one of the rule's
+//     publishers (at the level of trust; the workflow is not compared).
+//     The original publisher signing again is never a change, whatever
+//     was published in between;
+//   - attestation-lost (continuity): the file has no verified attestation
+//     (no provenance, invalid, unsupported), and the project's first
+//     attested file came no later (files before it are never affected);
 //   - cooldown (min_release_age): the file was uploaded less than
 //     min_release_age before Now, or its upload time is unknown.
+//
+// A file whose version is in the rule's accepted_versions has no
+// continuity finding. When continuity needs a file that could not be
+// checked ([Record.Unknown]), or the file's own provenance could not be
+// (verdict error), the rule's on_error applies; past the walk's bound
+// ([Record.Limited]) the continuity action does (fail closed).
 //
 // The action is the strongest of the verdict's and the findings' (block,
 // yank, warn, allow). [Decision.Finding] names the strongest finding (the
 // first when they tie), and the reason leads with it and says what to do.
-// When a check needs a release that could not be checked ([Release.Unknown])
-// the rule's on_error applies, as for the file's own provenance.
 func (p *Policy) DecideFile(project string, f File) Decision {
 	r := p.lookup(pypi.NormalizeName(project))
 	d := p.decide(r, project, f.Facts)
 	var found []finding
-	if r.Continuity != ActionNone && f.Version != nil {
-		if x, ok := continuity(r, f); ok {
+	if r.Continuity != ActionNone && f.Version != nil && f.Record != nil && !r.acceptsVersion(*f.Version) {
+		if x, ok := continuity(r, &f); ok {
 			found = append(found, x)
 		}
 	}
@@ -172,47 +321,40 @@ func rank(a Action) int {
 	return 0
 }
 
-// continuity makes the continuity checks for f.
-func continuity(r *rule, f File) (finding, bool) {
+// continuity makes the continuity checks for f against f.Record.
+func continuity(r *rule, f *File) (finding, bool) {
 	v := *f.Version
+	rec := f.Record
 	var b reasonBuilder
 	switch f.Facts.Verdict {
 	case pypi.VerdictVerified:
 		id := f.Facts.Identity
-		if id == nil {
+		if id == nil || r.acceptsPublisher(*id) {
 			return finding{}, false
 		}
-		for _, pub := range r.Publishers {
-			if pub.Matches(*id) {
-				return finding{}, false // accepted by the operator
-			}
+		first, ok := rec.attestedBy(f.upload())
+		if !ok {
+			return unchecked(r, rec)
 		}
-		prev, unknown := previous(f.History, v, true)
-		if unknown != nil {
-			return unchecked(r, unknown)
-		}
-		if prev == nil {
-			return finding{}, false // the first attested release
-		}
-		for _, p := range prev.Publishers {
-			if SamePublisher(p, *id) {
-				return finding{}, false
-			}
+		if first == nil || SamePublisher(rec.Publisher, *id) {
+			return finding{}, false // the first attested file, or its publisher again
 		}
 		b.add(string(FindingPublisherChanged), ": ", oneLine(v.String(), 64), " is signed by ")
 		b.identity(id)
-		b.add(", but the previous attested release ", oneLine(prev.Version.String(), 64), " was signed by ")
-		var seen []pypi.Publisher
-		for _, p := range prev.Publishers {
-			tp := trustPublisher(p)
-			if slices.Contains(seen, tp) {
-				continue
+		b.add(", but the publisher of record of this project is ")
+		b.publisher(trustPublisher(rec.Publisher))
+		b.add(" (the signer of its first attested file, ", oneLine(first.Filename, 200), ")")
+		if len(r.Publishers) > 0 {
+			b.add(", and ")
+			b.rule(r)
+			b.add(" accepts ")
+			for i, pub := range r.Publishers {
+				if i > 0 {
+					b.add(", ")
+				}
+				pub.Workflow = ""
+				b.publisher(pub)
 			}
-			if len(seen) > 0 {
-				b.add(" and ")
-			}
-			seen = append(seen, tp)
-			b.identity(&p)
 		}
 		b.add("; if the new publisher is expected, add ")
 		b.yamlPublisher(trustPublisher(*id))
@@ -220,53 +362,46 @@ func continuity(r *rule, f File) (finding, bool) {
 		b.acceptIn(r)
 		b.add(" and reload the policy")
 		return finding{finding: FindingPublisherChanged, action: r.Continuity, text: b.String()}, true
+	case pypi.VerdictError:
+		// Whether the file itself is attested is not known.
+		return finding{action: r.OnError, text: "continuity could not be checked: the provenance of this file could not be verified (on_error)"}, true
+	}
+	// No verified attestation: unattested, invalid, unsupported.
+	first, ok := rec.attestedBy(f.upload())
+	if !ok {
+		return unchecked(r, rec)
+	}
+	if first == nil {
+		return finding{}, false // before the project's first attested file
+	}
+	b.add(string(FindingAttestationLost), ": ", oneLine(v.String(), 64))
+	switch f.Facts.Verdict {
 	case pypi.VerdictUnattested:
-		prev, unknown := previous(f.History, v, false)
-		if unknown != nil {
-			return unchecked(r, unknown)
-		}
-		if prev == nil || !prev.Attested() {
-			return finding{}, false
-		}
-		b.add(string(FindingAttestationLost), ": ", oneLine(v.String(), 64), " has no provenance, but the previous release ",
-			oneLine(prev.Version.String(), 64), " was attested (signed by ")
-		b.identity(&prev.Publishers[0])
-		b.add("); check with the maintainers that it was published as usual; to accept it, set continuity: none in ")
-		b.acceptIn(r)
-		return finding{finding: FindingAttestationLost, action: r.Continuity, text: b.String()}, true
+		b.add(" has no provenance")
+	default:
+		b.add(" has no verified attestation (", oneLine(string(f.Facts.Verdict), 40), ")")
 	}
-	return finding{}, false
+	b.add(", but this project has published attested files since ", oneLine(first.Filename, 200), " (signed by ")
+	b.publisher(trustPublisher(rec.Publisher))
+	b.add("); check with the maintainers that it was published as usual; to accept it, add ")
+	b.add(quote(oneLine(v.String(), 64)), " to the accepted_versions of ")
+	b.acceptIn(r)
+	b.add(" and reload the policy (continuity: none stops these checks)")
+	return finding{finding: FindingAttestationLost, action: r.Continuity, text: b.String()}, true
 }
 
-// unchecked is a continuity check that needs a release that could not be
-// checked: on_error decides, without a finding.
-func unchecked(r *rule, u *Release) (finding, bool) {
-	return finding{action: r.OnError, text: "continuity could not be checked: the provenance of release " +
-		oneLine(u.Version.String(), 64) + " could not be verified (on_error)"}, true
-}
-
-// previous returns the release a file of version v is compared with: the
-// highest non-yanked release below v that is attested (attested true), or
-// the highest non-yanked release below v (attested false). When an Unknown
-// release stands in the way (it might be the one), it is returned as
-// unknown instead.
-func previous(history []Release, v pypi.Version, attested bool) (prev, unknown *Release) {
-	for i := range history {
-		h := &history[i]
-		if h.Yanked || h.Version.Compare(v) >= 0 {
-			continue
-		}
-		if attested && !h.Attested() && !h.Unknown {
-			continue
-		}
-		if prev == nil || h.Version.Compare(prev.Version) > 0 {
-			prev = h
-		}
+// unchecked is a continuity check that needs a file the walk did not
+// establish: on_error decides when its attestation could not be checked,
+// the continuity action when the walk reached its bound (fail closed);
+// neither is a finding.
+func unchecked(r *rule, rec *Record) (finding, bool) {
+	name := oneLine(rec.Stop.Filename, 200)
+	if rec.Limited {
+		return finding{action: r.Continuity, text: "continuity could not be checked: " + itoa(MaxRecordChecks) +
+			" files with provenance before " + name + " did not verify, and pipgate checks at most " + itoa(MaxRecordChecks) +
+			" to find a project's first attested file (MaxRecordChecks); list its publishers in the policy rule or set continuity: none"}, true
 	}
-	if prev != nil && prev.Unknown && !prev.Attested() {
-		return nil, prev
-	}
-	return prev, nil
+	return finding{action: r.OnError, text: "continuity could not be checked: the provenance of " + name + " could not be verified (on_error)"}, true
 }
 
 // cooldown makes the cooldown check for f.

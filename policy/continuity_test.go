@@ -1,6 +1,8 @@
 package policy_test
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +45,9 @@ packages:
   - name: unchecked
     continuity: yank
     on_error: warn
+  - name: lenient
+    continuity: block
+    accepted_versions: ["1.2"]
 `
 
 // signers mints real verification facts with the fake Sigstore: the same
@@ -77,17 +82,73 @@ func mintFacts(t *testing.T) {
 
 func ver(s string) *pypi.Version { v := pypi.MustParseVersion(s); return &v }
 
-// rel is a release signed by the identities of facts (none: unattested).
-func rel(version string, facts ...pypi.Facts) policy.Release {
-	r := policy.Release{Version: pypi.MustParseVersion(version)}
-	for _, f := range facts {
-		r.Publishers = append(r.Publishers, *f.Identity)
-	}
-	return r
+// hf is one file of a project's history: its release, its facts (no
+// Identity and verdict unattested: no provenance), an upload time in
+// minutes after t0 (0: unknown), and an optional filename.
+type hf struct {
+	version string
+	facts   pypi.Facts
+	minute  int
+	name    string
 }
 
-func yanked(r policy.Release) policy.Release     { r.Yanked = true; return r }
-func unknownRel(r policy.Release) policy.Release { r.Unknown = true; return r }
+var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (h hf) filename() string {
+	if h.name != "" {
+		return h.name
+	}
+	return "proj-" + h.version + "-py3-none-any.whl"
+}
+
+func (h hf) upload() policy.Upload {
+	u := policy.Upload{Filename: h.filename(), Version: pypi.MustParseVersion(h.version), Provenance: h.facts.Verdict != pypi.VerdictUnattested}
+	if h.minute != 0 {
+		u.UploadTime = t0.Add(time.Duration(h.minute) * time.Minute)
+	}
+	return u
+}
+
+func attestation(f pypi.Facts) policy.Attestation {
+	switch {
+	case f.Verdict == pypi.VerdictError:
+		return policy.Attestation{Unknown: true}
+	case f.Verdict == pypi.VerdictVerified && f.Identity != nil:
+		return policy.Attestation{Publisher: f.Identity}
+	}
+	return policy.Attestation{}
+}
+
+// record builds the continuity record of a history (which includes the
+// file being decided) and counts the checks it took.
+func record(t *testing.T, files []hf) (policy.Record, int) {
+	t.Helper()
+	us := make([]policy.Upload, len(files))
+	facts := map[string]pypi.Facts{}
+	for i, h := range files {
+		us[i] = h.upload()
+		facts[us[i].Filename] = h.facts
+	}
+	timed := policy.SortUploads(us)
+	checks := 0
+	rec := policy.FindRecord(us, timed, func(i int) policy.Attestation {
+		checks++
+		if !us[i].Provenance {
+			t.Errorf("check(%s): a file without provenance is never checked", us[i].Filename)
+		}
+		return attestation(facts[us[i].Filename])
+	})
+	return rec, checks
+}
+
+// decideIn decides file f of project, whose history (f included) is files.
+func decideIn(t *testing.T, p *policy.Policy, project string, f hf, history []hf) (policy.Decision, int) {
+	t.Helper()
+	rec, checks := record(t, append(slices.Clone(history), f))
+	u := f.upload()
+	return p.DecideFile(project, policy.File{Facts: f.facts, Filename: u.Filename, Version: &u.Version, UploadTime: u.UploadTime,
+		Now: t0.Add(1000 * 24 * time.Hour), Record: &rec}), checks
+}
 
 func TestDecideFileContinuity(t *testing.T) {
 	mintFacts(t)
@@ -96,58 +157,98 @@ func TestDecideFileContinuity(t *testing.T) {
 		t.Fatal(err)
 	}
 	good, goodOther, evil, gcp := signers.good, signers.goodOther, signers.evil, signers.gcp
-	unattested := pypi.Facts{Verdict: pypi.VerdictUnattested}
+	none := pypi.Facts{Verdict: pypi.VerdictUnattested}
+	invalid := pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: "signature", Detail: "bad"}
+	failed := pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFetch, Detail: "upstream down"}
+	h := func(version string, f pypi.Facts) hf { return hf{version: version, facts: f} }
+	at := func(version string, f pypi.Facts, minute int) hf {
+		return hf{version: version, facts: f, minute: minute}
+	}
+	sdist := func(version string, f pypi.Facts) hf {
+		return hf{version: version, facts: f, name: "proj-" + version + ".tar.gz"}
+	}
+	var manyBroken []hf
+	for i := 1; i <= policy.MaxRecordChecks+8; i++ {
+		manyBroken = append(manyBroken, h("0."+strconv.Itoa(i), invalid))
+	}
+	manyBroken = append(manyBroken, h("1.0", good))
 	tests := []struct {
 		name        string
 		project     string
-		facts       pypi.Facts
-		version     string
-		history     []policy.Release
+		file        hf
+		history     []hf
 		wantAction  policy.Action
 		wantFinding policy.Finding
 		wantReason  []string // substrings
 	}{
-		{"same publisher", "proj", good, "1.2", []policy.Release{rel("1.0", good), rel("1.1", good)}, "allow", "", nil},
-		{"publisher changed", "proj", evil, "1.2", []policy.Release{rel("1.0", good), rel("1.1", good)}, "block", "publisher-changed",
-			[]string{"pipgate: proj: publisher-changed: 1.2 is signed by github:evil/proj@release.yml", "previous attested release 1.1 was signed by github:good/proj@release.yml",
-				`add {kind: github, repository: evil/proj} to the publishers of policy rule "proj"`}},
-		{"order of the history does not matter", "proj", evil, "1.2", []policy.Release{rel("1.1", good), rel("1.0", good)}, "block", "publisher-changed", []string{"release 1.1 was"}},
-		{"workflow-only change is not a change", "proj", goodOther, "1.2", []policy.Release{rel("1.1", good)}, "allow", "", nil},
-		{"kind change", "proj", gcp, "1.2", []policy.Release{rel("1.1", good)}, "block", "publisher-changed", []string{"signed by google:builder@proj.iam.gserviceaccount.com", "{kind: google, email: builder@proj.iam.gserviceaccount.com}"}},
-		{"first attested release", "proj", evil, "1.0", []policy.Release{rel("0.9"), rel("0.8")}, "allow", "", nil},
-		{"no history at all", "proj", evil, "1.0", nil, "allow", "", nil},
-		{"higher releases are not compared", "proj", evil, "1.0", []policy.Release{rel("1.1", good), rel("2.0", good)}, "allow", "", nil},
-		{"backport compares with 1.2.4", "proj", good, "1.2.5", []policy.Release{rel("1.2.4", good), rel("2.0.0", evil)}, "allow", "", nil},
-		{"backport changed against 1.2.4", "proj", evil, "1.2.5", []policy.Release{rel("1.2.4", good), rel("2.0.0", evil)}, "block", "publisher-changed", []string{"previous attested release 1.2.4 was"}},
-		{"pre-release sorts below its final", "proj", good, "2.0.0", []policy.Release{rel("1.9", good), rel("2.0.0rc1", evil)}, "block", "publisher-changed", []string{"release 2.0.0rc1 was signed by github:evil/proj"}},
-		{"pre-release compares with the lower final", "proj", good, "2.0.0rc1", []policy.Release{rel("1.9", good), rel("2.0.0", evil)}, "allow", "", nil},
-		{"dev release", "proj", evil, "1.1.dev0", []policy.Release{rel("1.0", good), rel("1.1", evil)}, "block", "publisher-changed", []string{"release 1.0 was"}},
-		{"same release spelled differently", "proj", evil, "1.0.0", []policy.Release{rel("1.0", good), rel("0.9", evil)}, "allow", "", nil},
-		{"yanked release is skipped", "proj", good, "1.2", []policy.Release{rel("1.0", good), yanked(rel("1.1", evil))}, "allow", "", nil},
-		{"yanked release is skipped (change)", "proj", evil, "1.2", []policy.Release{rel("1.0", good), yanked(rel("1.1", evil))}, "block", "publisher-changed", []string{"release 1.0 was"}},
-		{"unattested releases between are skipped", "proj", evil, "1.3", []policy.Release{rel("1.1", good), rel("1.2")}, "block", "publisher-changed", []string{"release 1.1 was"}},
-		{"any publisher of the previous release", "proj", evil, "1.3", []policy.Release{rel("1.2", good, evil)}, "allow", "", nil},
-		{"both publishers named", "proj", gcp, "1.3", []policy.Release{rel("1.2", good, goodOther, evil)}, "block", "publisher-changed",
-			[]string{"was signed by github:good/proj@release.yml (refs/tags/v1.0) and github:evil/proj@release.yml"}},
-		{"listed publisher accepted", "accepted", evil, "1.2", []policy.Release{rel("1.1", good)}, "allow", "", nil},
-		{"unlisted publisher under a listed rule", "accepted", gcp, "1.2", []policy.Release{rel("1.1", good)}, "block", "publisher-changed", []string{`policy rule "accepted"`}},
-		{"trusted publisher listed", "tp", evil, "1.2", []policy.Release{rel("1.1", good)}, "allow", "", nil},
-		{"trusted publisher, workflow not listed", "tp", signers.goodOther, "1.2", []policy.Release{rel("1.1", good)}, "allow", "", nil},
-		{"attestation lost", "proj", unattested, "1.2", []policy.Release{rel("1.0", good), rel("1.1", good)}, "block", "attestation-lost",
-			[]string{"pipgate: proj: attestation-lost: 1.2 has no provenance, but the previous release 1.1 was attested (signed by github:good/proj", `continuity: none in policy rule "proj"`}},
-		{"attestation lost after a yanked release", "proj", unattested, "1.2", []policy.Release{rel("1.0", good), yanked(rel("1.1"))}, "block", "attestation-lost", []string{"previous release 1.0"}},
-		{"older than the first attested release", "proj", unattested, "0.8", []policy.Release{rel("0.9"), rel("1.0", good)}, "allow", "", nil},
-		{"nearest lower release unattested", "proj", unattested, "1.3", []policy.Release{rel("1.1", good), rel("1.2")}, "allow", "", nil},
-		{"unattested backport after attested major", "proj", unattested, "1.2.5", []policy.Release{rel("1.2.4"), rel("2.0.0", good)}, "allow", "", nil},
-		{"unknown previous release: on_error", "unchecked", evil, "1.2", []policy.Release{rel("1.0", good), unknownRel(rel("1.1"))}, "warn", "",
-			[]string{"continuity could not be checked: the provenance of release 1.1 could not be verified"}},
-		{"unknown release below the attested one", "unchecked", evil, "1.2", []policy.Release{unknownRel(rel("1.0")), rel("1.1", good)}, "yank", "publisher-changed", nil},
-		{"continuity off", "other", evil, "1.2", []policy.Release{rel("1.1", good)}, "allow", "", nil},
+		{"same publisher", "proj", h("1.2", good), []hf{h("1.0", good), h("1.1", good)}, "allow", "", nil},
+		{"publisher changed", "proj", h("1.2", evil), []hf{h("1.0", good), h("1.1", good)}, "block", "publisher-changed",
+			[]string{"pipgate: proj: publisher-changed: 1.2 is signed by github:evil/proj@release.yml (refs/tags/v1.0), but the publisher of record of this project is github:good/proj (the signer",
+				"the signer of its first attested file, proj-1.0-py3-none-any.whl",
+				`add {kind: github, repository: evil/proj} to the publishers of policy rule "proj" and reload the policy`}},
+		{"second release by the new publisher", "proj", h("1.3", evil), []hf{h("1.0", good), h("1.1", good), h("1.2", evil)}, "block", "publisher-changed",
+			[]string{"publisher of record of this project is github:good/proj"}},
+		{"pre-release decoy, then the final", "proj", h("2.0", evil), []hf{h("1.0", good), h("2.0rc1", evil)}, "block", "publisher-changed", nil},
+		{"the pre-release decoy itself", "proj", h("2.0rc1", evil), []hf{h("1.0", good), h("2.0", evil)}, "block", "publisher-changed", nil},
+		{"returning original publisher", "proj", h("1.3", good), []hf{h("1.0", good), h("1.1", evil), h("1.2", evil)}, "allow", "", nil},
+		{"returning original publisher, other workflow", "proj", h("2.0", goodOther), []hf{h("1.0", good), h("1.5", evil)}, "allow", "", nil},
+		{"third publisher", "proj", h("1.3", gcp), []hf{h("1.0", good), h("1.1", evil)}, "block", "publisher-changed",
+			[]string{"signed by google:builder@proj.iam.gserviceaccount.com", "publisher of record of this project is github:good/proj", "{kind: google, email: builder@proj.iam.gserviceaccount.com}"}},
+		{"workflow-only change is not a change", "proj", h("1.2", goodOther), []hf{h("1.1", good)}, "allow", "", nil},
+		{"first attested release", "proj", h("1.0", evil), []hf{h("0.9", none), h("0.8", none)}, "allow", "", nil},
+		{"no history at all", "proj", h("1.0", evil), nil, "allow", "", nil},
+		{"without upload times, the lowest version is first", "proj", h("1.0", evil), []hf{h("1.1", good), h("2.0", good)}, "allow", "", nil},
+		{"with upload times, the first upload is first", "proj", at("0.0.1", evil, 30), []hf{at("1.0", good, 10), at("1.1", good, 20)}, "block", "publisher-changed",
+			[]string{"0.0.1 is signed by github:evil/proj", "first attested file, proj-1.0-py3-none-any.whl"}},
+		{"a file added to the first release later", "proj", at("2.0", evil, 40),
+			[]hf{at("1.0", good, 10), {version: "1.0", facts: evil, minute: 30, name: "proj-1.0-cp27-none-any.whl"}}, "block", "publisher-changed", nil},
+		{"backport by the original publisher", "proj", at("1.2.5", good, 30), []hf{at("1.2.4", good, 10), at("2.0.0", evil, 20)}, "allow", "", nil},
+		{"backport by another publisher", "proj", at("1.2.5", evil, 30), []hf{at("1.2.4", good, 10), at("2.0.0", good, 20)}, "block", "publisher-changed", nil},
+		{"post-release", "proj", h("1.0.post1", evil), []hf{h("1.0", good)}, "block", "publisher-changed", nil},
+		{"local version", "proj", h("1.0+evil", evil), []hf{h("1.0", good)}, "block", "publisher-changed", nil},
+		{"epoch version", "proj", h("1!0.1", evil), []hf{h("2.0", good)}, "block", "publisher-changed", nil},
+		{"dev release", "proj", h("1.1.dev0", evil), []hf{h("1.0", good), h("1.1", evil)}, "block", "publisher-changed", nil},
+		{"same release spelled differently", "proj", h("1.0.0", evil), []hf{h("1.0", good), h("0.9", evil)}, "allow", "", nil},
+		{"any attested file counts, however many follow", "proj", h("9.0", evil), []hf{h("1.0", good), h("2.0", none), h("3.0", none), h("4.0", evil)}, "block", "publisher-changed", nil},
+		{"listed publisher accepted", "accepted", h("1.2", evil), []hf{h("1.1", good)}, "allow", "", nil},
+		{"original publisher under a rule listing another", "accepted", h("1.3", good), []hf{h("1.1", good), h("1.2", evil)}, "allow", "", nil},
+		{"unlisted publisher under a listed rule", "accepted", h("1.2", gcp), []hf{h("1.1", good)}, "block", "publisher-changed",
+			[]string{`policy rule "accepted" accepts github:evil/proj`, `to the publishers of policy rule "accepted"`}},
+		{"trusted publisher listed", "tp", h("1.2", evil), []hf{h("1.1", good)}, "allow", "", nil},
+		{"trusted publisher, workflow not listed", "tp", h("1.2", goodOther), []hf{h("1.1", good)}, "allow", "", nil},
+		{"attestation lost", "proj", h("1.2", none), []hf{h("1.0", good), h("1.1", good)}, "block", "attestation-lost",
+			[]string{"pipgate: proj: attestation-lost: 1.2 has no provenance, but this project has published attested files since proj-1.0-py3-none-any.whl (signed by github:good/proj",
+				`add "1.2" to the accepted_versions of policy rule "proj" and reload the policy`}},
+		{"two unattested releases", "proj", h("1.3", none), []hf{h("1.0", good), h("1.2", none)}, "block", "attestation-lost", nil},
+		{"unattested pre-release decoy, then the final", "proj", h("2.0", none), []hf{h("1.0", good), h("2.0rc1", none)}, "block", "attestation-lost", nil},
+		{"the unattested pre-release decoy itself", "proj", h("2.0rc1", none), []hf{h("1.0", good), h("2.0", none)}, "block", "attestation-lost", nil},
+		{"unattested post-release", "proj", h("1.0.post1", none), []hf{h("1.0", good)}, "block", "attestation-lost", nil},
+		{"invalid after attested", "proj", h("1.2", invalid), []hf{h("1.0", good)}, "block", "attestation-lost",
+			[]string{"attestation failed verification", "1.2 has no verified attestation (invalid)"}},
+		{"unattested file of an attested release", "proj", sdist("2.0", none), []hf{h("1.0", good), h("2.0", good)}, "block", "attestation-lost", nil},
+		{"unattested file of the first attested release", "proj", sdist("1.0", none), []hf{h("1.0", good)}, "block", "attestation-lost", nil},
+		{"attested file beside an unattested one", "proj", h("2.0", good), []hf{h("1.0", good), sdist("2.0", none)}, "allow", "", nil},
+		{"older than the first attested release", "proj", h("0.8", none), []hf{h("0.9", none), h("1.0", good)}, "allow", "", nil},
+		{"unattested backport, by version", "proj", h("1.2.5", none), []hf{h("1.2.4", none), h("2.0.0", good)}, "allow", "", nil},
+		{"unattested backport uploaded after an attested release", "proj", at("1.2.5", none, 30), []hf{at("1.2.4", none, 10), at("2.0.0", good, 20)}, "block", "attestation-lost", nil},
+		{"accepted version, unattested", "lenient", h("1.2", none), []hf{h("1.0", good)}, "allow", "", nil},
+		{"accepted version spelled otherwise", "lenient", h("1.2.0", none), []hf{h("1.0", good)}, "allow", "", nil},
+		{"accepted version, other publisher", "lenient", h("1.2", evil), []hf{h("1.0", good)}, "allow", "", nil},
+		{"not an accepted version", "lenient", h("1.3", none), []hf{h("1.0", good), h("1.2", none)}, "block", "attestation-lost", nil},
+		{"unknown first file: on_error", "unchecked", h("1.2", evil), []hf{h("1.0", failed), h("1.1", good)}, "warn", "",
+			[]string{"continuity could not be checked: the provenance of proj-1.0-py3-none-any.whl could not be verified (on_error)"}},
+		{"unattested before the unknown file", "unchecked", h("0.5", none), []hf{h("1.0", failed), h("1.1", good)}, "allow", "", nil},
+		{"unknown file after the first attested one", "unchecked", h("1.2", evil), []hf{h("1.0", good), h("1.1", failed)}, "yank", "publisher-changed", nil},
+		{"the file's own provenance unknown", "unchecked", h("1.2", failed), []hf{h("1.0", good)}, "warn", "", []string{"the provenance of this file could not be verified"}},
+		{"past the bound: fail closed", "proj", h("2.0", evil), manyBroken, "block", "",
+			[]string{"continuity could not be checked: 32 files with provenance before proj-0.33-py3-none-any.whl did not verify", "MaxRecordChecks"}},
+		{"past the bound, unattested", "proj", h("2.0", none), manyBroken, "block", "", []string{"MaxRecordChecks"}},
+		{"before the bound", "proj", h("0.0.1", none), manyBroken, "allow", "", nil},
+		{"continuity off", "other", h("1.2", evil), []hf{h("1.1", good)}, "allow", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := p.DecideFile(tt.project, policy.File{Facts: tt.facts, Version: ver(tt.version), History: tt.history,
-				UploadTime: time.Unix(0, 0), Now: time.Unix(0, 0)})
+			d, checks := decideIn(t, p, tt.project, tt.file, tt.history)
 			if d.Action != tt.wantAction || d.Finding != tt.wantFinding {
 				t.Errorf("DecideFile = action %q finding %q; want %q %q\nreason: %s", d.Action, d.Finding, tt.wantAction, tt.wantFinding, d.Reason)
 			}
@@ -156,12 +257,42 @@ func TestDecideFileContinuity(t *testing.T) {
 					t.Errorf("reason %q lacks %q", d.Reason, want)
 				}
 			}
+			if checks > policy.MaxRecordChecks {
+				t.Errorf("%d checks; want at most MaxRecordChecks (%d)", checks, policy.MaxRecordChecks)
+			}
 			if tt.wantFinding == "" && tt.wantAction == policy.ActionAllow {
-				if want := p.Decide(tt.project, tt.facts); d != want {
+				if want := p.Decide(tt.project, tt.file.facts); d != want {
 					t.Errorf("DecideFile = %+v; want the same as Decide: %+v", d, want)
 				}
 			}
+			// Any order of the history gives the same decision.
+			rev := slices.Clone(tt.history)
+			slices.Reverse(rev)
+			if d2, _ := decideIn(t, p, tt.project, tt.file, rev); d2 != d {
+				t.Errorf("history reversed: %+v; want %+v", d2, d)
+			}
 		})
+	}
+}
+
+// TestRecordBound: a long history costs one check when its first file with
+// provenance verifies, and never more than MaxRecordChecks.
+func TestRecordBound(t *testing.T) {
+	mintFacts(t)
+	var files []hf
+	for i := range 5000 {
+		files = append(files, hf{version: "1." + strconv.Itoa(i), facts: signers.good})
+	}
+	rec, checks := record(t, files)
+	if checks != 1 || rec.First == nil || rec.First.Version.String() != "1.0" {
+		t.Errorf("5000 attested releases: %d checks, first %+v; want 1 check, 1.0", checks, rec.First)
+	}
+	for i := range files {
+		files[i].facts = pypi.Facts{Verdict: pypi.VerdictInvalid}
+	}
+	rec, checks = record(t, files)
+	if checks != policy.MaxRecordChecks || !rec.Limited || rec.Stop == nil || rec.First != nil {
+		t.Errorf("5000 invalid releases: %d checks, %+v; want MaxRecordChecks and Limited", checks, rec)
 	}
 }
 
@@ -178,7 +309,7 @@ func TestDecideFileCooldown(t *testing.T) {
 		project     string
 		facts       pypi.Facts
 		uploaded    time.Time
-		history     []policy.Release
+		history     []hf
 		wantAction  policy.Action
 		wantFinding policy.Finding
 		wantReason  []string
@@ -192,15 +323,16 @@ func TestDecideFileCooldown(t *testing.T) {
 		{"warn action", "cool-warn", signers.good, now.Add(-35 * time.Hour), nil, "warn", "cooldown", []string{"less than min_release_age 1d12h0m0s ago"}},
 		{"warn action, old enough", "cool-warn", signers.good, now.Add(-37 * time.Hour), nil, "allow", "", nil},
 		{"no cooldown configured", "proj", signers.good, now, nil, "allow", "", nil},
-		{"cooldown block beats continuity warn", "both", signers.evil, now.Add(-time.Hour), []policy.Release{rel("1.1", signers.good)}, "block", "cooldown",
+		{"cooldown block beats continuity warn", "both", signers.evil, now.Add(-time.Hour), []hf{{version: "1.1", facts: signers.good}}, "block", "cooldown",
 			[]string{"pipgate: both: cooldown: uploaded", "; publisher-changed: 1.2 is signed by github:evil/proj"}},
-		{"continuity warn alone", "both", signers.evil, now.Add(-30 * 24 * time.Hour), []policy.Release{rel("1.1", signers.good)}, "warn", "publisher-changed", nil},
+		{"continuity warn alone", "both", signers.evil, now.Add(-30 * 24 * time.Hour), []hf{{version: "1.1", facts: signers.good}}, "warn", "publisher-changed", nil},
 		{"verdict block leads", "cool", invalid, now.Add(-time.Hour), nil, "block", "cooldown",
 			[]string{"pipgate: cool: attestation failed verification (signature: bad); cooldown: uploaded"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := p.DecideFile(tt.project, policy.File{Facts: tt.facts, Version: ver("1.2"), UploadTime: tt.uploaded, Now: now, History: tt.history})
+			rec, _ := record(t, append(slices.Clone(tt.history), hf{version: "1.2", facts: tt.facts}))
+			d := p.DecideFile(tt.project, policy.File{Facts: tt.facts, Filename: "proj-1.2-py3-none-any.whl", Version: ver("1.2"), UploadTime: tt.uploaded, Now: now, Record: &rec})
 			if d.Action != tt.wantAction || d.Finding != tt.wantFinding {
 				t.Errorf("DecideFile = action %q finding %q; want %q %q\nreason: %s", d.Action, d.Finding, tt.wantAction, tt.wantFinding, d.Reason)
 			}
@@ -229,7 +361,8 @@ func TestDecideFileCooldown(t *testing.T) {
 // facts and history (decisions are live).
 func TestDecideFileReload(t *testing.T) {
 	mintFacts(t)
-	f := policy.File{Facts: signers.evil, Version: ver("2.0"), History: []policy.Release{rel("1.0", signers.good)}}
+	rec, _ := record(t, []hf{{version: "1.0", facts: signers.good}, {version: "2.0", facts: signers.evil}})
+	f := policy.File{Facts: signers.evil, Filename: "proj-2.0-py3-none-any.whl", Version: ver("2.0"), Record: &rec}
 	before, err := policy.Parse([]byte("version: 1\npackages:\n  - name: proj\n    continuity: block\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -42,9 +42,17 @@ func FuzzParse(f *testing.F) {
 	rank := map[policy.Action]int{policy.ActionAllow: 0, policy.ActionWarn: 1, policy.ActionYank: 2, policy.ActionBlock: 3}
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	v2 := pypi.MustParseVersion("2.0")
-	history := []policy.Release{
-		{Version: pypi.MustParseVersion("1.0"), Publishers: []pypi.Identity{{Kind: pypi.KindGitHub, Repository: "other/repo"}}},
-		{Version: pypi.MustParseVersion("1.5"), Unknown: true},
+	// A history whose first attested file is another publisher's, then
+	// a file that could not be checked.
+	history := []policy.Upload{
+		{Filename: "x-1.0.tar.gz", Version: pypi.MustParseVersion("1.0"), Provenance: true},
+		{Filename: "x-1.5.tar.gz", Version: pypi.MustParseVersion("1.5"), Provenance: true},
+	}
+	timed := policy.SortUploads(history)
+	other := pypi.Identity{Kind: pypi.KindGitHub, Repository: "other/repo"}
+	records := []policy.Record{
+		policy.FindRecord(history, timed, func(int) policy.Attestation { return policy.Attestation{Publisher: &other} }),
+		policy.FindRecord(history, timed, func(int) policy.Attestation { return policy.Attestation{Unknown: true} }),
 	}
 
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -94,8 +102,9 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("Decide(%q, invalid) allowed: %+v", proj, d1)
 				}
 				// The checks across releases only ever add to the verdict's action.
-				for _, up := range []time.Time{{}, now.Add(-time.Hour), now.Add(-400 * 24 * time.Hour)} {
-					df := p1.DecideFile(proj, policy.File{Facts: fa, Version: &v2, UploadTime: up, Now: now, History: history})
+				for i, up := range []time.Time{{}, now.Add(-time.Hour), now.Add(-400 * 24 * time.Hour)} {
+					rec := &records[i%len(records)]
+					df := p1.DecideFile(proj, policy.File{Facts: fa, Filename: "x-2.0.tar.gz", Version: &v2, UploadTime: up, Now: now, Record: rec})
 					if !slices.Contains(actions, df.Action) || rank[df.Action] < rank[d1.Action] || df.Reason == "" || df.Rule != d1.Rule {
 						t.Fatalf("DecideFile(%q, %s) = %+v; Decide gave %+v", proj, fa.Verdict, df, d1)
 					}

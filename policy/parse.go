@@ -131,6 +131,8 @@ type rawRule struct {
 	MinReleaseAge  string         `yaml:"min_release_age"`
 	CooldownAction string         `yaml:"cooldown_action"`
 	Publishers     []rawPublisher `yaml:"publishers"`
+	// AcceptedVersions: releases continuity accepts as they are.
+	AcceptedVersions []string `yaml:"accepted_versions"`
 }
 
 type rawPublisher struct {
@@ -305,6 +307,18 @@ func (v *validator) build(raw *rawFile) *Policy {
 			if pub, ok := v.publisher(&rr.Publishers[j], at("publishers", j)); ok {
 				r.Publishers = append(r.Publishers, pub)
 			}
+		}
+		if r.Continuity == ActionNone && len(rr.AcceptedVersions) > 0 {
+			v.addf(at("accepted_versions"), "only allowed with continuity checks on (continuity is none)")
+		}
+		for j, s := range rr.AcceptedVersions {
+			ver, err := pypi.ParseVersion(s)
+			if err != nil {
+				v.addf(at("accepted_versions", j), "invalid version %q (want a PEP 440 version such as \"1.2\" or \"2.0rc1\")", s)
+				continue
+			}
+			r.AcceptedVersions = append(r.AcceptedVersions, s)
+			r.accepted = append(r.accepted, ver)
 		}
 
 		if nameOK {

@@ -18,7 +18,9 @@ import (
 func TestLoadBadPolicies(t *testing.T) {
 	tests := map[string]string{
 		"bad-defaults-trusted-publisher.yaml": `line 3: defaults.require: trusted-publisher needs publishers, which only package rules have; require it per package`,
-		"bad-duplicate-key.yaml":              `line 2: version: duplicate key (first at line 1)`,
+		"bad-accepted-versions.yaml": `line 5: packages[0].accepted_versions[1]: invalid version "not a version" (want a PEP 440 version such as "1.2" or "2.0rc1")
+line 7: packages[1].accepted_versions: only allowed with continuity checks on (continuity is none)`,
+		"bad-duplicate-key.yaml": `line 2: version: duplicate key (first at line 1)`,
 		"bad-duplicates.yaml": `line 5: packages[2].name: duplicate of packages[0] (line 3); the first match wins, so this rule never applies
 line 6: packages[3].name: "internal-tools" is already matched by packages[1] "internal-*" (line 4); the first match wins, so this rule never applies
 line 7: packages[4].name: duplicate of packages[1] (line 4); the first match wins, so this rule never applies`,

@@ -51,11 +51,12 @@ type Finding string
 
 // The findings.
 const (
-	// FindingPublisherChanged: the file verifies, but its publisher differs from
-	// every publisher of the previous attested release.
+	// FindingPublisherChanged: the file verifies, but its publisher is neither
+	// the project's publisher of record (the signer of its first attested
+	// file) nor one the rule accepts.
 	FindingPublisherChanged Finding = "publisher-changed"
-	// FindingAttestationLost: the file has no provenance, but the nearest lower
-	// release with files has a verified file.
+	// FindingAttestationLost: the file has no verified attestation, but the
+	// project's first attested file came before it.
 	FindingAttestationLost Finding = "attestation-lost"
 	// FindingCooldown: the file was uploaded less than min_release_age ago, or
 	// its upload time is unknown.
@@ -118,9 +119,13 @@ type Rule struct {
 	// CooldownAction applies to a file in its cooldown: ActionBlock, ActionYank or ActionWarn.
 	CooldownAction Action `json:"cooldown_action"`
 	// Publishers are the trusted publishers (with RequireTrustedPublisher),
-	// and the publishers continuity accepts: a file signed by one of them is
-	// never publisher-changed.
+	// and the publishers continuity accepts besides the publisher of record:
+	// a file signed by one of them (workflow aside) is never publisher-changed.
 	Publishers []pypi.Publisher `json:"publishers,omitempty"`
+	// AcceptedVersions are releases (PEP 440, compared as versions) that
+	// continuity accepts as they are: no publisher-changed or
+	// attestation-lost finding for their files.
+	AcceptedVersions []string `json:"accepted_versions,omitempty"`
 	// Line is the rule's line in the policy file; 0 for the built-in defaults.
 	Line int `json:"line,omitempty"`
 }
@@ -128,7 +133,8 @@ type Rule struct {
 // rule is a compiled Rule.
 type rule struct {
 	Rule
-	m pypi.NamePattern
+	m        pypi.NamePattern
+	accepted []pypi.Version // AcceptedVersions, parsed
 }
 
 // Policy is a parsed, validated policy. It is immutable and safe for
@@ -177,6 +183,7 @@ func (p *Policy) Rules() []Rule {
 	for i, r := range p.rules {
 		out[i] = r.Rule
 		out[i].Publishers = slices.Clone(r.Publishers)
+		out[i].AcceptedVersions = slices.Clone(r.AcceptedVersions)
 	}
 	return out
 }

@@ -35,25 +35,37 @@ func TestContinuityRealIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	v19 := pypi.MustParseVersion("0.0.19")
-	hist := func(id pypi.Identity) []policy.Release {
-		return []policy.Release{{Version: pypi.MustParseVersion("0.0.18"), Publishers: []pypi.Identity{id}}}
+	// A history of 0.0.18 signed by id, then 0.0.19 signed by gh.
+	hist := func(id pypi.Identity) *policy.Record {
+		us := []policy.Upload{
+			{Filename: "pypi_attestations-0.0.18.tar.gz", Version: pypi.MustParseVersion("0.0.18"), Provenance: true},
+			{Filename: "pypi_attestations-0.0.19.tar.gz", Version: v19, Provenance: true},
+		}
+		timed := policy.SortUploads(us)
+		rec := policy.FindRecord(us, timed, func(i int) policy.Attestation {
+			if i == 0 {
+				return policy.Attestation{Publisher: &id}
+			}
+			return policy.Attestation{Publisher: gh.Identity}
+		})
+		return &rec
 	}
 	tests := []struct {
 		name, project string
-		history       []policy.Release
+		history       *policy.Record
 		want          policy.Action
 		reason        []string
 	}{
 		{"same publisher, other workflow and tag", "pypi-attestations", hist(moved), policy.ActionAllow, nil},
 		{"from GitLab to GitHub", "pypi-attestations", hist(gl), policy.ActionBlock, []string{
 			"publisher-changed: 0.0.19 is signed by github:trailofbits/pypi-attestations@release.yml (refs/tags/v0.0.19)",
-			"previous attested release 0.0.18 was signed by gitlab:facutuesca/gitlab-oidc-project",
+			"publisher of record of this project is gitlab:facutuesca/gitlab-oidc-project",
 			"add {kind: github, repository: trailofbits/pypi-attestations} to the publishers of policy rule \"pypi-attestations\""}},
 		{"accepted by the rule", "accepted", hist(gl), policy.ActionAllow, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := p.DecideFile(tt.project, policy.File{Facts: gh, Version: &v19, History: tt.history})
+			d := p.DecideFile(tt.project, policy.File{Facts: gh, Filename: "pypi_attestations-0.0.19.tar.gz", Version: &v19, Record: tt.history})
 			if d.Action != tt.want {
 				t.Errorf("DecideFile = %s (%s); want %s", d.Action, d.Reason, tt.want)
 			}

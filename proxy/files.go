@@ -41,7 +41,7 @@ func (s *Server) serveNotFound(_ http.ResponseWriter, r *http.Request) error {
 func (s *Server) serveTunnelOther(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		name := path.Base(r.URL.Path)
-		if fn, err := pypi.ParseFilename(strings.TrimSuffix(name, metadataSuffix)); err == nil {
+		if fn, err := pypi.ParsePipFilename(strings.TrimSuffix(name, metadataSuffix)); err == nil {
 			info(r.Context()).route = routeEgressFile
 			return s.serveFile(w, r, fn.Name, name)
 		}

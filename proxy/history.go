@@ -11,17 +11,21 @@ import (
 )
 
 // Trust over time: the proxy's half of the continuity and cooldown checks.
-// The policy decides (policy.DecideFile); the proxy establishes what it
-// decides on: the file's release and upload time, and the facts of the
-// earlier releases a continuity check compares with. Those facts are the
-// ordinary per-file facts (bbolt, keyed like any other), so the decision
-// does not depend on which files were requested first, and a policy
-// reload changes it without re-verifying anything.
+// The policy decides (policy.DecideFile) against the project's continuity
+// record (policy.FindRecord: its first attested file, whose signer is the
+// publisher of record); the proxy establishes what that needs: the file's
+// release and upload time, and the facts of the project's files in history
+// order up to the first attested one. Those facts are the ordinary
+// per-file facts (bbolt, keyed like any other), so the decision does not
+// depend on which files were requested first, and a policy reload changes
+// it without re-verifying anything. Every file on the page counts (yanked
+// or not, of every release); the page holds only files whose names parse
+// as the project's distributions (pypi.ProjectPage.KeepDistributions).
 
 // decideFile decides a download of f with facts already established. When
-// the rule checks continuity it fetches and verifies, if not cached yet,
-// the files of earlier releases it needs: the nearest lower release, and
-// down to the previous attested one.
+// the rule checks continuity it establishes the project's record, fetching
+// and verifying (once each, cached) the files it needs: at most
+// policy.MaxRecordChecks, usually one.
 func (s *Server) decideFile(ctx context.Context, project string, f *pypi.File, facts pypi.Facts) policy.Decision {
 	pol := s.policy.Current()
 	in := fileInputVersion(f, facts, s.now(), s.hot.versionOf(f.Filename))
@@ -29,7 +33,8 @@ func (s *Server) decideFile(ctx context.Context, project string, f *pypi.File, f
 		// The page f came from (findFile just read it: an in-memory hit).
 		page, _, err := s.page(ctx, project, maxDuration)
 		if err == nil {
-			in.History = s.releaseHistory(ctx, project, s.pageReleases(page), *in.Version, facts, true)
+			rec := s.record(ctx, project, s.pageHistory(page), true)
+			in.Record = &rec
 		} else {
 			s.log.Warn("continuity not checked: no project page", "project", project, "filename", f.Filename, "err", err)
 		}
@@ -37,10 +42,10 @@ func (s *Server) decideFile(ctx context.Context, project string, f *pypi.File, f
 	return pol.DecideFile(project, in)
 }
 
-// fileInput is what the policy needs about f besides the history.
+// fileInput is what the policy needs about f besides the record.
 func fileInput(f *pypi.File, facts pypi.Facts, now time.Time) policy.File {
 	var version *pypi.Version
-	if fn, err := pypi.ParseFilename(f.Filename); err == nil {
+	if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
 		version = &fn.Version
 	}
 	return fileInputVersion(f, facts, now, version)
@@ -49,7 +54,7 @@ func fileInput(f *pypi.File, facts pypi.Facts, now time.Time) policy.File {
 // fileInputVersion is fileInput with f's version already parsed (nil: the
 // filename does not parse).
 func fileInputVersion(f *pypi.File, facts pypi.Facts, now time.Time, version *pypi.Version) policy.File {
-	return policy.File{Facts: facts, Now: now, UploadTime: uploadTime(f), Version: version}
+	return policy.File{Facts: facts, Filename: f.Filename, Now: now, UploadTime: uploadTime(f), Version: version}
 }
 
 // uploadTime parses the PEP 700 upload-time; zero when absent or malformed
@@ -65,6 +70,61 @@ func uploadTime(f *pypi.File) time.Time {
 	return t
 }
 
+// history is a page's files in history order (policy.SortUploads).
+type history struct {
+	uploads []policy.Upload
+	files   []*pypi.File // files[i] is uploads[i]'s file
+	timed   bool
+}
+
+// newHistory orders the files of p whose names parse (all of them, on a
+// page pipgate keeps).
+func newHistory(p *pypi.ProjectPage) *history {
+	h := &history{uploads: make([]policy.Upload, 0, len(p.Files))}
+	byName := make(map[string]*pypi.File, len(p.Files))
+	for i := range p.Files {
+		f := &p.Files[i]
+		fn, err := pypi.ParsePipFilename(f.Filename)
+		if err != nil {
+			continue
+		}
+		if _, dup := byName[f.Filename]; dup {
+			continue // the first of a name is the one served
+		}
+		byName[f.Filename] = f
+		h.uploads = append(h.uploads, policy.Upload{Filename: f.Filename, Version: fn.Version, UploadTime: uploadTime(f), Provenance: f.Provenance != ""})
+	}
+	h.timed = policy.SortUploads(h.uploads)
+	h.files = make([]*pypi.File, len(h.uploads))
+	for i := range h.uploads {
+		h.files[i] = byName[h.uploads[i].Filename]
+	}
+	return h
+}
+
+// record establishes project's continuity record from h. With verify,
+// facts not cached yet are fetched and verified (once per file, cached;
+// policy.FindRecord checks at most policy.MaxRecordChecks files); without
+// it, only cached facts are used and the walk stops, Unknown, at the first
+// file whose facts are not cached.
+func (s *Server) record(ctx context.Context, project string, h *history, verify bool) policy.Record {
+	return policy.FindRecord(h.uploads, h.timed, func(i int) policy.Attestation {
+		f := h.files[i]
+		facts, ok := s.cachedFacts(project, f)
+		if !ok && verify {
+			facts, _ = s.facts(ctx, project, f)
+			ok = true
+		}
+		switch {
+		case !ok || facts.Verdict == pypi.VerdictError:
+			return policy.Attestation{Unknown: true}
+		case facts.Verdict == pypi.VerdictVerified && facts.Identity != nil:
+			return policy.Attestation{Publisher: facts.Identity}
+		}
+		return policy.Attestation{}
+	})
+}
+
 // release is one release on a project page.
 type release struct {
 	v     pypi.Version
@@ -77,7 +137,7 @@ func releases(p *pypi.ProjectPage) []release {
 	idx := map[string]int{}
 	var out []release
 	for i := range p.Files {
-		fn, err := pypi.ParseFilename(p.Files[i].Filename)
+		fn, err := pypi.ParsePipFilename(p.Files[i].Filename)
 		if err != nil {
 			continue
 		}
@@ -94,108 +154,20 @@ func releases(p *pypi.ProjectPage) []release {
 	return out
 }
 
-// releaseHistory returns the releases below v that the continuity checks of
-// a file with facts need: for a file without provenance, the nearest lower
-// release that is not yanked; for a verified file, every release down to
-// the previous attested one. Upstream-yanked releases on the way are
-// included (marked) so the policy skips them. With verify, facts not cached
-// yet are fetched and verified (once per file, cached); without it, only
-// cached facts are used and a release with unknown ones is Unknown.
-func (s *Server) releaseHistory(ctx context.Context, project string, rels []release, v pypi.Version, facts pypi.Facts, verify bool) []policy.Release {
-	return s.releaseHistoryMemo(ctx, project, rels, v, facts, verify, nil)
-}
-
-// releaseHistoryMemo is releaseHistory; with memo (cached facts only), each
-// release's summary is computed once per page and shared by its files.
-func (s *Server) releaseHistoryMemo(ctx context.Context, project string, rels []release, v pypi.Version, facts pypi.Facts, verify bool, memo map[int]policy.Release) []policy.Release {
-	wantAttested := facts.Verdict == pypi.VerdictVerified && facts.Identity != nil
-	wantNearest := facts.Verdict == pypi.VerdictUnattested
-	if !wantAttested && !wantNearest {
-		return nil
-	}
-	var out []policy.Release
-	// rels is newest first: the releases below v start at the first one
-	// that sorts below it.
-	start := sort.Search(len(rels), func(i int) bool { return rels[i].v.Compare(v) < 0 })
-	for i := start; i < len(rels); i++ {
-		r := rels[i]
-		if allYanked(r.files) {
-			out = append(out, policy.Release{Version: r.v, Yanked: true})
-			continue
-		}
-		var pr policy.Release
-		if sum, ok := memo[i]; ok {
-			pr = sum
-		} else {
-			var want *pypi.Identity
-			if wantAttested && memo == nil {
-				want = facts.Identity
-			}
-			pr = s.releaseFacts(ctx, project, r, want, verify)
-			if memo != nil {
-				memo[i] = pr
-			}
-		}
-		out = append(out, pr)
-		if wantNearest || pr.Attested() || pr.Unknown {
-			break
-		}
-	}
-	return out
-}
-
-func allYanked(files []*pypi.File) bool {
-	for _, f := range files {
-		if !f.Yanked {
-			return false
-		}
-	}
-	return len(files) > 0
-}
-
-// releaseFacts establishes whether release r is attested and by whom. With
-// verify, it stops at the first verified file that is the same publisher as
-// want (or at the first verified file when want is nil), so a release costs
-// one verification unless its publisher differs from the file being
-// decided; from cached facts only, it collects every publisher.
-func (s *Server) releaseFacts(ctx context.Context, project string, r release, want *pypi.Identity, verify bool) policy.Release {
-	pr := policy.Release{Version: r.v}
-	unknown := false
-	for _, f := range r.files {
-		if f.Provenance == "" {
-			continue
-		}
-		facts, ok := s.cachedFacts(project, f)
-		if !ok && verify {
-			facts, _ = s.facts(ctx, project, f)
-			ok = true
-		}
-		switch {
-		case !ok || facts.Verdict == pypi.VerdictError:
-			unknown = true
-		case facts.Verdict == pypi.VerdictVerified && facts.Identity != nil:
-			pr.Publishers = append(pr.Publishers, *facts.Identity)
-			if verify && (want == nil || policy.SamePublisher(*facts.Identity, *want)) {
-				return pr
-			}
-		}
-	}
-	pr.Unknown = unknown && !pr.Attested()
-	return pr
-}
-
 // pageDecider decides the files of one page for the index, from cached
-// facts only: rendering never fetches or verifies. When a continuity check
-// would need facts not cached yet, the index leaves it to the download
-// (which establishes them) rather than guess; eager verification
-// establishes them for the newest releases.
+// facts only: rendering never fetches or verifies. When the continuity
+// record needs facts not cached yet, the index leaves continuity to the
+// download (which establishes them) rather than guess; eager verification
+// establishes them.
 type pageDecider struct {
 	s    *Server
 	pol  *policy.Policy
 	page *pypi.ProjectPage
 	now  time.Time
-	rels []release // nil until needed
-	memo map[int]policy.Release
+	// rec is the page's continuity record from cached facts, once looked
+	// for (recDone); nil when it is not known yet.
+	rec     *policy.Record
+	recDone bool
 	// until is the earliest time a decision made here changes by itself
 	// (a cooldown ending); zero when none does.
 	until time.Time
@@ -209,16 +181,13 @@ func (pd *pageDecider) decide(f *pypi.File) (policy.Decision, bool) {
 	var d policy.Decision
 	if ok {
 		if in.Version != nil && pd.pol.Lookup(pd.page.Name).Continuity != policy.ActionNone {
-			if pd.rels == nil {
-				pd.rels, pd.memo = pd.s.pageReleases(pd.page), map[int]policy.Release{}
-			}
-			in.History = pd.s.releaseHistoryMemo(context.Background(), pd.page.Name, pd.rels, *in.Version, facts, false, pd.memo)
-			for _, r := range in.History {
-				if r.Unknown {
-					in.Version, in.History = nil, nil // continuity is decided on download
-					break
+			if !pd.recDone {
+				pd.recDone = true
+				if rec := pd.s.record(context.Background(), pd.page.Name, pd.s.pageHistory(pd.page), false); !rec.Unknown {
+					pd.rec = &rec
 				}
 			}
+			in.Record = pd.rec
 		}
 		d = pd.pol.DecideFile(pd.page.Name, in)
 	} else if d, ok = pd.pol.DecidePending(pd.page.Name, in); !ok {
@@ -230,77 +199,49 @@ func (pd *pageDecider) decide(f *pypi.File) (policy.Decision, bool) {
 	return d, true
 }
 
-// historyTodo returns the newest files of p (their releases are what eager
-// verification covers) whose continuity checks need facts of earlier
-// releases that are not cached yet; nil when the rule does not check
-// continuity.
-func (s *Server) historyTodo(p *pypi.ProjectPage, newest []*pypi.File) []*pypi.File {
+// recordPending reports whether p's rule checks continuity and its record
+// needs facts that are not cached yet (eager verification then
+// establishes them, so the index can list findings as yanked).
+func (s *Server) recordPending(p *pypi.ProjectPage) bool {
 	if s.policy.Current().Lookup(p.Name).Continuity == policy.ActionNone {
-		return nil
+		return false
 	}
-	rels := s.pageReleases(p)
-	var todo []*pypi.File
-	for _, f := range newest {
-		facts, ok := s.cachedFacts(p.Name, f)
-		in := fileInput(f, facts, time.Time{})
-		if in.Version == nil {
-			continue
-		}
-		if !ok && f.Provenance != "" {
-			todo = append(todo, f) // its own facts come first; then its history
-			continue
-		}
-		for _, r := range s.releaseHistory(context.Background(), p.Name, rels, *in.Version, facts, false) {
-			if r.Unknown {
-				todo = append(todo, f)
-				break
-			}
-		}
-	}
-	return todo
+	return s.record(context.Background(), p.Name, s.pageHistory(p), false).Unknown
 }
 
-// verifyHistory establishes (fetches and verifies, cached) the facts of
-// the earlier releases f's continuity checks need.
-func (s *Server) verifyHistory(ctx context.Context, p *pypi.ProjectPage, f *pypi.File) {
-	facts, _ := s.facts(ctx, p.Name, f)
-	if in := fileInput(f, facts, time.Time{}); in.Version != nil {
-		s.releaseHistory(ctx, p.Name, s.pageReleases(p), *in.Version, facts, true)
-	}
-}
-
-// relCache keeps the releases of recently decided pages, so a download of
-// a project with thousands of files does not parse and sort them all each
-// time. An entry is valid for the very page snapshot it was made from.
-type relCache struct {
+// histCache keeps the history order of recently decided pages, so a
+// download of a project with thousands of files does not parse and sort
+// them all each time. An entry is valid for the very page snapshot it was
+// made from.
+type histCache struct {
 	mu sync.Mutex
-	m  map[string]relEntry // by project
+	m  map[string]histEntry // by project
 }
 
-type relEntry struct {
+type histEntry struct {
 	page *pypi.ProjectPage
-	rels []release
+	h    *history
 }
 
-// relCacheMax bounds relCache; past it the map starts over.
-const relCacheMax = 1024
+// histCacheMax bounds histCache; past it the map starts over.
+const histCacheMax = 1024
 
-// pageReleases is releases(p), cached per page snapshot. The result is
+// pageHistory is newHistory(p), cached per page snapshot. The result is
 // shared: callers must not change it.
-func (s *Server) pageReleases(p *pypi.ProjectPage) []release {
-	c := &s.rels
+func (s *Server) pageHistory(p *pypi.ProjectPage) *history {
+	c := &s.hist
 	c.mu.Lock()
 	e, ok := c.m[p.Name]
 	c.mu.Unlock()
 	if ok && e.page == p {
-		return e.rels
+		return e.h
 	}
-	rels := releases(p)
+	h := newHistory(p)
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= relCacheMax {
-		c.m = map[string]relEntry{}
+	if c.m == nil || len(c.m) >= histCacheMax {
+		c.m = map[string]histEntry{}
 	}
-	c.m[p.Name] = relEntry{page: p, rels: rels}
+	c.m[p.Name] = histEntry{page: p, h: h}
 	c.mu.Unlock()
-	return rels
+	return h
 }

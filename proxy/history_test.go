@@ -3,6 +3,8 @@ package proxy
 import (
 	"encoding/json"
 	"maps"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -51,8 +53,8 @@ func (tp *testProxy) setFacts(dists map[string]pypitest.Dist, ids map[string]*py
 }
 
 // TestContinuityOrderIndependent: on a fresh cache, in two orders of
-// requests, every download gets the same decision, and the previous
-// attested release is verified on demand (one extra verification).
+// requests, every download gets the same decision, and the project's first
+// attested file is verified on demand (one extra verification).
 func TestContinuityOrderIndependent(t *testing.T) {
 	want := map[string]string{"0.9": "200 ", "1.0": "200 ", "1.1": "200 ", "1.1.1": "200 ",
 		"2.0": "403 publisher-changed", "2.1": "403 attestation-lost"}
@@ -78,12 +80,12 @@ func TestContinuityOrderIndependent(t *testing.T) {
 				t.Errorf("%s: 403 body %q lacks the reason %q", v, body, reason)
 			}
 			if i == 0 && v == "2.0" {
-				// 2.0 first: its own verification plus the previous attested
-				// release's (1.1.1), nothing more.
+				// 2.0 first: its own verification plus the project's first
+				// attested file's (1.0), nothing more.
 				if n := tp.verifier.calls.Load(); n != 2 {
-					t.Errorf("verifications after the first download = %d; want 2 (2.0 and 1.1.1)", n)
+					t.Errorf("verifications after the first download = %d; want 2 (2.0 and 1.0)", n)
 				}
-				for _, s := range []string{"2.0 is signed by github:evil/repo@release.yml", "previous attested release 1.1.1 was signed by github:good/repo@release.yml",
+				for _, s := range []string{"2.0 is signed by github:evil/repo@release.yml", "publisher of record of this project is github:good/repo (the signer of its first attested file, " + dists["1.0"].Filename,
 					`add {kind: github, repository: evil/repo} to the publishers of policy rule "demo"`} {
 					if !strings.Contains(reason, s) {
 						t.Errorf("reason %q lacks %q", reason, s)
@@ -242,5 +244,148 @@ func BenchmarkPageDecider(b *testing.B) {
 		for i := range p.Files {
 			pd.decide(&p.Files[i])
 		}
+	}
+}
+
+var thirdID = &pypi.Identity{Kind: pypi.KindGitLab, Repository: "third/repo"}
+
+// evasionFile is one file of an evasion scenario: its name, its verified
+// signer (nil: no provenance) and whether the upstream yanked it.
+type evasionFile struct {
+	name   string
+	id     *pypi.Identity
+	yanked bool
+}
+
+// TestContinuityEvasions: what someone who controls a project's uploads
+// tries, each on a fresh cache and in two request orders (the index first,
+// then downloads newest first; downloads oldest first, then the index).
+// Every download gets the same answer either way, and the newest release
+// the index leaves installable is the last accepted one: what unpinned pip
+// installs.
+func TestContinuityEvasions(t *testing.T) {
+	w := func(v string, id *pypi.Identity) evasionFile {
+		return evasionFile{name: pypitest.WheelFilename("evade", v), id: id}
+	}
+	sd := func(v, ext string, id *pypi.Identity) evasionFile {
+		return evasionFile{name: "evade-" + v + ext, id: id}
+	}
+	yanked := func(f evasionFile) evasionFile { f.yanked = true; return f }
+	const pc, al = "403 publisher-changed", "403 attestation-lost"
+	tests := []struct {
+		name  string
+		files []evasionFile
+		want  map[string]string // filename → "403 finding"; every other file 200
+		best  string            // the newest release the index leaves installable
+	}{
+		{"two releases by the new publisher", []evasionFile{w("1.0", goodID), w("1.1", evilID), w("1.2", evilID)},
+			map[string]string{w("1.1", nil).name: pc, w("1.2", nil).name: pc}, "1.0"},
+		{"pre-release decoy", []evasionFile{w("1.0", goodID), w("2.0rc1", evilID), w("2.0", evilID)},
+			map[string]string{w("2.0rc1", nil).name: pc, w("2.0", nil).name: pc}, "1.0"},
+		{"two unattested releases", []evasionFile{w("1.0", goodID), w("1.1", nil), w("1.2", nil)},
+			map[string]string{w("1.1", nil).name: al, w("1.2", nil).name: al}, "1.0"},
+		{"unattested pre-release decoy", []evasionFile{w("1.0", goodID), w("2.0rc1", nil), w("2.0", nil)},
+			map[string]string{w("2.0rc1", nil).name: al, w("2.0", nil).name: al}, "1.0"},
+		{"yanked attested history", []evasionFile{w("0.9", nil), yanked(w("1.0", goodID)), yanked(w("1.1", goodID)), w("2.0", evilID), w("2.1", nil)},
+			map[string]string{w("2.0", nil).name: pc, w("2.1", nil).name: al}, "0.9"},
+		{"sdists in older formats", []evasionFile{w("1.0", goodID), sd("2.0", ".tar.bz2", nil), sd("2.1", ".tgz", nil), sd("2.2", ".tar.xz", nil)},
+			map[string]string{sd("2.0", ".tar.bz2", nil).name: al, sd("2.1", ".tgz", nil).name: al, sd("2.2", ".tar.xz", nil).name: al}, "1.0"},
+		{"the original publisher returns", []evasionFile{w("1.0", goodID), w("1.1", evilID), w("1.2", goodID)},
+			map[string]string{w("1.1", nil).name: pc}, "1.2"},
+		{"a third publisher", []evasionFile{w("1.0", goodID), w("1.1", evilID), w("1.2", thirdID)},
+			map[string]string{w("1.1", nil).name: pc, w("1.2", nil).name: pc}, "1.0"},
+		{"post-release", []evasionFile{w("1.0", goodID), w("1.0.post1", evilID), w("1.0.post2", nil)},
+			map[string]string{w("1.0.post1", nil).name: pc, w("1.0.post2", nil).name: al}, "1.0"},
+		{"one attested and one unattested file", []evasionFile{w("1.0", goodID), w("2.0", goodID), sd("2.0", ".tar.gz", nil)},
+			map[string]string{sd("2.0", ".tar.gz", nil).name: al}, "2.0"},
+		{"local version", []evasionFile{w("1.0", goodID), w("1.0+evil", evilID)},
+			map[string]string{w("1.0+evil", nil).name: pc}, "1.0"},
+		{"epoch version", []evasionFile{w("1.0", goodID), w("1!0.1", evilID)},
+			map[string]string{w("1!0.1", nil).name: pc}, "1.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			byVersion := func(a, b evasionFile) int {
+				fa, _ := pypi.ParsePipFilename(a.name)
+				fb, _ := pypi.ParsePipFilename(b.name)
+				return fa.Version.Compare(fb.Version)
+			}
+			oldestFirst := slices.Clone(tt.files)
+			slices.SortStableFunc(oldestFirst, byVersion)
+			newestFirst := slices.Clone(oldestFirst)
+			slices.Reverse(newestFirst)
+			var results []map[string]string
+			for _, indexFirst := range []bool{true, false} {
+				up := pypitest.NewServer(t)
+				for _, f := range tt.files {
+					d := pypitest.Dist{Filename: f.name, Content: []byte("content of " + f.name), Yanked: f.yanked}
+					if f.id != nil {
+						d.Provenance = []byte(`{"version":1,"attestation_bundles":[],"for":"` + f.name + `"}`)
+					}
+					up.AddDist("evade", d)
+				}
+				up.AddDist("evade", pypitest.Dist{Filename: "evade-3.0.exe", Content: []byte("an installer")})
+				tp := newTestProxy(t, up, "version: 1\npackages:\n  - name: evade\n    continuity: block\n",
+					func(o *Options) { o.EagerReleases, o.EagerBudget = 2, time.Minute })
+				for _, f := range tt.files {
+					if f.id != nil {
+						tp.verifier.set(f.name, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: f.id})
+					}
+				}
+				got := map[string]string{}
+				index := func() {
+					_, body := tp.get("/simple/evade/", "Accept", pipAccept)
+					best := ""
+					var bestV pypi.Version
+					for _, f := range parseJSONPage(t, body, tp.http.URL+"/simple/evade/").Files {
+						fn, err := pypi.ParsePipFilename(f.Filename)
+						if err != nil {
+							t.Errorf("the index lists %s, which is no distribution of evade", f.Filename)
+							continue
+						}
+						if !f.Yanked && (best == "" || fn.Version.Compare(bestV) > 0) {
+							best, bestV = fn.Version.String(), fn.Version
+						}
+					}
+					got["best"] = best
+				}
+				downloads := func(order []evasionFile) {
+					for _, f := range order {
+						resp, _ := tp.get("/files/evade/" + url.PathEscape(f.name))
+						reason := resp.Header.Get(headerReason)
+						finding := ""
+						for _, fd := range policy.Findings {
+							if strings.HasPrefix(reason, "pipgate: evade: "+string(fd)+":") {
+								finding = string(fd)
+							}
+						}
+						got[f.name] = strings.TrimSpace(resp.Status[:4] + finding)
+					}
+				}
+				if indexFirst {
+					index()
+					downloads(newestFirst)
+				} else {
+					downloads(oldestFirst)
+					index()
+				}
+				if resp, _ := tp.get("/files/evade/evade-3.0.exe"); resp.StatusCode != 404 {
+					t.Errorf("evade-3.0.exe (no distribution) = %d; want 404", resp.StatusCode)
+				}
+				results = append(results, got)
+			}
+			want := map[string]string{"best": tt.best}
+			for _, f := range tt.files {
+				want[f.name] = "200"
+				if w, ok := tt.want[f.name]; ok {
+					want[f.name] = w
+				}
+			}
+			for i, got := range results {
+				if !maps.Equal(got, want) {
+					t.Errorf("order %d: %v\nwant %v", i, got, want)
+				}
+			}
+		})
 	}
 }

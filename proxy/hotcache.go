@@ -104,7 +104,7 @@ func (c *hotCache) parsed(filename string) parsedVersion {
 		return v
 	}
 	var pv parsedVersion
-	if fn, err := pypi.ParseFilename(filename); err == nil {
+	if fn, err := pypi.ParsePipFilename(filename); err == nil {
 		pv = parsedVersion{v: fn.Version, ok: true, s: fn.Version.String()}
 	}
 	putInto(c, c.versions, filename, pv)

@@ -137,7 +137,7 @@ func provenanceVersion(f *pypi.File) string {
 			return parts[n-3]
 		}
 	}
-	if fn, err := pypi.ParseFilename(f.Filename); err == nil {
+	if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
 		return fn.Version.String()
 	}
 	return "0"

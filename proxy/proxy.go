@@ -192,7 +192,7 @@ type Server struct {
 	fills     fills
 	pages     *pageCache
 	hot       *hotCache
-	rels      relCache       // releases of recently decided pages (trust over time)
+	hist      histCache      // history order of recently decided pages (trust over time)
 	mux       *http.ServeMux // the index listener
 	tunnel    *http.ServeMux // requests from the egress tunnel: see TunnelHandler
 	started   time.Time

@@ -70,6 +70,7 @@ func (s *Server) pageAt(ctx context.Context, project string, maxAge time.Duratio
 	if m, ok := s.pages.getPage(project); ok {
 		cached, fetchedAt = m.page, m.fetchedAt
 	} else if cached, fetchedAt, err = s.store.Page(up, project); err == nil {
+		cached.KeepDistributions(project) // a page stored by an older pipgate
 		s.pages.putPage(project, cached, fetchedAt)
 	}
 	switch {
@@ -290,7 +291,7 @@ func (s *Server) hotFacts(project, url, filename, sha string) (pypi.Facts, bool)
 // record and the metric report.
 func (s *Server) observePublisher(project, filename string, id pypi.Identity) {
 	version := ""
-	if fn, err := pypi.ParseFilename(filename); err == nil {
+	if fn, err := pypi.ParsePipFilename(filename); err == nil {
 		version = fn.Version.String()
 	}
 	key := publisherKey(id)
@@ -370,12 +371,12 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			todo = append(todo, f)
 		}
 	}
-	// With continuity checked, the earlier releases the newest ones are
-	// compared with are verified too, so the index can list a changed
-	// publisher as yanked and unpinned pip falls back.
-	history := s.historyTodo(p, newest)
+	// With continuity checked, the project's record (its first attested
+	// file) is established too, so the index can list a changed publisher
+	// as yanked and unpinned pip falls back.
+	recordPending := s.recordPending(p)
 	tried := map[*pypi.File]bool{}
-	if len(todo) == 0 && len(history) == 0 && len(s.fallbackTodo(p, tried)) == 0 {
+	if len(todo) == 0 && !recordPending && len(s.fallbackTodo(p, tried)) == 0 {
 		return
 	}
 	start := time.Now()
@@ -398,16 +399,9 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			}()
 		}
 		wg.Wait()
-		for _, f := range history {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				s.verifyHistory(bg, p, f)
-			}()
+		if recordPending {
+			s.record(bg, p.Name, s.pageHistory(p), true)
 		}
-		wg.Wait()
 		// When the policy yanks every newest release, unpinned pip falls
 		// back to older ones: verify down to one it may install, so that
 		// each release pip may pick on the way is judged in the index.
@@ -486,7 +480,7 @@ func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
 	}
 	byVersion := map[string]*rel{}
 	for i := range p.Files {
-		fn, err := pypi.ParseFilename(p.Files[i].Filename)
+		fn, err := pypi.ParsePipFilename(p.Files[i].Filename)
 		if err != nil {
 			continue
 		}

@@ -93,7 +93,7 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 		f := &p.Files[i]
 		pf := projectFile{Filename: f.Filename, SHA256: f.SHA256(), UploadTime: f.UploadTime,
 			Provenance: f.Provenance != "", UpstreamYanked: f.Yanked, Rule: rule.Name, RuleLine: rule.Line}
-		if fn, err := pypi.ParseFilename(f.Filename); err == nil {
+		if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
 			pf.Version = fn.Version.String()
 		}
 		facts, known := s.cachedFacts(p.Name, f)

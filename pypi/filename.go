@@ -120,6 +120,67 @@ func ParseFilename(name string) (Filename, error) {
 		Msg: "unknown distribution format: " + name}
 }
 
+// SdistExtensions are the source distribution formats pip installs from an
+// index (pip's SUPPORTED_EXTENSIONS without ".whl": tar, gzip, bzip2, xz,
+// lzip and lzma tarballs, and zip), lower-case as pip requires. PyPI takes
+// only ".tar.gz" (and ".zip" before PEP 625), but other indexes and old
+// releases list the rest, and pip installs them all.
+var SdistExtensions = []string{".tar.gz", ".zip", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma"}
+
+// ParsePipFilename parses every distribution filename pip installs from an
+// index: a wheel as [ParseFilename] does, and an sdist in any of
+// [SdistExtensions] as [ParseFilename] parses a ".tar.gz" (name and version
+// split at the last "-"). Any other name is an error.
+func ParsePipFilename(name string) (Filename, error) {
+	if !strings.HasSuffix(name, ".whl") && !strings.ContainsFunc(name, unsafeFilenameRune) && name != "." && name != ".." {
+		for _, ext := range SdistExtensions {
+			if stem, ok := strings.CutSuffix(name, ext); ok {
+				return parseSdistStem(name, stem)
+			}
+		}
+	}
+	return ParseFilename(name)
+}
+
+// ParseProjectFilename parses name as a distribution file of project (PEP
+// 503-normalised): [ParsePipFilename], and the name in it must be project.
+// A file that passes is one pip would take as a release of project, at
+// the same version: pip splits an sdist name at the first "-" whose prefix
+// normalises to the project name, and when the last "-" does that it is the
+// only one that does. A file that fails is not a release of the project as
+// far as pipgate can tell, and is left off its page.
+func ParseProjectFilename(project, name string) (Filename, error) {
+	fn, err := ParsePipFilename(name)
+	if err != nil {
+		return fn, err
+	}
+	if fn.Name != project {
+		return Filename{}, &FilenameError{Filename: name, Kind: ErrInvalidFilename,
+			Msg: "distribution filename " + pyRepr(name) + " names project " + pyRepr(fn.Name) + ", not " + pyRepr(project)}
+	}
+	return fn, nil
+}
+
+// KeepDistributions leaves on p only the files whose names parse as
+// distributions of project, PEP 503-normalised ([ParseProjectFilename]): a file whose release
+// pipgate cannot tell could never be judged against the project's history.
+// It returns the files it removed, for the caller to log and count like
+// any other unusable link (their Index is the position in p.Files).
+func (p *ProjectPage) KeepDistributions(project string) []DroppedFile {
+	var out []DroppedFile
+	kept := p.Files[:0]
+	for i := range p.Files {
+		if _, err := ParseProjectFilename(project, p.Files[i].Filename); err != nil {
+			out = append(out, dropped(i, p.Files[i].Filename, err))
+			continue
+		}
+		kept = append(kept, p.Files[i])
+	}
+	clear(p.Files[len(kept):])
+	p.Files = kept
+	return out
+}
+
 func unsafeFilenameRune(r rune) bool {
 	return r == '/' || r == '\\' || r < 0x20 || r == 0x7f
 }
@@ -257,6 +318,12 @@ func parseSdistFilename(full string) (Filename, error) {
 	if !ok {
 		stem = strings.TrimSuffix(full, ".zip")
 	}
+	return parseSdistStem(full, stem)
+}
+
+// parseSdistStem parses an sdist filename full whose extension is cut off
+// (stem), as packaging does: name and version split at the last "-".
+func parseSdistStem(full, stem string) (Filename, error) {
 	i := strings.LastIndexByte(stem, '-')
 	if i < 0 {
 		return Filename{}, &FilenameError{Filename: full, Kind: ErrInvalidSdistFilename,

@@ -254,3 +254,60 @@ func FuzzParseFilename(f *testing.F) {
 		_ = fn.String()
 	})
 }
+
+// TestParsePipFilename: every sdist format pip installs parses like a
+// .tar.gz; anything pip would not install is still an error.
+func TestParsePipFilename(t *testing.T) {
+	for _, ext := range []string{".tar.gz", ".zip", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma"} {
+		fn, err := pypi.ParsePipFilename("Foo_Bar-2.0rc1" + ext)
+		if err != nil || fn.Kind != pypi.Sdist || fn.Name != "foo-bar" || fn.Version.String() != "2.0rc1" {
+			t.Errorf("ParsePipFilename(%q) = %v, %v; want sdist foo-bar 2.0rc1", "Foo_Bar-2.0rc1"+ext, fn, err)
+		}
+	}
+	for _, name := range []string{"foo-1.0.TAR.BZ2", "foo-1.0.egg", "foo-1.0.exe", "foo-1.0.tar.Z", "foo.tar.bz2", "foo-.tgz", "foo-x y.tar.xz", "../foo-1.0.tgz", "foo-1.0-py3.9.tar.bz2"} {
+		if fn, err := pypi.ParsePipFilename(name); err == nil {
+			t.Errorf("ParsePipFilename(%q) = %v; want an error", name, fn)
+		}
+	}
+	// ParseFilename stays packaging's: .tar.gz and .zip only.
+	if _, err := pypi.ParseFilename("foo-1.0.tar.bz2"); !errors.Is(err, pypi.ErrUnknownDistFormat) {
+		t.Errorf("ParseFilename(foo-1.0.tar.bz2) = %v; want unknown distribution format", err)
+	}
+}
+
+// TestParseProjectFilename: a file whose name is not the project's, or
+// whose version pip would read differently, is not a release of it.
+func TestParseProjectFilename(t *testing.T) {
+	tests := []struct {
+		project, name, version string // version "": an error
+	}{
+		{"foo-bar", "foo_bar-1.0.tar.bz2", "1.0"},
+		{"foo-bar", "Foo.Bar-1.0-py3-none-any.whl", "1.0"},
+		{"foo", "foo-1!2.0+local.tgz", "1!2.0+local"},
+		{"foo", "foo-1.0.post1.tar", "1.0.post1"},
+		{"foo", "bar-1.0.tar.gz", ""},
+		{"foo", "foo-1.0-1.tar.gz", ""},   // pip reads foo 1.0-1; packaging foo-1.0 1
+		{"foo", "foo-bar-1.0.tar.gz", ""}, // another project
+		{"foo", "foo-1.0.egg", ""},
+		{"foo", "foo-1.0-py3-none-any.whl.metadata", ""},
+	}
+	for _, tt := range tests {
+		fn, err := pypi.ParseProjectFilename(tt.project, tt.name)
+		switch {
+		case tt.version == "" && err == nil:
+			t.Errorf("ParseProjectFilename(%q, %q) = %v; want an error", tt.project, tt.name, fn)
+		case tt.version != "" && (err != nil || fn.Version.String() != tt.version):
+			t.Errorf("ParseProjectFilename(%q, %q) = %v, %v; want version %s", tt.project, tt.name, fn, err, tt.version)
+		}
+	}
+	p := &pypi.ProjectPage{Name: "foo", Files: []pypi.File{
+		{Filename: "foo-1.0.tar.gz"}, {Filename: "foo-1.0.exe"}, {Filename: "foo-1.1.tar.bz2"}, {Filename: "other-1.0.tar.gz"},
+	}}
+	dropped := p.KeepDistributions("foo")
+	if len(p.Files) != 2 || p.Files[0].Filename != "foo-1.0.tar.gz" || p.Files[1].Filename != "foo-1.1.tar.bz2" {
+		t.Errorf("kept %v; want foo-1.0.tar.gz and foo-1.1.tar.bz2", p.Files)
+	}
+	if len(dropped) != 2 || dropped[0].Index != 1 || dropped[0].Filename != "foo-1.0.exe" || dropped[1].Index != 3 || dropped[1].Reason == "" {
+		t.Errorf("dropped %+v; want foo-1.0.exe (1) and other-1.0.tar.gz (3) with reasons", dropped)
+	}
+}

@@ -39,6 +39,9 @@ func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, e
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
 	}
+	// A file pipgate cannot place in the project's history (its name does
+	// not parse as one of the project's distributions) is never served.
+	page.Dropped = append(page.Dropped, page.KeepDistributions(pypi.NormalizeName(name))...)
 	c.reportDropped(ctx, final.String(), page.Dropped)
 	for i := range page.Files {
 		// A URL with user:password@ is never fetched (CheckURL refuses it)
