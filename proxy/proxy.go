@@ -464,6 +464,7 @@ func (s *Server) statusSnapshot() statusSnapshot {
 	}
 	if hasState {
 		snap.PolicyLoadedAt = st.LoadedAt
+		snap.PolicyInPlaceAt = st.InPlaceAt
 		if st.Err != nil {
 			snap.PolicyReloadError = st.Err.Error()
 			snap.PolicyReloadFailedAt = st.FailedAt

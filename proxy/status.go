@@ -48,6 +48,9 @@ type statusSnapshot struct {
 	// a good load.
 	PolicyReloadError    string    `json:"policy_reload_error,omitempty"`
 	PolicyReloadFailedAt time.Time `json:"policy_reload_failed_at,omitempty"`
+	// PolicyInPlaceAt is when polling found the policy file changed in
+	// place: not adopted (it may be half-written) until SIGHUP. Zero: none.
+	PolicyInPlaceAt time.Time `json:"policy_changed_in_place_at,omitzero"`
 
 	TrustRoot       string `json:"trust_root"` // the source: a trusted_root.json path, or "tuf"
 	TrustRootDigest string `json:"trust_root_digest"`
@@ -676,7 +679,7 @@ const statusHTML = `<!DOCTYPE html>
 <div class="card" id="policy"><h2>Policy</h2>
 <div class="big">{{if .S.PolicyDigest}}<code title="{{.S.PolicyDigest}}">{{short .S.PolicyDigest}}</code>{{else}}built-in{{end}}</div>
 <div class="muted">{{orElse .S.PolicySource "built-in default"}}{{if known .S.PolicyLoadedAt}} · loaded {{when .S.PolicyLoadedAt}}{{end}}</div>
-{{if .S.PolicyReloadError}}<div class="bad" id="policy-reload-failed">Reload failed {{when .S.PolicyReloadFailedAt}}; the policy above stays in force:</div><div class="errbox">{{.S.PolicyReloadError}}</div>{{end}}</div>
+{{if .S.PolicyReloadError}}<div class="bad" id="policy-reload-failed">Reload failed {{when .S.PolicyReloadFailedAt}}; the policy above stays in force:</div><div class="errbox">{{.S.PolicyReloadError}}</div>{{end}}{{if known .S.PolicyInPlaceAt}}<div class="warn" id="policy-changed-in-place">The policy file changed in place {{when .S.PolicyInPlaceAt}} and is not in force: it may be half-written. Send SIGHUP once it is complete (or write a temporary file and rename it into place).</div>{{end}}</div>
 <div class="card" id="trust-root"><h2>Trust root</h2>
 <div class="big {{if .TrustRootStale}}bad{{end}}">{{.TrustRootAge}}{{if .TrustRootStale}} (stale){{end}}</div>
 <div class="muted">{{orElse .S.TrustRoot "unknown"}}{{if .S.TrustRootDigest}} · <code title="{{.S.TrustRootDigest}}">{{short .S.TrustRootDigest}}</code>{{end}}</div></div>

@@ -703,3 +703,20 @@ func TestProjectStatus(t *testing.T) {
 		t.Errorf("invalid name = %d; want 400", resp.StatusCode)
 	}
 }
+
+// TestStatusHTMLPolicyInPlace: a policy file changed in place (not
+// adopted until SIGHUP) is shown, and nothing is shown otherwise.
+func TestStatusHTMLPolicyInPlace(t *testing.T) {
+	s := sampleStatusSnapshot()
+	for _, at := range []time.Time{{}, s.GeneratedAt.Add(-time.Minute)} {
+		s.PolicyInPlaceAt = at
+		var buf bytes.Buffer
+		if err := writeStatusHTML(&buf, s); err != nil {
+			t.Fatal(err)
+		}
+		shown := strings.Contains(buf.String(), `id="policy-changed-in-place"`) && strings.Contains(buf.String(), "Send SIGHUP once it is complete")
+		if shown == at.IsZero() {
+			t.Errorf("in-place change at %v: note shown %v", at, shown)
+		}
+	}
+}

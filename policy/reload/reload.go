@@ -52,14 +52,19 @@ type Options struct {
 //
 // A policy file is adopted only when it is complete and valid: every read
 // is parsed in full before the swap, and the poller ([Reloader.Watch],
-// [Reloader.Poll]) adopts a changed file only once two observations in a
-// row, one poll interval apart, saw the same size, modification time,
-// identity and sha256 of its bytes. A writer that stops half way through a
-// file for less than the poll interval therefore never has its half adopted,
-// even when that half is valid YAML. The safe way to change the policy is
-// still to write a temporary file in the same directory and rename it over
-// the policy (what editors, Kubernetes ConfigMaps and config management do),
-// then send SIGHUP, which reloads at once.
+// [Reloader.Poll]) adopts only a replaced file, never one changed in
+// place. Replaced means the path now names another file (another device
+// and inode, symbolic links followed): a temporary file renamed over the
+// policy, as editors and config management write, or a Kubernetes
+// ConfigMap's symbolic link swapped to a new directory. Such a file is
+// adopted once two polls in a row, one interval apart, saw the same size,
+// modification time, identity and sha256 of its bytes. A file changed in
+// place (truncated and rewritten, as "cat > policy.yaml" does) may be
+// half-written, however long its writer pauses, so it is never adopted by
+// polling: the change is logged once and shown in [State], and SIGHUP
+// ([Reloader.Reload], the operator saying the file is complete) adopts it.
+// The file in force is held open, so its inode is never reused by a file
+// that replaces it.
 type Reloader struct {
 	opts Options
 	log  *slog.Logger
@@ -70,7 +75,9 @@ type Reloader struct {
 
 	mu      sync.Mutex   // serialises Reload and Poll
 	seen    os.FileInfo  // the file's stat at the last load attempt
-	pending *observation // a change seen by Poll, waiting to be seen again
+	held    *os.File     // that file, held open so its inode is not reused
+	pending *observation // a replacement seen by Poll, waiting to be seen again
+	inPlace os.FileInfo  // an in-place change of the seen file, logged once
 
 	state atomic.Pointer[State]
 }
@@ -85,13 +92,26 @@ type State struct {
 	Err error
 	// FailedAt is when that attempt failed; zero when Err is nil.
 	FailedAt time.Time
+	// InPlaceAt is when polling found the policy file changed in place
+	// (not replaced): the change is not adopted until SIGHUP. Zero when
+	// there is no such change waiting.
+	InPlaceAt time.Time
 }
 
-// observation is what one poll saw of the file.
+// observation is what one read saw of the file.
 type observation struct {
 	st   os.FileInfo
 	sum  [sha256.Size]byte
 	body []byte
+	f    *os.File // the file read, open until it is held or dropped
+}
+
+// drop closes o's file unless it is nil or held.
+func (o *observation) drop() {
+	if o != nil && o.f != nil {
+		_ = o.f.Close() // read only
+		o.f = nil
+	}
 }
 
 // New loads the policy at opts.Path (or takes the built-in default
@@ -133,9 +153,10 @@ func New(opts Options) (*Reloader, error) {
 	}
 	p, err := r.parse(o)
 	if err != nil {
+		o.drop()
 		return nil, err
 	}
-	r.seen = o.st
+	r.hold(o)
 	r.cur.Store(p)
 	r.state.Store(&State{LoadedAt: r.opts.Now()})
 	r.log.Info("policy loaded", "path", opts.Path, "sha256", p.Digest(), "rules", len(p.Rules()))
@@ -166,6 +187,7 @@ func (r *Reloader) Reload() error {
 	} else {
 		r.failed(err)
 	}
+	r.pending.drop()
 	r.pending = nil
 	r.mu.Unlock()
 	r.notify(err == nil)
@@ -173,12 +195,13 @@ func (r *Reloader) Reload() error {
 }
 
 // Poll looks at the file once, as each tick of [Reloader.Watch] does. A
-// file whose stat differs from the last load attempt is read and hashed and
-// becomes pending; it is adopted (parsed, and swapped in when valid) only
-// when the next Poll finds exactly the same stat and bytes. Poll reports
-// whether it attempted a reload, and that attempt's error. A failed reload
-// is logged and not retried until the file changes again; a file that
-// cannot be read (an editor replacing it) is looked at again next time.
+// file that replaced the one of the last load attempt is read and hashed
+// and becomes pending; it is adopted (parsed, and swapped in when valid)
+// only when the next Poll finds exactly the same stat and bytes. A change
+// in place is logged once and left for SIGHUP. Poll reports whether it
+// attempted a reload, and that attempt's error. A failed reload is logged
+// and not retried until the file changes again; a file that cannot be read
+// (an editor replacing it) is looked at again next time.
 func (r *Reloader) Poll() (attempted bool, err error) {
 	if r.opts.Path == "" {
 		return false, nil
@@ -198,24 +221,60 @@ func (r *Reloader) poll() (bool, error) {
 		if !errors.Is(err, os.ErrNotExist) {
 			r.log.Warn("policy stat failed", "path", r.opts.Path, "err", err)
 		}
-		r.pending = nil
+		r.setPending(nil)
 		return false, nil
 	}
-	if r.pending == nil && sameStat(r.seen, st) {
+	switch {
+	case sameStat(r.seen, st):
+		r.setPending(nil)
+		return false, nil
+	case r.seen != nil && os.SameFile(r.seen, st):
+		// The file of the last load attempt, written in place: it may be
+		// half-written, so only SIGHUP adopts it.
+		r.setPending(nil)
+		if !sameStat(r.inPlace, st) {
+			r.inPlace = st
+			r.log.Warn("policy file changed in place; not adopted until SIGHUP (or write a temporary file and rename it into place)", "path", r.opts.Path)
+			prev := r.state.Load()
+			next := *prev
+			next.InPlaceAt = r.opts.Now()
+			r.state.Store(&next)
+		}
 		return false, nil
 	}
 	o, err := r.read()
 	if err != nil {
-		r.pending = nil
+		o.drop()
+		r.setPending(nil)
 		return false, nil
 	}
 	if pend := r.pending; pend == nil || !sameStat(pend.st, o.st) || pend.sum != o.sum {
-		r.pending = o
-		r.log.Info("policy file changed; adopting it once it is unchanged at the next poll", "path", r.opts.Path)
+		r.setPending(o)
+		r.log.Info("policy file replaced; adopting it once it is unchanged at the next poll", "path", r.opts.Path)
 		return false, nil
 	}
-	r.pending = nil
+	o.drop() // the pending observation holds the same file
+	o, r.pending = r.pending, nil
 	return true, r.adopt(o)
+}
+
+// setPending makes o (nil: none) the pending observation, closing the
+// file of the one it replaces.
+func (r *Reloader) setPending(o *observation) {
+	if r.pending != o {
+		r.pending.drop()
+	}
+	r.pending = o
+}
+
+// hold makes o the file of the last load attempt, held open in place of
+// the previous one.
+func (r *Reloader) hold(o *observation) {
+	if r.held != nil {
+		_ = r.held.Close() // read only
+	}
+	r.seen, r.held, o.f = o.st, o.f, nil
+	r.inPlace = nil
 }
 
 // sameStat reports whether a and b describe the same file in the same state.
@@ -225,13 +284,21 @@ func sameStat(a, b os.FileInfo) bool {
 
 // read stats the file, reads it (bounded), and stats it again: a read that
 // raced with a write is reported as changed (an error), so it is never
-// taken for a stable file.
-func (r *Reloader) read() (*observation, error) {
+// taken for a stable file. The file stays open in the observation (see
+// [observation.drop]); on error it is closed.
+func (r *Reloader) read() (o *observation, err error) {
 	f, err := os.Open(r.opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
-	defer func() { _ = f.Close() }() // read only
+	defer func() {
+		if err != nil {
+			_ = f.Close() // read only
+			if o != nil {
+				o.f = nil
+			}
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
@@ -244,7 +311,7 @@ func (r *Reloader) read() (*observation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
-	o := &observation{st: after, body: body, sum: sha256.Sum256(body)}
+	o = &observation{st: after, body: body, sum: sha256.Sum256(body), f: f}
 	if !sameStat(st, after) || (int64(len(body)) != after.Size() && len(body) <= policy.MaxFileSize) {
 		return o, fmt.Errorf("reading policy: %w", errChanging)
 	}
@@ -259,9 +326,10 @@ func (r *Reloader) parse(o *observation) (*policy.Policy, error) {
 	return policy.ParseFile(r.opts.Path, o.body)
 }
 
-// adopt parses o and swaps it in, or logs why not. r.mu is held.
+// adopt parses o and swaps it in, or logs why not. Either way o is the
+// file of the last load attempt. r.mu is held.
 func (r *Reloader) adopt(o *observation) error {
-	r.seen = o.st
+	r.hold(o)
 	p, err := r.parse(o)
 	if err != nil {
 		r.failed(err)

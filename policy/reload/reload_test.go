@@ -316,13 +316,15 @@ func TestReloaderWatch(t *testing.T) {
 	}
 }
 
-// TestReloaderPollHalfWritten writes a policy in place in two halves, the
-// first of which is a valid (and permissive) policy on its own: the poller
-// never adopts it, and adopts the whole file once it is unchanged.
+// TestReloaderPollHalfWritten writes a policy in place, slowly, the first
+// part of which is a valid (and permissive) policy on its own: polling never
+// adopts a file changed in place, however long the writer pauses, and says
+// so once per change (log line and State); SIGHUP (Reload) adopts it.
 func TestReloaderPollHalfWritten(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyYank)
-	r, err := reload.New(reload.Options{Path: path})
+	var logBuf pypitest.LogBuffer
+	r, err := reload.New(reload.Options{Path: path, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,9 +346,14 @@ func TestReloaderPollHalfWritten(t *testing.T) {
 			t.Errorf("%s: action %q; want %q", step, got, want)
 		}
 	}
+	const note = "policy file changed in place; not adopted until SIGHUP"
 	poll("unchanged", false, policy.ActionYank)
+	if st := r.State(); !st.InPlaceAt.IsZero() {
+		t.Errorf("State().InPlaceAt = %v before any change; want zero", st.InPlaceAt)
+	}
 
-	// The writer truncates the file in place and writes the first half.
+	// The writer truncates the file in place and writes the first half,
+	// then pauses for many poll intervals.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -355,16 +362,35 @@ func TestReloaderPollHalfWritten(t *testing.T) {
 	if _, err := f.WriteString(half); err != nil {
 		t.Fatal(err)
 	}
-	poll("first half seen", false, policy.ActionYank)
-	// The second half lands before the next poll.
+	for range 5 {
+		poll("first half, unchanged for a while", false, policy.ActionYank)
+	}
+	if n := strings.Count(logBuf.String(), note); n != 1 {
+		t.Errorf("%d log lines about the in-place change; want 1:\n%s", n, logBuf.String())
+	}
+	if st := r.State(); st.InPlaceAt.IsZero() || st.Err != nil {
+		t.Errorf("State() = %+v; want InPlaceAt set, no error", st)
+	}
 	if _, err := f.WriteString(rest); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	poll("whole file seen once", false, policy.ActionYank)
-	poll("whole file seen twice", true, policy.ActionBlock)
+	for range 3 {
+		poll("whole file, written in place", false, policy.ActionYank)
+	}
+
+	// SIGHUP: the operator says the file is complete.
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := action(); got != policy.ActionBlock {
+		t.Errorf("after Reload: action %q; want block", got)
+	}
+	if st := r.State(); !st.InPlaceAt.IsZero() {
+		t.Errorf("State().InPlaceAt = %v after Reload; want zero", st.InPlaceAt)
+	}
 	poll("idle", false, policy.ActionBlock)
 
 	// A bad file is tried once, kept out, and not retried until it changes.
@@ -375,15 +401,67 @@ func TestReloaderPollHalfWritten(t *testing.T) {
 	}
 	poll("bad file again", false, policy.ActionBlock)
 
-	// SIGHUP (Reload) adopts at once.
+	// Replaced twice between two polls: the newest file is adopted.
+	writeFile(t, path, policyBlock)
 	writeFile(t, path, policyYank)
-	if err := r.Reload(); err != nil {
+	poll("replaced twice", false, policy.ActionBlock)
+	poll("replaced twice, seen again", true, policy.ActionYank)
+}
+
+// TestReloaderConfigMapSwap: a Kubernetes ConfigMap volume updates its
+// files by swapping a symbolic link (..data) to a new directory; polling
+// adopts the new file, and a change made in place under the link is not.
+func TestReloaderConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	version := func(name, body string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "policy.yaml"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_12_01_v1", policyYank)
+	path := filepath.Join(dir, "policy.yaml")
+	if err := os.Symlink(filepath.Join("..data", "policy.yaml"), path); err != nil {
 		t.Fatal(err)
 	}
-	if got := action(); got != policy.ActionYank {
-		t.Errorf("after Reload: action %q; want yank", got)
+	r, err := reload.New(reload.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
 	}
-	poll("after Reload", false, policy.ActionYank)
+	action := func() policy.Action {
+		return r.Current().Decide("x", pypi.Facts{Verdict: pypi.VerdictUnattested}).Action
+	}
+	version("..2026_12_02_v2", policyBlock)
+	for i, want := range []bool{false, true, false} {
+		if attempted, err := r.Poll(); attempted != want || err != nil {
+			t.Errorf("poll %d after the swap: %v, %v; want %v, nil", i, attempted, err, want)
+		}
+	}
+	if got := action(); got != policy.ActionBlock {
+		t.Errorf("after the swap: action %q; want block", got)
+	}
+	// Written in place through the link: not adopted.
+	if err := os.WriteFile(path, []byte(policyYank), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if attempted, _ := r.Poll(); attempted {
+			t.Error("a change in place was adopted by polling")
+		}
+	}
+	if got := action(); got != policy.ActionBlock || r.State().InPlaceAt.IsZero() {
+		t.Errorf("after an in-place change: action %q, state %+v; want block, InPlaceAt set", got, r.State())
+	}
 }
 
 // TestReloaderState: the load time moves only on a successful load, and a
