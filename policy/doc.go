@@ -31,8 +31,10 @@
 // index, 403 on download), yank (yanked in the index, served), or warn
 // (served; the requirement was not met). [Policy.DecideFile] adds the checks
 // across a project's releases ("trust over time"): the keys continuity
-// (publisher-changed, attestation-lost), min_release_age and
-// cooldown_action, given the release history the caller established (see
-// [File] and [Release]). A [Reloader] swaps policies atomically, adopts only
+// (publisher-changed, attestation-lost: against the project's publisher of
+// record, the signer of its first attested file), accepted_versions,
+// min_release_age and cooldown_action, given the continuity record the
+// caller established with [SortUploads] and [FindRecord] (see [File] and
+// [Record]). A [Reloader] swaps policies atomically, adopts only
 // complete and valid files, and keeps the old policy when a new file is bad.
 package policy

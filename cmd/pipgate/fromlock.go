@@ -205,7 +205,7 @@ func policyFromLock(ctx context.Context, lock []byte, opts fromLockOptions) (out
 		fmt.Fprintf(&b, "# its files must carry an attestation from one of them (else %s).\n", opts.Action)
 	default:
 		fmt.Fprintf(&b, "# its files must carry a verified attestation (else %s), and a publisher\n", opts.Action)
-		fmt.Fprintf(&b, "# other than those and than the previous release's is a publisher-changed finding.\n")
+		fmt.Fprintf(&b, "# other than those and the project's publisher of record is a publisher-changed finding.\n")
 	}
 	if bareCount > 0 {
 		fmt.Fprintf(&b, "# Locked without attestation identities (the defaults apply): %s.\n",

@@ -25,7 +25,8 @@ file that records [[packages.attestation-identities]]: GitHub repository and
 workflow, GitLab repository and workflow_filepath, Google email. With
 --require trusted-publisher (the default) a file must be signed by one of
 them; with --require attestation any verified attestation will do, and a
-publisher other than those and the previous release's is publisher-changed.
+publisher other than those and the project's publisher of record (the
+signer of its first attested file) is publisher-changed.
 --action (default block) applies when a file falls short. The output passes
 check; identities pipgate cannot check (ActiveState) are noted on stderr.
 
