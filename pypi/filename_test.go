@@ -234,13 +234,31 @@ func FuzzParseFilename(f *testing.F) {
 	for _, tt := range invalidFilenames {
 		f.Add(tt.in)
 	}
+	f.Add("foo-1.0.tar.bz2")
+	f.Add("foo-1.0-1.tgz")
 	f.Fuzz(func(t *testing.T, s string) {
+		// pip's formats: a superset of packaging's, parsed the same way, and
+		// a file of the project it names.
+		pf, perr := pypi.ParsePipFilename(s)
+		if perr == nil {
+			if strings.ContainsAny(s, "/\\\x00") {
+				t.Fatalf("ParsePipFilename(%q) accepted a path separator or NUL", s)
+			}
+			if _, err := pypi.ParseProjectFilename(pf.Name, s); err != nil {
+				t.Fatalf("ParsePipFilename(%q) = %s, but ParseProjectFilename of that name: %v", s, pf, err)
+			}
+		} else if !errors.Is(perr, pypi.ErrInvalidFilename) {
+			t.Fatalf("ParsePipFilename(%q) error %v is not ErrInvalidFilename", s, perr)
+		}
 		fn, err := pypi.ParseFilename(s)
 		if err != nil {
 			if !errors.Is(err, pypi.ErrInvalidFilename) {
 				t.Fatalf("ParseFilename(%q) error %v is not ErrInvalidFilename", s, err)
 			}
 			return
+		}
+		if perr != nil || !pf.Equal(fn) {
+			t.Fatalf("ParseFilename(%q) = %s, but ParsePipFilename = %s, %v", s, fn, pf, perr)
 		}
 		if strings.ContainsAny(s, "/\\\x00") {
 			t.Fatalf("ParseFilename(%q) accepted a path separator or NUL", s)
