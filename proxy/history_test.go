@@ -235,7 +235,7 @@ func BenchmarkPageDecider(b *testing.B) {
 	for i := range 1500 {
 		v := "1." + strconv.Itoa(i)
 		for _, fn := range []string{pypitest.WheelFilename("demo", v), pypitest.SdistFilename("demo", v)} {
-			p.Files = append(p.Files, pypi.File{Filename: fn, Hashes: map[string]string{"sha256": sha([]byte(fn))}, UploadTime: "2024-01-01T00:00:00Z"})
+			p.Files = append(p.Files, pypi.File{Filename: fn, Hashes: pypi.MakeHashes(map[string]string{"sha256": sha([]byte(fn))}), UploadTime: "2024-01-01T00:00:00Z"})
 		}
 	}
 	b.ResetTimer()

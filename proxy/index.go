@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
@@ -91,27 +90,27 @@ func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body
 // provenance on pipgate's own /integrity route at orig, and every file whose known
 // verdict the policy blocks or yanks listed as yanked with the reason.
 //
-// It also returns the earliest time the listing changes by itself (a
+// It is applied file by file as the page is written (no copy of a page of
+// 390k files is made): servedFiles returns the function the page writers
+// call on each file, and the decider whose until, once every file went
+// through it, is the earliest time the listing changes by itself (a
 // cooldown ending), zero when none does.
-func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string) (*pypi.ProjectPage, time.Time) {
-	out := *p
-	out.Files = make([]pypi.File, len(p.Files))
-	pd := pageDecider{s: s, pol: pol, page: p, now: s.now()}
-	for i := range p.Files {
-		f := p.Files[i]
-		nf := f
+func (s *Server) servedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string) (pypi.FileFunc, *pageDecider) {
+	pd := &pageDecider{s: s, pol: pol, page: p, now: s.now()}
+	return func(i int, nf *pypi.File) {
+		f := &p.Files[i]
 		nf.URL = "../../files/" + p.Name + "/" + url.PathEscape(f.Filename)
-		if nf.CoreMetadata && (nf.CoreMetadataHashes["sha256"] == "" || !servesMetadata(f.Filename)) {
+		if nf.CoreMetadata && (nf.CoreMetadataHashes.Get("sha256") == "" || !servesMetadata(f.Filename)) {
 			// Metadata without a sha256 could not be checked, an sdist's
 			// is not served: pip reads the metadata from the file instead
 			// (see serveMetadata).
 			nf.CoreMetadata, nf.CoreMetadataHashes = false, nil
 		}
 		if f.Provenance != "" {
-			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(&f)) + "/" +
+			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(f)) + "/" +
 				url.PathEscape(f.Filename) + "/provenance"
 		}
-		if d, ok := pd.decide(&p.Files[i]); ok {
+		if d, ok := pd.decide(f); ok {
 			if d.Yanks() {
 				nf.Yanked = true
 				nf.YankedReason = d.Reason
@@ -122,9 +121,7 @@ func (s *Server) servedPage(p *pypi.ProjectPage, pol *policy.Policy, orig string
 			s.decisions.mark(statusDecision{Time: s.now(), Project: p.Name, Filename: f.Filename, SHA256: f.SHA256(),
 				Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Reason: d.Reason, Finding: string(d.Finding)})
 		}
-		out.Files[i] = nf
-	}
-	return &out, pd.until
+	}, pd
 }
 
 // provenanceVersion is the version segment for pipgate's integrity URL: the

@@ -61,7 +61,7 @@ func metadataRef(sha, filename string) string { return "metadata:" + sha + ":" +
 // reads the metadata from the wheel, whose sha256 is checked), and a
 // request for it is a 404.
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, project string, f *pypi.File, facts pypi.Facts) error {
-	want := f.CoreMetadataHashes["sha256"]
+	want := f.CoreMetadataHashes.Get("sha256")
 	if !f.CoreMetadata || want == "" {
 		return errorf(http.StatusNotFound, "pipgate: the index lists no metadata with a sha256 for %s", f.Filename)
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -343,6 +344,54 @@ func TestMetadataPip(t *testing.T) {
 	for _, d := range []pypitest.Dist{genuine, helper} {
 		if n := up.Hits("/files/" + sha(d.Content) + "/"); n != 1 {
 			t.Errorf("%s: %d upstream fetches; want 1 (the wheel, filled for its metadata, then a hit)", d.Filename, n)
+		}
+	}
+}
+
+// BenchmarkMetadata is the cost of PEP 658 metadata for pip: a verified
+// wheel's (read from the wheel: the whole wheel is fetched on a miss) against
+// an unattested wheel's (the upstream .metadata, as every wheel's was before
+// issue 17), cold (a fresh proxy per request) and cached.
+func BenchmarkMetadata(b *testing.B) {
+	for _, size := range []int{100 << 10, 8 << 20} {
+		up := pypitest.NewServer(b)
+		files := map[string][]byte{"demo/blob.bin": content(size, "bench")}
+		verified := signedDist(b, up, nil, "signed", "1.0", pypitest.MakeWheel("signed", "1.0", pypitest.WheelOptions{Files: files}), nil)
+		unattested := addWheel(up, "plain", "1.0", func(d *pypitest.Dist) {
+			d.Content = pypitest.MakeWheel("plain", "1.0", pypitest.WheelOptions{Files: files})
+		})
+		for _, c := range []struct {
+			name, project string
+			d             pypitest.Dist
+		}{{"verified", "signed", verified}, {"unattested", "plain", unattested}} {
+			b.Run(fmt.Sprintf("%s/%dKiB/cold", c.name, size>>10), func(b *testing.B) {
+				for range b.N {
+					b.StopTimer()
+					tp := newTestProxy(b, up, "", func(o *Options) { o.EagerReleases = 0 })
+					tp.verifier.set(verified.Filename, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: testIdentity})
+					if r := getMeta(b, plainClient, "GET", tp.http.URL+"/simple/"+c.project+"/"); r.status != 200 {
+						b.Fatal(r.line)
+					}
+					b.StartTimer()
+					if r := getMeta(b, plainClient, "GET", tp.http.URL+"/files/"+c.project+"/"+c.d.Filename+".metadata"); r.status != 200 {
+						b.Fatal(r.line)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("%s/%dKiB/cached", c.name, size>>10), func(b *testing.B) {
+				tp := newTestProxy(b, up, "", func(o *Options) { o.EagerReleases = 0 })
+				tp.verifier.set(verified.Filename, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: testIdentity})
+				url := tp.http.URL + "/files/" + c.project + "/" + c.d.Filename + ".metadata"
+				if r := getMeta(b, plainClient, "GET", url); r.status != 200 {
+					b.Fatal(r.line)
+				}
+				b.ResetTimer()
+				for range b.N {
+					if r := getMeta(b, plainClient, "GET", url); r.status != 200 {
+						b.Fatal(r.line)
+					}
+				}
+			})
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -200,19 +201,19 @@ func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct stri
 		factsGen:  c.factsGen.Load(), // read before computing: a fact arriving meanwhile invalidates
 		trust:     s.verifier.TrustRootDigest(),
 	}
-	out, until := s.servedPage(p, rp.policy, c.placeholder)
-	rp.until = until
-	var buf bytes.Buffer
+	each, pd := s.servedFiles(p, rp.policy, c.placeholder)
+	var buf keepWriter
 	var err error
 	if ct == pypi.ContentTypeV1JSON {
-		err = pypi.WriteProjectJSON(&buf, out)
+		err = pypi.WriteProjectJSONFunc(&buf, p, each)
 	} else {
-		err = pypi.WriteProjectHTML(&buf, out)
+		err = pypi.WriteProjectHTMLFunc(&buf, p, each)
 	}
 	if err != nil {
 		return nil, err
 	}
-	rp.body, rp.holes = cutHoles(buf.Bytes(), c.placeholder)
+	rp.until = pd.until
+	rp.body, rp.holes = cutHoles(buf.b, c.placeholder)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if m, ok := c.lru.peek(pageKey{project: p.Name}); ok && !m.(memPage).fetchedAt.Equal(fetchedAt) {
@@ -222,21 +223,37 @@ func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct stri
 	return rp, nil
 }
 
-// cutHoles removes every occurrence of placeholder from b and returns the
-// remaining bytes (a fresh, exactly sized slice) with the offsets where the
-// placeholder stood.
+// keepWriter keeps what is written. The page writers build a page in one
+// buffer and write it once, which keepWriter takes as it is instead of
+// copying it (a page may be 64 MiB): unlike an io.Writer, it retains p,
+// which its callers never reuse.
+type keepWriter struct{ b []byte }
+
+func (k *keepWriter) Write(p []byte) (int, error) {
+	if k.b == nil {
+		k.b = p
+	} else {
+		k.b = append(k.b, p...)
+	}
+	return len(p), nil
+}
+
+// cutHoles removes every occurrence of placeholder from b, in place (no
+// second copy of a large page), and returns the remaining bytes with the
+// offsets where the placeholder stood.
 func cutHoles(b []byte, placeholder string) ([]byte, []int) {
-	n := bytes.Count(b, []byte(placeholder))
-	out := make([]byte, 0, len(b)-n*len(placeholder))
-	holes := make([]int, 0, n)
+	ph := []byte(placeholder)
+	holes := make([]int, 0, bytes.Count(b, ph))
+	w, r := 0, 0
 	for {
-		i := bytes.Index(b, []byte(placeholder))
+		i := bytes.Index(b[r:], ph)
 		if i < 0 {
-			return append(out, b...), holes
+			w += copy(b[w:], b[r:])
+			return b[:w], holes
 		}
-		out = append(out, b[:i]...)
-		holes = append(holes, len(out))
-		b = b[i+len(placeholder):]
+		w += copy(b[w:], b[r:r+i])
+		holes = append(holes, w)
+		r += i + len(ph)
 	}
 }
 
@@ -280,9 +297,10 @@ func escapeOrigin(ct, origin string) string {
 }
 
 // pageSize estimates the memory a decoded page holds: its strings plus a
-// fixed cost per file for the struct and its hash maps.
+// fixed cost per file (the struct) and per hash.
 func pageSize(p *pypi.ProjectPage) int64 {
-	const perFile = 512
+	perFile := int64(unsafe.Sizeof(pypi.File{}))
+	const perHash = int64(unsafe.Sizeof(pypi.Hash{}))
 	n := int64(256 + len(p.Name) + len(p.APIVersion) + len(p.Status) + len(p.StatusReason))
 	for _, v := range p.Versions {
 		n += int64(16 + len(v))
@@ -290,11 +308,11 @@ func pageSize(p *pypi.ProjectPage) int64 {
 	for i := range p.Files {
 		f := &p.Files[i]
 		n += perFile + int64(len(f.Filename)+len(f.URL)+len(f.RequiresPython)+len(f.YankedReason)+len(f.Provenance))
-		for k, v := range f.Hashes {
-			n += int64(len(k) + len(v))
+		for _, h := range f.Hashes {
+			n += perHash + int64(len(h.Digest))
 		}
-		for k, v := range f.CoreMetadataHashes {
-			n += int64(len(k) + len(v))
+		for _, h := range f.CoreMetadataHashes {
+			n += perHash + int64(len(h.Digest))
 		}
 	}
 	return n

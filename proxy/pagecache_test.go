@@ -68,7 +68,7 @@ func bigPage(name string, n int) *pypi.ProjectPage {
 		p.Files = append(p.Files, pypi.File{
 			Filename:   fn,
 			URL:        "https://files.example/packages/" + fn,
-			Hashes:     map[string]string{"sha256": fmt.Sprintf("%064x", i)},
+			Hashes:     pypi.MakeHashes(map[string]string{"sha256": fmt.Sprintf("%064x", i)}),
 			Size:       -1,
 			Provenance: fmt.Sprintf("https://idx.example/integrity/%s/%d.0.%d/%s/provenance", name, i/100, i%100, fn),
 		})

@@ -449,8 +449,8 @@ func TestMetadataAndProvenanceRoutes(t *testing.T) {
 	if v := resp.Header.Get(headerVerdict); v != string(pypi.VerdictVerified) {
 		t.Errorf("metadata %s = %q; want the file's verdict, verified", headerVerdict, v)
 	}
-	if served.CoreMetadataHashes["sha256"] != "" && served.CoreMetadataHashes["sha256"] != sha(meta) {
-		t.Errorf("metadata sha256 %s does not match the index's %s", sha(meta), served.CoreMetadataHashes["sha256"])
+	if served.CoreMetadataHashes.Get("sha256") != "" && served.CoreMetadataHashes.Get("sha256") != sha(meta) {
+		t.Errorf("metadata sha256 %s does not match the index's %s", sha(meta), served.CoreMetadataHashes.Get("sha256"))
 	}
 }
 

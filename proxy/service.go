@@ -88,7 +88,12 @@ func (s *Server) pageAt(ctx context.Context, project string, maxAge time.Duratio
 		}
 		p.Name = project
 		now := s.now()
-		if err := s.store.PutPage(up, project, p, now); err != nil {
+		if size := pageSize(p); size > maxStoredPageBytes {
+			// bbolt holds a value whole in memory, encoded and again in its
+			// pages: a huge page is refetched instead (see maxStoredPageBytes).
+			s.log.Info("page too large to keep a copy in the cache; it is fetched again when needed",
+				"project", project, "files", len(p.Files), "bytes", size, "limit_bytes", maxStoredPageBytes)
+		} else if err := s.store.PutPage(up, project, p, now); err != nil {
 			s.log.Error("caching page", "project", project, "err", err)
 		}
 		s.pages.putPage(project, p, now)
@@ -130,6 +135,11 @@ func (s *Server) findFile(ctx context.Context, project, filename string) (*pypi.
 }
 
 const maxDuration = time.Duration(1<<63 - 1)
+
+// maxStoredPageBytes bounds the decoded size (pageSize) of a page snapshot
+// kept in bbolt, about 100k files: storing one costs about three times its
+// size in memory at once (the JSON record, bbolt's copy in its pages).
+const maxStoredPageBytes = 32 << 20
 
 func fileNamed(p *pypi.ProjectPage, filename string) *pypi.File {
 	for i := range p.Files {

@@ -368,7 +368,7 @@ func TestUpstreamsDoNotShareCachedPages(t *testing.T) {
 	evil := &pypi.ProjectPage{Name: "internal-lib", Files: []pypi.File{{
 		Filename: pypitest.WheelFilename("internal-lib", "9.9"),
 		URL:      x.public.FileURL("internal-lib", pypitest.WheelFilename("internal-lib", "9.9")),
-		Hashes:   map[string]string{"sha256": strings.Repeat("ab", 32)},
+		Hashes:   pypi.MakeHashes(map[string]string{"sha256": strings.Repeat("ab", 32)}),
 	}}}
 	if err := x.store.PutPage("pypi", "internal-lib", evil, time.Now()); err != nil {
 		t.Fatal(err)

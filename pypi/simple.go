@@ -3,7 +3,6 @@ package pypi
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -72,7 +71,7 @@ type File struct {
 	// URL is the absolute download URL, without the hash fragment.
 	URL string
 	// Hashes maps a hash name ("sha256") to its lower-case hex digest.
-	Hashes map[string]string
+	Hashes Hashes
 	// RequiresPython is the requires-python specifier, unescaped; "" when absent.
 	RequiresPython string
 	// Yanked marks a PEP 592 yank; YankedReason is its reason ("" for none).
@@ -81,7 +80,7 @@ type File struct {
 	// CoreMetadata says a PEP 658/714 metadata file exists at URL+".metadata".
 	// CoreMetadataHashes are its hashes; nil when the index said just "true".
 	CoreMetadata       bool
-	CoreMetadataHashes map[string]string
+	CoreMetadataHashes Hashes
 	// Size is the file size in bytes (PEP 700); -1 when unknown.
 	Size int64
 	// UploadTime is the PEP 700 upload-time string as the upstream wrote it; "" when absent.
@@ -93,7 +92,7 @@ type File struct {
 }
 
 // SHA256 returns the file's sha256 hex digest from Hashes, or "".
-func (f *File) SHA256() string { return f.Hashes["sha256"] }
+func (f *File) SHA256() string { return f.Hashes.Get("sha256") }
 
 // ProjectList is the root page of the simple index.
 type ProjectList struct {
@@ -235,20 +234,19 @@ func parseFragmentHash(fragment string) (name, digest string, err error) {
 // bestHash returns the preferred (name, digest) of hashes: sha256 when
 // present, as PyPI always writes, else the strongest pip knows, else the
 // alphabetically first.
-func bestHash(hashes map[string]string) (string, string) {
-	if d, ok := hashes["sha256"]; ok {
+func bestHash(hashes Hashes) (string, string) {
+	if d, ok := hashes.Lookup("sha256"); ok {
 		return "sha256", d
 	}
 	for _, n := range hashPreference {
-		if d, ok := hashes[n]; ok {
+		if d, ok := hashes.Lookup(n); ok {
 			return n, d
 		}
 	}
 	if len(hashes) == 0 {
 		return "", ""
 	}
-	keys := slices.Sorted(maps.Keys(hashes))
-	return keys[0], hashes[keys[0]]
+	return hashes[0].Name, hashes[0].Digest // sorted by name
 }
 
 // DeriveVersions returns the sorted, de-duplicated canonical versions of the

@@ -13,8 +13,53 @@ import (
 
 // htmlAnchor is one <a> of a page, before URL resolution.
 type htmlAnchor struct {
-	attrs map[string]string
+	attrs htmlAttrs
 	text  string
+}
+
+// htmlAttrs are the attributes of a tag that a parser reads (see
+// keptAttr), in document order: a short slice, not a map, as a page may
+// hold hundreds of thousands of anchors.
+type htmlAttrs []htmlAttr
+
+type htmlAttr struct{ k, v string }
+
+// lookup returns the value of the last attribute named k (duplicates: the
+// last one wins, as in pip).
+func (a htmlAttrs) lookup(k string) (string, bool) {
+	for i := len(a) - 1; i >= 0; i-- {
+		if a[i].k == k {
+			return a[i].v, true
+		}
+	}
+	return "", false
+}
+
+func (a htmlAttrs) get(k string) string { v, _ := a.lookup(k); return v }
+
+// keptAttr returns the shared name of an attribute a parser reads, or "".
+func keptAttr(k []byte) string {
+	switch string(k) {
+	case "href":
+		return "href"
+	case "name":
+		return "name"
+	case "content":
+		return "content"
+	case "data-requires-python":
+		return "data-requires-python"
+	case "data-yanked":
+		return "data-yanked"
+	case "data-core-metadata":
+		return "data-core-metadata"
+	case "data-dist-info-metadata":
+		return "data-dist-info-metadata"
+	case "data-provenance":
+		return "data-provenance"
+	case "data-gpg-sig":
+		return "data-gpg-sig"
+	}
+	return ""
 }
 
 // htmlDoc is what the tokenizer collected from a simple-index page.
@@ -49,12 +94,13 @@ func scanHTML(body []byte) htmlDoc {
 		case xhtml.StartTagToken, xhtml.SelfClosingTagToken:
 			name, hasAttr := z.TagName()
 			a := atom.Lookup(name)
-			var attrs map[string]string
+			var attrs htmlAttrs
 			if hasAttr && (a == atom.A || a == atom.Base || a == atom.Meta) {
-				attrs = make(map[string]string, 4)
 				for {
 					k, v, more := z.TagAttr()
-					attrs[string(k)] = string(v)
+					if name := keptAttr(k); name != "" {
+						attrs = append(attrs, htmlAttr{name, string(v)})
+					}
 					if !more {
 						break
 					}
@@ -66,9 +112,6 @@ func scanHTML(body []byte) htmlDoc {
 					cur.text = text.String()
 					d.anchors = append(d.anchors, *cur)
 				}
-				if attrs == nil {
-					attrs = map[string]string{}
-				}
 				cur = &htmlAnchor{attrs: attrs}
 				text.Reset()
 				if tt == xhtml.SelfClosingTagToken {
@@ -76,17 +119,17 @@ func scanHTML(body []byte) htmlDoc {
 					cur = nil
 				}
 			case atom.Base:
-				if href, ok := attrs["href"]; ok && d.base == "" {
+				if href, ok := attrs.lookup("href"); ok && d.base == "" {
 					d.base = href
 				}
 			case atom.Meta:
-				switch attrs["name"] {
+				switch attrs.get("name") {
 				case "pypi:repository-version":
-					d.apiVersion = attrs["content"]
+					d.apiVersion = attrs.get("content")
 				case "pypi:project-status":
-					d.status = attrs["content"]
+					d.status = attrs.get("content")
 				case "pypi:project-status-reason":
-					d.reason = attrs["content"]
+					d.reason = attrs.get("content")
 				}
 			case atom.Title:
 				inTitle = true
@@ -171,7 +214,7 @@ func ParseProjectHTML(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	p.Files = make([]File, 0, len(d.anchors))
 	n := 0
 	for _, a := range d.anchors {
-		href := a.attrs["href"]
+		href := a.attrs.get("href")
 		if href == "" {
 			continue
 		}
@@ -206,8 +249,8 @@ func htmlBase(pageURL *url.URL, href string) (*url.URL, error) {
 }
 
 func parseHTMLAnchor(a htmlAnchor, base *url.URL) (File, error) {
-	f := File{Size: -1, Hashes: map[string]string{}}
-	href := a.attrs["href"]
+	f := File{Size: -1, Hashes: Hashes{}}
+	href := a.attrs.get("href")
 	var frag string
 	var err error
 	if f.URL, frag, err = resolveURL(base, href); err != nil {
@@ -222,15 +265,15 @@ func parseHTMLAnchor(a htmlAnchor, base *url.URL) (File, error) {
 		return f, err
 	}
 	if n != "" {
-		f.Hashes[n] = dg
+		f.Hashes = Hashes{{internHashName(n), dg}}
 	}
-	f.RequiresPython = a.attrs["data-requires-python"]
-	if r, ok := a.attrs["data-yanked"]; ok {
+	f.RequiresPython = a.attrs.get("data-requires-python")
+	if r, ok := a.attrs.lookup("data-yanked"); ok {
 		f.Yanked, f.YankedReason = true, r
 	}
-	cm, ok := a.attrs["data-core-metadata"]
+	cm, ok := a.attrs.lookup("data-core-metadata")
 	if !ok {
-		cm, ok = a.attrs["data-dist-info-metadata"]
+		cm, ok = a.attrs.lookup("data-dist-info-metadata")
 	}
 	if ok {
 		switch hn, hv, isHash := strings.Cut(cm, "="); {
@@ -242,17 +285,17 @@ func parseHTMLAnchor(a htmlAnchor, base *url.URL) (File, error) {
 			if err != nil {
 				return f, err
 			}
-			f.CoreMetadata, f.CoreMetadataHashes = true, map[string]string{hn: d}
+			f.CoreMetadata, f.CoreMetadataHashes = true, Hashes{{internHashName(hn), d}}
 		default:
 			f.CoreMetadata = true
 		}
 	}
-	if prov := a.attrs["data-provenance"]; prov != "" {
+	if prov := a.attrs.get("data-provenance"); prov != "" {
 		if f.Provenance, _, err = resolveURL(base, prov); err != nil {
 			return f, err
 		}
 	}
-	if g, ok := a.attrs["data-gpg-sig"]; ok {
+	if g, ok := a.attrs.lookup("data-gpg-sig"); ok {
 		b := g == "true"
 		f.GPGSig = &b
 	}
@@ -283,7 +326,14 @@ func (h *htmlWriter) esc(s string) { h.buf = append(h.buf, html.EscapeString(s).
 // writes them, and the SERIAL comment when p.LastSerial is non-zero. Every
 // value is HTML-escaped.
 func WriteProjectHTML(w io.Writer, p *ProjectPage) error {
-	h := &htmlWriter{buf: make([]byte, 0, 512+len(p.Files)*400)}
+	return WriteProjectHTMLFunc(w, p, nil)
+}
+
+// WriteProjectHTMLFunc is [WriteProjectHTML] with each file passed through
+// fn first: fn(i, f) may change f, a copy of p.Files[i], before it is
+// written. p is not modified.
+func WriteProjectHTMLFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
+	h := &htmlWriter{buf: make([]byte, 0, 512+writtenSizeHint(p, 150))}
 	api := p.APIVersion
 	if api == "" {
 		api = APIVersion
@@ -308,6 +358,11 @@ func WriteProjectHTML(w io.Writer, p *ProjectPage) error {
 	h.s("</h1>\n")
 	for i := range p.Files {
 		f := &p.Files[i]
+		if fn != nil {
+			c := *f
+			fn(i, &c)
+			f = &c
+		}
 		h.s(`<a href="`)
 		h.esc(f.URL)
 		if n, d := bestHash(f.Hashes); n != "" {

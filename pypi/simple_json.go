@@ -1,14 +1,15 @@
 package pypi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -32,18 +33,18 @@ type (
 		Reason *string `json:"reason"`
 	}
 	jsonFileIn struct {
-		Filename             *string           `json:"filename"`
-		URL                  *string           `json:"url"`
-		Hashes               map[string]string `json:"hashes"`
-		RequiresPython       *string           `json:"requires-python"`
-		Yanked               jsonYankedIn      `json:"yanked"`
-		CoreMetadata         jsonMetadataIn    `json:"core-metadata"`
-		DistInfoMetadata     jsonMetadataIn    `json:"dist-info-metadata"`
-		DataDistInfoMetadata jsonMetadataIn    `json:"data-dist-info-metadata"`
-		GPGSig               *bool             `json:"gpg-sig"`
-		Size                 *int64            `json:"size"`
-		UploadTime           *string           `json:"upload-time"`
-		Provenance           *string           `json:"provenance"`
+		Filename             *string        `json:"filename"`
+		URL                  *string        `json:"url"`
+		Hashes               Hashes         `json:"hashes"`
+		RequiresPython       *string        `json:"requires-python"`
+		Yanked               jsonYankedIn   `json:"yanked"`
+		CoreMetadata         jsonMetadataIn `json:"core-metadata"`
+		DistInfoMetadata     jsonMetadataIn `json:"dist-info-metadata"`
+		DataDistInfoMetadata jsonMetadataIn `json:"data-dist-info-metadata"`
+		GPGSig               *bool          `json:"gpg-sig"`
+		Size                 *int64         `json:"size"`
+		UploadTime           *string        `json:"upload-time"`
+		Provenance           *string        `json:"provenance"`
 	}
 )
 
@@ -87,7 +88,7 @@ func (y *jsonYankedIn) UnmarshalJSON(b []byte) error {
 // false when the key is absent or null.
 type jsonMetadataIn struct {
 	set, present bool
-	hashes       map[string]string
+	hashes       Hashes
 }
 
 // UnmarshalJSON implements [json.Unmarshaler].
@@ -132,9 +133,57 @@ func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if err := checkPageSize(body); err != nil {
 		return nil, err
 	}
+	// The page is decoded as a stream: one file object at a time, each
+	// converted before the next is read, so a page of 390k files costs
+	// its compact Files and not a decoded copy of the whole document too.
 	var in jsonPageIn
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, pageError("JSON: %v", err)
+	var files []File
+	var drops []DroppedFile
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, pageError("JSON: %v", err)
+		}
+		key, _ := tok.(string)
+		switch {
+		case strings.EqualFold(key, "files"):
+			in.Files = nil
+			files, drops, err = decodeJSONFiles(dec, body, pageURL)
+			if err != nil {
+				return nil, err
+			}
+			if files != nil {
+				in.Files = &[]jsonFileIn{}
+			}
+		case strings.EqualFold(key, "meta"):
+			in.Meta = nil
+			err = dec.Decode(&in.Meta)
+		case strings.EqualFold(key, "name"):
+			in.Name = nil
+			err = dec.Decode(&in.Name)
+		case strings.EqualFold(key, "project-status"):
+			in.ProjectStatus = nil
+			err = dec.Decode(&in.ProjectStatus)
+		case strings.EqualFold(key, "versions"):
+			in.Versions = nil
+			err = dec.Decode(&in.Versions)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, pageError("JSON: %v", err)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, pageError("JSON: data after the page object")
 	}
 	p := &ProjectPage{}
 	var err error
@@ -162,20 +211,64 @@ func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if in.Files == nil {
 		return nil, pageError("missing files")
 	}
-	p.Files = make([]File, 0, len(*in.Files))
-	for i := range *in.Files {
+	p.Files, p.Dropped = files, drops
+	return p, nil
+}
+
+// expectDelim reads the delimiter d from dec.
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return pageError("JSON: %v", err)
+	}
+	if tok != d {
+		return pageError("JSON: want %v, got %v", d, tok)
+	}
+	return nil
+}
+
+// decodeJSONFiles reads the value of "files": null (files nil) or an array of
+// file objects, converted one by one; unusable entries are dropped.
+func decodeJSONFiles(dec *json.Decoder, body []byte, pageURL *url.URL) ([]File, []DroppedFile, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, nil, pageError("JSON: %v", err)
+	}
+	if tok == nil {
+		return nil, nil, nil
+	}
+	if tok != json.Delim('[') {
+		return nil, nil, pageError("JSON: files: want an array, got %v", tok)
+	}
+	// A capacity hint, so the slice is not regrown (and copied) many times.
+	files := make([]File, 0, min(bytes.Count(body, []byte(`"filename"`)), len(body)/32))
+	var drops []DroppedFile
+	interned := map[string]string{} // requires-python values: a few per page
+	for i := 0; dec.More(); i++ {
+		var in jsonFileIn
+		if err := dec.Decode(&in); err != nil {
+			return nil, nil, pageError("JSON: files[%d]: %v", i, err)
+		}
 		var f File
-		if err := convertJSONFile(&(*in.Files)[i], pageURL, &f); err != nil {
+		if err := convertJSONFile(&in, pageURL, &f); err != nil {
 			name := ""
-			if fn := (*in.Files)[i].Filename; fn != nil {
-				name = *fn
+			if in.Filename != nil {
+				name = *in.Filename
 			}
-			p.Dropped = append(p.Dropped, dropped(i, name, err))
+			drops = append(drops, dropped(i, name, err))
 			continue
 		}
-		p.Files = append(p.Files, f)
+		if rp, ok := interned[f.RequiresPython]; ok {
+			f.RequiresPython = rp
+		} else if len(interned) < 1024 {
+			interned[f.RequiresPython] = f.RequiresPython
+		}
+		files = append(files, f)
 	}
-	return p, nil
+	if err := expectDelim(dec, ']'); err != nil {
+		return nil, nil, err
+	}
+	return slices.Clip(files), drops, nil
 }
 
 func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
@@ -204,8 +297,8 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 	if n, d, err := parseFragmentHash(frag); err != nil {
 		return fmt.Errorf("%s: url fragment: %w", f.Filename, err)
 	} else if n != "" {
-		if _, dup := f.Hashes[n]; !dup {
-			f.Hashes[n] = d
+		if _, dup := f.Hashes.Lookup(n); !dup {
+			f.Hashes.Set(n, d)
 		}
 	}
 	if in.RequiresPython != nil {
@@ -245,13 +338,13 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 }
 
 // normalizeHashes validates and lower-cases a {"name": "hex"} object in place.
-func normalizeHashes(h map[string]string) (map[string]string, error) {
-	for k, v := range h {
-		d, err := normalizeHash(k, v)
+func normalizeHashes(h Hashes) (Hashes, error) {
+	for i, e := range h {
+		d, err := normalizeHash(e.Name, e.Digest)
 		if err != nil {
 			return nil, err
 		}
-		h[k] = d
+		h[i].Digest = d
 	}
 	return h, nil
 }
@@ -268,13 +361,29 @@ func normalizeHashes(h map[string]string) (map[string]string, error) {
 // meta._last-serial is written when non-zero; "project-status" when
 // p.Status is set.
 func WriteProjectJSON(w io.Writer, p *ProjectPage) error {
-	b := make([]byte, 0, 256+len(p.Files)*768)
+	return WriteProjectJSONFunc(w, p, nil)
+}
+
+// FileFunc changes f, a copy of a page's i-th file, before it is written.
+type FileFunc func(i int, f *File)
+
+// WriteProjectJSONFunc is [WriteProjectJSON] with each file passed through
+// fn first: fn(i, f) may change f, a copy of p.Files[i], before it is
+// written. p is not modified.
+func WriteProjectJSONFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
+	b := make([]byte, 0, 256+writtenSizeHint(p, 200))
 	b = append(b, `{"files":[`...)
 	for i := range p.Files {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONFile(b, &p.Files[i])
+		f := &p.Files[i]
+		if fn != nil {
+			c := *f
+			fn(i, &c)
+			f = &c
+		}
+		b = appendJSONFile(b, f)
 	}
 	b = append(b, `],"meta":{`...)
 	b = appendJSONMeta(b, p.LastSerial, p.APIVersion)
@@ -305,6 +414,25 @@ func WriteProjectJSON(w io.Writer, p *ProjectPage) error {
 	b = append(b, "]}\n"...)
 	_, err := w.Write(b)
 	return err
+}
+
+// writtenSizeHint estimates the bytes a page's files take when written:
+// their strings plus perFile for the markup (a capacity hint, so a page of
+// 390k files is not regrown and copied on the way, nor over-allocated).
+func writtenSizeHint(p *ProjectPage, perFile int) int {
+	n := 0
+	for i := range p.Files {
+		f := &p.Files[i]
+		n += perFile + len(f.Filename) + len(f.URL) + len(f.RequiresPython) + len(f.YankedReason) +
+			len(f.UploadTime) + len(f.Provenance)
+		for _, h := range f.Hashes {
+			n += len(h.Name) + len(h.Digest)
+		}
+		for _, h := range f.CoreMetadataHashes {
+			n += 2 * (len(h.Name) + len(h.Digest))
+		}
+	}
+	return n + 16*len(p.Versions)
 }
 
 func appendJSONMeta(b []byte, serial int64, api string) []byte {
@@ -367,26 +495,16 @@ func appendJSONFile(b []byte, f *File) []byte {
 	return append(b, '}')
 }
 
-// appendJSONHashes appends a hash object with its keys sorted.
-func appendJSONHashes(b []byte, h map[string]string) []byte {
+// appendJSONHashes appends a hash object with its keys sorted (as Hashes are).
+func appendJSONHashes(b []byte, h Hashes) []byte {
 	b = append(b, '{')
-	switch len(h) {
-	case 0:
-	case 1:
-		for k, v := range h {
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, v)
+	for i, e := range h {
+		if i > 0 {
+			b = append(b, ',')
 		}
-	default:
-		for i, k := range slices.Sorted(maps.Keys(h)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, h[k])
-		}
+		b = appendJSONString(b, e.Name)
+		b = append(b, ':')
+		b = appendJSONString(b, e.Digest)
 	}
 	return append(b, '}')
 }

@@ -84,10 +84,10 @@ func samplePage() *pypi.ProjectPage {
 			{
 				Filename:           "sample_project-1.0-py3-none-any.whl",
 				URL:                "https://files.example/packages/ab/sample_project-1.0-py3-none-any.whl",
-				Hashes:             map[string]string{"sha256": h1, "md5": "0123456789abcdef0123456789abcdef"},
+				Hashes:             pypi.MakeHashes(map[string]string{"sha256": h1, "md5": "0123456789abcdef0123456789abcdef"}),
 				RequiresPython:     ">=3.8, <4",
 				CoreMetadata:       true,
-				CoreMetadataHashes: map[string]string{"sha256": h2},
+				CoreMetadataHashes: pypi.MakeHashes(map[string]string{"sha256": h2}),
 				Size:               12345,
 				UploadTime:         "2024-11-06T22:37:07.123456Z",
 				Provenance:         "https://pypi.example/integrity/sample-project/1.0/sample_project-1.0-py3-none-any.whl/provenance",
@@ -95,7 +95,7 @@ func samplePage() *pypi.ProjectPage {
 			{
 				Filename:     "sample_project-1.0.tar.gz",
 				URL:          "https://files.example/packages/cd/sample_project-1.0.tar.gz?a=1&b=2",
-				Hashes:       map[string]string{"sha256": h2},
+				Hashes:       pypi.MakeHashes(map[string]string{"sha256": h2}),
 				Yanked:       true,
 				YankedReason: `broken <build> & "bad" 'quote' — ünïcode`,
 				Size:         0,
@@ -104,7 +104,7 @@ func samplePage() *pypi.ProjectPage {
 			{
 				Filename:     "sample_project-0.9.zip",
 				URL:          "https://files.example/packages/ef/sample_project-0.9.zip",
-				Hashes:       map[string]string{"sha256": h1},
+				Hashes:       pypi.MakeHashes(map[string]string{"sha256": h1}),
 				Yanked:       true,
 				CoreMetadata: true,
 				Size:         -1,
@@ -202,10 +202,10 @@ func TestParseProjectHTMLFixture(t *testing.T) {
 	want := pypi.File{
 		Filename:           "iniconfig-2.2.0-py3-none-any.whl",
 		URL:                "https://files.pythonhosted.org/packages/13/71/3970abe530a7a15e406874a30ed6cf1ead266444b4503ebb2f68b4d98f30/iniconfig-2.2.0-py3-none-any.whl",
-		Hashes:             map[string]string{"sha256": "eeea4a571b616cf2951fbeeda9490863f3d1882a21cf673cd3236545488d6f1e"},
+		Hashes:             pypi.MakeHashes(map[string]string{"sha256": "eeea4a571b616cf2951fbeeda9490863f3d1882a21cf673cd3236545488d6f1e"}),
 		RequiresPython:     ">=3.10",
 		CoreMetadata:       true,
-		CoreMetadataHashes: map[string]string{"sha256": "90baa19b1d0046fde219307f7dc6332c0fe8eb0a65dafb9326c3d2c51edd7f7a"},
+		CoreMetadataHashes: pypi.MakeHashes(map[string]string{"sha256": "90baa19b1d0046fde219307f7dc6332c0fe8eb0a65dafb9326c3d2c51edd7f7a"}),
 		Size:               -1,
 		Provenance:         "https://pypi.org/integrity/iniconfig/2.2.0/iniconfig-2.2.0-py3-none-any.whl/provenance",
 	}
@@ -229,13 +229,13 @@ func TestParseProjectJSONFixtures(t *testing.T) {
 			{
 				Filename:       "argset-0.1.0-py3-none-any.whl",
 				URL:            "https://files.pythonhosted.org/packages/b5/2b/7aa284f345e37f955d86e4cd57b1039b573552b0fc29d1a522ec05c1ee41/argset-0.1.0-py3-none-any.whl",
-				Hashes:         map[string]string{"sha256": "107a632c7112faceb9fd6e93658dd461154713db250f7ffde5bd473e17cf1db5"},
+				Hashes:         pypi.MakeHashes(map[string]string{"sha256": "107a632c7112faceb9fd6e93658dd461154713db250f7ffde5bd473e17cf1db5"}),
 				RequiresPython: "~=3.6", Size: 5219, UploadTime: "2021-06-05T00:15:37.534150Z",
 			},
 			{
 				Filename:       "argset-0.1.0.tar.gz",
 				URL:            "https://files.pythonhosted.org/packages/d0/ee/1c25e68d029e8daaf3228dababbf3261fa5d9569f6f705867b2ad4df9b6d/argset-0.1.0.tar.gz",
-				Hashes:         map[string]string{"sha256": "8a41ee4789d37517c259984c11f2aa3639a90dc8fa446ff905ecc5fe6623c12d"},
+				Hashes:         pypi.MakeHashes(map[string]string{"sha256": "8a41ee4789d37517c259984c11f2aa3639a90dc8fa446ff905ecc5fe6623c12d"}),
 				RequiresPython: "~=3.6", Size: 6565, UploadTime: "2021-06-05T00:15:39.003726Z",
 			},
 		},
@@ -270,14 +270,14 @@ func htmlView(p *pypi.ProjectPage) *pypi.ProjectPage {
 	for i, f := range p.Files {
 		f.Size, f.UploadTime = -1, ""
 		if h := f.SHA256(); h != "" {
-			f.Hashes = map[string]string{"sha256": h}
+			f.Hashes = pypi.MakeHashes(map[string]string{"sha256": h})
 		} else if len(f.Hashes) > 0 {
 			panic("htmlView: a test page without sha256")
 		} else {
-			f.Hashes = map[string]string{}
+			f.Hashes = pypi.MakeHashes(map[string]string{})
 		}
-		if h := f.CoreMetadataHashes["sha256"]; h != "" {
-			f.CoreMetadataHashes = map[string]string{"sha256": h}
+		if h := f.CoreMetadataHashes.Get("sha256"); h != "" {
+			f.CoreMetadataHashes = pypi.MakeHashes(map[string]string{"sha256": h})
 		}
 		q.Files[i] = f
 	}
@@ -299,7 +299,7 @@ func jsonView(p *pypi.ProjectPage) *pypi.ProjectPage {
 	q.Files = make([]pypi.File, len(p.Files))
 	for i, f := range p.Files {
 		if f.Hashes == nil {
-			f.Hashes = map[string]string{}
+			f.Hashes = pypi.MakeHashes(map[string]string{})
 		}
 		if len(f.CoreMetadataHashes) == 0 || !f.CoreMetadata {
 			f.CoreMetadataHashes = nil
@@ -376,7 +376,7 @@ func TestRoundTripSample(t *testing.T) {
 		t.Errorf("JSON round trip:\ngot  %+v\nwant %+v", got, want)
 	}
 	hv := htmlView(p)
-	hv.Files[0].Hashes = map[string]string{"sha256": p.Files[0].SHA256()}
+	hv.Files[0].Hashes = pypi.MakeHashes(map[string]string{"sha256": p.Files[0].SHA256()})
 	if got := roundTripHTML(t, p, page); !reflect.DeepEqual(got, hv) {
 		t.Errorf("HTML round trip:\ngot  %+v\nwant %+v", got, hv)
 	}
@@ -402,7 +402,7 @@ func TestParseProjectJSONCases(t *testing.T) {
 			return eq(fmt.Sprint(f.CoreMetadata), "false")
 		}},
 		{"dist-info-metadata fallback", file(`,"core-metadata":null,"dist-info-metadata":{"sha256":"` + h + `"}`), func(f *pypi.File) string {
-			return eq(f.CoreMetadataHashes["sha256"], strings.ToLower(h))
+			return eq(f.CoreMetadataHashes.Get("sha256"), strings.ToLower(h))
 		}},
 		{"data-dist-info-metadata fallback", file(`,"data-dist-info-metadata":true`), func(f *pypi.File) string {
 			return eq(fmt.Sprint(f.CoreMetadata), "true")
@@ -419,7 +419,7 @@ func TestParseProjectJSONCases(t *testing.T) {
 			return eq(fmt.Sprint(f.GPGSig != nil && *f.GPGSig), "true")
 		}},
 		{"fragment hash", `{"name":"foo","files":[{"filename":"foo-1.0.tar.gz","url":"https://x.example/foo-1.0.tar.gz#md5=0123456789abcdef0123456789abcdef","hashes":{}}]}`, func(f *pypi.File) string {
-			return eq(f.URL, "https://x.example/foo-1.0.tar.gz") + eq(f.Hashes["md5"], "0123456789abcdef0123456789abcdef")
+			return eq(f.URL, "https://x.example/foo-1.0.tar.gz") + eq(f.Hashes.Get("md5"), "0123456789abcdef0123456789abcdef")
 		}},
 		{"unknown keys", file(`,"_private":1,"alternate-locations":[],"x":{"y":[null]}`), func(f *pypi.File) string {
 			return eq(f.URL, "https://index.example/files/foo-1.0.tar.gz") + eq(fmt.Sprint(f.Yanked), "false")
@@ -565,14 +565,14 @@ func TestParseProjectHTMLCases(t *testing.T) {
 		Name: "foo-bar", APIVersion: "1.3", LastSerial: 77, Status: "archived", StatusReason: "old & done",
 		Files: []pypi.File{
 			{Filename: "foo_bar-1.0.tar.gz", URL: "https://idx.example/files/foo_bar-1.0.tar.gz",
-				Hashes: map[string]string{"sha256": h}, RequiresPython: ">=3.8,<4", Yanked: true, Size: -1},
+				Hashes: pypi.MakeHashes(map[string]string{"sha256": h}), RequiresPython: ">=3.8,<4", Yanked: true, Size: -1},
 			{Filename: "foo_bar-1.1.tar.gz", URL: "https://f.example/x/foo_bar-1.1.tar.gz?x=1&y=2",
-				Hashes: map[string]string{"sha256": h}, Yanked: true, YankedReason: `bad "one"`, CoreMetadata: true, Size: -1},
+				Hashes: pypi.MakeHashes(map[string]string{"sha256": h}), Yanked: true, YankedReason: `bad "one"`, CoreMetadata: true, Size: -1},
 			{Filename: "foo_bar-1.2-py3-none-any.whl", URL: "https://idx.example/f/foo_bar-1.2-py3-none-any.whl",
-				Hashes: map[string]string{}, CoreMetadata: true, CoreMetadataHashes: map[string]string{"sha256": h}, Size: -1,
+				Hashes: pypi.MakeHashes(map[string]string{}), CoreMetadata: true, CoreMetadataHashes: pypi.MakeHashes(map[string]string{"sha256": h}), Size: -1,
 				Provenance: "https://idx.example/integrity/foo-bar/1.2/foo_bar-1.2-py3-none-any.whl/provenance", GPGSig: boolp(false)},
 			{Filename: "foo_bar-1.3.tar.gz", URL: "https://idx.example/f/foo_bar-1.3.tar.gz",
-				Hashes: map[string]string{}, Yanked: true, Size: -1},
+				Hashes: pypi.MakeHashes(map[string]string{}), Yanked: true, Size: -1},
 		},
 	}
 	if !reflect.DeepEqual(p, want) {
@@ -778,10 +778,10 @@ func benchPage() *pypi.ProjectPage {
 		p.Files = append(p.Files, pypi.File{
 			Filename:           name,
 			URL:                "https://files.pythonhosted.org/packages/13/71/5ad31e4a3cdc5d9d4b3f1fbeeda9490863f3d1882a21cf673cd3236545488d6f1e/" + name,
-			Hashes:             map[string]string{"sha256": "eeea9499863f3d1882a21cf673cd3236545488d6f1e5ad31e4a3cdc5d9d4b3f1"},
+			Hashes:             pypi.MakeHashes(map[string]string{"sha256": "eeea9499863f3d1882a21cf673cd3236545488d6f1e5ad31e4a3cdc5d9d4b3f1"}),
 			RequiresPython:     ">=3.9",
 			CoreMetadata:       i%2 == 0,
-			CoreMetadataHashes: map[string]string{"sha256": "90baa19b1d0046fde219307f7dc6332c0fe8eb0a65dafb9326c3d2c51edd7f7a"},
+			CoreMetadataHashes: pypi.MakeHashes(map[string]string{"sha256": "90baa19b1d0046fde219307f7dc6332c0fe8eb0a65dafb9326c3d2c51edd7f7a"}),
 			Size:               int64(100000 + i),
 			UploadTime:         "2024-11-06T22:37:07.123456Z",
 			Provenance:         "https://pypi.org/integrity/bench-project/" + v + "/" + name + "/provenance",
@@ -951,13 +951,13 @@ func referenceProjectJSON(p *pypi.ProjectPage) []byte {
 	for i := range p.Files {
 		f := &p.Files[i]
 		o := &out.Files[i]
-		o.Filename, o.URL, o.GPGSig, o.UploadTime, o.Hashes = f.Filename, f.URL, f.GPGSig, f.UploadTime, f.Hashes
+		o.Filename, o.URL, o.GPGSig, o.UploadTime, o.Hashes = f.Filename, f.URL, f.GPGSig, f.UploadTime, f.Hashes.Map()
 		if o.Hashes == nil {
 			o.Hashes = map[string]string{}
 		}
 		var cm any = f.CoreMetadata
 		if f.CoreMetadata && len(f.CoreMetadataHashes) > 0 {
-			cm = f.CoreMetadataHashes
+			cm = f.CoreMetadataHashes.Map()
 		}
 		o.CoreMetadata, o.DataDistInfoMetadata = cm, cm
 		if f.Provenance != "" {
@@ -988,7 +988,7 @@ func TestWriteProjectJSONMatchesReference(t *testing.T) {
 	pages := map[string]*pypi.ProjectPage{"sample": samplePage(), "bench": benchPage(), "empty": {Name: "e"}}
 	odd := samplePage()
 	odd.Files[0].YankedReason, odd.Files[1].YankedReason = "ignored", "\x00\x1f\x7f\u2028\u2029\"\\\b\f\n\r\t é \xff end"
-	odd.Files[0].Hashes["Z\n"] = "00"
+	odd.Files[0].Hashes.Set("Z\n", "00")
 	odd.Versions = []string{}
 	pages["odd"] = odd
 	for name, p := range pages {
@@ -1006,8 +1006,8 @@ func FuzzWriteProjectJSON(f *testing.F) {
 	f.Add("x", "\u2028\"\\\x01", "1.0", int64(5), true, false)
 	f.Fuzz(func(t *testing.T, a, b, c string, n int64, y, m bool) {
 		p := &pypi.ProjectPage{Name: a, APIVersion: c, LastSerial: n, Status: b, StatusReason: a + b,
-			Files: []pypi.File{{Filename: a, URL: b, Hashes: map[string]string{a: b, c: a}, RequiresPython: c,
-				Yanked: y, YankedReason: b, CoreMetadata: m, CoreMetadataHashes: map[string]string{b: c},
+			Files: []pypi.File{{Filename: a, URL: b, Hashes: pypi.MakeHashes(map[string]string{a: b, c: a}), RequiresPython: c,
+				Yanked: y, YankedReason: b, CoreMetadata: m, CoreMetadataHashes: pypi.MakeHashes(map[string]string{b: c}),
 				Size: n, UploadTime: a, Provenance: c, GPGSig: &y}}}
 		var buf bytes.Buffer
 		if err := pypi.WriteProjectJSON(&buf, p); err != nil {

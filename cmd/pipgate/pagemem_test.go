@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pipgate/pipgate/provenance/provenancetest"
+)
+
+// The page memory test runs the real binary (built without -race, whose
+// shadow memory would be measured too) in front of an upstream that
+// generates huge project pages, and reads the server's peak RSS from
+// /proc/<pid>/status (VmHWM, reset with clear_refs once idle).
+
+const (
+	// hugePageFiles and the entry size make a page just under the 64 MiB
+	// page limit, ~390k small entries: the shape of issue 17.
+	hugePageFiles = 390_000
+	// Bounds of issue 17, over the idle RSS.
+	onePageRSSBound  = 300 << 20
+	fourPageRSSBound = 600 << 20
+)
+
+var (
+	memBuildOnce sync.Once
+	memBin       string
+	errMemBuild  error
+)
+
+// pipgateBinaryNoRace builds the binary once, without -race.
+func pipgateBinaryNoRace(t testing.TB) string {
+	t.Helper()
+	memBuildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pipgate-mem-bin-")
+		if err != nil {
+			errMemBuild = err
+			return
+		}
+		memBin = filepath.Join(dir, "pipgate")
+		if out, err := exec.Command("go", "build", "-o", memBin, ".").CombinedOutput(); err != nil {
+			errMemBuild = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if errMemBuild != nil {
+		t.Fatal(errMemBuild)
+	}
+	return memBin
+}
+
+// hugePage writes project's page with n files, as JSON or HTML, entry by
+// entry (the generator holds no page in memory). Each entry is about 160
+// bytes of JSON.
+func hugePage(w io.Writer, project string, n int, asJSON bool) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if asJSON {
+		fmt.Fprintf(bw, `{"meta":{"api-version":"1.1","_last-serial":7},"name":%q,"files":[`, project)
+	} else {
+		fmt.Fprintf(bw, "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"></head><body>\n")
+	}
+	under := strings.ReplaceAll(project, "-", "_")
+	for i := range n {
+		fn := fmt.Sprintf("%s-%d.%d.%d-py3-none-any.whl", under, i/10000, (i/100)%100, i%100)
+		sum := fmt.Sprintf("%064x", uint64(i)*0x9e3779b97f4a7c15)
+		u := fmt.Sprintf("f/%x", i)
+		if asJSON {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			fmt.Fprintf(bw, `{"filename":%q,"url":%q,"hashes":{"sha256":%q}}`, fn, u, sum)
+		} else {
+			fmt.Fprintf(bw, "<a href=\"%s#sha256=%s\">%s</a><br />\n", u, sum, fn)
+		}
+	}
+	if asJSON {
+		bw.WriteString("]}\n")
+	} else {
+		bw.WriteString("</body></html>\n")
+	}
+	return bw.Flush()
+}
+
+// hugeUpstream serves huge pages for every project whose name starts with
+// "huge-": JSON for "huge-j*", HTML otherwise.
+func hugeUpstream(t testing.TB) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		project := strings.Trim(strings.TrimPrefix(r.URL.Path, "/simple/"), "/")
+		if !strings.HasPrefix(project, "huge-") || strings.Contains(project, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		asJSON := strings.HasPrefix(project, "huge-j")
+		if asJSON {
+			w.Header().Set("Content-Type", "application/vnd.pypi.simple.v1+json")
+		} else {
+			w.Header().Set("Content-Type", "application/vnd.pypi.simple.v1+html")
+		}
+		_ = hugePage(w, project, hugePageFiles, asJSON)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// memProc is a running pipgate whose memory is measured.
+type memProc struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+func startMemPipgate(t *testing.T, upstreamURL string) *memProc {
+	t.Helper()
+	dir := t.TempDir()
+	ss := provenancetest.New(t)
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: data
+upstream:
+  url: %s/
+  index_ttl: 1h
+  timeout: 120s
+trust:
+  trusted_root: %s
+`, upstreamURL, ss.WriteTrustedRoot(dir))
+	cfgPath := filepath.Join(dir, "pipgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(pipgateBinaryNoRace(t), "serve", "--config", cfgPath, "--log.format", "json")
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &memProc{cmd: cmd}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	addr := make(chan string, 1)
+	var logMu sync.Mutex
+	var log bytes.Buffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			logMu.Lock()
+			log.Write(sc.Bytes())
+			log.WriteByte('\n')
+			logMu.Unlock()
+			var m struct{ Msg, Listener, Addr string }
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Msg == "listening" && m.Listener == "listen" {
+				addr <- m.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		p.base = "http://" + a
+	case <-time.After(60 * time.Second):
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("pipgate did not start; log:\n%s", log.String())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("pipgate log (tail):\n%s", tail(log.String(), 30))
+			logMu.Unlock()
+		}
+	})
+	return p
+}
+
+// status reads a "Vm...: N kB" line of /proc/<pid>/status, in bytes.
+func (p *memProc) status(t *testing.T, key string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", key, p.cmd.Process.Pid)
+	return 0
+}
+
+// idle waits for the server to answer, then returns its RSS and resets the
+// peak (VmHWM) to it.
+func (p *memProc) idle(t *testing.T) int64 {
+	t.Helper()
+	resp, err := http.Get(p.base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0); err != nil {
+		t.Skipf("cannot reset the peak RSS: %v", err)
+	}
+	return p.status(t, "VmRSS")
+}
+
+// getPage fetches a project page and checks the answer: the whole page (n
+// files) or a clear refusal (a 5xx whose body says why).
+func (p *memProc) getPage(project, accept string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, p.base+"/simple/"+project+"/", nil)
+	req.Header.Set("Accept", accept)
+	c := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 300)])), nil
+	}
+	marker := []byte(`"filename":`)
+	if !strings.Contains(accept, "json") {
+		marker = []byte("</a>")
+	}
+	if n := bytes.Count(body, marker); n != hugePageFiles {
+		return resp.StatusCode, "", fmt.Errorf("%s: %d files in %d bytes; want %d", project, n, len(body), hugePageFiles)
+	}
+	return resp.StatusCode, "", nil
+}
+
+// TestHugePageMemory holds issue 17's bound: a project page just under the
+// page limit with ~390k entries costs at most 300 MB of RSS over idle, four
+// different ones at once at most 600 MB, and each answer is the page or a
+// clear refusal.
+func TestHugePageMemory(t *testing.T) {
+	if os.Getenv("PIPGATE_PAGEMEM") == "" {
+		t.Skip("set PIPGATE_PAGEMEM=1 to run the huge-page memory measurement (minutes, and GBs of RAM before issue 17 is closed)")
+	}
+	if _, err := os.Stat("/proc/self/clear_refs"); err != nil {
+		t.Skipf("needs Linux /proc: %v", err)
+	}
+	up := hugeUpstream(t)
+	var probe bytes.Buffer
+	if err := hugePage(&probe, "huge-j0", hugePageFiles, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a page: %d files, %.1f MiB JSON", hugePageFiles, float64(probe.Len())/(1<<20))
+	if probe.Len() > 64<<20 || probe.Len() < 56<<20 {
+		t.Fatalf("the generated page is %d bytes; want just under 64 MiB", probe.Len())
+	}
+	probe = bytes.Buffer{}
+
+	t.Run("one", func(t *testing.T) {
+		p := startMemPipgate(t, up.URL)
+		idle := p.idle(t)
+		code, msg, err := p.getPage("huge-j1", "application/vnd.pypi.simple.v1+json")
+		if err != nil || code != 200 {
+			t.Fatalf("huge JSON page: %d %s %v", code, msg, err)
+		}
+		// Served again from the cache, in the other format.
+		if code, msg, err := p.getPage("huge-j1", "text/html"); err != nil || code != 200 {
+			t.Fatalf("huge page again, as HTML: %d %s %v", code, msg, err)
+		}
+		peak := p.status(t, "VmHWM")
+		t.Logf("one huge page: idle RSS %d MiB, peak %d MiB, +%d MiB", idle>>20, peak>>20, (peak-idle)>>20)
+		if peak-idle > onePageRSSBound {
+			t.Errorf("one huge page took the RSS from %d MiB to %d MiB; want at most +%d MiB", idle>>20, peak>>20, onePageRSSBound>>20)
+		}
+	})
+	t.Run("four", func(t *testing.T) {
+		p := startMemPipgate(t, up.URL)
+		idle := p.idle(t)
+		var wg sync.WaitGroup
+		for i, project := range []string{"huge-j2", "huge-j3", "huge-h4", "huge-h5"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				accept := "application/vnd.pypi.simple.v1+json"
+				if i%2 == 1 {
+					accept = "text/html"
+				}
+				code, msg, err := p.getPage(project, accept)
+				switch {
+				case err != nil:
+					t.Errorf("%s: %v", project, err)
+				case code != 200 && (code < 500 || msg == ""):
+					t.Errorf("%s: %d %q; want the page or a clear refusal", project, code, msg)
+				case code != 200:
+					t.Logf("%s: refused: %d %s", project, code, msg)
+				}
+			}()
+		}
+		wg.Wait()
+		peak := p.status(t, "VmHWM")
+		t.Logf("four huge pages at once: idle RSS %d MiB, peak %d MiB, +%d MiB", idle>>20, peak>>20, (peak-idle)>>20)
+		if peak-idle > fourPageRSSBound {
+			t.Errorf("four huge pages at once took the RSS from %d MiB to %d MiB; want at most +%d MiB", idle>>20, peak>>20, fourPageRSSBound>>20)
+		}
+	})
+}
