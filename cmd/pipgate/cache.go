@@ -33,8 +33,8 @@ commands:
   verify [--json]    check the database, every record and every blob;
                      exit 1 when a problem is found
 
-The data directory is --data-dir, else data_dir of --config (the embedded
-defaults without it). While 'pipgate serve' runs on it, stats asks the
+The data directory is --data-dir, else $PIPGATE_DATA_DIR, else data_dir of
+--config (the embedded defaults without it). While 'pipgate serve' runs on it, stats asks the
 server (through DATA_DIR/pipgate.sock); purge and verify need it stopped.
 
 flags:

@@ -255,7 +255,13 @@ func TestCacheDataDirFromConfig(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "verification facts     2\n") {
 		t.Errorf("stats --config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	// --data-dir wins.
+	// $PIPGATE_DATA_DIR wins over the file, --data-dir over both.
+	empty := t.TempDir()
+	t.Setenv("PIPGATE_DATA_DIR", empty)
+	code, _, stderr = runCacheCmd(t, "stats", "--config", cfg)
+	if code != 1 || !strings.Contains(stderr, "no pipgate database in "+empty) {
+		t.Errorf("$PIPGATE_DATA_DIR with --config: exit %d, stderr %q; want it to read %s", code, stderr, empty)
+	}
 	other := t.TempDir()
 	code, _, stderr = runCacheCmd(t, "stats", "--config", cfg, "--data-dir", other)
 	if code != 1 || !strings.Contains(stderr, "no pipgate database in "+other) {

@@ -368,7 +368,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 	})
 	if err != nil {
 		if cfg.Trust.TrustedRoot == "" {
-			return nil, fmt.Errorf("trust root (pass --trusted-root FILE, a Sigstore trusted_root.json, or set trust.trusted_root in the config): %s",
+			return nil, fmt.Errorf("trust root (pass --trusted-root FILE, a Sigstore trusted_root.json, or set PIPGATE_TRUSTED_ROOT or trust.trusted_root in the config): %s",
 				strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 		return nil, cfg.At("trust.trusted_root", "%s", trustRootProblem(err))
