@@ -15,7 +15,7 @@ import (
 // folder under the sha256 its README states, and their provenance bodies
 // byte for byte.
 func TestRealDistributions(t *testing.T) {
-	dir := fixtures(t)
+	dir := pypiFixtures(t)
 	s := openStore(t, "")
 	cases := []struct{ file, sha256 string }{
 		{"pypi_attestations-0.0.19.tar.gz", "9bb1add04b1b4e182be6b0b80931593f7a291eb49d69b4fd728a5d4cbcdc4bd3"},

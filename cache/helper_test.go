@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
@@ -59,17 +60,10 @@ func newLogger() (*slog.Logger, *pypitest.LogBuffer) {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
-// fixtures returns the real PyPI fixture folder, or skips the test.
-func fixtures(t testing.TB) string {
+// pypiFixtures returns the real PyPI fixture folder (internal/fixtures).
+func pypiFixtures(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
-	}
-	return dir
+	return fixtures.PyPI(t)
 }
 
 // files lists the regular files under dir, relative to it.

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pipgate/pipgate/internal/testbin"
 )
 
 // TestDeploySyntax: every YAML and JSON file here parses (YAML duplicate
@@ -223,7 +225,7 @@ func TestSystemdUnit(t *testing.T) {
 			t.Fatal(err)
 		}
 		// systemd-analyze exits 0 on unknown keys and bad values: any output is a problem.
-		out, err := exec.CommandContext(t.Context(), sa, "verify", filepath.Join(dir, "pipgate.service")).CombinedOutput()
+		out, err := testbin.Command(t.Context(), t, sa, "verify", filepath.Join(dir, "pipgate.service")).CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) > 0 {
 			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 		}
@@ -392,7 +394,7 @@ func TestComposeStack(t *testing.T) {
 		} else {
 			t.Skip("neither 'docker compose' nor docker-compose found (Debian: apt-get install docker-compose); skipping docker compose config")
 		}
-		out, err := exec.CommandContext(t.Context(), argv[0], append(argv[1:], "-f", "docker-compose.yml", "config", "-q")...).CombinedOutput()
+		out, err := testbin.Command(t.Context(), t, argv[0], append(argv[1:], "-f", "docker-compose.yml", "config", "-q")...).CombinedOutput()
 		if err != nil {
 			t.Errorf("%v config -q: %v\n%s", argv, err, out)
 		}

@@ -16,13 +16,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pipgate/pipgate/internal/testbin"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
@@ -46,81 +46,27 @@ func readFile(t *testing.T, parts ...string) []byte {
 	return b
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	errBin    error
-)
-
 // testVersion is the VERSION build argument the binary is built with.
-const testVersion = "deploy-check"
+const testVersion = testbin.Version
 
-// pipgate returns the binary built by the Dockerfile's `go build` step (see
-// dockerBuildCommand), once per test run. It first stats every source file
-// of the module the binary is built from, so that `go test`'s cache knows
-// this package's result depends on them (the build runs in a subprocess it
-// cannot see into).
+// pipgate returns the binary the Dockerfile's `go build` step builds (see
+// TestDockerfileBuild), shared with cmd/pipgate's end-to-end tests: built
+// once per source state (internal/testbin).
 func pipgate(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		errBin = statBuildInputs()
-		if errBin != nil {
-			return
-		}
-		df, err := parseDockerfile(repoFile("Dockerfile"))
-		if err != nil {
-			errBin = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "pipgate-deploy-")
-		if err != nil {
-			errBin = err
-			return
-		}
-		binPath = filepath.Join(dir, "pipgate")
-		env, args, err := dockerBuildCommand(df, testVersion, binPath)
-		if err != nil {
-			errBin = err
-			return
-		}
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = repoFile()
-		cmd.Env = append(os.Environ(), env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			errBin = fmt.Errorf("the Dockerfile's build step %q: %w\n%s", strings.Join(append(env, args...), " "), err, out)
-		}
-	})
-	if errBin != nil {
-		t.Fatal(errBin)
-	}
-	return binPath
+	return testbin.Pipgate(t)
 }
 
-// statBuildInputs stats go.mod, go.sum, the Dockerfile and the Go files of
-// every package of this module cmd/pipgate is built from.
-func statBuildInputs() error {
-	_, files, err := buildInputs()
+// buildInputs lists the folders, relative to the repository root, of the
+// packages of this module cmd/pipgate is built from.
+func buildInputs() (dirs []string, err error) {
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{if not .Standard}}{{.Module.Path}} {{.Dir}}{{end}}`, "../cmd/pipgate").Output()
 	if err != nil {
-		return err
-	}
-	for _, f := range append(files, repoFile("go.mod"), repoFile("go.sum"), repoFile("Dockerfile")) {
-		if _, err := os.Stat(f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// buildInputs lists the packages of this module cmd/pipgate is built from:
-// their folders relative to the repository root, and their files.
-func buildInputs() (dirs, files []string, err error) {
-	out, err := exec.Command("go", "list", "-deps", "-f", `{{if not .Standard}}{{.Module.Path}} {{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .EmbedFiles}} {{.}}{{end}}{{end}}`, "../cmd/pipgate").Output()
-	if err != nil {
-		return nil, nil, fmt.Errorf("go list: %w", err)
+		return nil, fmt.Errorf("go list: %w", err)
 	}
 	root, err := filepath.Abs(repoFile())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(l)
@@ -129,25 +75,23 @@ func buildInputs() (dirs, files []string, err error) {
 		}
 		rel, err := filepath.Rel(root, f[1])
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		dirs = append(dirs, filepath.ToSlash(rel))
-		for _, name := range f[2:] {
-			files = append(files, filepath.Join(f[1], name))
-		}
 	}
 	if len(dirs) == 0 {
-		return nil, nil, fmt.Errorf("go list: no package of this module in cmd/pipgate's build")
+		return nil, fmt.Errorf("go list: no package of this module in cmd/pipgate's build")
 	}
-	return dirs, files, nil
+	return dirs, nil
 }
 
 // run runs the binary with args and returns its combined output.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	bin := pipgate(t) // before the deadline: a cold build takes what it takes
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, pipgate(t), args...).CombinedOutput()
+	out, err := testbin.Command(ctx, t, bin, args...).CombinedOutput()
 	return string(out), err
 }
 
@@ -191,7 +135,7 @@ func (s *server) url(listener, path string) string { return "http://" + s.addrs[
 // ready", which it does after binding every listener.
 func startServer(t *testing.T, config string, up *upstream) *server {
 	t.Helper()
-	cmd := exec.Command(pipgate(t), "serve", "--config", config, "--listen", "127.0.0.1:0",
+	cmd := testbin.Command(context.Background(), t, pipgate(t), "serve", "--config", config, "--listen", "127.0.0.1:0",
 		"--upstream", up.srv.URL(), "--trusted-root", up.trustedRoot, "--data-dir", t.TempDir(), "--log.format", "json")
 	s := &server{addrs: map[string]string{}, logs: &pypitest.LogBuffer{}}
 	pr, pw := io.Pipe()

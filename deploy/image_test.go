@@ -11,9 +11,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pipgate/pipgate/internal/testbin"
 )
 
 // dockerInstr is one Dockerfile instruction, continuation lines joined.
@@ -300,9 +303,25 @@ func TestDockerImageRunsAsNonRoot(t *testing.T) {
 }
 
 // TestDockerfileBuild: the Dockerfile's `go build` step builds a static
-// binary without this machine's paths in it, stamped with VERSION.
+// binary without this machine's paths in it, stamped with VERSION. The
+// binary checked is the one every test runs (internal/testbin), built by the
+// same command.
 func TestDockerfileBuild(t *testing.T) {
 	t.Parallel()
+	stages, err := parseDockerfile(repoFile("Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const outPath = "/out/pipgate"
+	env, argv, err := dockerBuildCommand(stages, testVersion, outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv, wantArgv := testbin.BuildCommand(outPath)
+	if !slices.Equal(env, wantEnv) || !slices.Equal(argv, wantArgv) {
+		t.Fatalf("the Dockerfile builds with %q %q, the tests' binary with %q %q (internal/testbin.BuildCommand): change both together, so that the tests run what the image ships",
+			env, argv, wantEnv, wantArgv)
+	}
 	bin := pipgate(t)
 	f, err := elf.Open(bin)
 	if err != nil {
@@ -451,7 +470,7 @@ func TestDockerBuildContext(t *testing.T) {
 			}
 		}
 	}
-	dirs, _, err := buildInputs()
+	dirs, err := buildInputs()
 	if err != nil {
 		t.Fatal(err)
 	}

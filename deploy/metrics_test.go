@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pipgate/pipgate/internal/testbin"
 )
 
 // scrape is a parsed /metrics exposition: for each series name, the label
@@ -233,7 +234,7 @@ func TestAlertsAndDashboardQueryExportedMetrics(t *testing.T) {
 	}
 
 	t.Run("promtool check metrics", func(t *testing.T) {
-		cmd := exec.CommandContext(t.Context(), promtool(t), "check", "metrics")
+		cmd := testbin.Command(t.Context(), t, promtool(t), "check", "metrics")
 		cmd.Stdin = bytes.NewReader(text)
 		out, err := cmd.CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) > 0 {
@@ -259,7 +260,7 @@ func TestPromtool(t *testing.T) {
 	pt := promtool(t)
 	check := func(dir string, args ...string) {
 		t.Helper()
-		cmd := exec.CommandContext(t.Context(), pt, args...)
+		cmd := testbin.Command(t.Context(), t, pt, args...)
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)

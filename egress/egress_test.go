@@ -37,18 +37,21 @@ var egressTestCA = sync.OnceValues(func() (egressCA, error) {
 	if err != nil {
 		return egressCA{}, err
 	}
+	// LoadCA reads files: written to a folder removed at once.
 	dir, err := os.MkdirTemp("", "pipgate-egress-ca-")
 	if err != nil {
 		return egressCA{}, err
 	}
-	c := egressCA{certFile: filepath.Join(dir, "ca.pem"), keyFile: filepath.Join(dir, "ca-key.pem")}
-	if err := os.WriteFile(c.certFile, certPEM, 0o644); err != nil {
+	defer os.RemoveAll(dir)
+	c := egressCA{keyPEM: keyPEM}
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
 		return egressCA{}, err
 	}
-	if err := os.WriteFile(c.keyFile, keyPEM, 0o600); err != nil {
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return egressCA{}, err
 	}
-	if c.cert, err = LoadCA(c.certFile, c.keyFile); err != nil {
+	if c.cert, err = LoadCA(certFile, keyFile); err != nil {
 		return egressCA{}, err
 	}
 	c.pool = x509.NewCertPool()
@@ -57,9 +60,9 @@ var egressTestCA = sync.OnceValues(func() (egressCA, error) {
 })
 
 type egressCA struct {
-	cert              tls.Certificate
-	pool              *x509.CertPool
-	certFile, keyFile string
+	cert   tls.Certificate
+	pool   *x509.CertPool
+	keyPEM []byte
 }
 
 func egressLoadTestCA(t testing.TB) egressCA {
@@ -679,10 +682,7 @@ func TestEgressLogsNoKey(t *testing.T) {
 	if _, err := untrusted.Get("https://pypi.org/simple/"); err == nil {
 		t.Fatal("a client that does not trust the CA got through")
 	}
-	keyPEM, err := os.ReadFile(f.ca.keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyPEM := f.ca.keyPEM
 	block := strings.Split(strings.TrimSpace(string(keyPEM)), "\n")[1] // first base64 line of the key
 	// The failed handshake is logged on the tunnel goroutine.
 	logs.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "handshake") })

@@ -7,21 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// fixturesDir returns the real PyPI fixtures folder, or skips.
+// fixturesDir returns the real PyPI fixtures folder (internal/fixtures).
 func fixturesDir(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
-	}
-	return dir
+	return fixtures.PyPI(t)
 }
 
 // TestStrictPolicyMatchesRecordedPublishers checks that the strict example

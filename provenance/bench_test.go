@@ -10,17 +10,14 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/pypi"
 )
 
 func benchFixture(b *testing.B, rel string) []byte {
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
-	}
-	data, err := os.ReadFile(filepath.Join(dir, rel))
+	data, err := os.ReadFile(filepath.Join(fixtures.PyPI(b), rel))
 	if err != nil {
-		b.Skipf("real PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+		b.Fatal(err)
 	}
 	return data
 }

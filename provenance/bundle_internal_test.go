@@ -8,20 +8,19 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/pipgate/pipgate/internal/fixtures"
 )
 
 // TestToBundleMatchesSigstoreBundle checks the conversion against the
 // fixture pair: the PyPI attestation and the same signature as a native
 // Sigstore bundle v0.3.
 func TestToBundleMatchesSigstoreBundle(t *testing.T) {
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
-	}
+	dir := fixtures.PyPI(t)
 	for _, base := range []string{"pypi_attestation_models-0.0.4a2.tar.gz", "rfc8785-0.1.2-py3-none-any.whl"} {
 		attJSON, err := os.ReadFile(filepath.Join(dir, "pypi-attestations", base+".attestation"))
 		if err != nil {
-			t.Skipf("real PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+			t.Fatal(err)
 		}
 		sigJSON, err := os.ReadFile(filepath.Join(dir, "pypi-attestations", base+".sigstore"))
 		if err != nil {

@@ -11,35 +11,21 @@ import (
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/provenance"
 )
 
-// fixturesDir returns the real PyPI fixtures folder (PIPGATE_FIXTURES, or
-// ../../shared/fixtures/pypi from the repository root) or skips the test.
+// fixturesDir returns the real PyPI fixtures folder (internal/fixtures).
 func fixturesDir(t testing.TB) string {
 	t.Helper()
-	return sharedFixtures(t, "PIPGATE_FIXTURES", "pypi", "README.md")
+	return fixtures.PyPI(t)
 }
 
-// rekor2Dir returns the Rekor v2 fixtures folder (PIPGATE_REKOR2_FIXTURES,
-// or ../../shared/fixtures/sigstore-rekor2) or skips the test.
+// rekor2Dir returns the Rekor v2 fixtures folder (internal/fixtures:
+// shared/fixtures/sigstore-rekor2).
 func rekor2Dir(t testing.TB) string {
 	t.Helper()
-	return sharedFixtures(t, "PIPGATE_REKOR2_FIXTURES", "sigstore-rekor2", "SOURCES.md")
-}
-
-// sharedFixtures returns the folder named by the environment variable env,
-// or ../../shared/fixtures/sub, or skips the test when it has no marker file.
-func sharedFixtures(t testing.TB, env, sub, marker string) string {
-	t.Helper()
-	dir := os.Getenv(env)
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", sub)
-	}
-	if _, err := os.Stat(filepath.Join(dir, marker)); err != nil {
-		t.Skipf("fixtures not found at %s (set %s): %v", dir, env, err)
-	}
-	return dir
+	return fixtures.Path(t, "sigstore-rekor2")
 }
 
 func readFixture(t testing.TB, rel string) []byte {

@@ -6,14 +6,15 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/pypi"
 )
 
 func addFixtureSeeds(f *testing.F, names ...string) {
-	dir := os.Getenv("PIPGATE_FIXTURES")
+	dir := fixtures.Optional(f, "pypi")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
+		return
 	}
 	for _, n := range names {
 		if b, err := os.ReadFile(filepath.Join(dir, n)); err == nil {

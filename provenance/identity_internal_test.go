@@ -8,18 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/pypi"
 )
 
 func loadPEM(t *testing.T, name string) *x509.Certificate {
 	t.Helper()
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "pypi-attestations", name))
+	b, err := os.ReadFile(filepath.Join(fixtures.PyPI(t), "pypi-attestations", name))
 	if err != nil {
-		t.Skipf("real PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+		t.Fatal(err)
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pipgate/pipgate/internal/testbin"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
@@ -728,12 +729,22 @@ func TestDeliveryEgress(t *testing.T) {
 	big := signedDist(t, up, tp, "demo", "2.0", content(large, "egress"), nil)
 	fine := signedDist(t, up, tp, "demo", "3.0", content(large, "fine"), nil)
 	up.SetFault("/files/"+sha(small.Content)+"/", pypitest.Fault{Tamper: true})
-	up.SetFault("/files/"+sha(big.Content)+"/", pypitest.Fault{Tamper: true})
 	for _, host := range []string{"https://pypi.org/files/demo/", "https://files.pythonhosted.org/packages/ab/cd/"} {
 		assertRefused(t, host+" small", fetch(t, c, "GET", host+small.Filename), small.Content)
-		o := fetch(t, c, "GET", host+big.Filename)
-		if o.delivered() {
-			t.Errorf("%s large tampered: %v; delivered", host, o)
+		// The upstream holds the end of the tampered file until the client
+		// has the streamed head: otherwise a fill that ends before the
+		// handler looks (a loaded machine) is a clean 403 instead.
+		gate := make(chan struct{})
+		up.SetFault("/files/"+sha(big.Content)+"/", pypitest.Fault{Tamper: true, TruncateAfter: large - 512<<10, Gate: gate})
+		resp, err := c.Get(host + big.Filename)
+		if err != nil {
+			t.Fatalf("%s large tampered: %v", host, err)
+		}
+		close(gate)
+		o := readOutcome(resp)
+		resp.Body.Close()
+		if _, announced := o.trailer[headerVerdict]; o.delivered() || o.status != http.StatusOK || !announced {
+			t.Errorf("%s large tampered: %v; want a streamed 200 announcing the verdict trailer, cut short", host, o)
 		}
 		assertAborted(t, host+" large", o, large)
 	}
@@ -759,17 +770,41 @@ func TestDeliveryCurl(t *testing.T) {
 	big := signedDist(t, up, tp, "demo", "2.0", content(large, "curl"), nil)
 	fine := signedDist(t, up, tp, "demo", "3.0", content(large, "ok"), nil)
 	up.SetFault("/files/"+sha(small.Content)+"/", pypitest.Fault{Tamper: true})
-	up.SetFault("/files/"+sha(big.Content)+"/", pypitest.Fault{Tamper: true})
 	for _, c := range []struct {
 		d    pypitest.Dist
 		exit int
 		code string
 	}{{small, 22, "403"}, {big, 18, "200"}, {fine, 0, "200"}} {
-		out := filepath.Join(t.TempDir(), "out")
-		cmd := exec.Command(curl, "--silent", "--fail", "--max-time", "20", "--output", out,
-			"--write-out", "%{http_code}", tp.http.URL+"/files/demo/"+c.d.Filename)
+		// The body on stdout, the status on stderr. For the large tampered
+		// file the upstream holds its end until curl has the streamed
+		// head (its first body bytes): otherwise a fill that ends before
+		// the handler looks (a loaded machine) is a clean 403 instead.
+		var gate chan struct{}
+		if c.exit == 18 {
+			gate = make(chan struct{})
+			up.SetFault("/files/"+sha(c.d.Content)+"/", pypitest.Fault{Tamper: true, TruncateAfter: large - 512<<10, Gate: gate})
+		}
+		cmd := testbin.Command(t.Context(), t, curl, "--silent", "--fail", "--max-time", "20", "--output", "-",
+			"--write-out", "%{stderr}%{http_code}", tp.http.URL+"/files/demo/"+c.d.Filename)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-		stdout, err := cmd.Output()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if gate != nil {
+			if _, err := io.CopyN(&got, stdout, 1); err != nil {
+				t.Errorf("curl %s: no streamed head: %v", c.d.Filename, err)
+			}
+			close(gate)
+		}
+		_, _ = io.Copy(&got, stdout)
+		err = cmd.Wait()
 		exit := 0
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -777,12 +812,11 @@ func TestDeliveryCurl(t *testing.T) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := os.ReadFile(out)
-		if exit != c.exit || string(stdout) != c.code {
-			t.Errorf("curl %s: exit %d, HTTP %s; want exit %d, HTTP %s", c.d.Filename, exit, stdout, c.exit, c.code)
+		if exit != c.exit || stderr.String() != c.code {
+			t.Errorf("curl %s: exit %d, HTTP %s; want exit %d, HTTP %s", c.d.Filename, exit, stderr.String(), c.exit, c.code)
 		}
-		if c.exit != 0 && bytes.Equal(got, c.d.Content) || c.exit == 0 && !bytes.Equal(got, c.d.Content) {
-			t.Errorf("curl %s: wrote %d bytes", c.d.Filename, len(got))
+		if c.exit != 0 && bytes.Equal(got.Bytes(), c.d.Content) || c.exit == 0 && !bytes.Equal(got.Bytes(), c.d.Content) {
+			t.Errorf("curl %s: wrote %d bytes", c.d.Filename, got.Len())
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -211,16 +212,13 @@ func TestRenamedCopyCheckedAsItself(t *testing.T) {
 
 // TestRenamedCopyRealAttestation is TestRenamedCopyCheckedAsItself with the
 // real pypi_attestations-0.0.19 sdist, its real Integrity API provenance and
-// the production trusted root (PIPGATE_FIXTURES or ../../shared/fixtures/pypi).
+// the production trusted root (shared/fixtures/pypi, internal/fixtures).
 func TestRenamedCopyRealAttestation(t *testing.T) {
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
-	}
+	dir := fixtures.PyPI(t)
 	read := func(rel string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, rel))
 		if err != nil {
-			t.Skipf("PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
+			t.Fatal(err)
 		}
 		return b
 	}

@@ -13,22 +13,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/pypi"
 )
 
 var update = flag.Bool("update", false, "rewrite the testdata/*.golden files")
 
-// fixtureDir returns the real PyPI fixtures folder, or skips the test.
+// fixtureDir returns the real PyPI fixtures folder (internal/fixtures).
 func fixtureDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "simple-index")); err != nil {
-		t.Skipf("PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
-	}
-	return dir
+	return fixtures.PyPI(t)
 }
 
 func readFixture(t testing.TB, name string) []byte {
@@ -709,9 +703,9 @@ func seedPages(f *testing.F, html bool) {
 		_ = pypi.WriteProjectJSON(&b, samplePage())
 	}
 	f.Add(b.Bytes())
-	dir := os.Getenv("PIPGATE_FIXTURES")
+	dir := fixtures.Optional(f, "pypi")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures", "pypi")
+		return
 	}
 	names := []string{"argset.pypi-json-reformatted.json", "yanked.pypi-json-reformatted.json"}
 	if html {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/pipgate/pipgate/internal/testbin"
 )
 
 // The status pages are checked once, in a real headless browser, against the
@@ -56,7 +58,7 @@ func loadInChromium(t *testing.T, browser, url, name string, width, height int) 
 		base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync",
 			"--disable-dev-shm-usage", "--hide-scrollbars", "--user-data-dir=" + t.TempDir()}
-		cmd := exec.CommandContext(ctx, browser, append(base, args...)...)
+		cmd := testbin.Command(ctx, t, browser, append(base, args...)...)
 		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

@@ -16,11 +16,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pipgate/pipgate/internal/testbin"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
@@ -30,36 +30,12 @@ import (
 // front of a fake upstream index whose attestations a fake Sigstore minted,
 // and drives real pip through it: index mode and egress (MITM) mode.
 
-var (
-	buildOnce sync.Once
-	buildBin  string
-	errBuild  error
-)
-
-// pipgateBinary builds the binary once per test run (with -race when the
-// tests run with it).
+// pipgateBinary returns the binary every end-to-end test and the deploy
+// checks share (internal/testbin: built once per source state by the
+// Dockerfile's build step).
 func pipgateBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pipgate-e2e-bin-")
-		if err != nil {
-			errBuild = err
-			return
-		}
-		buildBin = filepath.Join(dir, "pipgate")
-		args := []string{"build", "-o", buildBin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, ".")...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			errBuild = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if errBuild != nil {
-		t.Fatal(errBuild)
-	}
-	return buildBin
+	return testbin.Pipgate(t)
 }
 
 // proc is a running pipgate.
@@ -90,7 +66,7 @@ func startPipgateArgs(t testing.TB, args []string, auditLog string, wantEgress b
 		scheme = "https://"
 		p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
 	}
-	p.cmd = exec.Command(bin, append(append([]string{"serve"}, args...), "--log.format", "json", "--log.level", "debug")...)
+	p.cmd = testbin.Command(context.Background(), t, bin, append(append([]string{"serve"}, args...), "--log.format", "json", "--log.level", "debug")...)
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
 	p.cmd.Stdout = io.Discard
@@ -391,7 +367,7 @@ func TestE2E(t *testing.T) {
 
 	dir := t.TempDir()
 	caCert, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	if out, err := exec.Command(pipgateBinary(t), "ca", "init", "--cert", caCert, "--key", caKey).CombinedOutput(); err != nil {
+	if out, err := testbin.Command(t.Context(), t, pipgateBinary(t), "ca", "init", "--cert", caCert, "--key", caKey).CombinedOutput(); err != nil {
 		t.Fatalf("pipgate ca init: %v\n%s", err, out)
 	}
 	if fi, err := os.Stat(caKey); err != nil || fi.Mode().Perm() != 0o600 {
@@ -703,7 +679,7 @@ egress:
 		if err != nil {
 			t.Skip("promtool not installed (Debian package prometheus): skipping promtool check metrics")
 		}
-		cmd := exec.Command(promtool, "check", "metrics")
+		cmd := testbin.Command(t.Context(), t, promtool, "check", "metrics")
 		cmd.Stdin = strings.NewReader(p.scrape(t))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool check metrics: %v\n%s", err, out)

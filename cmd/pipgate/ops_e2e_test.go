@@ -11,13 +11,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pipgate/pipgate/internal/testbin"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
@@ -177,7 +177,7 @@ func TestE2EHTTPSAndCacheLimit(t *testing.T) {
 	}
 
 	// cache stats while the server holds the database.
-	cmd := exec.Command(pipgateBinary(t), "cache", "stats", "--json", "--data-dir", dataDir)
+	cmd := testbin.Command(t.Context(), t, pipgateBinary(t), "cache", "stats", "--json", "--data-dir", dataDir)
 	statsOut, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("pipgate cache stats while serving: %v\n%s", err, statsOut)

@@ -13,20 +13,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 )
 
-// verifyFixtures returns the real PyPI fixtures folder or skips.
+// verifyFixtures returns the real PyPI fixtures folder (internal/fixtures).
 func verifyFixtures(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("PIPGATE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "fixtures", "pypi")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
-		t.Skipf("real PyPI fixtures not found at %s (set PIPGATE_FIXTURES): %v", dir, err)
-	}
-	return dir
+	return fixtures.PyPI(t)
 }
 
 func verifyRun(args ...string) (code int, stdout, stderr string) {

@@ -10,32 +10,14 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pipgate/pipgate/internal/fixtures"
 )
 
-// fixturesDir returns the real PyPI fixtures folder (PIPGATE_FIXTURES, or
-// ../shared/fixtures/pypi beside the repository root), skipping the test
-// when it is absent.
+// fixturesDir returns the real PyPI fixtures folder (internal/fixtures).
 func fixturesDir(t *testing.T) string {
 	t.Helper()
-	if dir := os.Getenv("PIPGATE_FIXTURES"); dir != "" {
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			fx := filepath.Join(dir, "..", "shared", "fixtures", "pypi")
-			if _, err := os.Stat(fx); err != nil {
-				t.Skipf("skipping: real PyPI fixtures not found at %s (set PIPGATE_FIXTURES)", fx)
-			}
-			return fx
-		}
-		if filepath.Dir(dir) == dir {
-			t.Skip("skipping: repository root not found; set PIPGATE_FIXTURES")
-		}
-	}
+	return fixtures.PyPI(t)
 }
 
 var (

@@ -1,0 +1,14 @@
+//go:build unix && !linux
+
+package testbin
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// prepare puts cmd in its own process group (no parent-death signal
+// outside Linux: a killed test binary can leave it running).
+func prepare(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+}

@@ -1,0 +1,19 @@
+//go:build !unix
+
+package testbin
+
+import (
+	"os/exec"
+)
+
+func prepare(*exec.Cmd) {}
+
+func killGroup(cmd *exec.Cmd) error {
+	if cmd.Process == nil {
+		return nil
+	}
+	return cmd.Process.Kill()
+}
+
+// lockFile does not lock: parallel test binaries may build twice.
+func lockFile(string) (func(), error) { return func() {}, nil }
