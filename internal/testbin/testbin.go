@@ -284,14 +284,22 @@ func prune(dir, current string) {
 func Command(ctx context.Context, t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
-	prepare(cmd)
-	cmd.Cancel = func() error { return killGroup(cmd) }
+	Prepare(cmd)
 	t.Cleanup(func() {
 		if cmd.Process != nil {
 			_ = killGroup(cmd)
 		}
 	})
 	return cmd
+}
+
+// Prepare sets up a command made by exec.CommandContext (before Start) to
+// die with the test binary as Command's do, for helpers without a
+// testing.TB: its own process group, SIGKILLed as a whole when the context
+// ends, and killed by the kernel when the test binary dies (Linux).
+func Prepare(cmd *exec.Cmd) {
+	prepare(cmd)
+	cmd.Cancel = func() error { return killGroup(cmd) }
 }
 
 // KillGroup SIGKILLs the process group of a started Command (the process

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pipgate/pipgate/internal/testbin"
 )
 
 // runTimeout bounds one pip run when the caller's context has no deadline.
@@ -21,6 +23,7 @@ func PipAvailable() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "python3", "-c", "import venv, pip, sys; print(pip.__path__[0])")
+	testbin.Prepare(cmd)
 	cmd.Env = cleanEnv(os.Environ())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -172,6 +175,7 @@ func (p *Pip) python(ctx context.Context, python string, args ...string) (string
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, python, args...)
+	testbin.Prepare(cmd) // pip dies with the test binary; what it started, with ctx
 	cmd.Env = p.Env()
 	cmd.Dir = p.home
 	cmd.WaitDelay = 5 * time.Second
