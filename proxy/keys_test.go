@@ -270,7 +270,7 @@ func TestPageDropsUnusableLink(t *testing.T) {
 			up.SetRawPage("demo", ct, []byte(page(up.FileURL("other", good))))
 			logs := &pypitest.LogBuffer{}
 			reg := prometheus.NewRegistry()
-			client, err := upstream.New(upstream.Options{URL: up.URL(), Timeout: 2 * time.Second, Registerer: reg,
+			client, err := upstream.New(upstream.Options{URL: up.URL(), Registerer: reg,
 				Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 			if err != nil {
 				t.Fatal(err)

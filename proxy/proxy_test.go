@@ -93,7 +93,10 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	client, err := upstream.New(upstream.Options{URL: up.URL(), Timeout: 2 * time.Second})
+	// The upstream timeout is the production default (30s): no test here is
+	// about it, and on a loaded machine the fake upstream can take seconds
+	// before its headers (a 2s timeout turned slow answers into 504s).
+	client, err := upstream.New(upstream.Options{URL: up.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

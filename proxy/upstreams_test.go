@@ -84,11 +84,11 @@ func newPrivateSetup(t *testing.T, password string, opts ...setupOptions) *priva
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewJSONHandler(x.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	priv, err := upstream.New(upstream.Options{Name: "internal", URL: x.private.URL(), Username: privateUser, Password: password,
-		Timeout: 5 * time.Second, Registerer: reg, Logger: logger, IndexTTL: o.privateTTL})
+		Registerer: reg, Logger: logger, IndexTTL: o.privateTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := upstream.New(upstream.Options{Name: "pypi", URL: x.public.URL(), Timeout: 5 * time.Second, Registerer: reg, Logger: logger,
+	pub, err := upstream.New(upstream.Options{Name: "pypi", URL: x.public.URL(), Registerer: reg, Logger: logger,
 		IndexTTL: o.publicTTL})
 	if err != nil {
 		t.Fatal(err)
