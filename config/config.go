@@ -158,6 +158,11 @@ type TLS struct {
 	// does not load keeps the old one.
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// ServerName is the host name (or IP address) clients use to reach the
+	// listener, which the certificate must cover, at start and on reload.
+	// Empty: the host of Listen when it is a name; when that is an IP
+	// address too, no name is checked.
+	ServerName string `yaml:"server_name"`
 }
 
 // Cache is the "cache:" section: bounds of the blob store and page memory.
@@ -493,6 +498,9 @@ func (c *Config) validate() []*Error {
 		} else {
 			bad("tls.key", "required when tls.cert is set")
 		}
+	}
+	if c.TLS.ServerName != "" && c.TLS.Cert == "" {
+		bad("tls.server_name", "only used with tls.cert and tls.key")
 	}
 	if c.Cache.MaxFileSize <= 0 {
 		bad("cache.max_file_size", "must be positive")

@@ -97,7 +97,7 @@ func TestE2EHTTPSAndCacheLimit(t *testing.T) {
 	root := provenancetest.New(t).WriteTrustedRoot(dir)
 	dataDir := filepath.Join(dir, "data")
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: data\nupstream:\n  url: %s\ntrust:\n  trusted_root: %s\n"+
-		"audit_log: \"\"\ntls:\n  cert: server.pem\n  key: server-key.pem\ncache:\n  max_size: 8MiB\n", up.URL(), root)
+		"audit_log: \"\"\ntls:\n  cert: server.pem\n  key: server-key.pem\n  server_name: localhost\ncache:\n  max_size: 8MiB\n", up.URL(), root)
 	cfgPath := filepath.Join(dir, "pipgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -209,6 +209,40 @@ func TestE2EHTTPSAndCacheLimit(t *testing.T) {
 	hupAndWait(t, p, "tls certificate reload failed; keeping the old certificate", 1)
 	if got := servedName(t, strings.TrimPrefix(p.base, "https://"), ca); got != "second" {
 		t.Errorf("after a broken reload the server presents %q; want second", got)
+	}
+	// A pair no client could use keeps it too, and the log and the metric
+	// say so: one for another host than tls.server_name, one for clients only.
+	for i, edit := range []func(*x509.Certificate){
+		func(c *x509.Certificate) { c.DNSNames, c.IPAddresses = []string{"other.example"}, nil },
+		func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} },
+	} {
+		cert, key := ca.issueWith(t, dir, "unusable", edit)
+		install(cert, "server.pem")
+		install(key, "server-key.pem")
+		hupAndWait(t, p, "tls certificate reload failed; keeping the old certificate", 2+i)
+		if got := servedName(t, strings.TrimPrefix(p.base, "https://"), ca); got != "second" {
+			t.Errorf("after an unusable reload the server presents %q; want second", got)
+		}
+	}
+	for _, want := range []string{`certificate does not cover the server name \"localhost\"`, "its extended key usage (clientAuth) lacks serverAuth"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, tail(p.stderr.String(), 10))
+		}
+	}
+	if got := p.metricTLS(t, "pipgate_tls_certificate_last_reload_successful"); got != 0 {
+		t.Errorf("pipgate_tls_certificate_last_reload_successful = %v after a refused reload; want 0", got)
+	}
+
+	// Plain HTTP on the HTTPS port: a whole, readable 400 naming the fix.
+	hostport := strings.TrimPrefix(p.base, "https://")
+	plain, err := http.Get("http://" + hostport + "/simple/hello/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainBody, _ := io.ReadAll(plain.Body)
+	plain.Body.Close()
+	if want := "400 this listener speaks HTTPS: use https://" + hostport + "/simple/"; plain.Status != want || !strings.Contains(string(plainBody), "https://"+hostport+"/simple/") {
+		t.Errorf("plain HTTP: %q, %q; want %q", plain.Status, plainBody, want)
 	}
 }
 

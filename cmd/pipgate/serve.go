@@ -202,7 +202,7 @@ func checkConfig(ctx context.Context, cfg *config.Config, stdout io.Writer, skip
 		}
 	}
 	if cfg.TLS.Cert != "" && !skip("tls.cert") && !skip("tls.key") {
-		if _, err := loadCertificate(cfg.TLS.Cert, cfg.TLS.Key, time.Now()); err != nil {
+		if _, err := loadCertificate(cfg.TLS.Cert, cfg.TLS.Key, tlsServerName(cfg), time.Now()); err != nil {
 			errs = append(errs, cfg.At("tls.cert", "%v", err))
 		}
 	}
@@ -337,14 +337,15 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 			a.cleanup() // a, not the named result: "return nil, err" has cleared that
 		}
 	}()
+	reg := prometheus.NewRegistry()
+	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	if cfg.TLS.Cert != "" {
-		a.certs, err = newCertReloader(cfg.TLS.Cert, cfg.TLS.Key, logger.With("component", "tls"))
+		a.certs, err = newCertReloader(certReloaderOptions{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key,
+			ServerName: tlsServerName(cfg), Logger: logger.With("component", "tls"), Registerer: reg})
 		if err != nil {
 			return nil, cfg.At("tls.cert", "%v", err)
 		}
 	}
-	reg := prometheus.NewRegistry()
-	a.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
@@ -484,6 +485,7 @@ func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *
 	if a.certs != nil {
 		lns[0].srv.TLSConfig = a.certs.TLSConfig()
 		lns[0].tls = true
+		lns[0].ln = httpsOnlyListener{lns[0].ln} // plain HTTP gets a 400 naming the https:// URL
 	}
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()

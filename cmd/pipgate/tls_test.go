@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -15,8 +17,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
 // testCA is a throwaway CA for server certificates in tests.
@@ -56,6 +63,14 @@ func newTestCA(t *testing.T, dir string) *testCA {
 // notBefore for a day.
 func (ca *testCA) issue(t *testing.T, dir, name string, notBefore time.Time) (certPath, keyPath string) {
 	t.Helper()
+	return ca.issueWith(t, dir, name, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = notBefore, notBefore.Add(24*time.Hour) })
+}
+
+// issueWith is issue with a certificate valid from an hour ago for a day,
+// changed by edit before it is signed.
+func (ca *testCA) issueWith(t *testing.T, dir, name string, edit func(*x509.Certificate)) (certPath, keyPath string) {
+	t.Helper()
+	notBefore := time.Now().Add(-time.Hour)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +86,7 @@ func (ca *testCA) issue(t *testing.T, dir, name string, notBefore time.Time) (ce
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
+	edit(tmpl)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +143,26 @@ func TestCertReloader(t *testing.T) {
 	}
 	copyFile(certA, certPath)
 	copyFile(keyA, keyPath)
-	r, err := newCertReloader(certPath, keyPath, slog.New(slog.DiscardHandler))
+	reg := prometheus.NewRegistry()
+	logs := &pypitest.LogBuffer{}
+	r, err := newCertReloader(certReloaderOptions{CertFile: certPath, KeyFile: keyPath, ServerName: "localhost",
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
+	}
+	gauge := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	srv.TLS = r.TLSConfig()
@@ -149,29 +182,75 @@ func TestCertReloader(t *testing.T) {
 	if got := servedName(t, addr, ca); got != "second" {
 		t.Errorf("after reload serves %q; want second", got)
 	}
+	leafB, _ := tls.LoadX509KeyPair(certB, keyB)
+	if ok, na := gauge("pipgate_tls_certificate_last_reload_successful"), gauge("pipgate_tls_certificate_not_after_timestamp_seconds"); ok != 1 || na != float64(leafB.Leaf.NotAfter.Unix()) {
+		t.Errorf("after a good reload: last_reload_successful %v, not_after %v; want 1, %d", ok, na, leafB.Leaf.NotAfter.Unix())
+	}
 
-	// A broken pair, a mismatched pair and an expired certificate each keep
-	// the one in use.
-	certC, keyC := ca.issue(t, dir, "expired", time.Now().Add(-48*time.Hour))
-	for _, c := range []struct{ name, cert, key string }{
-		{"garbage", "", ""},
-		{"mismatched key", certB, keyA},
-		{"expired", certC, keyC},
+	// Each pair no client could use keeps the one in use, says why, and
+	// sets last_reload_successful to 0 (not_after stays the served one's).
+	for _, c := range []struct {
+		name, want string
+		edit       func(*x509.Certificate)
+	}{
+		{"garbage", "failed to find any PEM data", nil},
+		{"mismatched key", "private key does not match public key", nil},
+		{"expired", "certificate expired at", func(c *x509.Certificate) {
+			c.NotBefore, c.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
+		}},
+		{"not yet valid", "certificate not valid before", func(c *x509.Certificate) {
+			c.NotBefore, c.NotAfter = time.Now().Add(time.Hour), time.Now().Add(48*time.Hour)
+		}},
+		{"client auth only", "certificate is not for TLS servers: its extended key usage (clientAuth) lacks serverAuth", func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }},
+		{"no digital signature", "key usage lacks digitalSignature", func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageCertSign }},
+		{"another host", `certificate does not cover the server name "localhost" (tls.server_name, else the listen host): it is for other.example, 10.9.9.9`, func(c *x509.Certificate) {
+			c.DNSNames, c.IPAddresses = []string{"other.example"}, []net.IP{net.IPv4(10, 9, 9, 9)}
+		}},
+		{"no names", `certificate has no subject alternative names (clients ignore the common name "no names")`, func(c *x509.Certificate) { c.DNSNames, c.IPAddresses = nil, nil }},
 	} {
-		if c.cert == "" {
+		switch c.name {
+		case "garbage":
 			if err := os.WriteFile(certPath, []byte("not PEM"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		} else {
-			copyFile(c.cert, certPath)
-			copyFile(c.key, keyPath)
+		case "mismatched key":
+			copyFile(certB, certPath)
+			copyFile(keyA, keyPath)
+		default:
+			cert, key := ca.issueWith(t, dir, c.name, c.edit)
+			copyFile(cert, certPath)
+			copyFile(key, keyPath)
 		}
-		if err := r.Reload(); err == nil {
-			t.Errorf("%s: Reload succeeded", c.name)
+		err := r.Reload()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Reload: %v; want an error with %q", c.name, err, c.want)
 		}
 		if got := servedName(t, addr, ca); got != "second" {
 			t.Errorf("%s: serves %q after a failed reload; want second", c.name, got)
 		}
+		if ok, na := gauge("pipgate_tls_certificate_last_reload_successful"), gauge("pipgate_tls_certificate_not_after_timestamp_seconds"); ok != 0 || na != float64(leafB.Leaf.NotAfter.Unix()) {
+			t.Errorf("%s: last_reload_successful %v, not_after %v; want 0 and the served one's", c.name, ok, na)
+		}
+		// The same checks refuse to start.
+		if _, err := newCertReloader(certReloaderOptions{CertFile: certPath, KeyFile: keyPath, ServerName: "localhost"}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: starting: %v; want an error with %q", c.name, err, c.want)
+		}
+	}
+
+	// Without a server name, a certificate for other names is taken, with
+	// a warning.
+	r2, err := newCertReloader(certReloaderOptions{CertFile: certB, KeyFile: keyB, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, otherKey := ca.issueWith(t, dir, "other", func(c *x509.Certificate) { c.DNSNames, c.IPAddresses = []string{"other.example"}, nil })
+	r2.opts.CertFile, r2.opts.KeyFile = other, otherKey
+	if err := r2.Reload(); err != nil {
+		t.Fatalf("no server name: %v", err)
+	}
+	if !strings.Contains(logs.String(), `the new tls certificate covers none of the names the previous one did`) ||
+		!strings.Contains(logs.String(), `old_names="[localhost 127.0.0.1]" new_names=[other.example]`) {
+		t.Errorf("no warning for a certificate with other names:\n%s", logs.String())
 	}
 
 	// TLS 1.1 is refused.
@@ -180,5 +259,76 @@ func TestCertReloader(t *testing.T) {
 	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost", MaxVersion: tls.VersionTLS11}); err == nil { //nolint:gosec // the point of the test
 		c.Close()
 		t.Error("a TLS 1.1 handshake succeeded")
+	}
+}
+
+// TestPlainHTTPOnTLSListener: a plain-HTTP request on the HTTPS listener
+// gets a whole 400 whose status line names the https:// URL (the line pip
+// prints), and pip shows it without a traceback; TLS clients are unaffected.
+func TestPlainHTTPOnTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	cert, key := ca.issue(t, dir, "server", time.Now().Add(-time.Hour))
+	r, err := newCertReloader(certReloaderOptions{CertFile: cert, KeyFile: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	srv.Listener = httpsOnlyListener{srv.Listener}
+	srv.TLS = r.TLSConfig()
+	srv.StartTLS()
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	if got := servedName(t, addr, ca); got != "server" {
+		t.Fatalf("TLS through the listener: serves %q", got)
+	}
+	for _, c := range []struct{ request, wantURL string }{
+		{"GET /simple/requests/ HTTP/1.1\r\nHost: pypi.example:8443\r\nUser-Agent: pip\r\n\r\n", "https://pypi.example:8443/simple/"},
+		{"GET /simple/ HTTP/1.0\r\n\r\n", "https://" + addr + "/simple/"},
+		{"GET / HTTP/1.1\r\nHost: evil\r\n\x1b[31m\r\n\r\n", "https://" + addr + "/simple/"},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, c.request); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", c.request, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		conn.Close()
+		want := "400 this listener speaks HTTPS: use " + c.wantURL
+		if err != nil || resp.Status != want || int64(len(body)) != resp.ContentLength || !strings.Contains(string(body), c.wantURL) {
+			t.Errorf("%q: status %q, body %q (%v); want %q and a whole body", c.request, resp.Status, body, err, want)
+		}
+	}
+
+	// pip logs a 400 on a page only at -vv: it gets the message where it
+	// prints it, in a Content-Type it refuses.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /simple/requests/ HTTP/1.1\r\nHost: "+addr+"\r\nUser-Agent: pip/23.2.1 {}\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != `text/plain; error="this listener speaks HTTPS: use https://`+addr+`/simple/"` {
+		t.Errorf("pip's answer: %s, Content-Type %q", resp.Status, ct)
+	}
+	pip := pypitest.NewPip(t)
+	out, err := pip.Run(t.Context(), "", "download", "--no-deps", "-d", t.TempDir(), "--index-url", "http://"+addr+"/simple/", "requests")
+	t.Logf("pip says:\n%s", out)
+	if err == nil || !strings.Contains(out, "WARNING: Skipping page http://"+addr+"/simple/requests/ because the GET request got Content-Type: text/plain; error=\"this listener speaks HTTPS: use https://"+addr+"/simple/\"") ||
+		strings.Contains(out, "Traceback") {
+		t.Errorf("pip with an http:// URL on the TLS port: %v\n%s", err, out)
 	}
 }
