@@ -474,3 +474,41 @@ func TestRekor2Fake(t *testing.T) {
 		})
 	}
 }
+
+// TestRekor2RootWithoutTSA: a trusted root that lists the Rekor v2 log but
+// no timestamp authority cannot give a Rekor v2 entry a signing time, and
+// says so.
+func TestRekor2RootWithoutTSA(t *testing.T) {
+	dir := rekor2Dir(t)
+	raw, err := os.ReadFile(filepath.Join(dir, "conformance", "rekor2-dsse-happy-path", "trusted_root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "timestampAuthorities")
+	if raw, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := root.NewTrustedRootFromJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := provenance.NewVerifier(provenance.VerifierOptions{TrustedRoot: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.ReadFile(filepath.Join(dir, "conformance", "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := os.ReadFile(filepath.Join(dir, "pep740", "conformance-rekor2-dsse-happy-path.attestation"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.VerifyAttestation(att, provenance.Dist{Filename: "a-1.0-py3-none-any.whl", SHA256: sha256Hex(a)}, nil)
+	checkOutcome(t, "root without TSA", err, rekor2Case{reason: provenance.ReasonSignature,
+		text: "no usable signing time: a Rekor v2 log entry records none, and the trusted root lists no timestamp authority"})
+}

@@ -368,6 +368,9 @@ func (v *Verifier) explainTime(b *signedEntity) error {
 	if n == 0 {
 		return newError(ReasonSignature, nil, "%s, and the attestation has no RFC 3161 timestamp (verification_material.timestamps)", noTime)
 	}
+	if len(v.trusted.TimestampingAuthorities()) == 0 {
+		return newError(ReasonSignature, nil, "%s, and the trusted root lists no timestamp authority to check the attestation's RFC 3161 timestamps", noTime)
+	}
 	ok, errs, err := verify.VerifySignedTimestamp(b, v.trusted)
 	if err != nil || len(ok) > 0 {
 		return nil
