@@ -22,7 +22,9 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,13 +212,40 @@ func (e *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 }
 
 // goproxyLogger sends goproxy's log lines (only warnings: Verbose is
-// off) to slog. A failed TLS handshake, typically a client that does not
-// trust the CA, is a warning; the rest (idle tunnels timing out, clients
-// hanging up) is debug. goproxy never prints key material.
+// off) to slog. A client that rejects the tunnel's certificate (it does not
+// trust the egress CA) makes goproxy log its TLS alert ("remote error: tls:
+// unknown certificate authority"; OpenSSL, so pip, sends its alert in the
+// clear and Go reads "bad record MAC"): that becomes one warning per
+// connection saying so and how to fix it. Other failed handshakes are
+// warnings as goproxy words them; the rest (idle tunnels timing out,
+// clients hanging up) is debug. goproxy never prints key material.
 type goproxyLogger struct{ log *slog.Logger }
+
+// goproxyHandshake matches goproxy's line for a failed client handshake.
+var goproxyHandshake = regexp.MustCompile(`Cannot handshake client (\S+) (.*)$`)
+
+// certRejections are the TLS errors of a client that rejected the
+// certificate it was shown.
+var certRejections = []string{
+	"tls: bad record MAC", // OpenSSL's alert, sent unencrypted mid-handshake
+	"remote error: tls: unknown certificate authority",
+	"remote error: tls: bad certificate",
+	"remote error: tls: unknown certificate",
+	"remote error: tls: unsupported certificate",
+	"remote error: tls: certificate unknown",
+}
 
 func (l goproxyLogger) Printf(format string, v ...any) {
 	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	if m := goproxyHandshake.FindStringSubmatch(msg); m != nil {
+		if slices.ContainsFunc(certRejections, func(s string) bool { return strings.HasSuffix(m[2], s) }) {
+			l.log.Warn("egress client rejected pipgate's certificate: install the egress CA in the client (pip --cert CA.pem or PIP_CERT; REQUESTS_CA_BUNDLE, when set, overrides both)",
+				"target", m[1], "tls_error", m[2])
+			return
+		}
+		l.log.Warn("egress client TLS handshake failed", "target", m[1], "tls_error", m[2])
+		return
+	}
 	level := slog.LevelDebug
 	if strings.Contains(msg, "handshake") {
 		level = slog.LevelWarn

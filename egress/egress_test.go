@@ -862,3 +862,47 @@ func BenchmarkEgressThroughput(b *testing.B) {
 	b.ReportMetric(mb(tTunnel)/mb(tPlain), "tunnel/direct")
 	b.ReportMetric(mb(tTunnel)/mb(tTLS), "tunnel/direct-tls")
 }
+
+// TestEgressUntrustedClientLog: a client that does not trust the egress CA
+// (real pip, whose OpenSSL alert Go reads as "bad record MAC", and Go's
+// client) makes one clear warning per connection naming the fix, not TLS
+// alert noise; another failed handshake is logged as such.
+func TestEgressUntrustedClientLog(t *testing.T) {
+	var logs pypitest.LogBuffer
+	f := egressStartLogging(t, http.HandlerFunc(egressEcho), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	const rejected = `level=WARN msg="egress client rejected pipgate's certificate: install the egress CA in the client (pip --cert CA.pem or PIP_CERT; REQUESTS_CA_BUNDLE, when set, overrides both)" target=pypi.org:443 tls_error=`
+	count := func(s string) int { return strings.Count(logs.String(), s) }
+
+	untrusted := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(egressMustParse(f.srv.URL)), DisableKeepAlives: true}}
+	if _, err := untrusted.Get("https://pypi.org/simple/"); err == nil {
+		t.Fatal("a client that does not trust the CA got through")
+	}
+	if !logs.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, rejected) }) {
+		t.Fatalf("Go client: no rejection line:\n%s", logs.String())
+	}
+	if _, err := egressTunnelRaw(t, f, "pypi.org:443", "example.org"); err == nil {
+		t.Fatal("handshake naming another server succeeded")
+	}
+	if !logs.WaitFor(10*time.Second, func(s string) bool {
+		return strings.Contains(s, `msg="egress client TLS handshake failed" target=pypi.org:443`)
+	}) {
+		t.Fatalf("SNI mismatch: no handshake line:\n%s", logs.String())
+	}
+
+	pip := pypitest.NewPip(t)
+	pip.Extra = []string{"HTTPS_PROXY=http://" + f.addr()}
+	out, err := pip.Run(t.Context(), "", "download", "--no-deps", "-d", t.TempDir(), "--index-url", "https://pypi.org/simple/", "requests")
+	if err == nil || !strings.Contains(out, "CERTIFICATE_VERIFY_FAILED") {
+		t.Fatalf("pip without the CA: %v\n%s", err, out)
+	}
+	if !logs.WaitFor(10*time.Second, func(s string) bool { return strings.Count(s, rejected) >= 2 }) {
+		t.Fatalf("pip: no rejection line:\n%s", logs.String())
+	}
+	if n := count(rejected + `"local error: tls: bad record MAC"`); n == 0 {
+		t.Errorf("pip's rejection is not the bad-record-MAC one:\n%s", logs.String())
+	}
+	// One line per connection: nothing else about these handshakes.
+	if n := count("msg=goproxy"); n != 0 {
+		t.Errorf("%d raw goproxy lines besides the clear ones:\n%s", n, logs.String())
+	}
+}
