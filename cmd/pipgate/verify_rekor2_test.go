@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pipgate/pipgate/internal/fixtures"
 )
 
 // TestVerifyRekor2 runs `pipgate verify` on a Rekor v2 attestation (the
@@ -15,10 +17,7 @@ import (
 // hint, read from the Rekor v2 entry's log ID, names staging.
 func TestVerifyRekor2(t *testing.T) {
 	fx := verifyFixtures(t)
-	r2 := filepath.Join(fx, "..", "sigstore-rekor2")
-	if _, err := os.Stat(filepath.Join(r2, "SOURCES.md")); err != nil {
-		t.Skipf("Rekor v2 fixtures not found at %s: %v", r2, err)
-	}
+	r2 := fixtures.Path(t, "sigstore-rekor2")
 	a, err := os.ReadFile(filepath.Join(r2, "conformance", "a.txt"))
 	if err != nil {
 		t.Fatal(err)
