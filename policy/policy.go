@@ -312,6 +312,14 @@ func (p *Policy) decide(r *rule, project string, f pypi.Facts) Decision {
 			}
 			b.publisher(pub)
 		}
+		if f.Identity != nil {
+			// The fix, as for publisher-changed: the policy key to edit.
+			b.add("; if this signer is expected, add ")
+			b.yamlPublisher(trustPublisher(*f.Identity))
+			b.add(" to the publishers of ")
+			b.acceptIn(r)
+			b.add(" and reload the policy")
+		}
 	case pypi.VerdictUnattested:
 		b.add("no provenance (unattested)")
 		if required {

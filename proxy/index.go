@@ -118,7 +118,7 @@ func (s *Server) servedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig strin
 					nf.YankedReason += " (upstream: " + f.YankedReason + ")"
 				}
 			}
-			s.decisions.mark(statusDecision{Time: s.now(), Project: p.Name, Filename: f.Filename, SHA256: f.SHA256(),
+			s.decisions.mark(statusDecision{Time: s.now(), Project: p.Name, Version: s.hot.version(f.Filename), Filename: f.Filename, SHA256: f.SHA256(),
 				Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Reason: d.Reason, Finding: string(d.Finding)})
 		}
 	}, pd

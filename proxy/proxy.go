@@ -449,6 +449,7 @@ func (s *Server) statusSnapshot() statusSnapshot {
 		Upstream:        s.opts.UpstreamName,
 		PolicySource:    pol.Source(),
 		PolicyDigest:    pol.Digest(),
+		PolicyRules:     len(pol.Rules()),
 		TrustRootDigest: s.verifier.TrustRootDigest(),
 		TrustRootAge:    -1,
 		CacheBlobBytes:  s.store.BlobBytes(),

@@ -42,6 +42,7 @@ type statusSnapshot struct {
 
 	PolicySource   string    `json:"policy_source"` // the policy file, or "built-in default"
 	PolicyDigest   string    `json:"policy_digest"` // sha256 of the policy file: the policy version ("" for the built-in policy)
+	PolicyRules    int       `json:"policy_rules"`  // the number of package rules
 	PolicyLoadedAt time.Time `json:"policy_loaded_at"`
 	// PolicyReloadError is the error of the last policy reload when it
 	// failed (the policy loaded at PolicyLoadedAt stays in force); "" after
@@ -584,6 +585,15 @@ func statusDuration(d time.Duration) string {
 	return fmt.Sprintf("%ds", d/time.Second)
 }
 
+// statusBase is the last element of a policy file path (the status
+// headline); the full path follows under it.
+func statusBase(p string) string {
+	if i := strings.LastIndexAny(p, "/\\"); i >= 0 && i < len(p)-1 {
+		return p[i+1:]
+	}
+	return p
+}
+
 // statusBytes renders n bytes with a binary unit: "1.5 GiB".
 func statusBytes(n int64) string {
 	const unit = 1024
@@ -612,6 +622,7 @@ var statusFuncs = template.FuncMap{
 	"short": statusShort,
 	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"known": func(t time.Time) bool { return !t.IsZero() },
+	"base":  statusBase,
 	"orElse": func(v, fallback string) string {
 		if v == "" {
 			return fallback
@@ -677,12 +688,12 @@ const statusHTML = `<!DOCTYPE html>
 <main>
 <div class="cards">
 <div class="card" id="policy"><h2>Policy</h2>
-<div class="big">{{if .S.PolicyDigest}}<code title="{{.S.PolicyDigest}}">{{short .S.PolicyDigest}}</code>{{else}}built-in{{end}}</div>
-<div class="muted">{{orElse .S.PolicySource "built-in default"}}{{if known .S.PolicyLoadedAt}} · loaded {{when .S.PolicyLoadedAt}}{{end}}</div>
+<div class="big">{{if .S.PolicyDigest}}{{base .S.PolicySource}}{{else}}built-in{{end}} <span class="muted">{{.S.PolicyRules}} package rule{{if ne .S.PolicyRules 1}}s{{end}}</span></div>
+<div class="muted">{{orElse .S.PolicySource "built-in default"}}{{if .S.PolicyDigest}} · sha256 <code title="{{.S.PolicyDigest}}">{{short .S.PolicyDigest}}</code>{{end}}{{if known .S.PolicyLoadedAt}} · loaded {{when .S.PolicyLoadedAt}}{{end}}</div>
 {{if .S.PolicyReloadError}}<div class="bad" id="policy-reload-failed">Reload failed {{when .S.PolicyReloadFailedAt}}; the policy above stays in force:</div><div class="errbox">{{.S.PolicyReloadError}}</div>{{end}}{{if known .S.PolicyInPlaceAt}}<div class="warn" id="policy-changed-in-place">The policy file changed in place {{when .S.PolicyInPlaceAt}} and is not in force: it may be half-written. Send SIGHUP once it is complete (or write a temporary file and rename it into place).</div>{{end}}</div>
 <div class="card" id="trust-root"><h2>Trust root</h2>
-<div class="big {{if .TrustRootStale}}bad{{end}}">{{.TrustRootAge}}{{if .TrustRootStale}} (stale){{end}}</div>
-<div class="muted">{{orElse .S.TrustRoot "unknown"}}{{if .S.TrustRootDigest}} · <code title="{{.S.TrustRootDigest}}">{{short .S.TrustRootDigest}}</code>{{end}}</div></div>
+<div class="big {{if .TrustRootStale}}bad{{end}}">{{if eq .TrustRootAge "unknown"}}age unknown{{else}}updated {{.TrustRootAge}} ago{{end}}{{if .TrustRootStale}} (stale){{end}}</div>
+<div class="muted">{{orElse .S.TrustRoot "unknown"}}{{if .S.TrustRootDigest}} · sha256 <code title="{{.S.TrustRootDigest}}">{{short .S.TrustRootDigest}}</code>{{end}}</div></div>
 <div class="card" id="cache"><h2>Cache</h2>
 <div class="big" title="cached files (blobs): what cache.max_size bounds">{{.CacheSize}}</div>
 <div class="muted">files {{.CacheLimit}} · database {{.CacheDB}} · hit ratio {{.HitRatio}}</div></div>

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,6 +40,7 @@ func sampleStatusSnapshot() statusSnapshot {
 		Upstream:             "https://pypi.org/",
 		PolicySource:         "/etc/pipgate/policy.yaml",
 		PolicyDigest:         "5d41402abc4b2a76b9719d911017c592c2b1c8f4e8e1e9d1f7a2b3c4d5e6f7a8",
+		PolicyRules:          4,
 		PolicyLoadedAt:       t0.Add(-3 * time.Hour),
 		PolicyReloadError:    `/etc/pipgate/policy.yaml:4: defaults: unknown key "acton" (did you mean "action"?) <script>`,
 		PolicyReloadFailedAt: t0.Add(-10 * time.Minute),
@@ -336,9 +338,11 @@ func TestStatusHTMLFigures(t *testing.T) {
 		s    statusSnapshot
 		want []string
 	}{
-		{"stale trust root", statusSnapshot{TrustRootAge: 50 * time.Hour, CacheHitRatio: 0.5}, []string{"2d 2h (stale)", "hit ratio 50.0%"}},
-		{"fresh trust root", statusSnapshot{TrustRootAge: 90 * time.Minute, CacheHitRatio: 1}, []string{">1h 30m<", "hit ratio 100.0%"}},
-		{"unknown", statusSnapshot{TrustRootAge: -1, CacheHitRatio: math.NaN()}, []string{">unknown<", "hit ratio no lookups yet", "built-in default"}},
+		{"stale trust root", statusSnapshot{TrustRootAge: 50 * time.Hour, CacheHitRatio: 0.5}, []string{">updated 2d 2h ago (stale)<", "hit ratio 50.0%"}},
+		{"fresh trust root", statusSnapshot{TrustRootAge: 90 * time.Minute, CacheHitRatio: 1}, []string{">updated 1h 30m ago<", "hit ratio 100.0%"}},
+		{"unknown", statusSnapshot{TrustRootAge: -1, CacheHitRatio: math.NaN()}, []string{">age unknown<", "hit ratio no lookups yet", "built-in default"}},
+		{"policy headline", statusSnapshot{PolicySource: "/etc/pipgate/policy.yaml", PolicyDigest: "5d41402abc4b2a76b9719d911017c592", PolicyRules: 3},
+			[]string{`<div class="big">policy.yaml <span class="muted">3 package rules</span>`, "/etc/pipgate/policy.yaml · sha256 <code"}},
 		{"cache size", statusSnapshot{CacheBlobBytes: 1536, CacheDBBytes: 32 << 20, CacheBytes: 1536 + 32<<20},
 			[]string{">1.5 KiB<", "files (no cache.max_size limit) · database 32.0 MiB"}},
 		{"cache size and limit", statusSnapshot{CacheBlobBytes: 3 << 30, CacheMaxBytes: 16 << 30, CacheDBBytes: 1 << 20},
@@ -718,5 +722,30 @@ func TestStatusHTMLPolicyInPlace(t *testing.T) {
 		if shown == at.IsZero() {
 			t.Errorf("in-place change at %v: note shown %v", at, shown)
 		}
+	}
+}
+
+// A file the index lists as blocked (judged on a page view, never
+// downloaded) is on the status page with its version.
+func TestBlockedFromPageViewHasVersion(t *testing.T) {
+	up := pypitest.NewServer(t)
+	addWheel(up, "demo", "1.5", nil) // no provenance: unattested
+	tp := newTestProxy(t, up, "version: 1\npackages:\n  - {name: demo, require: attestation, action: block}\n", func(o *Options) { o.EagerReleases = 0 })
+	if resp, _ := tp.get("/simple/demo/", "Accept", pypi.ContentTypeV1JSON); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/simple/demo/ = %d", resp.StatusCode)
+	}
+	_, body := tp.get("/-/status", "Accept", "application/json")
+	var st struct {
+		Blocked []statusDecision `json:"blocked"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Blocked) != 1 || st.Blocked[0].Version != "1.5" || st.Blocked[0].Action != "block" {
+		t.Errorf("blocked = %+v; want demo 1.5 blocked, with its version", st.Blocked)
+	}
+	_, html := tp.get("/-/status")
+	if !strings.Contains(string(html), "<td>1.5</td>") {
+		t.Error("the status page's blocked row lacks the version")
 	}
 }

@@ -3,9 +3,12 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -56,6 +59,9 @@ func (s *Server) serveProjectStatus(w http.ResponseWriter, r *http.Request) erro
 	project = pypi.NormalizeName(project)
 	info(ctx).project = project
 	p, c, err := s.page(ctx, project, maxDuration)
+	if errors.Is(err, upstream.ErrNotFound) {
+		return &httpError{Code: http.StatusNotFound, Msg: s.missingProject(project), Err: err}
+	}
 	if err != nil {
 		return err
 	}
@@ -71,6 +77,32 @@ func (s *Server) serveProjectStatus(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	return writeStatusPage(w, r, buf.Bytes())
+}
+
+// missingProject says why /-/status/<project> has nothing to show: which
+// upstream owns the name and that it does not have it (no other index is
+// asked for an owned name).
+func (s *Server) missingProject(project string) string {
+	name, _ := s.up.Owner(project)
+	ups := s.upstreams()
+	for _, u := range ups {
+		if u.Name != name {
+			continue
+		}
+		if len(ups) > 1 {
+			how := "it is the default upstream for names no other upstream owns"
+			if !u.Default {
+				how = "its projects patterns match the name"
+			}
+			return fmt.Sprintf("pipgate: project %q is owned by upstream %s (%s), which does not have it (%s; pipgate asks no other index for it)",
+				project, u.Name, u.URL, how)
+		}
+		return fmt.Sprintf("pipgate: project %q not found on upstream %s (%s)", project, u.Name, u.URL)
+	}
+	if name != "" {
+		return fmt.Sprintf("pipgate: project %q not found on upstream %s, which owns it", project, name)
+	}
+	return fmt.Sprintf("pipgate: project %q: no upstream serves it", project)
 }
 
 // projectStatus decides every file of p under the policy in force as the

@@ -454,3 +454,24 @@ func TestIndexTTLPerUpstream(t *testing.T) {
 		t.Errorf("the public page was fetched %d times; want 2 (stale after its 1m index_ttl)", n)
 	}
 }
+
+// /-/status/<owned-but-missing> says which upstream owns the name and that
+// it lacks it, not a bare "not found"; an unowned missing name names the
+// default upstream.
+func TestStatusOfMissingOwnedProject(t *testing.T) {
+	x := newPrivateSetup(t, privatePassword)
+	resp, body := x.get("/-/status/acme-missing")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `pipgate: project "acme-missing" is owned by upstream internal (`) ||
+		!strings.Contains(string(body), "which does not have it (its projects patterns match the name; pipgate asks no other index for it)") {
+		t.Errorf("/-/status/acme-missing: %d %q; want 404 naming the owner that lacks it", resp.StatusCode, body)
+	}
+	if n := x.public.Hits("/simple/acme-missing/"); n != 0 {
+		t.Errorf("the public index was asked for acme-missing %d times; want 0", n)
+	}
+	resp, body = x.get("/-/status/nowhere-at-all")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `pipgate: project "nowhere-at-all" is owned by upstream pypi (`) ||
+		!strings.Contains(string(body), "the default upstream") {
+		t.Errorf("/-/status/nowhere-at-all: %d %q; want 404 naming the default upstream", resp.StatusCode, body)
+	}
+	x.assertNoSecret()
+}
