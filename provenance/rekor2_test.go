@@ -512,3 +512,28 @@ func TestRekor2RootWithoutTSA(t *testing.T) {
 	checkOutcome(t, "root without TSA", err, rekor2Case{reason: provenance.ReasonSignature,
 		text: "no usable signing time: a Rekor v2 log entry records none, and the trusted root lists no timestamp authority"})
 }
+
+// BenchmarkVerifyRekorV1V2 compares the whole path on fake-Sigstore
+// attestations of the same file: Rekor v1 (integrated time) and Rekor v2
+// (RFC 3161 timestamp, inclusion proof against a checkpoint).
+func BenchmarkVerifyRekorV1V2(b *testing.B) {
+	ps := provenancetest.New(b)
+	v := ps.Verifier()
+	const name = "demo-1.0-py3-none-any.whl"
+	content := []byte("wheel bytes")
+	d := provenancetest.DistFor(name, content)
+	gh := provenancetest.GitHub("o/r", "release.yml")
+	for _, c := range []struct {
+		name string
+		att  []byte
+	}{{"v1", ps.Attestation(name, content, gh)}, {"v2", ps.Attestation(name, content, gh, provenancetest.WithRekorV2())}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.VerifyAttestation(c.att, d, &gh.Recorded); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
