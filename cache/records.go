@@ -461,6 +461,21 @@ type History struct {
 	LastAttestedVersion string `json:"last_attested_version,omitempty"`
 	// LastAttestedAt is when LastAttestedVersion was recorded.
 	LastAttestedAt time.Time `json:"last_attested_at,omitzero"`
+	// Record is the project's continuity record as first established: its
+	// first attested file and that file's signer, the publisher of record.
+	// Once set it is never changed, so a file deleted upstream later does
+	// not take the publisher of record with it. Nil: not established yet.
+	Record *HistoryRecord `json:"record,omitempty"`
+}
+
+// HistoryRecord is the first attested file of a project and its signer.
+type HistoryRecord struct {
+	Filename   string        `json:"filename"`
+	Version    string        `json:"version"`
+	UploadTime time.Time     `json:"upload_time,omitzero"`
+	Publisher  pypi.Identity `json:"publisher"`
+	// RecordedAt is when pipgate established it.
+	RecordedAt time.Time `json:"recorded_at"`
 }
 
 // HistoryPublisher is one signer identity seen for a project.

@@ -332,13 +332,19 @@ func continuity(r *rule, f *File) (finding, bool) {
 		if id == nil || r.acceptsPublisher(*id) {
 			return finding{}, false
 		}
-		first, ok := rec.attestedBy(f.upload())
-		if !ok {
-			return unchecked(r, rec)
+		first := rec.First
+		if first == nil {
+			if _, ok := rec.attestedBy(f.upload()); !ok {
+				return unchecked(r, rec)
+			}
+			return finding{}, false // the first attested file
 		}
-		if first == nil || SamePublisher(rec.Publisher, *id) {
-			return finding{}, false // the first attested file, or its publisher again
+		if SamePublisher(rec.Publisher, *id) {
+			return finding{}, false // the publisher of record again
 		}
+		// Anyone else, wherever the file sits in the history: one placed
+		// before the first attested file was added later (a record kept
+		// from before, or an index without upload times).
 		b.add(string(FindingPublisherChanged), ": ", oneLine(v.String(), 64), " is signed by ")
 		b.identity(id)
 		b.add(", but the publisher of record of this project is ")

@@ -413,3 +413,31 @@ func TestParseAge(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideFileKeptRecord: a record kept from before (its first file may
+// be gone from the index) judges a file of another publisher placed
+// before it as a change: that file was added later.
+func TestDecideFileKeptRecord(t *testing.T) {
+	mintFacts(t)
+	p, err := policy.Parse([]byte(continuityPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := policy.Record{First: &policy.Upload{Filename: "proj-1.0.tar.gz", Version: pypi.MustParseVersion("1.0"), Provenance: true},
+		Publisher: *signers.good.Identity}
+	for _, tt := range []struct {
+		version string
+		facts   pypi.Facts
+		want    policy.Finding
+	}{
+		{"0.1", signers.evil, policy.FindingPublisherChanged},
+		{"0.1", signers.goodOther, ""},
+		{"0.1", pypi.Facts{Verdict: pypi.VerdictUnattested}, ""},
+		{"2.0", pypi.Facts{Verdict: pypi.VerdictUnattested}, policy.FindingAttestationLost},
+	} {
+		d := p.DecideFile("proj", policy.File{Facts: tt.facts, Filename: "proj-" + tt.version + ".tar.gz", Version: ver(tt.version), Record: &rec})
+		if d.Finding != tt.want {
+			t.Errorf("%s %s: finding %q (%s); want %q", tt.version, tt.facts.Verdict, d.Finding, d.Reason, tt.want)
+		}
+	}
+}

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -102,12 +104,27 @@ func newHistory(p *pypi.ProjectPage) *history {
 	return h
 }
 
-// record establishes project's continuity record from h. With verify,
-// facts not cached yet are fetched and verified (once per file, cached;
-// policy.FindRecord checks at most policy.MaxRecordChecks files); without
-// it, only cached facts are used and the walk stops, Unknown, at the first
-// file whose facts are not cached.
+// record establishes project's continuity record: the one kept in bbolt
+// when there is one (the first attested file as pipgate first found it, so
+// a file deleted upstream later does not take the publisher of record
+// with it), else from h. With verify, facts not cached yet are fetched and
+// verified (once per file, cached; policy.FindRecord checks at most
+// policy.MaxRecordChecks files); without it, only cached facts are used
+// and the walk stops, Unknown, at the first file whose facts are not
+// cached. A record found is kept.
 func (s *Server) record(ctx context.Context, project string, h *history, verify bool) policy.Record {
+	if first, pub, ok := s.keptRecord(project); ok {
+		return policy.Record{Timed: h.timed, First: &first, Publisher: pub}
+	}
+	rec := s.walk(ctx, project, h, verify)
+	if rec.First != nil {
+		s.keepRecord(project, rec)
+	}
+	return rec
+}
+
+// walk is policy.FindRecord over h, with the facts record describes.
+func (s *Server) walk(ctx context.Context, project string, h *history, verify bool) policy.Record {
 	return policy.FindRecord(h.uploads, h.timed, func(i int) policy.Attestation {
 		f := h.files[i]
 		facts, ok := s.cachedFacts(project, f)
@@ -244,4 +261,75 @@ func (s *Server) pageHistory(p *pypi.ProjectPage) *history {
 	c.m[p.Name] = histEntry{page: p, h: h}
 	c.mu.Unlock()
 	return h
+}
+
+// keptRecords caches the continuity records kept in bbolt (each is written
+// once and never changed, so a copy read once stays right).
+type keptRecords struct {
+	mu sync.Mutex
+	m  map[string]keptRecord // by project
+}
+
+type keptRecord struct {
+	first policy.Upload
+	pub   pypi.Identity
+}
+
+// keptRecordsMax bounds keptRecords; past it the map starts over.
+const keptRecordsMax = 1 << 16
+
+// keptRecord returns project's kept continuity record: its first attested
+// file and that file's signer.
+func (s *Server) keptRecord(project string) (policy.Upload, pypi.Identity, bool) {
+	c := &s.kept
+	c.mu.Lock()
+	k, ok := c.m[project]
+	c.mu.Unlock()
+	if ok {
+		return k.first, k.pub, true
+	}
+	h, err := s.store.History(project)
+	if err != nil {
+		if !errors.Is(err, cache.ErrNotFound) {
+			s.log.Warn("reading the continuity record", "project", project, "err", err)
+		}
+		return policy.Upload{}, pypi.Identity{}, false
+	}
+	if h.Record == nil {
+		return policy.Upload{}, pypi.Identity{}, false
+	}
+	v, err := pypi.ParseVersion(h.Record.Version)
+	if err != nil {
+		s.log.Warn("unusable continuity record", "project", project, "version", h.Record.Version, "err", err)
+		return policy.Upload{}, pypi.Identity{}, false
+	}
+	k = keptRecord{first: policy.Upload{Filename: h.Record.Filename, Version: v, UploadTime: h.Record.UploadTime, Provenance: true}, pub: h.Record.Publisher}
+	c.put(project, k)
+	return k.first, k.pub, true
+}
+
+func (c *keptRecords) put(project string, k keptRecord) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= keptRecordsMax {
+		c.m = map[string]keptRecord{}
+	}
+	c.m[project] = k
+	c.mu.Unlock()
+}
+
+// keepRecord writes rec (which has a First) to project's history in bbolt,
+// unless a record is kept there already.
+func (s *Server) keepRecord(project string, rec policy.Record) {
+	err := s.store.UpdateHistory(project, func(h *cache.History) {
+		if h.Record == nil {
+			h.Record = &cache.HistoryRecord{Filename: rec.First.Filename, Version: rec.First.Version.String(),
+				UploadTime: rec.First.UploadTime, Publisher: rec.Publisher, RecordedAt: s.now()}
+		}
+	})
+	if err != nil {
+		s.log.Warn("keeping the continuity record", "project", project, "err", err)
+		return
+	}
+	s.log.Info("continuity record kept", "project", project, "first_attested", rec.First.Filename,
+		"publisher_of_record", publisherKey(rec.Publisher))
 }

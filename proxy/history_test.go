@@ -389,3 +389,55 @@ func TestContinuityEvasions(t *testing.T) {
 		})
 	}
 }
+
+// TestContinuityRecordKept: the publisher of record, once established, is
+// kept in bbolt, so deleting the attested history upstream (which the
+// account holder can do, unlike backdating an upload) does not make the
+// new publisher the first one. On a fresh cache nothing remembers it.
+func TestContinuityRecordKept(t *testing.T) {
+	up := pypitest.NewServer(t)
+	sig := []byte(`{"version":1,"attestation_bundles":[]}`)
+	old := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = sig })
+	evil := addWheel(up, "demo", "2.0", func(d *pypitest.Dist) { d.Provenance = sig })
+	bare := addWheel(up, "demo", "2.1", nil)
+	ids := map[string]*pypi.Identity{old.Filename: goodID, evil.Filename: evilID}
+	newProxy := func() *testProxy {
+		tp := newTestProxy(t, up, continuityDemoPolicy, func(o *Options) { o.IndexTTL = time.Nanosecond })
+		for fn, id := range ids {
+			tp.verifier.set(fn, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: id})
+		}
+		return tp
+	}
+	status := func(tp *testProxy, f pypitest.Dist) string {
+		tp.get("/simple/demo/", "Accept", pipAccept) // the page as the upstream has it now
+		resp, _ := tp.get("/files/demo/" + f.Filename)
+		return resp.Status[:3]
+	}
+	tp := newProxy()
+	if s := status(tp, evil); s != "403" {
+		t.Fatalf("2.0 by evil/repo = %s; want 403", s)
+	}
+	// The account holder deletes 1.0 (here: it stops being a distribution
+	// of demo, so pipgate leaves it off the page).
+	if !up.RenameDist("demo", old.Filename, "demo-1.0.exe") {
+		t.Fatal("1.0 not renamed")
+	}
+	calls := tp.verifier.calls.Load()
+	for _, f := range []pypitest.Dist{evil, bare} {
+		if s := status(tp, f); s != "403" {
+			t.Errorf("%s after 1.0 was deleted = %s; want 403 (the kept record)", f.Filename, s)
+		}
+	}
+	if n := tp.verifier.calls.Load() - calls; n != 0 {
+		t.Errorf("%d verifications after the deletion; want none (the record is kept)", n)
+	}
+	h, err := tp.store.History("demo")
+	if err != nil || h.Record == nil || h.Record.Filename != old.Filename || h.Record.Publisher.Repository != "good/repo" {
+		t.Errorf("kept record = %+v, %v; want %s by good/repo", h.Record, err, old.Filename)
+	}
+	// A fresh cache sees only what the index shows: 2.0 is the first
+	// attested file now.
+	if s := status(newProxy(), evil); s != "200" {
+		t.Errorf("2.0 on a fresh cache after the deletion = %s; want 200 (nothing remembers 1.0)", s)
+	}
+}

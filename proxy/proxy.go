@@ -193,6 +193,7 @@ type Server struct {
 	pages     *pageCache
 	hot       *hotCache
 	hist      histCache      // history order of recently decided pages (trust over time)
+	kept      keptRecords    // continuity records kept in bbolt, once read
 	mux       *http.ServeMux // the index listener
 	tunnel    *http.ServeMux // requests from the egress tunnel: see TunnelHandler
 	started   time.Time
