@@ -66,6 +66,10 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 	if rp, ok := s.renderOf(project, ct, fetchedAt); ok {
 		return writeRendered(w, r, ct, c, rp)
 	}
+	if s.streamsPage(p) {
+		s.eagerVerify(ctx, p)
+		return s.writePageStream(w, r, p, ct, c)
+	}
 	rp, err := await(ctx, s, key, s.opts.FetchTimeout, func(ctx context.Context) (*renderedPage, error) {
 		if rp, ok := s.renderOf(project, ct, fetchedAt); ok {
 			return rp, nil
@@ -77,6 +81,30 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeRendered(w, r, ct, c, rp)
+}
+
+// streamsPage reports whether p is too large to render into memory: its
+// render could not be kept in the page cache anyway (a quarter of it, so it
+// would not evict everything else), so it is written to the client as it is
+// rendered instead of being held whole (a page of 390k files renders to
+// over 100 MiB of JSON).
+func (s *Server) streamsPage(p *pypi.ProjectPage) bool {
+	return pageSize(p) > s.opts.PageCacheBytes/4
+}
+
+// writePageStream writes p to the client as it is rendered, in pieces
+// (chunked, no Content-Length).
+func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi.ProjectPage, ct, cacheState string) error {
+	setIndexHeaders(w, ct, cacheState, p.LastSerial, 0)
+	w.Header().Del("Content-Length")
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	each, _ := s.servedFiles(p, s.policy.Current(), origin(r))
+	if ct == pypi.ContentTypeV1JSON {
+		return pypi.WriteProjectJSONFunc(w, p, each)
+	}
+	return pypi.WriteProjectHTMLFunc(w, p, each)
 }
 
 func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body []byte) error {

@@ -46,11 +46,14 @@ type metaResponse struct {
 	body   []byte
 }
 
-func getMeta(t testing.TB, c *http.Client, method, url string) metaResponse {
+func getMeta(t testing.TB, c *http.Client, method, url string, hdr ...string) metaResponse {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := c.Do(req)
 	if err != nil {

@@ -202,7 +202,7 @@ func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct stri
 		trust:     s.verifier.TrustRootDigest(),
 	}
 	each, pd := s.servedFiles(p, rp.policy, c.placeholder)
-	var buf keepWriter
+	buf := keepWriter{b: make([]byte, 0, pypi.WrittenSizeHint(p, ct == pypi.ContentTypeV1JSON))}
 	var err error
 	if ct == pypi.ContentTypeV1JSON {
 		err = pypi.WriteProjectJSONFunc(&buf, p, each)
@@ -223,18 +223,12 @@ func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct stri
 	return rp, nil
 }
 
-// keepWriter keeps what is written. The page writers build a page in one
-// buffer and write it once, which keepWriter takes as it is instead of
-// copying it (a page may be 64 MiB): unlike an io.Writer, it retains p,
-// which its callers never reuse.
+// keepWriter collects what is written in b (sized by the caller, so a
+// render is not regrown and copied on the way).
 type keepWriter struct{ b []byte }
 
 func (k *keepWriter) Write(p []byte) (int, error) {
-	if k.b == nil {
-		k.b = p
-	} else {
-		k.b = append(k.b, p...)
-	}
+	k.b = append(k.b, p...)
 	return len(p), nil
 }
 

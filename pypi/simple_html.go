@@ -331,9 +331,9 @@ func WriteProjectHTML(w io.Writer, p *ProjectPage) error {
 
 // WriteProjectHTMLFunc is [WriteProjectHTML] with each file passed through
 // fn first: fn(i, f) may change f, a copy of p.Files[i], before it is
-// written. p is not modified.
+// written. p is not modified. The page is written in pieces of about 1 MiB.
 func WriteProjectHTMLFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
-	h := &htmlWriter{buf: make([]byte, 0, 512+writtenSizeHint(p, 150))}
+	h := &htmlWriter{buf: make([]byte, 0, min(512+writtenSizeHint(p, 150), writeChunk+64<<10))}
 	api := p.APIVersion
 	if api == "" {
 		api = APIVersion
@@ -405,6 +405,12 @@ func WriteProjectHTMLFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
 		h.s(">")
 		h.esc(f.Filename)
 		h.s("</a><br />\n")
+		if len(h.buf) >= writeChunk {
+			if _, err := w.Write(h.buf); err != nil {
+				return err
+			}
+			h.buf = h.buf[:0]
+		}
 	}
 	h.s("</body>\n</html>\n")
 	if p.LastSerial != 0 {

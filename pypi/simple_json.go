@@ -369,9 +369,9 @@ type FileFunc func(i int, f *File)
 
 // WriteProjectJSONFunc is [WriteProjectJSON] with each file passed through
 // fn first: fn(i, f) may change f, a copy of p.Files[i], before it is
-// written. p is not modified.
+// written. p is not modified. The page is written in pieces of about 1 MiB.
 func WriteProjectJSONFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
-	b := make([]byte, 0, 256+writtenSizeHint(p, 200))
+	b := make([]byte, 0, min(256+writtenSizeHint(p, 200), writeChunk+64<<10))
 	b = append(b, `{"files":[`...)
 	for i := range p.Files {
 		if i > 0 {
@@ -384,6 +384,12 @@ func WriteProjectJSONFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
 			f = &c
 		}
 		b = appendJSONFile(b, f)
+		if len(b) >= writeChunk {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
 	}
 	b = append(b, `],"meta":{`...)
 	b = appendJSONMeta(b, p.LastSerial, p.APIVersion)
@@ -414,6 +420,19 @@ func WriteProjectJSONFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
 	b = append(b, "]}\n"...)
 	_, err := w.Write(b)
 	return err
+}
+
+// writeChunk is how much of a page the writers build before they write it:
+// a page of 390k files goes out in pieces, never whole in memory.
+const writeChunk = 1 << 20
+
+// WrittenSizeHint estimates the bytes p takes when written as JSON (json) or
+// HTML, for a caller that collects them.
+func WrittenSizeHint(p *ProjectPage, json bool) int {
+	if json {
+		return 256 + writtenSizeHint(p, 200)
+	}
+	return 512 + writtenSizeHint(p, 150)
 }
 
 // writtenSizeHint estimates the bytes a page's files take when written:
