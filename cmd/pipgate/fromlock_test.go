@@ -203,6 +203,7 @@ func TestPolicyFromLockErrors(t *testing.T) {
 // maxListed with a count, and a lock whose policy would not load (over
 // policy.MaxFileSize) is refused, with nothing written.
 func TestPolicyFromLockLimits(t *testing.T) {
+	t.Parallel()
 	opts := fromLockOptions{Require: policy.RequireTrustedPublisher, Action: policy.ActionBlock}
 	lock := genLock("plain", 100)
 	lock = append(lock, "[[packages]]\nname = \"p3\"\nversion = \"1\"\n[[packages.attestation-identities]]\nkind = \"GitHub\"\nrepository = \"o/p3\"\n"...)
@@ -245,7 +246,5 @@ func TestPolicyFromLockLimits(t *testing.T) {
 	if err != nil || len(out) > policy.MaxFileSize || len(out) < policy.MaxFileSize*9/10 {
 		t.Fatalf("%d projects: %d bytes, %v; want close under %d", fits, len(out), err, policy.MaxFileSize)
 	}
-	if _, err := policy.ParseFile("policy.yaml", out); err != nil {
-		t.Errorf("%d projects: the policy does not load: %v", fits, err)
-	}
+	// (policyFromLock checked that it loads, with policy.ParseFile.)
 }

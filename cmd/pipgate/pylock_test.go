@@ -155,8 +155,9 @@ func (c *countdownCtx) Err() error {
 // TestPolicyFromLockStops: from-lock checks its context while it reads a
 // large lock (SIGINT and SIGTERM cancel it in main), and writes nothing.
 func TestPolicyFromLockStops(t *testing.T) {
+	t.Parallel()
 	for _, shape := range []string{"plain", "attested"} {
-		lock := genLock(shape, 200_000)
+		lock := genLock(shape, 30_000)
 		ctx := &countdownCtx{Context: context.Background(), n: 3}
 		out, _, err := policyFromLock(ctx, lock, fromLockOptions{Require: "trusted-publisher", Action: "block"})
 		if !errors.Is(err, context.Canceled) || out != nil {
@@ -167,7 +168,7 @@ func TestPolicyFromLockStops(t *testing.T) {
 		}
 	}
 
-	path := writeFile(t, t.TempDir(), "pylock.toml", genLock("plain", 100_000))
+	path := writeFile(t, t.TempDir(), "pylock.toml", genLock("plain", 1_000))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var stdout, stderr strings.Builder

@@ -266,6 +266,7 @@ func TestCertReloader(t *testing.T) {
 // gets a whole 400 whose status line names the https:// URL (the line pip
 // prints), and pip shows it without a traceback; TLS clients are unaffected.
 func TestPlainHTTPOnTLSListener(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ca := newTestCA(t, dir)
 	cert, key := ca.issue(t, dir, "server", time.Now().Add(-time.Hour))
