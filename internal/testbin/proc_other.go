@@ -17,3 +17,7 @@ func killGroup(cmd *exec.Cmd) error {
 
 // lockFile does not lock: parallel test binaries may build twice.
 func lockFile(string) (func(), error) { return func() {}, nil }
+
+func detach(*exec.Cmd) {}
+
+func ignoreSignals() {}

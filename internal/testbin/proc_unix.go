@@ -6,8 +6,15 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"syscall"
 )
+
+// detach puts cmd in its own process group, without a parent-death signal.
+func detach(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} }
+
+// ignoreSignals ignores what a terminal or a killed run sends the group.
+func ignoreSignals() { signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP) }
 
 // killGroup SIGKILLs the process group cmd leads; a group already gone is
 // not an error.

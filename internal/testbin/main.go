@@ -1,0 +1,78 @@
+package testbin
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// janitorEnv names the folder a janitor process removes.
+const janitorEnv = "PIPGATE_TESTBIN_JANITOR"
+
+// Main runs the tests (call it from TestMain) with every temporary file in
+// one folder that is removed however the test binary ends: passed, failed,
+// timed out or killed. TMPDIR points into the folder, so t.TempDir,
+// os.MkdirTemp and the subprocesses the tests start (pip, pipgate) write
+// there. A janitor process (this binary again, in its own process group, so
+// that a terminal's Ctrl-C does not reach it) holds the read end of a pipe
+// from this one and removes the folder when it reads EOF: when this process
+// exits, however it exits.
+func Main(m *testing.M) {
+	if dir := os.Getenv(janitorEnv); dir != "" {
+		janitor(dir)
+		return
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "pipgate-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	stop, err := startJanitor(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testbin: starting the temporary folder's janitor:", err)
+		return 2
+	}
+	defer stop()
+	if err := os.Setenv("TMPDIR", dir); err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		return 2
+	}
+	return m.Run()
+}
+
+func startJanitor(dir string) (stop func(), err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	cmd := exec.Command(exe) //nolint:gosec // this test binary, as the janitor
+	cmd.Env = append(os.Environ(), janitorEnv+"="+dir)
+	cmd.Stdin = r
+	detach(cmd) // outlives this process, by design
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	go func() { _ = cmd.Wait() }() // reaped while this process lives
+	return func() { w.Close() }, nil
+}
+
+// janitor waits for EOF on stdin (the test binary exited) and removes dir.
+func janitor(dir string) {
+	ignoreSignals()
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = os.RemoveAll(dir)
+	os.Exit(0)
+}

@@ -1,0 +1,61 @@
+package testbin
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// TestMainRemovesTempWhenKilled: a test binary killed mid-test (a timeout,
+// a kill) leaves no temporary file: its janitor removes them.
+func TestMainRemovesTempWhenKilled(t *testing.T) {
+	if os.Getenv("TESTBIN_KILLED_CHILD") == "1" {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println(os.TempDir())
+		select {} // until killed
+	}
+	// The pipe's write end (fd 3) is inherited by the child and by its
+	// janitor, so EOF means both are gone.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainRemovesTempWhenKilled$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "TESTBIN_KILLED_CHILD=1")
+	cmd.ExtraFiles = []*os.File{w}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	tmp := strings.TrimSpace(line)
+	if err != nil || !strings.Contains(filepath.Base(tmp), "pipgate-test-") {
+		t.Fatalf("child: TMPDIR %q, %v; want a pipgate-test- folder", line, err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("the child's TMPDIR: %v", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitEOF(t, r)
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after the kill, %s: %v; want it removed", tmp, err)
+	}
+}
