@@ -66,7 +66,7 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 	if rp, ok := s.renderOf(project, ct, fetchedAt); ok {
 		return writeRendered(w, r, ct, c, rp)
 	}
-	if s.streamsPage(p) {
+	if s.streamsPage(p, ct) {
 		s.eagerVerify(ctx, p)
 		return s.writePageStream(w, r, p, ct, c)
 	}
@@ -83,13 +83,12 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 	return writeRendered(w, r, ct, c, rp)
 }
 
-// streamsPage reports whether p is too large to render into memory: its
-// render could not be kept in the page cache anyway (a quarter of it, so it
-// would not evict everything else), so it is written to the client as it is
-// rendered instead of being held whole (a page of 390k files renders to
-// over 100 MiB of JSON).
-func (s *Server) streamsPage(p *pypi.ProjectPage) bool {
-	return pageSize(p) > s.opts.PageCacheBytes/4
+// streamsPage reports whether p, rendered in content type ct, is too large
+// to render into memory: its render could not be kept in the page cache
+// anyway, so it is written to the client as it is rendered instead of
+// being held whole (a page of 390k files renders to over 100 MiB of JSON).
+func (s *Server) streamsPage(p *pypi.ProjectPage, ct string) bool {
+	return int64(pypi.WrittenSizeHint(p, ct == pypi.ContentTypeV1JSON)) > s.opts.PageCacheBytes
 }
 
 // writePageStream writes p to the client as it is rendered, in pieces

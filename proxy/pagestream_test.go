@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
 
@@ -24,8 +25,11 @@ func TestLargePageStreamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !small.srv.streamsPage(p) || large.srv.streamsPage(p) {
-		t.Fatalf("streamsPage: %v with a 4 KiB page cache, %v with the default; want true, false", small.srv.streamsPage(p), large.srv.streamsPage(p))
+	for _, ct := range []string{pypi.ContentTypeV1JSON, pypi.ContentTypeHTML} {
+		if !small.srv.streamsPage(p, ct) || large.srv.streamsPage(p, ct) {
+			t.Fatalf("streamsPage(%s): %v with a 4 KiB page cache, %v with the default; want true, false", ct,
+				small.srv.streamsPage(p, ct), large.srv.streamsPage(p, ct))
+		}
 	}
 	for _, accept := range []string{pipAccept, "text/html"} {
 		want := getMeta(t, plainClient, "GET", large.http.URL+"/simple/big/", "Accept", accept)
