@@ -286,7 +286,7 @@ func (s *Store) dropRefsTo(shas []string) error {
 	for _, sha := range shas {
 		s.stamps.Delete(sha)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateNow(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(bucketBlobs)); b != nil {
 			for _, sha := range shas {
 				if err := b.Delete([]byte(sha)); err != nil {

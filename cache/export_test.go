@@ -23,3 +23,11 @@ func Sweep(s *Store, now time.Time) {
 
 // Rehashes returns how many times OpenBlob hashed a blob again.
 func Rehashes(s *Store) int64 { return s.rehashes.Load() }
+
+// HoldRecovery makes the next replacement of a faulty database wait until
+// the returned func is called.
+func HoldRecovery(s *Store) (release func()) {
+	ch := make(chan struct{})
+	s.beforeRecover = func() { <-ch }
+	return func() { close(ch) }
+}

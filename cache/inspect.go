@@ -46,7 +46,7 @@ type Stats struct {
 // the read transaction has ended).
 func (s *Store) Stats() (Stats, error) {
 	st := Stats{SchemaVersion: SchemaVersion}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		count := func(name string) int {
 			if b := tx.Bucket([]byte(name)); b != nil {
 				return b.Stats().KeyN
@@ -134,7 +134,7 @@ func (s *Store) Purge(what string) error {
 	default:
 		return fmt.Errorf("cache: cannot purge %q (one of %s)", what, strings.Join(PurgeTargets(), ", "))
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateNow(func(tx *bolt.Tx) error {
 		for _, name := range buckets {
 			if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
@@ -231,19 +231,20 @@ func (s *Store) Verify() (Report, error) {
 		}
 		return nil
 	}
-	var err error
-	if s.readOnly {
-		// No writer can run: the shared lock keeps read-write opens out.
-		err = s.db.View(check)
-	} else {
+	err := s.guard(func(db *bolt.DB) error {
+		if s.readOnly {
+			// No writer can run: the shared lock keeps read-write opens out.
+			return db.View(check)
+		}
 		// tx.Check is safe next to concurrent writers only on a write
 		// transaction; roll it back, nothing is changed.
-		var tx *bolt.Tx
-		if tx, err = s.db.Begin(true); err == nil {
-			err = check(tx)
-			_ = tx.Rollback()
+		tx, err := db.Begin(true)
+		if err != nil {
+			return err
 		}
-	}
+		defer func() { _ = tx.Rollback() }()
+		return check(tx)
+	})
 	if err != nil {
 		return rep, fmt.Errorf("cache: verifying %s: %w", s.dbPath, err)
 	}

@@ -91,7 +91,7 @@ func decode(raw []byte, r record) error {
 // outside the transaction (a long decode would hold up bbolt's remapping).
 func (s *Store) get(bucket string, key []byte, r record) error {
 	var raw []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(bucket)); b != nil {
 			if v := b.Get(key); v != nil {
 				raw = append([]byte(nil), v...)
@@ -135,10 +135,12 @@ func (s *Store) put(bucket string, key []byte, r any) error {
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	n := s.writers.Add(1)
 	defer s.writers.Add(-1)
-	if n == 1 {
-		return s.db.Update(fn)
-	}
-	return s.db.Batch(fn)
+	return s.guard(func(db *bolt.DB) error {
+		if n == 1 {
+			return db.Update(fn)
+		}
+		return db.Batch(onFault(fn))
+	})
 }
 
 // isHex64 reports whether s is a lower-case hex sha256 digest.

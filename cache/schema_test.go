@@ -118,8 +118,14 @@ func TestOpenMovesAsideUnknownSchemas(t *testing.T) {
 			if got := schemaOf(t, moved[0]); got != tc.content[bucketMeta][keySchema] {
 				t.Errorf("moved-aside schema: got %q; want %q (untouched)", got, tc.content[bucketMeta][keySchema])
 			}
-			if log := buf.String(); !strings.Contains(log, "WARN") || !strings.Contains(log, path) || !strings.Contains(log, moved[0]) {
-				t.Errorf("log %q: want a WARN line naming %s and %s", log, path, moved[0])
+			// A newer schema is a warning; a file that is not a pipgate
+			// database is damage, an error.
+			level := "WARN"
+			if tc.reason == "corrupt" {
+				level = "ERROR"
+			}
+			if log := buf.String(); !strings.Contains(log, level) || !strings.Contains(log, path) || !strings.Contains(log, moved[0]) {
+				t.Errorf("log %q: want a %s line naming %s and %s", log, level, path, moved[0])
 			}
 			// A second move in the same second gets another name.
 			if err := os.WriteFile(path, []byte("garbage garbage garbage"), 0o600); err != nil {

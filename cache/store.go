@@ -5,9 +5,10 @@
 //
 // It is the only importer of go.etcd.io/bbolt. Every value is a versioned JSON
 // record, so the schema can evolve; the database carries a schema version in
-// its meta bucket. A database that bbolt cannot open, or one written by a
-// newer pipgate, is moved aside (never wiped, never a crash) and a fresh one
-// is created. Blobs are written to a temporary file, hashed on the way, and
+// its meta bucket. A database that is damaged (see damage.go: checked before
+// bbolt maps it, and on every transaction while serving), or one written by
+// a newer pipgate, is moved aside (never wiped, never a crash) and a fresh
+// one is created. Blobs are written to a temporary file, hashed on the way, and
 // moved into place only once their digest checks out, so a crash or a digest
 // mismatch never leaves a partial file under blobs/sha256.
 //
@@ -17,12 +18,14 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,6 +128,16 @@ type Options struct {
 	// the least recently used blobs, never one that is open (a [Blob] not
 	// yet closed) and never the most recently used one. 0: no limit.
 	MaxBlobBytes int64
+	// Check, when set, checks the database file thoroughly before a
+	// read-write Open maps it: [ChildCheck] runs [CheckDB] in a child
+	// process, so that a fault inside bbolt cannot crash the caller. An
+	// error matching ErrCorrupt moves the file aside; ErrLocked fails the
+	// Open; any other error (no answer within CheckTimeout) is logged and
+	// the file is opened unchecked. Nil: only the cheap checks of the file's
+	// meta, root and freelist pages.
+	Check func(ctx context.Context, path string) error
+	// CheckTimeout bounds Check. Zero means one minute.
+	CheckTimeout time.Duration
 	// Registerer receives the store's metrics: the blob bytes
 	// (pipgate_cache_blob_bytes, read at each scrape), their limit, the
 	// database size (pipgate_cache_db_bytes), the eviction counters, and the
@@ -144,7 +157,8 @@ func (o Options) withDefaults() Options {
 
 // Store is an open data directory: the bbolt database and the blob store.
 type Store struct {
-	db       *bolt.DB
+	dbMu     sync.RWMutex // held shared by every transaction, exclusively to replace db after a fault
+	db       *bolt.DB     // nil after a fault until a fresh one is open
 	dir      string
 	dbPath   string
 	readOnly bool
@@ -163,6 +177,12 @@ type Store struct {
 	quarantined atomic.Int64 // blobs moved aside by OpenBlob
 	rehashes    atomic.Int64 // blobs hashed again by OpenBlob (tests read it)
 	commitMu    sync.Mutex   // orders Commit's link against quarantine's rename
+
+	damage        *damageMetrics
+	health        atomic.Pointer[health] // nil: healthy
+	recovering    atomic.Bool            // a replaceDB is under way
+	bg            sync.WaitGroup         // replaceDB
+	beforeRecover func()                 // tests: runs before replaceDB
 
 	mu     sync.Mutex
 	active map[string]struct{} // temp files of unfinished BlobWriters
@@ -199,6 +219,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.registerSizeMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
+	if s.damage, err = newDamageMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
 	if opts.ReadOnly {
@@ -251,6 +274,9 @@ func Open(opts Options) (*Store, error) {
 // openDB opens the bbolt file and checks its schema. A non-empty reason means
 // the file must be moved aside (db may then be nil, or open and locked).
 func (s *Store) openDB(opts Options) (db *bolt.DB, reason string, err error) {
+	if reason, err := s.precheck(opts); reason != "" || err != nil {
+		return nil, reason, err
+	}
 	db, err = boltOpen(s.dbPath, opts)
 	switch {
 	case err == nil:
@@ -262,16 +288,18 @@ func (s *Store) openDB(opts Options) (db *bolt.DB, reason string, err error) {
 		if opts.ReadOnly {
 			return nil, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, s.dbPath, err)
 		}
-		s.log.Warn("database unreadable", "path", s.dbPath, "err", err)
+		s.log.Error("database damaged", "path", s.dbPath, "err", err)
 		return nil, "corrupt", nil
 	}
 	v, err := readSchema(db)
 	if err != nil {
 		if opts.ReadOnly {
-			_ = db.Close()
+			closeQuietly(db)
 			return nil, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, s.dbPath, err)
 		}
-		return db, "corrupt", nil
+		s.log.Error("database damaged", "path", s.dbPath, "err", err)
+		closeQuietly(db)
+		return nil, "corrupt", nil
 	}
 	switch {
 	case v > SchemaVersion:
@@ -287,15 +315,21 @@ func (s *Store) openDB(opts Options) (db *bolt.DB, reason string, err error) {
 		}
 		return db, "", nil
 	}
-	if err := migrate(db, v); err != nil {
-		_ = db.Close()
+	if err := migrateGuarded(db, v); err != nil {
+		closeQuietly(db)
+		if _, ok := errors.AsType[*FaultError](err); ok {
+			s.log.Error("database damaged", "path", s.dbPath, "err", err)
+			return nil, "corrupt", nil
+		}
 		return nil, "", fmt.Errorf("cache: migrating %s from schema %d: %w", s.dbPath, v, err)
 	}
 	return db, "", nil
 }
 
-// boltOpen is bolt.Open with a recover: a garbled file must not crash us.
+// boltOpen is bolt.Open with faults turned into panics, and a recover: a
+// garbled file must not crash us.
 func boltOpen(path string, opts Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("bbolt panicked: %v", r)
@@ -314,6 +348,7 @@ func isOSError(err error) bool {
 // readSchema returns the schema version: 0 for a brand-new, empty database.
 // A database with data buckets but no (or a garbled) version is an error.
 func readSchema(db *bolt.DB) (v int, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("bbolt panicked: %v", r)
@@ -465,7 +500,15 @@ func (s *Store) moveAside(db *bolt.DB, reason string) error {
 	if err != nil {
 		return fmt.Errorf("cache: moving %s aside: %w", s.dbPath, err)
 	}
-	s.log.Warn("database moved aside, starting a fresh one", "path", s.dbPath, "moved_to", target, "reason", reason)
+	label := reason
+	if strings.HasPrefix(reason, "schema") {
+		label = "schema"
+		s.log.Warn("database moved aside, starting a fresh one", "path", s.dbPath, "moved_to", target, "reason", reason)
+	} else {
+		s.log.Error("database moved aside, starting a fresh one; cached verdicts and pages are recomputed, files re-adopted",
+			"path", s.dbPath, "moved_to", target, "reason", reason)
+	}
+	s.damage.movedAside.WithLabelValues(label).Inc()
 	return nil
 }
 
@@ -473,12 +516,21 @@ func (s *Store) moveAside(db *bolt.DB, reason string) error {
 // files, which the next read-write Open removes. Close is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	if err := s.db.Close(); err != nil {
+	s.mu.Unlock()
+	s.bg.Wait() // a replaceDB under way
+	s.dbMu.Lock()
+	db := s.db
+	s.db = nil
+	s.dbMu.Unlock()
+	if db == nil {
+		return nil
+	}
+	if err := db.Close(); err != nil {
 		return fmt.Errorf("cache: closing %s: %w", s.dbPath, err)
 	}
 	return nil

@@ -146,8 +146,8 @@ func TestOpenCorruptMovedAside(t *testing.T) {
 				t.Error("moved-aside file does not hold the original bytes")
 			}
 			logs := buf.String()
-			if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, dbPath) || !strings.Contains(logs, moved[0]) {
-				t.Errorf("log %q: want a WARN line naming %s and %s", logs, dbPath, moved[0])
+			if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, dbPath) || !strings.Contains(logs, moved[0]) {
+				t.Errorf("log %q: want an ERROR line naming %s and %s", logs, dbPath, moved[0])
 			}
 		})
 	}

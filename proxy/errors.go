@@ -59,7 +59,7 @@ func statusFor(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, context.Canceled):
 		return statusClientClosed
-	case errors.Is(err, errBlobGone):
+	case errors.Is(err, errBlobGone), errors.Is(err, cache.ErrCorrupt):
 		return http.StatusServiceUnavailable // the file exists: never a 404
 	case errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound):
 		return http.StatusNotFound
@@ -113,6 +113,9 @@ func clientMessage(err error, code int) string {
 	case http.StatusServiceUnavailable:
 		if errors.Is(err, errBlobGone) {
 			return "service unavailable: " + errBlobGone.Error() + "; try again"
+		}
+		if errors.Is(err, cache.ErrCorrupt) {
+			return "service unavailable: pipgate's cache database is damaged and being replaced; try again"
 		}
 	}
 	return http.StatusText(code)

@@ -338,6 +338,11 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) error {
 	if s.policy.Current() == nil || s.verifier.TrustRootDigest() == "" {
 		return errorf(http.StatusServiceUnavailable, "not ready: no policy or trust root")
 	}
+	// A damaged database found while serving: it is being replaced (or
+	// could not be), and requests go to the upstream meanwhile.
+	if err := s.store.Health(); err != nil {
+		return errorf(http.StatusServiceUnavailable, "not ready: cache database: %v", err)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var b strings.Builder
 	b.WriteString("ready\n")

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/config"
@@ -63,7 +65,7 @@ func printCacheUsage(w io.Writer) {
 }
 
 // runCache runs 'pipgate cache stats|purge|verify'.
-func runCache(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runCache(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		printCacheUsage(stderr)
 		return 2
@@ -74,6 +76,8 @@ func runCache(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		printCacheUsage(stdout)
 		return 0
 	case "stats", "purge", "verify":
+	case checkDBCommand:
+		return runCheckDB(args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "pipgate cache: unknown command %q (want stats, purge or verify)\n", name)
 		return 2
@@ -124,6 +128,13 @@ func runCache(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if name == "verify" {
+		// The thorough database check first, in a child process: a fault
+		// inside bbolt on a damaged file kills the child, not verify.
+		if code, done := verifyDB(ctx, dir, f.json, stdout, stderr); done {
+			return code
+		}
+	}
 	s, err := cache.Open(cache.Options{Dir: dir, ReadOnly: readOnly, Logger: logger})
 	switch {
 	case errors.Is(err, cache.ErrLocked) && name == "stats":
@@ -294,6 +305,88 @@ func cacheVerify(s *cache.Store, asJSON bool, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// checkDBCommand is the hidden 'pipgate cache check-db PATH' that a serve
+// or a verify runs as a child process (see dbChecker).
+const checkDBCommand = "check-db"
+
+// runCheckDB runs cache.CheckDB on one file and exits 0 (sound),
+// cache.CheckExitDamaged or cache.CheckExitLocked, with the reason on
+// stderr; on a damaged file bbolt may crash it instead, which its parent
+// reads as damage too.
+func runCheckDB(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "usage: pipgate cache %s PATH\n", checkDBCommand)
+		return 1
+	}
+	err := cache.CheckDB(args[0])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, cache.ErrLocked):
+		fmt.Fprintln(stderr, err)
+		return cache.CheckExitLocked
+	case errors.Is(err, cache.ErrCorrupt):
+		fmt.Fprintln(stderr, err)
+		return cache.CheckExitDamaged
+	}
+	fmt.Fprintln(stderr, err)
+	return 1
+}
+
+// dbChecker returns the child-process database check for cache.Options.Check:
+// this binary running 'cache check-db'. Nil inside a test binary, which
+// would not understand those arguments (tests get the in-process checks).
+func dbChecker() func(ctx context.Context, path string) error {
+	if testing.Testing() {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return cache.ChildCheck(exe, "cache", checkDBCommand)
+}
+
+// dbCheckTimeout bounds verify's database check.
+const dbCheckTimeout = 5 * time.Minute
+
+// verifyDB runs the thorough database check before 'cache verify' opens
+// the file; done is true when it found damage (reported like Verify's
+// problems, exit 1) or could not run.
+func verifyDB(ctx context.Context, dir string, asJSON bool, stdout, stderr io.Writer) (code int, done bool) {
+	path := filepath.Join(dir, "pipgate.db")
+	check := dbChecker()
+	if check == nil {
+		check = func(_ context.Context, path string) error { return cache.CheckDB(path) }
+	}
+	ctx, cancel := context.WithTimeout(ctx, dbCheckTimeout)
+	defer cancel()
+	err := check(ctx, path)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, cache.ErrLocked):
+		fmt.Fprintf(stderr, "pipgate cache verify: %s is in use by another process (a running pipgate serve?); stop it first\n", dir)
+		return 1, true
+	case !errors.Is(err, cache.ErrCorrupt):
+		fmt.Fprintf(stderr, "pipgate cache verify: checking %s: %v\n", path, err)
+		return 1, true
+	}
+	rep := cache.Report{Problems: []cache.Problem{{Kind: "db", Where: path,
+		Detail: err.Error() + " (the next 'pipgate serve' moves it aside and starts afresh)"}}}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+		return 1, true
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stdout, p)
+	}
+	fmt.Fprintf(stdout, "the database in %s is damaged: records and blobs not checked\n", dir)
+	return 1, true
 }
 
 // humanBytes renders n in binary units: "512 B", "1.5 KiB", "3.2 GiB".

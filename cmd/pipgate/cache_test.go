@@ -219,16 +219,19 @@ func TestCacheCorruptDatabase(t *testing.T) {
 	if err := os.WriteFile(db, garbage, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"stats", "verify"} {
-		code, _, stderr := runCacheCmd(t, cmd, "--data-dir", dir)
-		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "database corrupt") {
-			t.Errorf("%s of a corrupt database: exit %d, stderr %q; want 1 and one line", cmd, code, stderr)
-		}
+	code, _, stderr := runCacheCmd(t, "stats", "--data-dir", dir)
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "database corrupt") {
+		t.Errorf("stats of a corrupt database: exit %d, stderr %q; want 1 and one line", code, stderr)
+	}
+	// verify reports the damage as a problem of kind db.
+	code, stdout, _ := runCacheCmd(t, "verify", "--data-dir", dir)
+	if code != 1 || !strings.Contains(stdout, "db: "+db+": cache: database corrupt") {
+		t.Errorf("verify of a corrupt database: exit %d, stdout %q; want 1 and the damage", code, stdout)
 	}
 	if got, _ := os.ReadFile(db); !bytes.Equal(got, garbage) {
 		t.Fatal("stats or verify changed the corrupt file")
 	}
-	code, stdout, stderr := runCacheCmd(t, "purge", "all", "--data-dir", dir)
+	code, stdout, stderr = runCacheCmd(t, "purge", "all", "--data-dir", dir)
 	if code != 0 || !strings.Contains(stdout, "purged all") || !strings.Contains(stderr, "moved aside") {
 		t.Errorf("purge of a corrupt database: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}

@@ -355,6 +355,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 		Logger:       logger.With("component", "cache"),
 		MaxBlobBytes: int64(cfg.Cache.MaxSize),
 		Registerer:   reg,
+		Check:        dbChecker(), // a damaged pipgate.db is moved aside, never a crash
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the cache: %w", err)
