@@ -21,25 +21,25 @@ import (
 // checkDBArg makes the test binary the child of cache.ChildCheck.
 const checkDBArg = "--pipgate-test-check-db"
 
-// TestMain lets the test binary serve as the child of cache.ChildCheck:
-// called with checkDBArg PATH it runs CheckDB on PATH and exits the way
-// 'pipgate cache check-db' does.
-func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == checkDBArg {
-		err := cache.CheckDB(os.Args[len(os.Args)-1])
-		switch {
-		case err == nil:
-			os.Exit(0)
-		case errors.Is(err, cache.ErrLocked):
-			os.Exit(cache.CheckExitLocked)
-		case errors.Is(err, cache.ErrCorrupt):
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(cache.CheckExitDamaged)
-		}
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// runCheckChild lets the test binary serve as the child of
+// cache.ChildCheck (TestMain calls it first): called with checkDBArg PATH it
+// runs CheckDB on PATH and exits the way 'pipgate cache check-db' does.
+func runCheckChild() {
+	if len(os.Args) != 3 || os.Args[1] != checkDBArg {
+		return
 	}
-	os.Exit(m.Run())
+	err := cache.CheckDB(os.Args[2])
+	switch {
+	case err == nil:
+		os.Exit(0)
+	case errors.Is(err, cache.ErrLocked):
+		os.Exit(cache.CheckExitLocked)
+	case errors.Is(err, cache.ErrCorrupt):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(cache.CheckExitDamaged)
+	}
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
 }
 
 // childCheck is cache.ChildCheck running this test binary.
