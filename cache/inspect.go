@@ -29,6 +29,8 @@ type Stats struct {
 	Pages      int `json:"pages"`
 	Refs       int `json:"refs"`
 	Projects   int `json:"projects"`
+	// Decisions counts the rows of the decision history.
+	Decisions int `json:"decisions"`
 	// ProjectList reports whether a project list snapshot is stored.
 	ProjectList bool `json:"project_list"`
 	// Blobs and BlobBytes count the files under blobs/sha256 and their size.
@@ -58,6 +60,7 @@ func (s *Store) Stats() (Stats, error) {
 		st.Pages = count(bucketPages)
 		st.Refs = count(bucketRefs)
 		st.Projects = count(bucketHistory)
+		st.Decisions = count(bucketDecisions)
 		st.ProjectList = count(bucketLists) > 0
 		return nil
 	})
@@ -107,10 +110,11 @@ func walkBlobs(root string, fn func(path string, d fs.DirEntry) error) error {
 //   - "facts": cached verification facts;
 //   - "provenance": cached provenance bodies;
 //   - "history": per-project history;
+//   - "decisions": the decision history (what was served or refused);
 //   - "blobs": every blob, the references to them, and orphan temp files;
 //   - "all": all of the above.
 func PurgeTargets() []string {
-	return []string{"all", "index", "facts", "provenance", "history", "blobs"}
+	return []string{"all", "index", "facts", "provenance", "history", "decisions", "blobs"}
 }
 
 // Purge deletes one class of cached data (see [PurgeTargets]). The database
@@ -129,6 +133,8 @@ func (s *Store) Purge(what string) error {
 		buckets = []string{bucketProvenance}
 	case "history":
 		buckets = []string{bucketHistory}
+	case "decisions":
+		buckets = []string{bucketDecisions}
 	case "blobs":
 		buckets, blobs = []string{bucketRefs, bucketBlobs}, true
 	default:
@@ -337,6 +343,8 @@ func checkRecord(bucket string, k, v []byte) (sha string, err error) {
 		}
 		var r blobRecord
 		return "", decode(v, &r)
+	case bucketDecisions:
+		return "", checkDecisionRecord(k, v)
 	case bucketHistory:
 		if !isNormalized(string(k)) {
 			return "", errors.New("project name not normalised")

@@ -47,6 +47,9 @@ import (
 //     upstream they came from ("<upstream>/<project>", "<upstream>/<url>",
 //     "metadata:<upstream>:<sha256>"); the migration files the unscoped
 //     records of schema 2 under [LegacyUpstream], the one upstream there was.
+//
+// The decisions bucket (the decision history) was added within schema 3: an
+// older pipgate of schema 3 leaves it alone, so it needs no version.
 const SchemaVersion = 3
 
 // File and folder names inside Options.Dir.
@@ -68,6 +71,7 @@ const (
 	bucketRefs       = "refs"
 	bucketHistory    = "history"
 	bucketBlobs      = "blobs"
+	bucketDecisions  = "decisions" // the decision history (decisions.go); added within schema 3
 
 	keySchema = "schema_version"
 	keyList   = "simple"
@@ -75,7 +79,7 @@ const (
 
 // dataBuckets returns every bucket except meta, in a fixed order.
 func dataBuckets() []string {
-	return []string{bucketFacts, bucketProvenance, bucketPages, bucketLists, bucketRefs, bucketHistory, bucketBlobs}
+	return []string{bucketFacts, bucketProvenance, bucketPages, bucketLists, bucketRefs, bucketHistory, bucketBlobs, bucketDecisions}
 }
 
 // batchDelay replaces bbolt's 10 ms MaxBatchDelay: a lone writer should not

@@ -188,6 +188,7 @@ type Server struct {
 	metrics   *metrics
 	audit     *AuditLog
 	decisions *decisionLog
+	history   *decisionRecorder // the durable decision history (decisionhist.go)
 	flights   singleflight.Group
 	fills     fills
 	pages     *pageCache
@@ -254,6 +255,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics.reg.MustRegister(s.pages.collector())
 	s.base, s.stop = context.WithCancel(context.Background())
+	s.history = newDecisionRecorder(opts.Store, cache.DefaultMaxDecisions, opts.Logger, s.metrics.reg)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.history.run(s.base.Done())
+	}()
 	s.ready.Store(true)
 	s.routes()
 	return s, nil

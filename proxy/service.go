@@ -564,6 +564,9 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 		Identity: identity,
 		Finding:  string(d.Finding),
 	})
+	s.history.add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
+		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
+		Identity: identity, Reason: reason, LastSeen: s.now().UTC()})
 	ri := info(ctx)
 	ri.action, ri.rule = string(d.Action), d.Rule
 	if d.Action != policy.ActionAllow || d.Finding != "" {

@@ -29,6 +29,7 @@ commands:
                        facts       verification results
                        provenance  provenance bodies
                        history     per-project publisher history
+                       decisions   the decision history (pipgate status, report)
                        blobs       distribution and .metadata files (and their references)
                        all         all of the above
                      asks nothing (scriptable); the server refetches what it needs
@@ -263,6 +264,7 @@ func printCacheStats(d dirStats, asJSON bool, stdout, stderr io.Writer) int {
 		{"project pages", fmt.Sprint(st.Pages)},
 		{"project list", list},
 		{"projects with history", fmt.Sprint(st.Projects)},
+		{"decision history rows", fmt.Sprint(st.Decisions)},
 		{"blob references", fmt.Sprint(st.Refs)},
 		{"blobs", fmt.Sprintf("%d (%s)", st.Blobs, humanBytes(st.BlobBytes))},
 		{"size limit", sizeLimit(d)},
