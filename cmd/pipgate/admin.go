@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,9 +27,23 @@ const adminSocket = "pipgate.sock"
 // maxSocketPath is the longest path a Unix socket address takes (sun_path).
 const maxSocketPath = 107
 
-// adminHandler serves GET /cache/stats.
-func adminHandler(store *cache.Store, maxBlobBytes int64) http.Handler {
+// decisionSource reads the decision history of a project ("" for all),
+// including what the server has not written yet: proxy.Server.DecisionHistory.
+type decisionSource func(project string) ([]cache.Decision, error)
+
+// adminHandler serves GET /cache/stats and GET /decisions?project=NAME (the
+// decision history; without project, every project's).
+func adminHandler(store *cache.Store, maxBlobBytes int64, decisions decisionSource) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /decisions", func(w http.ResponseWriter, r *http.Request) {
+		rows, err := decisions(r.URL.Query().Get("project"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rows)
+	})
 	mux.HandleFunc("GET /cache/stats", func(w http.ResponseWriter, _ *http.Request) {
 		st, err := storeStats(store)
 		if err != nil {
@@ -67,6 +82,26 @@ func listenAdmin(dir string, logger *slog.Logger) (net.Listener, error) {
 
 // statsFromServer asks the server running on dir for its cache stats.
 func statsFromServer(dir string) (dirStats, error) {
+	var st dirStats
+	if err := adminGet(dir, "/cache/stats", 1<<20, &st); err != nil {
+		return dirStats{}, err
+	}
+	return st, nil
+}
+
+// decisionsFromServer asks the server running on dir for the decision
+// history of project ("" for all).
+func decisionsFromServer(dir, project string) ([]cache.Decision, error) {
+	var rows []cache.Decision
+	if err := adminGet(dir, "/decisions?project="+url.QueryEscape(project), 256<<20, &rows); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// adminGet gets path from the admin socket in dir and decodes the JSON
+// answer (at most limit bytes) into v.
+func adminGet(dir, path string, limit int64, v any) error {
 	p := filepath.Join(dir, adminSocket)
 	client := &http.Client{
 		Timeout: 30 * time.Second,
@@ -75,21 +110,23 @@ func statsFromServer(dir string) (dirStats, error) {
 			return d.DialContext(ctx, "unix", p)
 		}},
 	}
-	resp, err := client.Get("http://pipgate/cache/stats")
+	resp, err := client.Get("http://pipgate" + path) //nolint:gosec // G704: the host is our own Unix socket (the dialer ignores it); path is one of our routes
 	if err != nil {
-		return dirStats{}, fmt.Errorf("no server answers on %s: %w", p, err)
+		return fmt.Errorf("no server answers on %s: %w", p, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return dirStats{}, err
+		return err
+	}
+	if int64(len(body)) > limit {
+		return fmt.Errorf("the server's answer exceeds %d bytes", limit)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return dirStats{}, fmt.Errorf("%s: %s", resp.Status, body)
+		return fmt.Errorf("%s: %s", resp.Status, body)
 	}
-	var st dirStats
-	if err := json.Unmarshal(body, &st); err != nil {
-		return dirStats{}, fmt.Errorf("reading the server's answer: %w", err)
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("reading the server's answer: %w", err)
 	}
-	return st, nil
+	return nil
 }

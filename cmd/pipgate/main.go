@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"policy":  {"policy check FILE | from-lock PYLOCK.toml: validate a policy; write one from a lock", runPolicy},
 		"ca":      {"ca init --cert FILE --key FILE: create the egress CA", runCA},
 		"cache":   {"cache stats|purge|verify: inspect the data directory", runCache},
+		"status":  {"status PROJECT: what was served or refused, from the decision history", runStatus},
 		"version": {"print the version", runVersion},
 	}
 }

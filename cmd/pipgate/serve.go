@@ -510,7 +510,7 @@ func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *
 		return err
 	}
 	if adminLn != nil {
-		lns = append(lns, listener{name: "admin", ln: adminLn, srv: newHTTPServer(adminHandler(a.store, int64(cfg.Cache.MaxSize)), logger)})
+		lns = append(lns, listener{name: "admin", ln: adminLn, srv: newHTTPServer(adminHandler(a.store, int64(cfg.Cache.MaxSize), a.proxy.DecisionHistory), logger)})
 	}
 
 	// Background work: trust-root refresh and policy file watching.
