@@ -189,6 +189,7 @@ type Server struct {
 	audit     *AuditLog
 	decisions *decisionLog
 	history   *decisionRecorder // the durable decision history (decisionhist.go)
+	histDone  chan struct{}     // closed when the history's writer has written its last batch
 	flights   singleflight.Group
 	fills     fills
 	pages     *pageCache
@@ -256,9 +257,11 @@ func New(opts Options) (*Server, error) {
 	s.metrics.reg.MustRegister(s.pages.collector())
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.history = newDecisionRecorder(opts.Store, cache.DefaultMaxDecisions, opts.Logger, s.metrics.reg)
-	s.bg.Add(1)
+	// Not in bg: bg counts work that ends on its own (tests wait for it);
+	// this runs until Close.
+	s.histDone = make(chan struct{})
 	go func() {
-		defer s.bg.Done()
+		defer close(s.histDone)
 		s.history.run(s.base.Done())
 	}()
 	s.ready.Store(true)
@@ -272,6 +275,7 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Close() {
 	s.stop()
 	s.bg.Wait()
+	<-s.histDone
 }
 
 // detached returns a context for work shared between requests: not cancelled
