@@ -9,6 +9,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
 )
 
 // The decision history: what the proxy served or refused, one row per
@@ -42,6 +45,14 @@ type Decision struct {
 	Finding  string `json:"finding,omitempty"`
 	Identity string `json:"identity,omitempty"` // the verified publisher, pypi.Identity.String()
 	Reason   string `json:"reason,omitempty"`   // the latest reason given (not part of the key)
+	// Signer is the verified signer in full (Identity is its string form),
+	// for a replay of the policy: publishers are matched on its fields. Not
+	// part of the key; nil in rows of unverified files (and in rows written
+	// before it was recorded, where [Decision.Facts] reads Identity).
+	Signer *pypi.Identity `json:"signer,omitempty"`
+	// UploadTime is the file's PEP 700 upload-time when the index gave one
+	// (for a replay of continuity and cooldown); not part of the key.
+	UploadTime time.Time `json:"upload_time,omitzero"`
 	// Count is how many times this decision was made.
 	Count     int64     `json:"count"`
 	FirstSeen time.Time `json:"first_seen"`
@@ -122,9 +133,21 @@ func mergeDecision(old, n Decision) Decision {
 	}
 	if old.LastSeen.After(n.LastSeen) {
 		n.LastSeen, n.Version, n.Reason = old.LastSeen, old.Version, old.Reason
+		if old.Signer != nil {
+			n.Signer = old.Signer
+		}
+		if !old.UploadTime.IsZero() {
+			n.UploadTime = old.UploadTime
+		}
 	}
 	if n.Version == "" {
 		n.Version = old.Version
+	}
+	if n.Signer == nil {
+		n.Signer = old.Signer
+	}
+	if n.UploadTime.IsZero() {
+		n.UploadTime = old.UploadTime
 	}
 	return n
 }
@@ -233,4 +256,73 @@ func checkDecisionRecord(k, v []byte) error {
 		return errors.New("key does not match the decision")
 	}
 	return nil
+}
+
+// Facts returns the verification facts d was decided from, as far as the
+// row tells them: the verdict (a verified file refused as
+// untrusted-publisher was verified), and the signer (Signer, else parsed
+// from Identity). Failure details are not kept: Reason and Detail are empty.
+func (d Decision) Facts() pypi.Facts {
+	f := pypi.Facts{Verdict: pypi.Verdict(d.Verdict)}
+	if f.Verdict == pypi.VerdictUntrustedPublisher {
+		f.Verdict = pypi.VerdictVerified
+	}
+	if f.Verdict != pypi.VerdictVerified {
+		return f
+	}
+	if d.Signer != nil {
+		id := *d.Signer
+		f.Identity = &id
+	} else if d.Identity != "" {
+		f.Identity = parseIdentity(d.Identity)
+	}
+	return f
+}
+
+// parseIdentity inverts [pypi.Identity.String] as far as it can: kind,
+// repository, workflow and ref of GitHub and GitLab signers, the e-mail of
+// Google ones, subject and issuer of any other. It returns nil for a string
+// it cannot read.
+func parseIdentity(s string) *pypi.Identity {
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok || rest == "" {
+		return nil
+	}
+	switch kind {
+	case pypi.KindGitHub, pypi.KindGitLab:
+		id := &pypi.Identity{Kind: kind}
+		if i := strings.Index(rest, " ("); i >= 0 && strings.HasSuffix(rest, ")") {
+			rest, id.Ref = rest[:i], rest[i+2:len(rest)-1]
+		}
+		id.Repository, id.Workflow, _ = strings.Cut(rest, "@")
+		if id.Repository == "" {
+			return nil
+		}
+		return id
+	case pypi.KindGoogle:
+		return &pypi.Identity{Kind: kind, Email: rest}
+	case pypi.KindIdentity:
+		i := strings.LastIndex(rest, " (")
+		if i < 0 || !strings.HasSuffix(rest, ")") {
+			return nil
+		}
+		return &pypi.Identity{Kind: kind, Subject: rest[:i], Issuer: rest[i+2 : len(rest)-1]}
+	}
+	return nil
+}
+
+// Observations turns decision history rows into what the policy's
+// suggestion, replay and coverage read ([policy.Observation]).
+func Observations(rows []Decision) []policy.Observation {
+	out := make([]policy.Observation, len(rows))
+	for i, d := range rows {
+		out[i] = policy.Observation{
+			Project: d.Project, Version: d.Version, Filename: d.Filename, SHA256: d.SHA256,
+			Facts: d.Facts(), UploadTime: d.UploadTime,
+			Verdict: pypi.Verdict(d.Verdict), Action: policy.Action(d.Action), Rule: d.Rule,
+			Finding: policy.Finding(d.Finding), Identity: d.Identity, Reason: d.Reason,
+			Count: d.Count, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen,
+		}
+	}
+	return out
 }

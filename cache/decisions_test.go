@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/pypi"
 )
 
 func decision(project, file string, at time.Time) cache.Decision {
@@ -137,5 +138,80 @@ func TestDecisionsInvalid(t *testing.T) {
 	}
 	if _, err := s.Decisions("Not/Normal"); !errors.Is(err, cache.ErrInvalidKey) {
 		t.Errorf("Decisions(bad name): %v", err)
+	}
+}
+
+// A row's facts: the verification verdict (untrusted-publisher was
+// verified) and the signer, in full from Signer, else read back from its
+// string form; Signer and UploadTime survive merges with rows lacking them.
+func TestDecisionFacts(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		row  cache.Decision
+		want pypi.Facts
+	}{
+		{cache.Decision{Verdict: "untrusted-publisher", Identity: "github:evil/fork@release.yml (refs/tags/v1)"},
+			pypi.Facts{Verdict: "verified", Identity: &pypi.Identity{Kind: "github", Repository: "evil/fork", Workflow: "release.yml", Ref: "refs/tags/v1"}}},
+		{cache.Decision{Verdict: "verified", Identity: "gitlab:group/sub/project"},
+			pypi.Facts{Verdict: "verified", Identity: &pypi.Identity{Kind: "gitlab", Repository: "group/sub/project"}}},
+		{cache.Decision{Verdict: "verified", Identity: "google:b@p.iam.gserviceaccount.com"},
+			pypi.Facts{Verdict: "verified", Identity: &pypi.Identity{Kind: "google", Email: "b@p.iam.gserviceaccount.com"}}},
+		{cache.Decision{Verdict: "verified", Identity: "identity:me (x) (https://issuer.example)"},
+			pypi.Facts{Verdict: "verified", Identity: &pypi.Identity{Kind: "identity", Subject: "me (x)", Issuer: "https://issuer.example"}}},
+		{cache.Decision{Verdict: "verified", Identity: "nonsense"}, pypi.Facts{Verdict: "verified"}},
+		{cache.Decision{Verdict: "verified", Identity: "github:o/r", Signer: &pypi.Identity{Kind: "github", Repository: "o/r", Issuer: "i", Workflow: "w.yml"}},
+			pypi.Facts{Verdict: "verified", Identity: &pypi.Identity{Kind: "github", Repository: "o/r", Issuer: "i", Workflow: "w.yml"}}},
+		{cache.Decision{Verdict: "unattested", Identity: "github:o/r"}, pypi.Facts{Verdict: "unattested"}},
+	} {
+		got := c.row.Facts()
+		if got.Verdict != c.want.Verdict || (got.Identity == nil) != (c.want.Identity == nil) || (got.Identity != nil && *got.Identity != *c.want.Identity) {
+			t.Errorf("%+v.Facts() = %+v %+v; want %+v", c.row, got, got.Identity, c.want.Identity)
+		}
+	}
+
+	s, err := cache.Open(cache.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := decision("demo", "demo-1.0.tar.gz", at)
+	a.Signer, a.UploadTime = &pypi.Identity{Kind: "github", Repository: "o/r", Workflow: "release.yml"}, at.Add(-time.Hour)
+	b := decision("demo", "demo-1.0.tar.gz", at.Add(time.Minute)) // a newer row without them
+	if err := s.AddDecisions([]cache.Decision{a}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddDecisions([]cache.Decision{b}, 0); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Decisions("demo")
+	if err != nil || len(rows) != 1 || rows[0].Signer == nil || rows[0].Signer.Workflow != "release.yml" || !rows[0].UploadTime.Equal(a.UploadTime) || rows[0].Count != 2 {
+		t.Fatalf("merged rows = %+v, %v", rows, err)
+	}
+	obs := cache.Observations(rows)
+	if len(obs) != 1 || obs[0].Facts.Identity == nil || obs[0].Facts.Identity.Workflow != "release.yml" || obs[0].Count != 2 || obs[0].Action != "allow" {
+		t.Errorf("observations = %+v", obs)
+	}
+}
+
+// Records lists the continuity records kept, by project.
+func TestRecords(t *testing.T) {
+	s, err := cache.Open(cache.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if recs, err := s.Records(); err != nil || len(recs) != 0 {
+		t.Fatalf("empty store: %v, %v", recs, err)
+	}
+	rec := &cache.HistoryRecord{Filename: "demo-1.0.tar.gz", Version: "1.0", Publisher: pypi.Identity{Kind: "github", Repository: "o/r"}}
+	if err := s.UpdateHistory("demo", func(h *cache.History) { h.Record = rec }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateHistory("other", func(h *cache.History) { h.LastAttestedVersion = "2.0" }); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.Records()
+	if err != nil || len(recs) != 1 || recs["demo"].Filename != "demo-1.0.tar.gz" || recs["demo"].Publisher.Repository != "o/r" {
+		t.Errorf("Records() = %+v, %v", recs, err)
 	}
 }

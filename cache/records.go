@@ -575,3 +575,27 @@ func (s *Store) UpdateHistory(project string, fn func(*History)) error {
 	}
 	return nil
 }
+
+// Records returns the continuity record kept for each project that has one
+// ([History.Record]), by project: what a replay of the policy judges
+// continuity against. Undecodable histories are skipped.
+func (s *Store) Records() (map[string]HistoryRecord, error) {
+	out := map[string]HistoryRecord{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketHistory))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r historyRecord
+			if decode(v, &r) == nil && r.History.Record != nil {
+				out[string(k)] = *r.History.Record
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: reading continuity records: %w", err)
+	}
+	return out, nil
+}

@@ -246,6 +246,12 @@ func (r *rule) acceptsVersion(v pypi.Version) bool {
 // yank, warn, allow). [Decision.Finding] names the strongest finding (the
 // first when they tie), and the reason leads with it and says what to do.
 func (p *Policy) DecideFile(project string, f File) Decision {
+	return p.decideFile(project, f, true)
+}
+
+// decideFile is DecideFile; without withCooldown the cooldown is not
+// checked (a replay of a file whose upload time was not recorded).
+func (p *Policy) decideFile(project string, f File, withCooldown bool) Decision {
 	r := p.lookup(pypi.NormalizeName(project))
 	d := p.decide(r, project, f.Facts)
 	var found []finding
@@ -254,7 +260,7 @@ func (p *Policy) DecideFile(project string, f File) Decision {
 			found = append(found, x)
 		}
 	}
-	if r.MinReleaseAge > 0 {
+	if r.MinReleaseAge > 0 && withCooldown {
 		if x, ok := cooldown(r, f); ok {
 			found = append(found, x)
 		}
