@@ -1,0 +1,591 @@
+// Package shared is the blob store several pipgate replicas share: an
+// S3-compatible bucket holding the same content-addressed blobs as each
+// replica's local store (cache), under <prefix>blobs/sha256/ab/<sha256>.
+//
+// The bucket is a second-level cache and nothing more. Each replica keeps its
+// own bbolt database and its local blob directory; verdicts, provenance and
+// pages are never read from or written to the bucket, so whoever can write
+// the bucket cannot plant a verdict. Bytes read from the bucket are not
+// trusted either: [Store.Get] only opens an object; the caller hashes it as
+// it streams and commits it to the local store only when the sha256 matches
+// (as an upstream fill), and reports a mismatch with [Store.Rejected], which
+// counts it and has the next [Store.Upload] replace the object.
+//
+// An S3 error never fails a client's request: a lookup that fails is a miss
+// (the caller goes to the upstream), an upload runs in the background and is
+// dropped when it fails. After a few failures in a row a breaker skips the
+// bucket altogether until a background probe finds it answering again.
+//
+// pipgate never deletes from the bucket: expiry is the bucket's lifecycle
+// rules' job (README "Several replicas").
+package shared
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors of [Store.Get].
+var (
+	// ErrNotFound: the bucket does not hold the blob.
+	ErrNotFound = errors.New("shared store: blob not in the bucket")
+	// ErrSkipped: the breaker is open (the bucket failed recently); the
+	// bucket was not asked.
+	ErrSkipped = errors.New("shared store: skipped while down")
+)
+
+// Options configures [New].
+type Options struct {
+	// Bucket is the bucket's name (required).
+	Bucket string
+	// Prefix is put before every key ("pipgate/" gives
+	// pipgate/blobs/sha256/...); a missing trailing "/" is added.
+	Prefix string
+	// Endpoint is the S3 API's base URL for an S3-compatible server
+	// (http://minio:9000); empty: AWS.
+	Endpoint string
+	// Region is the bucket's region; empty: the AWS chain's (AWS_REGION,
+	// profile), else us-east-1.
+	Region string
+	// PathStyle addresses the bucket as <endpoint>/<bucket>/<key> instead of
+	// <bucket>.<endpoint>/<key> (most S3-compatible servers need it).
+	PathStyle bool
+	// Credentials overrides the standard AWS chain (environment, shared
+	// profile, web identity, container and instance roles); tests set it.
+	Credentials aws.CredentialsProvider
+
+	// Open opens a committed local blob for upload and returns it with its
+	// size; close releases it (cache.Store.OpenBlob pins it meanwhile).
+	// Required.
+	Open func(sha256 string) (f io.ReaderAt, size int64, closeFn func(), err error)
+
+	// Timeout bounds the wait for a response's headers, and any stall in a
+	// body read; past it the request fails (and counts towards the
+	// breaker). Zero: 5 s.
+	Timeout time.Duration
+	// Failures is how many failed requests in a row open the breaker.
+	// Zero: 3.
+	Failures int
+	// Cooldown is how long the breaker stays open before a probe asks the
+	// bucket again (and again after each failed probe). Zero: 30 s.
+	Cooldown time.Duration
+	// MultipartAbove is the size from which uploads are multipart; PartSize
+	// the size of each part (S3's minimum is 5 MiB). Zero: 64 MiB and
+	// 16 MiB.
+	MultipartAbove int64
+	PartSize       int64
+	// Queue bounds the uploads waiting for an uploader (more are dropped
+	// and counted); Uploaders is how many run at once. Zero: 1024 and 2.
+	Queue     int
+	Uploaders int
+
+	// Logger gets the component's lines; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the pipgate_shared_* metrics; nil registers
+	// nothing.
+	Registerer prometheus.Registerer
+}
+
+func (o Options) withDefaults() Options {
+	if o.Prefix != "" && !strings.HasSuffix(o.Prefix, "/") {
+		o.Prefix += "/"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Failures <= 0 {
+		o.Failures = 3
+	}
+	if o.Cooldown <= 0 {
+		o.Cooldown = 30 * time.Second
+	}
+	if o.MultipartAbove <= 0 {
+		o.MultipartAbove = 64 << 20
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = 16 << 20
+	}
+	if o.Queue <= 0 {
+		o.Queue = 1024
+	}
+	if o.Uploaders <= 0 {
+		o.Uploaders = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Store is the shared bucket. It is safe for concurrent use.
+type Store struct {
+	opts    Options
+	client  *s3.Client
+	log     *slog.Logger
+	m       *metrics
+	breaker *breaker
+
+	base   context.Context // canceled by Close
+	cancel context.CancelFunc
+	queue  chan string
+	wg     sync.WaitGroup // uploaders and the prober
+
+	mu       sync.Mutex
+	pending  map[string]bool // queued or uploading
+	rejected map[string]bool // objects that did not match: the next upload replaces them
+	closed   bool
+}
+
+// New builds the S3 client (credentials from opts.Credentials or the
+// standard AWS chain) and starts the uploaders. It does not contact the
+// bucket: a bucket that is down at start is a breaker opening on first
+// use, never a failed start ([Store.Probe] checks it for a log line).
+func New(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Bucket == "" {
+		return nil, errors.New("shared store: Options.Bucket is required")
+	}
+	if opts.Open == nil {
+		return nil, errors.New("shared store: Options.Open is required")
+	}
+	opts = opts.withDefaults()
+	load := []func(*awsconfig.LoadOptions) error{
+		// The breaker decides when to ask again: no SDK retries with
+		// backoff on a read a client waits for (uploads get their own).
+		awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		awsconfig.WithHTTPClient(newHTTPClient(opts.Timeout)),
+	}
+	if opts.Region != "" {
+		load = append(load, awsconfig.WithRegion(opts.Region))
+	}
+	if opts.Credentials != nil {
+		load = append(load, awsconfig.WithCredentialsProvider(opts.Credentials))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return nil, fmt.Errorf("shared store: AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.UsePathStyle = opts.PathStyle
+		// pipgate checks every byte against its sha256 itself; the SDK's
+		// default CRC trailers are not understood by every S3-compatible
+		// server.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	s := &Store{
+		opts: opts, client: client, log: opts.Logger, m: m,
+		base: base, cancel: cancel,
+		queue:    make(chan string, opts.Queue),
+		pending:  map[string]bool{},
+		rejected: map[string]bool{},
+	}
+	s.breaker = newBreaker(opts.Failures, opts.Cooldown, s.probeLoop, m.setOpen)
+	m.queued = func() float64 { return float64(len(s.queue)) }
+	for range opts.Uploaders {
+		s.wg.Add(1)
+		go s.uploader()
+	}
+	return s, nil
+}
+
+// newHTTPClient bounds the wait for response headers and connections; a
+// stalled body is bounded by idleReader.
+// (The SDK's buildable client, so that AWS_CA_BUNDLE still applies.)
+func newHTTPClient(timeout time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.ResponseHeaderTimeout = timeout
+		t.TLSHandshakeTimeout = timeout
+		t.MaxIdleConnsPerHost = 16
+	})
+}
+
+// Describe names the bucket and prefix: s3://bucket/prefix (endpoint).
+func (s *Store) Describe() string {
+	d := "s3://" + s.opts.Bucket + "/" + s.opts.Prefix
+	if s.opts.Endpoint != "" {
+		d += " at " + s.opts.Endpoint
+	}
+	return d
+}
+
+// Key is the object key of a blob.
+func (s *Store) Key(sha string) string {
+	return s.opts.Prefix + "blobs/sha256/" + sha[:2] + "/" + sha
+}
+
+// Get opens the blob's object and returns its body and size. The body is
+// not checked: the caller hashes it and reports a mismatch with Rejected.
+// A body read that stalls for Options.Timeout fails. Errors: [ErrNotFound],
+// [ErrSkipped] (breaker open), or the request's failure; each is counted.
+func (s *Store) Get(ctx context.Context, sha string) (io.ReadCloser, int64, error) {
+	if !validSHA(sha) {
+		return nil, 0, fmt.Errorf("shared store: invalid sha256 %q", sha)
+	}
+	if !s.breaker.allow() {
+		s.m.lookup("skipped")
+		return nil, 0, ErrSkipped
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.opts.Bucket, Key: aws.String(s.Key(sha))})
+	if err != nil {
+		cancel()
+		if isNotFound(err) {
+			s.breaker.success()
+			s.m.lookup("miss")
+			return nil, 0, ErrNotFound
+		}
+		s.failed(ctx, "get", err)
+		s.m.lookup("error")
+		return nil, 0, fmt.Errorf("shared store: GET %s: %w", s.Key(sha), err)
+	}
+	s.breaker.success()
+	s.m.lookup("hit")
+	size := aws.ToInt64(out.ContentLength)
+	if out.ContentLength == nil {
+		size = -1
+	}
+	return newIdleReader(out.Body, cancel, s.opts.Timeout, s.bodyFailed, func(n int) { s.m.readBytes.Add(float64(n)) }), size, nil
+}
+
+// bodyFailed counts a body read that broke off (not one the caller ended).
+func (s *Store) bodyFailed(err error) {
+	s.m.errors.WithLabelValues("get").Inc()
+	s.breaker.failure(err)
+	s.log.Warn("reading a blob from the shared store failed", "err", err)
+}
+
+// Rejected records that the object of sha did not match its digest or
+// size (reason "digest" or "size"): it is counted, and the next Upload of
+// sha replaces it.
+func (s *Store) Rejected(sha, reason, detail string) {
+	s.m.rejected.WithLabelValues(reason).Inc()
+	s.log.Error("shared store object does not match its sha256: not served, fetched from the upstream and replaced",
+		"key", s.Key(sha), "reason", reason, "detail", detail)
+	s.mu.Lock()
+	if len(s.rejected) < 4096 {
+		s.rejected[sha] = true
+	}
+	s.mu.Unlock()
+}
+
+// Upload queues a committed local blob for upload and returns at once.
+// An upload already queued is not queued twice; with the queue full it is
+// dropped (and counted): the next fill of the blob on any replica stores it.
+func (s *Store) Upload(sha string) {
+	if !validSHA(sha) {
+		return
+	}
+	s.mu.Lock()
+	if s.closed || s.pending[sha] {
+		s.mu.Unlock()
+		return
+	}
+	select {
+	case s.queue <- sha:
+		s.pending[sha] = true
+	default:
+		s.m.upload("dropped")
+	}
+	s.mu.Unlock()
+}
+
+func (s *Store) uploader() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.base.Done():
+			return
+		case sha := <-s.queue:
+			s.upload(sha)
+			s.mu.Lock()
+			delete(s.pending, sha)
+			s.mu.Unlock()
+		}
+	}
+}
+
+// upload stores one blob: skipped while the breaker is open, left alone
+// when the object exists (unless it was rejected), else written with
+// If-None-Match: * so that of several replicas exactly one stores it.
+func (s *Store) upload(sha string) {
+	if !s.breaker.allow() {
+		s.m.upload("skipped")
+		return
+	}
+	f, size, closeFn, err := s.opts.Open(sha)
+	if err != nil {
+		// Evicted locally before its turn: another fill uploads it.
+		s.log.Info("shared store upload: the local blob is gone", "sha256", sha, "err", err)
+		s.m.upload("gone")
+		return
+	}
+	defer closeFn()
+	s.mu.Lock()
+	replace := s.rejected[sha]
+	s.mu.Unlock()
+	// Bounded by the bytes at 1 MiB/s at least, the timeout at most.
+	ctx, cancel := context.WithTimeout(s.base, s.opts.Timeout+time.Duration(size>>20)*time.Second)
+	defer cancel()
+	if !replace {
+		switch exists, err := s.exists(ctx, sha); {
+		case err != nil:
+			s.failed(ctx, "head", err)
+			s.m.upload("error")
+			return
+		case exists:
+			s.breaker.success()
+			s.m.upload("exists")
+			return
+		}
+	}
+	if size >= s.opts.MultipartAbove {
+		err = s.putMultipart(ctx, sha, f, size, replace)
+	} else {
+		err = s.put(ctx, sha, f, size, replace)
+	}
+	switch {
+	case err == nil:
+		s.breaker.success()
+		s.m.uploadedBytes.Add(float64(size))
+		if replace {
+			s.mu.Lock()
+			delete(s.rejected, sha)
+			s.mu.Unlock()
+			s.m.upload("replaced")
+			s.log.Info("shared store object replaced with the verified blob", "key", s.Key(sha))
+		} else {
+			s.m.upload("stored")
+		}
+	case isConflict(err):
+		// Another replica stored it between our HEAD and our write.
+		s.breaker.success()
+		s.m.upload("conflict")
+	default:
+		s.failed(ctx, "put", err)
+		s.m.upload("error")
+	}
+}
+
+// exists reports whether the bucket holds the blob's object.
+func (s *Store) exists(ctx context.Context, sha string) (bool, error) {
+	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.opts.Bucket, Key: aws.String(s.Key(sha))})
+	if err == nil {
+		return true, nil
+	}
+	if isNotFound(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// uploadRetries: an upload is background work; the SDK's standard retries
+// (with backoff) are fine there.
+func uploadRetries(o *s3.Options) { o.Retryer = retry.NewStandard() }
+
+func (s *Store) put(ctx context.Context, sha string, f io.ReaderAt, size int64, replace bool) error {
+	in := &s3.PutObjectInput{
+		Bucket: &s.opts.Bucket, Key: aws.String(s.Key(sha)),
+		Body: io.NewSectionReader(f, 0, size), ContentLength: aws.Int64(size),
+		ContentType: aws.String("application/octet-stream"),
+	}
+	if !replace {
+		in.IfNoneMatch = aws.String("*")
+	}
+	_, err := s.client.PutObject(ctx, in, uploadRetries)
+	return err
+}
+
+// putMultipart uploads in parts; the condition is on the complete, so
+// parts uploaded by two replicas at once end in one object. A failed
+// upload is aborted (lifecycle rules clean up what an abort misses).
+func (s *Store) putMultipart(ctx context.Context, sha string, f io.ReaderAt, size int64, replace bool) error {
+	key := aws.String(s.Key(sha))
+	cr, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &s.opts.Bucket, Key: key, ContentType: aws.String("application/octet-stream"),
+	}, uploadRetries)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if ok {
+			return
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.Timeout)
+		defer cancel()
+		if _, err := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: &s.opts.Bucket, Key: key, UploadId: cr.UploadId,
+		}); err != nil {
+			s.log.Warn("aborting a multipart upload failed (a lifecycle rule removes it)", "key", *key, "err", err)
+		}
+	}()
+	var parts []types.CompletedPart
+	for off, n := int64(0), int32(1); off < size; off, n = off+s.opts.PartSize, n+1 {
+		l := min(s.opts.PartSize, size-off)
+		up, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: &s.opts.Bucket, Key: key, UploadId: cr.UploadId, PartNumber: aws.Int32(n),
+			Body: io.NewSectionReader(f, off, l), ContentLength: aws.Int64(l),
+		}, uploadRetries)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(n)})
+	}
+	in := &s3.CompleteMultipartUploadInput{
+		Bucket: &s.opts.Bucket, Key: key, UploadId: cr.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if !replace {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if _, err := s.client.CompleteMultipartUpload(ctx, in, uploadRetries); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// failed counts a failed request towards the breaker, unless it failed
+// because its caller's context ended (a client that left says nothing about
+// the bucket).
+func (s *Store) failed(ctx context.Context, op string, err error) {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return
+	}
+	s.m.errors.WithLabelValues(op).Inc()
+	s.breaker.failure(err)
+	s.log.Warn("shared store request failed", "op", op, "err", err)
+}
+
+// probeKey is asked for while the breaker is open: a 404 (or the object)
+// shows the bucket answers.
+func (s *Store) probeKey() string { return s.opts.Prefix + "blobs/sha256/probe" }
+
+// Probe asks the bucket for a key that does not exist; nil when it
+// answers (404). serve logs the result at start.
+func (s *Store) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.opts.Bucket, Key: aws.String(s.probeKey())})
+	if err == nil || isNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// probeLoop runs while the breaker is open: every cooldown it probes the
+// bucket, and closes the breaker once it answers.
+func (s *Store) probeLoop() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.base.Done():
+				return
+			case <-time.After(s.breaker.cooldown):
+			}
+			err := s.Probe(s.base)
+			if s.base.Err() != nil {
+				return
+			}
+			if err == nil {
+				s.breaker.success()
+				s.log.Info("shared store answers again", "store", s.Describe())
+				return
+			}
+			s.m.errors.WithLabelValues("probe").Inc()
+			s.breaker.probeFailed(err)
+		}
+	}()
+}
+
+// Health reports whether the bucket is in use, and when it is not, why
+// (for /readyz and the status page): the replica serves on without it.
+func (s *Store) Health() (up bool, detail string) {
+	st := s.breaker.state()
+	if !st.open {
+		return true, "shared store " + s.Describe() + ": up"
+	}
+	return false, fmt.Sprintf("shared store %s: down since %s (%s), skipped; serving from local disk and the upstream",
+		s.Describe(), st.since.UTC().Format(time.RFC3339), st.lastErr)
+}
+
+// Close stops the uploaders (queued uploads are dropped) and the prober,
+// and waits for them.
+func (s *Store) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+func isNotFound(err error) bool {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+		return true
+	}
+	var nk *types.NoSuchKey
+	var nf *types.NotFound
+	return errors.As(err, &nk) || errors.As(err, &nf)
+}
+
+// isConflict: the write's If-None-Match failed (412), or a concurrent
+// conditional write to the same key won (409).
+func isConflict(err error) bool {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		if c := re.HTTPStatusCode(); c == http.StatusPreconditionFailed || c == http.StatusConflict {
+			return true
+		}
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return true
+		}
+	}
+	return false
+}
+
+func validSHA(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
