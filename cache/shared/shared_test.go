@@ -281,7 +281,7 @@ func TestRejectedReplaced(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	t.Parallel()
 	srv := s3test.Start(t)
-	f := newFixture(t, srv, func(o *Options) { o.Failures, o.Cooldown = 2, 20 * time.Millisecond })
+	f := newFixture(t, srv, func(o *Options) { o.Failures, o.Cooldown = 2, 20*time.Millisecond })
 	sha := f.local.add([]byte("blob"))
 	if up, detail := f.store.Health(); !up {
 		t.Fatalf("Health before any failure: down (%s)", detail)
@@ -398,5 +398,3 @@ func ExampleStore_Key() {
 	fmt.Println(st.Key("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"))
 	// Output: pipgate/blobs/sha256/01/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 }
-
-
