@@ -176,6 +176,39 @@ type Cache struct {
 	// PageMemory bounds the memory of project pages kept in RAM (decoded
 	// and rendered, least recently used evicted first).
 	PageMemory ByteSize `yaml:"page_memory"`
+	// Shared is a blob store several replicas share, behind each one's
+	// local blobs (product.md "Several replicas"); unset: none.
+	Shared Shared `yaml:"shared"`
+}
+
+// Shared is the "cache.shared:" section.
+type Shared struct {
+	// S3 is an S3-compatible bucket; nil: no shared store.
+	S3 *SharedS3 `yaml:"s3"`
+}
+
+// SharedS3 is "cache.shared.s3:". Credentials come from the standard AWS
+// chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web
+// identity, container and instance roles), never from this file.
+type SharedS3 struct {
+	// Endpoint is the S3 API base URL of an S3-compatible server
+	// (http://minio:9000); empty: AWS.
+	Endpoint string `yaml:"endpoint"`
+	// Bucket is the bucket's name (required).
+	Bucket string `yaml:"bucket"`
+	// Prefix goes before every key: <prefix>blobs/sha256/ab/<sha256>; a
+	// missing trailing "/" is added.
+	Prefix string `yaml:"prefix"`
+	// Region is the bucket's region; empty: AWS_REGION or the profile's,
+	// else us-east-1.
+	Region string `yaml:"region"`
+	// PathStyle addresses <endpoint>/<bucket>/<key> (most S3-compatible
+	// servers) instead of <bucket>.<endpoint>/<key>.
+	PathStyle bool `yaml:"path_style"`
+	// Timeout bounds the wait for the bucket's answer and any stall in a
+	// body; past it the lookup is a miss and counts towards the breaker.
+	// Unset or 0s: 5s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Upstream is the "upstream:" section: the one upstream index.
@@ -514,7 +547,63 @@ func (c *Config) validate() []*Error {
 	if c.Cache.MaxSize < 0 {
 		bad("cache.max_size", "must not be negative")
 	}
+	if s3 := c.Cache.Shared.S3; s3 != nil {
+		c.validateSharedS3(s3, bad)
+	}
 	return errs
+}
+
+// validateSharedS3 checks "cache.shared.s3:" and fills in its defaults.
+func (c *Config) validateSharedS3(s3 *SharedS3, bad func(field, format string, args ...any)) {
+	const p = "cache.shared.s3."
+	switch {
+	case s3.Bucket == "":
+		bad(p+"bucket", "required")
+	case !validBucketName(s3.Bucket):
+		bad(p+"bucket", "want an S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit), got %q", s3.Bucket)
+	}
+	if s3.Endpoint != "" {
+		u, err := url.Parse(s3.Endpoint)
+		switch {
+		case err != nil:
+			bad(p+"endpoint", "want an absolute http(s) URL (%v)", redactURLError(err))
+		case (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			bad(p+"endpoint", "want an absolute http(s) URL, got %q", u.Redacted())
+		case u.User != nil:
+			bad(p+"endpoint", "must not carry credentials (they come from the AWS chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a role)")
+		case u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
+			bad(p+"endpoint", "want the server's base URL without a path, query or fragment, got %q", u.Redacted())
+		}
+	}
+	if strings.HasPrefix(s3.Prefix, "/") || strings.Contains(s3.Prefix, "//") || strings.ContainsAny(s3.Prefix, "\x00\r\n") || len(s3.Prefix) > 512 {
+		bad(p+"prefix", "want a key prefix such as \"pipgate/\" (no leading '/', no '//', at most 512 bytes), got %q", s3.Prefix)
+	} else if s3.Prefix != "" && !strings.HasSuffix(s3.Prefix, "/") {
+		s3.Prefix += "/"
+	}
+	if strings.ContainsAny(s3.Region, "/: ") {
+		bad(p+"region", "want a region name such as eu-west-1, got %q", s3.Region)
+	}
+	if s3.Timeout < 0 {
+		bad(p+"timeout", "must not be negative")
+	} else if s3.Timeout == 0 {
+		s3.Timeout = Duration(5 * time.Second)
+	}
+}
+
+// validBucketName applies S3's bucket naming rules (the subset every
+// S3-compatible server accepts).
+func validBucketName(s string) bool {
+	if len(s) < 3 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+		if !alnum && (c != '.' && c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return !strings.Contains(s, "..")
 }
 
 // resolve makes every relative path absolute against base.

@@ -382,3 +382,51 @@ func TestLoadForCheckReportsEverything(t *testing.T) {
 		t.Errorf("Load = %v, %v; want no config and the problems", c, err)
 	}
 }
+
+func TestLoadSharedS3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pipgate.yaml")
+	body := "cache:\n  shared:\n    s3:\n      endpoint: http://minio:9000\n      bucket: pipgate-blobs\n      prefix: team/pipgate\n      path_style: true\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Cache.Shared.S3
+	want := &SharedS3{Endpoint: "http://minio:9000", Bucket: "pipgate-blobs", Prefix: "team/pipgate/", PathStyle: true, Timeout: Duration(5 * time.Second)}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("cache.shared.s3 = %+v, want %+v", got, want)
+	}
+	if def, err := Load("", nil); err != nil || def.Cache.Shared.S3 != nil {
+		t.Errorf("default config has a shared store: %+v, %v", def.Cache.Shared.S3, err)
+	}
+}
+
+func TestLoadBadSharedS3(t *testing.T) {
+	for _, c := range []struct{ name, s3, want string }{
+		{"no bucket", "region: eu-west-1\n", "F:3: cache.shared.s3.bucket: required"},
+		{"bad bucket", "bucket: My_Bucket\n", `F:4: cache.shared.s3.bucket: want an S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit), got "My_Bucket"`},
+		{"endpoint with credentials", "bucket: b-1\n      endpoint: http://key:secret@minio:9000\n",
+			"F:5: cache.shared.s3.endpoint: must not carry credentials (they come from the AWS chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a role)"},
+		{"endpoint not http", "bucket: b-1\n      endpoint: minio:9000\n", `F:5: cache.shared.s3.endpoint: want an absolute http(s) URL, got "minio:9000"`},
+		{"endpoint with path", "bucket: b-1\n      endpoint: http://minio:9000/b-1\n", `F:5: cache.shared.s3.endpoint: want the server's base URL without a path, query or fragment, got "http://minio:9000/b-1"`},
+		{"absolute prefix", "bucket: b-1\n      prefix: /x/\n", `F:5: cache.shared.s3.prefix: want a key prefix such as "pipgate/" (no leading '/', no '//', at most 512 bytes), got "/x/"`},
+		{"negative timeout", "bucket: b-1\n      timeout: -1s\n", "F:5: cache.shared.s3.timeout: must not be negative"},
+		{"typo", "bucket: b-1\n      pathstyle: true\n", "F:5: cache.shared.s3.pathstyle: unknown field (did you mean path_style?)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.yaml")
+			if err := os.WriteFile(path, []byte("cache:\n  shared:\n    s3:\n      "+c.s3), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path, nil)
+			if err == nil {
+				t.Fatal("Load accepted it")
+			}
+			if got := strings.ReplaceAll(err.Error(), path, "F"); got != c.want {
+				t.Errorf("got\n%s\nwant\n%s", got, c.want)
+			}
+		})
+	}
+}

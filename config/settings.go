@@ -28,6 +28,10 @@ func (c *Config) Settings() []Setting {
 			out = append(out, c.setting(path, Duration(v.Int()).String()))
 		case v.Type() == reflect.TypeOf(ByteSize(0)):
 			out = append(out, c.setting(path, ByteSize(v.Int()).String()))
+		case v.Kind() == reflect.Pointer && v.IsNil():
+			out = append(out, c.setting(path, "(none)"))
+		case v.Kind() == reflect.Pointer:
+			walk(v.Elem(), path)
 		case v.Kind() == reflect.Struct:
 			t := v.Type()
 			for i := range t.NumField() {
