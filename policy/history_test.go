@@ -167,6 +167,22 @@ packages:
 	if pubs := p.Lookup("demo").Publishers; len(pubs) != 1 || pubs[0].Workflow != "" {
 		t.Errorf("the kept demo rule changed: %+v", pubs)
 	}
+	// Merging again into the merged file replaces the earlier notes and
+	// header rather than pile them up, and adds no rule twice.
+	opts := policy.SuggestOptions{Merge: true, Current: out, Header: []string{"Suggested by 'pipgate policy suggest' (again)"}}
+	again, err := policy.Suggest(mustParse(t, text), history(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Current = again
+	twice, err := policy.Suggest(mustParse(t, string(again)), history(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(twice), "Projects without a suggested rule:") != 1 || strings.Count(string(twice), "- name: rare") != 1 ||
+		strings.Count(string(twice), "(again)") != 1 || !strings.Contains(string(twice), "# Our policy. Reviewed by security.") {
+		t.Errorf("merging twice:\n%s\nthen:\n%s", again, twice)
+	}
 	// An empty packages list in flow style is turned into a block list.
 	out, err = policy.Suggest(mustParse(t, "version: 1\npackages: []\n"), history(), policy.SuggestOptions{Merge: true, Current: []byte("version: 1\npackages: []\n")})
 	if err != nil {

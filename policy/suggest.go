@@ -31,6 +31,28 @@ type SuggestOptions struct {
 	Path string
 }
 
+// The first lines of the comments Suggest writes; a merge replaces those
+// of an earlier suggestion rather than pile them up.
+const (
+	notesMarker  = "Projects without a suggested rule:"
+	headerMarker = "Suggested by 'pipgate policy suggest'"
+)
+
+// dropParagraphs removes from comment the paragraphs (separated by blank
+// lines) whose first line starts with "# "+marker.
+func dropParagraphs(comment, marker string) string {
+	if comment == "" {
+		return ""
+	}
+	var keep []string
+	for _, par := range strings.Split(comment, "\n\n") {
+		if !strings.HasPrefix(strings.TrimLeft(par, "\n"), "# "+marker) {
+			keep = append(keep, par)
+		}
+	}
+	return strings.Join(keep, "\n\n")
+}
+
 // maxListed is how many versions or publishers a comment lists before
 // "and N more".
 const maxListed = 10
@@ -94,17 +116,17 @@ func Suggest(p *Policy, obs []Observation, o SuggestOptions) ([]byte, error) {
 		added++
 	}
 	if len(notes) > 0 {
-		c := commentText(append([]string{"Projects without a suggested rule:"}, notes...)...)
+		c := commentText(append([]string{notesMarker}, notes...)...)
 		key := mapKey(root, "packages")
-		if key.HeadComment != "" {
-			c = key.HeadComment + "\n\n" + c
+		if old := dropParagraphs(key.HeadComment, notesMarker); old != "" {
+			c = old + "\n\n" + c
 		}
 		key.HeadComment = c
 	}
 	if len(o.Header) > 0 {
 		h := commentText(o.Header...)
-		if doc.HeadComment != "" {
-			h += "\n\n" + doc.HeadComment
+		if old := dropParagraphs(doc.HeadComment, headerMarker); old != "" {
+			h += "\n\n" + old
 		}
 		doc.HeadComment = h
 	}

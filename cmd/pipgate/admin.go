@@ -31,8 +31,9 @@ const maxSocketPath = 107
 // including what the server has not written yet: proxy.Server.DecisionHistory.
 type decisionSource func(project string) ([]cache.Decision, error)
 
-// adminHandler serves GET /cache/stats and GET /decisions?project=NAME (the
-// decision history; without project, every project's).
+// adminHandler serves GET /cache/stats, GET /decisions?project=NAME (the
+// decision history; without project, every project's) and GET /records
+// (the continuity records kept, by project).
 func adminHandler(store *cache.Store, maxBlobBytes int64, decisions decisionSource) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /decisions", func(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +44,15 @@ func adminHandler(store *cache.Store, maxBlobBytes int64, decisions decisionSour
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(rows)
+	})
+	mux.HandleFunc("GET /records", func(w http.ResponseWriter, _ *http.Request) {
+		recs, err := store.Records()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(recs)
 	})
 	mux.HandleFunc("GET /cache/stats", func(w http.ResponseWriter, _ *http.Request) {
 		st, err := storeStats(store)
@@ -129,4 +139,14 @@ func adminGet(dir, path string, limit int64, v any) error {
 		return fmt.Errorf("reading the server's answer: %w", err)
 	}
 	return nil
+}
+
+// recordsFromServer asks the server running on dir for the continuity
+// records it kept.
+func recordsFromServer(dir string) (map[string]cache.HistoryRecord, error) {
+	var recs map[string]cache.HistoryRecord
+	if err := adminGet(dir, "/records", 64<<20, &recs); err != nil {
+		return nil, err
+	}
+	return recs, nil
 }

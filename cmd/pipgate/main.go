@@ -36,7 +36,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the proxy (embedded defaults without --config)", runServe},
 		"verify":  {"verify a local distribution file offline", runVerify},
-		"policy":  {"policy check FILE | from-lock PYLOCK.toml: validate a policy; write one from a lock", runPolicy},
+		"policy":  {"policy check|from-lock|suggest|test: validate a policy; write one from a lock or the history; replay the history", runPolicy},
+		"report":  {"report: attestation coverage per project, from the decision history", runReport},
 		"ca":      {"ca init --cert FILE --key FILE: create the egress CA", runCA},
 		"cache":   {"cache stats|purge|verify: inspect the data directory", runCache},
 		"status":  {"status PROJECT: what was served or refused, from the decision history", runStatus},

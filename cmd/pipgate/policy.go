@@ -14,6 +14,8 @@ import (
 
 const policyUsage = `usage: pipgate policy check FILE...
        pipgate policy from-lock [--require trusted-publisher|attestation] [--action block|yank|warn] PYLOCK.toml
+       pipgate policy suggest [--config FILE] [-o OUT] [--min-count N] [--merge]
+       pipgate policy test [--config FILE] [--json] CANDIDATE.yaml
 
 check validates policy files: strict YAML (an unknown field is an error),
 version 1, known values, and rules that can work as written. Prints
@@ -30,10 +32,14 @@ signer of its first attested file) is publisher-changed.
 --action (default block) applies when a file falls short. The output passes
 check; identities pipgate cannot check (ActiveState) are noted on stderr.
 
-Exit status: 0 ok, 1 a file is invalid, 2 usage or I/O error.
+suggest writes a policy learned from the decision history; test replays the
+history under a candidate policy (see 'pipgate policy suggest --help' and
+'pipgate policy test --help').
+
+Exit status (check, from-lock): 0 ok, 1 a file is invalid, 2 usage or I/O error.
 `
 
-// runPolicy runs 'pipgate policy': only the 'check' subcommand exists.
+// runPolicy runs 'pipgate policy check|from-lock|suggest|test'.
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, policyUsage)
@@ -47,6 +53,10 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return runPolicyCheck(args[1:], stdout, stderr)
 	case "from-lock":
 		return runPolicyFromLock(ctx, args[1:], stdout, stderr, time.Now)
+	case "suggest":
+		return runPolicySuggest(args[1:], stdout, stderr, time.Now)
+	case "test":
+		return runPolicyTest(args[1:], stdout, stderr, time.Now)
 	}
 	fmt.Fprintf(stderr, "pipgate policy: unknown subcommand %q\n", args[0])
 	fmt.Fprint(stderr, policyUsage)
