@@ -11,8 +11,10 @@ import (
 // idleReader reads an object's body and fails a read that stalls for
 // longer than idle: it cancels the request's context, which closes the
 // connection under the blocked read. A body that breaks off (not one the
-// caller closed early) is reported to failed once.
+// caller closed early, nor one whose caller's context ended) is reported to
+// failed once.
 type idleReader struct {
+	parent context.Context // the caller's
 	body   io.ReadCloser
 	cancel context.CancelFunc
 	timer  *time.Timer
@@ -28,8 +30,8 @@ type idleReader struct {
 
 var errStalled = errors.New("shared store: object body stalled")
 
-func newIdleReader(body io.ReadCloser, cancel context.CancelFunc, idle time.Duration, failed func(error), read func(int)) *idleReader {
-	r := &idleReader{body: body, cancel: cancel, idle: idle, failed: failed, read: read}
+func newIdleReader(parent context.Context, body io.ReadCloser, cancel context.CancelFunc, idle time.Duration, failed func(error), read func(int)) *idleReader {
+	r := &idleReader{parent: parent, body: body, cancel: cancel, idle: idle, failed: failed, read: read}
 	r.timer = time.AfterFunc(idle, func() {
 		r.mu.Lock()
 		r.stalled = true
@@ -49,7 +51,7 @@ func (r *idleReader) Read(p []byte) (int, error) {
 		if r.stalled {
 			err = errStalled
 		}
-		report := !r.reported && !r.closed
+		report := !r.reported && !r.closed && (r.stalled || r.parent.Err() == nil)
 		r.reported = true
 		r.mu.Unlock()
 		if report {

@@ -253,6 +253,7 @@ func (s *Store) Get(ctx context.Context, sha string) (io.ReadCloser, int64, erro
 		s.m.lookup("skipped")
 		return nil, 0, ErrSkipped
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.opts.Bucket, Key: aws.String(s.Key(sha))})
 	if err != nil {
@@ -262,7 +263,7 @@ func (s *Store) Get(ctx context.Context, sha string) (io.ReadCloser, int64, erro
 			s.m.lookup("miss")
 			return nil, 0, ErrNotFound
 		}
-		s.failed(ctx, "get", err)
+		s.failed(parent, "get", err)
 		s.m.lookup("error")
 		return nil, 0, fmt.Errorf("shared store: GET %s: %w", s.Key(sha), err)
 	}
@@ -272,7 +273,7 @@ func (s *Store) Get(ctx context.Context, sha string) (io.ReadCloser, int64, erro
 	if out.ContentLength == nil {
 		size = -1
 	}
-	return newIdleReader(out.Body, cancel, s.opts.Timeout, s.bodyFailed, func(n int) { s.m.readBytes.Add(float64(n)) }), size, nil
+	return newIdleReader(parent, out.Body, cancel, s.opts.Timeout, s.bodyFailed, func(n int) { s.m.readBytes.Add(float64(n)) }), size, nil
 }
 
 // bodyFailed counts a body read that broke off (not one the caller ended).

@@ -391,6 +391,28 @@ func TestCallerCancelIsNotAFailure(t *testing.T) {
 	if !f.store.breaker.allow() {
 		t.Fatal("a canceled lookup opened the breaker")
 	}
+	// A client that leaves in the middle of a body.
+	data := randomBytes(t, 4<<20)
+	sha := f.local.add(data)
+	f.store.Upload(sha)
+	f.waitUploads(t)
+	ctx, cancel = context.WithCancel(context.Background())
+	body, _, err := f.store.Get(ctx, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_, err = io.ReadAll(body)
+	body.Close()
+	if err == nil {
+		t.Fatal("reading on after the caller's context ended succeeded")
+	}
+	if !f.store.breaker.allow() || counter(t, f.store.m.errors, "get") != 0 {
+		t.Fatalf("a body whose caller left counted as a bucket failure (errors %v)", counter(t, f.store.m.errors, "get"))
+	}
 }
 
 func ExampleStore_Key() {
