@@ -330,3 +330,31 @@ func TestCoverage(t *testing.T) {
 		t.Errorf("demo = %+v", demo)
 	}
 }
+
+// Two publishers of one project are both listed, with a line asking the
+// reviewer to check each; a row with a name that is no normalised project
+// name gets no rule.
+func TestSuggestTwoPublishersAndBadNames(t *testing.T) {
+	h := []policy.Observation{
+		obs("two", "1.0", "", verified(gh("a/two", "release.yml")), policy.ActionAllow, 1, h0),
+		obs("two", "2.0", "", verified(gh("b/two", "release.yml")), policy.ActionAllow, 1, h0),
+		obs("Bad_Name", "1.0", "", verified(gh("a/bad", "release.yml")), policy.ActionAllow, 1, h0),
+		obs("bad\nname", "1.0", "", verified(gh("a/bad", "release.yml")), policy.ActionAllow, 1, h0),
+	}
+	out, err := policy.Suggest(policy.Default(), h, policy.SuggestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := p.Rules(); len(rs) != 1 || rs[0].Name != "two" || len(rs[0].Publishers) != 2 {
+		t.Errorf("rules = %+v\n%s", rs, out)
+	}
+	for _, want := range []string{"# CHECK: 2 publishers signed files of this project", `# "Bad_Name": not a normalised project name; no rule`, `# "bad\nname": not a normalised`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+}

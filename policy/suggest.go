@@ -102,6 +102,10 @@ func Suggest(p *Policy, obs []Observation, o SuggestOptions) ([]byte, error) {
 	var notes []string
 	added := 0
 	for _, pf := range byProject(groupFiles(obs)) {
+		if name := pf[0].project; !pypi.ValidProjectName(name) || pypi.NormalizeName(name) != name {
+			notes = append(notes, fmt.Sprintf("%q: not a normalised project name; no rule", name))
+			continue
+		}
 		s := summarize(pf, o.MinCount)
 		cur := p.Lookup(s.project)
 		switch {
@@ -138,6 +142,9 @@ func Suggest(p *Policy, obs []Observation, o SuggestOptions) ([]byte, error) {
 	}
 	if err := enc.Close(); err != nil {
 		return nil, fmt.Errorf("writing the policy: %w", err)
+	}
+	if b.Len() > MaxFileSize {
+		return nil, fmt.Errorf("the suggested policy would be %d bytes, more than the %d a policy file may be (%d rules): raise --min-count", b.Len(), MaxFileSize, added)
 	}
 	if _, err := ParseFile(o.Path, b.Bytes()); err != nil {
 		return nil, fmt.Errorf("the suggested policy does not pass the check: %w", err)
@@ -299,6 +306,9 @@ func (s *projectSummary) rule(p *Policy, cur Rule) *yaml.Node {
 	lines := []string{fmt.Sprintf("%s: %s of %s (%s), served %s; first seen %s, last seen %s",
 		s.project, plural(s.files, "file"), plural(len(s.versions), "version"), listMore(s.versions), plural64(s.downloads, "time"),
 		stamp(s.first), stamp(s.last))}
+	if len(s.listed) > 1 {
+		lines = append(lines, fmt.Sprintf("CHECK: %d publishers signed files of this project: make sure each is expected", len(s.listed)))
+	}
 	if len(s.unverified) > 0 {
 		var vs []string
 		for _, f := range s.unverified {
