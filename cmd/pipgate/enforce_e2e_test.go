@@ -69,6 +69,10 @@ func TestE2EObserveToEnforce(t *testing.T) {
 	// Published after the observation: 'pip install acme-toolkit' would
 	// take it, and it is signed by someone else.
 	add("acme-toolkit", "1.2", &evil, day(20))
+	// And an sdist added to the trusted 1.1 by the same other publisher.
+	sdist, sdistContent := pypitest.SdistFilename("acme-toolkit", "1.1"), pypitest.MakeSdist("acme-toolkit", "1.1")
+	up.AddDist("acme-toolkit", pypitest.Dist{Filename: sdist, Content: sdistContent, UploadTime: day(21),
+		Provenance: ss.ProvenanceFor(sdist, sdistContent, evil)})
 
 	dir := t.TempDir()
 	const observe = `# Observe: nothing required; every verdict is recorded.
@@ -90,7 +94,11 @@ defaults:
 	p := startPipgate(t, cfgPath, filepath.Join(dir, "audit.jsonl"), false)
 	index := p.base + "/simple/"
 	readme := os.Getenv("PIPGATE_README_OUT")
+	// The README shows these outputs with the temporary folder and port
+	// replaced by the ones its example uses.
 	save := func(name, text string) {
+		text = strings.ReplaceAll(text, dir, "/srv/pipgate")
+		text = strings.ReplaceAll(text, strings.TrimPrefix(p.base, "http://"), "pipgate:8080")
 		if readme != "" {
 			if err := os.WriteFile(filepath.Join(readme, name), []byte(text), 0o600); err != nil {
 				t.Error(err)
@@ -194,23 +202,28 @@ defaults:
 	// Unpinned, pip skips the release by the other publisher (listed as
 	// yanked) and installs the last trusted one.
 	venv := pip.Venv(t)
-	if out, err := install(venv, "acme-toolkit"); err != nil {
+	out, err = install(venv, "acme-toolkit")
+	save("pip-unpinned.txt", out)
+	if err != nil {
 		t.Errorf("enforce: pip install acme-toolkit: %v\n%s", err, out)
 	} else if out, _ := pip.Run(ctx, venv, "show", "acme-toolkit"); !strings.Contains(out, "Version: 1.1") {
 		t.Errorf("unpinned acme-toolkit: want 1.1\n%s", out)
 	}
 	// Pinned, it is refused with the reason.
 	out, err = install(pip.Venv(t), "acme-toolkit==1.2")
+	save("pip-refused.txt", out)
 	if err == nil || !strings.Contains(out, "403") || !strings.Contains(out, "mallory/toolkit") {
 		t.Errorf("enforce: pip install acme-toolkit==1.2: %v; want a 403 naming the signer\n%s", err, out)
 	}
-	resp, err := http.Get(p.base + "/files/acme-toolkit/" + pypitest.WheelFilename("acme-toolkit", "1.2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Pipgate-Verdict") != "untrusted-publisher" {
-		t.Errorf("1.2 = %d %q; want 403 untrusted-publisher", resp.StatusCode, resp.Header.Get("X-Pipgate-Verdict"))
+	for _, fn := range []string{pypitest.WheelFilename("acme-toolkit", "1.2"), sdist} {
+		resp, err := http.Get(p.base + "/files/acme-toolkit/" + fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Pipgate-Verdict") != "untrusted-publisher" {
+			t.Errorf("%s = %d %q; want 403 untrusted-publisher", fn, resp.StatusCode, resp.Header.Get("X-Pipgate-Verdict"))
+		}
 	}
 
 	// Stopped: the same commands read the database. The history now holds
@@ -227,12 +240,12 @@ defaults:
 	}
 	code, out, errOut = runCmd(t, "policy", "test", "--config", cfgPath, policyPath)
 	save("test-after.txt", out)
-	if code != 0 || !strings.Contains(out, "(read from the database)") || !strings.Contains(out, "Unchanged: 5 files.") {
+	if code != 0 || !strings.Contains(out, "(read from the database)") || !strings.Contains(out, "Unchanged: 6 files.") {
 		t.Errorf("policy test after enforcing, stopped: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "report", "--csv", "--config", cfgPath)
 	save("report-after.csv", out)
-	if code != 0 || !strings.Contains(out, "acme-toolkit,enforced,acme-toolkit,3,2,") {
+	if code != 0 || !strings.Contains(out, "acme-toolkit,enforced,acme-toolkit,4,2,") {
 		t.Errorf("report --csv, stopped: exit %d\n%s%s", code, out, errOut)
 	}
 	code, merged, errOut := runCmd(t, "policy", "suggest", "--merge", "--config", cfgPath)
