@@ -87,7 +87,7 @@ func Binary(t testing.TB) string {
 // test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{
+	s := &Server{ //nolint:gosec // G101: the throwaway root key of a test server on loopback
 		Bucket: "pipgate", AccessKey: "pipgate-test", SecretKey: "pipgate-test-secret-key",
 		Dir: t.TempDir(), t: t, bin: Binary(t),
 	}
