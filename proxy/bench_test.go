@@ -99,14 +99,14 @@ func BenchmarkVerdictLookupAndDecision(b *testing.B) {
 	if resp, _ := tp.get("/files/demo/" + d.Filename); resp.StatusCode != 200 {
 		b.Fatalf("warm-up = %d", resp.StatusCode)
 	}
-	f, err := tp.srv.findFile(context.Background(), "demo", d.Filename)
+	f, err := tp.srv.gate.FindFile(context.Background(), "demo", d.Filename)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		facts, ok := tp.srv.cachedFacts("demo", f)
+		facts, ok := tp.srv.gate.CachedFacts("demo", f)
 		if !ok {
 			b.Fatal("facts not cached")
 		}
@@ -174,7 +174,7 @@ func BenchmarkEagerFirstView(b *testing.B) {
 		}
 		verified = 0
 		for j := range pg.Files {
-			if f, ok := srv.cachedFacts("eager", &pg.Files[j]); ok && f.Verdict == pypi.VerdictVerified {
+			if f, ok := srv.gate.CachedFacts("eager", &pg.Files[j]); ok && f.Verdict == pypi.VerdictVerified {
 				verified++
 			}
 		}

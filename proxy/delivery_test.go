@@ -8,7 +8,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/internal/testbin"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
@@ -113,7 +113,7 @@ type fillEnd struct {
 // watchFills reports every fill's end; set before the first request.
 func (tp *testProxy) watchFills() <-chan fillEnd {
 	ch := make(chan fillEnd, 64)
-	tp.srv.fillDone = func(key string, written int64, err error) { ch <- fillEnd{key, written, err} }
+	tp.srv.gate.TestHooks().FillDone = func(key string, written int64, err error) { ch <- fillEnd{key, written, err} }
 	return ch
 }
 
@@ -367,7 +367,7 @@ func TestDeliveryLargeTamperedAborted(t *testing.T) {
 		}
 		assertAborted(t, fmt.Sprintf("client %d", i), o, size)
 	}
-	if e := waitFill(t, ends); !errors.Is(e.err, errDigestMismatch) {
+	if e := waitFill(t, ends); !errors.Is(e.err, gate.ErrDigestMismatch) {
 		t.Errorf("fill error = %v; want a digest mismatch", e.err)
 	}
 	if n := up.Hits("/files/"); n != 1 {
@@ -508,7 +508,7 @@ func TestDeliveryAbandonedFill(t *testing.T) {
 		}
 		resp.Body.Close() // the client hangs up
 		e := waitFill(t, ends)
-		if !errors.Is(e.err, errFillAbandoned) {
+		if !errors.Is(e.err, gate.ErrFillAbandoned) {
 			t.Errorf("fill ended with %v; want it abandoned", e.err)
 		}
 		if gone := <-upEnded; !gone {
@@ -529,7 +529,7 @@ func TestDeliveryAbandonedFill(t *testing.T) {
 		})
 		ends := tp.watchFills()
 		graced := make(chan bool, 1)
-		tp.srv.fillGraceEnded = func(_ string, stopped bool) { graced <- stopped }
+		tp.srv.gate.TestHooks().FillGraceEnded = func(_ string, stopped bool) { graced <- stopped }
 		d := signedDist(t, up, tp, "demo", "1.0", content(size, "nearly"), nil)
 		gate := make(chan struct{})
 		up.SetFault("/files/", pypitest.Fault{TruncateAfter: size - 100<<10, Gate: gate})
@@ -680,7 +680,7 @@ func TestDeliveryMetadata(t *testing.T) {
 	if o.status != 403 || o.header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) || bytes.Contains(o.body, []byte("Name: demo")) {
 		t.Errorf("metadata of a blocked file: %v; want 403 with the file's verdict", o)
 	}
-	_ = tp.auditLog.flush()
+	_ = tp.auditLog.Flush()
 	if !strings.Contains(tp.audit.String(), blocked.Filename) {
 		t.Errorf("the refused .metadata left no audit record (pip stops there):\n%s", tp.audit.String())
 	}
@@ -829,46 +829,6 @@ func parseHTMLPage(t testing.TB, body []byte, base string) *pypi.ProjectPage {
 		t.Fatalf("parsing served HTML page: %v\n%s", err, body)
 	}
 	return p
-}
-
-// TestFillReaderHoldsTail: a reader of a fill in progress gets everything
-// but the last tailHoldback bytes, then waits; after a commit it gets the
-// rest and io.EOF, after a failure only the error.
-func TestFillReaderHoldsTail(t *testing.T) {
-	const written = 3 * tailHoldback
-	data := content(written, "tail")
-	for _, fail := range []bool{false, true} {
-		tmp := filepath.Join(t.TempDir(), "blob")
-		if err := os.WriteFile(tmp, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		rf, err := os.Open(tmp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fl := &fill{changed: make(chan struct{}), size: -1, started: true, rf: rf, refs: 1, written: written}
-		cancelled, cancel := context.WithCancel(context.Background())
-		cancel() // Read returns what is available, then this error instead of waiting
-		rd := &fillReader{fl: fl, ctx: cancelled}
-		got, err := io.ReadAll(rd)
-		if !errors.Is(err, context.Canceled) || len(got) != written-tailHoldback {
-			t.Fatalf("before the end: read %d bytes, %v; want %d and a wait", len(got), err, written-tailHoldback)
-		}
-		var ferr error
-		if fail {
-			ferr = errDigestMismatch
-		}
-		fl.finish(ferr)
-		rd.ctx = context.Background()
-		rest, err := io.ReadAll(rd)
-		switch {
-		case fail && (!errors.Is(err, errDigestMismatch) || len(rest) != 0):
-			t.Errorf("after a failed fill: %d more bytes, %v; want none and the error", len(rest), err)
-		case !fail && (err != nil || !bytes.Equal(append(got, rest...), data)):
-			t.Errorf("after a commit: %d more bytes, %v; want the rest and EOF", len(rest), err)
-		}
-		rd.Close()
-	}
 }
 
 // TestDeliveryPip runs real pip: a cached file corrupted on disk still
@@ -1067,3 +1027,6 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// tailHoldback is the gate's hold-back of a streamed fill's last bytes.
+const tailHoldback = gate.TailHoldback

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 )
@@ -37,12 +38,6 @@ func errorf(code int, format string, args ...any) *httpError {
 // statusClientClosed is the nginx/Caddy convention for a client that went away.
 const statusClientClosed = 499
 
-// errDigestMismatch reports upstream bytes that do not match the index's sha256.
-var errDigestMismatch = errors.New("upstream served bytes that do not match the index sha256")
-
-// errUpstreamNoHash reports a file the index gives no sha256 for: pipgate cannot check its bytes.
-var errUpstreamNoHash = errors.New("the index lists no sha256 for this file")
-
 // statusFor maps an error to the HTTP status the client gets: the one place
 // that knows the mapping (STYLE.md §4).
 func statusFor(err error) int {
@@ -61,14 +56,14 @@ func statusFor(err error) int {
 		return statusClientClosed
 	case errors.Is(err, errBlobGone), errors.Is(err, cache.ErrCorrupt):
 		return http.StatusServiceUnavailable // the file exists: never a 404
-	case errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound):
+	case errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound), errors.As(err, new(*gate.NotOnPageError)):
 		return http.StatusNotFound
 	case errors.Is(err, upstream.ErrHostNotAllowed), errors.Is(err, upstream.ErrBadResponse):
 		return http.StatusBadGateway
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout
-	case errors.As(err, &se), errors.As(err, &de), errors.Is(err, errDigestMismatch), errors.Is(err, errUpstreamNoHash),
-		errors.Is(err, errUpstreamBody), errors.Is(err, errFileTooLarge), errors.Is(err, errFillAbandoned):
+	case errors.As(err, &se), errors.As(err, &de), errors.Is(err, gate.ErrDigestMismatch), errors.Is(err, gate.ErrUpstreamNoHash),
+		errors.Is(err, gate.ErrUpstreamBody), errors.Is(err, gate.ErrFileTooLarge), errors.Is(err, gate.ErrFillAbandoned):
 		return http.StatusBadGateway
 	case errors.As(err, &ne):
 		return http.StatusBadGateway
@@ -86,6 +81,9 @@ func clientMessage(err error, code int) string {
 	if de, ok := errors.AsType[*policy.DeniedError](err); ok {
 		return de.Reason // names the project, the verdict and the rule
 	}
+	if ne, ok := errors.AsType[*gate.NotOnPageError](err); ok {
+		return ne.Error()
+	}
 	switch code {
 	case http.StatusNotFound:
 		return "not found"
@@ -100,8 +98,8 @@ func clientMessage(err error, code int) string {
 		if errors.As(err, &se) {
 			return "pipgate: " + se.Error()
 		}
-		if errors.Is(err, errDigestMismatch) || errors.Is(err, errUpstreamNoHash) || errors.Is(err, upstream.ErrHostNotAllowed) ||
-			errors.Is(err, upstream.ErrBadResponse) || errors.Is(err, errUpstreamBody) || errors.Is(err, errFileTooLarge) {
+		if errors.Is(err, gate.ErrDigestMismatch) || errors.Is(err, gate.ErrUpstreamNoHash) || errors.Is(err, upstream.ErrHostNotAllowed) ||
+			errors.Is(err, upstream.ErrBadResponse) || errors.Is(err, gate.ErrUpstreamBody) || errors.Is(err, gate.ErrFileTooLarge) {
 			return "bad gateway: " + err.Error()
 		}
 		return "bad gateway: the upstream index failed"

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
@@ -29,9 +30,10 @@ func TestStatusFor(t *testing.T) {
 		{"http error", errorf(http.StatusBadRequest, "pipgate: invalid project name %q", "a/b"), http.StatusBadRequest, `pipgate: invalid project name "a/b"`},
 		{"upstream 404", fmt.Errorf("project: %w", upstream.ErrNotFound), http.StatusNotFound, "not found"},
 		{"cache miss", cache.ErrNotFound, http.StatusNotFound, "not found"},
+		{"not on the page", &gate.NotOnPageError{Project: "demo", Filename: "demo-9.whl"}, http.StatusNotFound, "pipgate: demo-9.whl is not a file of project demo"},
 		{"client gone", fmt.Errorf("reading: %w", context.Canceled), statusClientClosed, ""},
 		{"timeout", fmt.Errorf("fetching: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, "gateway timeout: the upstream index did not answer in time"},
-		{"no hash", fmt.Errorf("a.whl: %w", errUpstreamNoHash), http.StatusBadGateway, "bad gateway: a.whl: the index lists no sha256 for this file"},
+		{"no hash", fmt.Errorf("a.whl: %w", gate.ErrUpstreamNoHash), http.StatusBadGateway, "bad gateway: a.whl: the index lists no sha256 for this file"},
 		{"other", errors.New("boom"), http.StatusInternalServerError, "Internal Server Error"},
 	}
 	for _, tt := range tests {

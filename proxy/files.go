@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -13,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -70,16 +73,16 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if metadata {
 		ri.route = routeMetadata
 	}
-	f, err := s.findFile(ctx, project, filename)
+	f, err := s.gate.FindFile(ctx, project, filename)
 	if err != nil {
 		return err
 	}
 	sha := f.SHA256()
 	if sha == "" {
-		return fmt.Errorf("%s: %w", filename, errUpstreamNoHash)
+		return fmt.Errorf("%s: %w", filename, gate.ErrUpstreamNoHash)
 	}
-	facts, verdictCache := s.facts(ctx, project, f)
-	d := s.decideFile(ctx, project, f, facts)
+	facts, verdictCache := s.gate.Facts(ctx, project, f)
+	d := s.gate.DecideFile(ctx, project, f, facts)
 	ri.verdict = string(d.Verdict)
 	if verdictCache != "" {
 		ri.cache = verdictCache
@@ -100,24 +103,12 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if metadata {
 		return s.serveMetadata(w, r, project, f, facts)
 	}
-	return s.serveBlob(w, r, filename, "file", s.fileFill(project, f))
+	return s.serveBlob(w, r, filename, "file", s.gate.FileFill(project, f))
 }
 
-// fileFill is the fill of f's bytes from the upstream.
-func (s *Server) fileFill(project string, f *pypi.File) fillRequest {
-	return fillRequest{sha: f.SHA256(), size: f.Size,
-		open: func(ctx context.Context) (io.ReadCloser, int64, error) {
-			b, err := s.up.Open(ctx, project, f.URL, "file")
-			if err != nil {
-				return nil, 0, err
-			}
-			return b, b.Size, nil
-		}}
-}
-
-// serveBlob serves the blob req.sha: from the store, or filled from the
+// serveBlob serves the blob req.SHA: from the store, or filled from the
 // upstream. What a client receives with a success status is always bytes
-// that matched req.sha:
+// that matched req.SHA:
 //   - a hit is the committed blob (cache.Store.OpenBlob checks it is still
 //     the file that was committed; a changed one is quarantined and filled
 //     again), served with sendfile;
@@ -130,7 +121,7 @@ func (s *Server) fileFill(project string, f *pypi.File) fillRequest {
 //     bytes behind the download until the digest matched, and the
 //     verdict trailer is sent after it; on a mismatch the connection is
 //     aborted, so the body is never complete.
-func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind string, req fillRequest) error {
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind string, req gate.FillRequest) error {
 	// A second round only when the first found the blob gone after all:
 	// committed by a fill that ended between the miss and the join, or
 	// (with cache.max_size) evicted despite the fill's pin.
@@ -140,7 +131,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind st
 			return err
 		}
 		s.log.Warn("committed file not found in the cache; fetching it again", "request_id", info(r.Context()).id,
-			"filename", name, "sha256", req.sha, "err", err)
+			"filename", name, "sha256", req.SHA, "err", err)
 	}
 }
 
@@ -148,31 +139,31 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind st
 // it had, but that could not be opened. It is never a 404: the file exists.
 var errBlobGone = errors.New("the cached file disappeared before it could be served")
 
-func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kind string, req fillRequest) error {
+func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kind string, req gate.FillRequest) error {
 	ctx := r.Context()
 	ri := info(ctx)
-	f, err := s.store.OpenBlob(req.sha)
+	f, err := s.store.OpenBlob(req.SHA)
 	switch {
 	case err == nil:
 		defer f.Close()
 		ri.cache = cacheHit
-		s.metrics.cacheLookup("file", cacheHit)
-		setBlobHeaders(w, req.sha, kind)
-		s.metrics.served("cache", s.sendBlob(w, r, name, f.File))
+		s.metrics.CacheLookup("file", cacheHit)
+		setBlobHeaders(w, req.SHA, kind)
+		s.metrics.Served("cache", s.sendBlob(w, r, name, f.File))
 		return nil
 	case errors.Is(err, cache.ErrBlobChanged):
 		s.log.Error("cached file changed on disk: quarantined, fetching it again", "request_id", ri.id,
-			"filename", name, "sha256", req.sha, "err", err)
+			"filename", name, "sha256", req.SHA, "err", err)
 	case !errors.Is(err, cache.ErrNotFound):
-		s.log.Warn("opening cached file", "filename", name, "sha256", req.sha, "err", err)
+		s.log.Warn("opening cached file", "filename", name, "sha256", req.SHA, "err", err)
 	}
-	fl := s.joinFill(req)
+	fl := s.gate.JoinFill(req)
 	if fl == nil {
-		return fmt.Errorf("%w: %s", errBlobGone, req.sha)
+		return fmt.Errorf("%w: %s", errBlobGone, req.SHA)
 	}
-	defer s.leaveFill(fl)
+	defer s.gate.LeaveFill(fl)
 	ri.cache = cacheMiss
-	s.metrics.cacheLookup("file", cacheMiss)
+	s.metrics.CacheLookup("file", cacheMiss)
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.ProtoAtLeast(1, 1) {
 		stream, err := s.mustStream(ctx, fl)
 		if err != nil {
@@ -187,11 +178,11 @@ func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kin
 
 // mustStream waits for a small fill to end; it reports true when the fill is
 // too large to check first, or its check takes longer than CheckWait.
-func (s *Server) mustStream(ctx context.Context, fl *fill) (bool, error) {
+func (s *Server) mustStream(ctx context.Context, fl *gate.Fill) (bool, error) {
 	timer := time.NewTimer(s.opts.CheckWait)
 	defer timer.Stop()
 	for {
-		done, size, ch := fl.state()
+		done, size, ch := fl.State()
 		switch {
 		case done:
 			return false, nil
@@ -210,8 +201,8 @@ func (s *Server) mustStream(ctx context.Context, fl *fill) (bool, error) {
 
 // serveFilled waits for the fill to end and serves the committed blob, or
 // refuses the request.
-func (s *Server) serveFilled(w http.ResponseWriter, r *http.Request, fl *fill, name, kind string) error {
-	got, err := fl.wait(r.Context())
+func (s *Server) serveFilled(w http.ResponseWriter, r *http.Request, fl *gate.Fill, name, kind string) error {
+	got, err := fl.Wait(r.Context())
 	if err != nil {
 		return s.fillFailed(w, r, err)
 	}
@@ -235,7 +226,7 @@ func (s *Server) fillFailed(w http.ResponseWriter, r *http.Request, err error) e
 		return err
 	}
 	h := w.Header()
-	if errors.Is(err, errDigestMismatch) {
+	if errors.Is(err, gate.ErrDigestMismatch) {
 		s.metrics.digestMismatch("refused")
 		h.Set(headerVerdict, string(pypi.VerdictInvalid))
 		h.Set(headerReason, string(pypi.ReasonDigestMismatch))
@@ -251,9 +242,9 @@ func (s *Server) fillFailed(w http.ResponseWriter, r *http.Request, err error) e
 }
 
 // streamFill streams a fill in progress (see serveBlob).
-func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *fill, name, kind string) error {
+func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *gate.Fill, name, kind string) error {
 	ctx := r.Context()
-	rd, ok, err := fl.attach(ctx)
+	rd, ok, err := fl.Attach(ctx)
 	if err != nil {
 		return err
 	}
@@ -289,7 +280,7 @@ func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *fill, na
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(rerr, errDigestMismatch) {
+			if errors.Is(rerr, gate.ErrDigestMismatch) {
 				s.metrics.digestMismatch("aborted")
 			}
 			s.log.Error("file fill failed while streaming; aborting the response before its last bytes", "filename", name,
@@ -410,7 +401,7 @@ func (s *Server) serveProvenance(w http.ResponseWriter, r *http.Request) error {
 	}
 	project = pypi.NormalizeName(project)
 	info(ctx).project, info(ctx).file = project, filename
-	f, err := s.findFile(ctx, project, filename)
+	f, err := s.gate.FindFile(ctx, project, filename)
 	if err != nil {
 		return err
 	}
@@ -423,7 +414,7 @@ func (s *Server) serveProvenance(w http.ResponseWriter, r *http.Request) error {
 	if f.Provenance == "" {
 		return noProvenance()
 	}
-	e, c, err := s.provenance(ctx, project, f.Provenance)
+	e, c, err := s.gate.Provenance(ctx, project, f.Provenance)
 	if err != nil {
 		return err
 	}
@@ -440,3 +431,88 @@ func (s *Server) serveProvenance(w http.ResponseWriter, r *http.Request) error {
 	_, err = w.Write(e.Body)
 	return err
 }
+
+// recordDecision counts a download decision and writes its audit record and
+// status entry. A plainly allowed download is logged by its access-log line
+// (which carries the verdict, action and rule); anything else also gets a
+// "decision" line (a warning unless allowed).
+func (s *Server) recordDecision(ctx context.Context, client, project string, f *pypi.File, facts pypi.Facts, d policy.Decision) {
+	s.metrics.policyDecision(d.Action, d.Rule)
+	s.metrics.download(d.Verdict, d.Action)
+	s.metrics.finding(d)
+	version := s.gate.Version(f.Filename)
+	identity := ""
+	if facts.Identity != nil {
+		identity = facts.Identity.String()
+	}
+	reason := d.Reason
+	if reason == "" && facts.Detail != "" {
+		reason = facts.Detail
+	}
+	up, _ := s.up.Owner(project)
+	s.audit.Add(audit.Record{
+		Upstream:  up,
+		Time:      s.now(),
+		Event:     "download",
+		RequestID: info(ctx).id,
+		Client:    client,
+		Project:   project,
+		Version:   version,
+		Filename:  f.Filename,
+		SHA256:    f.SHA256(),
+		Verdict:   string(d.Verdict),
+		Reason:    reason,
+		Identity:  identity,
+		Rule:      d.Rule,
+		Action:    string(d.Action),
+		Finding:   string(d.Finding),
+	})
+	s.decisions.add(statusDecision{
+		Upstream: up,
+		Time:     s.now(),
+		Project:  project,
+		Version:  version,
+		Filename: f.Filename,
+		SHA256:   f.SHA256(),
+		Verdict:  string(d.Verdict),
+		Action:   string(d.Action),
+		Rule:     d.Rule,
+		RuleLine: s.policy.Current().Lookup(project).Line,
+		Reason:   reason,
+		Identity: identity,
+		Finding:  string(d.Finding),
+	})
+	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
+		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
+		Identity: identity, Reason: reason, LastSeen: s.now().UTC()})
+	ri := info(ctx)
+	ri.action, ri.rule = string(d.Action), d.Rule
+	if d.Action != policy.ActionAllow || d.Finding != "" {
+		level := slog.LevelWarn
+		if d.Action == policy.ActionAllow {
+			level = slog.LevelInfo
+		}
+		s.log.LogAttrs(ctx, level, "decision", slog.String("request_id", ri.id), slog.String("project", project),
+			slog.String("upstream", up), slog.String("filename", f.Filename), slog.String("sha256", f.SHA256()),
+			slog.String("verdict", string(d.Verdict)), slog.String("action", string(d.Action)), slog.String("rule", d.Rule),
+			slog.String("finding", string(d.Finding)), slog.String("reason", reason))
+	}
+}
+
+// describe is a one-line summary of facts for logs and errors.
+func describe(f pypi.Facts) string {
+	if f.Identity != nil {
+		return fmt.Sprintf("%s by %s", f.Verdict, f.Identity)
+	}
+	if f.Detail != "" {
+		return fmt.Sprintf("%s: %s", f.Verdict, f.Detail)
+	}
+	return string(f.Verdict)
+}
+
+// Defaults of the delivery limits (see Options).
+const (
+	checkFirstMaxDefault = 8 << 20
+	checkWaitDefault     = 5 * time.Second
+	writeIdleDefault     = time.Minute
+)

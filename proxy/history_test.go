@@ -135,7 +135,7 @@ func TestContinuityIndexAuditMetricsReload(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Fatalf("2.0 = %d; want 403", resp.StatusCode)
 	}
-	if err := tp.auditLog.flush(); err != nil {
+	if err := tp.auditLog.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	var rec map[string]any
@@ -240,9 +240,9 @@ func BenchmarkPageDecider(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		pd := pageDecider{s: tp.srv, pol: tp.policy.Current(), page: p, now: time.Now()}
+		pd := tp.srv.gate.NewPageDecider(tp.policy.Current(), p)
 		for i := range p.Files {
-			pd.decide(&p.Files[i])
+			pd.Decide(&p.Files[i])
 		}
 	}
 }

@@ -1,25 +1,23 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
-	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/pypi"
 )
 
 // serveRoot serves /simple/: the project list, from its cached render.
 func (s *Server) serveRoot(w http.ResponseWriter, r *http.Request) error {
-	lr, c, err := s.projectListRender(r.Context())
+	lr, c, err := s.gate.ProjectListRender(r.Context())
 	if err != nil {
 		return err
 	}
 	info(r.Context()).cache = c
 	ct := pypi.Negotiate(r.Header.Get("Accept"))
-	return writeIndex(w, ct, c, lr.serial, lr.body(ct))
+	return writeIndex(w, ct, c, lr.Serial(), lr.Body(ct))
 }
 
 // redirectSlash answers /simple/<project> (no trailing slash) with a 301 to
@@ -47,48 +45,31 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	info(ctx).project = project
 	ct := pypi.Negotiate(r.Header.Get("Accept"))
-	ttl := s.indexTTL(project)
-	if rp, ok := s.cachedRender(project, ct, ttl); ok {
+	ttl := s.gate.IndexTTL(project)
+	if rp, ok := s.gate.CachedRender(project, ct, ttl); ok {
 		// Nothing changed since the last render, which ran eager
 		// verification for this very page: serve the bytes.
 		info(ctx).cache = cacheHit
-		s.metrics.cacheLookup("index", cacheHit)
+		s.metrics.CacheLookup("index", cacheHit)
 		return writeRendered(w, r, ct, cacheHit, rp)
 	}
-	p, fetchedAt, c, err := s.pageAt(ctx, project, ttl)
+	p, fetchedAt, c, err := s.gate.PageAt(ctx, project, ttl)
 	if err != nil {
 		return err
 	}
 	info(ctx).cache = c
-	// One render per page snapshot and content type, however many clients
-	// ask at once.
-	key := "render:" + project + "\x00" + ct + "\x00" + strconv.FormatInt(fetchedAt.UnixNano(), 10)
-	if rp, ok := s.renderOf(project, ct, fetchedAt); ok {
+	if rp, ok := s.gate.RenderOf(project, ct, fetchedAt); ok {
 		return writeRendered(w, r, ct, c, rp)
 	}
-	if s.streamsPage(p, ct) {
-		s.eagerVerify(ctx, p)
+	if s.gate.StreamsPage(p, ct) {
+		s.gate.EagerVerify(ctx, p)
 		return s.writePageStream(w, r, p, ct, c)
 	}
-	rp, err := await(ctx, s, key, s.opts.FetchTimeout, func(ctx context.Context) (*renderedPage, error) {
-		if rp, ok := s.renderOf(project, ct, fetchedAt); ok {
-			return rp, nil
-		}
-		s.eagerVerify(ctx, p)
-		return s.render(p, fetchedAt, c, ct)
-	})
+	rp, err := s.gate.RenderOnce(ctx, p, fetchedAt, c, ct)
 	if err != nil {
 		return err
 	}
 	return writeRendered(w, r, ct, c, rp)
-}
-
-// streamsPage reports whether p, rendered in content type ct, is too large
-// to render into memory: its render could not be kept in the page cache
-// anyway, so it is written to the client as it is rendered instead of
-// being held whole (a page of 390k files renders to over 100 MiB of JSON).
-func (s *Server) streamsPage(p *pypi.ProjectPage, ct string) bool {
-	return int64(pypi.WrittenSizeHint(p, ct == pypi.ContentTypeV1JSON)) > s.opts.PageCacheBytes
 }
 
 // writePageStream writes p to the client as it is rendered, in pieces
@@ -99,7 +80,7 @@ func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	each, _ := s.servedFiles(p, s.policy.Current(), origin(r))
+	each, _ := s.gate.ServedFiles(p, s.policy.Current(), origin(r))
 	if ct == pypi.ContentTypeV1JSON {
 		return pypi.WriteProjectJSONFunc(w, p, each)
 	}
@@ -108,63 +89,8 @@ func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi
 
 func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body []byte) error {
 	setIndexHeaders(w, ct, cacheState, serial, len(body))
-	_, err := w.Write(body)
+	_, err := w.Write(body) //nolint:gosec // G705: the index render, escaped by the pypi writers
 	return err
-}
-
-// servedPage is p as pipgate serves it: file URLs on pipgate (relative to the
-// page, so it works behind any prefix and through the egress tunnel),
-// provenance on pipgate's own /integrity route at orig, and every file whose known
-// verdict the policy blocks or yanks listed as yanked with the reason.
-//
-// It is applied file by file as the page is written (no copy of a page of
-// 390k files is made): servedFiles returns the function the page writers
-// call on each file, and the decider whose until, once every file went
-// through it, is the earliest time the listing changes by itself (a
-// cooldown ending), zero when none does.
-func (s *Server) servedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string) (pypi.FileFunc, *pageDecider) {
-	pd := &pageDecider{s: s, pol: pol, page: p, now: s.now()}
-	return func(i int, nf *pypi.File) {
-		f := &p.Files[i]
-		nf.URL = "../../files/" + p.Name + "/" + url.PathEscape(f.Filename)
-		if nf.CoreMetadata && (nf.CoreMetadataHashes.Get("sha256") == "" || !servesMetadata(f.Filename)) {
-			// Metadata without a sha256 could not be checked, an sdist's
-			// is not served: pip reads the metadata from the file instead
-			// (see serveMetadata).
-			nf.CoreMetadata, nf.CoreMetadataHashes = false, nil
-		}
-		if f.Provenance != "" {
-			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(f)) + "/" +
-				url.PathEscape(f.Filename) + "/provenance"
-		}
-		if d, ok := pd.decide(f); ok {
-			if d.Yanks() {
-				nf.Yanked = true
-				nf.YankedReason = d.Reason
-				if f.Yanked && f.YankedReason != "" {
-					nf.YankedReason += " (upstream: " + f.YankedReason + ")"
-				}
-			}
-			s.decisions.mark(statusDecision{Time: s.now(), Project: p.Name, Version: s.hot.version(f.Filename), Filename: f.Filename, SHA256: f.SHA256(),
-				Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Reason: d.Reason, Finding: string(d.Finding)})
-		}
-	}, pd
-}
-
-// provenanceVersion is the version segment for pipgate's integrity URL: the
-// one in the upstream URL (.../integrity/<p>/<version>/<file>/provenance),
-// else the filename's.
-func provenanceVersion(f *pypi.File) string {
-	if u, err := url.Parse(f.Provenance); err == nil {
-		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-		if n := len(parts); n >= 4 && parts[n-1] == "provenance" && parts[n-4] == "integrity" {
-			return parts[n-3]
-		}
-	}
-	if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
-		return fn.Version.String()
-	}
-	return "0"
 }
 
 // origin is the scheme and host the client used, for the only absolute
@@ -190,4 +116,32 @@ func forwardedHTTPS(r *http.Request) bool {
 	v := r.Header.Get("X-Forwarded-Proto")
 	first, _, _ := strings.Cut(v, ",")
 	return strings.EqualFold(strings.TrimSpace(first), "https")
+}
+
+// writeRendered writes a rendered index page with the request's origin.
+func writeRendered(w http.ResponseWriter, r *http.Request, ct, cacheState string, rp *gate.RenderedPage) error {
+	orig := origin(r)
+	setIndexHeaders(w, ct, cacheState, rp.Serial(), rp.Size(ct, orig))
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	return rp.WriteTo(w, ct, orig)
+}
+
+// setIndexHeaders sets the headers of an index page of n bytes.
+func setIndexHeaders(w http.ResponseWriter, ct, cacheState string, serial int64, n int) {
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Vary", "Accept")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(n))
+	if serial > 0 {
+		h.Set("X-PyPI-Last-Serial", strconv.FormatInt(serial, 10))
+	}
+	if cacheState != "" {
+		h.Set(headerCache, cacheState)
+	}
+	if cacheState == cacheStale {
+		h.Set("Warning", `110 pipgate "the upstream index failed; this page is the last good copy"`)
+	}
 }

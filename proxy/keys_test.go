@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/internal/fixtures"
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
@@ -137,7 +138,7 @@ func checkListed(t *testing.T, p *restartableProxy, l listing, when string) {
 		t.Fatalf("%s: /simple/%s/ = %d", when, l.project, resp.StatusCode)
 	}
 	page := parseJSONPage(t, body, p.http.URL+"/simple/"+l.project+"/")
-	f := fileNamed(page, l.filename)
+	f := gate.FileNamed(page, l.filename)
 	switch {
 	case f == nil:
 		t.Errorf("%s: %s not listed", when, l.filename)

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -46,15 +46,6 @@ const (
 	metadataUnreadable = "unreadable"
 )
 
-// servesMetadata reports whether pipgate serves PEP 658 metadata for the file
-// named filename (a wheel, as pip tells one: by its extension).
-func servesMetadata(filename string) bool { return strings.HasSuffix(filename, ".whl") }
-
-// metadataRef is the name of the ref from a wheel (its sha256 and filename:
-// the .dist-info folder is matched against the name) to the METADATA blob
-// extracted from it.
-func metadataRef(sha, filename string) string { return "metadata:" + sha + ":" + filename }
-
 // serveMetadata serves the PEP 658 metadata of f, a file already decided
 // and allowed with facts (see above). Only metadata the index gives a
 // sha256 for is served: pages drop core-metadata without one (pip then
@@ -65,14 +56,14 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, project s
 	if !f.CoreMetadata || want == "" {
 		return errorf(http.StatusNotFound, "pipgate: the index lists no metadata with a sha256 for %s", f.Filename)
 	}
-	if !servesMetadata(f.Filename) {
+	if !gate.ServesMetadata(f.Filename) {
 		return errorf(http.StatusNotFound, "pipgate: metadata is served for wheels only, not for %s", f.Filename)
 	}
 	if facts.Verdict == pypi.VerdictVerified {
 		return s.serveWheelMetadata(w, r, project, f, want)
 	}
-	return s.serveBlob(w, r, f.Filename+metadataSuffix, "metadata", fillRequest{sha: want, size: -1,
-		open: func(ctx context.Context) (io.ReadCloser, int64, error) {
+	return s.serveBlob(w, r, f.Filename+metadataSuffix, "metadata", gate.FillRequest{SHA: want, Size: -1,
+		Open: func(ctx context.Context) (io.ReadCloser, int64, error) {
 			b, err := s.up.Open(ctx, project, f.URL+metadataSuffix, "metadata")
 			if err != nil {
 				return nil, 0, err
@@ -87,8 +78,8 @@ func (s *Server) serveWheelMetadata(w http.ResponseWriter, r *http.Request, proj
 	ctx := r.Context()
 	ri := info(ctx)
 	for fresh := false; ; fresh = true {
-		got, state, err := s.wheelMetadata(w, r, project, f, fresh)
-		var me *metadataError
+		got, state, err := s.gate.WheelMetadata(ctx, project, f, fresh, func(err error) error { return s.fillFailed(w, r, err) })
+		var me *gate.MetadataError
 		switch {
 		case errors.As(err, &me):
 			return s.refuseMetadata(w, r, f, metadataUnreadable, me.Error(), err)
@@ -108,116 +99,11 @@ func (s *Server) serveWheelMetadata(w http.ResponseWriter, r *http.Request, proj
 		}
 		defer b.Close()
 		ri.cache = state
-		s.metrics.cacheLookup("file", state)
+		s.metrics.CacheLookup("file", state)
 		setBlobHeaders(w, got, "metadata")
-		s.metrics.served("cache", s.sendBlob(w, r, f.Filename+metadataSuffix, b.File))
+		s.metrics.Served("cache", s.sendBlob(w, r, f.Filename+metadataSuffix, b.File))
 		return nil
 	}
-}
-
-// metadataError is a verified wheel whose METADATA cannot be read where pip
-// reads it (pypi.ErrWheelMetadata).
-type metadataError struct{ err error }
-
-func (e *metadataError) Error() string { return e.err.Error() }
-func (e *metadataError) Unwrap() error { return e.err }
-
-// wheelMetadata returns the sha256 of the METADATA blob of the wheel f, and
-// the cache state: hit when it was extracted before (fresh skips that, for
-// a blob gone since), miss when the wheel was read now (and filled first
-// when not cached; a failed fill has set the verdict headers on w).
-func (s *Server) wheelMetadata(w http.ResponseWriter, r *http.Request, project string, f *pypi.File, fresh bool) (string, string, error) {
-	ctx := r.Context()
-	sha := f.SHA256()
-	ref := metadataRef(sha, f.Filename)
-	if !fresh {
-		if m, ok := s.hot.getMetadata(ref); ok {
-			return m, cacheHit, nil
-		}
-		m, err := s.store.Ref(ref)
-		if err == nil {
-			s.hot.putMetadata(ref, m)
-			return m, cacheHit, nil
-		}
-		if !errors.Is(err, cache.ErrNotFound) {
-			s.log.Warn("reading metadata ref", "filename", f.Filename, "sha256", sha, "err", err)
-		}
-	}
-	// The wheel, pinned while this request waits for the extraction
-	// (which opens it itself: it may outlive this request).
-	wheel, err := s.store.OpenBlob(sha)
-	if err != nil {
-		if !errors.Is(err, cache.ErrNotFound) {
-			s.log.Warn("opening cached file", "filename", f.Filename, "sha256", sha, "err", err)
-		}
-		fl := s.joinFill(s.fileFill(project, f))
-		got, err := fl.wait(ctx)
-		s.leaveFill(fl)
-		if err != nil {
-			return "", "", s.fillFailed(w, r, err)
-		}
-		if wheel, err = s.store.OpenBlob(got); err != nil {
-			return "", "", fmt.Errorf("opening committed blob: %w", err)
-		}
-	}
-	defer wheel.Close()
-	m, err := await(ctx, s, "metadata:"+ref, s.opts.FetchTimeout, func(context.Context) (string, error) {
-		return s.extractMetadata(sha, f.Filename, ref)
-	})
-	if err != nil {
-		return "", "", err
-	}
-	return m, cacheMiss, nil
-}
-
-// extractMetadata extracts the METADATA of the wheel blob sha (named
-// filename) into a blob and points ref at it.
-func (s *Server) extractMetadata(sha, filename, ref string) (string, error) {
-	b, err := s.store.OpenBlob(sha)
-	if err != nil {
-		return "", fmt.Errorf("opening wheel blob: %w", err)
-	}
-	defer b.Close()
-	fi, err := b.Stat()
-	if err != nil {
-		return "", fmt.Errorf("wheel blob: %w", err)
-	}
-	bw, err := s.store.NewBlob()
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = bw.Abort() }()
-	out := &errWriter{w: bw}
-	if _, err := pypi.WheelMetadata(b, fi.Size(), filename, out); err != nil {
-		if out.err != nil {
-			return "", fmt.Errorf("writing metadata blob: %w", out.err)
-		}
-		return "", &metadataError{err}
-	}
-	m, err := bw.Commit("")
-	if err != nil {
-		return "", err
-	}
-	if err := s.store.PutRef(ref, m); err != nil {
-		s.log.Error("caching metadata ref", "filename", filename, "sha256", sha, "err", err)
-	}
-	s.hot.putMetadata(ref, m)
-	return m, nil
-}
-
-// errWriter remembers the first error of w, so that a failed write to the
-// blob store is not taken for an unreadable wheel.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	n, err := e.w.Write(p)
-	if err != nil && e.err == nil {
-		e.err = err
-	}
-	return n, err
 }
 
 // refuseMetadata refuses the metadata of the verified wheel f: 403 with

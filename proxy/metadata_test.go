@@ -106,7 +106,7 @@ func TestMetadataFromVerifiedWheel(t *testing.T) {
 		if r.header.Get("ETag") != `"`+sha(want)+`"` || r.header.Get("Content-Type") != "text/plain; charset=utf-8" {
 			t.Errorf("metadata request %d: ETag %q, Content-Type %q", i, r.header.Get("ETag"), r.header.Get("Content-Type"))
 		}
-		if got := tp.srv.hot.metadata[metadataRef(sha(d.Content), d.Filename)]; got != sha(want) {
+		if got := tp.srv.gate.HotMetadata(sha(d.Content), d.Filename); got != sha(want) {
 			t.Errorf("metadata request %d (%s): hot ref %q; want %s", i, c, got, sha(want))
 		}
 	}
@@ -125,7 +125,7 @@ func TestMetadataFromVerifiedWheel(t *testing.T) {
 	}
 
 	// After a restart (empty memory), the ref in the store is enough.
-	tp.srv.hot = newHotCache()
+	tp.srv.gate.ForgetHot()
 	if r := getMeta(t, plainClient, "GET", url); r.status != 200 || !bytes.Equal(r.body, want) {
 		t.Errorf("metadata from the stored ref: %s %q", r.line, r.body)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -258,26 +259,26 @@ func (m *metrics) trackInFlight() func() {
 	return m.inFlight.Dec
 }
 
-// cacheLookup counts one cache lookup. kind is index, file, provenance or
+// CacheLookup counts one cache lookup. kind is index, file, provenance or
 // verdict; result is hit, miss or stale.
-func (m *metrics) cacheLookup(kind, result string) {
+func (m *metrics) CacheLookup(kind, result string) {
 	m.cacheLookups.WithLabelValues(metricsOneOf(kind, metricsCacheKinds), metricsOneOf(result, metricsCacheResults)).Inc()
 }
 
-// served counts n bytes of a file sent to a client from source (cache or
+// Served counts n bytes of a file sent to a client from source (cache or
 // upstream).
-func (m *metrics) served(source string, n int64) {
+func (m *metrics) Served(source string, n int64) {
 	if n <= 0 {
 		return
 	}
 	m.servedBytes.WithLabelValues(metricsOneOf(source, metricsSources)).Add(float64(n))
 }
 
-// verification counts one verification and its duration. reason is the
+// Verification counts one verification and its duration. reason is the
 // failure reason class ("" when there is none, counted as "none"). A d <= 0
 // means nothing was verified (the provenance could not be fetched): the
 // result is counted and the latency histogram left alone.
-func (m *metrics) verification(result pypi.Verdict, reason pypi.Reason, d time.Duration) {
+func (m *metrics) Verification(result pypi.Verdict, reason pypi.Reason, d time.Duration) {
 	label := "none"
 	if reason != "" {
 		label = metricsOneOf(string(reason), metricsReasons)
@@ -304,8 +305,8 @@ func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
 	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions)).Inc()
 }
 
-// fillAbandoned counts a fill stopped because its clients left.
-func (m *metrics) fillAbandoned() { m.fillsAbandoned.Inc() }
+// FillAbandoned counts a fill stopped because its clients left.
+func (m *metrics) FillAbandoned() { m.fillsAbandoned.Inc() }
 
 // digestMismatch counts a client response to a bad upstream body: outcome
 // "refused" (403) or "aborted" (stream cut short).
@@ -319,7 +320,7 @@ func (m *metrics) metadataRefusal(reason string) { m.metadataRefused.WithLabelVa
 // auditLog exports pipgate_audit_records_lost_total: audit records that
 // could not be written (queue full past its wait, or a write error), read
 // from a at each scrape.
-func (m *metrics) auditLog(a *AuditLog) {
+func (m *metrics) auditLog(a *audit.Log) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "pipgate_audit_records_lost_total",
 		Help: "Audit records that could not be written (queue full or write error).",

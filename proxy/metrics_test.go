@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"math"
 	"runtime"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -18,12 +20,12 @@ import (
 func touchAllMetrics(m *metrics) {
 	m.observeHTTP("simple_project", "GET", 200, 30*time.Millisecond)
 	m.trackInFlight()()
-	m.cacheLookup("file", "hit")
-	m.served("cache", 1234)
-	m.verification(pypi.VerdictInvalid, "signature", 2*time.Millisecond)
+	m.CacheLookup("file", "hit")
+	m.Served("cache", 1234)
+	m.Verification(pypi.VerdictInvalid, "signature", 2*time.Millisecond)
 	m.policyDecision("block", "pypi-attestations")
 	m.download(pypi.VerdictUnattested, "warn")
-	m.auditLog(&AuditLog{})
+	m.auditLog(&audit.Log{})
 }
 
 func TestMetricsSeries(t *testing.T) {
@@ -32,16 +34,16 @@ func TestMetricsSeries(t *testing.T) {
 	m.observeHTTP("file", "GET", 200, 1500*time.Millisecond)
 	m.observeHTTP("file", "BREW", 403, 10*time.Millisecond)
 	m.observeHTTP("file", "GET", 1000, time.Millisecond)
-	m.cacheLookup("index", "hit")
-	m.cacheLookup("index", "stale")
-	m.cacheLookup("verdict", "miss")
-	m.cacheLookup("project-name", "hit") // not a kind: folded
-	m.served("upstream", 100)
-	m.served("upstream", 0)
-	m.served("elsewhere", 7)
-	m.verification(pypi.VerdictVerified, "", time.Millisecond)
-	m.verification(pypi.VerdictInvalid, "digest-mismatch", 3*time.Millisecond)
-	m.verification(pypi.VerdictUntrustedPublisher, "identity-mismatch", time.Millisecond) // a policy verdict: folded
+	m.CacheLookup("index", "hit")
+	m.CacheLookup("index", "stale")
+	m.CacheLookup("verdict", "miss")
+	m.CacheLookup("project-name", "hit") // not a kind: folded
+	m.Served("upstream", 100)
+	m.Served("upstream", 0)
+	m.Served("elsewhere", 7)
+	m.Verification(pypi.VerdictVerified, "", time.Millisecond)
+	m.Verification(pypi.VerdictInvalid, "digest-mismatch", 3*time.Millisecond)
+	m.Verification(pypi.VerdictUntrustedPublisher, "identity-mismatch", time.Millisecond) // a policy verdict: folded
 	m.policyDecision("allow", "")
 	m.policyDecision("yank", "internal-*")
 	m.policyDecision("deny", "defaults")
@@ -130,7 +132,7 @@ pipgate_verifications_total{reason="none",result="verified"} 1
 	if got := testutil.CollectAndCount(m.httpDuration); got != 1 {
 		t.Errorf("duration series = %d; want 1 (route only)", got)
 	}
-	m.verification(pypi.VerdictError, "fetch", 0) // nothing verified: counted, not timed
+	m.Verification(pypi.VerdictError, "fetch", 0) // nothing verified: counted, not timed
 	if got := testutil.ToFloat64(m.verifications.WithLabelValues("error", "fetch")); got != 1 {
 		t.Errorf("verifications{error,fetch} = %v; want 1", got)
 	}
@@ -203,12 +205,12 @@ func TestMetricsLabelCap(t *testing.T) {
 func TestMetricsAudit(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, "dev")
-	a, err := NewAuditLog("-", &failingWriter{})
+	a, err := audit.New("-", failingWriter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.auditLog(a)
-	a.Log(auditRecord{Event: auditEventDownload})
+	a.Add(audit.Record{Event: audit.EventDownload})
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -231,11 +233,11 @@ func TestMetricsStatusCounts(t *testing.T) {
 	if got := len(lookups); got != len(metricsCacheKinds) {
 		t.Errorf("lookup kinds = %d; want %d", got, len(metricsCacheKinds))
 	}
-	m.cacheLookup("file", "hit")
-	m.cacheLookup("file", "hit")
-	m.cacheLookup("index", "miss")
-	m.cacheLookup("provenance", "stale")
-	m.cacheLookup("bogus", "hit") // not counted anywhere on the page
+	m.CacheLookup("file", "hit")
+	m.CacheLookup("file", "hit")
+	m.CacheLookup("index", "miss")
+	m.CacheLookup("provenance", "stale")
+	m.CacheLookup("bogus", "hit") // not counted anywhere on the page
 	m.download(pypi.VerdictVerified, "allow")
 	m.download(pypi.VerdictInvalid, "block")
 	m.download(pypi.VerdictInvalid, "block")
@@ -276,8 +278,13 @@ func BenchmarkMetricsDownload(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			m.download(pypi.VerdictVerified, "allow")
-			m.cacheLookup("file", "hit")
+			m.CacheLookup("file", "hit")
 			m.observeHTTP("file", "GET", 200, time.Millisecond)
 		}
 	})
 }
+
+// failingWriter fails every write, as a full disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -125,7 +124,8 @@ const mib = 1 << 20
 func TestPageCacheManyHosts(t *testing.T) {
 	const budget, nFiles, nHosts = 16 * mib, 12000, 16
 	up := &bigUpstream{page: bigPage("big", nFiles)}
-	srv, h := newServerWith(t, up, func(o *Options) { o.PageCacheBytes = budget })
+	reg := prometheus.NewRegistry()
+	srv, h := newServerWith(t, up, func(o *Options) { o.PageCacheBytes, o.Registerer = budget, reg })
 	client := h.Client()
 	get := func(host, accept string) []byte {
 		t.Helper()
@@ -175,12 +175,12 @@ func TestPageCacheManyHosts(t *testing.T) {
 	elapsed := time.Since(start)
 	grown := int64(heapInuse()) - int64(base)
 	t.Logf("%d Host values on a %.1f MB page: heap in use grew %.1f MB; page cache holds %.1f MB; %v",
-		nHosts, float64(len(first))/mib, float64(grown)/mib, float64(srv.pages.bytes())/mib, elapsed)
-	if got := srv.pages.bytes(); got > budget || got <= 0 {
+		nHosts, float64(len(first))/mib, float64(grown)/mib, float64(srv.gate.PageCacheBytes())/mib, elapsed)
+	if got := srv.gate.PageCacheBytes(); got > budget || got <= 0 {
 		t.Errorf("page cache holds %d bytes; bound %d", got, budget)
 	}
-	if got := testutil.ToFloat64(srv.pages.collector()); got != float64(srv.pages.bytes()) {
-		t.Errorf("pipgate_page_cache_bytes = %v; want %d", got, srv.pages.bytes())
+	if got := gathered(t, reg, "pipgate_page_cache_bytes"); got != float64(srv.gate.PageCacheBytes()) {
+		t.Errorf("pipgate_page_cache_bytes = %v; want %d", got, srv.gate.PageCacheBytes())
 	}
 	if limit := int64(budget + 32*mib); grown > limit {
 		t.Errorf("heap in use grew %.1f MB after %d Host values; want at most %.1f MB", float64(grown)/mib, nHosts, float64(limit)/mib)
@@ -188,7 +188,7 @@ func TestPageCacheManyHosts(t *testing.T) {
 	if n := up.pageCalls.Load(); n != 1 {
 		t.Errorf("upstream page fetched %d times; want 1", n)
 	}
-	if n := srv.pages.renders.Load(); n != 2 {
+	if n := srv.gate.Renders(); n != 2 {
 		t.Errorf("%d renders for %d Host values; want 2 (JSON and HTML)", n, nHosts)
 	}
 	runtime.KeepAlive(first)
@@ -212,7 +212,7 @@ func TestPageLargerThanCache(t *testing.T) {
 			t.Errorf("request %d: another page", i)
 		}
 	}
-	if got := srv.pages.bytes(); got > 4096 {
+	if got := srv.gate.PageCacheBytes(); got > 4096 {
 		t.Errorf("page cache holds %d bytes; bound 4096", got)
 	}
 }
@@ -326,58 +326,6 @@ func TestProjectListHammered(t *testing.T) {
 	}
 }
 
-func TestByteLRU(t *testing.T) {
-	c := newByteLRU[string, int](100)
-	c.add("a", 1, 40)
-	c.add("b", 2, 40)
-	if _, ok := c.get("a"); !ok { // a is now the most recent
-		t.Fatal("a missing")
-	}
-	c.add("c", 3, 40) // evicts b, the least recently used
-	if _, ok := c.get("b"); ok {
-		t.Error("b kept; want it evicted")
-	}
-	if _, ok := c.get("a"); !ok {
-		t.Error("a evicted; want b evicted")
-	}
-	if c.size != 80 || c.len() != 2 {
-		t.Errorf("size %d, %d entries; want 80, 2", c.size, c.len())
-	}
-	if c.add("huge", 4, 101) {
-		t.Error("an entry over the bound was stored")
-	}
-	c.add("a", 5, 10) // replacing an entry replaces its size
-	if v, _ := c.get("a"); v != 5 || c.size != 50 {
-		t.Errorf("a = %d, size %d; want 5, 50", v, c.size)
-	}
-	c.remove("a")
-	c.remove("c")
-	if c.size != 0 || c.len() != 0 || c.ll.Len() != 0 {
-		t.Errorf("after removing all: size %d, %d entries", c.size, c.len())
-	}
-}
-
-func TestRenderedOriginEscaping(t *testing.T) {
-	rp := &renderedPage{}
-	rp.body, rp.holes = cutHoles([]byte(`<a data-provenance="PH/integrity/x">PH</a>`), "PH")
-	var b bytes.Buffer
-	origin := `http://a&b'c.example`
-	if err := rp.writeTo(&b, pypi.ContentTypeHTML, origin); err != nil {
-		t.Fatal(err)
-	}
-	want := `<a data-provenance="http://a&amp;b&#39;c.example/integrity/x">http://a&amp;b&#39;c.example</a>`
-	if b.String() != want || rp.size(pypi.ContentTypeHTML, origin) != len(want) {
-		t.Errorf("HTML: %q (size %d); want %q", b.String(), rp.size(pypi.ContentTypeHTML, origin), want)
-	}
-	b.Reset()
-	if err := rp.writeTo(&b, pypi.ContentTypeV1JSON, `http://x"\`); err != nil {
-		t.Fatal(err)
-	}
-	if want := `<a data-provenance="http://x\"\\/integrity/x">http://x\"\\</a>`; b.String() != want {
-		t.Errorf("JSON: %q; want %q", b.String(), want)
-	}
-}
-
 // TestRendersFollowSnapshots: a cached render is served while its page is
 // fresh, and replaced when the page is refetched, on its TTL or when a
 // download finds a file the page lacks; /simple/ likewise, stale when the
@@ -433,9 +381,9 @@ func TestRendersFollowSnapshots(t *testing.T) {
 	up.SetFault("/simple/", pypitest.Fault{Status: 503})
 	now.Add(int64(time.Minute))
 	files(3, cacheStale)
-	renders := tp.srv.pages.renders.Load()
+	renders := tp.srv.gate.Renders()
 	files(3, cacheStale) // retried, still failing: the stale page is not rendered again
-	if n := tp.srv.pages.renders.Load() - renders; n != 0 {
+	if n := tp.srv.gate.Renders() - renders; n != 0 {
 		t.Errorf("the same stale page rendered %d more times", n)
 	}
 	projects(2, cacheStale)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
@@ -21,14 +22,14 @@ func TestLargePageStreamed(t *testing.T) {
 	signedDist(t, up, nil, "big", "2.0", nil, nil)
 	small := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0; o.PageCacheBytes = 4 << 10 })
 	large := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0 })
-	p, _, err := large.srv.page(t.Context(), "big", maxDuration)
+	p, _, err := large.srv.gate.Page(t.Context(), "big", gate.AnyAge)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ct := range []string{pypi.ContentTypeV1JSON, pypi.ContentTypeHTML} {
-		if !small.srv.streamsPage(p, ct) || large.srv.streamsPage(p, ct) {
+		if !small.srv.gate.StreamsPage(p, ct) || large.srv.gate.StreamsPage(p, ct) {
 			t.Fatalf("streamsPage(%s): %v with a 4 KiB page cache, %v with the default; want true, false", ct,
-				small.srv.streamsPage(p, ct), large.srv.streamsPage(p, ct))
+				small.srv.gate.StreamsPage(p, ct), large.srv.gate.StreamsPage(p, ct))
 		}
 	}
 	for _, accept := range []string{pipAccept, "text/html"} {
@@ -51,7 +52,7 @@ func TestLargePageStreamed(t *testing.T) {
 			t.Errorf("%s: HEAD %v", accept, h)
 		}
 	}
-	if n := small.srv.pages.renders.Load(); n != 0 {
+	if n := small.srv.gate.Renders(); n != 0 {
 		t.Errorf("%d renders kept for a page that streams; want none", n)
 	}
 	page := parseJSONPage(t, getMeta(t, plainClient, "GET", small.http.URL+"/simple/big/", "Accept", pipAccept).body, small.http.URL+"/simple/big/")

@@ -69,7 +69,7 @@ func TestCacheLimitNeverNotFound(t *testing.T) {
 			requests := tc.files * 3 * tc.perFileEach
 			var joins atomic.Int64
 			allJoined := make(chan struct{})
-			tp.srv.fillJoined = func(string) {
+			tp.srv.gate.TestHooks().FillJoined = func(string) {
 				if joins.Add(1) == int64(requests) {
 					close(allJoined)
 				}

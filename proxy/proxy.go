@@ -8,40 +8,27 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
+	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/cache"
-	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/proxy/upstream"
-	"github.com/pipgate/pipgate/pypi"
 )
 
-// Upstream is what the proxy needs of the upstream indexes
-// (*upstream.Router): every call names the project, so that the upstream
-// that owns it (and only that one) answers. Tests swap in a fake.
-type Upstream interface {
-	// Owner names the upstream serving project ("" when none does) and how
-	// long its pages stay fresh (0: Options.IndexTTL). Names scope the
-	// cached pages and provenance, so two upstreams never share a record.
-	Owner(project string) (name string, indexTTL time.Duration)
-	Project(ctx context.Context, name string) (*pypi.ProjectPage, error)
-	ProjectList(ctx context.Context) (*pypi.ProjectList, error)
-	Open(ctx context.Context, project, rawURL, kind string) (*upstream.Body, error)
-	Provenance(ctx context.Context, project, rawURL string) ([]byte, error)
-}
+// Upstream is what the proxy needs of the upstream indexes: see
+// [gate.Upstream].
+type Upstream = gate.Upstream
 
 // upstreamLister is implemented by an Upstream that can describe its
 // upstreams (*upstream.Router): the status page and /readyz use it.
@@ -49,20 +36,11 @@ type upstreamLister interface {
 	Upstreams() []upstream.Info
 }
 
-// Verifier verifies a file's provenance offline.
-type Verifier interface {
-	// Facts verifies prov (an Integrity API object) for the distribution
-	// filename with the given sha256 and reports what it established.
-	Facts(prov []byte, filename, sha256 string) pypi.Facts
-	// TrustRootDigest identifies the trust material in use; it is part of
-	// the verdict cache key, so a new root re-verifies.
-	TrustRootDigest() string
-}
+// Verifier verifies a file's provenance offline: see [gate.Verifier].
+type Verifier = gate.Verifier
 
 // PolicySource returns the policy in force (hot-reloaded).
-type PolicySource interface {
-	Current() *policy.Policy
-}
+type PolicySource = gate.PolicySource
 
 // Options configure a Server. Upstream, Store, Verifier and Policy are
 // required; every other field works at its zero value.
@@ -79,7 +57,7 @@ type Options struct {
 	// MetricsHandler serves /metrics on the index listener; nil: no route.
 	MetricsHandler http.Handler
 	// Audit receives one record per decision; nil: none.
-	Audit *AuditLog
+	Audit *audit.Log
 	// Version is reported in pipgate_build_info and on the status page.
 	Version string
 	// UpstreamName is shown on the status page (the upstream URL).
@@ -135,38 +113,14 @@ func (o Options) withDefaults() Options {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
-	if o.IndexTTL == 0 {
-		o.IndexTTL = 10 * time.Minute
-	}
-	if o.FetchTimeout == 0 {
-		o.FetchTimeout = time.Minute
-	}
-	if o.FileFetchTimeout == 0 {
-		o.FileFetchTimeout = fillTimeoutDefault
-	}
-	if o.MaxFileSize <= 0 {
-		o.MaxFileSize = maxFileSizeDefault
-	}
 	if o.CheckFirstMax <= 0 {
 		o.CheckFirstMax = checkFirstMaxDefault
 	}
 	if o.CheckWait <= 0 {
 		o.CheckWait = checkWaitDefault
 	}
-	if o.FillGrace <= 0 {
-		o.FillGrace = fillGraceDefault
-	}
 	if o.WriteIdleTimeout <= 0 {
 		o.WriteIdleTimeout = writeIdleDefault
-	}
-	if o.EagerConcurrency <= 0 {
-		o.EagerConcurrency = 4
-	}
-	if o.EagerBudget == 0 {
-		o.EagerBudget = 5 * time.Second
-	}
-	if o.PageCacheBytes <= 0 {
-		o.PageCacheBytes = pageCacheDefaultBytes
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -186,34 +140,15 @@ type Server struct {
 	policy    PolicySource
 	log       *slog.Logger
 	metrics   *metrics
-	audit     *AuditLog
+	gate      *gate.Gate
+	audit     *audit.Log
 	decisions *decisionLog
-	history   *decisionRecorder // the durable decision history (decisionhist.go)
-	histDone  chan struct{}     // closed when the history's writer has written its last batch
-	flights   singleflight.Group
-	fills     fills
-	pages     *pageCache
-	hot       *hotCache
-	hist      histCache      // history order of recently decided pages (trust over time)
-	kept      keptRecords    // continuity records kept in bbolt, once read
-	mux       *http.ServeMux // the index listener
-	tunnel    *http.ServeMux // requests from the egress tunnel: see TunnelHandler
+	history   *audit.Recorder // the durable decision history
+	histDone  chan struct{}   // closed when the history's writer has written its last batch
+	mux       *http.ServeMux  // the index listener
+	tunnel    *http.ServeMux  // requests from the egress tunnel: see TunnelHandler
 	started   time.Time
 	ready     atomic.Bool
-	// base parents all background work (fills, eager verification): it
-	// outlives any request and is cancelled by Close.
-	base context.Context
-	stop context.CancelFunc
-	bg   sync.WaitGroup
-	// fillDone, when set (by tests, before serving), is called as each fill
-	// ends, with the bytes it wrote.
-	fillDone func(key string, written int64, err error)
-	// fillGraceEnded, when set (by tests), is called when a fill's grace
-	// period ran out with no client, saying whether the fill was stopped.
-	fillGraceEnded func(key string, stopped bool)
-	// fillJoined, when set (by tests, before serving), is called as each
-	// request joins or starts a fill.
-	fillJoined func(key string)
 }
 
 // New returns a Server; it is ready to serve once SetReady(true) is called
@@ -246,23 +181,46 @@ func New(opts Options) (*Server, error) {
 		metrics:   newMetrics(opts.Registerer, opts.Version),
 		audit:     opts.Audit,
 		decisions: newDecisionLog(200),
-		fills:     fills{m: map[string]*fill{}},
-		pages:     newPageCache(opts.PageCacheBytes),
-		hot:       newHotCache(),
 		started:   opts.Now(),
 	}
+	g, err := gate.New(gate.Options{
+		Upstream:   opts.Upstream,
+		Store:      opts.Store,
+		Verifier:   opts.Verifier,
+		Policy:     opts.Policy,
+		Metrics:    s.metrics,
+		Logger:     opts.Logger,
+		Registerer: s.metrics.reg,
+		MarkIndexDecision: func(d gate.IndexDecision) {
+			s.decisions.mark(statusDecision{Time: s.now(), Project: d.Project, Version: d.Version, Filename: d.Filename, SHA256: d.SHA256,
+				Verdict: string(d.Decision.Verdict), Action: string(d.Decision.Action), Rule: d.Decision.Rule, Reason: d.Decision.Reason,
+				Finding: string(d.Decision.Finding)})
+		},
+		IndexTTL:         opts.IndexTTL,
+		FetchTimeout:     opts.FetchTimeout,
+		FileFetchTimeout: opts.FileFetchTimeout,
+		MaxFileSize:      opts.MaxFileSize,
+		FillGrace:        opts.FillGrace,
+		EagerReleases:    opts.EagerReleases,
+		EagerConcurrency: opts.EagerConcurrency,
+		EagerBudget:      opts.EagerBudget,
+		PageCacheBytes:   opts.PageCacheBytes,
+		Now:              opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.gate = g
 	if s.audit != nil {
 		s.metrics.auditLog(s.audit)
 	}
-	s.metrics.reg.MustRegister(s.pages.collector())
-	s.base, s.stop = context.WithCancel(context.Background())
-	s.history = newDecisionRecorder(opts.Store, cache.DefaultMaxDecisions, opts.Logger, s.metrics.reg)
-	// Not in bg: bg counts work that ends on its own (tests wait for it);
-	// this runs until Close.
+	s.history = audit.NewRecorder(opts.Store, cache.DefaultMaxDecisions, opts.Logger, s.metrics.reg)
+	// Not in the gate's background work: that counts work that ends on its
+	// own (tests wait for it); this runs until Close.
 	s.histDone = make(chan struct{})
 	go func() {
 		defer close(s.histDone)
-		s.history.run(s.base.Done())
+		s.history.Run(g.Done())
 	}()
 	s.ready.Store(true)
 	s.routes()
@@ -273,15 +231,8 @@ func New(opts Options) (*Server, error) {
 // waits for it, so the store can be closed after it. Call it after the HTTP
 // server has shut down.
 func (s *Server) Close() {
-	s.stop()
-	s.bg.Wait()
+	s.gate.Close()
 	<-s.histDone
-}
-
-// detached returns a context for work shared between requests: not cancelled
-// when the client that started it goes away, but when the Server closes.
-func (s *Server) detached(timeout time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(s.base, timeout)
 }
 
 // SetReady flips /readyz.
@@ -476,7 +427,7 @@ func (s *Server) statusSnapshot() statusSnapshot {
 		CacheHitRatio:   ratio,
 		Lookups:         lookups,
 		Decisions:       s.decisions.recentDecisions(),
-		Blocked:         s.decisions.redecide((&redecider{s: s, pol: pol, pages: map[string]*pageDecider{}}).redecide),
+		Blocked:         s.decisions.redecide((&redecider{s: s, pol: pol, pages: map[string]*gate.PageDecider{}}).redecide),
 		Counts:          counts,
 		Upstreams:       s.upstreams(),
 	}
@@ -498,10 +449,12 @@ func (s *Server) statusSnapshot() statusSnapshot {
 	return snap
 }
 
-// LogEgressRefusal writes the audit record of a request the egress proxy
-// refused: the client's IP, the method, the destination asked for and the
-// refusal reason.
-func (a *AuditLog) LogEgressRefusal(client, method, host, reason string) {
-	a.Log(auditRecord{Time: time.Now(), Event: auditEventEgressRefused, Client: client, Host: host,
-		Reason: method + " " + host + ": " + reason, Action: "block"})
+// DecisionHistory returns the durable decision history of project (all
+// projects when ""), most recently seen first, after writing the pending
+// batch so it includes every decision made so far (a failed write is
+// logged and counted; what is stored is read all the same). It reads while
+// the server serves: bbolt readers do not block writers.
+func (s *Server) DecisionHistory(project string) ([]cache.Decision, error) {
+	_ = s.history.Flush()
+	return s.store.Decisions(project)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -79,7 +80,7 @@ type testProxy struct {
 	policy   *staticPolicy
 	logs     *pypitest.LogBuffer
 	audit    *pypitest.LogBuffer
-	auditLog *AuditLog
+	auditLog *audit.Log
 	dir      string
 }
 
@@ -103,7 +104,7 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 	tp := &testProxy{t: t, up: up, store: store, dir: dir, verifier: &fakeVerifier{facts: map[string]pypi.Facts{}},
 		policy: &staticPolicy{}, logs: &pypitest.LogBuffer{}, audit: &pypitest.LogBuffer{}}
 	tp.policy.p.Store(mustPolicy(t, policySrc))
-	audit, err := NewAuditLog("-", tp.audit)
+	audit, err := audit.New("-", tp.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +376,7 @@ func TestWrongHashAndTruncationLeaveNothing(t *testing.T) {
 			}
 			// Every handler has returned and every fill has ended on its own.
 			tp.http.Close()
-			tp.srv.bg.Wait()
+			tp.srv.gate.Wait()
 			if tp.store.HasBlob(sha(d.Content)) {
 				t.Errorf("the blob was stored despite the fault")
 			}
@@ -525,7 +526,7 @@ func TestPolicyBlocksAndYanks(t *testing.T) {
 	}
 	// The audit log has one line per download decision.
 	var lines []map[string]any
-	if err := tp.auditLog.flush(); err != nil {
+	if err := tp.auditLog.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(strings.TrimSpace(tp.audit.String()), "\n") {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
@@ -69,7 +70,7 @@ func TestRekorV2Served(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("/simple/%s/ = %d", c.project, resp.StatusCode)
 		}
-		f := fileNamed(parseJSONPage(t, body, tp.http.URL+"/simple/"+c.project+"/"), c.filename)
+		f := gate.FileNamed(parseJSONPage(t, body, tp.http.URL+"/simple/"+c.project+"/"), c.filename)
 		switch {
 		case f == nil:
 			t.Errorf("%s not listed", c.filename)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
@@ -17,7 +18,7 @@ import (
 type redecider struct {
 	s     *Server
 	pol   *policy.Policy
-	pages map[string]*pageDecider // by project; nil: no cached page
+	pages map[string]*gate.PageDecider // by project; nil: no cached page
 }
 
 // redecide returns x as the policy in force decides its file now. A row
@@ -26,19 +27,19 @@ type redecider struct {
 func (rd *redecider) redecide(x statusDecision) statusDecision {
 	pd, seen := rd.pages[x.Project]
 	if !seen {
-		if p, ok := rd.s.cachedPage(x.Project); ok {
-			pd = &pageDecider{s: rd.s, pol: rd.pol, page: p, now: rd.s.now()}
+		if p, ok := rd.s.gate.CachedPage(x.Project); ok {
+			pd = rd.s.gate.NewPageDecider(rd.pol, p)
 		}
 		rd.pages[x.Project] = pd
 	}
 	if pd == nil {
 		return x
 	}
-	f := fileNamed(pd.page, x.Filename)
+	f := gate.FileNamed(pd.Page(), x.Filename)
 	if f == nil || (x.SHA256 != "" && f.SHA256() != x.SHA256) {
 		return x
 	}
-	d, ok := pd.decide(f)
+	d, ok := pd.Decide(f)
 	if !ok {
 		return x
 	}
@@ -58,7 +59,7 @@ func (s *Server) serveProjectStatus(w http.ResponseWriter, r *http.Request) erro
 	}
 	project = pypi.NormalizeName(project)
 	info(ctx).project = project
-	p, c, err := s.page(ctx, project, maxDuration)
+	p, c, err := s.gate.Page(ctx, project, gate.AnyAge)
 	if errors.Is(err, upstream.ErrNotFound) {
 		return &httpError{Code: http.StatusNotFound, Msg: s.missingProject(project), Err: err}
 	}
@@ -120,7 +121,7 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 		Require:      string(rule.Require),
 		Files:        make([]projectFile, 0, len(p.Files)),
 	}
-	pd := pageDecider{s: s, pol: pol, page: p, now: s.now()}
+	pd := s.gate.NewPageDecider(pol, p)
 	for i := range p.Files {
 		f := &p.Files[i]
 		pf := projectFile{Filename: f.Filename, SHA256: f.SHA256(), UploadTime: f.UploadTime,
@@ -128,8 +129,8 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 		if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
 			pf.Version = fn.Version.String()
 		}
-		facts, known := s.cachedFacts(p.Name, f)
-		d, decided := pd.decide(f)
+		facts, known := s.gate.CachedFacts(p.Name, f)
+		d, decided := pd.Decide(f)
 		switch {
 		case known:
 			pf.Verdict = string(facts.Verdict)
@@ -155,17 +156,4 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 	}
 	sortProjectFiles(ps.Files)
 	return ps
-}
-
-// cachedPage returns project's page from memory or bbolt, never fetching.
-func (s *Server) cachedPage(project string) (*pypi.ProjectPage, bool) {
-	if m, ok := s.pages.getPage(project); ok {
-		return m.page, true
-	}
-	up, _ := s.up.Owner(project)
-	if up == "" {
-		return nil, false
-	}
-	p, _, err := s.store.Page(up, project)
-	return p, err == nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -106,7 +107,7 @@ func newPrivateSetup(t *testing.T, password string, opts ...setupOptions) *priva
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { x.store.Close() })
-	audit, err := NewAuditLog("-", x.audit)
+	audit, err := audit.New("-", x.audit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/config"
 	"github.com/pipgate/pipgate/egress"
@@ -315,7 +316,7 @@ type app struct {
 	egress   *egress.Proxy
 	metrics  http.Handler
 	policy   *reload.Reloader
-	audit    *proxy.AuditLog
+	audit    *audit.Log
 	trust    *provenance.TrustSource
 	store    *cache.Store
 	certs    *certReloader // nil: plain HTTP
@@ -390,7 +391,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 		return nil, policyProblems(cfg, err)
 	}
 
-	a.audit, err = proxy.NewAuditLog(cfg.AuditLog, stdout)
+	a.audit, err = audit.New(cfg.AuditLog, stdout)
 	if err != nil {
 		return nil, fmt.Errorf("audit_log: %w", err)
 	}

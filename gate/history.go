@@ -1,4 +1,4 @@
-package proxy
+package gate
 
 import (
 	"context"
@@ -24,16 +24,16 @@ import (
 // or not, of every release); the page holds only files whose names parse
 // as the project's distributions (pypi.ProjectPage.KeepDistributions).
 
-// decideFile decides a download of f with facts already established. When
+// DecideFile decides a download of f with facts already established. When
 // the rule checks continuity it establishes the project's record, fetching
 // and verifying (once each, cached) the files it needs: at most
 // policy.MaxRecordChecks, usually one.
-func (s *Server) decideFile(ctx context.Context, project string, f *pypi.File, facts pypi.Facts) policy.Decision {
+func (s *Gate) DecideFile(ctx context.Context, project string, f *pypi.File, facts pypi.Facts) policy.Decision {
 	pol := s.policy.Current()
 	in := fileInputVersion(f, facts, s.now(), s.hot.versionOf(f.Filename))
 	if in.Version != nil && pol.Lookup(project).Continuity != policy.ActionNone {
 		// The page f came from (findFile just read it: an in-memory hit).
-		page, _, err := s.page(ctx, project, maxDuration)
+		page, _, err := s.Page(ctx, project, AnyAge)
 		if err == nil {
 			rec := s.record(ctx, project, s.pageHistory(page), true)
 			in.Record = &rec
@@ -112,7 +112,7 @@ func newHistory(p *pypi.ProjectPage) *history {
 // policy.MaxRecordChecks files); without it, only cached facts are used
 // and the walk stops, Unknown, at the first file whose facts are not
 // cached. A record found is kept.
-func (s *Server) record(ctx context.Context, project string, h *history, verify bool) policy.Record {
+func (s *Gate) record(ctx context.Context, project string, h *history, verify bool) policy.Record {
 	if first, pub, ok := s.keptRecord(project); ok {
 		return policy.Record{Timed: h.timed, First: &first, Publisher: pub}
 	}
@@ -124,12 +124,12 @@ func (s *Server) record(ctx context.Context, project string, h *history, verify 
 }
 
 // walk is policy.FindRecord over h, with the facts record describes.
-func (s *Server) walk(ctx context.Context, project string, h *history, verify bool) policy.Record {
+func (s *Gate) walk(ctx context.Context, project string, h *history, verify bool) policy.Record {
 	return policy.FindRecord(h.uploads, h.timed, func(i int) policy.Attestation {
 		f := h.files[i]
-		facts, ok := s.cachedFacts(project, f)
+		facts, ok := s.CachedFacts(project, f)
 		if !ok && verify {
-			facts, _ = s.facts(ctx, project, f)
+			facts, _ = s.Facts(ctx, project, f)
 			ok = true
 		}
 		switch {
@@ -171,13 +171,13 @@ func releases(p *pypi.ProjectPage) []release {
 	return out
 }
 
-// pageDecider decides the files of one page for the index, from cached
+// PageDecider decides the files of one page for the index, from cached
 // facts only: rendering never fetches or verifies. When the continuity
 // record needs facts not cached yet, the index leaves continuity to the
 // download (which establishes them) rather than guess; eager verification
 // establishes them.
-type pageDecider struct {
-	s    *Server
+type PageDecider struct {
+	s    *Gate
 	pol  *policy.Policy
 	page *pypi.ProjectPage
 	now  time.Time
@@ -190,10 +190,10 @@ type pageDecider struct {
 	until time.Time
 }
 
-// decide returns the decision for f, and false when nothing is known that
+// Decide returns the decision for f, and false when nothing is known that
 // could change how f is listed (no cached facts and no cooldown).
-func (pd *pageDecider) decide(f *pypi.File) (policy.Decision, bool) {
-	facts, ok := pd.s.cachedFacts(pd.page.Name, f)
+func (pd *PageDecider) Decide(f *pypi.File) (policy.Decision, bool) {
+	facts, ok := pd.s.CachedFacts(pd.page.Name, f)
 	in := fileInput(f, facts, pd.now)
 	var d policy.Decision
 	if ok {
@@ -219,7 +219,7 @@ func (pd *pageDecider) decide(f *pypi.File) (policy.Decision, bool) {
 // recordPending reports whether p's rule checks continuity and its record
 // needs facts that are not cached yet (eager verification then
 // establishes them, so the index can list findings as yanked).
-func (s *Server) recordPending(p *pypi.ProjectPage) bool {
+func (s *Gate) recordPending(p *pypi.ProjectPage) bool {
 	if s.policy.Current().Lookup(p.Name).Continuity == policy.ActionNone {
 		return false
 	}
@@ -245,7 +245,7 @@ const histCacheMax = 1024
 
 // pageHistory is newHistory(p), cached per page snapshot. The result is
 // shared: callers must not change it.
-func (s *Server) pageHistory(p *pypi.ProjectPage) *history {
+func (s *Gate) pageHistory(p *pypi.ProjectPage) *history {
 	c := &s.hist
 	c.mu.Lock()
 	e, ok := c.m[p.Name]
@@ -280,7 +280,7 @@ const keptRecordsMax = 1 << 16
 
 // keptRecord returns project's kept continuity record: its first attested
 // file and that file's signer.
-func (s *Server) keptRecord(project string) (policy.Upload, pypi.Identity, bool) {
+func (s *Gate) keptRecord(project string) (policy.Upload, pypi.Identity, bool) {
 	c := &s.kept
 	c.mu.Lock()
 	k, ok := c.m[project]
@@ -319,7 +319,7 @@ func (c *keptRecords) put(project string, k keptRecord) {
 
 // keepRecord writes rec (which has a First) to project's history in bbolt,
 // unless a record is kept there already.
-func (s *Server) keepRecord(project string, rec policy.Record) {
+func (s *Gate) keepRecord(project string, rec policy.Record) {
 	err := s.store.UpdateHistory(project, func(h *cache.History) {
 		if h.Record == nil {
 			h.Record = &cache.HistoryRecord{Filename: rec.First.Filename, Version: rec.First.Version.String(),

@@ -1,4 +1,7 @@
-package proxy
+// Package audit keeps pipgate's records of what it decided: the audit log
+// (JSON lines to stdout or a file, reopened on SIGHUP) and the durable
+// decision history behind reports (a batch written to the cache store).
+package audit
 
 import (
 	"bytes"
@@ -16,16 +19,16 @@ import (
 // The audit events. Every record names one. (An index page listing a file as
 // yanked by the policy would be "index-yank"; nothing emits it yet.)
 const (
-	// auditEventDownload: a distribution file was served (allow, warn, yank)
+	// EventDownload: a distribution file was served (allow, warn, yank)
 	// or refused (block) to a client.
-	auditEventDownload = "download"
-	// auditEventEgressRefused: the egress proxy refused a destination.
-	auditEventEgressRefused = "egress-refused"
+	EventDownload = "download"
+	// EventEgressRefused: the egress proxy refused a destination.
+	EventEgressRefused = "egress-refused"
 )
 
-// auditRecord is one line of the audit log: one decision, with everything a
+// Record is one line of the audit log: one decision, with everything a
 // security team needs to find it again. Empty fields are left out.
-type auditRecord struct {
+type Record struct {
 	Time      time.Time `json:"time"`
 	Event     string    `json:"event"` // one of the auditEvent* constants
 	RequestID string    `json:"request_id,omitempty"`
@@ -48,7 +51,7 @@ type auditRecord struct {
 const (
 	// auditQueueLen is how many records may wait for the writer.
 	auditQueueLen = 4096
-	// auditEnqueueWait is the longest Log waits for room in a full queue
+	// auditEnqueueWait is the longest Add waits for room in a full queue
 	// before it drops the record (and counts it lost).
 	auditEnqueueWait = 250 * time.Millisecond
 	// auditControlWait is the longest Reopen waits for room in the queue.
@@ -59,26 +62,26 @@ const (
 
 // Errors of Reopen.
 var (
-	// ErrAuditClosed: the audit log was closed.
-	ErrAuditClosed = errors.New("audit log closed")
-	// ErrAuditStalled: the writer did not take the request in time (its
+	// ErrClosed: the audit log was closed.
+	ErrClosed = errors.New("audit log closed")
+	// ErrStalled: the writer did not take the request in time (its
 	// output is stuck); records keep queueing and being counted when lost.
-	ErrAuditStalled = errors.New("audit log writer stalled")
+	ErrStalled = errors.New("audit log writer stalled")
 )
 
-// AuditLog writes audit records as JSON lines to stdout or to a file. One
-// goroutine owns the output: Log only marshals and queues, so a slow disk or
+// Log writes audit records as JSON lines to stdout or to a file. One
+// goroutine owns the output: Add only marshals and queues, so a slow disk or
 // a stalled stdout reader does not hold up requests (beyond a short wait when
 // the queue is full), and lines never interleave. Records that cannot be
 // written are counted (Lost) and the failure is logged once per streak.
 //
-// A nil *AuditLog, or one made with path "", is disabled: every method is a
+// A nil *Log, or one made with path "", is disabled: every method is a
 // no-op.
-type AuditLog struct {
-	path string // "" for stdout; set once in NewAuditLog
+type Log struct {
+	path string // "" for stdout; set once in New
 
 	// mu guards closed and the send side of queue, so Close cannot close the
-	// channel while Log is sending on it.
+	// channel while Add is sending on it.
 	mu     sync.RWMutex
 	closed bool
 	queue  chan auditItem
@@ -86,7 +89,7 @@ type AuditLog struct {
 
 	controlWait time.Duration // auditControlWait; shorter in tests
 
-	out     io.Writer // owned by the writer goroutine after NewAuditLog
+	out     io.Writer // owned by the writer goroutine after New
 	file    *os.File  // nil when writing to stdout
 	lost    atomic.Uint64
 	failing atomic.Bool // a streak of failures is under way (logged once)
@@ -101,14 +104,14 @@ type auditItem struct {
 	ack    chan error
 }
 
-// NewAuditLog opens the audit log named by path, as the audit_log setting
+// New opens the audit log named by path, as the audit_log setting
 // spells it: "-" writes to stdout (os.Stdout when stdout is nil), "" disables
 // the log, and anything else is a file opened for appending (created 0640).
-func NewAuditLog(path string, stdout io.Writer) (*AuditLog, error) {
+func New(path string, stdout io.Writer) (*Log, error) {
 	if path == "" {
-		return &AuditLog{}, nil
+		return &Log{}, nil
 	}
-	a := &AuditLog{
+	a := &Log{
 		queue:       make(chan auditItem, auditQueueLen),
 		done:        make(chan struct{}),
 		controlWait: auditControlWait,
@@ -140,7 +143,7 @@ func openAuditFile(path string) (*os.File, error) {
 
 // SetLogger sets where write failures are reported; without one they are
 // only counted.
-func (a *AuditLog) SetLogger(l *slog.Logger) {
+func (a *Log) SetLogger(l *slog.Logger) {
 	if a == nil {
 		return
 	}
@@ -148,13 +151,13 @@ func (a *AuditLog) SetLogger(l *slog.Logger) {
 }
 
 // enabled reports whether a writes anywhere.
-func (a *AuditLog) enabled() bool { return a != nil && a.queue != nil }
+func (a *Log) enabled() bool { return a != nil && a.queue != nil }
 
-// Log queues r for writing. It sets r.Time to now when it is zero. It waits
+// Add queues r for writing. It sets r.Time to now when it is zero. It waits
 // at most auditEnqueueWait for room in the queue, then drops the record and
 // counts it lost. It never returns an error: an audit failure must not fail a
 // download, and Lost and the log report it.
-func (a *AuditLog) Log(r auditRecord) {
+func (a *Log) Add(r Record) {
 	if !a.enabled() {
 		return
 	}
@@ -197,16 +200,16 @@ func (a *AuditLog) Log(r auditRecord) {
 // Records logged before Reopen go to the old file. It is a no-op for stdout.
 // If the file cannot be opened, writing goes on to the old one and Reopen
 // returns the error; if the writer is stuck, Reopen gives up after 5s with
-// ErrAuditStalled.
-func (a *AuditLog) Reopen() error {
+// ErrStalled.
+func (a *Log) Reopen() error {
 	if !a.enabled() || a.path == "" {
 		return nil
 	}
 	return a.control(true)
 }
 
-// flush waits until every record logged before it has been written.
-func (a *AuditLog) flush() error {
+// Flush waits until every record logged before it has been written.
+func (a *Log) Flush() error {
 	if !a.enabled() {
 		return nil
 	}
@@ -215,12 +218,12 @@ func (a *AuditLog) flush() error {
 
 // control sends a reopen or flush request through the queue and waits for
 // the writer goroutine to serve it.
-func (a *AuditLog) control(reopen bool) error {
+func (a *Log) control(reopen bool) error {
 	ack := make(chan error, 1)
 	a.mu.RLock()
 	if a.closed {
 		a.mu.RUnlock()
-		return ErrAuditClosed
+		return ErrClosed
 	}
 	t := time.NewTimer(a.controlWait)
 	defer t.Stop()
@@ -228,22 +231,22 @@ func (a *AuditLog) control(reopen bool) error {
 	case a.queue <- auditItem{reopen: reopen, ack: ack}:
 	case <-t.C:
 		// The writer is stuck (a hung disk or stdout reader). Give up rather
-		// than hold mu, which would make Close, and then Log, wait too.
+		// than hold mu, which would make Close, and then Add, wait too.
 		a.mu.RUnlock()
-		return ErrAuditStalled
+		return ErrStalled
 	}
 	a.mu.RUnlock()
 	select {
 	case err := <-ack:
 		return err
 	case <-t.C: // ack has room: the writer will not block on it later
-		return ErrAuditStalled
+		return ErrStalled
 	}
 }
 
-// Close writes the queued records and closes the file. Later Log calls are
+// Close writes the queued records and closes the file. Later Add calls are
 // counted lost.
-func (a *AuditLog) Close() error {
+func (a *Log) Close() error {
 	if !a.enabled() {
 		return nil
 	}
@@ -265,7 +268,7 @@ func (a *AuditLog) Close() error {
 }
 
 // Lost returns how many records could not be written since the start.
-func (a *AuditLog) Lost() uint64 {
+func (a *Log) Lost() uint64 {
 	if a == nil {
 		return 0
 	}
@@ -274,7 +277,7 @@ func (a *AuditLog) Lost() uint64 {
 
 // fail counts n lost records and logs err when it starts a streak of
 // failures, so a full disk does not flood the log.
-func (a *AuditLog) fail(n int, err error) {
+func (a *Log) fail(n int, err error) {
 	total := a.lost.Add(uint64(n))
 	if !a.failing.CompareAndSwap(false, true) {
 		return
@@ -285,7 +288,7 @@ func (a *AuditLog) fail(n int, err error) {
 }
 
 // recovered ends a streak of failures after a successful write.
-func (a *AuditLog) recovered() {
+func (a *Log) recovered() {
 	if !a.failing.CompareAndSwap(true, false) {
 		return
 	}
@@ -296,7 +299,7 @@ func (a *AuditLog) recovered() {
 
 // run is the writer goroutine: it batches queued lines into one write and
 // serves control requests in queue order.
-func (a *AuditLog) run() {
+func (a *Log) run() {
 	defer close(a.done)
 	buf := make([]byte, 0, auditBatchBytes)
 	lines := 0
@@ -342,7 +345,7 @@ func (a *AuditLog) run() {
 }
 
 // serve handles a control request in the writer goroutine.
-func (a *AuditLog) serve(it auditItem) error {
+func (a *Log) serve(it auditItem) error {
 	if !it.reopen {
 		return nil
 	}
@@ -356,4 +359,12 @@ func (a *AuditLog) serve(it auditItem) error {
 		return fmt.Errorf("closing rotated audit log: %w", err)
 	}
 	return nil
+}
+
+// LogEgressRefusal writes the audit record of a request the egress proxy
+// refused: the client's IP, the method, the destination asked for and the
+// refusal reason.
+func (a *Log) LogEgressRefusal(client, method, host, reason string) {
+	a.Add(Record{Time: time.Now(), Event: EventEgressRefused, Client: client, Host: host,
+		Reason: method + " " + host + ": " + reason, Action: "block"})
 }

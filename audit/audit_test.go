@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bufio"
@@ -39,13 +39,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// readAuditLines parses every line of data as an auditRecord.
-func readAuditLines(t *testing.T, data string) []auditRecord {
+// readAuditLines parses every line of data as an Record.
+func readAuditLines(t *testing.T, data string) []Record {
 	t.Helper()
-	var out []auditRecord
+	var out []Record
 	sc := bufio.NewScanner(strings.NewReader(data))
 	for sc.Scan() {
-		var r auditRecord
+		var r Record
 		dec := json.NewDecoder(strings.NewReader(sc.Text()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
@@ -58,18 +58,18 @@ func readAuditLines(t *testing.T, data string) []auditRecord {
 
 func TestAuditRecordJSON(t *testing.T) {
 	var buf lockedBuffer
-	a, err := NewAuditLog("-", &buf)
+	a, err := New("-", &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 22, 1, 2, 3, 400, time.UTC)
-	a.Log(auditRecord{
-		Time: at, Event: auditEventDownload, RequestID: "r1", Client: "10.0.0.7:51234",
+	a.Add(Record{
+		Time: at, Event: EventDownload, RequestID: "r1", Client: "10.0.0.7:51234",
 		Project: "pypi-attestations", Version: "0.0.19", Filename: "pypi_attestations-0.0.19.tar.gz",
 		SHA256: "ab12", Verdict: "verified", Identity: "github:trailofbits/pypi-attestations@release.yml",
 		Rule: "pypi-attestations", Action: "allow",
 	})
-	a.Log(auditRecord{Time: at, Event: auditEventEgressRefused, Client: "10.0.0.8:1", Host: "evil.example:443", Reason: "host not intercepted <&>"})
+	a.Add(Record{Time: at, Event: EventEgressRefused, Client: "10.0.0.8:1", Host: "evil.example:443", Reason: "host not intercepted <&>"})
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestAuditRecordJSON(t *testing.T) {
 
 func TestAuditConcurrentWriters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	a, err := NewAuditLog(path, nil)
+	a, err := New(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestAuditConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				a.Log(auditRecord{Event: auditEventDownload, Client: fmt.Sprint(w), Filename: fmt.Sprint(i), Reason: long[:i%7*800]})
+				a.Add(Record{Event: EventDownload, Client: fmt.Sprint(w), Filename: fmt.Sprint(i), Reason: long[:i%7*800]})
 			}
 		}()
 	}
@@ -139,22 +139,22 @@ func TestAuditConcurrentWriters(t *testing.T) {
 func TestAuditReopenAfterRename(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.log")
-	a, err := NewAuditLog(path, nil)
+	a, err := New(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	a.Log(auditRecord{Event: auditEventDownload, Filename: "before"})
+	a.Add(Record{Event: EventDownload, Filename: "before"})
 	// logrotate: rename, then SIGHUP → Reopen.
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
-	a.Log(auditRecord{Event: auditEventDownload, Filename: "between"}) // still the old file
+	a.Add(Record{Event: EventDownload, Filename: "between"}) // still the old file
 	if err := a.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	a.Log(auditRecord{Event: auditEventDownload, Filename: "after"})
-	if err := a.flush(); err != nil {
+	a.Add(Record{Event: EventDownload, Filename: "after"})
+	if err := a.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -185,8 +185,8 @@ func TestAuditReopenAfterRename(t *testing.T) {
 	if err := a.Reopen(); err == nil {
 		t.Error("Reopen into a missing directory succeeded; want an error")
 	}
-	a.Log(auditRecord{Event: auditEventDownload, Filename: "kept"})
-	if err := a.flush(); err != nil {
+	a.Add(Record{Event: EventDownload, Filename: "kept"})
+	if err := a.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir+"-gone", "audit.log"))
@@ -199,18 +199,18 @@ func TestAuditReopenAfterRename(t *testing.T) {
 }
 
 func TestAuditDisabled(t *testing.T) {
-	var nilLog *AuditLog
-	off, err := NewAuditLog("", nil)
+	var nilLog *Log
+	off, err := New("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, a := range map[string]*AuditLog{"nil": nilLog, "disabled": off} {
+	for name, a := range map[string]*Log{"nil": nilLog, "disabled": off} {
 		a.SetLogger(slog.New(slog.DiscardHandler))
-		a.Log(auditRecord{Event: auditEventDownload})
+		a.Add(Record{Event: EventDownload})
 		if err := a.Reopen(); err != nil {
 			t.Errorf("%s: Reopen: %v", name, err)
 		}
-		if err := a.flush(); err != nil {
+		if err := a.Flush(); err != nil {
 			t.Errorf("%s: flush: %v", name, err)
 		}
 		if err := a.Close(); err != nil {
@@ -223,7 +223,7 @@ func TestAuditDisabled(t *testing.T) {
 }
 
 func TestAuditOpenError(t *testing.T) {
-	_, err := NewAuditLog(filepath.Join(t.TempDir(), "missing", "audit.log"), nil)
+	_, err := New(filepath.Join(t.TempDir(), "missing", "audit.log"), nil)
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("got %v; want an error wrapping os.ErrNotExist", err)
 	}
@@ -231,14 +231,14 @@ func TestAuditOpenError(t *testing.T) {
 
 func TestAuditWriteErrorsCountedAndLoggedOnce(t *testing.T) {
 	var logBuf lockedBuffer
-	a, err := NewAuditLog("-", &failingWriter{})
+	a, err := New("-", &failingWriter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.SetLogger(slog.New(slog.NewTextHandler(&logBuf, nil)))
 	for i := 0; i < 5; i++ {
-		a.Log(auditRecord{Event: auditEventDownload})
-		if err := a.flush(); err != nil {
+		a.Add(Record{Event: EventDownload})
+		if err := a.Flush(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -251,15 +251,15 @@ func TestAuditWriteErrorsCountedAndLoggedOnce(t *testing.T) {
 	if got := strings.Count(logBuf.String(), "audit records lost"); got != 1 {
 		t.Errorf("logged the failure %d times; want once per streak:\n%s", got, logBuf.String())
 	}
-	a.Log(auditRecord{Event: auditEventDownload}) // after Close: counted lost
+	a.Add(Record{Event: EventDownload}) // after Close: counted lost
 	if got := a.Lost(); got != 6 {
 		t.Errorf("Lost after Close = %d; want 6", got)
 	}
 	if err := a.Reopen(); err != nil { // stdout: nothing to reopen
 		t.Errorf("Reopen on stdout: %v", err)
 	}
-	if err := a.flush(); !errors.Is(err, ErrAuditClosed) {
-		t.Errorf("flush after Close: %v; want ErrAuditClosed", err)
+	if err := a.Flush(); !errors.Is(err, ErrClosed) {
+		t.Errorf("flush after Close: %v; want ErrClosed", err)
 	}
 }
 
@@ -273,7 +273,7 @@ func (b *blockingWriter) Write(p []byte) (int, error) {
 
 func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
 	w := &blockingWriter{release: make(chan struct{})}
-	a, err := NewAuditLog("-", w)
+	a, err := New("-", w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
 	var last time.Duration
 	for i := 0; i < 3*auditQueueLen && a.Lost() == 0; i++ {
 		start := time.Now()
-		a.Log(auditRecord{Event: auditEventDownload})
+		a.Add(Record{Event: EventDownload})
 		last = time.Since(start)
 	}
 	if last < auditEnqueueWait || last > auditEnqueueWait+2*time.Second {
@@ -294,8 +294,8 @@ func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
 	// A control request (Reopen's path) gives up instead of hanging, so it
 	// cannot make Close, and through it Log, wait.
 	a.controlWait = 50 * time.Millisecond
-	if err := a.flush(); !errors.Is(err, ErrAuditStalled) {
-		t.Errorf("flush with a stuck writer: %v; want ErrAuditStalled", err)
+	if err := a.Flush(); !errors.Is(err, ErrStalled) {
+		t.Errorf("flush with a stuck writer: %v; want ErrStalled", err)
 	}
 	close(w.release)
 	if err := a.Close(); err != nil {
@@ -304,12 +304,12 @@ func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
 }
 
 func BenchmarkAuditLog(b *testing.B) {
-	a, err := NewAuditLog(filepath.Join(b.TempDir(), "audit.log"), nil)
+	a, err := New(filepath.Join(b.TempDir(), "audit.log"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := auditRecord{
-		Event: auditEventDownload, RequestID: "0123456789abcdef", Client: "10.1.2.3:45678",
+	r := Record{
+		Event: EventDownload, RequestID: "0123456789abcdef", Client: "10.1.2.3:45678",
 		Project: "requests", Version: "2.32.3", Filename: "requests-2.32.3-py3-none-any.whl",
 		SHA256: strings.Repeat("ab", 32), Verdict: "verified", Identity: "github:psf/requests@publish.yml",
 		Rule: "defaults", Action: "allow",
@@ -317,7 +317,7 @@ func BenchmarkAuditLog(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			a.Log(r)
+			a.Add(r)
 		}
 	})
 	if err := a.Close(); err != nil {
@@ -336,13 +336,13 @@ func FuzzAuditRecord(f *testing.F) {
 	f.Add("evil\n{\"event\":\"download\"}", "a\r\nb", "\u2028\u2029", "\x00\xff")
 	f.Fuzz(func(t *testing.T, project, filename, reason, client string) {
 		var buf lockedBuffer
-		a, err := NewAuditLog("-", &buf)
+		a, err := New("-", &buf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := auditRecord{Time: time.Unix(1, 0).UTC(), Event: auditEventDownload, Project: project,
+		in := Record{Time: time.Unix(1, 0).UTC(), Event: EventDownload, Project: project,
 			Filename: filename, Reason: reason, Client: client, Identity: reason, Host: client}
-		a.Log(in)
+		a.Add(in)
 		if err := a.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -350,7 +350,7 @@ func FuzzAuditRecord(f *testing.F) {
 		if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 			t.Fatalf("not one line: %q", out)
 		}
-		var back auditRecord
+		var back Record
 		if err := json.Unmarshal([]byte(out), &back); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package proxy
+package gate
 
 import (
 	"context"
@@ -6,13 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/pipgate/pipgate/cache"
-	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -20,7 +18,7 @@ import (
 // await runs fn once per key across concurrent callers (singleflight) on a
 // context detached from the caller's, so a client hang-up never aborts a
 // shared cache fill; the caller stops waiting when its own ctx ends.
-func await[T any](ctx context.Context, s *Server, key string, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
+func await[T any](ctx context.Context, s *Gate, key string, timeout time.Duration, fn func(ctx context.Context) (T, error)) (T, error) {
 	ch := s.flights.DoChan(key, func() (any, error) {
 		s.bg.Add(1)
 		defer s.bg.Done()
@@ -40,28 +38,28 @@ func await[T any](ctx context.Context, s *Server, key string, timeout time.Durat
 	}
 }
 
-// page returns a project's page: from the cache when younger than maxAge,
+// Page returns a project's page: from the cache when younger than maxAge,
 // else from the upstream; when the upstream fails (but does not say the
 // project is gone) the last good copy is served and marked stale.
-func (s *Server) page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, string, error) {
-	p, _, state, err := s.pageAt(ctx, project, maxAge)
+func (s *Gate) Page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, string, error) {
+	p, _, state, err := s.PageAt(ctx, project, maxAge)
 	return p, state, err
 }
 
-// indexTTL is how long project's page stays fresh: its upstream's index
+// IndexTTL is how long project's page stays fresh: its upstream's index
 // TTL, else Options.IndexTTL.
-func (s *Server) indexTTL(project string) time.Duration {
+func (s *Gate) IndexTTL(project string) time.Duration {
 	if _, ttl := s.up.Owner(project); ttl > 0 {
 		return ttl
 	}
 	return s.opts.IndexTTL
 }
 
-// pageAt is page that also returns when the page was fetched.
-func (s *Server) pageAt(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, time.Time, string, error) {
+// PageAt is Page that also returns when the page was fetched.
+func (s *Gate) PageAt(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, time.Time, string, error) {
 	up, _ := s.up.Owner(project)
 	if up == "" {
-		s.metrics.cacheLookup("index", cacheMiss)
+		s.metrics.CacheLookup("index", CacheMiss)
 		return nil, time.Time{}, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
 	}
 	var cached *pypi.ProjectPage
@@ -75,8 +73,8 @@ func (s *Server) pageAt(ctx context.Context, project string, maxAge time.Duratio
 	}
 	switch {
 	case err == nil && s.now().Sub(fetchedAt) < maxAge:
-		s.metrics.cacheLookup("index", cacheHit)
-		return cached, fetchedAt, cacheHit, nil
+		s.metrics.CacheLookup("index", CacheHit)
+		return cached, fetchedAt, CacheHit, nil
 	case err != nil && !errors.Is(err, cache.ErrNotFound):
 		s.log.Warn("reading cached page", "project", project, "err", err)
 		cached = nil
@@ -100,48 +98,58 @@ func (s *Server) pageAt(ctx context.Context, project string, maxAge time.Duratio
 		return memPage{page: p, fetchedAt: now}, nil
 	})
 	if ferr == nil {
-		s.metrics.cacheLookup("index", cacheMiss)
-		return fp.page, fp.fetchedAt, cacheMiss, nil
+		s.metrics.CacheLookup("index", CacheMiss)
+		return fp.page, fp.fetchedAt, CacheMiss, nil
 	}
 	if cached == nil || errors.Is(ferr, upstream.ErrNotFound) || ctx.Err() != nil {
-		s.metrics.cacheLookup("index", cacheMiss)
+		s.metrics.CacheLookup("index", CacheMiss)
 	}
 	if cached != nil && !errors.Is(ferr, upstream.ErrNotFound) && ctx.Err() == nil {
-		s.metrics.cacheLookup("index", cacheStale)
+		s.metrics.CacheLookup("index", CacheStale)
 		s.log.Warn("upstream failed; serving the last good page", "project", project,
 			"age_seconds", s.now().Sub(fetchedAt).Seconds(), "err", ferr)
-		return cached, fetchedAt, cacheStale, nil
+		return cached, fetchedAt, CacheStale, nil
 	}
 	return nil, time.Time{}, "", ferr
 }
 
-// findFile finds filename on project's page. Files are immutable, so any
+// FindFile finds filename on project's page. Files are immutable, so any
 // cached page will do; a miss refreshes the page once.
-func (s *Server) findFile(ctx context.Context, project, filename string) (*pypi.File, error) {
-	p, _, err := s.page(ctx, project, maxDuration)
+func (s *Gate) FindFile(ctx context.Context, project, filename string) (*pypi.File, error) {
+	p, _, err := s.Page(ctx, project, AnyAge)
 	if err != nil {
 		return nil, err
 	}
 	if f := s.pages.file(project, p, filename); f != nil {
 		return f, nil
 	}
-	if p, _, err = s.page(ctx, project, 0); err != nil {
+	if p, _, err = s.Page(ctx, project, 0); err != nil {
 		return nil, err
 	}
 	if f := s.pages.file(project, p, filename); f != nil {
 		return f, nil
 	}
-	return nil, errorf(404, "pipgate: %s is not a file of project %s", filename, project)
+	return nil, &NotOnPageError{Project: project, Filename: filename}
 }
 
-const maxDuration = time.Duration(1<<63 - 1)
+// NotOnPageError reports a file that is not on its project's page (after a
+// refresh): the client asked for a file the index does not list.
+type NotOnPageError struct{ Project, Filename string }
+
+func (e *NotOnPageError) Error() string {
+	return "pipgate: " + e.Filename + " is not a file of project " + e.Project
+}
+
+// AnyAge is the maximum age that takes any cached page.
+const AnyAge = time.Duration(1<<63 - 1)
 
 // maxStoredPageBytes bounds the decoded size (pageSize) of a page snapshot
 // kept in bbolt, about 100k files: storing one costs about three times its
 // size in memory at once (the JSON record, bbolt's copy in its pages).
 const maxStoredPageBytes = 32 << 20
 
-func fileNamed(p *pypi.ProjectPage, filename string) *pypi.File {
+// FileNamed returns the first file named filename on p, or nil.
+func FileNamed(p *pypi.ProjectPage, filename string) *pypi.File {
 	for i := range p.Files {
 		if p.Files[i].Filename == filename {
 			return &p.Files[i]
@@ -150,10 +158,10 @@ func fileNamed(p *pypi.ProjectPage, filename string) *pypi.File {
 	return nil
 }
 
-// provenance returns the Integrity API body at url, fetched from the
+// Provenance returns the Integrity API body at url, fetched from the
 // upstream that owns project: cached for that upstream's index TTL (the
 // object is mutable), fetched, or stale when the upstream fails.
-func (s *Server) provenance(ctx context.Context, project, url string) (cache.ProvenanceEntry, string, error) {
+func (s *Gate) Provenance(ctx context.Context, project, url string) (cache.ProvenanceEntry, string, error) {
 	up, ttl := s.up.Owner(project)
 	if up == "" {
 		return cache.ProvenanceEntry{}, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
@@ -166,8 +174,8 @@ func (s *Server) provenance(ctx context.Context, project, url string) (cache.Pro
 		s.hot.putProvenance(up, url, cached)
 	}
 	if err == nil && s.now().Sub(cached.FetchedAt) < ttl {
-		s.metrics.cacheLookup("provenance", cacheHit)
-		return cached, cacheHit, nil
+		s.metrics.CacheLookup("provenance", CacheHit)
+		return cached, CacheHit, nil
 	}
 	haveCached := err == nil
 	e, ferr := await(ctx, s, "prov:"+up+"/"+url, s.opts.FetchTimeout, func(ctx context.Context) (cache.ProvenanceEntry, error) {
@@ -191,37 +199,37 @@ func (s *Server) provenance(ctx context.Context, project, url string) (cache.Pro
 		return e, nil
 	})
 	if ferr == nil || !haveCached || ctx.Err() != nil {
-		s.metrics.cacheLookup("provenance", cacheMiss)
+		s.metrics.CacheLookup("provenance", CacheMiss)
 	}
 	if ferr == nil {
-		return e, cacheMiss, nil
+		return e, CacheMiss, nil
 	}
 	if haveCached && ctx.Err() == nil {
-		s.metrics.cacheLookup("provenance", cacheStale)
+		s.metrics.CacheLookup("provenance", CacheStale)
 		s.log.Warn("upstream failed; using the last good provenance", "upstream_url", url, "err", ferr)
-		return cached, cacheStale, nil
+		return cached, CacheStale, nil
 	}
 	return cache.ProvenanceEntry{}, "", ferr
 }
 
-// facts establishes what is known about f: unattested for free when the
+// Facts establishes what is known about f: unattested for free when the
 // index says provenance null; otherwise the provenance is fetched and the
 // verification facts read from the cache or computed (once per key) and
 // stored. A failure to fetch or check gives VerdictError, never cached.
-func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.Facts, string) {
+func (s *Gate) Facts(ctx context.Context, project string, f *pypi.File) (pypi.Facts, string) {
 	if f.Provenance == "" {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, ""
 	}
 	sha := f.SHA256()
 	if sha == "" {
-		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFormat, Detail: errUpstreamNoHash.Error()}, ""
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFormat, Detail: ErrUpstreamNoHash.Error()}, ""
 	}
 	if facts, ok := s.hotFacts(project, f.Provenance, f.Filename, sha); ok {
-		return facts, cacheHit
+		return facts, CacheHit
 	}
-	e, _, err := s.provenance(ctx, project, f.Provenance)
+	e, _, err := s.Provenance(ctx, project, f.Provenance)
 	if err != nil {
-		s.metrics.verification(pypi.VerdictError, pypi.ReasonFetch, 0)
+		s.metrics.Verification(pypi.VerdictError, pypi.ReasonFetch, 0)
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFetch, Detail: "fetching provenance: " + err.Error()}, ""
 	}
 	if e.Absent {
@@ -233,18 +241,18 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 	key := cache.FactKey{Filename: f.Filename, FileSHA256: sha, ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()}
 	if got, _, err := s.store.Facts(key); err == nil {
 		s.hot.putFacts(key, got)
-		s.metrics.cacheLookup("verdict", cacheHit)
-		return got, cacheHit
+		s.metrics.CacheLookup("verdict", CacheHit)
+		return got, CacheHit
 	} else if !errors.Is(err, cache.ErrNotFound) {
 		s.log.Warn("reading cached facts", "filename", f.Filename, "sha256", sha, "err", err)
 	}
-	s.metrics.cacheLookup("verdict", cacheMiss)
+	s.metrics.CacheLookup("verdict", CacheMiss)
 	got, err := await(ctx, s, factsFlightKey(key), s.opts.FetchTimeout,
 		func(context.Context) (pypi.Facts, error) {
 			start := time.Now()
 			facts := s.verifier.Facts(e.Body, f.Filename, sha)
 			d := time.Since(start)
-			s.metrics.verification(facts.Verdict, facts.Reason, d)
+			s.metrics.Verification(facts.Verdict, facts.Reason, d)
 			s.log.Info("verified", "filename", f.Filename, "sha256", sha, "verdict", string(facts.Verdict),
 				"reason", facts.Reason, "detail", facts.Detail, "duration_seconds", d.Seconds())
 			if facts.Verdict != pypi.VerdictError {
@@ -261,17 +269,17 @@ func (s *Server) facts(ctx context.Context, project string, f *pypi.File) (pypi.
 			return facts, nil
 		})
 	if err != nil {
-		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonCancelled, Detail: err.Error()}, cacheMiss
+		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonCancelled, Detail: err.Error()}, CacheMiss
 	}
-	return got, cacheMiss
+	return got, CacheMiss
 }
 
 // hotFacts is facts' cache-hit path from memory (see hotCache): the
-// provenance entry of url, from project's upstream, is fresh and its facts
+// Provenance entry of url, from project's upstream, is fresh and its facts
 // under the current trust root are known. It counts the same lookups as the
 // bbolt path. ok is false when anything is missing; the caller then takes
 // the full path.
-func (s *Server) hotFacts(project, url, filename, sha string) (pypi.Facts, bool) {
+func (s *Gate) hotFacts(project, url, filename, sha string) (pypi.Facts, bool) {
 	up, ttl := s.up.Owner(project)
 	if up == "" {
 		return pypi.Facts{}, false
@@ -288,8 +296,8 @@ func (s *Server) hotFacts(project, url, filename, sha string) (pypi.Facts, bool)
 	if !ok {
 		return pypi.Facts{}, false
 	}
-	s.metrics.cacheLookup("provenance", cacheHit)
-	s.metrics.cacheLookup("verdict", cacheHit)
+	s.metrics.CacheLookup("provenance", CacheHit)
+	s.metrics.CacheLookup("verdict", CacheHit)
 	return got, true
 }
 
@@ -299,7 +307,7 @@ func (s *Server) hotFacts(project, url, filename, sha string) (pypi.Facts, bool)
 // changed is not decided here but by the policy's continuity check, in
 // release order (policy.DecideFile), which is what the finding, the audit
 // record and the metric report.
-func (s *Server) observePublisher(project, filename string, id pypi.Identity) {
+func (s *Gate) observePublisher(project, filename string, id pypi.Identity) {
 	version := ""
 	if fn, err := pypi.ParsePipFilename(filename); err == nil {
 		version = fn.Version.String()
@@ -336,9 +344,9 @@ func publisherKey(id pypi.Identity) string {
 	return pypi.Publisher{Kind: pypi.KindIdentity, Issuer: id.Issuer, Subject: id.Subject}.String()
 }
 
-// cachedFacts is facts without any network or verification: what the index
+// CachedFacts is Facts without any network or verification: what the index
 // can show for free. ok is false when nothing is known yet.
-func (s *Server) cachedFacts(project string, f *pypi.File) (pypi.Facts, bool) {
+func (s *Gate) CachedFacts(project string, f *pypi.File) (pypi.Facts, bool) {
 	if f.Provenance == "" {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, true
 	}
@@ -363,11 +371,11 @@ func factsFlightKey(k cache.FactKey) string {
 	return "facts:" + k.FileSHA256 + ":" + k.ProvenanceSHA256 + ":" + k.TrustRootSHA256 + ":" + k.Filename
 }
 
-// eagerVerify computes facts for the files of the newest releases of p that
+// EagerVerify computes facts for the files of the newest releases of p that
 // have provenance and no cached facts, with bounded concurrency, waiting at
 // most EagerBudget; unfinished work goes on in the background and fills the
 // cache for the next request.
-func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
+func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 	if s.opts.EagerReleases <= 0 {
 		return
 	}
@@ -377,7 +385,7 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 		if f.Provenance == "" || f.SHA256() == "" {
 			continue
 		}
-		if _, ok := s.cachedFacts(p.Name, f); !ok {
+		if _, ok := s.CachedFacts(p.Name, f); !ok {
 			todo = append(todo, f)
 		}
 	}
@@ -405,7 +413,7 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				s.facts(bg, p.Name, f)
+				s.Facts(bg, p.Name, f)
 			}()
 		}
 		wg.Wait()
@@ -423,7 +431,7 @@ func (s *Server) eagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 				go func() {
 					defer wg.Done()
 					defer func() { <-sem }()
-					s.facts(bg, p.Name, f)
+					s.Facts(bg, p.Name, f)
 				}()
 			}
 			wg.Wait()
@@ -452,8 +460,8 @@ const eagerFallbackReleases = 8
 // upstream or the policy); nil when pip has a release to pick before it,
 // when the walk is past EagerReleases+eagerFallbackReleases, or when the
 // files were tried already (a verification error is not cached).
-func (s *Server) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []*pypi.File {
-	pd := pageDecider{s: s, pol: s.policy.Current(), page: p, now: s.now()}
+func (s *Gate) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []*pypi.File {
+	pd := PageDecider{s: s, pol: s.policy.Current(), page: p, now: s.now()}
 	for i, r := range releases(p) {
 		if i >= s.opts.EagerReleases+eagerFallbackReleases {
 			return nil
@@ -463,7 +471,7 @@ func (s *Server) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []
 			if f.Yanked {
 				continue // yanked upstream: unpinned pip skips it anyway
 			}
-			d, ok := pd.decide(f)
+			d, ok := pd.Decide(f)
 			switch {
 			case ok && !d.Yanks():
 				return nil // pip can install this release
@@ -512,82 +520,4 @@ func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
 		out = append(out, rels[i].files...)
 	}
 	return out
-}
-
-// recordDecision counts a download decision and writes its audit record and
-// status entry. A plainly allowed download is logged by its access-log line
-// (which carries the verdict, action and rule); anything else also gets a
-// "decision" line (a warning unless allowed).
-func (s *Server) recordDecision(ctx context.Context, client, project string, f *pypi.File, facts pypi.Facts, d policy.Decision) {
-	s.metrics.policyDecision(d.Action, d.Rule)
-	s.metrics.download(d.Verdict, d.Action)
-	s.metrics.finding(d)
-	version := s.hot.version(f.Filename)
-	identity := ""
-	if facts.Identity != nil {
-		identity = facts.Identity.String()
-	}
-	reason := d.Reason
-	if reason == "" && facts.Detail != "" {
-		reason = facts.Detail
-	}
-	up, _ := s.up.Owner(project)
-	s.audit.Log(auditRecord{
-		Upstream:  up,
-		Time:      s.now(),
-		Event:     "download",
-		RequestID: info(ctx).id,
-		Client:    client,
-		Project:   project,
-		Version:   version,
-		Filename:  f.Filename,
-		SHA256:    f.SHA256(),
-		Verdict:   string(d.Verdict),
-		Reason:    reason,
-		Identity:  identity,
-		Rule:      d.Rule,
-		Action:    string(d.Action),
-		Finding:   string(d.Finding),
-	})
-	s.decisions.add(statusDecision{
-		Upstream: up,
-		Time:     s.now(),
-		Project:  project,
-		Version:  version,
-		Filename: f.Filename,
-		SHA256:   f.SHA256(),
-		Verdict:  string(d.Verdict),
-		Action:   string(d.Action),
-		Rule:     d.Rule,
-		RuleLine: s.policy.Current().Lookup(project).Line,
-		Reason:   reason,
-		Identity: identity,
-		Finding:  string(d.Finding),
-	})
-	s.history.add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
-		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
-		Identity: identity, Reason: reason, LastSeen: s.now().UTC()})
-	ri := info(ctx)
-	ri.action, ri.rule = string(d.Action), d.Rule
-	if d.Action != policy.ActionAllow || d.Finding != "" {
-		level := slog.LevelWarn
-		if d.Action == policy.ActionAllow {
-			level = slog.LevelInfo
-		}
-		s.log.LogAttrs(ctx, level, "decision", slog.String("request_id", ri.id), slog.String("project", project),
-			slog.String("upstream", up), slog.String("filename", f.Filename), slog.String("sha256", f.SHA256()),
-			slog.String("verdict", string(d.Verdict)), slog.String("action", string(d.Action)), slog.String("rule", d.Rule),
-			slog.String("finding", string(d.Finding)), slog.String("reason", reason))
-	}
-}
-
-// describe is a one-line summary of facts for logs and errors.
-func describe(f pypi.Facts) string {
-	if f.Identity != nil {
-		return fmt.Sprintf("%s by %s", f.Verdict, f.Identity)
-	}
-	if f.Detail != "" {
-		return fmt.Sprintf("%s: %s", f.Verdict, f.Detail)
-	}
-	return string(f.Verdict)
 }

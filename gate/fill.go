@@ -1,4 +1,4 @@
-package proxy
+package gate
 
 import (
 	"context"
@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/pypi"
 )
 
-// A fill downloads one upstream file into the blob store exactly once, however
+// A Fill downloads one upstream file into the blob store exactly once, however
 // many clients ask for it meanwhile. Clients do not wait for the end: each
 // reads the temp file as it grows (pread on a shared descriptor), so a large
 // wheel starts flowing at once and memory stays flat. Only when the whole
@@ -31,13 +32,13 @@ import (
 //     idle timeout a stalled body.
 //
 // Readers of a fill in progress never see its last tailHoldback bytes before
-// the digest matched (see fillReader), so a streamed copy of a bad body is
+// the digest matched (see FillReader), so a streamed copy of a bad body is
 // always incomplete.
 //
 // The committed blob is pinned in the store until the last client has left
 // (each one opens the blob before it leaves), so the size limit
 // (cache.max_size) never evicts it under a request that waited for it.
-type fill struct {
+type Fill struct {
 	key       string
 	want      string // expected sha256
 	indexSize int64  // size the index gives, -1 unknown
@@ -62,62 +63,66 @@ type fill struct {
 // fills tracks the fills in progress.
 type fills struct {
 	mu sync.Mutex
-	m  map[string]*fill
+	m  map[string]*Fill
 }
 
-// fillSource opens the upstream body and returns its Content-Length (-1
+// FillSource opens the upstream body and returns its Content-Length (-1
 // unknown).
-type fillSource func(ctx context.Context) (io.ReadCloser, int64, error)
+type FillSource func(ctx context.Context) (io.ReadCloser, int64, error)
 
 // Fill errors.
 var (
-	// errFileTooLarge reports a body over Options.MaxFileSize (for a file
+	// ErrFileTooLarge reports a body over Options.MaxFileSize (for a file
 	// whose size the index does not give).
-	errFileTooLarge = errors.New("the upstream file exceeds the maximum file size (cache.max_file_size)")
-	// errUpstreamBody reports an upstream body cut short or unreadable.
-	errUpstreamBody = errors.New("the upstream file body broke off")
-	// errFillAbandoned ends a fill whose clients all left.
-	errFillAbandoned = errors.New("fill stopped: every client left")
+	ErrFileTooLarge = errors.New("the upstream file exceeds the maximum file size (cache.max_file_size)")
+	// ErrUpstreamBody reports an upstream body cut short or unreadable.
+	ErrUpstreamBody = errors.New("the upstream file body broke off")
+	// ErrFillAbandoned ends a fill whose clients all left.
+	ErrFillAbandoned = errors.New("fill stopped: every client left")
+	// ErrDigestMismatch reports upstream bytes that do not match the index's sha256.
+	ErrDigestMismatch = errors.New("upstream served bytes that do not match the index sha256")
+	// ErrUpstreamNoHash reports a file the index gives no sha256 for: pipgate cannot check its bytes.
+	ErrUpstreamNoHash = errors.New("the index lists no sha256 for this file")
 )
 
 // tailHoldback is how many of its last bytes a streaming reader of a fill in
 // progress is kept from until the digest matched.
 const tailHoldback = 64 << 10
 
-// fillRequest describes the blob a client wants.
-type fillRequest struct {
-	sha  string // expected sha256
-	size int64  // size the index gives; -1 unknown
-	open fillSource
+// FillRequest describes the blob a client wants.
+type FillRequest struct {
+	SHA  string // expected sha256
+	Size int64  // size the index gives; -1 unknown
+	Open FillSource
 }
 
-// joinFill returns the fill in progress for req, or starts one, counting the
-// caller as one of its clients: the caller must call leaveFill once. It
+// JoinFill returns the fill in progress for req, or starts one, counting the
+// caller as one of its clients: the caller must call LeaveFill once. It
 // returns nil, starting nothing, when the blob was committed since the
 // caller's miss (a fill that ended in between): the caller opens it.
-func (s *Server) joinFill(req fillRequest) *fill {
-	key := req.sha
+func (s *Gate) JoinFill(req FillRequest) *Fill {
+	key := req.SHA
 	s.fills.mu.Lock()
 	defer s.fills.mu.Unlock()
 	if fl, ok := s.fills.m[key]; ok {
 		fl.join()
-		if s.fillJoined != nil {
-			s.fillJoined(key)
+		if s.hooks.FillJoined != nil {
+			s.hooks.FillJoined(key)
 		}
 		return fl
 	}
-	if s.store.HasBlob(req.sha) {
+	if s.store.HasBlob(req.SHA) {
 		return nil
 	}
-	if s.fillJoined != nil {
-		s.fillJoined(key)
+	if s.hooks.FillJoined != nil {
+		s.hooks.FillJoined(key)
 	}
 	limit := s.opts.MaxFileSize
-	if req.size >= 0 {
-		limit = req.size
+	if req.Size >= 0 {
+		limit = req.Size
 	}
-	fl := &fill{key: key, want: req.sha, indexSize: req.size, limit: limit,
-		changed: make(chan struct{}), size: req.size, clients: 1, grace: nil}
+	fl := &Fill{key: key, want: req.SHA, indexSize: req.Size, limit: limit,
+		changed: make(chan struct{}), size: req.Size, clients: 1, grace: nil}
 	s.fills.m[key] = fl
 	fctx, stop := s.detached(s.opts.FileFetchTimeout)
 	fctx, cancel := context.WithCancelCause(fctx)
@@ -126,10 +131,10 @@ func (s *Server) joinFill(req fillRequest) *fill {
 	go func() {
 		defer s.bg.Done()
 		defer stop()
-		err := s.runFill(fctx, fl, req.open)
-		if err != nil && errors.Is(context.Cause(fctx), errFillAbandoned) {
-			err = errFillAbandoned
-			s.metrics.fillAbandoned()
+		err := s.runFill(fctx, fl, req.Open)
+		if err != nil && errors.Is(context.Cause(fctx), ErrFillAbandoned) {
+			err = ErrFillAbandoned
+			s.metrics.FillAbandoned()
 		}
 		cancel(nil)
 		s.fills.mu.Lock()
@@ -137,16 +142,16 @@ func (s *Server) joinFill(req fillRequest) *fill {
 		s.fills.mu.Unlock()
 		fl.finish(err)
 		if err != nil {
-			s.log.Warn("file fill failed", "sha256", req.sha, "bytes", fl.bytesWritten(), "err", err)
+			s.log.Warn("file Fill failed", "sha256", req.SHA, "bytes", fl.bytesWritten(), "err", err)
 		}
-		if s.fillDone != nil {
-			s.fillDone(key, fl.bytesWritten(), err)
+		if s.hooks.FillDone != nil {
+			s.hooks.FillDone(key, fl.bytesWritten(), err)
 		}
 	}()
 	return fl
 }
 
-func (fl *fill) join() {
+func (fl *Fill) join() {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	fl.clients++
@@ -156,10 +161,10 @@ func (fl *fill) join() {
 	}
 }
 
-// leaveFill drops a client's interest in fl; the last client out releases
+// LeaveFill drops a client's interest in fl; the last client out releases
 // the committed blob's pin, or arms the grace timer that stops an
 // unfinished fill.
-func (s *Server) leaveFill(fl *fill) {
+func (s *Gate) LeaveFill(fl *Fill) {
 	fl.mu.Lock()
 	fl.clients--
 	if fl.clients == 0 && fl.done {
@@ -182,16 +187,16 @@ func (s *Server) leaveFill(fl *fill) {
 		// the next client rather than throw the bytes away.
 		stop := fl.size <= 0 || fl.size-fl.written > fl.size/4
 		if stop {
-			fl.cancel(errFillAbandoned)
+			fl.cancel(ErrFillAbandoned)
 		}
 		fl.mu.Unlock()
-		if s.fillGraceEnded != nil {
-			s.fillGraceEnded(fl.key, stop)
+		if s.hooks.FillGraceEnded != nil {
+			s.hooks.FillGraceEnded(fl.key, stop)
 		}
 	})
 }
 
-func (fl *fill) bytesWritten() int64 {
+func (fl *Fill) bytesWritten() int64 {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	return fl.written
@@ -207,7 +212,7 @@ type blobWriter interface {
 
 var _ blobWriter = (*cache.BlobWriter)(nil)
 
-func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
+func (s *Gate) runFill(ctx context.Context, fl *Fill, open FillSource) error {
 	body, upSize, err := open(ctx)
 	if err != nil {
 		return err
@@ -216,9 +221,9 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 	size := fl.indexSize
 	switch {
 	case size >= 0 && upSize >= 0 && upSize != size:
-		return fmt.Errorf("%w: the upstream Content-Length is %d, the index size %d", errDigestMismatch, upSize, size)
+		return fmt.Errorf("%w: the upstream Content-Length is %d, the index size %d", ErrDigestMismatch, upSize, size)
 	case size < 0 && upSize > fl.limit:
-		return fmt.Errorf("%w: Content-Length %d, limit %d", errFileTooLarge, upSize, fl.limit)
+		return fmt.Errorf("%w: Content-Length %d, limit %d", ErrFileTooLarge, upSize, fl.limit)
 	case size < 0:
 		size = upSize
 	}
@@ -243,14 +248,14 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 		if n > 0 {
 			if fl.written+int64(n) > fl.limit {
 				if fl.indexSize >= 0 {
-					return fmt.Errorf("%w: the upstream body is longer than the index size %d", errDigestMismatch, fl.indexSize)
+					return fmt.Errorf("%w: the upstream body is longer than the index size %d", ErrDigestMismatch, fl.indexSize)
 				}
-				return fmt.Errorf("%w: more than %d bytes", errFileTooLarge, fl.limit)
+				return fmt.Errorf("%w: more than %d bytes", ErrFileTooLarge, fl.limit)
 			}
 			if _, werr := bw.Write(buf[:n]); werr != nil {
 				return fmt.Errorf("writing blob: %w", werr)
 			}
-			s.metrics.served("upstream", int64(n))
+			s.metrics.Served("upstream", int64(n))
 			fl.mu.Lock()
 			fl.written += int64(n)
 			fl.notifyLocked()
@@ -260,20 +265,20 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 			break
 		}
 		if rerr != nil {
-			return fmt.Errorf("%w: %w", errUpstreamBody, rerr)
+			return fmt.Errorf("%w: %w", ErrUpstreamBody, rerr)
 		}
 	}
 	if size >= 0 && fl.written != size {
 		if fl.indexSize >= 0 {
-			return fmt.Errorf("%w: the upstream body is %d bytes, the index size %d", errDigestMismatch, fl.written, fl.indexSize)
+			return fmt.Errorf("%w: the upstream body is %d bytes, the index size %d", ErrDigestMismatch, fl.written, fl.indexSize)
 		}
-		return fmt.Errorf("%w: %d bytes; its Content-Length said %d", errUpstreamBody, fl.written, size)
+		return fmt.Errorf("%w: %d bytes; its Content-Length said %d", ErrUpstreamBody, fl.written, size)
 	}
 	sha, unpin, err := bw.CommitPinned(fl.want)
 	if err != nil {
 		var de *cache.DigestError
 		if errors.As(err, &de) {
-			return fmt.Errorf("%w: got %s, want %s", errDigestMismatch, de.Got, de.Want)
+			return fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, de.Got, de.Want)
 		}
 		return fmt.Errorf("committing blob: %w", err)
 	}
@@ -283,12 +288,12 @@ func (s *Server) runFill(ctx context.Context, fl *fill, open fillSource) error {
 	return nil
 }
 
-func (fl *fill) notifyLocked() {
+func (fl *Fill) notifyLocked() {
 	close(fl.changed)
 	fl.changed = make(chan struct{})
 }
 
-func (fl *fill) finish(err error) {
+func (fl *Fill) finish(err error) {
 	unpin := func() {}
 	fl.mu.Lock()
 	fl.done, fl.err = true, err
@@ -309,7 +314,7 @@ func (fl *fill) finish(err error) {
 // after fl.mu is unlocked (it may evict: file and database work). New
 // requests no longer find a finished fill (it left s.fills before finish),
 // so the client count only goes down.
-func (fl *fill) takeUnpinLocked() func() {
+func (fl *Fill) takeUnpinLocked() func() {
 	unpin := fl.unpin
 	fl.unpin = nil
 	if unpin == nil {
@@ -319,7 +324,7 @@ func (fl *fill) takeUnpinLocked() func() {
 }
 
 // release drops one hold on the read descriptor; the last one closes it.
-func (fl *fill) release() {
+func (fl *Fill) release() {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	fl.refs--
@@ -329,8 +334,8 @@ func (fl *fill) release() {
 	}
 }
 
-// wait blocks until the fill is done; it returns the blob's sha256.
-func (fl *fill) wait(ctx context.Context) (string, error) {
+// Wait blocks until the fill is done; it returns the blob's sha256.
+func (fl *Fill) Wait(ctx context.Context) (string, error) {
 	for {
 		fl.mu.Lock()
 		done, err, sha, ch := fl.done, fl.err, fl.sha, fl.changed
@@ -346,23 +351,23 @@ func (fl *fill) wait(ctx context.Context) (string, error) {
 	}
 }
 
-// state returns whether the fill is done and its expected size so far.
-func (fl *fill) state() (done bool, size int64, ch <-chan struct{}) {
+// State returns whether the fill is done and its expected size so far.
+func (fl *Fill) State() (done bool, size int64, ch <-chan struct{}) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	return fl.done, fl.size, fl.changed
 }
 
-// attach waits for the upstream headers and returns a reader of the growing
+// Attach waits for the upstream headers and returns a reader of the growing
 // body. ok is false when the fill ended before a reader could attach (the
 // caller then serves the committed blob or the error).
-func (fl *fill) attach(ctx context.Context) (r *fillReader, ok bool, err error) {
+func (fl *Fill) Attach(ctx context.Context) (r *FillReader, ok bool, err error) {
 	for {
 		fl.mu.Lock()
 		if fl.started && fl.rf != nil && !fl.done {
 			fl.refs++
 			fl.mu.Unlock()
-			return &fillReader{fl: fl, ctx: ctx}, true, nil
+			return &FillReader{fl: fl, ctx: ctx}, true, nil
 		}
 		done, ch := fl.done, fl.changed
 		fl.mu.Unlock()
@@ -377,19 +382,19 @@ func (fl *fill) attach(ctx context.Context) (r *fillReader, ok bool, err error) 
 	}
 }
 
-// fillReader reads a fill's temp file up to what has been written, waiting
+// FillReader reads a fill's temp file up to what has been written, waiting
 // for more. Until the blob is committed it stays tailHoldback bytes behind
 // the writer, so the end of a body is only ever read once its digest
 // matched; a failed fill gives its error, never more bytes, and io.EOF comes
 // only after a commit.
-type fillReader struct {
-	fl     *fill
+type FillReader struct {
+	fl     *Fill
 	ctx    context.Context
 	off    int64
 	closed bool
 }
 
-func (r *fillReader) Read(p []byte) (int, error) {
+func (r *FillReader) Read(p []byte) (int, error) {
 	for {
 		r.fl.mu.Lock()
 		written, done, ferr, ch, rf := r.fl.written, r.fl.done, r.fl.err, r.fl.changed, r.fl.rf
@@ -429,7 +434,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 }
 
 // Close releases the reader's hold on the descriptor.
-func (r *fillReader) Close() error {
+func (r *FillReader) Close() error {
 	if !r.closed {
 		r.closed = true
 		r.fl.release()
@@ -437,12 +442,21 @@ func (r *fillReader) Close() error {
 	return nil
 }
 
-// Defaults of the fill and delivery limits (see Options).
+// Defaults of the fill limits (see Options).
 const (
-	fillTimeoutDefault   = time.Hour
-	maxFileSizeDefault   = 4 << 30
-	fillGraceDefault     = 5 * time.Second
-	checkFirstMaxDefault = 8 << 20
-	checkWaitDefault     = 5 * time.Second
-	writeIdleDefault     = time.Minute
+	fillTimeoutDefault = time.Hour
+	maxFileSizeDefault = 4 << 30
+	fillGraceDefault   = 5 * time.Second
 )
+
+// FileFill is the fill of f's bytes from the upstream.
+func (s *Gate) FileFill(project string, f *pypi.File) FillRequest {
+	return FillRequest{SHA: f.SHA256(), Size: f.Size,
+		Open: func(ctx context.Context) (io.ReadCloser, int64, error) {
+			b, err := s.up.Open(ctx, project, f.URL, "file")
+			if err != nil {
+				return nil, 0, err
+			}
+			return b, b.Size, nil
+		}}
+}

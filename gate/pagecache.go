@@ -1,4 +1,4 @@
-package proxy
+package gate
 
 import (
 	"bytes"
@@ -9,8 +9,9 @@ import (
 	"encoding/json"
 	"html"
 	"io"
-	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,17 +44,17 @@ const pageCacheDefaultBytes = 64 << 20
 // no Host header, however many there are, makes another copy.
 //
 // The project list (/simple/) is kept apart: one render per format of the
-// current list (see listRender).
+// current list (see ListRender).
 type pageCache struct {
 	factsGen    atomic.Uint64
 	renders     atomic.Int64 // project pages rendered, for tests
 	placeholder string       // stands for the origin in rendered bytes
 
 	mu  sync.Mutex
-	lru *byteLRU[pageKey, any] // memPage or *renderedPage
+	lru *byteLRU[pageKey, any] // memPage or *RenderedPage
 
 	listMu sync.Mutex
-	list   *listRender // the current project list, rendered; nil before the first
+	list   *ListRender // the current project list, rendered; nil before the first
 }
 
 // pageKey identifies a page cache entry: a decoded page (ct "") or a render.
@@ -67,8 +68,8 @@ type memPage struct {
 	files     map[string]int // filename → index in page.Files (the first of duplicates)
 }
 
-// renderedPage is a project page as served, with the origin left out.
-type renderedPage struct {
+// RenderedPage is a project page as served, with the origin left out.
+type RenderedPage struct {
 	fetchedAt time.Time // of the page snapshot
 	state     string    // the cache state of that snapshot when rendered (hit, miss, stale)
 	serial    int64
@@ -127,7 +128,7 @@ func (c *pageCache) file(project string, p *pypi.ProjectPage, filename string) *
 		}
 		return nil
 	}
-	return fileNamed(p, filename)
+	return FileNamed(p, filename)
 }
 
 // factsChanged invalidates every rendered page.
@@ -148,9 +149,9 @@ func (c *pageCache) collector() prometheus.Collector {
 	}, func() float64 { return float64(c.bytes()) })
 }
 
-// cachedRender returns the render of project in content type ct if it is
+// CachedRender returns the render of project in content type ct if it is
 // still valid and its snapshot younger than ttl.
-func (s *Server) cachedRender(project, ct string, ttl time.Duration) (*renderedPage, bool) {
+func (s *Gate) CachedRender(project, ct string, ttl time.Duration) (*RenderedPage, bool) {
 	rp, ok := s.validRender(project, ct)
 	if !ok || s.now().Sub(rp.fetchedAt) >= ttl {
 		return nil, false
@@ -158,10 +159,10 @@ func (s *Server) cachedRender(project, ct string, ttl time.Duration) (*renderedP
 	return rp, true
 }
 
-// renderOf returns the render of project in content type ct made from the
+// RenderOf returns the render of project in content type ct made from the
 // snapshot fetched at fetchedAt, if still valid whatever its age: a stale
 // page (the upstream failing) is then not rendered again on every request.
-func (s *Server) renderOf(project, ct string, fetchedAt time.Time) (*renderedPage, bool) {
+func (s *Gate) RenderOf(project, ct string, fetchedAt time.Time) (*RenderedPage, bool) {
 	rp, ok := s.validRender(project, ct)
 	if !ok || !rp.fetchedAt.Equal(fetchedAt) {
 		return nil, false
@@ -171,7 +172,7 @@ func (s *Server) renderOf(project, ct string, fetchedAt time.Time) (*renderedPag
 
 // validRender returns the cached render of project in content type ct if
 // nothing it was computed from but the page's age has changed.
-func (s *Server) validRender(project, ct string) (*renderedPage, bool) {
+func (s *Gate) validRender(project, ct string) (*RenderedPage, bool) {
 	c := s.pages
 	c.mu.Lock()
 	v, ok := c.lru.get(pageKey{project, ct})
@@ -179,7 +180,7 @@ func (s *Server) validRender(project, ct string) (*renderedPage, bool) {
 	if !ok {
 		return nil, false
 	}
-	rp := v.(*renderedPage)
+	rp := v.(*RenderedPage)
 	if rp.policy != s.policy.Current() || rp.factsGen != c.factsGen.Load() ||
 		rp.trust != s.verifier.TrustRootDigest() || !rp.until.IsZero() && !s.now().Before(rp.until) {
 		return nil, false
@@ -190,10 +191,10 @@ func (s *Server) validRender(project, ct string) (*renderedPage, bool) {
 // render renders p (the snapshot fetched at fetchedAt, in cache state
 // state) in content type ct, origin left out, and caches the result unless
 // a newer snapshot arrived meanwhile.
-func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct string) (*renderedPage, error) {
+func (s *Gate) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct string) (*RenderedPage, error) {
 	c := s.pages
 	c.renders.Add(1)
-	rp := &renderedPage{
+	rp := &RenderedPage{
 		fetchedAt: fetchedAt,
 		state:     state,
 		serial:    p.LastSerial,
@@ -201,7 +202,7 @@ func (s *Server) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct stri
 		factsGen:  c.factsGen.Load(), // read before computing: a fact arriving meanwhile invalidates
 		trust:     s.verifier.TrustRootDigest(),
 	}
-	each, pd := s.servedFiles(p, rp.policy, c.placeholder)
+	each, pd := s.ServedFiles(p, rp.policy, c.placeholder)
 	buf := keepWriter{b: make([]byte, 0, pypi.WrittenSizeHint(p, ct == pypi.ContentTypeV1JSON))}
 	var err error
 	if ct == pypi.ContentTypeV1JSON {
@@ -251,9 +252,9 @@ func cutHoles(b []byte, placeholder string) ([]byte, []int) {
 	}
 }
 
-// writeTo writes the render with origin (escaped for the content type ct)
-// in every hole. Its length is size(origin, ct).
-func (rp *renderedPage) writeTo(w io.Writer, ct, origin string) error {
+// WriteTo writes the render with origin (escaped for the content type ct)
+// in every hole. Its length is Size(ct, origin).
+func (rp *RenderedPage) WriteTo(w io.Writer, ct, origin string) error {
 	o := []byte(escapeOrigin(ct, origin))
 	prev := 0
 	for _, h := range rp.holes {
@@ -269,8 +270,8 @@ func (rp *renderedPage) writeTo(w io.Writer, ct, origin string) error {
 	return err
 }
 
-// size is the length of the render with origin spliced in.
-func (rp *renderedPage) size(ct, origin string) int {
+// Size is the length of the render with origin spliced in.
+func (rp *RenderedPage) Size(ct, origin string) int {
 	return len(rp.body) + len(rp.holes)*len(escapeOrigin(ct, origin))
 }
 
@@ -312,17 +313,18 @@ func pageSize(p *pypi.ProjectPage) int64 {
 	return n
 }
 
-// listRender is the project list as served, in both formats, from one
+// ListRender is the project list as served, in both formats, from one
 // snapshot. It is replaced whole when the list is refetched, so it holds
 // at most two renders of one list (each within the upstream's page limit).
-type listRender struct {
+type ListRender struct {
 	fetchedAt time.Time
 	serial    int64
 	json      []byte
 	html      []byte
 }
 
-func (l *listRender) body(ct string) []byte {
+// Body is the render in content type ct.
+func (l *ListRender) Body(ct string) []byte {
 	if ct == pypi.ContentTypeV1JSON {
 		return l.json
 	}
@@ -330,8 +332,8 @@ func (l *listRender) body(ct string) []byte {
 }
 
 // renderList renders l in both formats.
-func renderList(l *pypi.ProjectList, fetchedAt time.Time) (*listRender, error) {
-	lr := &listRender{fetchedAt: fetchedAt, serial: l.LastSerial}
+func renderList(l *pypi.ProjectList, fetchedAt time.Time) (*ListRender, error) {
+	lr := &ListRender{fetchedAt: fetchedAt, serial: l.LastSerial}
 	var buf bytes.Buffer
 	if err := pypi.WriteProjectListJSON(&buf, l); err != nil {
 		return nil, err
@@ -345,22 +347,22 @@ func renderList(l *pypi.ProjectList, fetchedAt time.Time) (*listRender, error) {
 	return lr, nil
 }
 
-// projectListRender returns the rendered project list and its cache state:
+// ProjectListRender returns the rendered project list and its cache state:
 // the cached render while younger than IndexTTL; else, under one shared
 // flight however many clients ask, the list from bbolt (after a restart) or
 // the upstream, rendered once in both formats. When the upstream fails, the
 // last good list is served, marked stale.
-func (s *Server) projectListRender(ctx context.Context) (*listRender, string, error) {
+func (s *Gate) ProjectListRender(ctx context.Context) (*ListRender, string, error) {
 	c := s.pages
 	c.listMu.Lock()
 	cur := c.list
 	c.listMu.Unlock()
 	if cur != nil && s.now().Sub(cur.fetchedAt) < s.opts.IndexTTL {
-		s.metrics.cacheLookup("index", cacheHit)
-		return cur, cacheHit, nil
+		s.metrics.CacheLookup("index", CacheHit)
+		return cur, CacheHit, nil
 	}
 	type result struct {
-		lr    *listRender
+		lr    *ListRender
 		state string
 	}
 	res, err := await(ctx, s, "list", s.opts.FetchTimeout, func(ctx context.Context) (result, error) {
@@ -368,13 +370,13 @@ func (s *Server) projectListRender(ctx context.Context) (*listRender, string, er
 		cur := c.list
 		c.listMu.Unlock()
 		if cur != nil && s.now().Sub(cur.fetchedAt) < s.opts.IndexTTL {
-			return result{cur, cacheHit}, nil // a flight just before this one refreshed it
+			return result{cur, CacheHit}, nil // a flight just before this one refreshed it
 		}
 		l, state, err := s.projectList(ctx, cur != nil)
 		if err != nil {
 			if cur != nil && ctx.Err() == nil {
 				s.log.Warn("upstream failed; serving the last good project list", "err", err)
-				return result{cur, cacheStale}, nil
+				return result{cur, CacheStale}, nil
 			}
 			return result{}, err
 		}
@@ -388,10 +390,10 @@ func (s *Server) projectListRender(ctx context.Context) (*listRender, string, er
 		return result{lr, state}, nil
 	})
 	if err != nil {
-		s.metrics.cacheLookup("index", cacheMiss)
+		s.metrics.CacheLookup("index", CacheMiss)
 		return nil, "", err
 	}
-	s.metrics.cacheLookup("index", res.state)
+	s.metrics.CacheLookup("index", res.state)
 	return res.lr, res.state, nil
 }
 
@@ -406,14 +408,14 @@ type fetchedList struct {
 // holds the same expired list), else the upstream's (stored in bbolt). When
 // the upstream fails and no render is in memory, bbolt's last good copy is
 // returned as stale.
-func (s *Server) projectList(ctx context.Context, haveRender bool) (fetchedList, string, error) {
+func (s *Gate) projectList(ctx context.Context, haveRender bool) (fetchedList, string, error) {
 	var cached *pypi.ProjectList
 	var fetchedAt time.Time
 	err := cache.ErrNotFound
 	if !haveRender {
 		cached, fetchedAt, err = s.store.ProjectList()
 		if err == nil && s.now().Sub(fetchedAt) < s.opts.IndexTTL {
-			return fetchedList{cached, fetchedAt}, cacheHit, nil
+			return fetchedList{cached, fetchedAt}, CacheHit, nil
 		}
 	}
 	l, ferr := s.up.ProjectList(ctx)
@@ -422,23 +424,13 @@ func (s *Server) projectList(ctx context.Context, haveRender bool) (fetchedList,
 		if err := s.store.PutProjectList(l, now); err != nil {
 			s.log.Error("caching project list", "err", err)
 		}
-		return fetchedList{l, now}, cacheMiss, nil
+		return fetchedList{l, now}, CacheMiss, nil
 	}
 	if err == nil && cached != nil && ctx.Err() == nil {
 		s.log.Warn("upstream failed; serving the last good project list", "err", ferr)
-		return fetchedList{cached, fetchedAt}, cacheStale, nil
+		return fetchedList{cached, fetchedAt}, CacheStale, nil
 	}
 	return fetchedList{}, "", ferr
-}
-
-// writeRendered writes a rendered index page with the request's origin.
-func writeRendered(w http.ResponseWriter, r *http.Request, ct, cacheState string, rp *renderedPage) error {
-	orig := origin(r)
-	setIndexHeaders(w, ct, cacheState, rp.serial, rp.size(ct, orig))
-	if r.Method == http.MethodHead {
-		return nil
-	}
-	return rp.writeTo(w, ct, orig)
 }
 
 // byteLRU is a least-recently-used cache bounded by the total size of its
@@ -514,20 +506,99 @@ func (c *byteLRU[K, V]) removeElement(e *list.Element) {
 // len returns the number of entries.
 func (c *byteLRU[K, V]) len() int { return len(c.items) }
 
-// setIndexHeaders sets the headers of an index page of n bytes.
-func setIndexHeaders(w http.ResponseWriter, ct, cacheState string, serial int64, n int) {
-	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Vary", "Accept")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Content-Length", strconv.Itoa(n))
-	if serial > 0 {
-		h.Set("X-PyPI-Last-Serial", strconv.FormatInt(serial, 10))
+// RenderOnce renders p (the snapshot fetched at fetchedAt, in cache state
+// state) in content type ct after its eager verification, once per
+// snapshot and content type however many clients ask at once.
+func (s *Gate) RenderOnce(ctx context.Context, p *pypi.ProjectPage, fetchedAt time.Time, state, ct string) (*RenderedPage, error) {
+	key := "render:" + p.Name + "\x00" + ct + "\x00" + strconv.FormatInt(fetchedAt.UnixNano(), 10)
+	return await(ctx, s, key, s.opts.FetchTimeout, func(ctx context.Context) (*RenderedPage, error) {
+		if rp, ok := s.RenderOf(p.Name, ct, fetchedAt); ok {
+			return rp, nil
+		}
+		s.EagerVerify(ctx, p)
+		return s.render(p, fetchedAt, state, ct)
+	})
+}
+
+// Serial is the page's last serial (X-PyPI-Last-Serial).
+func (rp *RenderedPage) Serial() int64 { return rp.serial }
+
+// Serial is the list's last serial (X-PyPI-Last-Serial).
+func (l *ListRender) Serial() int64 { return l.serial }
+
+// StreamsPage reports whether p, rendered in content type ct, is too large
+// to render into memory: its render could not be kept in the page cache
+// anyway, so it is written to the client as it is rendered instead of
+// being held whole (a page of 390k files renders to over 100 MiB of JSON).
+func (s *Gate) StreamsPage(p *pypi.ProjectPage, ct string) bool {
+	return int64(pypi.WrittenSizeHint(p, ct == pypi.ContentTypeV1JSON)) > s.opts.PageCacheBytes
+}
+
+// ServedFiles renders p as pipgate serves it: file URLs on pipgate (relative to the
+// page, so it works behind any prefix and through the egress tunnel),
+// provenance on pipgate's own /integrity route at orig, and every file whose known
+// verdict the policy blocks or yanks listed as yanked with the reason.
+//
+// It is applied file by file as the page is written (no copy of a page of
+// 390k files is made): ServedFiles returns the function the page writers
+// call on each file, and the decider whose until, once every file went
+// through it, is the earliest time the listing changes by itself (a
+// cooldown ending), zero when none does.
+func (s *Gate) ServedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string) (pypi.FileFunc, *PageDecider) {
+	pd := &PageDecider{s: s, pol: pol, page: p, now: s.now()}
+	return func(i int, nf *pypi.File) {
+		f := &p.Files[i]
+		nf.URL = "../../files/" + p.Name + "/" + url.PathEscape(f.Filename)
+		if nf.CoreMetadata && (nf.CoreMetadataHashes.Get("sha256") == "" || !ServesMetadata(f.Filename)) {
+			// Metadata without a sha256 could not be checked, an sdist's
+			// is not served: pip reads the metadata from the file instead
+			// (see serveMetadata).
+			nf.CoreMetadata, nf.CoreMetadataHashes = false, nil
+		}
+		if f.Provenance != "" {
+			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(f)) + "/" +
+				url.PathEscape(f.Filename) + "/provenance"
+		}
+		if d, ok := pd.Decide(f); ok {
+			if d.Yanks() {
+				nf.Yanked = true
+				nf.YankedReason = d.Reason
+				if f.Yanked && f.YankedReason != "" {
+					nf.YankedReason += " (upstream: " + f.YankedReason + ")"
+				}
+			}
+			if s.opts.MarkIndexDecision != nil {
+				s.opts.MarkIndexDecision(IndexDecision{Project: p.Name, Version: s.hot.version(f.Filename), Filename: f.Filename, SHA256: f.SHA256(), Decision: d})
+			}
+		}
+	}, pd
+}
+
+// provenanceVersion is the version segment for pipgate's integrity URL: the
+// one in the upstream URL (.../integrity/<p>/<version>/<file>/provenance),
+// else the filename's.
+func provenanceVersion(f *pypi.File) string {
+	if u, err := url.Parse(f.Provenance); err == nil {
+		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+		if n := len(parts); n >= 4 && parts[n-1] == "provenance" && parts[n-4] == "integrity" {
+			return parts[n-3]
+		}
 	}
-	if cacheState != "" {
-		h.Set(headerCache, cacheState)
+	if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
+		return fn.Version.String()
 	}
-	if cacheState == cacheStale {
-		h.Set("Warning", `110 pipgate "the upstream index failed; this page is the last good copy"`)
+	return "0"
+}
+
+// CachedPage returns project's page from memory or bbolt, never fetching.
+func (s *Gate) CachedPage(project string) (*pypi.ProjectPage, bool) {
+	if m, ok := s.pages.getPage(project); ok {
+		return m.page, true
 	}
+	up, _ := s.up.Owner(project)
+	if up == "" {
+		return nil, false
+	}
+	p, _, err := s.store.Page(up, project)
+	return p, err == nil
 }

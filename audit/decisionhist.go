@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 // writes the batch to the store every decisionFlushEvery in one bbolt
 // transaction. A crash loses at most the decisions of the last interval
 // (the status page's in-memory list loses them too); a clean shutdown
-// (Server.Close) writes them.
+// (proxy.Server.Close) writes them.
 const (
 	// decisionFlushEvery is how often the batch is written.
 	decisionFlushEvery = time.Second
@@ -28,8 +28,8 @@ const (
 	decisionMaxPending = 10_000
 )
 
-// decisionRecorder batches decisions for the store.
-type decisionRecorder struct {
+// Recorder batches decisions for the store.
+type Recorder struct {
 	store   *cache.Store
 	maxRows int // row limit of the stored history
 	log     *slog.Logger
@@ -41,8 +41,10 @@ type decisionRecorder struct {
 	flushMu sync.Mutex // one write at a time, in order
 }
 
-func newDecisionRecorder(store *cache.Store, maxRows int, log *slog.Logger, reg prometheus.Registerer) *decisionRecorder {
-	r := &decisionRecorder{store: store, maxRows: maxRows, log: log, pending: make(map[string]*cache.Decision),
+// NewRecorder returns a recorder writing to store, whose history keeps at
+// most maxRows rows; it registers pipgate_decision_history_lost_total on reg.
+func NewRecorder(store *cache.Store, maxRows int, log *slog.Logger, reg prometheus.Registerer) *Recorder {
+	r := &Recorder{store: store, maxRows: maxRows, log: log, pending: make(map[string]*cache.Decision),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pipgate_decision_history_lost_total",
 			Help: "Download decisions not written to the durable decision history (batch full, or the write failed).",
@@ -51,8 +53,8 @@ func newDecisionRecorder(store *cache.Store, maxRows int, log *slog.Logger, reg 
 	return r
 }
 
-// add merges d (Count 1, seen at d.LastSeen) into the batch.
-func (r *decisionRecorder) add(d cache.Decision) {
+// Add merges d (Count 1, seen at d.LastSeen) into the batch.
+func (r *Recorder) Add(d cache.Decision) {
 	if r == nil {
 		return
 	}
@@ -74,10 +76,10 @@ func (r *decisionRecorder) add(d cache.Decision) {
 	r.pending[k] = &d
 }
 
-// flush writes the batch. On a write error its rows are counted lost and
+// Flush writes the batch. On a write error its rows are counted lost and
 // the error returned: the batch is not kept, so a failing disk cannot grow
 // memory.
-func (r *decisionRecorder) flush() error {
+func (r *Recorder) Flush() error {
 	if r == nil {
 		return nil
 	}
@@ -106,28 +108,18 @@ func (r *decisionRecorder) flush() error {
 	return fmt.Errorf("writing the decision history: %w", err)
 }
 
-// run flushes every decisionFlushEvery until done is closed, then once
+// Run flushes every decisionFlushEvery until done is closed, then once
 // more.
-func (r *decisionRecorder) run(done <-chan struct{}) {
+func (r *Recorder) Run(done <-chan struct{}) {
 	t := time.NewTicker(decisionFlushEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			_ = r.flush()
+			_ = r.Flush()
 		case <-done:
-			_ = r.flush()
+			_ = r.Flush()
 			return
 		}
 	}
-}
-
-// DecisionHistory returns the durable decision history of project (all
-// projects when ""), most recently seen first, after writing the pending
-// batch so it includes every decision made so far (a failed write is
-// logged and counted; what is stored is read all the same). It reads while
-// the server serves: bbolt readers do not block writers.
-func (s *Server) DecisionHistory(project string) ([]cache.Decision, error) {
-	_ = s.history.flush()
-	return s.store.Decisions(project)
 }
