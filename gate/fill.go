@@ -213,6 +213,14 @@ type blobWriter interface {
 var _ blobWriter = (*cache.BlobWriter)(nil)
 
 func (s *Gate) runFill(ctx context.Context, fl *Fill, open FillSource) error {
+	if s.opts.Shared != nil {
+		if s.fillFromShared(ctx, fl) {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 	body, upSize, err := open(ctx)
 	if err != nil {
 		return err
@@ -285,6 +293,9 @@ func (s *Gate) runFill(ctx context.Context, fl *Fill, open FillSource) error {
 	fl.mu.Lock()
 	fl.sha, fl.unpin = sha, unpin
 	fl.mu.Unlock()
+	if s.opts.Shared != nil {
+		s.opts.Shared.Upload(sha) // in the background; a failure never reaches the client
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -66,6 +67,21 @@ type IndexDecision struct {
 	Decision                           policy.Decision
 }
 
+// SharedStore is a blob store several replicas share (*shared.Store): a
+// second level behind the local blobs, read after a local miss and written
+// after an upstream fill. Nothing it returns is trusted: a fill hashes it
+// and commits it only on a digest match (sharedfill.go).
+type SharedStore interface {
+	// Get opens the blob's object and returns it with its size; any error
+	// is a miss (counted by the store).
+	Get(ctx context.Context, sha256 string) (io.ReadCloser, int64, error)
+	// Rejected reports an object that did not match (reason "digest" or
+	// "size"); the next Upload replaces it.
+	Rejected(sha256, reason, detail string)
+	// Upload stores a committed local blob in the background.
+	Upload(sha256 string)
+}
+
 // Options configure a Gate. Upstream, Store, Verifier, Policy and Metrics
 // are required; every other field works at its zero value.
 type Options struct {
@@ -74,6 +90,8 @@ type Options struct {
 	Verifier Verifier
 	Policy   PolicySource
 	Metrics  Metrics
+	// Shared is a blob store other replicas share (cache.shared); nil: none.
+	Shared SharedStore
 
 	// Logger receives operational messages; nil discards.
 	Logger *slog.Logger

@@ -39,6 +39,23 @@ type upstreamLister interface {
 // Verifier verifies a file's provenance offline: see [gate.Verifier].
 type Verifier = gate.Verifier
 
+// sharedOption keeps a nil SharedStore a nil gate.SharedStore.
+func sharedOption(s SharedStore) gate.SharedStore {
+	if s == nil {
+		return nil
+	}
+	return s
+}
+
+// SharedStore is a blob store several replicas share (*shared.Store): the
+// gate reads and fills it (see [gate.SharedStore]); /readyz and the status
+// page show its Health.
+type SharedStore interface {
+	gate.SharedStore
+	// Health says whether the store is in use, and why not.
+	Health() (up bool, detail string)
+}
+
 // PolicySource returns the policy in force (hot-reloaded).
 type PolicySource = gate.PolicySource
 
@@ -49,6 +66,9 @@ type Options struct {
 	Store    *cache.Store
 	Verifier Verifier
 	Policy   PolicySource
+	// Shared is a blob store other replicas share (cache.shared), read
+	// after a local miss and written after an upstream fill; nil: none.
+	Shared SharedStore
 
 	// Logger receives the access log and operational messages; nil discards.
 	Logger *slog.Logger
@@ -189,6 +209,7 @@ func New(opts Options) (*Server, error) {
 		Verifier:   opts.Verifier,
 		Policy:     opts.Policy,
 		Metrics:    s.metrics,
+		Shared:     sharedOption(opts.Shared),
 		Logger:     opts.Logger,
 		Registerer: s.metrics.reg,
 		MarkIndexDecision: func(d gate.IndexDecision) {
@@ -320,6 +341,12 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) error {
 		// last failure, with its cause.
 		b.WriteString(upstreamHealthLine(u))
 	}
+	// A shared blob store that is down does not make pipgate unready
+	// either: local disk and the upstream serve meanwhile.
+	if s.opts.Shared != nil {
+		_, detail := s.opts.Shared.Health()
+		b.WriteString(detail + "\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -438,6 +465,10 @@ func (s *Server) statusSnapshot() statusSnapshot {
 			snap.PolicyReloadError = st.Err.Error()
 			snap.PolicyReloadFailedAt = st.FailedAt
 		}
+	}
+	if s.opts.Shared != nil {
+		up, detail := s.opts.Shared.Health()
+		snap.SharedStore, snap.SharedStoreDown = detail, !up
 	}
 	if s.opts.TrustInfo != nil {
 		src, refreshed := s.opts.TrustInfo()

@@ -66,6 +66,10 @@ type statusSnapshot struct {
 	CacheMaxBytes  int64 `json:"cache_max_size_bytes"`
 	CacheDBBytes   int64 `json:"cache_db_bytes"`
 	CacheBytes     int64 `json:"cache_bytes"`
+	// SharedStore describes the shared blob store (cache.shared) and its
+	// state; "" without one. SharedStoreDown: its breaker is open.
+	SharedStore     string `json:"shared_store,omitempty"`
+	SharedStoreDown bool   `json:"shared_store_down,omitempty"`
 	// CacheHitRatio is hits over all lookups, 0 to 1; NaN (JSON: null)
 	// before the first lookup.
 	CacheHitRatio float64                  `json:"-"`
@@ -696,7 +700,8 @@ const statusHTML = `<!DOCTYPE html>
 <div class="muted">{{orElse .S.TrustRoot "unknown"}}{{if .S.TrustRootDigest}} · sha256 <code title="{{.S.TrustRootDigest}}">{{short .S.TrustRootDigest}}</code>{{end}}</div></div>
 <div class="card" id="cache"><h2>Cache</h2>
 <div class="big" title="cached files (blobs): what cache.max_size bounds">{{.CacheSize}}</div>
-<div class="muted">files {{.CacheLimit}} · database {{.CacheDB}} · hit ratio {{.HitRatio}}</div></div>
+<div class="muted">files {{.CacheLimit}} · database {{.CacheDB}} · hit ratio {{.HitRatio}}</div>{{if .S.SharedStore}}
+<div id="shared-store" class="{{if .S.SharedStoreDown}}bad{{else}}muted{{end}}">{{.S.SharedStore}}</div>{{end}}</div>
 <div class="card" id="downloads"><h2>Downloads by verdict</h2>
 <table><tbody>{{range .Counts}}<tr><td class="v-{{.Verdict}}">{{.Verdict}}</td><td class="num">{{.N}}</td></tr>{{end}}</tbody></table></div>
 </div>

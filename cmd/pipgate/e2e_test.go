@@ -59,6 +59,13 @@ func startPipgate(t testing.TB, cfgPath, auditLog string, wantEgress bool) *proc
 // those roots trust.
 func startPipgateArgs(t testing.TB, args []string, auditLog string, wantEgress bool, roots *x509.CertPool) *proc {
 	t.Helper()
+	return startPipgateEnv(t, args, auditLog, wantEgress, roots, nil)
+}
+
+// startPipgateEnv is startPipgateArgs with env added to the server's
+// environment.
+func startPipgateEnv(t testing.TB, args []string, auditLog string, wantEgress bool, roots *x509.CertPool, env []string) *proc {
+	t.Helper()
 	bin := pipgateBinary(t)
 	p := &proc{stderr: &pypitest.LogBuffer{}, auditLog: auditLog, client: http.DefaultClient}
 	scheme := "http://"
@@ -67,6 +74,9 @@ func startPipgateArgs(t testing.TB, args []string, auditLog string, wantEgress b
 		p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
 	}
 	p.cmd = testbin.Command(context.Background(), t, bin, append(append([]string{"serve"}, args...), "--log.format", "json", "--log.level", "debug")...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
 	p.cmd.Stdout = io.Discard

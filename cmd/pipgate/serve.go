@@ -362,6 +362,13 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 		return nil, fmt.Errorf("opening the cache: %w", err)
 	}
 	a.cleanups = append(a.cleanups, func() { _ = a.store.Close() })
+	shared, err := openSharedStore(ctx, cfg, a.store, logger.With("component", "shared"), reg)
+	if err != nil {
+		return nil, err
+	}
+	if shared != nil {
+		a.cleanups = append(a.cleanups, shared.Close) // after the proxy's fills, before the store
+	}
 
 	a.trust, err = provenance.NewTrustSource(ctx, provenance.TrustSourceOptions{
 		TrustedRootPath: cfg.Trust.TrustedRoot,
@@ -407,6 +414,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 		Store:            a.store,
 		Verifier:         verifierAdapter{a.trust},
 		Policy:           a.policy,
+		Shared:           sharedOption(shared),
 		Logger:           logger.With("component", "proxy"),
 		Registerer:       reg,
 		MetricsHandler:   metricsOnMain,
