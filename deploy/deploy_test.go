@@ -127,16 +127,20 @@ type server struct {
 // url returns http://ADDR/PATH on the named listener.
 func (s *server) url(listener, path string) string { return "http://" + s.addrs[listener] + path }
 
-// startServer runs `pipgate serve --config config` with the deployment's
+// startServer runs `pipgate serve --config config` (with env added to its
+// environment) with the deployment's
 // own settings except what cannot hold on a test machine: the listen
 // address (an ephemeral port on loopback), the upstream (the fake PyPI),
 // the trusted root (the fake Sigstore's; the configs fetch the public-good
 // one through TUF) and data_dir. It returns once the server logged "pipgate
 // ready", which it does after binding every listener.
-func startServer(t *testing.T, config string, up *upstream) *server {
+func startServer(t *testing.T, config string, up *upstream, env ...string) *server {
 	t.Helper()
 	cmd := testbin.Command(context.Background(), t, pipgate(t), "serve", "--config", config, "--listen", "127.0.0.1:0",
 		"--upstream", up.srv.URL(), "--trusted-root", up.trustedRoot, "--data-dir", t.TempDir(), "--log.format", "json")
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...) // the shared store's AWS credentials
+	}
 	s := &server{addrs: map[string]string{}, logs: &pypitest.LogBuffer{}}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pipgate/pipgate/internal/s3test"
 	"github.com/pipgate/pipgate/internal/testbin"
 )
 
@@ -62,8 +63,9 @@ func parseScrape(t *testing.T, text []byte) scrape {
 }
 
 // fullServerScrape starts pipgate on the ConfigMap's config with egress mode
-// on as deployment.yaml describes (a CA from `pipgate ca init`), installs
-// one file through it and returns its /metrics.
+// on as deployment.yaml describes (a CA from `pipgate ca init`) and the
+// shared blob store of kubernetes/shared-bucket on a real S3 server
+// (versitygw), installs one file through it and returns its /metrics.
 func fullServerScrape(t *testing.T) []byte {
 	t.Helper()
 	config, _ := kubeConfig(t, kubeObjects(t)["ConfigMap"])
@@ -85,6 +87,10 @@ func fullServerScrape(t *testing.T) []byte {
 		t.Fatal("the ConfigMap's config has no egress section")
 	}
 	eg["listen"], eg["ca_cert"], eg["ca_key"] = "127.0.0.1:0", cert, key
+	bucket := s3test.Start(t)
+	cache, _ := m["cache"].(map[string]any)
+	cache["shared"] = map[string]any{"s3": map[string]any{
+		"endpoint": bucket.Endpoint, "bucket": bucket.Bucket, "prefix": "scrape/", "path_style": true}}
 	out, err := yaml.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +99,7 @@ func fullServerScrape(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	up := newUpstream(t)
-	s := startServer(t, config, up)
+	s := startServer(t, config, up, bucket.Env()...)
 	if s.addrs["egress.listen"] == "" {
 		t.Fatal("egress mode did not start")
 	}
