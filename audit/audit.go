@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The audit events. Every record names one. (An index page listing a file as
@@ -367,4 +369,14 @@ func (a *Log) serve(it auditItem) error {
 func (a *Log) LogEgressRefusal(client, method, host, reason string) {
 	a.Add(Record{Time: time.Now(), Event: EventEgressRefused, Client: client, Host: host,
 		Reason: method + " " + host + ": " + reason, Action: "block"})
+}
+
+// Register exports pipgate_audit_records_lost_total on reg: records that
+// could not be written (queue full past its wait, or a write error), read
+// from a at each scrape. It panics if reg holds the series already.
+func (a *Log) Register(reg prometheus.Registerer) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pipgate_audit_records_lost_total",
+		Help: "Audit records that could not be written (queue full or write error).",
+	}, func() float64 { return float64(a.Lost()) }))
 }

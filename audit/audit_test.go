@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"unicode/utf8"
 )
 
@@ -379,4 +382,25 @@ func validUTF8PerByte(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+func TestMetricsAudit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, err := New("-", &failingWriter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Register(reg)
+	a.Add(Record{Event: EventDownload})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const want = `
+# HELP pipgate_audit_records_lost_total Audit records that could not be written (queue full or write error).
+# TYPE pipgate_audit_records_lost_total counter
+pipgate_audit_records_lost_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pipgate_audit_records_lost_total"); err != nil {
+		t.Error(err)
+	}
 }

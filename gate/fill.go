@@ -134,7 +134,7 @@ func (s *Gate) JoinFill(req FillRequest) *Fill {
 		err := s.runFill(fctx, fl, req.Open)
 		if err != nil && errors.Is(context.Cause(fctx), ErrFillAbandoned) {
 			err = ErrFillAbandoned
-			s.metrics.FillAbandoned()
+			s.metrics.fillsAbandoned.Inc()
 		}
 		cancel(nil)
 		s.fills.mu.Lock()
@@ -263,7 +263,7 @@ func (s *Gate) runFill(ctx context.Context, fl *Fill, open FillSource) error {
 			if _, werr := bw.Write(buf[:n]); werr != nil {
 				return fmt.Errorf("writing blob: %w", werr)
 			}
-			s.metrics.Served("upstream", int64(n))
+			s.metrics.served(SourceUpstream, int64(n))
 			fl.mu.Lock()
 			fl.written += int64(n)
 			fl.notifyLocked()

@@ -52,14 +52,6 @@ type PolicySource interface {
 	Current() *policy.Policy
 }
 
-// Metrics counts what the gate does (for now proxy's series).
-type Metrics interface {
-	CacheLookup(kind, result string)
-	Verification(result pypi.Verdict, reason pypi.Reason, d time.Duration)
-	Served(source string, n int64)
-	FillAbandoned()
-}
-
 // IndexDecision is a decision the index applied to a file while rendering a
 // page (listed as yanked, or not).
 type IndexDecision struct {
@@ -82,14 +74,13 @@ type SharedStore interface {
 	Upload(sha256 string)
 }
 
-// Options configure a Gate. Upstream, Store, Verifier, Policy and Metrics
-// are required; every other field works at its zero value.
+// Options configure a Gate. Upstream, Store, Verifier and Policy are
+// required; every other field works at its zero value.
 type Options struct {
 	Upstream Upstream
 	Store    *cache.Store
 	Verifier Verifier
 	Policy   PolicySource
-	Metrics  Metrics
 	// Shared is a blob store other replicas share (cache.shared); nil: none.
 	Shared SharedStore
 
@@ -174,7 +165,7 @@ type Gate struct {
 	verifier Verifier
 	policy   PolicySource
 	log      *slog.Logger
-	metrics  Metrics
+	metrics  *metrics
 	flights  singleflight.Group
 	fills    fills
 	pages    *pageCache
@@ -204,9 +195,6 @@ func New(opts Options) (*Gate, error) {
 	if opts.Policy == nil {
 		errs = append(errs, errors.New("gate: Options.Policy is required"))
 	}
-	if opts.Metrics == nil {
-		errs = append(errs, errors.New("gate: Options.Metrics is required"))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -218,7 +206,7 @@ func New(opts Options) (*Gate, error) {
 		verifier: opts.Verifier,
 		policy:   opts.Policy,
 		log:      opts.Logger,
-		metrics:  opts.Metrics,
+		metrics:  newMetrics(opts.Registerer),
 		fills:    fills{m: map[string]*Fill{}},
 		pages:    newPageCache(opts.PageCacheBytes),
 		hot:      newHotCache(),
@@ -263,13 +251,11 @@ type Hooks struct {
 // TestHooks returns the Gate's hooks, for tests to set before serving.
 func (s *Gate) TestHooks() *Hooks { return &s.hooks }
 
-// The cache states of a lookup (the X-Pipgate-Cache header, the access
-// log's cache attribute, pipgate_cache_lookups_total{result}).
-const (
-	CacheHit   = "hit"
-	CacheMiss  = "miss"
-	CacheStale = "stale"
-)
+// CountLookup counts a lookup made outside the gate (a blob served by proxy).
+func (s *Gate) CountLookup(kind LookupKind, st CacheState) { s.metrics.lookup(kind, st) }
+
+// CountServed counts n bytes of a cached file sent to a client.
+func (s *Gate) CountServed(n int64) { s.metrics.served(SourceCache, n) }
 
 // Version returns the version in filename ("" when it does not parse),
 // parsed once.

@@ -36,7 +36,7 @@ func (e *MetadataError) Unwrap() error { return e.err }
 // a blob gone since), miss when the wheel was read now (and filled first
 // when not cached; the error of a failed fill is what fillFailed returns
 // for it).
-func (s *Gate) WheelMetadata(ctx context.Context, project string, f *pypi.File, fresh bool, fillFailed func(error) error) (string, string, error) {
+func (s *Gate) WheelMetadata(ctx context.Context, project string, f *pypi.File, fresh bool, fillFailed func(error) error) (string, CacheState, error) {
 	sha := f.SHA256()
 	ref := metadataRef(sha, f.Filename)
 	if !fresh {

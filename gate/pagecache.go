@@ -70,8 +70,8 @@ type memPage struct {
 
 // RenderedPage is a project page as served, with the origin left out.
 type RenderedPage struct {
-	fetchedAt time.Time // of the page snapshot
-	state     string    // the cache state of that snapshot when rendered (hit, miss, stale)
+	fetchedAt time.Time  // of the page snapshot
+	state     CacheState // the cache state of that snapshot when rendered
 	serial    int64
 	policy    *policy.Policy
 	factsGen  uint64
@@ -191,7 +191,7 @@ func (s *Gate) validRender(project, ct string) (*RenderedPage, bool) {
 // render renders p (the snapshot fetched at fetchedAt, in cache state
 // state) in content type ct, origin left out, and caches the result unless
 // a newer snapshot arrived meanwhile.
-func (s *Gate) render(p *pypi.ProjectPage, fetchedAt time.Time, state, ct string) (*RenderedPage, error) {
+func (s *Gate) render(p *pypi.ProjectPage, fetchedAt time.Time, state CacheState, ct string) (*RenderedPage, error) {
 	c := s.pages
 	c.renders.Add(1)
 	rp := &RenderedPage{
@@ -352,18 +352,18 @@ func renderList(l *pypi.ProjectList, fetchedAt time.Time) (*ListRender, error) {
 // flight however many clients ask, the list from bbolt (after a restart) or
 // the upstream, rendered once in both formats. When the upstream fails, the
 // last good list is served, marked stale.
-func (s *Gate) ProjectListRender(ctx context.Context) (*ListRender, string, error) {
+func (s *Gate) ProjectListRender(ctx context.Context) (*ListRender, CacheState, error) {
 	c := s.pages
 	c.listMu.Lock()
 	cur := c.list
 	c.listMu.Unlock()
 	if cur != nil && s.now().Sub(cur.fetchedAt) < s.opts.IndexTTL {
-		s.metrics.CacheLookup("index", CacheHit)
+		s.metrics.lookup(LookupIndex, CacheHit)
 		return cur, CacheHit, nil
 	}
 	type result struct {
 		lr    *ListRender
-		state string
+		state CacheState
 	}
 	res, err := await(ctx, s, "list", s.opts.FetchTimeout, func(ctx context.Context) (result, error) {
 		c.listMu.Lock()
@@ -390,10 +390,10 @@ func (s *Gate) ProjectListRender(ctx context.Context) (*ListRender, string, erro
 		return result{lr, state}, nil
 	})
 	if err != nil {
-		s.metrics.CacheLookup("index", CacheMiss)
+		s.metrics.lookup(LookupIndex, CacheMiss)
 		return nil, "", err
 	}
-	s.metrics.CacheLookup("index", res.state)
+	s.metrics.lookup(LookupIndex, res.state)
 	return res.lr, res.state, nil
 }
 
@@ -408,7 +408,7 @@ type fetchedList struct {
 // holds the same expired list), else the upstream's (stored in bbolt). When
 // the upstream fails and no render is in memory, bbolt's last good copy is
 // returned as stale.
-func (s *Gate) projectList(ctx context.Context, haveRender bool) (fetchedList, string, error) {
+func (s *Gate) projectList(ctx context.Context, haveRender bool) (fetchedList, CacheState, error) {
 	var cached *pypi.ProjectList
 	var fetchedAt time.Time
 	err := cache.ErrNotFound
@@ -509,7 +509,7 @@ func (c *byteLRU[K, V]) len() int { return len(c.items) }
 // RenderOnce renders p (the snapshot fetched at fetchedAt, in cache state
 // state) in content type ct after its eager verification, once per
 // snapshot and content type however many clients ask at once.
-func (s *Gate) RenderOnce(ctx context.Context, p *pypi.ProjectPage, fetchedAt time.Time, state, ct string) (*RenderedPage, error) {
+func (s *Gate) RenderOnce(ctx context.Context, p *pypi.ProjectPage, fetchedAt time.Time, state CacheState, ct string) (*RenderedPage, error) {
 	key := "render:" + p.Name + "\x00" + ct + "\x00" + strconv.FormatInt(fetchedAt.UnixNano(), 10)
 	return await(ctx, s, key, s.opts.FetchTimeout, func(ctx context.Context) (*RenderedPage, error) {
 		if rp, ok := s.RenderOf(p.Name, ct, fetchedAt); ok {

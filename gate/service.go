@@ -41,7 +41,7 @@ func await[T any](ctx context.Context, s *Gate, key string, timeout time.Duratio
 // Page returns a project's page: from the cache when younger than maxAge,
 // else from the upstream; when the upstream fails (but does not say the
 // project is gone) the last good copy is served and marked stale.
-func (s *Gate) Page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, string, error) {
+func (s *Gate) Page(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, CacheState, error) {
 	p, _, state, err := s.PageAt(ctx, project, maxAge)
 	return p, state, err
 }
@@ -56,10 +56,10 @@ func (s *Gate) IndexTTL(project string) time.Duration {
 }
 
 // PageAt is Page that also returns when the page was fetched.
-func (s *Gate) PageAt(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, time.Time, string, error) {
+func (s *Gate) PageAt(ctx context.Context, project string, maxAge time.Duration) (*pypi.ProjectPage, time.Time, CacheState, error) {
 	up, _ := s.up.Owner(project)
 	if up == "" {
-		s.metrics.CacheLookup("index", CacheMiss)
+		s.metrics.lookup(LookupIndex, CacheMiss)
 		return nil, time.Time{}, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
 	}
 	var cached *pypi.ProjectPage
@@ -73,7 +73,7 @@ func (s *Gate) PageAt(ctx context.Context, project string, maxAge time.Duration)
 	}
 	switch {
 	case err == nil && s.now().Sub(fetchedAt) < maxAge:
-		s.metrics.CacheLookup("index", CacheHit)
+		s.metrics.lookup(LookupIndex, CacheHit)
 		return cached, fetchedAt, CacheHit, nil
 	case err != nil && !errors.Is(err, cache.ErrNotFound):
 		s.log.Warn("reading cached page", "project", project, "err", err)
@@ -98,14 +98,14 @@ func (s *Gate) PageAt(ctx context.Context, project string, maxAge time.Duration)
 		return memPage{page: p, fetchedAt: now}, nil
 	})
 	if ferr == nil {
-		s.metrics.CacheLookup("index", CacheMiss)
+		s.metrics.lookup(LookupIndex, CacheMiss)
 		return fp.page, fp.fetchedAt, CacheMiss, nil
 	}
 	if cached == nil || errors.Is(ferr, upstream.ErrNotFound) || ctx.Err() != nil {
-		s.metrics.CacheLookup("index", CacheMiss)
+		s.metrics.lookup(LookupIndex, CacheMiss)
 	}
 	if cached != nil && !errors.Is(ferr, upstream.ErrNotFound) && ctx.Err() == nil {
-		s.metrics.CacheLookup("index", CacheStale)
+		s.metrics.lookup(LookupIndex, CacheStale)
 		s.log.Warn("upstream failed; serving the last good page", "project", project,
 			"age_seconds", s.now().Sub(fetchedAt).Seconds(), "err", ferr)
 		return cached, fetchedAt, CacheStale, nil
@@ -161,7 +161,7 @@ func FileNamed(p *pypi.ProjectPage, filename string) *pypi.File {
 // Provenance returns the Integrity API body at url, fetched from the
 // upstream that owns project: cached for that upstream's index TTL (the
 // object is mutable), fetched, or stale when the upstream fails.
-func (s *Gate) Provenance(ctx context.Context, project, url string) (cache.ProvenanceEntry, string, error) {
+func (s *Gate) Provenance(ctx context.Context, project, url string) (cache.ProvenanceEntry, CacheState, error) {
 	up, ttl := s.up.Owner(project)
 	if up == "" {
 		return cache.ProvenanceEntry{}, "", fmt.Errorf("project %s: no upstream serves it: %w", project, upstream.ErrNotFound)
@@ -174,7 +174,7 @@ func (s *Gate) Provenance(ctx context.Context, project, url string) (cache.Prove
 		s.hot.putProvenance(up, url, cached)
 	}
 	if err == nil && s.now().Sub(cached.FetchedAt) < ttl {
-		s.metrics.CacheLookup("provenance", CacheHit)
+		s.metrics.lookup(LookupProvenance, CacheHit)
 		return cached, CacheHit, nil
 	}
 	haveCached := err == nil
@@ -199,13 +199,13 @@ func (s *Gate) Provenance(ctx context.Context, project, url string) (cache.Prove
 		return e, nil
 	})
 	if ferr == nil || !haveCached || ctx.Err() != nil {
-		s.metrics.CacheLookup("provenance", CacheMiss)
+		s.metrics.lookup(LookupProvenance, CacheMiss)
 	}
 	if ferr == nil {
 		return e, CacheMiss, nil
 	}
 	if haveCached && ctx.Err() == nil {
-		s.metrics.CacheLookup("provenance", CacheStale)
+		s.metrics.lookup(LookupProvenance, CacheStale)
 		s.log.Warn("upstream failed; using the last good provenance", "upstream_url", url, "err", ferr)
 		return cached, CacheStale, nil
 	}
@@ -216,7 +216,7 @@ func (s *Gate) Provenance(ctx context.Context, project, url string) (cache.Prove
 // index says provenance null; otherwise the provenance is fetched and the
 // verification facts read from the cache or computed (once per key) and
 // stored. A failure to fetch or check gives VerdictError, never cached.
-func (s *Gate) Facts(ctx context.Context, project string, f *pypi.File) (pypi.Facts, string) {
+func (s *Gate) Facts(ctx context.Context, project string, f *pypi.File) (pypi.Facts, CacheState) {
 	if f.Provenance == "" {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, ""
 	}
@@ -229,7 +229,7 @@ func (s *Gate) Facts(ctx context.Context, project string, f *pypi.File) (pypi.Fa
 	}
 	e, _, err := s.Provenance(ctx, project, f.Provenance)
 	if err != nil {
-		s.metrics.Verification(pypi.VerdictError, pypi.ReasonFetch, 0)
+		s.metrics.verification(pypi.VerdictError, pypi.ReasonFetch, 0)
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFetch, Detail: "fetching provenance: " + err.Error()}, ""
 	}
 	if e.Absent {
@@ -241,18 +241,18 @@ func (s *Gate) Facts(ctx context.Context, project string, f *pypi.File) (pypi.Fa
 	key := cache.FactKey{Filename: f.Filename, FileSHA256: sha, ProvenanceSHA256: e.SHA256, TrustRootSHA256: s.verifier.TrustRootDigest()}
 	if got, _, err := s.store.Facts(key); err == nil {
 		s.hot.putFacts(key, got)
-		s.metrics.CacheLookup("verdict", CacheHit)
+		s.metrics.lookup(LookupVerdict, CacheHit)
 		return got, CacheHit
 	} else if !errors.Is(err, cache.ErrNotFound) {
 		s.log.Warn("reading cached facts", "filename", f.Filename, "sha256", sha, "err", err)
 	}
-	s.metrics.CacheLookup("verdict", CacheMiss)
+	s.metrics.lookup(LookupVerdict, CacheMiss)
 	got, err := await(ctx, s, factsFlightKey(key), s.opts.FetchTimeout,
 		func(context.Context) (pypi.Facts, error) {
 			start := time.Now()
 			facts := s.verifier.Facts(e.Body, f.Filename, sha)
 			d := time.Since(start)
-			s.metrics.Verification(facts.Verdict, facts.Reason, d)
+			s.metrics.verification(facts.Verdict, facts.Reason, d)
 			s.log.Info("verified", "filename", f.Filename, "sha256", sha, "verdict", string(facts.Verdict),
 				"reason", facts.Reason, "detail", facts.Detail, "duration_seconds", d.Seconds())
 			if facts.Verdict != pypi.VerdictError {
@@ -296,8 +296,8 @@ func (s *Gate) hotFacts(project, url, filename, sha string) (pypi.Facts, bool) {
 	if !ok {
 		return pypi.Facts{}, false
 	}
-	s.metrics.CacheLookup("provenance", CacheHit)
-	s.metrics.CacheLookup("verdict", CacheHit)
+	s.metrics.lookup(LookupProvenance, CacheHit)
+	s.metrics.lookup(LookupVerdict, CacheHit)
 	return got, true
 }
 

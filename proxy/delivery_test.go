@@ -515,7 +515,7 @@ func TestDeliveryAbandonedFill(t *testing.T) {
 			t.Error("the upstream response was not cut off")
 		}
 		assertNothingLeft(t, tp)
-		if got := testutil.ToFloat64(tp.srv.metrics.fillsAbandoned); got != 1 {
+		if got := gathered(t, tp.reg, "pipgate_file_fills_abandoned_total"); got != 1 {
 			t.Errorf("pipgate_file_fills_abandoned_total = %v; want 1", got)
 		}
 	})

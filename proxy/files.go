@@ -146,10 +146,10 @@ func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kin
 	switch {
 	case err == nil:
 		defer f.Close()
-		ri.cache = cacheHit
-		s.metrics.CacheLookup("file", cacheHit)
+		ri.cache = gate.CacheHit
+		s.gate.CountLookup(gate.LookupFile, gate.CacheHit)
 		setBlobHeaders(w, req.SHA, kind)
-		s.metrics.Served("cache", s.sendBlob(w, r, name, f.File))
+		s.gate.CountServed(s.sendBlob(w, r, name, f.File))
 		return nil
 	case errors.Is(err, cache.ErrBlobChanged):
 		s.log.Error("cached file changed on disk: quarantined, fetching it again", "request_id", ri.id,
@@ -162,8 +162,8 @@ func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kin
 		return fmt.Errorf("%w: %s", errBlobGone, req.SHA)
 	}
 	defer s.gate.LeaveFill(fl)
-	ri.cache = cacheMiss
-	s.metrics.CacheLookup("file", cacheMiss)
+	ri.cache = gate.CacheMiss
+	s.gate.CountLookup(gate.LookupFile, gate.CacheMiss)
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.ProtoAtLeast(1, 1) {
 		stream, err := s.mustStream(ctx, fl)
 		if err != nil {
@@ -426,7 +426,7 @@ func (s *Server) serveProvenance(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Vary", "Accept")
 	w.Header().Set("Content-Length", strconv.Itoa(len(e.Body)))
 	if c != "" {
-		w.Header().Set(headerCache, c)
+		w.Header().Set(headerCache, string(c))
 	}
 	_, err = w.Write(e.Body)
 	return err

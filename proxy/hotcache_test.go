@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
@@ -53,8 +53,8 @@ func TestHotCacheAnswersAsTheStore(t *testing.T) {
 		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	})
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	lookups := func(kind string) float64 {
-		return testutil.ToFloat64(tp.srv.metrics.cacheLookups.WithLabelValues(kind, cacheHit))
+	lookups := func(kind gate.LookupKind) float64 {
+		return float64(tp.srv.gate.Lookups()[kind].Hit)
 	}
 	get := func(wantCode int, wantVerdict pypi.Verdict) {
 		t.Helper()

@@ -49,9 +49,9 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 	if rp, ok := s.gate.CachedRender(project, ct, ttl); ok {
 		// Nothing changed since the last render, which ran eager
 		// verification for this very page: serve the bytes.
-		info(ctx).cache = cacheHit
-		s.metrics.CacheLookup("index", cacheHit)
-		return writeRendered(w, r, ct, cacheHit, rp)
+		info(ctx).cache = gate.CacheHit
+		s.gate.CountLookup(gate.LookupIndex, gate.CacheHit)
+		return writeRendered(w, r, ct, gate.CacheHit, rp)
 	}
 	p, fetchedAt, c, err := s.gate.PageAt(ctx, project, ttl)
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 
 // writePageStream writes p to the client as it is rendered, in pieces
 // (chunked, no Content-Length).
-func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi.ProjectPage, ct, cacheState string) error {
+func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi.ProjectPage, ct string, cacheState gate.CacheState) error {
 	setIndexHeaders(w, ct, cacheState, p.LastSerial, 0)
 	w.Header().Del("Content-Length")
 	if r.Method == http.MethodHead {
@@ -87,7 +87,7 @@ func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi
 	return pypi.WriteProjectHTMLFunc(w, p, each)
 }
 
-func writeIndex(w http.ResponseWriter, ct, cacheState string, serial int64, body []byte) error {
+func writeIndex(w http.ResponseWriter, ct string, cacheState gate.CacheState, serial int64, body []byte) error {
 	setIndexHeaders(w, ct, cacheState, serial, len(body))
 	_, err := w.Write(body) //nolint:gosec // G705: the index render, escaped by the pypi writers
 	return err
@@ -119,7 +119,7 @@ func forwardedHTTPS(r *http.Request) bool {
 }
 
 // writeRendered writes a rendered index page with the request's origin.
-func writeRendered(w http.ResponseWriter, r *http.Request, ct, cacheState string, rp *gate.RenderedPage) error {
+func writeRendered(w http.ResponseWriter, r *http.Request, ct string, cacheState gate.CacheState, rp *gate.RenderedPage) error {
 	orig := origin(r)
 	setIndexHeaders(w, ct, cacheState, rp.Serial(), rp.Size(ct, orig))
 	if r.Method == http.MethodHead {
@@ -129,7 +129,7 @@ func writeRendered(w http.ResponseWriter, r *http.Request, ct, cacheState string
 }
 
 // setIndexHeaders sets the headers of an index page of n bytes.
-func setIndexHeaders(w http.ResponseWriter, ct, cacheState string, serial int64, n int) {
+func setIndexHeaders(w http.ResponseWriter, ct string, cacheState gate.CacheState, serial int64, n int) {
 	h := w.Header()
 	h.Set("Content-Type", ct)
 	h.Set("Vary", "Accept")
@@ -139,9 +139,9 @@ func setIndexHeaders(w http.ResponseWriter, ct, cacheState string, serial int64,
 		h.Set("X-PyPI-Last-Serial", strconv.FormatInt(serial, 10))
 	}
 	if cacheState != "" {
-		h.Set(headerCache, cacheState)
+		h.Set(headerCache, string(cacheState))
 	}
-	if cacheState == cacheStale {
+	if cacheState == gate.CacheStale {
 		h.Set("Warning", `110 pipgate "the upstream index failed; this page is the last good copy"`)
 	}
 }

@@ -99,9 +99,9 @@ func (s *Server) serveWheelMetadata(w http.ResponseWriter, r *http.Request, proj
 		}
 		defer b.Close()
 		ri.cache = state
-		s.metrics.CacheLookup("file", state)
+		s.gate.CountLookup(gate.LookupFile, state)
 		setBlobHeaders(w, got, "metadata")
-		s.metrics.Served("cache", s.sendBlob(w, r, f.Filename+metadataSuffix, b.File))
+		s.gate.CountServed(s.sendBlob(w, r, f.Filename+metadataSuffix, b.File))
 		return nil
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
@@ -98,7 +99,7 @@ func TestMetadataFromVerifiedWheel(t *testing.T) {
 	d := signedDist(t, up, tp, "demo", "1.0", pypitest.MakeWheel("demo", "1.0", opts), nil)
 	want := pypitest.Metadata("demo", "1.0", opts)
 	url := tp.http.URL + "/files/demo/" + d.Filename + ".metadata"
-	for i, c := range []string{cacheMiss, cacheHit} {
+	for i, c := range []gate.CacheState{gate.CacheMiss, gate.CacheHit} {
 		r := getMeta(t, plainClient, "GET", url)
 		if r.status != 200 || !bytes.Equal(r.body, want) || r.header.Get(headerVerdict) != "verified" {
 			t.Fatalf("metadata request %d: %s %s %q; want 200 verified with the wheel's METADATA", i, r.line, r.header.Get(headerVerdict), r.body)

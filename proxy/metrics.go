@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -22,34 +21,12 @@ const metricsOther = "other"
 // zero in newMetrics, so rate() and absent() see a series before its first
 // event.
 var (
-	// metricsCacheKinds are the values of pipgate_cache_lookups_total{kind}.
-	metricsCacheKinds = []string{"index", "file", "provenance", "verdict"}
-	// metricsCacheResults are the values of pipgate_cache_lookups_total{result}.
-	metricsCacheResults = []string{"hit", "miss", "stale"}
-	// metricsSources are the values of pipgate_served_bytes_total{source}.
-	metricsSources = []string{"cache", "upstream"}
-	// metricsVerifyResults are the values of pipgate_verifications_total{result}:
-	// the verdicts verification itself can reach (untrusted-publisher is a
-	// policy outcome and is counted in pipgate_downloads_total instead).
-	metricsVerifyResults = []string{
-		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictInvalid),
-		string(pypi.VerdictUnsupported), string(pypi.VerdictError),
-	}
 	// metricsVerdicts are the values of pipgate_downloads_total{verdict}, in
 	// the order the status page lists them.
 	metricsVerdicts = []string{
 		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictUntrustedPublisher),
 		string(pypi.VerdictInvalid), string(pypi.VerdictUnsupported), string(pypi.VerdictError),
 	}
-	// metricsReasons are the values of pipgate_verifications_total{reason}
-	// besides "none": the closed set [pypi.Reasons].
-	metricsReasons = func() []string {
-		out := make([]string, len(pypi.Reasons))
-		for i, r := range pypi.Reasons {
-			out[i] = string(r)
-		}
-		return out
-	}()
 	// metricsActions are the policy actions: pipgate_policy_decisions_total{action}
 	// and pipgate_downloads_total{action}.
 	metricsActions = []string{string(policy.ActionAllow), string(policy.ActionBlock), string(policy.ActionYank), string(policy.ActionWarn)}
@@ -71,10 +48,6 @@ const (
 // index pages take milliseconds, large wheels from upstream take seconds.
 var metricsHTTPBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 
-// metricsVerifyBuckets are the buckets of pipgate_verification_duration_seconds:
-// an offline Sigstore verification takes about a millisecond.
-var metricsVerifyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
-
 // metrics holds every series the proxy package exports. It is built once
 // per registry by newMetrics. The other components register their own
 // series on the same registry: the upstream client (pipgate_upstream_*), the
@@ -89,14 +62,9 @@ type metrics struct {
 	httpRequests     *prometheus.CounterVec   // pipgate_http_requests_total{route,method,code}
 	httpDuration     *prometheus.HistogramVec // pipgate_http_request_duration_seconds{route}
 	inFlight         prometheus.Gauge         // pipgate_http_requests_in_flight
-	cacheLookups     *prometheus.CounterVec   // pipgate_cache_lookups_total{kind,result}
-	servedBytes      *prometheus.CounterVec   // pipgate_served_bytes_total{source}
-	verifications    *prometheus.CounterVec   // pipgate_verifications_total{result,reason}
-	verifyDuration   prometheus.Histogram     // pipgate_verification_duration_seconds
 	policyDecisions  *prometheus.CounterVec   // pipgate_policy_decisions_total{action,rule}
 	downloads        *prometheus.CounterVec   // pipgate_downloads_total{verdict,action}
 	findings         *prometheus.CounterVec   // pipgate_policy_findings_total{finding,action}
-	fillsAbandoned   prometheus.Counter       // pipgate_file_fills_abandoned_total
 	digestMismatches *prometheus.CounterVec   // pipgate_file_digest_mismatches_total{outcome}
 	metadataRefused  *prometheus.CounterVec   // pipgate_metadata_refused_total{reason}
 
@@ -127,23 +95,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
-		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pipgate_cache_lookups_total",
-			Help: "Cache lookups by kind (index, file, provenance, verdict) and result (hit, miss, stale).",
-		}, []string{"kind", "result"}),
-		servedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pipgate_served_bytes_total",
-			Help: "Bytes of distribution files sent to clients, by source (cache, upstream).",
-		}, []string{"source"}),
-		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pipgate_verifications_total",
-			Help: "Provenance verifications run, by result and failure reason class (none when verified).",
-		}, []string{"result", "reason"}),
-		verifyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "pipgate_verification_duration_seconds",
-			Help:    "Time to verify one file's provenance against the trust root.",
-			Buckets: metricsVerifyBuckets,
-		}),
 		policyDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_policy_decisions_total",
 			Help: "Policy decisions by action (allow, block, yank, warn) and matched rule.",
@@ -156,10 +107,6 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 			Name: "pipgate_policy_findings_total",
 			Help: "Download decisions with a trust-over-time finding (publisher-changed, attestation-lost, cooldown), by finding and the action applied.",
 		}, []string{"finding", "action"}),
-		fillsAbandoned: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pipgate_file_fills_abandoned_total",
-			Help: "Upstream file downloads stopped because every client had left (after the grace period).",
-		}),
 		digestMismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_file_digest_mismatches_total",
 			Help: "Client responses for upstream bytes that did not match the index sha256 or size, by outcome (refused: a 403 before the status line; aborted: a stream cut before its last bytes).",
@@ -177,26 +124,15 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	})
 	buildInfo.Set(1)
 	reg.MustRegister(
-		m.httpRequests, m.httpDuration, m.inFlight, m.cacheLookups, m.servedBytes,
-		m.verifications, m.verifyDuration, m.policyDecisions, m.downloads, m.findings,
-		m.fillsAbandoned, m.digestMismatches, m.metadataRefused,
+		m.httpRequests, m.httpDuration, m.inFlight, m.policyDecisions, m.downloads, m.findings,
+		m.digestMismatches, m.metadataRefused,
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	for _, k := range metricsCacheKinds {
-		for _, r := range metricsCacheResults {
-			m.cacheLookups.WithLabelValues(k, r)
-		}
-	}
-	for _, s := range metricsSources {
-		m.servedBytes.WithLabelValues(s)
-	}
 	for _, r := range metricsMetadataRefusals {
 		m.metadataRefused.WithLabelValues(r)
 	}
-	m.verifications.WithLabelValues(string(pypi.VerdictVerified), "none")
-	m.verifications.WithLabelValues(string(pypi.VerdictUnattested), "none")
 	for _, v := range metricsVerdicts {
 		for _, a := range metricsActions {
 			m.downloads.WithLabelValues(v, a)
@@ -259,36 +195,6 @@ func (m *metrics) trackInFlight() func() {
 	return m.inFlight.Dec
 }
 
-// CacheLookup counts one cache lookup. kind is index, file, provenance or
-// verdict; result is hit, miss or stale.
-func (m *metrics) CacheLookup(kind, result string) {
-	m.cacheLookups.WithLabelValues(metricsOneOf(kind, metricsCacheKinds), metricsOneOf(result, metricsCacheResults)).Inc()
-}
-
-// Served counts n bytes of a file sent to a client from source (cache or
-// upstream).
-func (m *metrics) Served(source string, n int64) {
-	if n <= 0 {
-		return
-	}
-	m.servedBytes.WithLabelValues(metricsOneOf(source, metricsSources)).Add(float64(n))
-}
-
-// Verification counts one verification and its duration. reason is the
-// failure reason class ("" when there is none, counted as "none"). A d <= 0
-// means nothing was verified (the provenance could not be fetched): the
-// result is counted and the latency histogram left alone.
-func (m *metrics) Verification(result pypi.Verdict, reason pypi.Reason, d time.Duration) {
-	label := "none"
-	if reason != "" {
-		label = metricsOneOf(string(reason), metricsReasons)
-	}
-	m.verifications.WithLabelValues(metricsOneOf(string(result), metricsVerifyResults), label).Inc()
-	if d > 0 {
-		m.verifyDuration.Observe(d.Seconds())
-	}
-}
-
 // policyDecision counts one policy decision. rule is the matched rule's name
 // as configured (a bounded set), "" counted as "none".
 func (m *metrics) policyDecision(action policy.Action, rule string) {
@@ -305,9 +211,6 @@ func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
 	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions)).Inc()
 }
 
-// FillAbandoned counts a fill stopped because its clients left.
-func (m *metrics) FillAbandoned() { m.fillsAbandoned.Inc() }
-
 // digestMismatch counts a client response to a bad upstream body: outcome
 // "refused" (403) or "aborted" (stream cut short).
 func (m *metrics) digestMismatch(outcome string) { m.digestMismatches.WithLabelValues(outcome).Inc() }
@@ -316,16 +219,6 @@ func (m *metrics) digestMismatch(outcome string) { m.digestMismatches.WithLabelV
 var metricsMetadataRefusals = []string{metadataMismatch, metadataUnreadable}
 
 func (m *metrics) metadataRefusal(reason string) { m.metadataRefused.WithLabelValues(reason).Inc() }
-
-// auditLog exports pipgate_audit_records_lost_total: audit records that
-// could not be written (queue full past its wait, or a write error), read
-// from a at each scrape.
-func (m *metrics) auditLog(a *audit.Log) {
-	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "pipgate_audit_records_lost_total",
-		Help: "Audit records that could not be written (queue full or write error).",
-	}, func() float64 { return float64(a.Lost()) }))
-}
 
 // metricsLabelCap passes through at most max distinct label values (each at
 // most metricsMaxLabel bytes of printable ASCII) and folds the rest into

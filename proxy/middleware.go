@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pipgate/pipgate/gate"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,9 +30,6 @@ const (
 	headerCache      = "X-Pipgate-Cache"
 	headerRequestID  = "X-Request-Id"
 	headerReason     = "X-Pipgate-Reason"
-	cacheHit         = "hit"
-	cacheMiss        = "miss"
-	cacheStale       = "stale"
 	maxRequestIDSize = 64
 )
 
@@ -40,7 +38,7 @@ const (
 type reqInfo struct {
 	id      string
 	route   string
-	cache   string // hit, miss, stale
+	cache   gate.CacheState
 	verdict string
 	action  string // a download's policy decision, with its rule
 	rule    string
@@ -189,7 +187,7 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 		slog.String("client", r.RemoteAddr),
 	)
 	if ri.cache != "" {
-		attrs = append(attrs, slog.String("cache", ri.cache))
+		attrs = append(attrs, slog.String("cache", string(ri.cache)))
 	}
 	if ri.verdict != "" {
 		attrs = append(attrs, slog.String("verify", ri.verdict))

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
@@ -339,36 +340,36 @@ func TestRendersFollowSnapshots(t *testing.T) {
 		o.IndexTTL = time.Minute
 		o.Now = func() time.Time { return time.Unix(0, now.Load()) }
 	})
-	files := func(want int, wantCache string) {
+	files := func(want int, wantCache gate.CacheState) {
 		t.Helper()
 		resp, body := tp.get("/simple/demo/", "Accept", pipAccept)
-		if n := len(parseJSONPage(t, body, tp.http.URL+"/simple/demo/").Files); n != want || resp.Header.Get(headerCache) != wantCache {
+		if n := len(parseJSONPage(t, body, tp.http.URL+"/simple/demo/").Files); n != want || resp.Header.Get(headerCache) != string(wantCache) {
 			t.Errorf("page: %d files, %s %q; want %d, %q", n, headerCache, resp.Header.Get(headerCache), want, wantCache)
 		}
 	}
-	projects := func(want int, wantCache string) {
+	projects := func(want int, wantCache gate.CacheState) {
 		t.Helper()
 		resp, body := tp.get("/simple/", "Accept", pipAccept)
 		l, err := pypi.ParseProjectListJSON(body)
-		if err != nil || len(l.Projects) != want || resp.Header.Get(headerCache) != wantCache {
+		if err != nil || len(l.Projects) != want || resp.Header.Get(headerCache) != string(wantCache) {
 			t.Errorf("list: %v, %d projects, %s %q; want %d, %q", err, len(l.Projects), headerCache, resp.Header.Get(headerCache), want, wantCache)
 		}
 	}
-	files(1, cacheMiss)
-	files(1, cacheHit)
-	projects(1, cacheMiss)
-	projects(1, cacheHit)
+	files(1, gate.CacheMiss)
+	files(1, gate.CacheHit)
+	projects(1, gate.CacheMiss)
+	projects(1, gate.CacheHit)
 	addWheel(up, "demo", "2.0", nil)
 	addWheel(up, "other", "1.0", nil)
-	files(1, cacheHit) // fresh: the render is served as is
-	projects(1, cacheHit)
+	files(1, gate.CacheHit) // fresh: the render is served as is
+	projects(1, gate.CacheHit)
 	if n := up.Hits("/simple/demo/"); n != 1 {
 		t.Errorf("upstream page fetched %d times within its TTL; want 1", n)
 	}
 
 	now.Add(int64(time.Minute))
-	files(2, cacheMiss)
-	projects(2, cacheMiss)
+	files(2, gate.CacheMiss)
+	projects(2, gate.CacheMiss)
 
 	// A download of a file the page lacks refetches the page: the next
 	// view within the TTL shows the new snapshot.
@@ -376,18 +377,18 @@ func TestRendersFollowSnapshots(t *testing.T) {
 	if resp, _ := tp.get("/files/demo/" + d.Filename); resp.StatusCode != 200 {
 		t.Fatalf("new file = %d", resp.StatusCode)
 	}
-	files(3, cacheHit)
+	files(3, gate.CacheHit)
 
 	up.SetFault("/simple/", pypitest.Fault{Status: 503})
 	now.Add(int64(time.Minute))
-	files(3, cacheStale)
+	files(3, gate.CacheStale)
 	renders := tp.srv.gate.Renders()
-	files(3, cacheStale) // retried, still failing: the stale page is not rendered again
+	files(3, gate.CacheStale) // retried, still failing: the stale page is not rendered again
 	if n := tp.srv.gate.Renders() - renders; n != 0 {
 		t.Errorf("the same stale page rendered %d more times", n)
 	}
-	projects(2, cacheStale)
-	projects(2, cacheStale) // retried, still failing: still the last good list
+	projects(2, gate.CacheStale)
+	projects(2, gate.CacheStale) // retried, still failing: still the last good list
 	up.ClearFaults()
-	projects(2, cacheMiss)
+	projects(2, gate.CacheMiss)
 }

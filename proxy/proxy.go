@@ -208,7 +208,6 @@ func New(opts Options) (*Server, error) {
 		Store:      opts.Store,
 		Verifier:   opts.Verifier,
 		Policy:     opts.Policy,
-		Metrics:    s.metrics,
 		Shared:     sharedOption(opts.Shared),
 		Logger:     opts.Logger,
 		Registerer: s.metrics.reg,
@@ -233,7 +232,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.gate = g
 	if s.audit != nil {
-		s.metrics.auditLog(s.audit)
+		s.audit.Register(s.metrics.reg)
 	}
 	s.history = audit.NewRecorder(opts.Store, cache.DefaultMaxDecisions, opts.Logger, s.metrics.reg)
 	// Not in the gate's background work: that counts work that ends on its
@@ -436,7 +435,8 @@ func (s *Server) statusSnapshot() statusSnapshot {
 		st = ps.State()
 	}
 	pol := s.policy.Current()
-	lookups, ratio, counts := s.metrics.statusCounts()
+	lookups := s.gate.Lookups()
+	ratio, counts := s.metrics.statusCounts(lookups)
 	snap := statusSnapshot{
 		Version:         s.opts.Version,
 		StartedAt:       s.started,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
@@ -81,6 +82,7 @@ type testProxy struct {
 	logs     *pypitest.LogBuffer
 	audit    *pypitest.LogBuffer
 	auditLog *audit.Log
+	reg      *prometheus.Registry // the Registerer, when a *prometheus.Registry
 	dir      string
 }
 
@@ -128,6 +130,7 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 	if err != nil {
 		t.Fatal(err)
 	}
+	tp.reg, _ = o.Registerer.(*prometheus.Registry)
 	tp.auditLog = audit
 	t.Cleanup(tp.srv.Close)
 	tp.http = httptest.NewServer(tp.srv)
@@ -318,7 +321,7 @@ func TestFileDownloadCachedAndSingleFetch(t *testing.T) {
 		t.Errorf("upstream file fetches = %d; want 1 for 8 concurrent requests", n)
 	}
 	resp, body := tp.get(path)
-	if resp.StatusCode != 200 || !bytes.Equal(body, d.Content) || resp.Header.Get(headerCache) != "" && resp.Header.Get(headerCache) != cacheHit {
+	if resp.StatusCode != 200 || !bytes.Equal(body, d.Content) || resp.Header.Get(headerCache) != "" && resp.Header.Get(headerCache) != string(gate.CacheHit) {
 		t.Fatalf("cached GET = %d (%d bytes)", resp.StatusCode, len(body))
 	}
 	if n := up.Hits("/files/"); n != 1 {
@@ -400,7 +403,7 @@ func TestStaleIfErrorAndOfflineMirror(t *testing.T) {
 	}
 	up.SetFault("", pypitest.Fault{Status: 503})
 	resp, body := tp.get("/simple/demo/", "Accept", pipAccept)
-	if resp.StatusCode != 200 || resp.Header.Get(headerCache) != cacheStale {
+	if resp.StatusCode != 200 || resp.Header.Get(headerCache) != string(gate.CacheStale) {
 		t.Fatalf("page with upstream 503 = %d, %s=%q; want 200 stale", resp.StatusCode, headerCache, resp.Header.Get(headerCache))
 	}
 	if p := parseJSONPage(t, body, tp.http.URL+"/simple/demo/"); len(p.Files) != 1 {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
@@ -72,19 +73,12 @@ type statusSnapshot struct {
 	SharedStoreDown bool   `json:"shared_store_down,omitempty"`
 	// CacheHitRatio is hits over all lookups, 0 to 1; NaN (JSON: null)
 	// before the first lookup.
-	CacheHitRatio float64                  `json:"-"`
-	Lookups       map[string]statusLookups `json:"lookups"` // by kind: index, file, provenance, verdict
+	CacheHitRatio float64                               `json:"-"`
+	Lookups       map[gate.LookupKind]gate.LookupCounts `json:"lookups"` // by kind: index, file, provenance, verdict
 
 	Decisions []statusDecision `json:"decisions"` // recent, newest first
 	Blocked   []statusDecision `json:"blocked"`   // files currently blocked or yanked, newest first
 	Counts    map[string]int64 `json:"counts"`    // downloads since start, by verdict
-}
-
-// statusLookups counts one kind of cache lookup by result.
-type statusLookups struct {
-	Hit   int64 `json:"hit"`
-	Miss  int64 `json:"miss"`
-	Stale int64 `json:"stale"`
 }
 
 // statusDecision is one policy decision about one file, as the status page
@@ -317,7 +311,7 @@ func (d *decisionLog) redecide(decide func(statusDecision) statusDecision) []sta
 }
 
 // indexOf returns the index of v in set, or -1.
-func indexOf(v string, set []string) int {
+func indexOf[T comparable](v T, set []T) int {
 	for i, s := range set {
 		if s == v {
 			return i
@@ -326,20 +320,13 @@ func indexOf(v string, set []string) int {
 	return -1
 }
 
-// statusCounts returns the cache lookups by kind, the hit ratio over all of
-// them (NaN before the first), and the downloads by verdict since start: the
-// Lookups, CacheHitRatio and Counts of a statusSnapshot. They are read from
-// the Prometheus counters themselves, so the page and /metrics agree.
-func (m *metrics) statusCounts() (lookups map[string]statusLookups, hitRatio float64, downloads map[string]int64) {
-	lookups = make(map[string]statusLookups, len(metricsCacheKinds))
+// statusCounts returns the hit ratio over every cache lookup in lookups
+// (NaN before the first), and the downloads by verdict since start: the
+// CacheHitRatio and Counts of a statusSnapshot. They are read from the
+// Prometheus counters themselves, so the page and /metrics agree.
+func (m *metrics) statusCounts(lookups map[gate.LookupKind]gate.LookupCounts) (hitRatio float64, downloads map[string]int64) {
 	var hits, total int64
-	for _, k := range metricsCacheKinds {
-		l := statusLookups{
-			Hit:   counterValue(m.cacheLookups.WithLabelValues(k, cacheHit)),
-			Miss:  counterValue(m.cacheLookups.WithLabelValues(k, cacheMiss)),
-			Stale: counterValue(m.cacheLookups.WithLabelValues(k, cacheStale)),
-		}
-		lookups[k] = l
+	for _, l := range lookups {
 		hits += l.Hit
 		total += l.Hit + l.Miss + l.Stale
 	}
@@ -355,7 +342,7 @@ func (m *metrics) statusCounts() (lookups map[string]statusLookups, hitRatio flo
 		}
 		downloads[v] = n
 	}
-	return lookups, hitRatio, downloads
+	return hitRatio, downloads
 }
 
 // counterValue reads the current value of a counter that counts events.
@@ -425,8 +412,8 @@ type statusCount struct {
 
 // statusLookupRow is one row of the cache lookups table.
 type statusLookupRow struct {
-	Kind string
-	statusLookups
+	Kind gate.LookupKind
+	gate.LookupCounts
 }
 
 // writeStatusHTML renders s as the /-/status page: one self-contained HTML
@@ -467,12 +454,13 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 	for _, v := range extra {
 		p.Counts = append(p.Counts, statusCount{v, s.Counts[v]})
 	}
-	kinds := make([]string, 0, len(s.Lookups))
+	kinds := make([]gate.LookupKind, 0, len(s.Lookups))
 	for k := range s.Lookups {
 		kinds = append(kinds, k)
 	}
+	known := gate.LookupKinds()
 	sort.Slice(kinds, func(i, j int) bool {
-		a, b := indexOf(kinds[i], metricsCacheKinds), indexOf(kinds[j], metricsCacheKinds)
+		a, b := indexOf(kinds[i], known), indexOf(kinds[j], known)
 		if a != b {
 			return uint(a) < uint(b) // known kinds in their order, unknown (-1) last
 		}

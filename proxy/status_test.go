@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/pypi"
@@ -52,7 +53,7 @@ func sampleStatusSnapshot() statusSnapshot {
 		CacheDBBytes:         24 << 20,
 		CacheBytes:           3*1024*1024*1024 + 224*1024*1024,
 		CacheHitRatio:        0.8734,
-		Lookups: map[string]statusLookups{
+		Lookups: map[gate.LookupKind]gate.LookupCounts{
 			"index": {Hit: 1200, Miss: 80, Stale: 12}, "file": {Hit: 940, Miss: 210},
 			"provenance": {Hit: 900, Miss: 150}, "verdict": {Hit: 1000, Miss: 150},
 		},
@@ -499,7 +500,7 @@ func FuzzStatusHTML(f *testing.F) {
 			SHA256: identity, Verdict: reason, Action: project, Rule: filename}
 		s := statusSnapshot{Version: project, Upstream: filename, PolicySource: reason, TrustRoot: identity,
 			TrustRootAge: -1, CacheHitRatio: math.NaN(), Decisions: []statusDecision{x}, Blocked: []statusDecision{x},
-			Counts: map[string]int64{reason: 1}, Lookups: map[string]statusLookups{project: {Hit: 1}}}
+			Counts: map[string]int64{reason: 1}, Lookups: map[gate.LookupKind]gate.LookupCounts{gate.LookupKind(project): {Hit: 1}}}
 		var buf bytes.Buffer
 		if err := writeStatusHTML(&buf, s); err != nil {
 			t.Fatal(err)
