@@ -203,8 +203,9 @@ type SharedS3 struct {
 	// else us-east-1.
 	Region string `yaml:"region"`
 	// PathStyle addresses <endpoint>/<bucket>/<key> (most S3-compatible
-	// servers) instead of <bucket>.<endpoint>/<key>.
-	PathStyle bool `yaml:"path_style"`
+	// servers) instead of <bucket>.<endpoint>/<key>. Unset: true with an
+	// Endpoint, false for AWS.
+	PathStyle *bool `yaml:"path_style"`
 	// Timeout bounds the wait for the bucket's answer and any stall in a
 	// body; past it the lookup is a miss and counts towards the breaker.
 	// Unset or 0s: 5s.
@@ -582,6 +583,10 @@ func (c *Config) validateSharedS3(s3 *SharedS3, bad func(field, format string, a
 	}
 	if strings.ContainsAny(s3.Region, "/: ") {
 		bad(p+"region", "want a region name such as eu-west-1, got %q", s3.Region)
+	}
+	if s3.PathStyle == nil {
+		ps := s3.Endpoint != ""
+		s3.PathStyle = &ps
 	}
 	if s3.Timeout < 0 {
 		bad(p+"timeout", "must not be negative")

@@ -394,9 +394,31 @@ func TestLoadSharedS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := cfg.Cache.Shared.S3
-	want := &SharedS3{Endpoint: "http://minio:9000", Bucket: "pipgate-blobs", Prefix: "team/pipgate/", PathStyle: true, Timeout: Duration(5 * time.Second)}
+	yes, no := true, false
+	want := &SharedS3{Endpoint: "http://minio:9000", Bucket: "pipgate-blobs", Prefix: "team/pipgate/", PathStyle: &yes, Timeout: Duration(5 * time.Second)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("cache.shared.s3 = %+v, want %+v", got, want)
+	}
+	// path_style unset: path style with an endpoint (an S3-compatible
+	// server), virtual-hosted for AWS.
+	for _, c := range []struct {
+		body string
+		want *bool
+	}{
+		{"cache:\n  shared:\n    s3:\n      endpoint: http://s3:7070\n      bucket: b-1\n", &yes},
+		{"cache:\n  shared:\n    s3:\n      bucket: b-1\n", &no},
+		{"cache:\n  shared:\n    s3:\n      endpoint: http://s3:7070\n      bucket: b-1\n      path_style: false\n", &no},
+	} {
+		if err := os.WriteFile(path, []byte(c.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Cache.Shared.S3.PathStyle; got == nil || *got != *c.want {
+			t.Errorf("%q: path_style %v, want %v", c.body, got, *c.want)
+		}
 	}
 	if def, err := Load("", nil); err != nil || def.Cache.Shared.S3 != nil {
 		t.Errorf("default config has a shared store: %+v, %v", def.Cache.Shared.S3, err)

@@ -134,6 +134,15 @@ func TestSharedStoreFill(t *testing.T) {
 		}
 	}
 	tp := newTestProxy(t, up, "", func(o *Options) { o.Shared = sh })
+	if o := fetch(t, plainClient, http.MethodGet, tp.http.URL+"/readyz"); o.status != http.StatusOK || !bytes.Contains(o.body, []byte("shared store fake: up\n")) {
+		t.Errorf("/readyz: %d %q; want 200 with the shared store's line", o.status, o.body)
+	}
+	if o := fetch(t, plainClient, http.MethodGet, tp.http.URL+"/-/status", "Accept", "application/json"); !bytes.Contains(o.body, []byte(`"shared_store": "shared store fake: up"`)) {
+		t.Errorf("/-/status JSON has no shared_store: %s", o.body)
+	}
+	if o := fetch(t, plainClient, http.MethodGet, tp.http.URL+"/-/status"); !bytes.Contains(o.body, []byte(`id="shared-store" class="muted">shared store fake: up`)) {
+		t.Errorf("/-/status HTML has no shared store line")
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			project, fn := "p"+c.name, pypitest.WheelFilename("p"+c.name, "1.0")

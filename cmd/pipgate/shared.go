@@ -23,7 +23,7 @@ func openSharedStore(ctx context.Context, cfg *config.Config, store *cache.Store
 		return nil, nil
 	}
 	st, err := shared.New(ctx, shared.Options{
-		Endpoint: s3.Endpoint, Bucket: s3.Bucket, Prefix: s3.Prefix, Region: s3.Region, PathStyle: s3.PathStyle,
+		Endpoint: s3.Endpoint, Bucket: s3.Bucket, Prefix: s3.Prefix, Region: s3.Region, PathStyle: *s3.PathStyle,
 		Timeout:    s3.Timeout.D(),
 		Open:       openLocalBlob(store),
 		Logger:     log,
