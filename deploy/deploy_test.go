@@ -49,12 +49,20 @@ func readFile(t *testing.T, parts ...string) []byte {
 // testVersion is the VERSION build argument the binary is built with.
 const testVersion = testbin.Version
 
-// pipgate returns the binary the Dockerfile's `go build` step builds (see
-// TestDockerfileBuild), shared with cmd/pipgate's end-to-end tests: built
-// once per source state (internal/testbin).
+// pipgate returns the binary the deployment checks run, shared with
+// cmd/pipgate's end-to-end tests: built once per source state with the
+// tests' own build settings, a link on top of what `go test` compiled
+// (internal/testbin.Pipgate).
 func pipgate(t *testing.T) string {
 	t.Helper()
 	return testbin.Pipgate(t)
+}
+
+// release returns the binary the Dockerfile's `go build` step builds (see
+// TestDockerfileBuild): the checks of what the image ships run it.
+func release(t *testing.T) string {
+	t.Helper()
+	return testbin.Release(t)
 }
 
 // buildInputs lists the folders, relative to the repository root, of the
@@ -88,7 +96,12 @@ func buildInputs() (dirs []string, err error) {
 // run runs the binary with args and returns its combined output.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	bin := pipgate(t) // before the deadline: a cold build takes what it takes
+	return runBin(t, pipgate(t), args...) // built before the deadline: a cold build takes what it takes
+}
+
+// runBin runs bin with args and returns its combined output.
+func runBin(t *testing.T, bin string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	out, err := testbin.Command(ctx, t, bin, args...).CombinedOutput()
@@ -136,7 +149,13 @@ func (s *server) url(listener, path string) string { return "http://" + s.addrs[
 // ready", which it does after binding every listener.
 func startServer(t *testing.T, config string, up *upstream, env ...string) *server {
 	t.Helper()
-	cmd := testbin.Command(context.Background(), t, pipgate(t), "serve", "--config", config, "--listen", "127.0.0.1:0",
+	return startServerBin(t, pipgate(t), config, up)
+}
+
+// startServerBin is startServer running bin.
+func startServerBin(t *testing.T, bin, config string, up *upstream) *server {
+	t.Helper()
+	cmd := testbin.Command(context.Background(), t, bin, "serve", "--config", config, "--listen", "127.0.0.1:0",
 		"--upstream", up.srv.URL(), "--trusted-root", up.trustedRoot, "--data-dir", t.TempDir(), "--log.format", "json")
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...) // the shared store's AWS credentials

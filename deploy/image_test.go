@@ -304,8 +304,8 @@ func TestDockerImageRunsAsNonRoot(t *testing.T) {
 
 // TestDockerfileBuild: the Dockerfile's `go build` step builds a static
 // binary without this machine's paths in it, stamped with VERSION. The
-// binary checked is the one every test runs (internal/testbin), built by the
-// same command.
+// binary checked is the one the image tests run (internal/testbin.Release),
+// built by the same command.
 func TestDockerfileBuild(t *testing.T) {
 	t.Parallel()
 	stages, err := parseDockerfile(repoFile("Dockerfile"))
@@ -319,10 +319,10 @@ func TestDockerfileBuild(t *testing.T) {
 	}
 	wantEnv, wantArgv := testbin.BuildCommand(outPath)
 	if !slices.Equal(env, wantEnv) || !slices.Equal(argv, wantArgv) {
-		t.Fatalf("the Dockerfile builds with %q %q, the tests' binary with %q %q (internal/testbin.BuildCommand): change both together, so that the tests run what the image ships",
+		t.Fatalf("the Dockerfile builds with %q %q, the image tests' binary with %q %q (internal/testbin.BuildCommand): change both together, so that the image tests run what the image ships",
 			env, argv, wantEnv, wantArgv)
 	}
-	bin := pipgate(t)
+	bin := release(t)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +347,7 @@ func TestDockerfileBuild(t *testing.T) {
 	if bytes.Contains(data, []byte(abs+"/")) {
 		t.Errorf("the binary carries the build machine's path %s: build with -trimpath", abs)
 	}
-	out, err := run(t, "version")
+	out, err := runBin(t, bin, "version")
 	if err != nil || !strings.Contains(out, testVersion) {
 		t.Errorf("pipgate version = %q, %v; want the VERSION build argument %q", out, err, testVersion)
 	}
@@ -388,7 +388,8 @@ func TestDockerImageServes(t *testing.T) {
 	if _, ok := files[path.Join(path.Dir(argv[len(argv)-1]), cfg.Policy)]; cfg.Policy != "" && !ok {
 		t.Errorf("the config's policy %s is not copied next to it", cfg.Policy)
 	}
-	if out, err := run(t, append(args, "--config.check", "--data-dir", t.TempDir())...); err != nil {
+	bin := release(t) // what the image ships
+	if out, err := runBin(t, bin, append(args, "--config.check", "--data-dir", t.TempDir())...); err != nil {
 		t.Errorf("pipgate %v --config.check: %v\n%s", args, err, out)
 	}
 
@@ -425,7 +426,7 @@ func TestDockerImageServes(t *testing.T) {
 		t.Errorf("HEALTHCHECK probes port %s; the config listens on %s", u.Port(), cfg.Listen)
 	}
 	up := newUpstream(t)
-	s := startServer(t, config, up)
+	s := startServerBin(t, bin, config, up)
 	if code, body := get(t, s.url("listen", u.Path)); code != http.StatusOK {
 		t.Errorf("HEALTHCHECK's %s: %d %s", u.Path, code, body)
 	}

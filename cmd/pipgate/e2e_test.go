@@ -31,8 +31,9 @@ import (
 // and drives real pip through it: index mode and egress (MITM) mode.
 
 // pipgateBinary returns the binary every end-to-end test and the deploy
-// checks share (internal/testbin: built once per source state by the
-// Dockerfile's build step).
+// checks share (internal/testbin.Pipgate: built once per source state with
+// the test binary's own settings, -race included, so a link on top of what
+// `go test` compiled).
 func pipgateBinary(t testing.TB) string {
 	t.Helper()
 	return testbin.Pipgate(t)

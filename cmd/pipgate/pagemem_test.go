@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipgate/pipgate/internal/testbin"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 )
 
@@ -35,30 +36,11 @@ const (
 	fourPageRSSBound = 600 << 20
 )
 
-var (
-	memBuildOnce sync.Once
-	memBin       string
-	errMemBuild  error
-)
-
-// pipgateBinaryNoRace builds the binary once, without -race.
+// pipgateBinaryNoRace returns the release build (internal/testbin.Release:
+// the Dockerfile's, without -race).
 func pipgateBinaryNoRace(t testing.TB) string {
 	t.Helper()
-	memBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pipgate-mem-bin-")
-		if err != nil {
-			errMemBuild = err
-			return
-		}
-		memBin = filepath.Join(dir, "pipgate")
-		if out, err := exec.Command("go", "build", "-o", memBin, ".").CombinedOutput(); err != nil {
-			errMemBuild = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if errMemBuild != nil {
-		t.Fatal(errMemBuild)
-	}
-	return memBin
+	return testbin.Release(t)
 }
 
 // hugePage writes project's page with n files, as JSON or HTML, entry by

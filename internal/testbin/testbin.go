@@ -1,17 +1,25 @@
 // Package testbin gives tests the pipgate binary, built once for every test
 // binary of a `go test` run, and subprocesses that die with the test.
 //
-// Pipgate builds ./cmd/pipgate with the Dockerfile's build step (BuildCommand:
-// static, -trimpath, stamped with Version) into the Go build cache's folder
-// (GOCACHE/pipgate-testbin/KEY), KEY being a hash of every input of the
-// build: the Go toolchain and environment, the command, go.mod, go.sum and
-// the files of every package of this module the binary is built from (other
-// modules by version). A file lock makes parallel test binaries (cmd/pipgate
-// and deploy run at the same time under `go test ./...`) share one build:
-// the first builds, the others wait and reuse it. A warm cache costs a hash
-// of the sources; an empty Go cache (a fresh machine) builds once. Reading
-// the sources in the test process also tells `go test`'s result cache that
-// the tests depend on them.
+// Two builds of ./cmd/pipgate are on offer. Pipgate is the one the
+// end-to-end tests run: built with the settings the running test binary was
+// built with (-race, -tags, CGO_ENABLED, ... read from its build info), so
+// that every package it needs is already in the Go build cache from
+// compiling the tests and the build is a compile of package main and a link
+// (seconds, even on an empty cache). Release is the Dockerfile's build step
+// (BuildCommand: static, -trimpath, not -race, stamped with Version), a
+// compile of every package in another configuration, which only the tests
+// that check what the image ships wait for.
+//
+// Each goes into the Go build cache's folder (GOCACHE/pipgate-testbin/KEY),
+// KEY being a hash of every input of the build: the Go toolchain and
+// environment, the command, go.mod, go.sum and the files of every package of
+// this module the binary is built from (other modules by version). A file
+// lock makes parallel test binaries (cmd/pipgate and deploy run at the same
+// time under `go test ./...`) share one build: the first builds, the others
+// wait and reuse it. A warm cache costs a hash of the sources. Reading the
+// sources in the test process also tells `go test`'s result cache that the
+// tests depend on them.
 //
 // Command starts subprocesses in their own process group, killed (the
 // whole group) when the test ends, and, on Linux, killed by the kernel when
@@ -30,6 +38,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,37 +47,92 @@ import (
 	"time"
 )
 
-// Version is the VERSION build argument the test binary is stamped with.
+// Version is the VERSION build argument the binaries are stamped with.
 const Version = "pipgate-test"
 
 // pkg is the package the binary is built from, relative to the module root.
 const pkg = "./cmd/pipgate"
 
-// BuildCommand returns the environment and argv of the build, output at
-// out: the Dockerfile's `go build` step with VERSION=Version (deploy's
+// BuildCommand returns the environment and argv of the release build, output
+// at out: the Dockerfile's `go build` step with VERSION=Version (deploy's
 // TestDockerfileBuild checks that they are the same).
 func BuildCommand(out string) (env, argv []string) {
 	return []string{"CGO_ENABLED=0"},
 		[]string{"go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=" + Version, "-o", out, pkg}
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	errBuild  error
-)
+// TestBuildCommand returns the environment and argv of the build Pipgate
+// runs, output at out: `go build` with the build settings of the running
+// test binary (so that it reuses the packages compiled for the tests),
+// stamped with Version. Settings it cannot repeat (none of the flags below)
+// only cost a longer build.
+func TestBuildCommand(out string) (env, argv []string, err error) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return nil, nil, errors.New("the test binary has no build information")
+	}
+	argv = []string{"go", "build", "-buildvcs=false"}
+	ldflags := "-X main.version=" + Version
+	for _, s := range bi.Settings {
+		switch k := s.Key; k {
+		case "-race", "-msan", "-asan", "-trimpath":
+			argv = append(argv, k+"="+s.Value)
+		case "-tags", "-gcflags", "-asmflags", "-buildmode", "-compiler", "-pgo":
+			argv = append(argv, k+"="+s.Value)
+		case "-ldflags":
+			ldflags = s.Value + " " + ldflags
+		case "CGO_ENABLED", "CGO_CFLAGS", "CGO_CPPFLAGS", "CGO_CXXFLAGS", "CGO_LDFLAGS", "GOARCH", "GOOS",
+			"GOAMD64", "GOARM64", "GO386", "GOARM", "GOEXPERIMENT":
+			env = append(env, k+"="+s.Value)
+		}
+	}
+	return env, append(argv, "-ldflags", ldflags, "-o", out, pkg), nil
+}
 
-// Pipgate returns the path of the pipgate binary built by BuildCommand,
-// building it when no test binary built it from these sources before. The
-// build has no deadline of its own: it takes what a cold cache takes, within
-// the test binary's -timeout.
+type builds struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var testBuild, releaseBuild builds
+
+// Pipgate returns the path of the pipgate binary built by TestBuildCommand
+// (the running tests' settings: with -race under `go test -race`), building
+// it when no test binary built it from these sources before. The build has
+// no deadline of its own: it takes what it takes, within the test binary's
+// -timeout.
 func Pipgate(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() { buildPath, errBuild = build() })
-	if errBuild != nil {
-		t.Fatal(errBuild)
+	testBuild.once.Do(func() {
+		env, argv, err := TestBuildCommand("OUT")
+		if err != nil {
+			testBuild.err = err
+			return
+		}
+		testBuild.path, testBuild.err = build(env, argv)
+	})
+	if testBuild.err != nil {
+		t.Fatal(testBuild.err)
 	}
-	return buildPath
+	return testBuild.path
+}
+
+// Release returns the path of the pipgate binary the Dockerfile builds
+// (BuildCommand: static, not -race), building it when no test binary built
+// it from these sources before; on an empty Go cache that is a compile of
+// every package, so only tests about the shipped binary (and measurements
+// that -race would distort) use it.
+func Release(t testing.TB) string {
+	t.Helper()
+	releaseBuild.once.Do(func() {
+		env, argv := BuildCommand("OUT")
+		releaseBuild.path, releaseBuild.err = build(env, argv)
+	})
+	if releaseBuild.err != nil {
+		t.Fatal(releaseBuild.err)
+	}
+	return releaseBuild.path
 }
 
 // ModuleRoot returns the folder holding go.mod, walking up from the working
@@ -89,20 +154,22 @@ func ModuleRoot() (string, error) {
 	}
 }
 
-// keep is how many builds (source states) the cache folder keeps.
-const keep = 4
+// keep is how many builds (source states and commands) the cache folder
+// keeps.
+const keep = 6
 
-func build() (string, error) {
+// build runs `env argv` with its output path ("OUT" in argv) in the cache
+// folder, unless a build of the same inputs is there.
+func build(env, argv []string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
-	env, _ := BuildCommand("OUT")
 	goenv, cacheDir, err := goEnv(root, env)
 	if err != nil {
 		return "", err
 	}
-	key, err := sourceKey(root, env, goenv)
+	key, err := sourceKey(root, env, argv, goenv)
 	if err != nil {
 		return "", fmt.Errorf("hashing the build's inputs: %w", err)
 	}
@@ -128,8 +195,13 @@ func build() (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	env, argv := BuildCommand(filepath.Join(tmp, "pipgate"))
-	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // BuildCommand's fixed argv, the output path ours
+	argv = slices.Clone(argv)
+	for i := range argv {
+		if argv[i] == "OUT" {
+			argv[i] = filepath.Join(tmp, "pipgate")
+		}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // a fixed command (BuildCommand, TestBuildCommand), the output path ours
 	prepare(cmd)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), env...)
@@ -182,16 +254,21 @@ type listedPackage struct {
 // sourceKey hashes every input of the build: the settings, the command,
 // go.mod and go.sum, and the packages of the binary (files of this module
 // and of local replacements, versions of other modules).
-func sourceKey(root string, env []string, settings []byte) (string, error) {
+func sourceKey(root string, env, argv []string, settings []byte) (string, error) {
 	h := sha256.New()
-	_, argv := BuildCommand("OUT")
 	fmt.Fprintf(h, "settings %s\ncommand %q %q\n", settings, env, argv)
 	for _, f := range []string{"go.mod", "go.sum"} {
 		if err := hashFile(h, root, f); err != nil {
 			return "", err
 		}
 	}
-	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Dir,Standard,Module,GoFiles,CgoFiles,SFiles,HFiles,CFiles,EmbedFiles", pkg)
+	list := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,Module,GoFiles,CgoFiles,SFiles,HFiles,CFiles,EmbedFiles"}
+	for _, a := range argv {
+		if strings.HasPrefix(a, "-tags=") || strings.HasPrefix(a, "-race=") {
+			list = append(list, a) // they choose files
+		}
+	}
+	cmd := exec.Command("go", append(list, pkg)...) //nolint:gosec // go list with the build's own flags
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer

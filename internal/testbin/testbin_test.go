@@ -3,15 +3,19 @@ package testbin
 import (
 	"bufio"
 	"context"
+	"debug/buildinfo"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestPipgate: the binary is the one BuildCommand describes (stamped with
-// Version), and every call in a process returns the same build.
+// TestPipgate: the binary is stamped with Version, built with the test
+// binary's own settings (-race under `go test -race`: a link on top of the
+// packages compiled for the tests), and every call in a process returns the
+// same build.
 func TestPipgate(t *testing.T) {
 	bin := Pipgate(t)
 	out, err := exec.Command(bin, "version").CombinedOutput()
@@ -20,6 +24,30 @@ func TestPipgate(t *testing.T) {
 	}
 	if again := Pipgate(t); again != bin {
 		t.Errorf("second Pipgate = %s; want the first build %s", again, bin)
+	}
+	built, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Fatal("no build info in the test binary")
+	}
+	settings := func(bi *debug.BuildInfo) map[string]string {
+		m := map[string]string{}
+		for _, s := range bi.Settings {
+			m[s.Key] = s.Value
+		}
+		return m
+	}
+	want, got := settings(self), settings(built)
+	for _, k := range []string{"-race", "-tags", "-trimpath", "-gcflags", "CGO_ENABLED", "GOARCH", "GOOS", "GOAMD64", "GOEXPERIMENT"} {
+		if got[k] != want[k] {
+			t.Errorf("the binary's %s = %q; the test binary's %q", k, got[k], want[k])
+		}
+	}
+	if built.GoVersion != self.GoVersion {
+		t.Errorf("the binary's Go %s; the test binary's %s", built.GoVersion, self.GoVersion)
 	}
 }
 
