@@ -149,11 +149,11 @@ func (s *server) url(listener, path string) string { return "http://" + s.addrs[
 // ready", which it does after binding every listener.
 func startServer(t *testing.T, config string, up *upstream, env ...string) *server {
 	t.Helper()
-	return startServerBin(t, pipgate(t), config, up)
+	return startServerBin(t, pipgate(t), config, up, env...)
 }
 
 // startServerBin is startServer running bin.
-func startServerBin(t *testing.T, bin, config string, up *upstream) *server {
+func startServerBin(t *testing.T, bin, config string, up *upstream, env ...string) *server {
 	t.Helper()
 	cmd := testbin.Command(context.Background(), t, bin, "serve", "--config", config, "--listen", "127.0.0.1:0",
 		"--upstream", up.srv.URL(), "--trusted-root", up.trustedRoot, "--data-dir", t.TempDir(), "--log.format", "json")
