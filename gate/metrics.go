@@ -39,6 +39,7 @@ type Source string
 const (
 	SourceCache    Source = "cache"
 	SourceUpstream Source = "upstream"
+	SourceShared   Source = "shared" // the shared blob store (cache.shared), verified before it is served
 )
 
 // The closed label sets; every combination is created at zero, so rate()
@@ -46,7 +47,7 @@ const (
 var (
 	lookupKinds   = []LookupKind{LookupIndex, LookupFile, LookupProvenance, LookupVerdict}
 	cacheStates   = []CacheState{CacheHit, CacheMiss, CacheStale}
-	sources       = []Source{SourceCache, SourceUpstream}
+	sources       = []Source{SourceCache, SourceUpstream, SourceShared}
 	verifyResults = []pypi.Verdict{ // the verdicts verification itself reaches
 		pypi.VerdictVerified, pypi.VerdictUnattested, pypi.VerdictInvalid, pypi.VerdictUnsupported, pypi.VerdictError,
 	}
@@ -81,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind", "result"}),
 		servedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_served_bytes_total",
-			Help: "Bytes of distribution files sent to clients, by source (cache, upstream).",
+			Help: "Bytes of distribution files sent to clients, by source (cache, upstream, shared: the shared blob store).",
 		}, []string{"source"}),
 		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_verifications_total",

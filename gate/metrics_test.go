@@ -42,10 +42,11 @@ pipgate_cache_lookups_total{kind="provenance",result="stale"} 0
 pipgate_cache_lookups_total{kind="verdict",result="hit"} 0
 pipgate_cache_lookups_total{kind="verdict",result="miss"} 1
 pipgate_cache_lookups_total{kind="verdict",result="stale"} 0
-# HELP pipgate_served_bytes_total Bytes of distribution files sent to clients, by source (cache, upstream).
+# HELP pipgate_served_bytes_total Bytes of distribution files sent to clients, by source (cache, upstream, shared: the shared blob store).
 # TYPE pipgate_served_bytes_total counter
 pipgate_served_bytes_total{source="cache"} 0
 pipgate_served_bytes_total{source="other"} 7
+pipgate_served_bytes_total{source="shared"} 0
 pipgate_served_bytes_total{source="upstream"} 100
 # HELP pipgate_verifications_total Provenance verifications run, by result and failure reason class (none when verified).
 # TYPE pipgate_verifications_total counter

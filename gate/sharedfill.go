@@ -63,5 +63,6 @@ func (s *Gate) fillFromShared(ctx context.Context, fl *Fill) bool {
 	fl.mu.Lock()
 	fl.sha, fl.unpin, fl.written = sha, unpin, n
 	fl.mu.Unlock()
+	s.metrics.served(SourceShared, n)
 	return true
 }

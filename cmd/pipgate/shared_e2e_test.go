@@ -183,6 +183,9 @@ cache:
 	if got := b.metric(t, "pipgate_shared_lookups_total", `result="hit"`); got < 3 {
 		t.Errorf("replica b pipgate_shared_lookups_total{result=hit} = %v; want at least 3", got)
 	}
+	if got, want := b.metric(t, "pipgate_served_bytes_total", `source="shared"`), float64(len(beta.content)+len(gamma.content)); got < want {
+		t.Errorf("replica b pipgate_served_bytes_total{source=shared} = %v; want at least %v", got, want)
+	}
 	waitMetric(b, 1, "pipgate_shared_uploads_total", `result="replaced"`)
 	obj, err := s3c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket.Bucket, Key: aws.String(key)})
 	if err != nil {
