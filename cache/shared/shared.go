@@ -92,9 +92,13 @@ type Options struct {
 	MultipartAbove int64
 	PartSize       int64
 	// Queue bounds the uploads waiting for an uploader (more are dropped
-	// and counted); Uploaders is how many run at once. Zero: 1024 and 2.
+	// and counted); Uploaders is how many run at once. Zero: 1024 and 4.
 	Queue     int
 	Uploaders int
+	// Drain is how long Close lets the uploaders work through the queue
+	// (a replica stopped right after a fill still shares it); past it the
+	// rest is dropped. Zero: 10 s.
+	Drain time.Duration
 
 	// Logger gets the component's lines; nil discards.
 	Logger *slog.Logger
@@ -126,7 +130,10 @@ func (o Options) withDefaults() Options {
 		o.Queue = 1024
 	}
 	if o.Uploaders <= 0 {
-		o.Uploaders = 2
+		o.Uploaders = 4
+	}
+	if o.Drain <= 0 {
+		o.Drain = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -144,8 +151,9 @@ type Store struct {
 
 	base   context.Context // canceled by Close
 	cancel context.CancelFunc
-	queue  chan string
-	wg     sync.WaitGroup // uploaders and the prober
+	queue     chan string    // closed by Close
+	uploaders sync.WaitGroup // the uploaders, done when the queue is drained
+	wg        sync.WaitGroup // the prober
 
 	mu       sync.Mutex
 	pending  map[string]bool // queued or uploading
@@ -210,7 +218,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s.breaker = newBreaker(opts.Failures, opts.Cooldown, s.probeLoop, m.setOpen)
 	m.queued = func() float64 { return float64(len(s.queue)) }
 	for range opts.Uploaders {
-		s.wg.Add(1)
+		s.uploaders.Add(1)
 		go s.uploader()
 	}
 	return s, nil
@@ -319,17 +327,16 @@ func (s *Store) Upload(sha string) {
 }
 
 func (s *Store) uploader() {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-s.base.Done():
-			return
-		case sha := <-s.queue:
+	defer s.uploaders.Done()
+	for sha := range s.queue {
+		if s.base.Err() != nil {
+			s.m.upload("dropped") // closing, past the drain time
+		} else {
 			s.upload(sha)
-			s.mu.Lock()
-			delete(s.pending, sha)
-			s.mu.Unlock()
 		}
+		s.mu.Lock()
+		delete(s.pending, sha)
+		s.mu.Unlock()
 	}
 }
 
@@ -540,13 +547,27 @@ func (s *Store) Health() (up bool, detail string) {
 		s.Describe(), st.since.UTC().Format(time.RFC3339), st.lastErr)
 }
 
-// Close stops the uploaders (queued uploads are dropped) and the prober,
-// and waits for them.
+// Close lets the uploaders finish the queue for up to Options.Drain, then
+// cancels what is left (dropped, counted), stops the prober and waits for
+// both.
 func (s *Store) Close() {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	s.closed = true
+	close(s.queue) // under mu: Upload never sends after this
 	s.mu.Unlock()
+	drained := make(chan struct{})
+	go func() { s.uploaders.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(s.opts.Drain):
+		s.log.Warn("shared store: uploads still queued at shutdown are dropped", "queued", len(s.queue))
+	}
 	s.cancel()
+	<-drained
 	s.wg.Wait()
 }
 

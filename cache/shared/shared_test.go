@@ -420,3 +420,25 @@ func ExampleStore_Key() {
 	fmt.Println(st.Key("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"))
 	// Output: pipgate/blobs/sha256/01/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 }
+
+// TestCloseDrainsUploads: a replica stopped right after its fills still
+// shares them: Close lets the queued uploads finish.
+func TestCloseDrainsUploads(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t)
+	f := newFixture(t, srv, func(o *Options) { o.Uploaders = 1 })
+	var shas []string
+	for range 6 {
+		sha := f.local.add(randomBytes(t, 64<<10))
+		shas = append(shas, sha)
+		f.store.Upload(sha)
+	}
+	f.store.Close()
+	for _, sha := range shas {
+		key := f.store.Key(sha)
+		if _, err := srv.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &srv.Bucket, Key: &key}); err != nil {
+			t.Errorf("%s after Close: %v", key, err)
+		}
+	}
+	f.store.Upload(shas[0]) // after Close: ignored, no panic
+}

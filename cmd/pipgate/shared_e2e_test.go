@@ -48,7 +48,8 @@ func (d sharedDist) upstreamFetches(up *pypitest.Server) int {
 //     it, fetches the file from the upstream, pip gets the real bytes, and
 //     the object is replaced;
 //   - with the S3 server killed, files are still served, /readyz stays 200
-//     and says the shared store is down.
+//     and says the shared store is down, and a replica started meanwhile
+//     starts and serves.
 func TestE2ESharedStore(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -216,5 +217,13 @@ cache:
 	}
 	if st := c.status(t); !strings.Contains(fmt.Sprint(st), "shared store") {
 		t.Errorf("/-/status says nothing of the shared store: %v", st)
+	}
+
+	// 6. A replica started while the S3 server is down starts, is ready
+	// and serves (startPipgateEnv waits for /readyz 200).
+	d := replica("d")
+	download(d, beta)
+	if !strings.Contains(d.stderr.String(), "the shared store does not answer") {
+		t.Errorf("replica d did not log that the shared store does not answer:\n%s", tail(d.stderr.String(), 20))
 	}
 }
