@@ -149,8 +149,8 @@ type Store struct {
 	m       *metrics
 	breaker *breaker
 
-	base   context.Context // canceled by Close
-	cancel context.CancelFunc
+	base      context.Context // canceled by Close
+	cancel    context.CancelFunc
 	queue     chan string    // closed by Close
 	uploaders sync.WaitGroup // the uploaders, done when the queue is drained
 	wg        sync.WaitGroup // the prober
