@@ -267,6 +267,7 @@ func (s *Server) routes() {
 	m.Handle("GET /readyz", s.handle(routeReadyz, s.serveReadyz))
 	m.Handle("GET /-/status", s.handle(routeStatus, s.serveStatus))
 	m.Handle("GET /-/status/{project}", s.handle(routeStatus, s.serveProjectStatus))
+	m.Handle("GET /-/report", s.handle(routeStatus, s.serveReport))
 	if s.opts.MetricsHandler != nil {
 		mh := s.opts.MetricsHandler
 		m.Handle("GET /metrics", s.handle(routeMetrics, func(w http.ResponseWriter, r *http.Request) error {

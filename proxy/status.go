@@ -717,7 +717,7 @@ const statusHTML = `<!DOCTYPE html>
 {{range .Lookups}}<tr><td>{{.Kind}}</td><td class="num">{{.Hit}}</td><td class="num">{{.Miss}}</td><td class="num">{{.Stale}}</td></tr>
 {{end}}</tbody></table>
 </section>
-<p class="muted">The same as JSON: <code>Accept: application/json</code>. Each project's files: <code>/-/status/&lt;project&gt;</code>.</p>
+<p class="muted">The same as JSON: <code>Accept: application/json</code>. Each project's files: <code>/-/status/&lt;project&gt;</code>. Attestation coverage per project, from the decision history: <a href="report">/-/report</a>.</p>
 </main>
 </body>
 </html>
