@@ -438,7 +438,7 @@ func (s *Server) serveProvenance(w http.ResponseWriter, r *http.Request) error {
 // "decision" line (a warning unless allowed).
 func (s *Server) recordDecision(ctx context.Context, client, project string, f *pypi.File, facts pypi.Facts, d policy.Decision) {
 	s.metrics.policyDecision(d.Action, d.Rule)
-	s.metrics.download(d.Verdict, d.Action)
+	s.metrics.download(d.Verdict, d.Action, d.Rule != policy.DefaultsRule)
 	s.metrics.finding(d)
 	version := s.gate.Version(f.Filename)
 	identity := ""
@@ -484,7 +484,7 @@ func (s *Server) recordDecision(ctx context.Context, client, project string, f *
 	})
 	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
 		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
-		Identity: identity, Reason: reason, LastSeen: s.now().UTC()})
+		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: s.now().UTC()})
 	ri := info(ctx)
 	ri.action, ri.rule = string(d.Action), d.Rule
 	if d.Action != policy.ActionAllow || d.Finding != "" {
@@ -516,3 +516,24 @@ const (
 	checkWaitDefault     = 5 * time.Second
 	writeIdleDefault     = time.Minute
 )
+
+// historySigner is the verified signer as the decision history keeps it:
+// what a replay of the policy matches publishers on (kind, issuer,
+// subject, repository, workflow, e-mail) and the ref; nil when none.
+func historySigner(id *pypi.Identity) *pypi.Identity {
+	if id == nil {
+		return nil
+	}
+	return &pypi.Identity{Kind: id.Kind, Issuer: id.Issuer, Subject: id.Subject, Repository: id.Repository,
+		Workflow: id.Workflow, Ref: id.Ref, Email: id.Email}
+}
+
+// historyUploadTime is f's PEP 700 upload-time; zero when absent or
+// malformed.
+func historyUploadTime(f *pypi.File) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, f.UploadTime)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}

@@ -101,8 +101,8 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 		}, []string{"action", "rule"}),
 		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_downloads_total",
-			Help: "Distribution file downloads served or refused, by verdict and policy action.",
-		}, []string{"verdict", "action"}),
+			Help: "Distribution file downloads served or refused, by verdict, policy action, and what decided: policy=\"rule\" a package rule, \"defaults\" the policy defaults (observed, no rule for the project).",
+		}, []string{"verdict", "action", "policy"}),
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_policy_findings_total",
 			Help: "Download decisions with a trust-over-time finding (publisher-changed, attestation-lost, cooldown), by finding and the action applied.",
@@ -135,7 +135,9 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	}
 	for _, v := range metricsVerdicts {
 		for _, a := range metricsActions {
-			m.downloads.WithLabelValues(v, a)
+			for _, by := range metricsDecidedBy {
+				m.downloads.WithLabelValues(v, a, by)
+			}
 		}
 	}
 	for _, f := range policy.Findings {
@@ -205,11 +207,26 @@ func (m *metrics) policyDecision(action policy.Action, rule string) {
 }
 
 // download counts one distribution file served (allow, warn, yank) or
-// refused (block) to a client, by its final verdict: the series behind the
-// "unverified installs" panels and alerts.
-func (m *metrics) download(verdict pypi.Verdict, action policy.Action) {
-	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions)).Inc()
+// refused (block) to a client, by its final verdict and whether a package
+// rule (byRule) or the defaults decided: the series behind the
+// "unverified installs" panels and alerts, which tell a file a rule allows
+// on purpose (require: none for a private package) from one merely
+// observed under the defaults.
+func (m *metrics) download(verdict pypi.Verdict, action policy.Action, byRule bool) {
+	by := decidedByDefaults
+	if byRule {
+		by = decidedByRule
+	}
+	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions), by).Inc()
 }
+
+// The values of pipgate_downloads_total{policy}: what decided.
+const (
+	decidedByRule     = "rule"
+	decidedByDefaults = "defaults"
+)
+
+var metricsDecidedBy = []string{decidedByDefaults, decidedByRule}
 
 // digestMismatch counts a client response to a bad upstream body: outcome
 // "refused" (403) or "aborted" (stream cut short).

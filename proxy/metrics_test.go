@@ -20,7 +20,7 @@ func touchAllMetrics(m *metrics) {
 	m.observeHTTP("simple_project", "GET", 200, 30*time.Millisecond)
 	m.trackInFlight()()
 	m.policyDecision("block", "pypi-attestations")
-	m.download(pypi.VerdictUnattested, "warn")
+	m.download(pypi.VerdictUnattested, "warn", false)
 }
 
 func TestMetricsSeries(t *testing.T) {
@@ -32,10 +32,10 @@ func TestMetricsSeries(t *testing.T) {
 	m.policyDecision("allow", "")
 	m.policyDecision("yank", "internal-*")
 	m.policyDecision("deny", "defaults")
-	m.download(pypi.VerdictVerified, "allow")
-	m.download(pypi.VerdictVerified, "allow")
-	m.download(pypi.VerdictUntrustedPublisher, "block")
-	m.download("evil\nverdict", "allow")
+	m.download(pypi.VerdictVerified, "allow", true)
+	m.download(pypi.VerdictVerified, "allow", false)
+	m.download(pypi.VerdictUntrustedPublisher, "block", true)
+	m.download("evil\nverdict", "allow", false)
 
 	const want = `
 # HELP pipgate_build_info A metric with a constant 1 value labelled by the pipgate version and the Go version it was built with.
@@ -61,21 +61,23 @@ pipgate_policy_decisions_total{action="yank",rule="internal-*"} 1
 		t.Error(err)
 	}
 
-	// The downloads series: every verdict × action exists from the start.
-	if got, want := testutil.CollectAndCount(m.downloads), len(metricsVerdicts)*len(metricsActions)+1; got != want {
-		t.Errorf("pipgate_downloads_total has %d series; want %d (6 verdicts × 4 actions + other)", got, want)
+	// The downloads series: every verdict × action × policy exists from the start.
+	if got, want := testutil.CollectAndCount(m.downloads), len(metricsVerdicts)*len(metricsActions)*2+1; got != want {
+		t.Errorf("pipgate_downloads_total has %d series; want %d (6 verdicts × 4 actions × rule or defaults + other)", got, want)
 	}
 	for _, tc := range []struct {
-		verdict, action string
-		want            float64
+		verdict, action, by string
+		want                float64
 	}{
-		{"verified", "allow", 2},
-		{"untrusted-publisher", "block", 1},
-		{"unattested", "warn", 0},
-		{"other", "allow", 1},
+		{"verified", "allow", "rule", 1},
+		{"verified", "allow", "defaults", 1},
+		{"untrusted-publisher", "block", "rule", 1},
+		{"untrusted-publisher", "block", "defaults", 0},
+		{"unattested", "warn", "defaults", 0},
+		{"other", "allow", "defaults", 1},
 	} {
-		if got := testutil.ToFloat64(m.downloads.WithLabelValues(tc.verdict, tc.action)); got != tc.want {
-			t.Errorf("pipgate_downloads_total{verdict=%q,action=%q} = %v; want %v", tc.verdict, tc.action, got, tc.want)
+		if got := testutil.ToFloat64(m.downloads.WithLabelValues(tc.verdict, tc.action, tc.by)); got != tc.want {
+			t.Errorf("pipgate_downloads_total{verdict=%q,action=%q,policy=%q} = %v; want %v", tc.verdict, tc.action, tc.by, got, tc.want)
 		}
 	}
 	if got := testutil.ToFloat64(m.inFlight); got != 0 {
@@ -137,9 +139,9 @@ func TestMetricsStatusCounts(t *testing.T) {
 	if ratio, _ := m.statusCounts(map[gate.LookupKind]gate.LookupCounts{gate.LookupFile: {}}); !math.IsNaN(ratio) {
 		t.Errorf("hit ratio before any lookup = %v; want NaN", ratio)
 	}
-	m.download(pypi.VerdictVerified, "allow")
-	m.download(pypi.VerdictInvalid, "block")
-	m.download(pypi.VerdictInvalid, "block")
+	m.download(pypi.VerdictVerified, "allow", false)
+	m.download(pypi.VerdictInvalid, "block", true)
+	m.download(pypi.VerdictInvalid, "block", false)
 	ratio, downloads := m.statusCounts(map[gate.LookupKind]gate.LookupCounts{
 		gate.LookupFile: {Hit: 2}, gate.LookupIndex: {Miss: 1}, gate.LookupProvenance: {Stale: 1}})
 	if want := 0.5; ratio != want {
@@ -171,7 +173,7 @@ func BenchmarkMetricsDownload(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.download(pypi.VerdictVerified, "allow")
+			m.download(pypi.VerdictVerified, "allow", false)
 			m.observeHTTP("file", "GET", 200, time.Millisecond)
 		}
 	})

@@ -29,6 +29,16 @@ func TestReportPage(t *testing.T) {
 			t.Fatalf("%s = %d; want %d", path, resp.StatusCode, want)
 		}
 	}
+	// The rows keep the full signer and the upload time, for a replay.
+	rows, err := tp.srv.DecisionHistory("demo")
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("history = %+v, %v", rows, err)
+	}
+	for _, d := range rows {
+		if d.Signer == nil || d.Signer.Workflow != "release.yml" || d.UploadTime.IsZero() {
+			t.Errorf("row %s: signer %+v, upload time %v; want both", d.Filename, d.Signer, d.UploadTime)
+		}
+	}
 	resp, body := tp.get("/-/report", "Accept", "application/json")
 	var rp reportPage
 	if err := json.Unmarshal(body, &rp); resp.StatusCode != 200 || err != nil {

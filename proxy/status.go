@@ -338,7 +338,9 @@ func (m *metrics) statusCounts(lookups map[gate.LookupKind]gate.LookupCounts) (h
 	for _, v := range metricsVerdicts {
 		var n int64
 		for _, a := range metricsActions {
-			n += counterValue(m.downloads.WithLabelValues(v, a))
+			for _, by := range metricsDecidedBy {
+				n += counterValue(m.downloads.WithLabelValues(v, a, by))
+			}
 		}
 		downloads[v] = n
 	}

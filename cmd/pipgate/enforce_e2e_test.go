@@ -117,6 +117,15 @@ defaults:
 		}
 	}
 
+	// Observe mode: no package rule decided anything; the unverified
+	// downloads are those the alert counts (policy="defaults").
+	if n := p.metric(t, "pipgate_downloads_total", `policy="rule"`); n != 0 {
+		t.Errorf("observe: %v downloads decided by a package rule; want 0", n)
+	}
+	if n := p.metric(t, "pipgate_downloads_total", `verdict="unattested"`, `policy="defaults"`); n != 1 {
+		t.Errorf("observe: %v unattested downloads under the defaults; want 1 (legacy-utils)", n)
+	}
+
 	// Suggest, while the server runs (it holds the database).
 	suggested := filepath.Join(dir, "suggested.yaml")
 	code, _, errOut := runCmd(t, "policy", "suggest", "--config", cfgPath, "-o", suggested)
@@ -224,6 +233,10 @@ defaults:
 		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Pipgate-Verdict") != "untrusted-publisher" {
 			t.Errorf("%s = %d %q; want 403 untrusted-publisher", fn, resp.StatusCode, resp.Header.Get("X-Pipgate-Verdict"))
 		}
+	}
+
+	if n := p.metric(t, "pipgate_downloads_total", `verdict="untrusted-publisher"`, `action="block"`, `policy="rule"`); n < 3 {
+		t.Errorf("enforce: %v refusals by a package rule counted; want at least 3", n)
 	}
 
 	// Stopped: the same commands read the database. The history now holds
