@@ -63,6 +63,14 @@ func TestLearnCommandsFromDatabase(t *testing.T) {
 	if !strings.Contains(string(b), "below --min-count 5") || strings.Contains(string(b), "- name: demo") {
 		t.Errorf("--min-count 5 (demo served 4 times):\n%s", b)
 	}
+	// Never over the policy in force, which the server would adopt unreviewed.
+	before, _ := os.ReadFile(filepath.Join(dir, "policy.yaml"))
+	if code, _, e := runCmd(t, "policy", "suggest", "--config", cfg, "--merge", "-o", filepath.Join(dir, "policy.yaml")); code != 2 || !strings.Contains(e, "is the policy in force") {
+		t.Errorf("-o onto the policy in force: exit %d: %s", code, e)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "policy.yaml")); string(after) != string(before) {
+		t.Errorf("the policy in force changed:\n%s", after)
+	}
 	if code, _, _ := runCmd(t, "policy", "suggest", "--config", cfg, "--min-count", "0"); code != 2 {
 		t.Errorf("--min-count 0: exit %d; want 2", code)
 	}

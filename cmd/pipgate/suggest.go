@@ -25,6 +25,7 @@ The defaults are those of the policy in force (policy of --config); a rule
 keeps the project's continuity when it differs from them. Rules are in name
 order. The output passes 'pipgate policy check'.
 
+-o never replaces the policy in force (the server would adopt it at once).
 --min-count N lists a publisher only when the files it signed were served at
 least N times. --merge adds the rules to the policy in force instead,
 keeping its comments and rules (a project a rule already matches keeps it).
@@ -100,6 +101,12 @@ func runPolicySuggest(args []string, stdout, stderr io.Writer, now func() time.T
 		}
 		return 0
 	}
+	if in.policyPath != "" && sameFile(*out, in.policyPath) {
+		// The server adopts a replaced policy file by itself within
+		// seconds: that would apply the suggestion before any review.
+		fmt.Fprintf(stderr, "pipgate policy suggest: -o %s is the policy in force, which the server adopts as soon as it is replaced: write the suggestion elsewhere, review it, check it with 'pipgate policy test', then move it into place\n", *out)
+		return 2
+	}
 	if err := writeFileAtomic(*out, b, 0o644); err != nil {
 		fmt.Fprintf(stderr, "pipgate policy suggest: %v\n", err)
 		return 1
@@ -133,4 +140,14 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// sameFile reports whether a and b name the same existing file.
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
