@@ -32,11 +32,10 @@ signer of its first attested file) is publisher-changed.
 --action (default block) applies when a file falls short. The output passes
 check; identities pipgate cannot check (ActiveState) are noted on stderr.
 
-suggest writes a policy learned from the decision history; test replays the
-history under a candidate policy (see 'pipgate policy suggest --help' and
-'pipgate policy test --help').
+Exit status: 0 ok, 1 a file is invalid, 2 usage or I/O error.
 
-Exit status (check, from-lock): 0 ok, 1 a file is invalid, 2 usage or I/O error.
+suggest writes a policy learned from the decision history; test replays the
+history under a candidate policy. Each has its own --help and exit status.
 `
 
 // runPolicy runs 'pipgate policy check|from-lock|suggest|test'.
