@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,10 +96,21 @@ defaults:
 	index := p.base + "/simple/"
 	readme := os.Getenv("PIPGATE_README_OUT")
 	// The README shows these outputs with the temporary folder and port
-	// replaced by the ones its example uses.
+	// replaced by the ones its example uses; pipgate's own (not pip's,
+	// which vary with its version) must be in it as printed, times aside.
+	stamp := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+	md, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inReadme := stamp.ReplaceAllString(string(md), "TIME")
 	save := func(name, text string) {
 		text = strings.ReplaceAll(text, dir, "/srv/pipgate")
 		text = strings.ReplaceAll(text, strings.TrimPrefix(p.base, "http://"), "pipgate:8080")
+		if !strings.HasPrefix(name, "pip-") && !strings.HasSuffix(name, "-after.txt") && !strings.HasSuffix(name, ".csv") && name != "suggest-merge.txt" &&
+			!strings.Contains(inReadme, stamp.ReplaceAllString(strings.TrimRight(text, "\n"), "TIME")) {
+			t.Errorf("README.md does not show the %s output as printed now (PIPGATE_README_OUT=DIR writes it):\n%s", name, text)
+		}
 		if readme != "" {
 			if err := os.WriteFile(filepath.Join(readme, name), []byte(text), 0o600); err != nil {
 				t.Error(err)
