@@ -26,6 +26,7 @@ func (s *Gate) fillFromShared(ctx context.Context, fl *Fill) bool {
 	}
 	defer body.Close()
 	switch {
+	case size < 0: // no Content-Length: bounded like an upstream body
 	case fl.indexSize >= 0 && size != fl.indexSize:
 		s.opts.Shared.Rejected(fl.want, "size", fmt.Sprintf("the object is %d bytes, the index size %d", size, fl.indexSize))
 		return false
@@ -39,15 +40,23 @@ func (s *Gate) fillFromShared(ctx context.Context, fl *Fill) bool {
 		return false
 	}
 	defer bw.Abort() // no-op after a successful commit
-	n, err := io.Copy(bw, io.LimitReader(body, size+1))
+	bound := size
+	if size < 0 {
+		bound = fl.limit
+	}
+	n, err := io.Copy(bw, io.LimitReader(body, bound+1))
 	if err != nil {
 		// A body that broke off is counted by the store (and towards its
 		// breaker); the upstream is asked.
 		s.log.Info("reading a blob from the shared store failed; fetching it from the upstream", "sha256", fl.want, "err", err)
 		return false
 	}
-	if n != size {
+	switch {
+	case size >= 0 && n != size:
 		s.opts.Shared.Rejected(fl.want, "size", fmt.Sprintf("the object body is %d bytes, its Content-Length %d", n, size))
+		return false
+	case n > fl.limit || (fl.indexSize >= 0 && n != fl.indexSize):
+		s.opts.Shared.Rejected(fl.want, "size", fmt.Sprintf("the object body is %d bytes, the index size %d", n, fl.indexSize))
 		return false
 	}
 	sha, unpin, err := bw.CommitPinned(fl.want)

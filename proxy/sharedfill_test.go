@@ -21,14 +21,15 @@ import (
 type fakeShared struct {
 	mu       sync.Mutex
 	objects  map[string][]byte
-	breakAt  map[string]int // sha -> body bytes after which a read fails
+	breakAt  map[string]int  // sha -> body bytes after which a read fails
+	noLength map[string]bool // sha -> answered without a Content-Length (size -1)
 	rejected map[string]string
 	uploads  []string
 	gets     int
 }
 
 func newFakeShared() *fakeShared {
-	return &fakeShared{objects: map[string][]byte{}, breakAt: map[string]int{}, rejected: map[string]string{}}
+	return &fakeShared{objects: map[string][]byte{}, breakAt: map[string]int{}, noLength: map[string]bool{}, rejected: map[string]string{}}
 }
 
 var errFakeBroken = errors.New("fake shared store: connection reset")
@@ -62,6 +63,9 @@ func (f *fakeShared) Get(_ context.Context, sha string) (io.ReadCloser, int64, e
 	var r io.Reader = bytes.NewReader(obj)
 	if at, ok := f.breakAt[sha]; ok {
 		r = &brokenReader{r: r, n: at, err: errFakeBroken}
+	}
+	if f.noLength[sha] {
+		return io.NopCloser(r), -1, nil
 	}
 	return io.NopCloser(r), int64(len(obj)), nil
 }
@@ -102,6 +106,7 @@ func TestSharedStoreFill(t *testing.T) {
 		size    int
 		object  func(good []byte) []byte // nil: not in the store
 		breakAt int
+		noLen   bool
 		reject  string // the reason reported; "" none
 		fromUp  bool
 	}
@@ -114,6 +119,8 @@ func TestSharedStoreFill(t *testing.T) {
 		{name: "truncated", size: 100 << 10, object: func(b []byte) []byte { return bytes.Clone(b[:len(b)-1]) }, reject: "size", fromUp: true},
 		{name: "longer", size: 100 << 10, object: func(b []byte) []byte { return append(bytes.Clone(b), 0) }, reject: "size", fromUp: true},
 		{name: "broken-body", size: 9 << 20, object: bytes.Clone, breakAt: 5 << 20, fromUp: true},
+		{name: "no-length", size: 100 << 10, object: bytes.Clone, noLen: true},
+		{name: "no-length-longer", size: 100 << 10, object: func(b []byte) []byte { return append(bytes.Clone(b), 0) }, noLen: true, reject: "size", fromUp: true},
 	}
 	shas := map[string]string{}
 	contents := map[string][]byte{}
@@ -132,6 +139,7 @@ func TestSharedStoreFill(t *testing.T) {
 		if c.breakAt > 0 {
 			sh.breakAt[sha] = c.breakAt
 		}
+		sh.noLength[sha] = c.noLen
 	}
 	tp := newTestProxy(t, up, "", func(o *Options) { o.Shared = sh })
 	if o := fetch(t, plainClient, http.MethodGet, tp.http.URL+"/readyz"); o.status != http.StatusOK || !bytes.Contains(o.body, []byte("shared store fake: up\n")) {
