@@ -39,6 +39,7 @@ import (
 // (each one opens the blob before it leaves), so the size limit
 // (cache.max_size) never evicts it under a request that waited for it.
 type Fill struct {
+	gate      *Gate
 	key       string
 	want      string // expected sha256
 	indexSize int64  // size the index gives, -1 unknown
@@ -97,7 +98,7 @@ type FillRequest struct {
 }
 
 // JoinFill returns the fill in progress for req, or starts one, counting the
-// caller as one of its clients: the caller must call LeaveFill once. It
+// caller as one of its clients: the caller must call [Fill.Leave] once. It
 // returns nil, starting nothing, when the blob was committed since the
 // caller's miss (a fill that ended in between): the caller opens it.
 func (s *Gate) JoinFill(req FillRequest) *Fill {
@@ -121,7 +122,7 @@ func (s *Gate) JoinFill(req FillRequest) *Fill {
 	if req.Size >= 0 {
 		limit = req.Size
 	}
-	fl := &Fill{key: key, want: req.SHA, indexSize: req.Size, limit: limit,
+	fl := &Fill{gate: s, key: key, want: req.SHA, indexSize: req.Size, limit: limit,
 		changed: make(chan struct{}), size: req.Size, clients: 1, grace: nil}
 	s.fills.m[key] = fl
 	fctx, stop := s.detached(s.opts.FileFetchTimeout)
@@ -161,10 +162,11 @@ func (fl *Fill) join() {
 	}
 }
 
-// LeaveFill drops a client's interest in fl; the last client out releases
+// Leave drops a client's interest in fl; the last client out releases
 // the committed blob's pin, or arms the grace timer that stops an
 // unfinished fill.
-func (s *Gate) LeaveFill(fl *Fill) {
+func (fl *Fill) Leave() {
+	s := fl.gate
 	fl.mu.Lock()
 	fl.clients--
 	if fl.clients == 0 && fl.done {

@@ -53,7 +53,8 @@ type PolicySource interface {
 }
 
 // IndexDecision is a decision the index applied to a file while rendering a
-// page (listed as yanked, or not).
+// page (listed as yanked, or not): renders report them to their caller (the
+// status page's blocked list).
 type IndexDecision struct {
 	Project, Version, Filename, SHA256 string
 	Decision                           policy.Decision
@@ -88,9 +89,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the gate's own series; nil: a private registry.
 	Registerer prometheus.Registerer
-	// MarkIndexDecision, when set, is told every decision a page render
-	// applies to a file.
-	MarkIndexDecision func(IndexDecision)
 
 	// IndexTTL is how long a project page or provenance object is fresh; 0: 10m.
 	IndexTTL time.Duration
@@ -118,6 +116,8 @@ type Options struct {
 	PageCacheBytes int64
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Hooks let tests observe the fills; nil ones are not called.
+	Hooks Hooks
 }
 
 func (o Options) withDefaults() Options {
@@ -210,6 +210,7 @@ func New(opts Options) (*Gate, error) {
 		fills:    fills{m: map[string]*Fill{}},
 		pages:    newPageCache(opts.PageCacheBytes),
 		hot:      newHotCache(),
+		hooks:    opts.Hooks,
 	}
 	opts.Registerer.MustRegister(s.pages.collector())
 	s.base, s.stop = context.WithCancel(context.Background())
@@ -237,7 +238,8 @@ func (s *Gate) detached(timeout time.Duration) (context.Context, context.CancelF
 
 func (s *Gate) now() time.Time { return s.opts.Now() }
 
-// Hooks are functions tests observe fills with; nil ones are not called.
+// Hooks are functions tests observe fills with (Options.Hooks); nil ones
+// are not called.
 type Hooks struct {
 	// FillDone is called as each fill ends, with the bytes it wrote.
 	FillDone func(key string, written int64, err error)
@@ -247,9 +249,6 @@ type Hooks struct {
 	// FillJoined is called as each request joins or starts a fill.
 	FillJoined func(key string)
 }
-
-// TestHooks returns the Gate's hooks, for tests to set before serving.
-func (s *Gate) TestHooks() *Hooks { return &s.hooks }
 
 // CountLookup counts a lookup made outside the gate (a blob served by proxy).
 func (s *Gate) CountLookup(kind LookupKind, st CacheState) { s.metrics.lookup(kind, st) }

@@ -61,7 +61,7 @@ func (s *Gate) WheelMetadata(ctx context.Context, project string, f *pypi.File, 
 		}
 		fl := s.JoinFill(s.FileFill(project, f))
 		got, err := fl.Wait(ctx)
-		s.LeaveFill(fl)
+		fl.Leave()
 		if err != nil {
 			return "", "", fillFailed(err)
 		}
@@ -127,4 +127,18 @@ func (e *errWriter) Write(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// MetadataFill is the fill of the upstream's PEP 658 metadata of f (checked
+// against the index's core-metadata sha256): for a file that is not a
+// verified wheel, whose METADATA is read from the wheel instead.
+func (s *Gate) MetadataFill(project string, f *pypi.File) FillRequest {
+	return FillRequest{SHA: f.CoreMetadataHashes.Get("sha256"), Size: -1,
+		Open: func(ctx context.Context) (io.ReadCloser, int64, error) {
+			b, err := s.up.Open(ctx, project, f.URL+".metadata", "metadata")
+			if err != nil {
+				return nil, 0, err
+			}
+			return b, b.Size, nil
+		}}
 }

@@ -191,7 +191,7 @@ func (s *Gate) validRender(project, ct string) (*RenderedPage, bool) {
 // render renders p (the snapshot fetched at fetchedAt, in cache state
 // state) in content type ct, origin left out, and caches the result unless
 // a newer snapshot arrived meanwhile.
-func (s *Gate) render(p *pypi.ProjectPage, fetchedAt time.Time, state CacheState, ct string) (*RenderedPage, error) {
+func (s *Gate) render(p *pypi.ProjectPage, fetchedAt time.Time, state CacheState, ct string, decided func(IndexDecision)) (*RenderedPage, error) {
 	c := s.pages
 	c.renders.Add(1)
 	rp := &RenderedPage{
@@ -202,7 +202,7 @@ func (s *Gate) render(p *pypi.ProjectPage, fetchedAt time.Time, state CacheState
 		factsGen:  c.factsGen.Load(), // read before computing: a fact arriving meanwhile invalidates
 		trust:     s.verifier.TrustRootDigest(),
 	}
-	each, pd := s.ServedFiles(p, rp.policy, c.placeholder)
+	each, pd := s.ServedFiles(p, rp.policy, c.placeholder, decided)
 	buf := keepWriter{b: make([]byte, 0, pypi.WrittenSizeHint(p, ct == pypi.ContentTypeV1JSON))}
 	var err error
 	if ct == pypi.ContentTypeV1JSON {
@@ -508,15 +508,17 @@ func (c *byteLRU[K, V]) len() int { return len(c.items) }
 
 // RenderOnce renders p (the snapshot fetched at fetchedAt, in cache state
 // state) in content type ct after its eager verification, once per
-// snapshot and content type however many clients ask at once.
-func (s *Gate) RenderOnce(ctx context.Context, p *pypi.ProjectPage, fetchedAt time.Time, state CacheState, ct string) (*RenderedPage, error) {
+// snapshot and content type however many clients ask at once. The render
+// reports each decision it applies to a file to decided (nil: none): the
+// decided of the request whose render it is.
+func (s *Gate) RenderOnce(ctx context.Context, p *pypi.ProjectPage, fetchedAt time.Time, state CacheState, ct string, decided func(IndexDecision)) (*RenderedPage, error) {
 	key := "render:" + p.Name + "\x00" + ct + "\x00" + strconv.FormatInt(fetchedAt.UnixNano(), 10)
 	return await(ctx, s, key, s.opts.FetchTimeout, func(ctx context.Context) (*RenderedPage, error) {
 		if rp, ok := s.RenderOf(p.Name, ct, fetchedAt); ok {
 			return rp, nil
 		}
 		s.EagerVerify(ctx, p)
-		return s.render(p, fetchedAt, state, ct)
+		return s.render(p, fetchedAt, state, ct, decided)
 	})
 }
 
@@ -543,8 +545,9 @@ func (s *Gate) StreamsPage(p *pypi.ProjectPage, ct string) bool {
 // 390k files is made): ServedFiles returns the function the page writers
 // call on each file, and the decider whose until, once every file went
 // through it, is the earliest time the listing changes by itself (a
-// cooldown ending), zero when none does.
-func (s *Gate) ServedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string) (pypi.FileFunc, *PageDecider) {
+// cooldown ending), zero when none does. Each decision applied to a file is
+// reported to decided (nil: none).
+func (s *Gate) ServedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string, decided func(IndexDecision)) (pypi.FileFunc, *PageDecider) {
 	pd := &PageDecider{s: s, pol: pol, page: p, now: s.now()}
 	return func(i int, nf *pypi.File) {
 		f := &p.Files[i]
@@ -567,8 +570,8 @@ func (s *Gate) ServedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string)
 					nf.YankedReason += " (upstream: " + f.YankedReason + ")"
 				}
 			}
-			if s.opts.MarkIndexDecision != nil {
-				s.opts.MarkIndexDecision(IndexDecision{Project: p.Name, Version: s.hot.version(f.Filename), Filename: f.Filename, SHA256: f.SHA256(), Decision: d})
+			if decided != nil {
+				decided(IndexDecision{Project: p.Name, Version: s.hot.version(f.Filename), Filename: f.Filename, SHA256: f.SHA256(), Decision: d})
 			}
 		}
 	}, pd

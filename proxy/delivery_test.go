@@ -113,7 +113,8 @@ type fillEnd struct {
 // watchFills reports every fill's end; set before the first request.
 func (tp *testProxy) watchFills() <-chan fillEnd {
 	ch := make(chan fillEnd, 64)
-	tp.srv.gate.TestHooks().FillDone = func(key string, written int64, err error) { ch <- fillEnd{key, written, err} }
+	done := func(key string, written int64, err error) { ch <- fillEnd{key, written, err} }
+	tp.fillDone.Store(&done)
 	return ch
 }
 
@@ -529,7 +530,8 @@ func TestDeliveryAbandonedFill(t *testing.T) {
 		})
 		ends := tp.watchFills()
 		graced := make(chan bool, 1)
-		tp.srv.gate.TestHooks().FillGraceEnded = func(_ string, stopped bool) { graced <- stopped }
+		graceEnded := func(_ string, stopped bool) { graced <- stopped }
+		tp.fillGraceEnded.Store(&graceEnded)
 		d := signedDist(t, up, tp, "demo", "1.0", content(size, "nearly"), nil)
 		gate := make(chan struct{})
 		up.SetFault("/files/", pypitest.Fault{TruncateAfter: size - 100<<10, Gate: gate})

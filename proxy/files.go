@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,11 +29,6 @@ func (s *Server) serveFileRoute(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "pipgate: invalid project name %q", project)
 	}
 	return s.serveFile(w, r, project, r.PathValue("filename"))
-}
-
-// serveNotFound answers every path the index listener does not route.
-func (s *Server) serveNotFound(_ http.ResponseWriter, r *http.Request) error {
-	return errorf(http.StatusNotFound, "pipgate: no such route %s", r.URL.Path)
 }
 
 // serveTunnelOther answers every other path inside the egress tunnel: a file
@@ -57,13 +51,16 @@ func validFilename(name string) bool {
 		!strings.ContainsAny(name, "/\\\x00")
 }
 
-// serveFile decides and serves one distribution file or its metadata.
-// The decision comes first, so a blocked file is never even downloaded, and
-// its .metadata is refused like the file; every answer carries the file's
-// verdict.
+// serveFile is one download, top to bottom: parse the request, ask the
+// gate for the file and its decision, record the decision, then refuse or
+// serve. The decision comes first, so a blocked file is never even
+// downloaded, and its .metadata is refused like the file; every answer
+// carries the file's verdict.
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name string) error {
 	ctx := r.Context()
 	ri := info(ctx)
+
+	// Parse: <filename> or <filename>.metadata (PEP 658).
 	metadata := strings.HasSuffix(name, metadataSuffix)
 	filename := strings.TrimSuffix(name, metadataSuffix)
 	if !validFilename(filename) {
@@ -73,37 +70,120 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if metadata {
 		ri.route = routeMetadata
 	}
-	f, err := s.gate.FindFile(ctx, project, filename)
+
+	// Look up and decide (gate): the file on its project's page (404 when
+	// the page does not list it), its verified facts, the policy's decision.
+	dl, err := s.gate.Decide(ctx, project, filename)
 	if err != nil {
 		return err
 	}
-	sha := f.SHA256()
-	if sha == "" {
-		return fmt.Errorf("%s: %w", filename, gate.ErrUpstreamNoHash)
-	}
-	facts, verdictCache := s.gate.Facts(ctx, project, f)
-	d := s.gate.DecideFile(ctx, project, f, facts)
+	d := dl.Decision
 	ri.verdict = string(d.Verdict)
-	if verdictCache != "" {
-		ri.cache = verdictCache
+	if dl.Cache != "" {
+		ri.cache = dl.Cache
 	}
 	w.Header().Set(headerVerdict, string(d.Verdict))
 	if d.Action != policy.ActionAllow {
 		w.Header().Set(headerReason, headerSafe(d.Reason))
 	}
-	// A download is audited once, at the file; a refused .metadata is
-	// audited too, since pip stops there and never asks for the file.
+
+	// Record: a download is audited once, at the file; a refused .metadata
+	// is audited too, since pip stops there and never asks for the file.
 	if r.Method == http.MethodGet && (!metadata || d.Blocks()) {
-		s.recordDecision(ctx, r.RemoteAddr, project, f, facts, d)
+		s.recordDecision(ctx, r.RemoteAddr, dl)
 	}
+
+	// Refuse (403 with the rule's reason), before any byte is fetched.
 	if err := d.Err(); err != nil {
 		w.Header().Set("Cache-Control", "no-store")
-		return fmt.Errorf("%s: %w", describe(facts), err)
+		return fmt.Errorf("%s: %w", describe(dl.Facts), err)
 	}
+
+	// Serve: the metadata, or the file's bytes, from the cache or filled
+	// from the upstream and checked against the index's sha256.
 	if metadata {
-		return s.serveMetadata(w, r, project, f, facts)
+		return s.serveMetadata(w, r, dl)
 	}
-	return s.serveBlob(w, r, filename, "file", s.gate.FileFill(project, f))
+	return s.serveBlob(w, r, filename, "file", s.gate.FileFill(project, dl.File))
+}
+
+// recordDecision counts a download decision and writes its audit record and
+// status entry. A plainly allowed download is logged by its access-log line
+// (which carries the verdict, action and rule); anything else also gets a
+// "decision" line (a warning unless allowed).
+func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Download) {
+	project, f, facts, d := dl.Project, dl.File, dl.Facts, dl.Decision
+	s.metrics.policyDecision(d.Action, d.Rule)
+	s.metrics.download(d.Verdict, d.Action, d.Rule != policy.DefaultsRule)
+	s.metrics.finding(d)
+	version := s.gate.Version(f.Filename)
+	identity := ""
+	if facts.Identity != nil {
+		identity = facts.Identity.String()
+	}
+	reason := d.Reason
+	if reason == "" && facts.Detail != "" {
+		reason = facts.Detail
+	}
+	up, _ := s.up.Owner(project)
+	s.audit.Add(audit.Record{
+		Upstream:  up,
+		Time:      s.now(),
+		Event:     "download",
+		RequestID: info(ctx).id,
+		Client:    client,
+		Project:   project,
+		Version:   version,
+		Filename:  f.Filename,
+		SHA256:    f.SHA256(),
+		Verdict:   string(d.Verdict),
+		Reason:    reason,
+		Identity:  identity,
+		Rule:      d.Rule,
+		Action:    string(d.Action),
+		Finding:   string(d.Finding),
+	})
+	s.decisions.add(statusDecision{
+		Upstream: up,
+		Time:     s.now(),
+		Project:  project,
+		Version:  version,
+		Filename: f.Filename,
+		SHA256:   f.SHA256(),
+		Verdict:  string(d.Verdict),
+		Action:   string(d.Action),
+		Rule:     d.Rule,
+		RuleLine: s.policy.Current().Lookup(project).Line,
+		Reason:   reason,
+		Identity: identity,
+		Finding:  string(d.Finding),
+	})
+	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
+		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
+		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: s.now().UTC()})
+	ri := info(ctx)
+	ri.action, ri.rule = string(d.Action), d.Rule
+	if d.Action != policy.ActionAllow || d.Finding != "" {
+		level := slog.LevelWarn
+		if d.Action == policy.ActionAllow {
+			level = slog.LevelInfo
+		}
+		s.log.LogAttrs(ctx, level, "decision", slog.String("request_id", ri.id), slog.String("project", project),
+			slog.String("upstream", up), slog.String("filename", f.Filename), slog.String("sha256", f.SHA256()),
+			slog.String("verdict", string(d.Verdict)), slog.String("action", string(d.Action)), slog.String("rule", d.Rule),
+			slog.String("finding", string(d.Finding)), slog.String("reason", reason))
+	}
+}
+
+// describe is a one-line summary of facts for logs and errors.
+func describe(f pypi.Facts) string {
+	if f.Identity != nil {
+		return fmt.Sprintf("%s by %s", f.Verdict, f.Identity)
+	}
+	if f.Detail != "" {
+		return fmt.Sprintf("%s: %s", f.Verdict, f.Detail)
+	}
+	return string(f.Verdict)
 }
 
 // serveBlob serves the blob req.SHA: from the store, or filled from the
@@ -161,7 +241,7 @@ func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kin
 	if fl == nil {
 		return fmt.Errorf("%w: %s", errBlobGone, req.SHA)
 	}
-	defer s.gate.LeaveFill(fl)
+	defer fl.Leave()
 	ri.cache = gate.CacheMiss
 	s.gate.CountLookup(gate.LookupFile, gate.CacheMiss)
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.ProtoAtLeast(1, 1) {
@@ -386,128 +466,6 @@ func headerSafe(s string) string {
 		s = s[:512]
 	}
 	return s
-}
-
-// serveProvenance serves /integrity/<project>/<version>/<filename>/provenance:
-// pipgate's cached copy of the upstream's provenance for that file.
-func (s *Server) serveProvenance(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	project, filename := r.PathValue("project"), r.PathValue("filename")
-	if !pypi.ValidProjectName(project) {
-		return errorf(http.StatusBadRequest, "pipgate: invalid project name %q", project)
-	}
-	if !validFilename(filename) {
-		return errorf(http.StatusBadRequest, "pipgate: invalid filename %q", filename)
-	}
-	project = pypi.NormalizeName(project)
-	info(ctx).project, info(ctx).file = project, filename
-	f, err := s.gate.FindFile(ctx, project, filename)
-	if err != nil {
-		return err
-	}
-	noProvenance := func() error {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, err := fmt.Fprintf(w, `{"message":%q}`, "No provenance available for "+filename) //nolint:gosec // JSON, not HTML; the filename is validated
-		return err
-	}
-	if f.Provenance == "" {
-		return noProvenance()
-	}
-	e, c, err := s.gate.Provenance(ctx, project, f.Provenance)
-	if err != nil {
-		return err
-	}
-	info(ctx).cache = c
-	if e.Absent {
-		return noProvenance()
-	}
-	w.Header().Set("Content-Type", pypi.ContentTypeIntegrity)
-	w.Header().Set("Vary", "Accept")
-	w.Header().Set("Content-Length", strconv.Itoa(len(e.Body)))
-	if c != "" {
-		w.Header().Set(headerCache, string(c))
-	}
-	_, err = w.Write(e.Body)
-	return err
-}
-
-// recordDecision counts a download decision and writes its audit record and
-// status entry. A plainly allowed download is logged by its access-log line
-// (which carries the verdict, action and rule); anything else also gets a
-// "decision" line (a warning unless allowed).
-func (s *Server) recordDecision(ctx context.Context, client, project string, f *pypi.File, facts pypi.Facts, d policy.Decision) {
-	s.metrics.policyDecision(d.Action, d.Rule)
-	s.metrics.download(d.Verdict, d.Action, d.Rule != policy.DefaultsRule)
-	s.metrics.finding(d)
-	version := s.gate.Version(f.Filename)
-	identity := ""
-	if facts.Identity != nil {
-		identity = facts.Identity.String()
-	}
-	reason := d.Reason
-	if reason == "" && facts.Detail != "" {
-		reason = facts.Detail
-	}
-	up, _ := s.up.Owner(project)
-	s.audit.Add(audit.Record{
-		Upstream:  up,
-		Time:      s.now(),
-		Event:     "download",
-		RequestID: info(ctx).id,
-		Client:    client,
-		Project:   project,
-		Version:   version,
-		Filename:  f.Filename,
-		SHA256:    f.SHA256(),
-		Verdict:   string(d.Verdict),
-		Reason:    reason,
-		Identity:  identity,
-		Rule:      d.Rule,
-		Action:    string(d.Action),
-		Finding:   string(d.Finding),
-	})
-	s.decisions.add(statusDecision{
-		Upstream: up,
-		Time:     s.now(),
-		Project:  project,
-		Version:  version,
-		Filename: f.Filename,
-		SHA256:   f.SHA256(),
-		Verdict:  string(d.Verdict),
-		Action:   string(d.Action),
-		Rule:     d.Rule,
-		RuleLine: s.policy.Current().Lookup(project).Line,
-		Reason:   reason,
-		Identity: identity,
-		Finding:  string(d.Finding),
-	})
-	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
-		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
-		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: s.now().UTC()})
-	ri := info(ctx)
-	ri.action, ri.rule = string(d.Action), d.Rule
-	if d.Action != policy.ActionAllow || d.Finding != "" {
-		level := slog.LevelWarn
-		if d.Action == policy.ActionAllow {
-			level = slog.LevelInfo
-		}
-		s.log.LogAttrs(ctx, level, "decision", slog.String("request_id", ri.id), slog.String("project", project),
-			slog.String("upstream", up), slog.String("filename", f.Filename), slog.String("sha256", f.SHA256()),
-			slog.String("verdict", string(d.Verdict)), slog.String("action", string(d.Action)), slog.String("rule", d.Rule),
-			slog.String("finding", string(d.Finding)), slog.String("reason", reason))
-	}
-}
-
-// describe is a one-line summary of facts for logs and errors.
-func describe(f pypi.Facts) string {
-	if f.Identity != nil {
-		return fmt.Sprintf("%s by %s", f.Verdict, f.Identity)
-	}
-	if f.Detail != "" {
-		return fmt.Sprintf("%s: %s", f.Verdict, f.Detail)
-	}
-	return string(f.Verdict)
 }
 
 // Defaults of the delivery limits (see Options).

@@ -65,7 +65,7 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request) error {
 		s.gate.EagerVerify(ctx, p)
 		return s.writePageStream(w, r, p, ct, c)
 	}
-	rp, err := s.gate.RenderOnce(ctx, p, fetchedAt, c, ct)
+	rp, err := s.gate.RenderOnce(ctx, p, fetchedAt, c, ct, s.markIndexDecision)
 	if err != nil {
 		return err
 	}
@@ -80,11 +80,19 @@ func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	each, _ := s.gate.ServedFiles(p, s.policy.Current(), origin(r))
+	each, _ := s.gate.ServedFiles(p, s.policy.Current(), origin(r), s.markIndexDecision)
 	if ct == pypi.ContentTypeV1JSON {
 		return pypi.WriteProjectJSONFunc(w, p, each)
 	}
 	return pypi.WriteProjectHTMLFunc(w, p, each)
+}
+
+// markIndexDecision puts a decision a page render applied on the status
+// page's blocked list (or takes the file off it).
+func (s *Server) markIndexDecision(d gate.IndexDecision) {
+	s.decisions.mark(statusDecision{Time: s.now(), Project: d.Project, Version: d.Version, Filename: d.Filename, SHA256: d.SHA256,
+		Verdict: string(d.Decision.Verdict), Action: string(d.Decision.Action), Rule: d.Decision.Rule, Reason: d.Decision.Reason,
+		Finding: string(d.Decision.Finding)})
 }
 
 func writeIndex(w http.ResponseWriter, ct string, cacheState gate.CacheState, serial int64, body []byte) error {

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/pipgate/pipgate/cache"
@@ -51,7 +49,8 @@ const (
 // sha256 for is served: pages drop core-metadata without one (pip then
 // reads the metadata from the wheel, whose sha256 is checked), and a
 // request for it is a 404.
-func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, project string, f *pypi.File, facts pypi.Facts) error {
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, dl gate.Download) error {
+	project, f := dl.Project, dl.File
 	want := f.CoreMetadataHashes.Get("sha256")
 	if !f.CoreMetadata || want == "" {
 		return errorf(http.StatusNotFound, "pipgate: the index lists no metadata with a sha256 for %s", f.Filename)
@@ -59,17 +58,10 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, project s
 	if !gate.ServesMetadata(f.Filename) {
 		return errorf(http.StatusNotFound, "pipgate: metadata is served for wheels only, not for %s", f.Filename)
 	}
-	if facts.Verdict == pypi.VerdictVerified {
+	if dl.Facts.Verdict == pypi.VerdictVerified {
 		return s.serveWheelMetadata(w, r, project, f, want)
 	}
-	return s.serveBlob(w, r, f.Filename+metadataSuffix, "metadata", gate.FillRequest{SHA: want, Size: -1,
-		Open: func(ctx context.Context) (io.ReadCloser, int64, error) {
-			b, err := s.up.Open(ctx, project, f.URL+metadataSuffix, "metadata")
-			if err != nil {
-				return nil, 0, err
-			}
-			return b, b.Size, nil
-		}})
+	return s.serveBlob(w, r, f.Filename+metadataSuffix, "metadata", s.gate.MetadataFill(project, f))
 }
 
 // serveWheelMetadata serves the METADATA of the verified wheel f when its

@@ -69,11 +69,12 @@ func TestCacheLimitNeverNotFound(t *testing.T) {
 			requests := tc.files * 3 * tc.perFileEach
 			var joins atomic.Int64
 			allJoined := make(chan struct{})
-			tp.srv.gate.TestHooks().FillJoined = func(string) {
+			joined := func(string) {
 				if joins.Add(1) == int64(requests) {
 					close(allJoined)
 				}
 			}
+			tp.fillJoined.Store(&joined)
 
 			type answer struct {
 				kind, url string

@@ -124,6 +124,8 @@ type Options struct {
 	PageCacheBytes int64
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Hooks let tests observe the gate's fills; nil ones are not called.
+	Hooks gate.Hooks
 }
 
 func (o Options) withDefaults() Options {
@@ -204,18 +206,13 @@ func New(opts Options) (*Server, error) {
 		started:   opts.Now(),
 	}
 	g, err := gate.New(gate.Options{
-		Upstream:   opts.Upstream,
-		Store:      opts.Store,
-		Verifier:   opts.Verifier,
-		Policy:     opts.Policy,
-		Shared:     sharedOption(opts.Shared),
-		Logger:     opts.Logger,
-		Registerer: s.metrics.reg,
-		MarkIndexDecision: func(d gate.IndexDecision) {
-			s.decisions.mark(statusDecision{Time: s.now(), Project: d.Project, Version: d.Version, Filename: d.Filename, SHA256: d.SHA256,
-				Verdict: string(d.Decision.Verdict), Action: string(d.Decision.Action), Rule: d.Decision.Rule, Reason: d.Decision.Reason,
-				Finding: string(d.Decision.Finding)})
-		},
+		Upstream:         opts.Upstream,
+		Store:            opts.Store,
+		Verifier:         opts.Verifier,
+		Policy:           opts.Policy,
+		Shared:           sharedOption(opts.Shared),
+		Logger:           opts.Logger,
+		Registerer:       s.metrics.reg,
 		IndexTTL:         opts.IndexTTL,
 		FetchTimeout:     opts.FetchTimeout,
 		FileFetchTimeout: opts.FileFetchTimeout,
@@ -226,6 +223,7 @@ func New(opts Options) (*Server, error) {
 		EagerBudget:      opts.EagerBudget,
 		PageCacheBytes:   opts.PageCacheBytes,
 		Now:              opts.Now,
+		Hooks:            opts.Hooks,
 	})
 	if err != nil {
 		return nil, err
@@ -295,6 +293,11 @@ func (s *Server) indexRoutes(m *http.ServeMux) {
 	m.Handle("GET /simple/{project}", s.handle(routeSimple, s.redirectSlash))
 	m.Handle("GET /files/{project}/{filename}", s.handle(routeFile, s.serveFileRoute))
 	m.Handle("GET /integrity/{project}/{version}/{filename}/provenance", s.handle(routeProvenance, s.serveProvenance))
+}
+
+// serveNotFound answers every path the index listener does not route.
+func (s *Server) serveNotFound(_ http.ResponseWriter, r *http.Request) error {
+	return errorf(http.StatusNotFound, "pipgate: no such route %s", r.URL.Path)
 }
 
 // ServeHTTP implements http.Handler: the index listener's routes.

@@ -83,7 +83,12 @@ type testProxy struct {
 	audit    *pypitest.LogBuffer
 	auditLog *audit.Log
 	reg      *prometheus.Registry // the Registerer, when a *prometheus.Registry
-	dir      string
+	// The fill hooks the tests set (before the requests they watch): the
+	// proxy is built with Options.Hooks that call them.
+	fillDone       atomic.Pointer[func(key string, written int64, err error)]
+	fillGraceEnded atomic.Pointer[func(key string, stopped bool)]
+	fillJoined     atomic.Pointer[func(key string)]
+	dir            string
 }
 
 type proxyOption func(*Options)
@@ -122,6 +127,23 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 		IndexTTL:      time.Minute,
 		EagerReleases: 1,
 		EagerBudget:   2 * time.Second,
+		Hooks: gate.Hooks{
+			FillDone: func(key string, written int64, err error) {
+				if f := tp.fillDone.Load(); f != nil {
+					(*f)(key, written, err)
+				}
+			},
+			FillGraceEnded: func(key string, stopped bool) {
+				if f := tp.fillGraceEnded.Load(); f != nil {
+					(*f)(key, stopped)
+				}
+			},
+			FillJoined: func(key string) {
+				if f := tp.fillJoined.Load(); f != nil {
+					(*f)(key)
+				}
+			},
+		},
 	}
 	for _, f := range opts {
 		f(&o)

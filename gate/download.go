@@ -1,0 +1,41 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// Download is one requested distribution file as the gate established it:
+// the file on its project's page, what verification established about it,
+// and the policy's decision.
+type Download struct {
+	Project  string
+	File     *pypi.File
+	Facts    pypi.Facts
+	Decision policy.Decision
+	// Cache is the cache state of the facts lookup; "" when none was made
+	// (the index lists no provenance).
+	Cache CacheState
+}
+
+// Decide is the decision half of a download, before any byte of the file is
+// fetched: filename is looked up on project's page (a *NotOnPageError when
+// the page, refreshed once, does not list it), its facts are established
+// (the provenance fetched and verified once, then cached) and the policy in
+// force decides over the project's history. A file the index gives no
+// sha256 for is ErrUpstreamNoHash: its bytes could not be checked.
+func (s *Gate) Decide(ctx context.Context, project, filename string) (Download, error) {
+	f, err := s.FindFile(ctx, project, filename)
+	if err != nil {
+		return Download{}, err
+	}
+	if f.SHA256() == "" {
+		return Download{}, fmt.Errorf("%s: %w", filename, ErrUpstreamNoHash)
+	}
+	facts, state := s.Facts(ctx, project, f)
+	d := s.DecideFile(ctx, project, f, facts)
+	return Download{Project: project, File: f, Facts: facts, Decision: d, Cache: state}, nil
+}
