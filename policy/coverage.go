@@ -180,22 +180,32 @@ func containsString(ss []string, s string) bool {
 	return false
 }
 
-// sortVersions sorts versions by PEP 440 (unparsable ones last, as strings).
+// sortVersions sorts versions by PEP 440 (unparsable ones last, as
+// strings), parsing each once.
 func sortVersions(vs []string) {
-	sort.SliceStable(vs, func(i, j int) bool {
-		a, errA := pypi.ParseVersion(vs[i])
-		b, errB := pypi.ParseVersion(vs[j])
+	type pv struct {
+		s  string
+		v  pypi.Version
+		ok bool
+	}
+	ps := make([]pv, len(vs))
+	for i, s := range vs {
+		v, err := pypi.ParseVersion(s)
+		ps[i] = pv{s, v, err == nil}
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := &ps[i], &ps[j]
 		switch {
-		case errA == nil && errB == nil:
-			if c := a.Compare(b); c != 0 {
+		case a.ok && b.ok:
+			if c := a.v.Compare(b.v); c != 0 {
 				return c < 0
 			}
-			return vs[i] < vs[j]
-		case errA == nil:
-			return true
-		case errB == nil:
-			return false
+		case a.ok != b.ok:
+			return a.ok
 		}
-		return vs[i] < vs[j]
+		return a.s < b.s
 	})
+	for i := range ps {
+		vs[i] = ps[i].s
+	}
 }
