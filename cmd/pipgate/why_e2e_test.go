@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +117,7 @@ func testPipShowsWhy(t *testing.T, up *pypitest.Server, ss *provenancetest.Sigst
 // set, it is written there when the test ends (the README quotes it).
 type whyLog struct {
 	base string
+	mu   sync.Mutex // subtests add side by side
 	b    strings.Builder
 }
 
@@ -123,6 +125,8 @@ func newWhyLog(t *testing.T, base string) *whyLog {
 	w := &whyLog{base: base}
 	t.Cleanup(func() {
 		if f := os.Getenv("PIPGATE_WHY_OUT"); f != "" {
+			w.mu.Lock()
+			defer w.mu.Unlock()
 			if err := os.WriteFile(f, []byte(w.b.String()), 0o644); err != nil {
 				t.Error(err)
 			}
@@ -135,5 +139,7 @@ func newWhyLog(t *testing.T, base string) *whyLog {
 // as 127.0.0.1:8080).
 func (w *whyLog) add(name, out string, args ...string) {
 	shown := strings.ReplaceAll("pip "+strings.Join(args, " ")+"\n"+out, w.base, "http://127.0.0.1:8080")
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	fmt.Fprintf(&w.b, "## %s\n$ %s\n", name, shown)
 }
