@@ -38,7 +38,7 @@ func tufOptions(t *testing.T, dir string, log *bytes.Buffer) provenance.TrustSou
 	return provenance.TrustSourceOptions{
 		CacheDir:      dir,
 		MirrorURL:     deadMirror(t),
-		HTTPTimeout:   2 * time.Second,
+		HTTPTimeout:   time.Minute, // a bound: the dead mirror answers 404 at once
 		MaxTries:      1,
 		RetryInterval: time.Millisecond,
 		StaleAfter:    time.Hour,
@@ -198,7 +198,7 @@ func fallbackOptions(t *testing.T, repo *provenancetest.TUFRepo, log *pypitest.L
 		CacheDir:              t.TempDir(),
 		MirrorURL:             repo.URL,
 		TUFRoot:               repo.Root,
-		HTTPTimeout:           5 * time.Second,
+		HTTPTimeout:           time.Minute, // a bound: the fake repository answers (or refuses) at once
 		MaxTries:              1,
 		RetryInterval:         time.Millisecond,
 		Fallback:              &e,
@@ -253,7 +253,7 @@ func TestTrustSourceFallbackThenTUF(t *testing.T) {
 	go func() { done <- src.Run(ctx) }()
 	// Still down: Run keeps trying (at least two failed attempts), and the
 	// embedded root stays.
-	if !log.WaitFor(10*time.Second, func(s string) bool {
+	if !log.WaitFor(time.Minute, func(s string) bool {
 		return strings.Count(s, "tuf refresh failed, keeping the current trusted root") >= 2
 	}) {
 		t.Fatalf("Run did not retry TUF while on the embedded root: %s", log.String())
@@ -262,7 +262,7 @@ func TestTrustSourceFallbackThenTUF(t *testing.T) {
 		t.Errorf("origin %q after failed retries; want %q", src.Origin(), provenance.OriginFallback)
 	}
 	repo.SetDown(false)
-	if !log.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "TUF answered") }) {
+	if !log.WaitFor(time.Minute, func(s string) bool { return strings.Contains(s, "TUF answered") }) {
 		t.Fatalf("Run did not swap to TUF once it answered: %s", log.String())
 	}
 	cancel()

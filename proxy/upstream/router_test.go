@@ -36,12 +36,15 @@ func newTwoIndexes(t *testing.T) *twoIndexes {
 	x.public.AddDist("internal-lib", pypitest.Dist{Filename: "internal_lib-9.9.tar.gz", Content: pypitest.MakeSdist("internal-lib", "9.9")})
 	x.public.AddDist("acme-missing", pypitest.Dist{Filename: "acme_missing-1.0.tar.gz", Content: pypitest.MakeSdist("acme-missing", "1.0")})
 	x.public.AddDist("requests", pypitest.Dist{Filename: "requests-2.0.tar.gz", Content: pypitest.MakeSdist("requests", "2.0")})
+	// The timeouts bound a broken test; no test here waits for one (both
+	// indexes answer at once, a stopped one refuses the connection), and a
+	// loaded machine can take seconds to schedule an answer.
 	priv, err := upstream.New(upstream.Options{Name: "internal", URL: x.private.URL(), Username: "ci", Password: "s3cret-pw",
-		Timeout: 2 * time.Second, Registerer: x.reg, IndexTTL: time.Minute})
+		Timeout: time.Minute, Registerer: x.reg, IndexTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := upstream.New(upstream.Options{Name: "pypi", URL: x.public.URL(), Timeout: 2 * time.Second, Registerer: x.reg})
+	pub, err := upstream.New(upstream.Options{Name: "pypi", URL: x.public.URL(), Timeout: time.Minute, Registerer: x.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
