@@ -750,7 +750,18 @@ func TestDeliveryEgress(t *testing.T) {
 		}
 		assertAborted(t, host+" large", o, large)
 	}
-	o := fetch(t, c, "GET", "https://pypi.org/files/demo/"+fine.Filename)
+	// The good file is held the same way: a fill that ends before the
+	// handler looks is served whole with the verdict in the header, not
+	// streamed (the promise checked here).
+	gate := make(chan struct{})
+	up.SetFault("/files/"+sha(fine.Content)+"/", pypitest.Fault{TruncateAfter: large - 512<<10, Gate: gate})
+	resp, err := c.Get("https://pypi.org/files/demo/" + fine.Filename)
+	if err != nil {
+		t.Fatalf("large good file: %v", err)
+	}
+	close(gate)
+	o := readOutcome(resp)
+	resp.Body.Close()
 	if !o.delivered() || o.sum != sha(fine.Content) || o.trailer.Get(headerVerdict) != "verified" || o.header.Get(headerVerdict) != "" {
 		t.Errorf("large good file through the tunnel: %v; want it complete, verdict in the trailer", o)
 	}
