@@ -18,7 +18,9 @@ const janitorEnv = "PIPGATE_TESTBIN_JANITOR"
 // there. A janitor process (this binary again, in its own process group, so
 // that a terminal's Ctrl-C does not reach it) holds the read end of a pipe
 // from this one and removes the folder when it reads EOF: when this process
-// exits, however it exits.
+// exits, however it exits. On Linux the test binary itself dies with the
+// process that started it (a SIGKILLed `go test`), so a killed run leaves
+// no test running on, orphaned.
 func Main(m *testing.M) {
 	if dir := os.Getenv(janitorEnv); dir != "" {
 		janitor(dir)
@@ -28,6 +30,10 @@ func Main(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	if err := dieWithParent(); err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		return 2
+	}
 	dir, err := os.MkdirTemp("", "pipgate-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testbin:", err)
