@@ -8,7 +8,7 @@ import (
 
 // Label values.
 var (
-	lookupResults = []string{"hit", "miss", "error", "skipped"}
+	lookupResults = []string{"hit", "waited", "miss", "error", "skipped"}
 	uploadResults = []string{"stored", "replaced", "exists", "conflict", "error", "skipped", "dropped", "gone"}
 	rejectReasons = []string{"digest", "size"}
 	errorOps      = []string{"get", "head", "put", "probe"}
@@ -19,6 +19,7 @@ type metrics struct {
 	uploads       *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	errors        *prometheus.CounterVec
+	waits         prometheus.Counter
 	readBytes     prometheus.Counter
 	uploadedBytes prometheus.Counter
 	open          prometheus.Gauge
@@ -29,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_shared_lookups_total",
-			Help: "Blobs looked up in the shared store (after a local miss), by result: hit, miss, error (the request failed), skipped (breaker open).",
+			Help: "Blobs looked up in the shared store (after a local miss), by result: hit, waited (another replica was filling it; its upload arrived), miss, error (the request failed), skipped (breaker open).",
 		}, []string{"result"}),
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pipgate_shared_uploads_total",
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pipgate_shared_errors_total",
 			Help: "Failed shared store requests (network, timeouts, 5xx, access denied), by operation; each counts towards the breaker.",
 		}, []string{"op"}),
+		waits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pipgate_shared_fill_waits_total",
+			Help: "Lookups that found another replica filling the same blob (its claim under <prefix>fills/) and waited for its upload (up to 5 s; pipgate_shared_lookups_total{result=\"waited\"} counts those it arrived for).",
+		}),
 		readBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pipgate_shared_read_bytes_total",
 			Help: "Bytes read from the shared store (each blob is committed locally only when its sha256 matches).",
@@ -80,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 		return m.queued()
 	})
-	for _, c := range []prometheus.Collector{m.lookups, m.uploads, m.rejected, m.errors, m.readBytes, m.uploadedBytes, m.open, queue} {
+	for _, c := range []prometheus.Collector{m.lookups, m.uploads, m.rejected, m.errors, m.waits, m.readBytes, m.uploadedBytes, m.open, queue} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("shared store: registering metrics: %w", err)
 		}

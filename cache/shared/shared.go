@@ -95,6 +95,11 @@ type Options struct {
 	// and counted); Uploaders is how many run at once. Zero: 1024 and 4.
 	Queue     int
 	Uploaders int
+	// Wait is how long a lookup of a blob that another replica is filling
+	// (it claimed the fill) waits for that replica's upload before this
+	// replica fetches the blob from the upstream too. Zero: 5 s; negative:
+	// never wait (and claim nothing).
+	Wait time.Duration
 	// Drain is how long Close lets the uploaders work through the queue
 	// (a replica stopped right after a fill still shares it); past it the
 	// rest is dropped. Zero: 10 s.
@@ -135,6 +140,9 @@ func (o Options) withDefaults() Options {
 	if o.Drain <= 0 {
 		o.Drain = 10 * time.Second
 	}
+	if o.Wait == 0 {
+		o.Wait = 5 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -156,8 +164,9 @@ type Store struct {
 	wg        sync.WaitGroup // the prober
 
 	mu       sync.Mutex
-	pending  map[string]bool // queued or uploading
-	rejected map[string]bool // objects that did not match: the next upload replaces them
+	pending  map[string]bool      // queued or uploading
+	rejected map[string]bool      // objects that did not match: the next upload replaces them
+	claims   map[string]time.Time // fills this replica claimed, and when
 	closed   bool
 }
 
@@ -214,6 +223,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		queue:    make(chan string, opts.Queue),
 		pending:  map[string]bool{},
 		rejected: map[string]bool{},
+		claims:   map[string]time.Time{},
 	}
 	s.breaker = newBreaker(opts.Failures, opts.Cooldown, s.probeLoop, m.setOpen)
 	m.queued = func() float64 { return float64(len(s.queue)) }
@@ -251,8 +261,14 @@ func (s *Store) Key(sha string) string {
 
 // Get opens the blob's object and returns its body and size. The body is
 // not checked: the caller hashes it and reports a mismatch with Rejected.
-// A body read that stalls for Options.Timeout fails. Errors: [ErrNotFound],
-// [ErrSkipped] (breaker open), or the request's failure; each is counted.
+// A body read that stalls for Options.Timeout fails. When the bucket does
+// not hold the blob, Get claims its fill for this replica (a small lease
+// object written with If-None-Match: *): the caller fills it from the
+// upstream and uploads it. When another replica holds a fresh claim, Get
+// waits up to Options.Wait for that replica's upload before it gives up, so
+// that replicas missing the same file at the same moment fetch it from the
+// upstream once. Errors: [ErrNotFound], [ErrSkipped] (breaker open), or the
+// request's failure; each is counted.
 func (s *Store) Get(ctx context.Context, sha string) (io.ReadCloser, int64, error) {
 	if !validSHA(sha) {
 		return nil, 0, fmt.Errorf("shared store: invalid sha256 %q", sha)
@@ -261,27 +277,154 @@ func (s *Store) Get(ctx context.Context, sha string) (io.ReadCloser, int64, erro
 		s.m.lookup("skipped")
 		return nil, 0, ErrSkipped
 	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
+	body, size, err := s.getObject(ctx, sha)
+	switch {
+	case err == nil:
+		s.m.lookup("hit")
+		return body, size, nil
+	case !errors.Is(err, ErrNotFound):
+		s.m.lookup("error")
+		return nil, 0, err
+	}
+	if body, size, ok := s.awaitOtherFill(ctx, sha); ok {
+		s.m.lookup("waited")
+		return body, size, nil
+	}
+	s.m.lookup("miss")
+	return nil, 0, ErrNotFound
+}
+
+// getObject GETs the blob's object: [ErrNotFound], a counted failure, or
+// its body (behind an idleReader) and size (-1 unknown).
+func (s *Store) getObject(parent context.Context, sha string) (io.ReadCloser, int64, error) {
+	ctx, cancel := context.WithCancel(parent)
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.opts.Bucket, Key: aws.String(s.Key(sha))})
 	if err != nil {
 		cancel()
 		if isNotFound(err) {
 			s.breaker.success()
-			s.m.lookup("miss")
 			return nil, 0, ErrNotFound
 		}
 		s.failed(parent, "get", err)
-		s.m.lookup("error")
 		return nil, 0, fmt.Errorf("shared store: GET %s: %w", s.Key(sha), err)
 	}
 	s.breaker.success()
-	s.m.lookup("hit")
 	size := aws.ToInt64(out.ContentLength)
 	if out.ContentLength == nil {
 		size = -1
 	}
 	return newIdleReader(parent, out.Body, cancel, s.opts.Timeout, s.bodyFailed, func(n int) { s.m.readBytes.Add(float64(n)) }), size, nil
+}
+
+// claimKey is the lease of a blob's fill: <prefix>fills/ab/<sha256>.
+func (s *Store) claimKey(sha string) string {
+	return s.opts.Prefix + "fills/" + sha[:2] + "/" + sha
+}
+
+// staleClaim is the age past which another replica's claim is taken over
+// (it stopped, or its fill failed, without uploading).
+const staleClaim = time.Minute
+
+// awaitOtherFill claims the fill of a blob the bucket lacks; when another
+// replica holds a fresh claim it polls for that replica's upload for up to
+// Options.Wait and returns the object once it is there. ok is false when
+// this replica is to fill it (claimed, timed out, or the bucket failed).
+func (s *Store) awaitOtherFill(ctx context.Context, sha string) (io.ReadCloser, int64, bool) {
+	if s.opts.Wait <= 0 {
+		return nil, 0, false
+	}
+	if s.claim(ctx, sha) {
+		return nil, 0, false
+	}
+	s.m.waits.Inc()
+	deadline := time.Now().Add(s.opts.Wait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, 0, false
+		case <-time.After(claimPoll):
+		}
+		body, size, err := s.getObject(ctx, sha)
+		switch {
+		case err == nil:
+			return body, size, true
+		case !errors.Is(err, ErrNotFound):
+			return nil, 0, false
+		}
+	}
+	s.log.Info("another replica's fill did not reach the shared store in time; fetching from the upstream too",
+		"sha256", sha, "waited", s.opts.Wait)
+	return nil, 0, false
+}
+
+// claimPoll is how often a waiting lookup asks for the other replica's
+// upload.
+const claimPoll = 100 * time.Millisecond
+
+// claim writes the blob's lease with If-None-Match: *; true when this
+// replica holds it (written, taken over from a stale claim, or the bucket
+// failed: then nobody coordinates and this replica fills).
+func (s *Store) claim(ctx context.Context, sha string) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	key := aws.String(s.claimKey(sha))
+	put := func(cond bool) error {
+		in := &s3.PutObjectInput{Bucket: &s.opts.Bucket, Key: key, Body: strings.NewReader(""), ContentLength: aws.Int64(0)}
+		if cond {
+			in.IfNoneMatch = aws.String("*")
+		}
+		_, err := s.client.PutObject(ctx, in)
+		return err
+	}
+	if s.ownClaim(sha) {
+		return true // a fill of ours that did not reach the bucket: no one to wait for
+	}
+	err := put(true)
+	if err == nil {
+		s.noteClaim(sha)
+		return true
+	}
+	if !isConflict(err) {
+		s.failed(ctx, "put", err)
+		return true
+	}
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.opts.Bucket, Key: key})
+	if err != nil || head.LastModified == nil || time.Since(*head.LastModified) > staleClaim {
+		// Gone in between, or stale: take it over.
+		if err := put(false); err != nil {
+			s.failed(ctx, "put", err)
+		}
+		s.noteClaim(sha)
+		return true
+	}
+	return false
+}
+
+// ownClaim reports whether this replica claimed sha's fill less than
+// staleClaim ago.
+func (s *Store) ownClaim(sha string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.claims[sha]
+	return ok && time.Since(at) < staleClaim
+}
+
+// noteClaim remembers a claim of this replica; the memory is bounded (the
+// stale ones go first, then all).
+func (s *Store) noteClaim(sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.claims) >= 4096 {
+		for k, at := range s.claims {
+			if time.Since(at) >= staleClaim {
+				delete(s.claims, k)
+			}
+		}
+		if len(s.claims) >= 4096 {
+			clear(s.claims)
+		}
+	}
+	s.claims[sha] = time.Now()
 }
 
 // bodyFailed counts a body read that broke off (not one the caller ended).

@@ -442,3 +442,66 @@ func TestCloseDrainsUploads(t *testing.T) {
 	}
 	f.store.Upload(shas[0]) // after Close: ignored, no panic
 }
+
+// TestConcurrentMissWaitsForTheFiller: two replicas miss the same blob;
+// the first claims its fill, the second waits for the first one's upload
+// and reads it from the bucket instead of the upstream. A claim whose
+// upload never comes costs the waiter at most Wait; a replica never waits
+// for its own claim.
+func TestConcurrentMissWaitsForTheFiller(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t)
+	a := newFixture(t, srv, nil)
+	b := newFixture(t, srv, func(o *Options) { o.Wait = time.Hour }) // the test decides when the upload comes
+	data := randomBytes(t, 200<<10)
+	sha := a.local.add(data)
+	if _, err := a.get(t, sha); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("first replica: %v, want ErrNotFound (it fills)", err)
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		body, _, err := b.store.Get(context.Background(), sha)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer body.Close()
+		got, err := io.ReadAll(body)
+		done <- result{got, err}
+	}()
+	for testutil.ToFloat64(b.store.m.waits) < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.store.Upload(sha)
+	a.waitUploads(t)
+	r := <-done
+	if r.err != nil || !bytes.Equal(r.data, data) {
+		t.Fatalf("second replica: %d bytes, %v; want the first one's upload", len(r.data), r.err)
+	}
+	if got := counter(t, b.store.m.lookups, "waited"); got != 1 {
+		t.Errorf("lookups{result=waited} = %v, want 1", got)
+	}
+	// The first replica's own claim: no wait.
+	other := randomBytes(t, 1<<10)
+	osha := a.local.add(other)
+	for range 2 {
+		if _, err := a.get(t, osha); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("own claim: %v, want ErrNotFound", err)
+		}
+	}
+	if got := testutil.ToFloat64(a.store.m.waits); got != 0 {
+		t.Errorf("the claiming replica waited %v times for itself", got)
+	}
+	// A claim whose upload never comes: the waiter gives up after Wait.
+	c := newFixture(t, srv, func(o *Options) { o.Wait = 200 * time.Millisecond })
+	if _, err := c.get(t, osha); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("waiting for an upload that never comes: %v, want ErrNotFound", err)
+	}
+	if got := testutil.ToFloat64(c.store.m.waits); got != 1 {
+		t.Errorf("waits = %v, want 1", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,8 @@ func (d sharedDist) upstreamFetches(up *pypitest.Server) int {
 //     upstream by no other replica: they read it from the bucket;
 //   - with the upstream refusing every file, a replica still serves the
 //     files the bucket holds;
+//   - two replicas asked for the same new file at once fetch it from the
+//     upstream once (one claims the fill, the other waits for its upload);
 //   - an object changed in the bucket is never served: the replica counts
 //     it, fetches the file from the upstream, pip gets the real bytes, and
 //     the object is replaced;
@@ -196,6 +199,33 @@ cache:
 	obj.Body.Close()
 	if !bytes.Equal(got, alpha.content) {
 		t.Error("alpha's object was not replaced with the verified bytes")
+	}
+
+	// 4b. Replicas b and c miss the same new files at the same moment: one
+	// claims each fill, the other waits for its upload; the upstream is
+	// asked once per file.
+	same := []sharedDist{add("eta"), add("theta")}
+	var wg sync.WaitGroup
+	errs := make(chan string, 2)
+	for _, p := range []*proc{b, c} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := []string{"download", "--no-deps", "--no-cache-dir", "-d", t.TempDir(), "--index-url", p.base + "/simple/", "eta==1.0", "theta==1.0"}
+			if out, err := pip.Run(context.Background(), "", args...); err != nil {
+				errs <- fmt.Sprintf("pip download through %s: %v\n%s", p.base, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	for _, d := range same {
+		if n := d.upstreamFetches(up); n != 1 {
+			t.Errorf("%s, asked of two replicas at once, fetched %d times from the upstream; want 1", d.filename, n)
+		}
 	}
 
 	// 5. The S3 server dies: replica c still serves alpha (from the
