@@ -358,3 +358,17 @@ func TestSuggestTwoPublishersAndBadNames(t *testing.T) {
 		}
 	}
 }
+
+// A candidate that yanks (rather than blocks) a served file lists it as
+// newly yanked, not refused: pip still installs it when pinned.
+func TestReplayYank(t *testing.T) {
+	h := []policy.Observation{
+		obs("demo", "1.0", "", verified(gh("evil/fork", "release.yml")), policy.ActionAllow, 1, h0),
+		obs("demo", "0.9", "", verified(gh("good/repo", "release.yml")), policy.ActionYank, 1, h0),
+	}
+	cand := mustParse(t, "version: 1\npackages:\n  - name: demo\n    require: trusted-publisher\n    action: yank\n    publishers:\n      - {kind: github, repository: good/repo}\n")
+	res := policy.Replay(cand, h, policy.ReplayOptions{Now: h0})
+	if len(res.Yank) != 1 || res.Yank[0].Version != "1.0" || res.Yank[0].After.Action != policy.ActionYank || len(res.Refuse) != 0 || res.Unchanged != 1 {
+		t.Errorf("replay = %+v", res)
+	}
+}
