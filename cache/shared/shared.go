@@ -400,6 +400,23 @@ func (s *Store) claim(ctx context.Context, sha string) bool {
 	return false
 }
 
+// releaseClaim deletes this replica's claim of sha's fill once the blob is
+// in the bucket, so that the prefix holds blobs alone. It needs
+// s3:DeleteObject; without it (or on any error) the claim stays, harmless
+// (a later miss finds it stale), and lifecycle rules remove it.
+func (s *Store) releaseClaim(ctx context.Context, sha string) {
+	s.mu.Lock()
+	_, ours := s.claims[sha]
+	delete(s.claims, sha)
+	s.mu.Unlock()
+	if !ours {
+		return
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.opts.Bucket, Key: aws.String(s.claimKey(sha))}); err != nil {
+		s.log.Debug("shared store: removing a fill claim failed (lifecycle rules remove it)", "key", s.claimKey(sha), "err", err)
+	}
+}
+
 // ownClaim reports whether this replica claimed sha's fill less than
 // staleClaim ago.
 func (s *Store) ownClaim(sha string) bool {
@@ -514,6 +531,7 @@ func (s *Store) upload(sha string) {
 		case exists:
 			s.breaker.success()
 			s.m.upload("exists")
+			s.releaseClaim(ctx, sha)
 			return
 		}
 	}
@@ -535,10 +553,12 @@ func (s *Store) upload(sha string) {
 		} else {
 			s.m.upload("stored")
 		}
+		s.releaseClaim(ctx, sha)
 	case isConflict(err):
 		// Another replica stored it between our HEAD and our write.
 		s.breaker.success()
 		s.m.upload("conflict")
+		s.releaseClaim(ctx, sha)
 	default:
 		s.failed(ctx, "put", err)
 		s.m.upload("error")

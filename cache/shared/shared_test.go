@@ -485,6 +485,12 @@ func TestConcurrentMissWaitsForTheFiller(t *testing.T) {
 	if got := counter(t, b.store.m.lookups, "waited"); got != 1 {
 		t.Errorf("lookups{result=waited} = %v, want 1", got)
 	}
+	// The filler removed its claim once the blob was in: the prefix holds
+	// blobs alone.
+	claim := a.store.claimKey(sha)
+	if _, err := srv.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &srv.Bucket, Key: &claim}); !isNotFound(err) {
+		t.Errorf("claim %s after the upload: %v, want 404", claim, err)
+	}
 	// The first replica's own claim: no wait.
 	other := randomBytes(t, 1<<10)
 	osha := a.local.add(other)
