@@ -469,10 +469,8 @@ func (c *Config) validate() []*Error {
 	if c.DataDir == "" {
 		bad("data_dir", "required")
 	}
-	if u, err := url.Parse(c.Upstream.URL); err != nil {
-		bad("upstream.url", "want an absolute http(s) URL (%v)", redactURLError(err))
-	} else if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		bad("upstream.url", "want an absolute http(s) URL, got %q", u.Redacted())
+	if u, problem := absoluteHTTPURL(c.Upstream.URL); problem != "" {
+		bad("upstream.url", "%s", problem)
 	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		bad("upstream.url", "must not carry a query, fragment or credentials")
 	} else {
@@ -564,12 +562,10 @@ func (c *Config) validateSharedS3(s3 *SharedS3, bad func(field, format string, a
 		bad(p+"bucket", "want an S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit), got %q", s3.Bucket)
 	}
 	if s3.Endpoint != "" {
-		u, err := url.Parse(s3.Endpoint)
+		u, problem := absoluteHTTPURL(s3.Endpoint)
 		switch {
-		case err != nil:
-			bad(p+"endpoint", "want an absolute http(s) URL (%v)", redactURLError(err))
-		case (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-			bad(p+"endpoint", "want an absolute http(s) URL, got %q", u.Redacted())
+		case problem != "":
+			bad(p+"endpoint", "%s", problem)
 		case u.User != nil:
 			bad(p+"endpoint", "must not carry credentials (they come from the AWS chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a role)")
 		case u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
@@ -670,10 +666,8 @@ func (c *Config) validateUpstreams(bad func(field, format string, args ...any)) 
 		}
 		if e.URL == "" {
 			bad(f("url"), "required")
-		} else if u, err := url.Parse(e.URL); err != nil {
-			bad(f("url"), "want an absolute http(s) URL (%v)", redactURLError(err))
-		} else if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad(f("url"), "want an absolute http(s) URL, got %q", u.Redacted())
+		} else if u, problem := absoluteHTTPURL(e.URL); problem != "" {
+			bad(f("url"), "%s", problem)
 		} else if u.User != nil {
 			bad(f("url"), "must not carry credentials (use username with password_file or password_env)")
 		} else if u.RawQuery != "" || u.Fragment != "" {
@@ -737,6 +731,19 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// absoluteHTTPURL parses raw as an absolute http or https URL; problem says
+// what is wrong with it otherwise (credentials redacted), "" when nothing is.
+func absoluteHTTPURL(raw string) (u *url.URL, problem string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Sprintf("want an absolute http(s) URL (%v)", redactURLError(err))
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Sprintf("want an absolute http(s) URL, got %q", u.Redacted())
+	}
+	return u, ""
 }
 
 // redactURLError drops the URL from a url.Parse error (it quotes the URL,

@@ -17,6 +17,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/pipgate/pipgate/internal/statusline"
 	"io"
 	"log/slog"
 	"net"
@@ -712,7 +713,7 @@ func refusalResponse(req *http.Request, code int, host, reason string) *http.Res
 		// The reason in the status line too: a client tunnelling through
 		// the proxy prints it ("Tunnel connection failed: 403 pipgate
 		// egress: ... refused: ...").
-		Status:        strconv.Itoa(code) + " " + statusPhrase(code, refusalText(host, reason)),
+		Status:        strconv.Itoa(code) + " " + statusline.Reason(code, refusalText(host, reason)),
 		StatusCode:    code,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
@@ -723,28 +724,6 @@ func refusalResponse(req *http.Request, code int, host, reason string) *http.Res
 		ContentLength: int64(len(body)),
 		Body:          io.NopCloser(strings.NewReader(body)),
 	}
-}
-
-// statusPhrase makes s a status line's reason phrase: printable ASCII
-// only (other bytes become "?", control characters spaces), at most 200
-// bytes; the standard text when nothing is left.
-func statusPhrase(code int, s string) string {
-	b := []byte(strings.TrimSpace(s))
-	for i, c := range b {
-		switch {
-		case c < 0x20 || c == 0x7f:
-			b[i] = ' '
-		case c > 0x7e:
-			b[i] = '?'
-		}
-	}
-	if len(b) > 200 {
-		b = append(b[:197], "..."...)
-	}
-	if len(b) == 0 {
-		return http.StatusText(code)
-	}
-	return string(b)
 }
 
 // innerHost normalises a Host header or URL host seen inside a

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -406,17 +405,7 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 		bg, cancel := s.detached(s.opts.FetchTimeout)
 		defer cancel()
 		sem := make(chan struct{}, s.opts.EagerConcurrency)
-		var wg sync.WaitGroup
-		for _, f := range todo {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				s.Facts(bg, p.Name, f)
-			}()
-		}
-		wg.Wait()
+		s.verifyEach(bg, p.Name, todo, sem)
 		if recordPending {
 			s.record(bg, p.Name, s.pageHistory(p), true)
 		}
@@ -426,15 +415,8 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 		for more := s.fallbackTodo(p, tried); len(more) > 0 && bg.Err() == nil; more = s.fallbackTodo(p, tried) {
 			for _, f := range more {
 				tried[f] = true
-				wg.Add(1)
-				sem <- struct{}{}
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					s.Facts(bg, p.Name, f)
-				}()
 			}
-			wg.Wait()
+			s.verifyEach(bg, p.Name, more, sem)
 		}
 	}()
 	timer := time.NewTimer(s.opts.EagerBudget)
@@ -447,6 +429,22 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			"budget_seconds", s.opts.EagerBudget.Seconds())
 	case <-ctx.Done():
 	}
+}
+
+// verifyEach establishes the facts of files (cached or verified), as many at
+// once as sem has room for, and returns when all are done.
+func (s *Gate) verifyEach(ctx context.Context, project string, files []*pypi.File, sem chan struct{}) {
+	var wg sync.WaitGroup
+	for _, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.Facts(ctx, project, f)
+		}()
+	}
+	wg.Wait()
 }
 
 // eagerFallbackReleases bounds how many releases below the newest
@@ -492,32 +490,12 @@ func (s *Gate) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []*p
 // newestReleases returns the files of the n newest releases of p (by PEP 440
 // version, pre-releases included; unparsable filenames are skipped).
 func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
-	type rel struct {
-		v     pypi.Version
-		files []*pypi.File
-	}
-	byVersion := map[string]*rel{}
-	for i := range p.Files {
-		fn, err := pypi.ParsePipFilename(p.Files[i].Filename)
-		if err != nil {
-			continue
-		}
-		k := pypi.CanonicalizeVersion(fn.Version.String()) // 1.0 and 1.0.0 are one release
-		r := byVersion[k]
-		if r == nil {
-			r = &rel{v: fn.Version}
-			byVersion[k] = r
-		}
-		r.files = append(r.files, &p.Files[i])
-	}
-	rels := make([]*rel, 0, len(byVersion))
-	for _, r := range byVersion {
-		rels = append(rels, r)
-	}
-	sort.Slice(rels, func(i, j int) bool { return rels[i].v.Compare(rels[j].v) > 0 })
 	var out []*pypi.File
-	for i := 0; i < len(rels) && i < n; i++ {
-		out = append(out, rels[i].files...)
+	for i, r := range releases(p) {
+		if i >= n {
+			break
+		}
+		out = append(out, r.files...)
 	}
 	return out
 }

@@ -136,19 +136,13 @@ func (v *Verifier) verifyParsed(p *Provenance, d Dist) (*Result, error) {
 			}
 			if i == 0 && j == 0 {
 				res.Identity = id
-			} else if !sameSigner(res.Identity, id) {
+			} else if !res.Identity.SameSigner(id) {
 				return res, newError(ReasonIdentityMismatch, nil, "attestations name different signers: %s and %s", res.Identity, id)
 			}
 			res.PredicateTypes = append(res.PredicateTypes, pt)
 		}
 	}
 	return res, nil
-}
-
-func sameSigner(a, b pypi.Identity) bool {
-	return a.Kind == b.Kind && a.Issuer == b.Issuer && a.Repository == b.Repository &&
-		a.Workflow == b.Workflow && a.Email == b.Email &&
-		(a.Kind != pypi.KindIdentity || a.Subject == b.Subject)
 }
 
 // Facts verifies prov for d and maps the outcome onto a verdict: verified,

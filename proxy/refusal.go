@@ -1,11 +1,11 @@
 package proxy
 
 import (
+	"github.com/pipgate/pipgate/internal/statusline"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -35,9 +35,6 @@ type reasonWriter interface {
 	WriteHeaderReason(code int, reason string)
 }
 
-// maxReasonPhrase bounds the reason phrase, in bytes.
-const maxReasonPhrase = 300
-
 // reasonLingerTimeout bounds how long a refused connection waits for the
 // client to close its side after the response (net/http waits a fixed
 // 500 ms in the same place, to avoid a reset that could discard the
@@ -47,48 +44,13 @@ const reasonLingerTimeout = 500 * time.Millisecond
 // reasonWriteTimeout bounds writing a refusal to a client that does not read.
 const reasonWriteTimeout = 10 * time.Second
 
-// reasonPhrase makes s a valid HTTP/1.1 reason phrase (RFC 9112:
-// HTAB / SP / VCHAR): one line of printable ASCII, other characters replaced
-// by "?", runs of white space collapsed, at most 300 bytes (a cut is marked
-// with "..."). An empty result becomes the status's standard text.
-func reasonPhrase(code int, s string) string {
-	var b strings.Builder
-	b.Grow(min(len(s), maxReasonPhrase))
-	space := false
-	for _, r := range s {
-		switch {
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r < 0x20 || r == 0x7f:
-			space = b.Len() > 0
-			continue
-		case r > 0x7e:
-			r = '?'
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-		if b.Len() > maxReasonPhrase {
-			break
-		}
-	}
-	out := b.String()
-	if len(out) > maxReasonPhrase {
-		out = out[:maxReasonPhrase-3] + "..."
-	}
-	if out == "" {
-		out = http.StatusText(code)
-	}
-	return out
-}
-
 // writeWithReason writes a complete response (code, the headers already set
 // on w, body) whose status line carries reason, and reports whether it could:
 // false leaves w untouched, for the caller to write the usual way. The
 // response closes the connection on HTTP/1.x (a hijacked connection cannot
 // go back to net/http).
 func writeWithReason(w *statusWriter, r *http.Request, code int, reason, body string) bool {
-	reason = reasonPhrase(code, reason)
+	reason = statusline.Reason(code, reason)
 	if rw, ok := w.ResponseWriter.(reasonWriter); ok {
 		w.code = code
 		rw.WriteHeaderReason(code, reason)

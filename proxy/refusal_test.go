@@ -11,27 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipgate/pipgate/internal/statusline"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 	"github.com/pipgate/pipgate/pypi/pypitest"
 )
-
-func TestReasonPhrase(t *testing.T) {
-	long := strings.Repeat("x", 400)
-	for _, tc := range []struct{ in, want string }{
-		{"pipgate: demo: no provenance (unattested)", "pipgate: demo: no provenance (unattested)"},
-		{"a\r\nb\x00c\td  e", "a b c d e"},
-		{"  lead and trail \n", "lead and trail"},
-		{"caf\u00e9 \u2603", "caf? ?"},
-		{"", "Forbidden"},
-		{"\r\n\t", "Forbidden"},
-		{long, long[:297] + "..."},
-	} {
-		if got := reasonPhrase(http.StatusForbidden, tc.in); got != tc.want {
-			t.Errorf("reasonPhrase(%q) = %q; want %q", tc.in, got, tc.want)
-		}
-	}
-}
 
 // rawConn is one client connection that sends HTTP/1.1 requests by hand.
 type rawConn struct {
@@ -103,7 +87,7 @@ func TestRefusalReasonInStatusLine(t *testing.T) {
 	if strings.ContainsAny(reason, "\r\n") || resp.Header.Get("X-Injected") != "" {
 		t.Errorf("the reason broke out of the status line: %q %v", reason, resp.Header)
 	}
-	if reasonPhrase(403, body) != reason || !strings.Contains(resp.Header.Get(headerReason), "evil/fork") {
+	if statusline.Reason(403, body) != reason || !strings.Contains(resp.Header.Get(headerReason), "evil/fork") {
 		t.Errorf("body %q, header %q; want the reason of the status line %q", body, resp.Header.Get(headerReason), reason)
 	}
 	if resp.ContentLength != int64(len(body)) || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pipgate/pipgate/gate"
+	"github.com/pipgate/pipgate/internal/units"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
@@ -425,10 +426,10 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 	if s.GeneratedAt.IsZero() {
 		s.GeneratedAt = time.Now()
 	}
-	p := statusPage{S: s, Uptime: "unknown", TrustRootAge: "unknown", HitRatio: "no lookups yet", CacheSize: statusBytes(s.CacheBlobBytes),
-		CacheLimit: "(no cache.max_size limit)", CacheDB: statusBytes(s.CacheDBBytes)}
+	p := statusPage{S: s, Uptime: "unknown", TrustRootAge: "unknown", HitRatio: "no lookups yet", CacheSize: units.Bytes(s.CacheBlobBytes),
+		CacheLimit: "(no cache.max_size limit)", CacheDB: units.Bytes(s.CacheDBBytes)}
 	if s.CacheMaxBytes > 0 {
-		p.CacheLimit = "of " + statusBytes(s.CacheMaxBytes) + " (cache.max_size)"
+		p.CacheLimit = "of " + units.Bytes(s.CacheMaxBytes) + " (cache.max_size)"
 	}
 	p.Upstreams = len(s.Upstreams) > 1 || len(s.Upstreams) == 1 && s.Upstreams[0].Auth
 	if !s.StartedAt.IsZero() {
@@ -586,20 +587,6 @@ func statusBase(p string) string {
 		return p[i+1:]
 	}
 	return p
-}
-
-// statusBytes renders n bytes with a binary unit: "1.5 GiB".
-func statusBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // statusShort abbreviates a hex digest for a table cell; the full value goes

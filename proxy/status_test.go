@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/pipgate/pipgate/gate"
+	"github.com/pipgate/pipgate/internal/htmltest"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/pypi"
@@ -282,7 +283,7 @@ func TestStatusHTMLEscapesHostileStrings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := htmlText(doc)
+	text := htmltest.Text(doc)
 	for _, want := range []string{
 		"evil<script>alert(1)</script>",
 		`evil-1.0.tar.gz"><img src=x onerror=alert(2)>`,
@@ -292,7 +293,7 @@ func TestStatusHTMLEscapesHostileStrings(t *testing.T) {
 			t.Errorf("page text lacks %q", want)
 		}
 	}
-	if n := countElements(doc, "img") + countElements(doc, "script") + countElements(doc, "b"); n != 0 {
+	if n := htmltest.Count(doc, "img") + htmltest.Count(doc, "script") + htmltest.Count(doc, "b"); n != 0 {
 		t.Errorf("page has %d injected elements; want 0", n)
 	}
 }
@@ -374,16 +375,6 @@ func TestStatusHTMLFigures(t *testing.T) {
 			t.Errorf("statusDuration(%v) = %q; want %q", tc.d, got, tc.want)
 		}
 	}
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {5 << 20, "5.0 MiB"}, {3 << 40, "3.0 TiB"},
-	} {
-		if got := statusBytes(tc.n); got != tc.want {
-			t.Errorf("statusBytes(%d) = %q; want %q", tc.n, got, tc.want)
-		}
-	}
 }
 
 func TestStatusJSONRoundTrip(t *testing.T) {
@@ -426,67 +417,6 @@ func TestStatusJSONRoundTrip(t *testing.T) {
 	}
 }
 
-// htmlText returns the concatenated text content of n.
-func htmlText(n *html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return b.String()
-}
-
-// countElements counts the elements named tag under n.
-func countElements(n *html.Node, tag string) int {
-	c := 0
-	if n.Type == html.ElementNode && n.Data == tag {
-		c++
-	}
-	for k := n.FirstChild; k != nil; k = k.NextSibling {
-		c += countElements(k, tag)
-	}
-	return c
-}
-
-// findByID returns the element with id under n, or nil.
-func findByID(n *html.Node, id string) *html.Node {
-	if n.Type == html.ElementNode {
-		for _, a := range n.Attr {
-			if a.Key == "id" && a.Val == id {
-				return n
-			}
-		}
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if f := findByID(c, id); f != nil {
-			return f
-		}
-	}
-	return nil
-}
-
-// hrefs returns the href of every <a> element in n, in document order.
-func hrefs(n *html.Node) []string {
-	var out []string
-	if n.Type == html.ElementNode && n.Data == "a" {
-		for _, a := range n.Attr {
-			if a.Key == "href" {
-				out = append(out, a.Val)
-			}
-		}
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		out = append(out, hrefs(c)...)
-	}
-	return out
-}
-
 // FuzzStatusHTML feeds arbitrary strings (project names, filenames, reasons
 // and identities come from upstream pages and attestations) through the page:
 // it must stay one well-formed document with no element the input injected,
@@ -510,19 +440,19 @@ func FuzzStatusHTML(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, tag := range []string{"script", "img", "iframe", "h3", "svg", "form"} {
-			if n := countElements(doc, tag); n != 0 {
+			if n := htmltest.Count(doc, tag); n != 0 {
 				t.Fatalf("%d <%s> elements from input %q %q %q %q", n, tag, project, filename, reason, identity)
 			}
 		}
 		for tag, want := range map[string]int{"table": 4, "h2": 7, "style": 1, "a": 3} { // the page's own (two project links, /-/report)
-			if got := countElements(doc, tag); got != want {
+			if got := htmltest.Count(doc, tag); got != want {
 				t.Fatalf("%d <%s> elements; want %d", got, tag, want)
 			}
 		}
 		// The project links stay relative links to the status pages: no
 		// scheme, no host, a path under status/ (a ":" after "status/"
 		// cannot start a scheme); the other is the report's.
-		for _, href := range hrefs(doc) {
+		for _, href := range htmltest.Hrefs(doc) {
 			if href == "report" {
 				continue
 			}
@@ -694,10 +624,10 @@ func TestProjectStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := findByID(doc, "files")
-	if files == nil || countElements(files, "tr")-1 != 5 || !strings.Contains(htmlText(files), "github:evil/fork@release.yml") ||
-		!strings.Contains(htmlText(files), "demo (line 3)") || !strings.Contains(htmlText(files), "digest-mismatch") {
-		t.Errorf("project status HTML files section = %q", htmlText(files))
+	files := htmltest.ByID(doc, "files")
+	if files == nil || htmltest.Count(files, "tr")-1 != 5 || !strings.Contains(htmltest.Text(files), "github:evil/fork@release.yml") ||
+		!strings.Contains(htmltest.Text(files), "demo (line 3)") || !strings.Contains(htmltest.Text(files), "digest-mismatch") {
+		t.Errorf("project status HTML files section = %q", htmltest.Text(files))
 	}
 	// The main page links the project there.
 	_, body = tp.get("/-/status")

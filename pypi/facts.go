@@ -158,6 +158,14 @@ func (p Publisher) String() string {
 	return p.Kind
 }
 
+// SameSigner reports whether id and other name the same signer: the same
+// kind, issuer, repository, workflow and email (and subject, for a bare
+// identity); the ref and commit of a build may differ.
+func (id Identity) SameSigner(other Identity) bool {
+	return id.Kind == other.Kind && id.Issuer == other.Issuer && id.Repository == other.Repository &&
+		id.Workflow == other.Workflow && id.Email == other.Email && (id.Kind != KindIdentity || id.Subject == other.Subject)
+}
+
 // String renders id for messages and logs.
 func (id Identity) String() string {
 	switch id.Kind {

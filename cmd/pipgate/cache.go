@@ -18,6 +18,7 @@ import (
 
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/config"
+	"github.com/pipgate/pipgate/internal/units"
 )
 
 const cacheUsage = `usage: pipgate cache <command> [flags]
@@ -258,7 +259,7 @@ func printCacheStats(d dirStats, asJSON bool, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	rows := [][2]string{
 		{"data directory", d.DataDir},
-		{"database", fmt.Sprintf("%s (schema %d, %s)", d.Database, st.SchemaVersion, humanBytes(st.DBBytes))},
+		{"database", fmt.Sprintf("%s (schema %d, %s)", d.Database, st.SchemaVersion, units.Bytes(st.DBBytes))},
 		{"verification facts", fmt.Sprint(st.Facts)},
 		{"provenance bodies", fmt.Sprint(st.Provenance)},
 		{"project pages", fmt.Sprint(st.Pages)},
@@ -266,7 +267,7 @@ func printCacheStats(d dirStats, asJSON bool, stdout, stderr io.Writer) int {
 		{"projects with history", fmt.Sprint(st.Projects)},
 		{"decision history rows", fmt.Sprint(st.Decisions)},
 		{"blob references", fmt.Sprint(st.Refs)},
-		{"blobs", fmt.Sprintf("%d (%s)", st.Blobs, humanBytes(st.BlobBytes))},
+		{"blobs", fmt.Sprintf("%d (%s)", st.Blobs, units.Bytes(st.BlobBytes))},
 		{"size limit", sizeLimit(d)},
 		{"read from", d.Source},
 		{"temp files", fmt.Sprint(st.TempFiles)},
@@ -391,20 +392,6 @@ func verifyDB(ctx context.Context, dir string, asJSON bool, stdout, stderr io.Wr
 	return 1, true
 }
 
-// humanBytes renders n in binary units: "512 B", "1.5 KiB", "3.2 GiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 func sizeLimit(d dirStats) string {
 	switch {
 	case d.Source != "server":
@@ -412,5 +399,5 @@ func sizeLimit(d dirStats) string {
 	case d.MaxBlobBytes <= 0:
 		return "none (cache.max_size: 0)"
 	}
-	return fmt.Sprintf("%s of %s (cache.max_size bounds the blobs, not the database)", humanBytes(d.BlobBytes), humanBytes(d.MaxBlobBytes))
+	return fmt.Sprintf("%s of %s (cache.max_size bounds the blobs, not the database)", units.Bytes(d.BlobBytes), units.Bytes(d.MaxBlobBytes))
 }

@@ -280,21 +280,6 @@ func TestCacheDataDirFromConfig(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	cases := []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
-		{5 << 20, "5.0 MiB"}, {3 << 30, "3.0 GiB"}, {1 << 62, "4.0 EiB"},
-	}
-	for _, tc := range cases {
-		if got := humanBytes(tc.n); got != tc.want {
-			t.Errorf("humanBytes(%d): got %q; want %q", tc.n, got, tc.want)
-		}
-	}
-}
-
 func TestParseInterspersed(t *testing.T) {
 	cases := []struct {
 		args    []string

@@ -9,12 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/html"
 
+	"github.com/pipgate/pipgate/internal/htmltest"
 	"github.com/pipgate/pipgate/internal/testbin"
 )
 
@@ -72,7 +72,7 @@ func loadInChromium(t *testing.T, browser, url, name string, width, height int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countElements(dom, "img") + countElements(dom, "script"); n != 0 {
+	if n := htmltest.Count(dom, "img") + htmltest.Count(dom, "script"); n != 0 {
 		t.Errorf("%s: the browser DOM has %d img/script elements; want 0", url, n)
 	}
 	run("--screenshot="+shot, "--window-size="+strconv.Itoa(width)+","+strconv.Itoa(height), url)
@@ -99,12 +99,12 @@ func loadInChromium(t *testing.T, browser, url, name string, width, height int) 
 // (without the header row); it fails t when there is no such element.
 func (p browserPage) section(t *testing.T, id string) (text string, rows int) {
 	t.Helper()
-	n := findByID(p.dom, id)
+	n := htmltest.ByID(p.dom, id)
 	if n == nil {
 		t.Errorf("browser DOM has no #%s", id)
 		return "", 0
 	}
-	return htmlText(n), countElements(n, "tr") - 1
+	return htmltest.Text(n), htmltest.Count(n, "tr") - 1
 }
 
 // links returns the href of every <a> in the page.
@@ -125,48 +125,6 @@ func (p browserPage) links() []string {
 	}
 	walk(p.dom)
 	return out
-}
-
-func htmlText(n *html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return b.String()
-}
-
-func countElements(n *html.Node, tag string) int {
-	c := 0
-	if n.Type == html.ElementNode && n.Data == tag {
-		c++
-	}
-	for k := n.FirstChild; k != nil; k = k.NextSibling {
-		c += countElements(k, tag)
-	}
-	return c
-}
-
-func findByID(n *html.Node, id string) *html.Node {
-	if n.Type == html.ElementNode {
-		for _, a := range n.Attr {
-			if a.Key == "id" && a.Val == id {
-				return n
-			}
-		}
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if f := findByID(c, id); f != nil {
-			return f
-		}
-	}
-	return nil
 }
 
 // distinctColours counts the distinct colours of img (every third pixel),

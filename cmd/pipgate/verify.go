@@ -388,7 +388,7 @@ func verifyOne(v *provenance.Verifier, r *verifyResult, pol *policy.Policy, cust
 		if facts.Identity == nil {
 			id := res.Identity
 			facts.Identity = &id
-		} else if !sameSigner(*facts.Identity, res.Identity) {
+		} else if !facts.Identity.SameSigner(res.Identity) {
 			facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonIdentityMismatch,
 				Detail: fmt.Sprintf("%s: signed by %s, but the others by %s", path, res.Identity, facts.Identity)}
 			return
@@ -463,11 +463,6 @@ func otherInstanceHint(unknown []string, customRoot bool) string {
 	}
 	return "the attestations were logged in a transparency log this trust root does not know (log ID " + unknown[0] +
 		"): signed with another Sigstore instance? Pass its trusted_root.json with --trusted-root (or --staging for Sigstore staging)"
-}
-
-func sameSigner(a, b pypi.Identity) bool {
-	return a.Kind == b.Kind && a.Issuer == b.Issuer && a.Repository == b.Repository &&
-		a.Workflow == b.Workflow && a.Email == b.Email && (a.Kind != pypi.KindIdentity || a.Subject == b.Subject)
 }
 
 func trustSource(ctx context.Context, trustedRoot string, staging bool, cacheDir, tufURL string) (*provenance.TrustSource, error) {
