@@ -100,7 +100,7 @@ var coverageColumns = []string{"project", "state", "rule", "files", "served", "d
 func coverageRow(name, state, rule string, n policy.CoverageCounts, pubs []policy.PublisherCount) []string {
 	ps := make([]string, len(pubs))
 	for i, p := range pubs {
-		ps[i] = fmt.Sprintf("%s (%d files: %s)", p.Publisher, p.Files, strings.Join(p.Versions, " "))
+		ps[i] = fmt.Sprintf("%s (%s: %s)", p.Publisher, policyPlural(p.Files, "file"), strings.Join(p.Versions, " "))
 	}
 	itoa := strconv.Itoa
 	return []string{name, state, rule, itoa(n.Files), itoa(n.Served), strconv.FormatInt(n.Downloads, 10), itoa(n.Verified),
@@ -139,4 +139,12 @@ func writeCoverageTable(w io.Writer, c policy.Coverage) error {
 	_, err := fmt.Fprintf(w, "\nEnforceable today (%d): %s\n('pipgate policy suggest' writes their rules; 'pipgate policy test' shows what a policy would refuse.)\n",
 		len(c.Enforceable), strings.Join(c.Enforceable, ", "))
 	return err
+}
+
+// policyPlural renders "1 file", "2 files".
+func policyPlural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
