@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -234,11 +235,13 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// newHTTPClient bounds the wait for response headers and connections; a
-// stalled body is bounded by idleReader.
+// newHTTPClient bounds the wait for a connection, a TLS handshake and
+// response headers by timeout; a stalled body is bounded by idleReader.
 // (The SDK's buildable client, so that AWS_CA_BUNDLE still applies.)
 func newHTTPClient(timeout time.Duration) *awshttp.BuildableClient {
-	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	return awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+		d.Timeout = timeout // a blackholed endpoint: not the default 30 s
+	}).WithTransportOptions(func(t *http.Transport) {
 		t.ResponseHeaderTimeout = timeout
 		t.TLSHandshakeTimeout = timeout
 		t.MaxIdleConnsPerHost = 16
