@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -163,6 +164,8 @@ type Store struct {
 	queue     chan string    // closed by Close
 	uploaders sync.WaitGroup // the uploaders, done when the queue is drained
 	wg        sync.WaitGroup // the prober
+
+	noConditional atomic.Bool // the server answered If-None-Match with 501 Not Implemented
 
 	mu       sync.Mutex
 	pending  map[string]bool      // queued or uploading
@@ -333,7 +336,7 @@ const staleClaim = time.Minute
 // Options.Wait and returns the object once it is there. ok is false when
 // this replica is to fill it (claimed, timed out, or the bucket failed).
 func (s *Store) awaitOtherFill(ctx context.Context, sha string) (io.ReadCloser, int64, bool) {
-	if s.opts.Wait <= 0 {
+	if s.opts.Wait <= 0 || s.noConditional.Load() {
 		return nil, 0, false
 	}
 	if s.claim(ctx, sha) {
@@ -385,6 +388,12 @@ func (s *Store) claim(ctx context.Context, sha string) bool {
 	err := put(true)
 	if err == nil {
 		s.noteClaim(sha)
+		return true
+	}
+	if isNotImplemented(err) {
+		if !s.noConditional.Swap(true) {
+			s.log.Warn("the shared store does not implement conditional writes (If-None-Match); fills are not coordinated", "store", s.Describe(), "err", err)
+		}
 		return true
 	}
 	if !isConflict(err) {
@@ -538,10 +547,21 @@ func (s *Store) upload(sha string) {
 			return
 		}
 	}
-	if size >= s.opts.MultipartAbove {
-		err = s.putMultipart(ctx, sha, f, size, replace)
-	} else {
-		err = s.put(ctx, sha, f, size, replace)
+	write := func(unconditional bool) error {
+		if size >= s.opts.MultipartAbove {
+			return s.putMultipart(ctx, sha, f, size, unconditional)
+		}
+		return s.put(ctx, sha, f, size, unconditional)
+	}
+	err = write(replace || s.noConditional.Load())
+	if err != nil && !replace && isNotImplemented(err) {
+		// A server without conditional writes: the HEAD above is all
+		// the coordination left (two replicas may both write the same
+		// bytes), and fills are not claimed.
+		if !s.noConditional.Swap(true) {
+			s.log.Warn("the shared store does not implement conditional writes (If-None-Match); writing unconditionally", "store", s.Describe(), "err", err)
+		}
+		err = write(true)
 	}
 	switch {
 	case err == nil:
@@ -764,6 +784,17 @@ func isConflict(err error) bool {
 		}
 	}
 	return false
+}
+
+// isNotImplemented: the server does not implement a header of the request
+// (501, or the NotImplemented code).
+func isNotImplemented(err error) bool {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotImplemented {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NotImplemented"
 }
 
 func validSHA(s string) bool {
