@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pipgate/pipgate/internal/testbin"
 )
 
 // sharedS3 is cache.shared.s3 of a pipgate.yaml.
@@ -199,4 +202,19 @@ func TestComposeShared(t *testing.T) {
 	if replicas < 2 {
 		t.Errorf("%d pipgate replicas; a shared store is for several", replicas)
 	}
+
+	t.Run("docker compose config", func(t *testing.T) {
+		var argv []string
+		if exec.Command("docker", "compose", "version").Run() == nil {
+			argv = []string{"docker", "compose"}
+		} else if p, err := exec.LookPath("docker-compose"); err == nil {
+			argv = []string{p}
+		} else {
+			t.Skip("neither 'docker compose' nor docker-compose found (Debian: apt-get install docker-compose); skipping docker compose config")
+		}
+		out, err := testbin.Command(t.Context(), t, argv[0], append(argv[1:], "-f", "docker-compose.shared.yml", "config", "-q")...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%v config -q: %v\n%s", argv, err, out)
+		}
+	})
 }
