@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
 	"io"
 	"log/slog"
 	"os"
@@ -31,22 +33,22 @@ const (
 // Record is one line of the audit log: one decision, with everything a
 // security team needs to find it again. Empty fields are left out.
 type Record struct {
-	Time      time.Time `json:"time"`
-	Event     string    `json:"event"` // one of the auditEvent* constants
-	RequestID string    `json:"request_id,omitempty"`
-	Client    string    `json:"client,omitempty"` // the client's address (host:port)
-	Project   string    `json:"project,omitempty"`
-	Version   string    `json:"version,omitempty"`
-	Filename  string    `json:"filename,omitempty"`
-	SHA256    string    `json:"sha256,omitempty"`
-	Verdict   string    `json:"verdict,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Identity  string    `json:"identity,omitempty"` // the verified signer, pypi.Identity.String()
-	Rule      string    `json:"rule,omitempty"`
-	Action    string    `json:"action,omitempty"`
-	Finding   string    `json:"finding,omitempty"`  // policy.Finding: publisher-changed, attestation-lost, cooldown
-	Host      string    `json:"host,omitempty"`     // egress: the refused destination
-	Upstream  string    `json:"upstream,omitempty"` // the configured name of the upstream that served the file
+	Time      time.Time      `json:"time"`
+	Event     string         `json:"event"` // one of the auditEvent* constants
+	RequestID string         `json:"request_id,omitempty"`
+	Client    string         `json:"client,omitempty"` // the client's address (host:port)
+	Project   string         `json:"project,omitempty"`
+	Version   string         `json:"version,omitempty"`
+	Filename  string         `json:"filename,omitempty"`
+	SHA256    string         `json:"sha256,omitempty"`
+	Verdict   pypi.Verdict   `json:"verdict,omitempty"`
+	Reason    string         `json:"reason,omitempty"`
+	Identity  string         `json:"identity,omitempty"` // the verified signer, pypi.Identity.String()
+	Rule      string         `json:"rule,omitempty"`
+	Action    policy.Action  `json:"action,omitempty"`
+	Finding   policy.Finding `json:"finding,omitempty"`  // publisher-changed, attestation-lost, cooldown
+	Host      string         `json:"host,omitempty"`     // egress: the refused destination
+	Upstream  string         `json:"upstream,omitempty"` // the configured name of the upstream that served the file
 }
 
 // Tuning of the audit writer.
@@ -368,7 +370,7 @@ func (a *Log) serve(it auditItem) error {
 // refusal reason.
 func (a *Log) LogEgressRefusal(client, method, host, reason string) {
 	a.Add(Record{Time: time.Now(), Event: EventEgressRefused, Client: client, Host: host,
-		Reason: method + " " + host + ": " + reason, Action: "block"})
+		Reason: method + " " + host + ": " + reason, Action: policy.ActionBlock})
 }
 
 // Register exports pipgate_audit_records_lost_total on reg: records that

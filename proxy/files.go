@@ -78,7 +78,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 		return err
 	}
 	d := dl.Decision
-	ri.verdict = string(d.Verdict)
+	ri.verdict = d.Verdict
 	if dl.Cache != "" {
 		ri.cache = dl.Cache
 	}
@@ -136,12 +136,12 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		Version:   version,
 		Filename:  f.Filename,
 		SHA256:    f.SHA256(),
-		Verdict:   string(d.Verdict),
+		Verdict:   d.Verdict,
 		Reason:    reason,
 		Identity:  identity,
 		Rule:      d.Rule,
-		Action:    string(d.Action),
-		Finding:   string(d.Finding),
+		Action:    d.Action,
+		Finding:   d.Finding,
 	})
 	s.decisions.add(statusDecision{
 		Upstream: up,
@@ -150,19 +150,19 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		Version:  version,
 		Filename: f.Filename,
 		SHA256:   f.SHA256(),
-		Verdict:  string(d.Verdict),
-		Action:   string(d.Action),
+		Verdict:  d.Verdict,
+		Action:   d.Action,
 		Rule:     d.Rule,
 		RuleLine: s.policy.Current().Lookup(project).Line,
 		Reason:   reason,
 		Identity: identity,
-		Finding:  string(d.Finding),
+		Finding:  d.Finding,
 	})
 	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
 		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
 		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: s.now().UTC()})
 	ri := info(ctx)
-	ri.action, ri.rule = string(d.Action), d.Rule
+	ri.action, ri.rule = d.Action, d.Rule
 	if d.Action != policy.ActionAllow || d.Finding != "" {
 		level := slog.LevelWarn
 		if d.Action == policy.ActionAllow {

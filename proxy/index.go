@@ -91,8 +91,8 @@ func (s *Server) writePageStream(w http.ResponseWriter, r *http.Request, p *pypi
 // page's blocked list (or takes the file off it).
 func (s *Server) markIndexDecision(d gate.IndexDecision) {
 	s.decisions.mark(statusDecision{Time: s.now(), Project: d.Project, Version: d.Version, Filename: d.Filename, SHA256: d.SHA256,
-		Verdict: string(d.Decision.Verdict), Action: string(d.Decision.Action), Rule: d.Decision.Rule, Reason: d.Decision.Reason,
-		Finding: string(d.Decision.Finding)})
+		Verdict: d.Decision.Verdict, Action: d.Decision.Action, Rule: d.Decision.Rule, Reason: d.Decision.Reason,
+		Finding: d.Decision.Finding})
 }
 
 func writeIndex(w http.ResponseWriter, ct string, cacheState gate.CacheState, serial int64, body []byte) error {

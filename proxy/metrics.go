@@ -23,13 +23,13 @@ const metricsOther = "other"
 var (
 	// metricsVerdicts are the values of pipgate_downloads_total{verdict}, in
 	// the order the status page lists them.
-	metricsVerdicts = []string{
-		string(pypi.VerdictVerified), string(pypi.VerdictUnattested), string(pypi.VerdictUntrustedPublisher),
-		string(pypi.VerdictInvalid), string(pypi.VerdictUnsupported), string(pypi.VerdictError),
+	metricsVerdicts = []pypi.Verdict{
+		pypi.VerdictVerified, pypi.VerdictUnattested, pypi.VerdictUntrustedPublisher,
+		pypi.VerdictInvalid, pypi.VerdictUnsupported, pypi.VerdictError,
 	}
 	// metricsActions are the policy actions: pipgate_policy_decisions_total{action}
 	// and pipgate_downloads_total{action}.
-	metricsActions = []string{string(policy.ActionAllow), string(policy.ActionBlock), string(policy.ActionYank), string(policy.ActionWarn)}
+	metricsActions = []policy.Action{policy.ActionAllow, policy.ActionBlock, policy.ActionYank, policy.ActionWarn}
 	// metricsMethods are the HTTP methods kept as they are by sanitizeMethod.
 	metricsMethods = []string{
 		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE",
@@ -136,13 +136,13 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 	for _, v := range metricsVerdicts {
 		for _, a := range metricsActions {
 			for _, by := range metricsDecidedBy {
-				m.downloads.WithLabelValues(v, a, by)
+				m.downloads.WithLabelValues(string(v), string(a), by)
 			}
 		}
 	}
 	for _, f := range policy.Findings {
 		for _, a := range metricsActions {
-			m.findings.WithLabelValues(string(f), a)
+			m.findings.WithLabelValues(string(f), string(a))
 		}
 	}
 	for _, o := range []string{"refused", "aborted"} {
@@ -174,10 +174,10 @@ func metricsCode(code int) string {
 }
 
 // metricsOneOf returns v when it is in set and "other" otherwise.
-func metricsOneOf(v string, set []string) string {
+func metricsOneOf[T ~string](v T, set []T) string {
 	for _, s := range set {
 		if v == s {
-			return v
+			return string(v)
 		}
 	}
 	return metricsOther
@@ -203,7 +203,7 @@ func (m *metrics) policyDecision(action policy.Action, rule string) {
 	if rule == "" {
 		rule = "none"
 	}
-	m.policyDecisions.WithLabelValues(metricsOneOf(string(action), metricsActions), m.rules.value(rule)).Inc()
+	m.policyDecisions.WithLabelValues(metricsOneOf(action, metricsActions), m.rules.value(rule)).Inc()
 }
 
 // download counts one distribution file served (allow, warn, yank) or
@@ -217,7 +217,7 @@ func (m *metrics) download(verdict pypi.Verdict, action policy.Action, byRule bo
 	if byRule {
 		by = decidedByRule
 	}
-	m.downloads.WithLabelValues(metricsOneOf(string(verdict), metricsVerdicts), metricsOneOf(string(action), metricsActions), by).Inc()
+	m.downloads.WithLabelValues(metricsOneOf(verdict, metricsVerdicts), metricsOneOf(action, metricsActions), by).Inc()
 }
 
 // The values of pipgate_downloads_total{policy}: what decided.
@@ -280,5 +280,5 @@ func (m *metrics) finding(d policy.Decision) {
 	if d.Finding == "" {
 		return
 	}
-	m.findings.WithLabelValues(string(d.Finding), metricsOneOf(string(d.Action), metricsActions)).Inc()
+	m.findings.WithLabelValues(string(d.Finding), metricsOneOf(d.Action, metricsActions)).Inc()
 }

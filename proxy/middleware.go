@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pipgate/pipgate/gate"
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,8 +41,8 @@ type reqInfo struct {
 	id      string
 	route   string
 	cache   gate.CacheState
-	verdict string
-	action  string // a download's policy decision, with its rule
+	verdict pypi.Verdict
+	action  policy.Action // a download's policy decision, with its rule
 	rule    string
 	project string
 	file    string
@@ -190,10 +192,10 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 		attrs = append(attrs, slog.String("cache", string(ri.cache)))
 	}
 	if ri.verdict != "" {
-		attrs = append(attrs, slog.String("verify", ri.verdict))
+		attrs = append(attrs, slog.String("verify", string(ri.verdict)))
 	}
 	if ri.action != "" {
-		attrs = append(attrs, slog.String("action", ri.action))
+		attrs = append(attrs, slog.String("action", string(ri.action)))
 		if ri.rule != "" {
 			attrs = append(attrs, slog.String("rule", ri.rule))
 		}

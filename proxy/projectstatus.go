@@ -43,7 +43,7 @@ func (rd *redecider) redecide(x statusDecision) statusDecision {
 	if !ok {
 		return x
 	}
-	x.Verdict, x.Action, x.Rule, x.Reason, x.Finding = string(d.Verdict), string(d.Action), d.Rule, d.Reason, string(d.Finding)
+	x.Verdict, x.Action, x.Rule, x.Reason, x.Finding = d.Verdict, d.Action, d.Rule, d.Reason, d.Finding
 	x.RuleLine = rd.pol.Lookup(x.Project).Line
 	return x
 }

@@ -202,7 +202,7 @@ func New(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		metrics:   newMetrics(opts.Registerer, opts.Version),
 		audit:     opts.Audit,
-		decisions: newDecisionLog(200),
+		decisions: newDecisionLog(200, opts.Now),
 		started:   opts.Now(),
 	}
 	g, err := gate.New(gate.Options{

@@ -36,7 +36,7 @@ const statusCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none
 type statusSnapshot struct {
 	Version     string    `json:"version"`
 	StartedAt   time.Time `json:"started_at"`
-	GeneratedAt time.Time `json:"generated_at"` // now; the page's clock (zero: time.Now() when rendered)
+	GeneratedAt time.Time `json:"generated_at"` // now, by the server's clock (Options.Now); zero: uptime unknown
 	Upstream    string    `json:"upstream"`     // upstream.url, or name=url of each upstream
 	// Upstreams describes each configured upstream (never its credentials)
 	// and its last authentication failure.
@@ -86,19 +86,19 @@ type statusSnapshot struct {
 // lists it. Identical decisions in a row of the recent list are one entry
 // with a count.
 type statusDecision struct {
-	Time     time.Time `json:"time"` // the latest time this decision was made
-	Project  string    `json:"project"`
-	Version  string    `json:"version,omitempty"`
-	Filename string    `json:"filename"`
-	SHA256   string    `json:"sha256,omitempty"`
-	Verdict  string    `json:"verdict"`
-	Action   string    `json:"action"` // allow, block, yank, warn
-	Rule     string    `json:"rule,omitempty"`
-	RuleLine int       `json:"rule_line,omitempty"` // the rule's line in the policy file; 0 for the defaults
-	Reason   string    `json:"reason,omitempty"`
-	Identity string    `json:"identity,omitempty"`
-	Upstream string    `json:"upstream,omitempty"` // the configured name of the upstream that served it
-	Finding  string    `json:"finding,omitempty"`  // policy.Finding: publisher-changed, attestation-lost, cooldown
+	Time     time.Time      `json:"time"` // the latest time this decision was made
+	Project  string         `json:"project"`
+	Version  string         `json:"version,omitempty"`
+	Filename string         `json:"filename"`
+	SHA256   string         `json:"sha256,omitempty"`
+	Verdict  pypi.Verdict   `json:"verdict"`
+	Action   policy.Action  `json:"action"` // allow, block, yank, warn
+	Rule     string         `json:"rule,omitempty"`
+	RuleLine int            `json:"rule_line,omitempty"` // the rule's line in the policy file; 0 for the defaults
+	Reason   string         `json:"reason,omitempty"`
+	Identity string         `json:"identity,omitempty"`
+	Upstream string         `json:"upstream,omitempty"` // the configured name of the upstream that served it
+	Finding  policy.Finding `json:"finding,omitempty"`  // publisher-changed, attestation-lost, cooldown
 	// Count is how many times this decision was made (downloads, for the
 	// recent list); at least 1.
 	Count int64 `json:"count"`
@@ -135,16 +135,17 @@ type decisionLog struct {
 	recent *list.List                // of *statusDecision, newest first
 	byKey  map[string]*list.Element  // recent entries by recentKey
 	held   map[string]statusDecision // blocked or yanked files by statusKey
+	now    func() time.Time          // the server's clock, for entries without a time
 }
 
 // newDecisionLog returns a log keeping the last size distinct decisions
-// (200 when size <= 0).
-func newDecisionLog(size int) *decisionLog {
+// (200 when size <= 0); now is the clock.
+func newDecisionLog(size int, now func() time.Time) *decisionLog {
 	if size <= 0 {
 		size = statusDefaultDecisions
 	}
 	return &decisionLog{size: size, recent: list.New(), byKey: make(map[string]*list.Element),
-		held: make(map[string]statusDecision)}
+		held: make(map[string]statusDecision), now: now}
 }
 
 // statusKey identifies a file in the blocked map: project, filename and
@@ -157,14 +158,14 @@ func statusKey(x statusDecision) string {
 // recentKey identifies a decision in the recent list: the file and
 // everything decided about it.
 func recentKey(x *statusDecision) string {
-	return strings.Join([]string{x.Upstream, x.Project, x.Filename, x.SHA256, x.Verdict, x.Action, x.Rule, x.Finding,
+	return strings.Join([]string{x.Upstream, x.Project, x.Filename, x.SHA256, string(x.Verdict), string(x.Action), x.Rule, string(x.Finding),
 		x.Reason, x.Identity}, "\x00")
 }
 
 // add records x as the newest decision. A zero x.Time is set to now.
 func (d *decisionLog) add(x statusDecision) {
 	if x.Time.IsZero() {
-		x.Time = time.Now()
+		x.Time = d.now()
 	}
 	x.Count = 1
 	k := recentKey(&x)
@@ -192,14 +193,14 @@ func (d *decisionLog) add(x statusDecision) {
 // every render and are not downloads.
 func (d *decisionLog) mark(x statusDecision) {
 	if x.Time.IsZero() {
-		x.Time = time.Now()
+		x.Time = d.now()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old, ok := d.held[statusKey(x)]; ok && old.Action == x.Action && old.Reason == x.Reason {
 		return // keep the time it was first blocked
 	}
-	if x.Action != string(policy.ActionBlock) && x.Action != string(policy.ActionYank) {
+	if x.Action != policy.ActionBlock && x.Action != policy.ActionYank {
 		if _, ok := d.held[statusKey(x)]; !ok {
 			return
 		}
@@ -210,7 +211,7 @@ func (d *decisionLog) mark(x statusDecision) {
 func (d *decisionLog) holdLocked(x statusDecision) {
 	k := statusKey(x)
 	switch x.Action {
-	case string(policy.ActionBlock), string(policy.ActionYank):
+	case policy.ActionBlock, policy.ActionYank:
 		old, ok := d.held[k]
 		if !ok && len(d.held) >= statusMaxBlocked {
 			d.evictOldestBlocked()
@@ -297,7 +298,7 @@ func (d *decisionLog) redecide(decide func(statusDecision) statusDecision) []sta
 			continue
 		}
 		n := now[i]
-		if n.Action != string(policy.ActionBlock) && n.Action != string(policy.ActionYank) {
+		if n.Action != policy.ActionBlock && n.Action != policy.ActionYank {
 			delete(d.held, k)
 			continue
 		}
@@ -340,10 +341,10 @@ func (m *metrics) statusCounts(lookups map[gate.LookupKind]gate.LookupCounts) (h
 		var n int64
 		for _, a := range metricsActions {
 			for _, by := range metricsDecidedBy {
-				n += counterValue(m.downloads.WithLabelValues(v, a, by))
+				n += counterValue(m.downloads.WithLabelValues(string(v), string(a), by))
 			}
 		}
-		downloads[v] = n
+		downloads[string(v)] = n
 	}
 	return hitRatio, downloads
 }
@@ -360,9 +361,6 @@ func counterValue(c prometheus.Counter) int64 {
 // writeStatusJSON writes s as indented JSON (the /-/status answer to
 // Accept: application/json).
 func writeStatusJSON(w io.Writer, s statusSnapshot) error {
-	if s.GeneratedAt.IsZero() {
-		s.GeneratedAt = time.Now()
-	}
 	v := statusJSONView{statusSnapshot: s}
 	if s.TrustRootAge >= 0 {
 		age := s.TrustRootAge.Seconds()
@@ -371,7 +369,7 @@ func writeStatusJSON(w io.Writer, s statusSnapshot) error {
 	if r := s.CacheHitRatio; !math.IsNaN(r) && !math.IsInf(r, 0) {
 		v.CacheHitRatio = &r
 	}
-	if !s.StartedAt.IsZero() {
+	if !s.StartedAt.IsZero() && !s.GeneratedAt.IsZero() {
 		v.UptimeSeconds = s.GeneratedAt.Sub(s.StartedAt).Seconds()
 	}
 	if v.Decisions == nil {
@@ -423,16 +421,13 @@ type statusLookupRow struct {
 // document (inline CSS, no script, no external assets) in which every value
 // is escaped by html/template.
 func writeStatusHTML(w io.Writer, s statusSnapshot) error {
-	if s.GeneratedAt.IsZero() {
-		s.GeneratedAt = time.Now()
-	}
 	p := statusPage{S: s, Uptime: "unknown", TrustRootAge: "unknown", HitRatio: "no lookups yet", CacheSize: units.Bytes(s.CacheBlobBytes),
 		CacheLimit: "(no cache.max_size limit)", CacheDB: units.Bytes(s.CacheDBBytes)}
 	if s.CacheMaxBytes > 0 {
 		p.CacheLimit = "of " + units.Bytes(s.CacheMaxBytes) + " (cache.max_size)"
 	}
 	p.Upstreams = len(s.Upstreams) > 1 || len(s.Upstreams) == 1 && s.Upstreams[0].Auth
-	if !s.StartedAt.IsZero() {
+	if !s.StartedAt.IsZero() && !s.GeneratedAt.IsZero() {
 		p.Uptime = statusDuration(s.GeneratedAt.Sub(s.StartedAt))
 	}
 	if s.TrustRootAge >= 0 {
@@ -444,8 +439,8 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 	}
 	seen := make(map[string]bool)
 	for _, v := range metricsVerdicts { // verified first, then the ways a file falls short
-		p.Counts = append(p.Counts, statusCount{v, s.Counts[v]})
-		seen[v] = true
+		p.Counts = append(p.Counts, statusCount{string(v), s.Counts[string(v)]})
+		seen[string(v)] = true
 	}
 	var extra []string
 	for v := range s.Counts {

@@ -82,7 +82,7 @@ func sampleStatusSnapshot() statusSnapshot {
 }
 
 func TestDecisionLogRing(t *testing.T) {
-	d := newDecisionLog(3)
+	d := newDecisionLog(3, time.Now)
 	if got := d.recentDecisions(); len(got) != 0 {
 		t.Fatalf("new log has %d decisions; want 0", len(got))
 	}
@@ -99,7 +99,7 @@ func TestDecisionLogRing(t *testing.T) {
 	if want := []string{"5", "4", "3"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("recent = %q; want %q", got, want)
 	}
-	if n := newDecisionLog(0).size; n != statusDefaultDecisions {
+	if n := newDecisionLog(0, time.Now).size; n != statusDefaultDecisions {
 		t.Errorf("default size = %d; want %d", n, statusDefaultDecisions)
 	}
 }
@@ -109,7 +109,7 @@ func TestDecisionLogRing(t *testing.T) {
 // row.
 func TestDecisionLogCollapses(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	d := newDecisionLog(3)
+	d := newDecisionLog(3, time.Now)
 	a := statusDecision{Project: "demo", Filename: "a.whl", SHA256: "aa", Verdict: "verified", Action: "allow"}
 	b := statusDecision{Project: "demo", Filename: "b.whl", SHA256: "bb", Verdict: "unattested", Action: "warn"}
 	for i, x := range []statusDecision{a, b, a, a, b, a} {
@@ -146,7 +146,7 @@ func TestDecisionLogCollapses(t *testing.T) {
 // differently, and a row decided again meanwhile is left alone.
 func TestDecisionLogRedecide(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	d := newDecisionLog(10)
+	d := newDecisionLog(10, time.Now)
 	d.add(statusDecision{Time: t0, Project: "p", Filename: "x.whl", SHA256: "x", Action: "block", Reason: "old x"})
 	d.add(statusDecision{Time: t0, Project: "p", Filename: "y.whl", SHA256: "y", Action: "yank", Reason: "old y"})
 	d.mark(statusDecision{Time: t0, Project: "p", Filename: "z.whl", SHA256: "z", Action: "block", Reason: "old z"})
@@ -165,7 +165,7 @@ func TestDecisionLogRedecide(t *testing.T) {
 	})
 	var rows []string
 	for _, x := range got {
-		rows = append(rows, x.SHA256+":"+x.Action+":"+x.Reason+":"+x.Rule)
+		rows = append(rows, x.SHA256+":"+string(x.Action)+":"+x.Reason+":"+x.Rule)
 	}
 	if want := []string{"z:yank:fresh z:", "y:block:now blocked:new-rule"}; !reflect.DeepEqual(rows, want) {
 		t.Errorf("redecided = %q; want %q", rows, want)
@@ -211,7 +211,7 @@ func TestDecisionLogBlocked(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newDecisionLog(10)
+			d := newDecisionLog(10, time.Now)
 			for _, x := range tc.adds {
 				d.add(x)
 			}
@@ -224,7 +224,7 @@ func TestDecisionLogBlocked(t *testing.T) {
 			}
 		})
 	}
-	d := newDecisionLog(10)
+	d := newDecisionLog(10, time.Now)
 	d.add(statusDecision{Time: t0, SHA256: "a", Action: "yank", Rule: "old"})
 	d.add(statusDecision{Time: t0.Add(time.Second), SHA256: "a", Action: "block", Rule: "new"})
 	if got := d.blocked()[0].Rule; got != "new" {
@@ -233,7 +233,7 @@ func TestDecisionLogBlocked(t *testing.T) {
 }
 
 func TestDecisionLogBounded(t *testing.T) {
-	d := newDecisionLog(50)
+	d := newDecisionLog(50, time.Now)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
@@ -427,7 +427,7 @@ func FuzzStatusHTML(f *testing.F) {
 	f.Add("<!--", "]]>", "{{.S.Version}}", "\x00\xff")
 	f.Fuzz(func(t *testing.T, project, filename, reason, identity string) {
 		x := statusDecision{Project: project, Filename: filename, Reason: reason, Identity: identity,
-			SHA256: identity, Verdict: reason, Action: project, Rule: filename}
+			SHA256: identity, Verdict: pypi.Verdict(reason), Action: policy.Action(project), Rule: filename}
 		s := statusSnapshot{Version: project, Upstream: filename, PolicySource: reason, TrustRoot: identity,
 			TrustRootAge: -1, CacheHitRatio: math.NaN(), Decisions: []statusDecision{x}, Blocked: []statusDecision{x},
 			Counts: map[string]int64{reason: 1}, Lookups: map[gate.LookupKind]gate.LookupCounts{gate.LookupKind(project): {Hit: 1}}}
@@ -468,11 +468,11 @@ func FuzzStatusHTML(f *testing.F) {
 // blocked files.
 func BenchmarkStatusHTML(b *testing.B) {
 	s := sampleStatusSnapshot()
-	d := newDecisionLog(200)
+	d := newDecisionLog(200, time.Now)
 	for i := 0; i < 400; i++ {
 		x := s.Decisions[i%len(s.Decisions)]
 		x.SHA256 = fmt.Sprint(i)
-		x.Action = []string{"allow", "block", "yank", "warn"}[i%4]
+		x.Action = []policy.Action{policy.ActionAllow, policy.ActionBlock, policy.ActionYank, policy.ActionWarn}[i%4]
 		d.add(x)
 	}
 	s.Decisions, s.Blocked = d.recentDecisions(), d.blocked()
