@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -148,26 +149,37 @@ type release struct {
 	files []*pypi.File
 }
 
-// releases groups the files of p by release (1.0 and 1.0.0 are one),
-// newest first by PEP 440; files whose names do not parse are left out.
-func releases(p *pypi.ProjectPage) []release {
-	idx := map[string]int{}
-	var out []release
+// newestReleases groups the files of the k newest releases of p (1.0 and
+// 1.0.0 are one), newest first by PEP 440; files whose names do not parse
+// are left out. It holds k releases at a time, never one per release of
+// the page (a page may list 390k files of as many releases).
+func newestReleases(p *pypi.ProjectPage, k int) []release {
+	if k <= 0 {
+		return nil
+	}
+	var out []release // newest first, at most k
+	var keys []string // out[i]'s canonical version
 	for i := range p.Files {
 		fn, err := pypi.ParsePipFilename(p.Files[i].Filename)
 		if err != nil {
 			continue
 		}
-		k := pypi.CanonicalizeVersion(fn.Version.String())
-		j, ok := idx[k]
-		if !ok {
-			j = len(out)
-			idx[k] = j
-			out = append(out, release{v: fn.Version})
+		key := pypi.CanonicalizeVersion(fn.Version.String())
+		if j := slices.Index(keys, key); j >= 0 {
+			out[j].files = append(out[j].files, &p.Files[i])
+			continue
 		}
-		out[j].files = append(out[j].files, &p.Files[i])
+		// The position among the newest: after every newer release.
+		j := sort.Search(len(out), func(j int) bool { return out[j].v.Compare(fn.Version) < 0 })
+		if j >= k {
+			continue
+		}
+		out = slices.Insert(out, j, release{v: fn.Version, files: []*pypi.File{&p.Files[i]}})
+		keys = slices.Insert(keys, j, key)
+		if len(out) > k {
+			out, keys = out[:k], keys[:k]
+		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].v.Compare(out[j].v) > 0 })
 	return out
 }
 

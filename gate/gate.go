@@ -56,6 +56,8 @@ type PolicySource interface {
 // page (listed as yanked, or not): renders report them to their caller (the
 // status page's blocked list).
 type IndexDecision struct {
+	// Version is set only when the decision blocks or yanks (a page of
+	// 390k files is not parsed again for the rest).
 	Project, Version, Filename, SHA256 string
 	Decision                           policy.Decision
 }

@@ -379,7 +379,10 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 		return
 	}
 	var todo []*pypi.File
-	newest := newestReleases(p, s.opts.EagerReleases)
+	var newest []*pypi.File
+	for _, r := range newestReleases(p, s.opts.EagerReleases) {
+		newest = append(newest, r.files...)
+	}
 	for _, f := range newest {
 		if f.Provenance == "" || f.SHA256() == "" {
 			continue
@@ -460,10 +463,7 @@ const eagerFallbackReleases = 8
 // files were tried already (a verification error is not cached).
 func (s *Gate) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []*pypi.File {
 	pd := PageDecider{s: s, pol: s.policy.Current(), page: p, now: s.now()}
-	for i, r := range releases(p) {
-		if i >= s.opts.EagerReleases+eagerFallbackReleases {
-			return nil
-		}
+	for i, r := range newestReleases(p, s.opts.EagerReleases+eagerFallbackReleases) {
 		var unknown []*pypi.File
 		for _, f := range r.files {
 			if f.Yanked {
@@ -485,17 +485,4 @@ func (s *Gate) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []*p
 		}
 	}
 	return nil
-}
-
-// newestReleases returns the files of the n newest releases of p (by PEP 440
-// version, pre-releases included; unparsable filenames are skipped).
-func newestReleases(p *pypi.ProjectPage, n int) []*pypi.File {
-	var out []*pypi.File
-	for i, r := range releases(p) {
-		if i >= n {
-			break
-		}
-		out = append(out, r.files...)
-	}
-	return out
 }

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -110,12 +109,17 @@ func (c *pageCache) putPage(project string, p *pypi.ProjectPage, fetchedAt time.
 	c.lru.remove(pageKey{project, pypi.ContentTypeV1JSON})
 	c.lru.remove(pageKey{project, pypi.ContentTypeV1HTML})
 	c.lru.remove(pageKey{project, pypi.ContentTypeHTML})
+	const perIndexEntry = 48 // a map slot: string header, int, overhead
+	size := pageSize(p) + perIndexEntry*int64(len(p.Files))
+	if size > c.lru.max {
+		c.lru.remove(pageKey{project: project}) // too large to keep: no index built for nothing
+		return
+	}
 	files := make(map[string]int, len(p.Files))
 	for i := len(p.Files) - 1; i >= 0; i-- {
 		files[p.Files[i].Filename] = i
 	}
-	const perIndexEntry = 48 // a map slot: string header, int, overhead
-	c.lru.add(pageKey{project: project}, memPage{page: p, fetchedAt: fetchedAt, files: files}, pageSize(p)+perIndexEntry*int64(len(p.Files)))
+	c.lru.add(pageKey{project: project}, memPage{page: p, fetchedAt: fetchedAt, files: files}, size)
 }
 
 // file returns the file named filename on p, a page of project: through
@@ -291,27 +295,9 @@ func escapeOrigin(ct, origin string) string {
 	return string(q[1 : len(q)-1])
 }
 
-// pageSize estimates the memory a decoded page holds: its strings plus a
-// fixed cost per file (the struct) and per hash.
-func pageSize(p *pypi.ProjectPage) int64 {
-	perFile := int64(unsafe.Sizeof(pypi.File{}))
-	const perHash = int64(unsafe.Sizeof(pypi.Hash{}))
-	n := int64(256 + len(p.Name) + len(p.APIVersion) + len(p.Status) + len(p.StatusReason))
-	for _, v := range p.Versions {
-		n += int64(16 + len(v))
-	}
-	for i := range p.Files {
-		f := &p.Files[i]
-		n += perFile + int64(len(f.Filename)+len(f.URL)+len(f.RequiresPython)+len(f.YankedReason)+len(f.Provenance))
-		for _, h := range f.Hashes {
-			n += perHash + int64(len(h.Digest))
-		}
-		for _, h := range f.CoreMetadataHashes {
-			n += perHash + int64(len(h.Digest))
-		}
-	}
-	return n
-}
+// pageSize estimates the memory a decoded page holds (pypi's own count:
+// the files, their strings, the versions).
+func pageSize(p *pypi.ProjectPage) int64 { return p.MemorySize() }
 
 // ListRender is the project list as served, in both formats, from one
 // snapshot. It is replaced whole when the list is refetched, so it holds
@@ -556,7 +542,7 @@ func (s *Gate) ServedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string,
 			// Metadata without a sha256 could not be checked, an sdist's
 			// is not served: pip reads the metadata from the file instead
 			// (see serveMetadata).
-			nf.CoreMetadata, nf.CoreMetadataHashes = false, nil
+			nf.CoreMetadata, nf.CoreMetadataHashes = false, pypi.Hashes{}
 		}
 		if f.Provenance != "" {
 			nf.Provenance = orig + "/integrity/" + p.Name + "/" + url.PathEscape(provenanceVersion(f)) + "/" +
@@ -571,7 +557,11 @@ func (s *Gate) ServedFiles(p *pypi.ProjectPage, pol *policy.Policy, orig string,
 				}
 			}
 			if decided != nil {
-				decided(IndexDecision{Project: p.Name, Version: s.hot.version(f.Filename), Filename: f.Filename, SHA256: f.SHA256(), Decision: d})
+				version := "" // only a held (blocked or yanked) row shows it: not parsed for every file of a huge page
+				if d.Action == policy.ActionBlock || d.Action == policy.ActionYank {
+					version = s.hot.version(f.Filename)
+				}
+				decided(IndexDecision{Project: p.Name, Version: version, Filename: f.Filename, SHA256: f.SHA256(), Decision: d})
 			}
 		}
 	}, pd

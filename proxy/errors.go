@@ -56,6 +56,8 @@ func statusFor(err error) int {
 		return statusClientClosed
 	case errors.Is(err, errBlobGone), errors.Is(err, cache.ErrCorrupt):
 		return http.StatusServiceUnavailable // the file exists: never a 404
+	case errors.Is(err, upstream.ErrBusy):
+		return http.StatusServiceUnavailable // other large pages hold the page memory
 	case errors.Is(err, upstream.ErrNotFound), errors.Is(err, cache.ErrNotFound), errors.As(err, new(*gate.NotOnPageError)):
 		return http.StatusNotFound
 	case errors.Is(err, upstream.ErrHostNotAllowed), errors.Is(err, upstream.ErrBadResponse):
@@ -114,6 +116,9 @@ func clientMessage(err error, code int) string {
 		}
 		if errors.Is(err, cache.ErrCorrupt) {
 			return "service unavailable: pipgate's cache database is damaged and being replaced; try again"
+		}
+		if errors.Is(err, upstream.ErrBusy) {
+			return "service unavailable: " + err.Error() + "; try again"
 		}
 	}
 	return http.StatusText(code)

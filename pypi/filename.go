@@ -164,14 +164,16 @@ func ParseProjectFilename(project, name string) (Filename, error) {
 // KeepDistributions leaves on p only the files whose names parse as
 // distributions of project, PEP 503-normalised ([ParseProjectFilename]): a file whose release
 // pipgate cannot tell could never be judged against the project's history.
-// It returns the files it removed, for the caller to log and count like
-// any other unusable link (their Index is the position in p.Files).
-func (p *ProjectPage) KeepDistributions(project string) []DroppedFile {
-	var out []DroppedFile
+// The files it removes are added to p.Dropped and p.DroppedCount, for the
+// caller to log and count like any other unusable link (their Index is
+// the position in p.Files); it returns how many it removed.
+func (p *ProjectPage) KeepDistributions(project string) int {
+	out := 0
 	kept := p.Files[:0]
 	for i := range p.Files {
 		if _, err := ParseProjectFilename(project, p.Files[i].Filename); err != nil {
-			out = append(out, dropped(i, p.Files[i].Filename, err))
+			p.drop(dropped(i, p.Files[i].Filename, err))
+			out++
 			continue
 		}
 		kept = append(kept, p.Files[i])

@@ -321,11 +321,12 @@ func TestParseProjectFilename(t *testing.T) {
 	p := &pypi.ProjectPage{Name: "foo", Files: []pypi.File{
 		{Filename: "foo-1.0.tar.gz"}, {Filename: "foo-1.0.exe"}, {Filename: "foo-1.1.tar.bz2"}, {Filename: "other-1.0.tar.gz"},
 	}}
-	dropped := p.KeepDistributions("foo")
+	n := p.KeepDistributions("foo")
+	dropped := p.Dropped
 	if len(p.Files) != 2 || p.Files[0].Filename != "foo-1.0.tar.gz" || p.Files[1].Filename != "foo-1.1.tar.bz2" {
 		t.Errorf("kept %v; want foo-1.0.tar.gz and foo-1.1.tar.bz2", p.Files)
 	}
-	if len(dropped) != 2 || dropped[0].Index != 1 || dropped[0].Filename != "foo-1.0.exe" || dropped[1].Index != 3 || dropped[1].Reason == "" {
+	if n != 2 || p.DroppedCount != 2 || len(dropped) != 2 || dropped[0].Index != 1 || dropped[0].Filename != "foo-1.0.exe" || dropped[1].Index != 3 || dropped[1].Reason == "" {
 		t.Errorf("dropped %+v; want foo-1.0.exe (1) and other-1.0.tar.gz (3) with reasons", dropped)
 	}
 }

@@ -3,9 +3,11 @@ package pypi
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // Content types of the simple repository API (PEP 691).
@@ -40,8 +42,22 @@ type ProjectPage struct {
 	// unusable (a URL that does not parse or is not http(s), an unsafe
 	// filename, a malformed hash): one bad link never takes the whole page
 	// down. Set by the parsers for the caller to log and count; never
-	// written out or stored.
-	Dropped []DroppedFile `json:"-"`
+	// written out or stored. It holds the first [MaxDroppedSamples];
+	// DroppedCount counts them all (a page of junk links costs a count,
+	// not a record per link).
+	Dropped      []DroppedFile `json:"-"`
+	DroppedCount int           `json:"-"`
+}
+
+// MaxDroppedSamples bounds ProjectPage.Dropped.
+const MaxDroppedSamples = 16
+
+// drop records a dropped entry: its sample while there is room, its count.
+func (p *ProjectPage) drop(d DroppedFile) {
+	if len(p.Dropped) < MaxDroppedSamples {
+		p.Dropped = append(p.Dropped, d)
+	}
+	p.DroppedCount++
 }
 
 // DroppedFile is a file entry a parser left out of a page, and why.
@@ -56,12 +72,19 @@ type DroppedFile struct {
 	Reason string
 }
 
-// dropped returns the DroppedFile for entry i named name, failing with err.
+// dropped returns the DroppedFile for entry i named name, failing with err
+// (name and reason truncated: a bad value may be megabytes long).
 func dropped(i int, name string, err error) DroppedFile {
-	if len(name) > 200 {
-		name = name[:200]
+	return DroppedFile{Index: i, Filename: truncate(name, 200), Reason: truncate(err.Error(), 500)}
+}
+
+// truncate returns s cut to at most n bytes (a copy, so that a short
+// report never holds a long string alive), marked when cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return strings.Clone(s)
 	}
-	return DroppedFile{Index: i, Filename: name, Reason: err.Error()}
+	return strings.Clone(s[:n]) + "…"
 }
 
 // File is one distribution file on a project page.
@@ -112,6 +135,22 @@ type ProjectEntry struct {
 // list) the parsers accept; PyPI's full project list is tens of megabytes.
 const MaxPageBytes = 64 << 20
 
+// Limits on what one project page may cost once parsed, whatever its
+// shape: a page within MaxPageBytes could otherwise decode to ten times
+// its size (millions of tiny links, every relative link resolved against a
+// long <base href>). A page over either is refused whole with an error
+// naming the limit ([ErrPageTooLarge]); a smaller page is kept whole.
+const (
+	// MaxPageFiles is the most file entries (links with an href, JSON file
+	// objects, usable or not) a project page may have. PyPI's largest
+	// projects list tens of thousands of files.
+	MaxPageFiles = 500_000
+	// MaxPageMemory is the most memory a parsed project page may hold (its
+	// files and their strings, as [ProjectPage.MemorySize] counts them).
+	// A page of 390k small files takes about 100 MiB.
+	MaxPageMemory = 160 << 20
+)
+
 // Errors of the simple-index parsers. Every parse error matches
 // [ErrInvalidPage] with errors.Is; the more specific ones match it too.
 var (
@@ -131,9 +170,121 @@ func pageError(format string, args ...any) error {
 // checkPageSize rejects bodies over MaxPageBytes.
 func checkPageSize(body []byte) error {
 	if len(body) > MaxPageBytes {
-		return fmt.Errorf("%w: %w: %d bytes (limit %d)", ErrInvalidPage, ErrPageTooLarge, len(body), MaxPageBytes)
+		return tooLarge(fmt.Sprintf("%d bytes, over pipgate's limit of %d bytes (64 MiB)", len(body), MaxPageBytes))
 	}
 	return nil
+}
+
+func tooLarge(why string) error {
+	return fmt.Errorf("%w: %w: %s", ErrInvalidPage, ErrPageTooLarge, why)
+}
+
+// errPageBytes is what pageReader returns past MaxPageBytes.
+var errPageBytes = tooLarge(fmt.Sprintf("over pipgate's limit of %d bytes (64 MiB)", MaxPageBytes))
+
+// pageReader reads a page body, failing with errPageBytes once it is past
+// MaxPageBytes: the parsers read from the network as they go and never
+// hold the body whole.
+type pageReader struct {
+	r io.Reader
+	n int64 // bytes read so far
+}
+
+func (p *pageReader) Read(b []byte) (int, error) {
+	if p.n > MaxPageBytes {
+		return 0, errPageBytes
+	}
+	if rest := MaxPageBytes + 1 - p.n; int64(len(b)) > rest {
+		b = b[:rest]
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.n > MaxPageBytes {
+		return n, errPageBytes
+	}
+	return n, err
+}
+
+// pageBudget counts what a page being parsed holds, against MaxPageFiles
+// and MaxPageMemory.
+type pageBudget struct {
+	entries int
+	bytes   int64
+}
+
+// entry counts one more file entry.
+func (b *pageBudget) entry() error {
+	b.entries++
+	if b.entries > MaxPageFiles {
+		return tooLarge(fmt.Sprintf("more than %d file entries (pipgate's limit)", MaxPageFiles))
+	}
+	return nil
+}
+
+// add counts n more bytes held.
+func (b *pageBudget) add(n int64) error {
+	b.bytes += n
+	if b.bytes > MaxPageMemory {
+		return tooLarge(fmt.Sprintf("it would take more than %d MiB of memory parsed (pipgate's limit; %d file entries so far)", MaxPageMemory>>20, b.entries))
+	}
+	return nil
+}
+
+// fileStructSize is the memory of one File value.
+const fileStructSize = int64(unsafe.Sizeof(File{}))
+
+// memorySize is the memory f holds: the struct and its strings (a string
+// that is part of another, the file name in its URL, counts once).
+func (f *File) memorySize() int64 {
+	n := fileStructSize + int64(len(f.URL)+len(f.YankedReason)+len(f.UploadTime)+len(f.Provenance)+
+		f.Hashes.size()+f.CoreMetadataHashes.size())
+	if !sameMemory(f.Filename, f.URL) {
+		n += int64(len(f.Filename))
+	}
+	return n // RequiresPython is shared on a page: see MemorySize
+}
+
+// sameMemory reports whether sub lies within s's bytes.
+func sameMemory(sub, s string) bool {
+	if len(sub) == 0 || len(s) == 0 {
+		return true
+	}
+	b, e := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(sub)))
+	return e >= b && e+uintptr(len(sub)) <= b+uintptr(len(s))
+}
+
+// MemorySize estimates the memory p holds: its files, their strings, its
+// versions.
+func (p *ProjectPage) MemorySize() int64 {
+	n := int64(256 + len(p.Name) + len(p.APIVersion) + len(p.Status) + len(p.StatusReason))
+	for _, v := range p.Versions {
+		n += int64(16 + len(v))
+	}
+	n += int64(cap(p.Files)-len(p.Files)) * fileStructSize
+	rps := map[*byte]bool{}
+	for i := range p.Files {
+		f := &p.Files[i]
+		n += f.memorySize()
+		if rp := f.RequiresPython; rp != "" && !rps[unsafe.StringData(rp)] {
+			rps[unsafe.StringData(rp)] = true
+			n += int64(len(rp))
+		}
+	}
+	return n
+}
+
+// interner shares the copies of a value many files of a page carry
+// (requires-python), up to a bound.
+type interner map[string]string
+
+func (in interner) intern(s string) (string, bool) {
+	if v, ok := in[s]; ok {
+		return v, true
+	}
+	if len(in) < 1024 {
+		in[s] = s
+	}
+	return s, false
 }
 
 // checkAPIVersion accepts "" (absent: clients assume 1.0) and any "1.N";
@@ -167,7 +318,9 @@ func resolveURL(base *url.URL, ref string) (resolved, fragment string, err error
 	}
 	fragment = u.Fragment
 	u.Fragment, u.RawFragment = "", ""
-	return u.String(), fragment, nil
+	// A copy of exactly its length: url.URL.String's builder leaves room
+	// over, and a page keeps hundreds of thousands of these.
+	return strings.Clone(u.String()), fragment, nil
 }
 
 // urlFilename returns the last path component of an absolute URL,
@@ -243,31 +396,39 @@ func bestHash(hashes Hashes) (string, string) {
 			return n, d
 		}
 	}
-	if len(hashes) == 0 {
-		return "", ""
+	for n, d := range hashes.All() {
+		return n, d // sorted by name
 	}
-	return hashes[0].Name, hashes[0].Digest // sorted by name
+	return "", ""
 }
 
 // DeriveVersions returns the sorted, de-duplicated canonical versions of the
 // page's files whose names parse as wheels or sdists, for the PEP 700
-// versions list when the upstream sent none.
+// versions list when the upstream sent none. It sorts compact keys
+// ([Version.SortKey]), not Versions: a page may list 390k releases.
 func (p *ProjectPage) DeriveVersions() []string {
-	var vs []Version
+	type keyed struct {
+		key  string
+		file int
+	}
+	var ks []keyed
+	var buf []byte
 	for i := range p.Files {
 		f, err := ParseFilename(p.Files[i].Filename)
 		if err != nil {
 			continue
 		}
-		vs = append(vs, f.Version)
+		buf = f.Version.appendKey(buf[:0])
+		ks = append(ks, keyed{string(buf), i})
 	}
-	slices.SortStableFunc(vs, Version.Compare)
-	out := make([]string, 0, len(vs))
-	for i, v := range vs {
-		if i > 0 && vs[i-1].Equal(v) {
+	slices.SortStableFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	out := make([]string, 0, len(ks))
+	for i, k := range ks {
+		if i > 0 && ks[i-1].key == k.key {
 			continue // 1.0 and 1.0.0 are one release
 		}
-		out = append(out, v.String())
+		f, _ := ParseFilename(p.Files[k.file].Filename)
+		out = append(out, f.Version.String())
 	}
 	return out
 }

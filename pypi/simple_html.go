@@ -2,6 +2,8 @@ package pypi
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"html"
 	"io"
 	"net/url"
@@ -10,12 +12,6 @@ import (
 	xhtml "golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
-
-// htmlAnchor is one <a> of a page, before URL resolution.
-type htmlAnchor struct {
-	attrs htmlAttrs
-	text  string
-}
 
 // htmlAttrs are the attributes of a tag that a parser reads (see
 // keptAttr), in document order: a short slice, not a map, as a page may
@@ -70,31 +66,55 @@ type htmlDoc struct {
 	reason     string
 	serial     int64
 	title      string
-	anchors    []htmlAnchor
 }
 
-// scanHTML tokenizes body once, as pip's HTMLParser-based link collector
-// does: every <a> anywhere, the first <base href>, the pypi:* meta tags and
-// the SERIAL comment. Duplicate attributes: the last one wins, as in pip.
-func scanHTML(body []byte) htmlDoc {
+// maxHTMLToken bounds one token of an HTML page (a tag with its
+// attributes, a text run, a comment): the tokenizer holds a token whole.
+const maxHTMLToken = 1 << 20
+
+// maxTitle bounds the <title> text kept (the project name is in it).
+const maxTitle = 1024
+
+// scanHTML tokenizes the page in r as it reads it, as pip's
+// HTMLParser-based link collector does: every <a> anywhere, the first <base
+// href>, the pypi:* meta tags and the SERIAL comment. Duplicate
+// attributes: the last one wins, as in pip. Each <a> is handed to
+// onAnchor: at its start tag with no text, or, with wantText, once it ends
+// (its end tag, the next <a>, or the end of the page) with its text. The
+// attributes are valid only during the call. An error of onAnchor, a read
+// error or a token over maxHTMLToken ends the scan with that error.
+func scanHTML(r io.Reader, wantText bool, onAnchor func(attrs htmlAttrs, text string) error) (htmlDoc, error) {
 	var d htmlDoc
-	z := xhtml.NewTokenizer(bytes.NewReader(body))
-	var cur *htmlAnchor
+	z := xhtml.NewTokenizer(r)
+	z.SetMaxBuf(maxHTMLToken)
+	var attrs htmlAttrs
+	var cur htmlAttrs // the open <a>'s attributes, with wantText
+	open := false
 	var text strings.Builder
 	inTitle := false
+	flush := func() error {
+		if !open {
+			return nil
+		}
+		open = false
+		return onAnchor(cur, text.String())
+	}
 	for {
 		tt := z.Next()
 		switch tt {
 		case xhtml.ErrorToken:
-			if cur != nil {
-				cur.text = text.String()
-				d.anchors = append(d.anchors, *cur)
+			err := z.Err()
+			switch {
+			case errors.Is(err, io.EOF):
+				return d, flush()
+			case errors.Is(err, xhtml.ErrBufferExceeded):
+				return d, tooLarge(fmt.Sprintf("an HTML tag, text or comment over %d bytes (pipgate's limit)", maxHTMLToken))
 			}
-			return d
+			return d, err
 		case xhtml.StartTagToken, xhtml.SelfClosingTagToken:
 			name, hasAttr := z.TagName()
 			a := atom.Lookup(name)
-			var attrs htmlAttrs
+			attrs = attrs[:0]
 			if hasAttr && (a == atom.A || a == atom.Base || a == atom.Meta) {
 				for {
 					k, v, more := z.TagAttr()
@@ -108,15 +128,22 @@ func scanHTML(body []byte) htmlDoc {
 			}
 			switch a {
 			case atom.A:
-				if cur != nil { // unclosed <a>: a new one ends it
-					cur.text = text.String()
-					d.anchors = append(d.anchors, *cur)
+				if !wantText {
+					if err := onAnchor(attrs, ""); err != nil {
+						return d, err
+					}
+					continue
 				}
-				cur = &htmlAnchor{attrs: attrs}
+				if err := flush(); err != nil { // unclosed <a>: a new one ends it
+					return d, err
+				}
+				cur = append(cur[:0], attrs...)
+				open = true
 				text.Reset()
 				if tt == xhtml.SelfClosingTagToken {
-					d.anchors = append(d.anchors, *cur)
-					cur = nil
+					if err := flush(); err != nil {
+						return d, err
+					}
 				}
 			case atom.Base:
 				if href, ok := attrs.lookup("href"); ok && d.base == "" {
@@ -138,19 +165,18 @@ func scanHTML(body []byte) htmlDoc {
 			name, _ := z.TagName()
 			switch atom.Lookup(name) {
 			case atom.A:
-				if cur != nil {
-					cur.text = text.String()
-					d.anchors = append(d.anchors, *cur)
-					cur = nil
+				if err := flush(); err != nil {
+					return d, err
 				}
 			case atom.Title:
 				inTitle = false
 			}
 		case xhtml.TextToken:
-			if cur != nil {
+			if open {
 				text.Write(z.Text())
-			} else if inTitle {
-				d.title += string(z.Text())
+			} else if inTitle && len(d.title) < maxTitle {
+				t := z.Text()
+				d.title += string(t[:min(len(t), maxTitle-len(d.title))])
 			}
 		case xhtml.CommentToken:
 			c := strings.TrimSpace(string(z.Text()))
@@ -183,12 +209,56 @@ func parseSerial(s string) (int64, bool) {
 // pip takes them, whatever the anchor text says. Anchors without an href
 // are skipped. data-yanked present means yanked (its value is the reason);
 // data-core-metadata (or data-dist-info-metadata) is "true", "false" or
-// "<hash>=<hex>"; Size is -1 and Versions nil, as HTML carries neither.
+// "<hash>=<hex>"; Size is -1 and Versions nil, as HTML carries neither. A
+// page over [MaxPageBytes], [MaxPageFiles] or [MaxPageMemory], or with one
+// tag over 1 MiB, is refused ([ErrPageTooLarge]).
 func ParseProjectHTML(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if err := checkPageSize(body); err != nil {
 		return nil, err
 	}
-	d := scanHTML(body)
+	return ParseProjectHTMLFrom(bytes.NewReader(body), pageURL)
+}
+
+// ParseProjectHTMLFrom is [ParseProjectHTML] reading the page from r as it
+// parses: it never holds the body whole, and keeps of each link only the
+// attributes it reads.
+func ParseProjectHTMLFrom(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
+	// The links as scanned, before their URLs are resolved (a <base href>
+	// may come after them): URL and Provenance hold the raw hrefs.
+	var files []File
+	attrErrs := map[int]error{} // links with an attribute that did not parse
+	var budget pageBudget
+	rps := interner{}
+	d, err := scanHTML(&pageReader{r: r}, false, func(attrs htmlAttrs, _ string) error {
+		href := attrs.get("href")
+		if href == "" {
+			return nil
+		}
+		if err := budget.entry(); err != nil {
+			return err
+		}
+		f := File{Size: -1, Hashes: Hashes{hashesEmpty}, URL: href, Provenance: attrs.get("data-provenance")}
+		if err := readHTMLAttrs(attrs, &f); err != nil {
+			attrErrs[len(files)] = err
+		}
+		rp, shared := rps.intern(f.RequiresPython)
+		f.RequiresPython = rp
+		n := f.memorySize()
+		if !shared {
+			n += int64(len(rp))
+		}
+		if err := budget.add(n); err != nil {
+			return err
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrPageTooLarge) {
+			return nil, errPageTooLarge(err)
+		}
+		return nil, pageError("reading the page: %v", err)
+	}
 	if err := checkAPIVersion(d.apiVersion); err != nil {
 		return nil, err
 	}
@@ -211,24 +281,33 @@ func ParseProjectHTML(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Files = make([]File, 0, len(d.anchors))
-	n := 0
-	for _, a := range d.anchors {
-		href := a.attrs.get("href")
-		if href == "" {
-			continue
+	// Resolved in place: no second array of a page's files. A resolved URL
+	// may be much longer than its href (a long <base href>): the budget
+	// counts it.
+	kept := files[:0]
+	for i := range files {
+		href := files[i].URL
+		f, err := resolveHTMLFile(files[i], attrErrs[i], base)
+		if err == nil {
+			err = budget.add(f.memorySize() - files[i].memorySize())
+			if errors.Is(err, ErrPageTooLarge) {
+				return nil, err
+			}
 		}
-		f, err := parseHTMLAnchor(a, base)
 		if err != nil {
 			name := f.Filename
 			if name == "" {
 				name = href
 			}
-			p.Dropped = append(p.Dropped, dropped(n, name, err))
-		} else {
-			p.Files = append(p.Files, f)
+			p.drop(dropped(i, name, err))
+			continue
 		}
-		n++
+		kept = append(kept, f)
+	}
+	clear(files[len(kept):])
+	p.Files = kept
+	if p.Files == nil {
+		p.Files = []File{}
 	}
 	return p, nil
 }
@@ -248,32 +327,19 @@ func htmlBase(pageURL *url.URL, href string) (*url.URL, error) {
 	return b, nil
 }
 
-func parseHTMLAnchor(a htmlAnchor, base *url.URL) (File, error) {
-	f := File{Size: -1, Hashes: Hashes{}}
-	href := a.attrs.get("href")
-	var frag string
-	var err error
-	if f.URL, frag, err = resolveURL(base, href); err != nil {
-		return f, err
-	}
-	f.Filename = urlFilename(f.URL)
-	if !safeFilename(f.Filename) {
-		return f, pageError("unsafe filename %q in %q", f.Filename, href)
-	}
-	n, dg, err := parseFragmentHash(frag)
-	if err != nil {
-		return f, err
-	}
-	if n != "" {
-		f.Hashes = Hashes{{internHashName(n), dg}}
-	}
-	f.RequiresPython = a.attrs.get("data-requires-python")
-	if r, ok := a.attrs.lookup("data-yanked"); ok {
+// readHTMLAttrs reads an anchor's attributes into f (all but href and
+// data-provenance, which are resolved once the page is read).
+func readHTMLAttrs(attrs htmlAttrs, f *File) error {
+	f.RequiresPython = attrs.get("data-requires-python")
+	if r, ok := attrs.lookup("data-yanked"); ok {
 		f.Yanked, f.YankedReason = true, r
 	}
-	cm, ok := a.attrs.lookup("data-core-metadata")
+	if g, ok := attrs.lookup("data-gpg-sig"); ok {
+		f.GPGSig = boolPtr(g == "true")
+	}
+	cm, ok := attrs.lookup("data-core-metadata")
 	if !ok {
-		cm, ok = a.attrs.lookup("data-dist-info-metadata")
+		cm, ok = attrs.lookup("data-dist-info-metadata")
 	}
 	if ok {
 		switch hn, hv, isHash := strings.Cut(cm, "="); {
@@ -283,21 +349,54 @@ func parseHTMLAnchor(a htmlAnchor, base *url.URL) (File, error) {
 		case isHash:
 			d, err := normalizeHash(hn, hv)
 			if err != nil {
-				return f, err
+				return err
 			}
-			f.CoreMetadata, f.CoreMetadataHashes = true, Hashes{{internHashName(hn), d}}
+			f.CoreMetadata, f.CoreMetadataHashes = true, HashesOf(hn, d)
 		default:
 			f.CoreMetadata = true
 		}
 	}
-	if prov := a.attrs.get("data-provenance"); prov != "" {
+	return nil
+}
+
+var trueVal, falseVal = true, false
+
+// boolPtr returns a shared pointer to b (a page's files share two).
+func boolPtr(b bool) *bool {
+	if b {
+		return &trueVal
+	}
+	return &falseVal
+}
+
+// resolveHTMLFile finishes a scanned file: f.URL and f.Provenance hold the
+// raw hrefs, attrErr is readHTMLAttrs' error.
+func resolveHTMLFile(f File, attrErr error, base *url.URL) (File, error) {
+	href, prov := f.URL, f.Provenance
+	f.Provenance = ""
+	var frag string
+	var err error
+	if f.URL, frag, err = resolveURL(base, href); err != nil {
+		return f, err
+	}
+	f.Filename = urlFilename(f.URL)
+	if !safeFilename(f.Filename) {
+		return f, pageError("unsafe filename %q in %q", truncate(f.Filename, 200), truncate(href, 200))
+	}
+	n, dg, err := parseFragmentHash(frag)
+	if err != nil {
+		return f, err
+	}
+	if n != "" {
+		f.Hashes = HashesOf(n, dg)
+	}
+	if attrErr != nil {
+		return f, attrErr
+	}
+	if prov != "" {
 		if f.Provenance, _, err = resolveURL(base, prov); err != nil {
 			return f, err
 		}
-	}
-	if g, ok := a.attrs.lookup("data-gpg-sig"); ok {
-		b := g == "true"
-		f.GPGSig = &b
 	}
 	return f, nil
 }
@@ -365,7 +464,9 @@ func WriteProjectHTMLFunc(w io.Writer, p *ProjectPage, fn FileFunc) error {
 		}
 		h.s(`<a href="`)
 		h.esc(f.URL)
-		if n, d := bestHash(f.Hashes); n != "" {
+		if b, ok := f.Hashes.appendSHA256(append(h.buf, "#sha256="...)); ok {
+			h.buf = b // hex needs no escaping
+		} else if n, d := bestHash(f.Hashes); n != "" {
 			h.esc("#" + n + "=" + d)
 		}
 		h.s(`" `)
@@ -427,17 +528,25 @@ func ParseProjectListHTML(body []byte) (*ProjectList, error) {
 	if err := checkPageSize(body); err != nil {
 		return nil, err
 	}
-	d := scanHTML(body)
+	l := &ProjectList{}
+	d, err := scanHTML(bytes.NewReader(body), true, func(_ htmlAttrs, text string) error {
+		if name := strings.TrimSpace(text); name != "" {
+			l.Projects = append(l.Projects, ProjectEntry{Name: name})
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrPageTooLarge) {
+			return nil, err
+		}
+		return nil, pageError("reading the page: %v", err)
+	}
 	if err := checkAPIVersion(d.apiVersion); err != nil {
 		return nil, err
 	}
-	l := &ProjectList{APIVersion: d.apiVersion, LastSerial: d.serial, Projects: make([]ProjectEntry, 0, len(d.anchors))}
-	for _, a := range d.anchors {
-		name := strings.TrimSpace(a.text)
-		if name == "" {
-			continue
-		}
-		l.Projects = append(l.Projects, ProjectEntry{Name: name})
+	l.APIVersion, l.LastSerial = d.apiVersion, d.serial
+	if l.Projects == nil {
+		l.Projects = []ProjectEntry{}
 	}
 	return l, nil
 }

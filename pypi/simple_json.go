@@ -100,7 +100,7 @@ func (m *jsonMetadataIn) UnmarshalJSON(b []byte) error {
 		m.set, m.present = true, string(b) == "true"
 		return nil
 	}
-	if err := json.Unmarshal(b, &m.hashes); err != nil || m.hashes == nil {
+	if err := json.Unmarshal(b, &m.hashes); err != nil || m.hashes.IsNil() {
 		return errors.New("core metadata: not a boolean or hash object")
 	}
 	m.set, m.present = true, true
@@ -128,31 +128,55 @@ func parseMeta(m *jsonMetaIn) (apiVersion string, serial int64, err error) {
 // ignored (keys match case-insensitively, as encoding/json does); a
 // missing or malformed required key, a file name with a path
 // separator, a hash that is not hex, or an API major version other than 1
-// is an error matching [ErrInvalidPage].
+// is an error matching [ErrInvalidPage]. So is a page over
+// [MaxPageBytes], [MaxPageFiles] or [MaxPageMemory] ([ErrPageTooLarge]).
 func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if err := checkPageSize(body); err != nil {
 		return nil, err
 	}
-	// The page is decoded as a stream: one file object at a time, each
-	// converted before the next is read, so a page of 390k files costs
-	// its compact Files and not a decoded copy of the whole document too.
+	return ParseProjectJSONFrom(bytes.NewReader(body), pageURL)
+}
+
+// ParseProjectJSONFrom is [ParseProjectJSON] reading the page from r as it
+// parses (it never holds the body whole): one file object at a time, each
+// converted before the next is read.
+func ParseProjectJSONFrom(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
+	pr := &pageReader{r: r}
+	p, err := parseProjectJSON(pr, pageURL)
+	if err != nil && errors.Is(err, ErrPageTooLarge) {
+		return nil, errPageTooLarge(err)
+	}
+	return p, err
+}
+
+// errPageTooLarge returns the size error inside err alone (not the
+// decoder's wrapping of it).
+func errPageTooLarge(err error) error {
+	if errors.Is(err, errPageBytes) {
+		return errPageBytes
+	}
+	return err
+}
+
+func parseProjectJSON(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 	var in jsonPageIn
+	p := &ProjectPage{}
 	var files []File
-	var drops []DroppedFile
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(r)
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, err
 	}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, pageError("JSON: %v", err)
+			return nil, jsonError(err)
 		}
 		key, _ := tok.(string)
 		switch {
 		case strings.EqualFold(key, "files"):
 			in.Files = nil
-			files, drops, err = decodeJSONFiles(dec, body, pageURL)
+			p.Dropped, p.DroppedCount = nil, 0
+			files, err = decodeJSONFiles(dec, p, pageURL)
 			if err != nil {
 				return nil, err
 			}
@@ -172,20 +196,21 @@ func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 			in.Versions = nil
 			err = dec.Decode(&in.Versions)
 		default:
-			var skip json.RawMessage
-			err = dec.Decode(&skip)
+			err = skipJSONValue(dec)
 		}
 		if err != nil {
-			return nil, pageError("JSON: %v", err)
+			return nil, jsonError(err)
 		}
 	}
 	if err := expectDelim(dec, '}'); err != nil {
 		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if errors.Is(err, ErrPageTooLarge) {
+			return nil, err
+		}
 		return nil, pageError("JSON: data after the page object")
 	}
-	p := &ProjectPage{}
 	var err error
 	if p.APIVersion, p.LastSerial, err = parseMeta(in.Meta); err != nil {
 		return nil, err
@@ -211,15 +236,50 @@ func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 	if in.Files == nil {
 		return nil, pageError("missing files")
 	}
-	p.Files, p.Dropped = files, drops
+	p.Files = files
 	return p, nil
+}
+
+// jsonError wraps a decoding error, keeping a size limit's error as it is.
+func jsonError(err error) error {
+	if errors.Is(err, ErrPageTooLarge) {
+		return err
+	}
+	return pageError("JSON: %v", err)
+}
+
+// maxJSONDepth is encoding/json's own nesting limit.
+const maxJSONDepth = 10000
+
+// skipJSONValue reads and discards one value, token by token (a huge
+// unknown value is never held whole).
+func skipJSONValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			if depth > maxJSONDepth {
+				return errors.New("exceeded max depth")
+			}
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 // expectDelim reads the delimiter d from dec.
 func expectDelim(dec *json.Decoder, d json.Delim) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return pageError("JSON: %v", err)
+		return jsonError(err)
 	}
 	if tok != d {
 		return pageError("JSON: want %v, got %v", d, tok)
@@ -228,26 +288,31 @@ func expectDelim(dec *json.Decoder, d json.Delim) error {
 }
 
 // decodeJSONFiles reads the value of "files": null (files nil) or an array of
-// file objects, converted one by one; unusable entries are dropped.
-func decodeJSONFiles(dec *json.Decoder, body []byte, pageURL *url.URL) ([]File, []DroppedFile, error) {
+// file objects, converted one by one; unusable entries are dropped (into p).
+func decodeJSONFiles(dec *json.Decoder, p *ProjectPage, pageURL *url.URL) ([]File, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, nil, pageError("JSON: %v", err)
+		return nil, jsonError(err)
 	}
 	if tok == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if tok != json.Delim('[') {
-		return nil, nil, pageError("JSON: files: want an array, got %v", tok)
+		return nil, pageError("JSON: files: want an array, got %v", tok)
 	}
-	// A capacity hint, so the slice is not regrown (and copied) many times.
-	files := make([]File, 0, min(bytes.Count(body, []byte(`"filename"`)), len(body)/32))
-	var drops []DroppedFile
-	interned := map[string]string{} // requires-python values: a few per page
+	files := []File{}
+	var budget pageBudget
+	rps := interner{}
 	for i := 0; dec.More(); i++ {
+		if err := budget.entry(); err != nil {
+			return nil, err
+		}
 		var in jsonFileIn
 		if err := dec.Decode(&in); err != nil {
-			return nil, nil, pageError("JSON: files[%d]: %v", i, err)
+			if errors.Is(err, ErrPageTooLarge) {
+				return nil, err
+			}
+			return nil, pageError("JSON: files[%d]: %v", i, err)
 		}
 		var f File
 		if err := convertJSONFile(&in, pageURL, &f); err != nil {
@@ -255,20 +320,24 @@ func decodeJSONFiles(dec *json.Decoder, body []byte, pageURL *url.URL) ([]File, 
 			if in.Filename != nil {
 				name = *in.Filename
 			}
-			drops = append(drops, dropped(i, name, err))
+			p.drop(dropped(i, name, err))
 			continue
 		}
-		if rp, ok := interned[f.RequiresPython]; ok {
-			f.RequiresPython = rp
-		} else if len(interned) < 1024 {
-			interned[f.RequiresPython] = f.RequiresPython
+		rp, shared := rps.intern(f.RequiresPython)
+		f.RequiresPython = rp
+		n := f.memorySize() + fileStructSize/4 // the slice grows by a quarter
+		if !shared {
+			n += int64(len(rp))
+		}
+		if err := budget.add(n); err != nil {
+			return nil, err
 		}
 		files = append(files, f)
 	}
 	if err := expectDelim(dec, ']'); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return slices.Clip(files), drops, nil
+	return slices.Clip(files), nil
 }
 
 func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
@@ -278,7 +347,7 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 	}
 	f.Filename = *in.Filename
 	if !safeFilename(f.Filename) {
-		return fmt.Errorf("unsafe filename %q", f.Filename)
+		return fmt.Errorf("unsafe filename %q", truncate(f.Filename, 200))
 	}
 	if in.URL == nil || *in.URL == "" {
 		return fmt.Errorf("%s: missing url", f.Filename)
@@ -288,7 +357,11 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 	if f.URL, frag, err = resolveURL(pageURL, *in.URL); err != nil {
 		return fmt.Errorf("%s: url: %w", f.Filename, err)
 	}
-	if in.Hashes == nil {
+	// The URL usually ends with the file name: share its bytes.
+	if strings.HasSuffix(f.URL, "/"+f.Filename) {
+		f.Filename = f.URL[len(f.URL)-len(f.Filename):]
+	}
+	if in.Hashes.IsNil() {
 		return fmt.Errorf("%s: missing hashes", f.Filename)
 	}
 	if f.Hashes, err = normalizeHashes(in.Hashes); err != nil {
@@ -312,7 +385,7 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 			continue
 		}
 		f.CoreMetadata = m.present
-		if m.hashes != nil {
+		if !m.hashes.IsNil() {
 			if f.CoreMetadataHashes, err = normalizeHashes(m.hashes); err != nil {
 				return fmt.Errorf("%s: core metadata: %w", f.Filename, err)
 			}
@@ -337,16 +410,23 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 	return nil
 }
 
-// normalizeHashes validates and lower-cases a {"name": "hex"} object in place.
+// normalizeHashes validates and lower-cases a {"name": "hex"} object.
 func normalizeHashes(h Hashes) (Hashes, error) {
-	for i, e := range h {
+	pairs := h.Pairs()
+	changed := false
+	for i, e := range pairs {
 		d, err := normalizeHash(e.Name, e.Digest)
 		if err != nil {
-			return nil, err
+			return Hashes{}, err
 		}
-		h[i].Digest = d
+		if d != e.Digest {
+			pairs[i].Digest, changed = d, true
+		}
 	}
-	return h, nil
+	if !changed {
+		return h, nil
+	}
+	return encodeHashes(pairs), nil
 }
 
 // WriteProjectJSON writes p as PyPI renders a PEP 691 project page (Python's
@@ -444,12 +524,7 @@ func writtenSizeHint(p *ProjectPage, perFile int) int {
 		f := &p.Files[i]
 		n += perFile + len(f.Filename) + len(f.URL) + len(f.RequiresPython) + len(f.YankedReason) +
 			len(f.UploadTime) + len(f.Provenance)
-		for _, h := range f.Hashes {
-			n += len(h.Name) + len(h.Digest)
-		}
-		for _, h := range f.CoreMetadataHashes {
-			n += 2 * (len(h.Name) + len(h.Digest))
-		}
+		n += f.Hashes.size() + 2*f.CoreMetadataHashes.size()
 	}
 	return n + 16*len(p.Versions)
 }
@@ -471,7 +546,7 @@ func appendJSONMeta(b []byte, serial int64, api string) []byte {
 func appendJSONFile(b []byte, f *File) []byte {
 	cm := func(b []byte) []byte {
 		switch {
-		case f.CoreMetadata && len(f.CoreMetadataHashes) > 0:
+		case f.CoreMetadata && f.CoreMetadataHashes.Len() > 0:
 			return appendJSONHashes(b, f.CoreMetadataHashes)
 		case f.CoreMetadata:
 			return append(b, "true"...)
@@ -516,14 +591,21 @@ func appendJSONFile(b []byte, f *File) []byte {
 
 // appendJSONHashes appends a hash object with its keys sorted (as Hashes are).
 func appendJSONHashes(b []byte, h Hashes) []byte {
+	if len(h.enc) == sha256Len {
+		b = append(b, `{"sha256":"`...)
+		b, _ = h.appendSHA256(b)
+		return append(b, `"}`...)
+	}
 	b = append(b, '{')
-	for i, e := range h {
-		if i > 0 {
+	first := true
+	for n, d := range h.All() {
+		if !first {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, e.Name)
+		first = false
+		b = appendJSONString(b, n)
 		b = append(b, ':')
-		b = appendJSONString(b, e.Digest)
+		b = appendJSONString(b, d)
 	}
 	return append(b, '}')
 }

@@ -265,7 +265,7 @@ func htmlView(p *pypi.ProjectPage) *pypi.ProjectPage {
 		f.Size, f.UploadTime = -1, ""
 		if h := f.SHA256(); h != "" {
 			f.Hashes = pypi.MakeHashes(map[string]string{"sha256": h})
-		} else if len(f.Hashes) > 0 {
+		} else if f.Hashes.Len() > 0 {
 			panic("htmlView: a test page without sha256")
 		} else {
 			f.Hashes = pypi.MakeHashes(map[string]string{})
@@ -292,11 +292,11 @@ func jsonView(p *pypi.ProjectPage) *pypi.ProjectPage {
 	}
 	q.Files = make([]pypi.File, len(p.Files))
 	for i, f := range p.Files {
-		if f.Hashes == nil {
+		if f.Hashes.IsNil() {
 			f.Hashes = pypi.MakeHashes(map[string]string{})
 		}
-		if len(f.CoreMetadataHashes) == 0 || !f.CoreMetadata {
-			f.CoreMetadataHashes = nil
+		if f.CoreMetadataHashes.Len() == 0 || !f.CoreMetadata {
+			f.CoreMetadataHashes = pypi.Hashes{}
 		}
 		if !f.Yanked {
 			f.YankedReason = ""
@@ -390,7 +390,7 @@ func TestParseProjectJSONCases(t *testing.T) {
 			return eq(f.URL, "https://index.example/files/foo-1.0.tar.gz") + eq(f.SHA256(), strings.ToLower(h)) + eq(fmt.Sprint(f.Size), "-1")
 		}},
 		{"core-metadata true", file(`,"core-metadata":true`), func(f *pypi.File) string {
-			return eq(fmt.Sprint(f.CoreMetadata, f.CoreMetadataHashes == nil), "true true")
+			return eq(fmt.Sprint(f.CoreMetadata, f.CoreMetadataHashes.IsNil()), "true true")
 		}},
 		{"core-metadata wins over dist-info-metadata", file(`,"core-metadata":false,"dist-info-metadata":true`), func(f *pypi.File) string {
 			return eq(fmt.Sprint(f.CoreMetadata), "false")
@@ -730,7 +730,7 @@ func FuzzParseProjectJSON(f *testing.F) {
 			}
 			return
 		}
-		p.Dropped = nil // not written out
+		p.Dropped, p.DroppedCount = nil, 0 // not written out
 		if got, want := roundTripJSON(t, p, page), jsonView(p); !reflect.DeepEqual(got, want) {
 			t.Fatalf("JSON round trip:\ngot  %+v\nwant %+v", got, want)
 		}
@@ -749,7 +749,7 @@ func FuzzParseProjectHTML(f *testing.F) {
 			}
 			return
 		}
-		p.Dropped = nil // not written out
+		p.Dropped, p.DroppedCount = nil, 0 // not written out
 		want := *p
 		if want.APIVersion == "" {
 			want.APIVersion = pypi.APIVersion
@@ -950,7 +950,7 @@ func referenceProjectJSON(p *pypi.ProjectPage) []byte {
 			o.Hashes = map[string]string{}
 		}
 		var cm any = f.CoreMetadata
-		if f.CoreMetadata && len(f.CoreMetadataHashes) > 0 {
+		if f.CoreMetadata && f.CoreMetadataHashes.Len() > 0 {
 			cm = f.CoreMetadataHashes.Map()
 		}
 		o.CoreMetadata, o.DataDistInfoMetadata = cm, cm

@@ -1,6 +1,7 @@
 package pypi
 
 import (
+	"encoding/binary"
 	"errors"
 	"regexp"
 	"strings"
@@ -68,9 +69,22 @@ var ErrInvalidVersion = errors.New("invalid version")
 // "-" and "_", and any letter case are accepted.
 func ParseVersion(s string) (Version, error) {
 	t := trimPySpace(s)
+	if v, ok := parsePlainRelease(t); ok {
+		return v, nil
+	}
+	v, ok := parseVersionRE(t)
+	if !ok {
+		return Version{}, &VersionError{Version: s}
+	}
+	return v, nil
+}
+
+// parseVersionRE parses a trimmed version with packaging's regular
+// expression.
+func parseVersionRE(t string) (Version, bool) {
 	m := versionRE.FindStringSubmatchIndex(t)
 	if m == nil {
-		return Version{}, &VersionError{Version: s}
+		return Version{}, false
 	}
 	group := func(i int) (string, bool) {
 		if m[2*i] < 0 {
@@ -128,7 +142,7 @@ func ParseVersion(s string) (Version, error) {
 			}
 		}
 	}
-	return v, nil
+	return v, true
 }
 
 // MustParseVersion is like [ParseVersion] but panics on error. It is meant
@@ -238,6 +252,101 @@ func (v Version) Compare(w Version) int {
 		return c
 	}
 	return cmpLocal(v.local, w.local)
+}
+
+// parsePlainRelease parses the common case, a release alone ("1.2.3":
+// digits and single dots, a digit at each end), without the regular
+// expression, exactly as ParseVersion would: a page's versions are parsed
+// hundreds of thousands of times.
+func parsePlainRelease(t string) (Version, bool) {
+	if t == "" || t[0] == '.' || t[len(t)-1] == '.' {
+		return Version{}, false
+	}
+	n := 1
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == '.':
+			if t[i-1] == '.' {
+				return Version{}, false
+			}
+			n++
+		case c < '0' || c > '9':
+			return Version{}, false
+		}
+	}
+	v := Version{epoch: "0", release: make([]string, 0, n)}
+	for p := range strings.SplitSeq(t, ".") {
+		v.release = append(v.release, canonNum(p))
+	}
+	return v, true
+}
+
+// SortKey returns a byte string whose order is v's PEP 440 order: for
+// any v and w, strings.Compare(v.SortKey(), w.SortKey()) ==
+// v.Compare(w). A key is a few bytes longer than the version: a list of
+// 390k versions is sorted by their keys without holding 390k Versions.
+func (v Version) SortKey() string { return string(v.appendKey(nil)) }
+
+// appendKey appends v's sort key to b. Numbers are canonical decimal
+// strings, ordered by length then digits; every list ends with a byte
+// below any of its elements' tags, so a shorter list sorts first.
+func (v Version) appendKey(b []byte) []byte {
+	b = appendNumKey(b, nz(v.epoch))
+	for _, r := range trimZeros(v.release) {
+		b = append(b, 1)
+		b = appendNumKey(b, r)
+	}
+	b = append(b, 0)
+	switch {
+	case v.preL == "" && v.post == "" && v.dev != "":
+		b = append(b, 0) // 1.0.dev0 sorts before 1.0a0
+	case v.preL == "":
+		b = append(b, 2) // a final release after its pre-releases
+	default:
+		b = append(b, 1)
+		b = append(b, v.preL...)
+		b = append(b, 0)
+		b = appendNumKey(b, v.preN)
+	}
+	if v.post == "" { // absent sorts first
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = appendNumKey(b, v.post)
+	}
+	if v.dev == "" { // absent sorts last
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+		b = appendNumKey(b, v.dev)
+	}
+	if v.local == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, l := range v.local {
+		if isDigits(l) { // numbers sort after strings
+			b = append(b, 2)
+			b = appendNumKey(b, l)
+		} else {
+			b = append(b, 1)
+			b = append(b, l...)
+			b = append(b, 0)
+		}
+	}
+	return append(b, 0)
+}
+
+// appendNumKey appends a number ordered as cmpNum orders them: its length
+// (one byte, or 255 and four), then its digits.
+func appendNumKey(b []byte, n string) []byte {
+	if len(n) < 255 {
+		b = append(b, byte(len(n)))
+	} else {
+		b = append(b, 255)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(n))) //nolint:gosec // a page is at most 64 MiB
+	}
+	return append(b, n...)
 }
 
 // nz maps the zero Version's empty epoch to "0".

@@ -2,6 +2,7 @@ package pypi_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/pipgate/pipgate/pypi"
@@ -118,6 +119,9 @@ func TestVersionOrder(t *testing.T) {
 			if got := vs[i].Compare(vs[j]); got != want {
 				t.Errorf("Compare(%q, %q) = %d; want %d", all[i], all[j], got, want)
 			}
+			if got := strings.Compare(vs[i].SortKey(), vs[j].SortKey()); got != want {
+				t.Errorf("SortKey order of %q, %q = %d; want %d", all[i], all[j], got, want)
+			}
 		}
 	}
 }
@@ -226,4 +230,31 @@ func FuzzParseVersion(f *testing.F) {
 			t.Fatalf("CanonicalizeVersion(%q) = %q, not equal to the version", s, cv)
 		}
 	})
+}
+
+// TestVersionSortKey: the sort key orders every pair of versions as
+// Compare does, equal keys meaning equal versions (1.0 and 1.0.0).
+func TestVersionSortKey(t *testing.T) {
+	long := strings.Repeat("9", 300)
+	ins := []string{"0", "1", "1.0", "1.0.0", "1.0.1", "1.1", "1.10", "1.9", "2!0.1", "1!1.0", "1.0a0", "1.0a", "1.0b0",
+		"1.0rc0", "1.0.dev0", "1.0a1.dev0", "1.0.post0", "1.0.post0.dev0", "1.0.post1", "1.0+local", "1.0+local.1",
+		"1.0+1", "1.0+1.a", "1.0+a.1", "1.0+abc", "1.0+abcd", "1.0+ab.c", "1.0+0", "1.0+00", "1.0+01", "1.0+1.0", long,
+		"1." + long, long + ".1", "1.0a" + long, "1.0.post" + long, "1.0.dev" + long, "1.0+" + long, "1.0+x" + long,
+		"0!0", "1.0.0.0.0.0", "1.0.0.0.0.1", "10", "9", "1.0rc1.post1", "1.0b1.post1.dev1"}
+	for _, c := range versionCases {
+		ins = append(ins, c.in)
+	}
+	var vs []pypi.Version
+	for _, s := range ins {
+		if v, err := pypi.ParseVersion(s); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	for _, a := range vs {
+		for _, b := range vs {
+			if got, want := strings.Compare(a.SortKey(), b.SortKey()), a.Compare(b); got != want {
+				t.Errorf("SortKey order of %s, %s = %d; Compare = %d", a, b, got, want)
+			}
+		}
+	}
 }

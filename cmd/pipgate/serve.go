@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -463,6 +464,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *slog.Logger, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	setMemoryLimit(logger)
 	a, err := wire(ctx, cfg, logger, stdout)
 	if err != nil {
 		return err
@@ -609,11 +611,33 @@ func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *
 	return runErr
 }
 
+// defaultMemoryLimit is the Go runtime's soft memory limit serve sets when
+// GOMEMLIMIT does not. Without it the collector lets the heap grow to
+// twice what is live: a 56 MiB page of 390k files (about 140 MiB parsed)
+// took the RSS 400 MiB up. With it, the heap stays near 256 MiB while
+// what is live fits (upstream.PageMemory keeps the largest pages to one
+// at a time), and the collector works harder rather than let it grow.
+const defaultMemoryLimit = 256 << 20
+
+// setMemoryLimit sets the runtime's soft memory limit to
+// defaultMemoryLimit unless the GOMEMLIMIT environment variable set one.
+// It is a target for the collector, not a cap: past it, the collector
+// works harder (at most half the CPU), nothing fails.
+func setMemoryLimit(logger *slog.Logger) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		logger.Info("memory limit from GOMEMLIMIT", "limit", v)
+		return
+	}
+	debug.SetMemoryLimit(defaultMemoryLimit)
+	logger.Debug("memory limit set", "limit_bytes", int64(defaultMemoryLimit))
+}
+
 // newRouter builds one upstream client per configured upstream (reading
 // passwords from their files or environment variables) and the router that
 // sends each project to its owner.
 func newRouter(cfg *config.Config, reg prometheus.Registerer, logger *slog.Logger) (*upstream.Router, error) {
 	var routes []upstream.Route
+	pages := upstream.NewPageMemory(0) // shared: the bound is the server's
 	for i, e := range cfg.UpstreamList() {
 		pw, err := e.Password()
 		if err != nil {
@@ -633,6 +657,7 @@ func newRouter(cfg *config.Config, reg prometheus.Registerer, logger *slog.Logge
 			Registerer: reg,
 			Logger:     logger,
 			UserAgent:  "pipgate/" + version,
+			PageMemory: pages,
 		})
 		if err != nil {
 			return nil, cfg.At(cfg.UpstreamPath(i, "url"), "%v", err)

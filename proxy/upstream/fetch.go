@@ -31,18 +31,36 @@ func (c *Client) Project(ctx context.Context, name string) (*pypi.ProjectPage, e
 		// PyPI has no page for an invalid name; never let one shape the path.
 		return nil, fmt.Errorf("project %q: %w", name, ErrNotFound)
 	}
-	body, ct, final, err := c.getPage(ctx, c.base.String()+"simple/"+name+"/")
+	var page *pypi.ProjectPage
+	final, err := c.streamPage(ctx, c.base.String()+"simple/"+name+"/", func(ct string, body io.Reader, size int64, final *url.URL) error {
+		var res *reservation
+		if m := c.pages; m != nil {
+			var err error
+			if res, err = m.reserve(ctx, m.estimate(size)); err != nil {
+				return err
+			}
+		}
+		// Parsed as it arrives: the body is never held whole.
+		p, err := parseProjectFrom(ct, body, final)
+		if err == nil && res != nil {
+			err = res.keepFor(p)
+		}
+		if err != nil {
+			if res != nil {
+				res.release(res.n)
+			}
+			return err
+		}
+		page = p
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	page, err := parseProject(ct, body, final)
-	if err != nil {
-		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
-	}
 	// A file pipgate cannot place in the project's history (its name does
 	// not parse as one of the project's distributions) is never served.
-	page.Dropped = append(page.Dropped, page.KeepDistributions(pypi.NormalizeName(name))...)
-	c.reportDropped(ctx, final.String(), page.Dropped)
+	page.KeepDistributions(pypi.NormalizeName(name))
+	c.reportDropped(ctx, final.String(), page.Dropped, page.DroppedCount)
 	for i := range page.Files {
 		// A URL with user:password@ is never fetched (CheckURL refuses it)
 		// and must never be cached or shown: drop the credentials here.
@@ -58,20 +76,22 @@ const maxDroppedLogs = 10
 // reportDropped logs (the first few) and counts the file links the parser
 // left out of the page at pageURL: one unusable link (an ftp: URL, say)
 // costs that link, never the whole page.
-func (c *Client) reportDropped(ctx context.Context, pageURL string, dropped []pypi.DroppedFile) {
-	if len(dropped) == 0 {
+func (c *Client) reportDropped(ctx context.Context, pageURL string, dropped []pypi.DroppedFile, count int) {
+	if count == 0 {
 		return
 	}
-	c.m.droppedLinks(c.name, len(dropped))
+	c.m.droppedLinks(c.name, count)
 	for i, d := range dropped {
 		if i == maxDroppedLogs {
-			c.log.LogAttrs(ctx, slog.LevelWarn, "more unusable file links dropped", attrUpstream(c.name), attrURL(pageURL),
-				slog.Int("count", len(dropped)-i))
 			break
 		}
 		c.log.LogAttrs(ctx, slog.LevelWarn, "unusable file link dropped", attrUpstream(c.name), attrURL(pageURL),
 			slog.Int("index", d.Index), slog.String("filename", redactUserinfo(d.Filename)),
 			slog.String("reason", redactUserinfo(d.Reason)))
+	}
+	if logged := min(len(dropped), maxDroppedLogs); count > logged {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "more unusable file links dropped", attrUpstream(c.name), attrURL(pageURL),
+			slog.Int("count", count-logged))
 	}
 }
 
@@ -109,6 +129,56 @@ func (c *Client) ProjectList(ctx context.Context) (*pypi.ProjectList, error) {
 		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
 	}
 	return list, nil
+}
+
+// streamPage GETs a simple index page within the timeout and hands its
+// body, as it arrives, to parse with its media type and final URL (after
+// redirects); it returns the final URL. A parse error is [ErrBadResponse];
+// a failure to read the body is returned as such (a timeout stays a
+// timeout).
+func (c *Client) streamPage(ctx context.Context, rawURL string, parse func(ct string, body io.Reader, size int64, final *url.URL) error) (*url.URL, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.do(ctx, KindIndex, rawURL, acceptSimple)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	final := resp.Request.URL
+	if err := c.checkStatus(resp); err != nil {
+		return nil, err
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch ct {
+	case pypi.ContentTypeV1JSON, pypi.ContentTypeV1HTML, pypi.ContentTypeHTML:
+	default:
+		return nil, fmt.Errorf("fetching %s: %w: content type %q is not a simple index", final, ErrBadResponse, resp.Header.Get("Content-Type"))
+	}
+	body := &readErrs{r: resp.Body}
+	if err := parse(ct, body, resp.ContentLength, final); err != nil {
+		switch {
+		case body.err != nil:
+			return nil, fmt.Errorf("reading %s: %w", final, body.err)
+		case errors.Is(err, ErrBusy):
+			return nil, fmt.Errorf("parsing %s: %w", final, err)
+		}
+		return nil, fmt.Errorf("parsing %s: %w: %w", final, ErrBadResponse, err)
+	}
+	return final, nil
+}
+
+// readErrs remembers the first read error other than io.EOF.
+type readErrs struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErrs) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // getPage GETs a simple index page within the timeout and returns its body,

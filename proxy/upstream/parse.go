@@ -1,18 +1,19 @@
 package upstream
 
 import (
+	"io"
 	"net/url"
 
 	"github.com/pipgate/pipgate/pypi"
 )
 
-// parseProject parses a project page by its media type (already checked to
-// be one of the three simple-index types).
-func parseProject(mediaType string, body []byte, pageURL *url.URL) (*pypi.ProjectPage, error) {
+// parseProjectFrom parses a project page by its media type (already checked
+// to be one of the three simple-index types) as it reads it from body.
+func parseProjectFrom(mediaType string, body io.Reader, pageURL *url.URL) (*pypi.ProjectPage, error) {
 	if mediaType == pypi.ContentTypeV1JSON {
-		return pypi.ParseProjectJSON(body, pageURL)
+		return pypi.ParseProjectJSONFrom(body, pageURL)
 	}
-	return pypi.ParseProjectHTML(body, pageURL)
+	return pypi.ParseProjectHTMLFrom(body, pageURL)
 }
 
 // parseProjectList parses the root page by its media type. Its links are

@@ -160,6 +160,9 @@ type Options struct {
 	// Both empty: no credentials. Password never appears in an error, a log
 	// line or a metric.
 	Username, Password string
+	// PageMemory bounds the memory of the project pages parsed and still
+	// in use; share one among the clients of a server. nil: no bound.
+	PageMemory *PageMemory
 }
 
 func (o Options) withDefaults() Options {
@@ -202,6 +205,7 @@ type Client struct {
 	log       *slog.Logger
 	ua        string
 	m         *metrics
+	pages     *PageMemory // nil: no bound
 }
 
 // Body is an open upstream file or .metadata body. Close it.
@@ -254,6 +258,7 @@ func New(opts Options) (*Client, error) {
 		timeout:   opts.Timeout,
 		log:       opts.Logger,
 		ua:        opts.UserAgent,
+		pages:     opts.PageMemory,
 	}
 	for i, h := range opts.FileHosts {
 		h = strings.ToLower(strings.TrimSpace(h))

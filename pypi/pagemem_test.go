@@ -1,0 +1,168 @@
+package pypi_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/pipgate/pipgate/pypi"
+)
+
+// liveHeap returns the bytes live on the heap after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// pageOf builds a page of n entries from entry(i), in HTML or JSON.
+func pageOf(asJSON bool, n int, entry func(i int) string) []byte {
+	var b bytes.Buffer
+	if asJSON {
+		b.WriteString(`{"name":"a","files":[`)
+	} else {
+		b.WriteString("<html><body>\n")
+	}
+	for i := range n {
+		if asJSON && i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(entry(i))
+	}
+	if asJSON {
+		b.WriteString("]}")
+	} else {
+		b.WriteString("</body></html>")
+	}
+	return b.Bytes()
+}
+
+// TestPageShapesMemory parses pages of about 256 KiB in the shapes an
+// index could use to make a small page cost a lot of memory, and checks
+// the accounting the page limits rest on: what a page keeps live, measured
+// on the heap, is at most 1.5 times its MemorySize (which the parsers hold
+// to MaxPageMemory, with MaxPageFiles), so no shape of a page within
+// MaxPageBytes costs more than the limits say. A shape past a limit must
+// be refused, naming it.
+func TestPageShapesMemory(t *testing.T) {
+	const size = 256 << 10
+	sha := strings.Repeat("ab", 32)
+	long := strings.Repeat("x", 200)
+	shapes := []struct {
+		name   string
+		asJSON bool
+		entry  func(i int) string
+	}{
+		{"html small files", false, func(i int) string {
+			return fmt.Sprintf("<a href=\"a-%d.tar.gz#sha256=%s\">a</a>\n", i, sha)
+		}},
+		{"html tiny links", false, func(i int) string { return fmt.Sprintf("<a href=a-%d.zip>", i) }},
+		{"html junk links", false, func(i int) string { return fmt.Sprintf("<a href=%d>", i) }},
+		{"html anchors without href", false, func(int) string { return "<a>" }},
+		{"html long names", false, func(i int) string {
+			return fmt.Sprintf("<a href=\"a-%d.%s.tar.gz\">", i, strings.Repeat("1.", 1000))
+		}},
+		{"html long base", false, func(i int) string {
+			if i == 0 {
+				return "<base href=\"https://x.example/" + strings.Repeat("p/", 8000) + "\">"
+			}
+			return fmt.Sprintf("<a href=a-%d.zip>", i)
+		}},
+		{"html big attributes", false, func(i int) string {
+			return fmt.Sprintf("<a href=\"a-%d.zip\" data-requires-python=\"%s%d\" data-yanked=\"%s\" data-dist-info-metadata=\"sha256=%s\">",
+				i, long, i, long, sha)
+		}},
+		{"html deep nesting", false, func(i int) string {
+			return strings.Repeat("<div><span>", 50) + fmt.Sprintf("<a href=a-%d.zip>", i)
+		}},
+		{"html bad metadata", false, func(i int) string {
+			return fmt.Sprintf("<a href=\"a-%d.zip\" data-core-metadata=\"sha256=%s\">", i, strings.Repeat("z", 300))
+		}},
+		{"json small files", true, func(i int) string {
+			return fmt.Sprintf(`{"filename":"a-%d.tar.gz","url":"f/%d","hashes":{"sha256":"%s"}}`, i, i, sha)
+		}},
+		{"json many hashes", true, func(i int) string {
+			var h []string
+			for j := range 50 {
+				h = append(h, fmt.Sprintf(`"h%d":"%02x"`, j, j))
+			}
+			return fmt.Sprintf(`{"filename":"a-%d.zip","url":"f","hashes":{%s}}`, i, strings.Join(h, ","))
+		}},
+		{"json duplicate names", true, func(int) string {
+			return fmt.Sprintf(`{"filename":"a-1.zip","url":"a-1.zip","hashes":{"sha256":"%s"}}`, sha)
+		}},
+		{"json junk", true, func(int) string { return `{"filename":"x"}` }},
+		{"json big values", true, func(i int) string {
+			return fmt.Sprintf(`{"filename":"a-%d.zip","url":"f","hashes":{},"requires-python":"%s%d","yanked":"%s","upload-time":"%s"}`,
+				i, long, i, long, long)
+		}},
+	}
+	page, _ := url.Parse("https://pypi.example/simple/a/")
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			n := 1
+			for len(pageOf(sh.asJSON, n, sh.entry)) < size {
+				n *= 2
+			}
+			body := pageOf(sh.asJSON, n, sh.entry)
+			before := liveHeap()
+			var p *pypi.ProjectPage
+			var err error
+			if sh.asJSON {
+				p, err = pypi.ParseProjectJSONFrom(bytes.NewReader(body), page)
+			} else {
+				p, err = pypi.ParseProjectHTMLFrom(bytes.NewReader(body), page)
+			}
+			if err != nil {
+				if !errors.Is(err, pypi.ErrPageTooLarge) || !strings.Contains(err.Error(), "limit") {
+					t.Fatalf("%d bytes: %v; want the page or a refusal naming a limit", len(body), err)
+				}
+				t.Logf("%d bytes: refused: %v", len(body), err)
+				return
+			}
+			p.KeepDistributions("a")
+			after := liveHeap()
+			live := after - min(before, after)
+			ms := p.MemorySize()
+			t.Logf("%d bytes, %d files kept, %d dropped (%d samples): %d bytes live (%.1f× the page), MemorySize %d",
+				len(body), len(p.Files), p.DroppedCount, len(p.Dropped), live, float64(live)/float64(len(body)), ms)
+			if live > uint64(ms)*3/2+1<<20 {
+				t.Errorf("a %d-byte page keeps %d bytes live; its MemorySize says %d", len(body), live, ms)
+			}
+			if ms > pypi.MaxPageMemory {
+				t.Errorf("MemorySize %d is over MaxPageMemory", ms)
+			}
+			if len(p.Dropped) > pypi.MaxDroppedSamples {
+				t.Errorf("%d dropped samples kept; want at most %d", len(p.Dropped), pypi.MaxDroppedSamples)
+			}
+			runtime.KeepAlive(p)
+			runtime.KeepAlive(body)
+		})
+	}
+}
+
+// TestPageLimits: a page over MaxPageFiles entries, or with one tag over
+// 1 MiB, is refused with an error naming the limit.
+func TestPageLimits(t *testing.T) {
+	page, _ := url.Parse("https://pypi.example/simple/a/")
+	many := pageOf(false, pypi.MaxPageFiles+1, func(i int) string { return "<a href=x>" })
+	if _, err := pypi.ParseProjectHTMLFrom(bytes.NewReader(many), page); !errors.Is(err, pypi.ErrPageTooLarge) ||
+		!strings.Contains(err.Error(), fmt.Sprint(pypi.MaxPageFiles)) {
+		t.Errorf("%d links: %v; want ErrPageTooLarge naming the limit", pypi.MaxPageFiles+1, err)
+	}
+	manyJSON := pageOf(true, pypi.MaxPageFiles+1, func(int) string { return "{}" })
+	if _, err := pypi.ParseProjectJSONFrom(bytes.NewReader(manyJSON), page); !errors.Is(err, pypi.ErrPageTooLarge) ||
+		!strings.Contains(err.Error(), fmt.Sprint(pypi.MaxPageFiles)) {
+		t.Errorf("%d JSON files: %v; want ErrPageTooLarge naming the limit", pypi.MaxPageFiles+1, err)
+	}
+	big := []byte(`<a href="a-1.zip" data-requires-python="` + strings.Repeat("x", 2<<20) + `">`)
+	if _, err := pypi.ParseProjectHTMLFrom(bytes.NewReader(big), page); !errors.Is(err, pypi.ErrPageTooLarge) ||
+		!strings.Contains(err.Error(), "1048576 bytes") {
+		t.Errorf("a 2 MiB tag: %v; want ErrPageTooLarge naming the limit", err)
+	}
+}
