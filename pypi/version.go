@@ -344,7 +344,7 @@ func appendNumKey(b []byte, n string) []byte {
 		b = append(b, byte(len(n)))
 	} else {
 		b = append(b, 255)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(n))) //nolint:gosec // a page is at most 64 MiB
+		b = binary.BigEndian.AppendUint32(b, uint32(len(n))) // a page is at most 64 MiB
 	}
 	return append(b, n...)
 }
