@@ -159,6 +159,8 @@ func TestMetadataHostileIndex(t *testing.T) {
 		"another name":           strings.Replace(genuine, "Name: demo", "Name: evil-dependency", 1),
 		"another version":        strings.Replace(genuine, "Version: 1.0", "Version: 1.0.1", 1),
 		"trailing whitespace":    genuine + "\n",
+		"a header's case":        strings.Replace(genuine, "Name: demo", "name: demo", 1),
+		"a trailing space":       strings.Replace(genuine, "Name: demo\n", "Name: demo \n", 1),
 		"CRLF line ends":         strings.ReplaceAll(genuine, "\n", "\r\n"),
 		"empty":                  "",
 	}
@@ -195,7 +197,9 @@ func TestMetadataHostileIndex(t *testing.T) {
 
 // TestMetadataUnreadableWheel: a verified wheel whose METADATA pip could not
 // read where it reads it (two .dist-info folders, another project's, none,
-// a zip bomb, a corrupt zip) gets no metadata: 403 metadata-unreadable.
+// a zip bomb, a corrupt zip), or could read another way when it installs
+// it (a METADATA or .dist-info twin differing in case or with a backslash),
+// gets no metadata: 403 metadata-unreadable.
 func TestMetadataUnreadableWheel(t *testing.T) {
 	up := pypitest.NewServer(t)
 	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0 })
@@ -206,10 +210,14 @@ func TestMetadataUnreadableWheel(t *testing.T) {
 		"two .dist-info folders": zipOf(t, "demo-1.0.dist-info/METADATA", meta, "demo-2.0.dist-info/METADATA", evil),
 		"another project's":      zipOf(t, "evil-1.0.dist-info/METADATA", meta),
 		"two METADATA members":   zipOf(t, "demo-1.0.dist-info/METADATA", meta, "demo-1.0.dist-info/METADATA", evil),
-		"no METADATA":            zipOf(t, "demo-1.0.dist-info/RECORD", ""),
-		"zip bomb":               zipOf(t, "demo-1.0.dist-info/METADATA", meta+strings.Repeat(" ", 20<<20)),
-		"corrupt zip":            good[:len(good)-30],
-		"not a zip":              []byte("#!/bin/sh\necho hello\n"),
+		// Read one way here, installed another way on Windows or macOS.
+		"a METADATA twin in another case":  zipOf(t, "demo-1.0.dist-info/METADATA", meta, "demo-1.0.dist-info/Metadata", evil),
+		"a METADATA twin with a backslash": zipOf(t, "demo-1.0.dist-info/METADATA", meta, "demo-1.0.dist-info\\METADATA", evil),
+		"a dist-info twin in another case": zipOf(t, "demo-1.0.dist-info/METADATA", meta, "DEMO-1.0.dist-info/METADATA", evil),
+		"no METADATA":                      zipOf(t, "demo-1.0.dist-info/RECORD", ""),
+		"zip bomb":                         zipOf(t, "demo-1.0.dist-info/METADATA", meta+strings.Repeat(" ", 20<<20)),
+		"corrupt zip":                      good[:len(good)-30],
+		"not a zip":                        []byte("#!/bin/sh\necho hello\n"),
 	}
 	build := 0
 	for what, body := range cases {

@@ -50,10 +50,16 @@ func WheelMetadata(r io.ReaderAt, size int64, filename string, w io.Writer) (int
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // names are compared, never used as paths
 		return 0, wheelError("%s: not a readable zip: %v", filename, err)
 	}
+	// Names are compared as an installer on any platform may read them:
+	// "\" as "/" (Python's zipfile does so on Windows), and a case variant
+	// of a .dist-info folder or of METADATA as the same file (a
+	// case-insensitive file system extracts them into one). A wheel whose
+	// METADATA is ambiguous that way is refused, not read one way here and
+	// installed another way there.
 	dirs := map[string]bool{}
 	for _, f := range zr.File {
-		top, _, _ := strings.Cut(f.Name, "/")
-		if strings.HasSuffix(top, ".dist-info") {
+		top, _, _ := strings.Cut(zipName(f.Name), "/")
+		if strings.HasSuffix(strings.ToLower(top), ".dist-info") {
 			dirs[top] = true
 		}
 	}
@@ -69,15 +75,15 @@ func WheelMetadata(r io.ReaderAt, size int64, filename string, w io.Writer) (int
 	}
 	var member *zip.File
 	for _, f := range zr.File {
-		if f.Name != dir+"/METADATA" {
+		if !strings.EqualFold(zipName(f.Name), dir+"/METADATA") {
 			continue
 		}
 		if member != nil {
-			return 0, wheelError("%s: two %s/METADATA members", filename, dir)
+			return 0, wheelError("%s: two %s/METADATA members (%q, %q)", filename, dir, member.Name, f.Name)
 		}
 		member = f
 	}
-	if member == nil {
+	if member == nil || member.Name != dir+"/METADATA" {
 		return 0, wheelError("%s: no %s/METADATA", filename, dir)
 	}
 	if member.UncompressedSize64 > MaxWheelMetadataBytes {
@@ -103,6 +109,9 @@ func WheelMetadata(r io.ReaderAt, size int64, filename string, w io.Writer) (int
 	}
 	return n, nil
 }
+
+// zipName is a zip member's name with "\\" read as "/".
+func zipName(name string) string { return strings.ReplaceAll(name, "\\", "/") }
 
 // checkDistInfoName checks that a "<name>-<version>.dist-info" directory
 // belongs to the wheel fn.
