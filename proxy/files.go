@@ -104,7 +104,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if metadata {
 		return s.serveMetadata(w, r, dl)
 	}
-	return s.serveBlob(w, r, filename, "file", s.gate.FileFill(project, dl.File))
+	return s.serveBlob(w, r, filename, blobFile, s.gate.FileFill(project, dl.File))
 }
 
 // recordDecision counts a download decision and writes its audit record and
@@ -201,7 +201,7 @@ func describe(f pypi.Facts) string {
 //     bytes behind the download until the digest matched, and the
 //     verdict trailer is sent after it; on a mismatch the connection is
 //     aborted, so the body is never complete.
-func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind string, req gate.FillRequest) error {
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name string, kind blobKind, req gate.FillRequest) error {
 	// A second round only when the first found the blob gone after all:
 	// committed by a fill that ended between the miss and the join, or
 	// (with cache.max_size) evicted despite the fill's pin.
@@ -219,7 +219,7 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, kind st
 // it had, but that could not be opened. It is never a 404: the file exists.
 var errBlobGone = errors.New("the cached file disappeared before it could be served")
 
-func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name, kind string, req gate.FillRequest) error {
+func (s *Server) serveBlobOnce(w http.ResponseWriter, r *http.Request, name string, kind blobKind, req gate.FillRequest) error {
 	ctx := r.Context()
 	ri := info(ctx)
 	f, err := s.store.OpenBlob(req.SHA)
@@ -281,7 +281,7 @@ func (s *Server) mustStream(ctx context.Context, fl *gate.Fill) (bool, error) {
 
 // serveFilled waits for the fill to end and serves the committed blob, or
 // refuses the request.
-func (s *Server) serveFilled(w http.ResponseWriter, r *http.Request, fl *gate.Fill, name, kind string) error {
+func (s *Server) serveFilled(w http.ResponseWriter, r *http.Request, fl *gate.Fill, name string, kind blobKind) error {
 	got, err := fl.Wait(r.Context())
 	if err != nil {
 		return s.fillFailed(w, r, err)
@@ -322,7 +322,7 @@ func (s *Server) fillFailed(w http.ResponseWriter, r *http.Request, err error) e
 }
 
 // streamFill streams a fill in progress (see serveBlob).
-func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *gate.Fill, name, kind string) error {
+func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *gate.Fill, name string, kind blobKind) error {
 	ctx := r.Context()
 	rd, ok, err := fl.Attach(ctx)
 	if err != nil {
@@ -441,9 +441,9 @@ func (w *bodyWriter) ReadFrom(r io.Reader) (int64, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *bodyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func setBlobHeaders(w http.ResponseWriter, sha, kind string) {
+func setBlobHeaders(w http.ResponseWriter, sha string, kind blobKind) {
 	h := w.Header()
-	if kind == "metadata" {
+	if kind == blobMetadata {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 	} else {
 		h.Set("Content-Type", "application/octet-stream")
@@ -467,6 +467,14 @@ func headerSafe(s string) string {
 	}
 	return s
 }
+
+// blobKind is what a served blob is: its Content-Type follows.
+type blobKind int
+
+const (
+	blobFile     blobKind = iota // a distribution file: application/octet-stream
+	blobMetadata                 // PEP 658 metadata: text/plain
+)
 
 // Defaults of the delivery limits (see Options).
 const (

@@ -61,7 +61,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, dl gate.D
 	if dl.Facts.Verdict == pypi.VerdictVerified {
 		return s.serveWheelMetadata(w, r, project, f, want)
 	}
-	return s.serveBlob(w, r, f.Filename+metadataSuffix, "metadata", s.gate.MetadataFill(project, f))
+	return s.serveBlob(w, r, f.Filename+metadataSuffix, blobMetadata, s.gate.MetadataFill(project, f))
 }
 
 // serveWheelMetadata serves the METADATA of the verified wheel f when its
@@ -92,7 +92,7 @@ func (s *Server) serveWheelMetadata(w http.ResponseWriter, r *http.Request, proj
 		defer b.Close()
 		ri.cache = state
 		s.gate.CountLookup(gate.LookupFile, state)
-		setBlobHeaders(w, got, "metadata")
+		setBlobHeaders(w, got, blobMetadata)
 		s.gate.CountServed(s.sendBlob(w, r, f.Filename+metadataSuffix, b.File))
 		return nil
 	}
