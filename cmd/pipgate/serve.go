@@ -614,10 +614,10 @@ func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *
 // defaultMemoryLimit is the Go runtime's soft memory limit serve sets when
 // GOMEMLIMIT does not. Without it the collector lets the heap grow to
 // twice what is live: a 56 MiB page of 390k files (about 140 MiB parsed)
-// took the RSS 400 MiB up. With it, the heap stays near 256 MiB while
+// took the RSS 400 MiB up. With it, the heap stays near 224 MiB while
 // what is live fits (upstream.PageMemory keeps the largest pages to one
 // at a time), and the collector works harder rather than let it grow.
-const defaultMemoryLimit = 256 << 20
+const defaultMemoryLimit = 224 << 20
 
 // setMemoryLimit sets the runtime's soft memory limit to
 // defaultMemoryLimit unless the GOMEMLIMIT environment variable set one.
