@@ -187,7 +187,11 @@ func TestPageAndListRoundTrip(t *testing.T) {
 	n := 0
 	fill(reflect.ValueOf(&page).Elem(), &n)
 	fill(reflect.ValueOf(&list).Elem(), &n)
-	page.Dropped = nil // a parse-time report for the caller, never stored
+	page.Dropped, page.DroppedCount = nil, 0 // a parse-time report for the caller, never stored
+	for i := range page.Files {              // Hashes has no exported field for fill to set
+		page.Files[i].Hashes = pypi.MakeHashes(map[string]string{"sha256": strings.Repeat("ab", 32), "md5": "00"})
+		page.Files[i].CoreMetadataHashes = pypi.MakeHashes(map[string]string{"sha256": strings.Repeat("cd", 32)})
+	}
 	at := time.Date(2026, 11, 22, 1, 2, 3, 4, time.UTC)
 
 	if _, _, err := s.Page("default", "demo"); !errors.Is(err, cache.ErrNotFound) {
