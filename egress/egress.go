@@ -35,18 +35,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reasons an egress request is refused, as found in [Refusal.Reason].
+// Reason is why an egress request is refused: one of the Reason constants.
 // The set is closed, so it is safe as a metric label.
+type Reason string
+
+// The reasons an egress request is refused, as found in [Refusal.Reason].
 const (
-	ReasonNotIntercepted = "host not intercepted"       // CONNECT to a host outside Intercept
-	ReasonPort           = "port not allowed"           // CONNECT to an intercepted host on a port other than 443
-	ReasonBadTarget      = "malformed target"           // CONNECT target that is not host:port
-	ReasonPlainHTTP      = "plain HTTP proxying"        // GET http://... through the proxy
-	ReasonNotProxy       = "not a proxy request"        // GET /path sent to the egress listener itself
-	ReasonHostMismatch   = "inner host differs"         // Host or URL inside the tunnel is not the CONNECT target
-	ReasonSNIMismatch    = "TLS server name differs"    // SNI inside the tunnel is not the CONNECT target
-	ReasonNotTLS         = "tunnel without TLS"         // cleartext HTTP inside a CONNECT tunnel
-	ReasonNoTunnel       = "request outside any tunnel" // defensive: a request goproxy routed without a CONNECT
+	ReasonNotIntercepted Reason = "host not intercepted"       // CONNECT to a host outside Intercept
+	ReasonPort           Reason = "port not allowed"           // CONNECT to an intercepted host on a port other than 443
+	ReasonBadTarget      Reason = "malformed target"           // CONNECT target that is not host:port
+	ReasonPlainHTTP      Reason = "plain HTTP proxying"        // GET http://... through the proxy
+	ReasonNotProxy       Reason = "not a proxy request"        // GET /path sent to the egress listener itself
+	ReasonHostMismatch   Reason = "inner host differs"         // Host or URL inside the tunnel is not the CONNECT target
+	ReasonSNIMismatch    Reason = "TLS server name differs"    // SNI inside the tunnel is not the CONNECT target
+	ReasonNotTLS         Reason = "tunnel without TLS"         // cleartext HTTP inside a CONNECT tunnel
+	ReasonNoTunnel       Reason = "request outside any tunnel" // defensive: a request goproxy routed without a CONNECT
 )
 
 // Defaults of [Options] and the certificate cache bound.
@@ -96,7 +99,7 @@ type Refusal struct {
 	Client string // client IP address
 	Method string // CONNECT, GET, ...
 	Host   string // the destination asked for (host or host:port)
-	Reason string // one of the Reason constants
+	Reason Reason // why
 }
 
 // Proxy is the HTTP handler of the egress listener: an HTTPS proxy that
@@ -378,7 +381,7 @@ func (e *Proxy) handleConnect(target string, pctx *goproxy.ProxyCtx) (*goproxy.C
 
 // connectTarget checks a CONNECT target and returns its host name, or the
 // reason to refuse it.
-func (e *Proxy) connectTarget(target string) (host, reason string) {
+func (e *Proxy) connectTarget(target string) (host string, reason Reason) {
 	h, port, err := net.SplitHostPort(target)
 	if err != nil || h == "" {
 		return "", ReasonBadTarget
@@ -674,8 +677,8 @@ func (b *streamBody) Close() error {
 }
 
 // refuse logs and counts a refusal and reports it to OnRefuse.
-func (e *Proxy) refuse(client, method, host, reason string) {
-	e.log.Info("egress refused", "client", client, "method", method, "host", host, "reason", reason)
+func (e *Proxy) refuse(client, method, host string, reason Reason) {
+	e.log.Info("egress refused", "client", client, "method", method, "host", host, "reason", string(reason))
 	e.refused.Inc()
 	if e.onRefuse != nil {
 		e.onRefuse(Refusal{Client: client, Method: method, Host: host, Reason: reason})
@@ -683,7 +686,7 @@ func (e *Proxy) refuse(client, method, host, reason string) {
 }
 
 // refuseHTTP refuses a request made to the listener itself (not CONNECT).
-func (e *Proxy) refuseHTTP(w http.ResponseWriter, r *http.Request, host, reason string) {
+func (e *Proxy) refuseHTTP(w http.ResponseWriter, r *http.Request, host string, reason Reason) {
 	e.refuse(clientIP(r.RemoteAddr), r.Method, host, reason)
 	w.Header().Set("Connection", "close")
 	http.Error(w, refusalText(host, reason), http.StatusForbidden)
@@ -691,20 +694,20 @@ func (e *Proxy) refuseHTTP(w http.ResponseWriter, r *http.Request, host, reason 
 
 // refuseInTunnel refuses a request inside a tunnel and asks the client to
 // close it.
-func (e *Proxy) refuseInTunnel(req *http.Request, client, host, reason string) *http.Response {
+func (e *Proxy) refuseInTunnel(req *http.Request, client, host string, reason Reason) *http.Response {
 	e.refuse(client, req.Method, host, reason)
 	return refusalResponse(req, http.StatusForbidden, host, reason)
 }
 
-func refusalText(host, reason string) string {
+func refusalText(host string, reason Reason) string {
 	if host == "" {
-		return "pipgate egress: " + reason
+		return "pipgate egress: " + string(reason)
 	}
 	return fmt.Sprintf("pipgate egress: %s refused: %s", host, reason)
 }
 
 // refusalResponse is a small text response that closes the connection.
-func refusalResponse(req *http.Request, code int, host, reason string) *http.Response {
+func refusalResponse(req *http.Request, code int, host string, reason Reason) *http.Response {
 	body := refusalText(host, reason) + "\n"
 	h := make(http.Header)
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -212,7 +212,8 @@ func TestEgressRefusesConnect(t *testing.T) {
 	called := false
 	f := egressStart(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called = true }))
 	tests := []struct {
-		target, reason string
+		target string
+		reason Reason
 	}{
 		{"example.org:443", ReasonNotIntercepted},
 		{"pypi.org.evil.example:443", ReasonNotIntercepted},
@@ -231,7 +232,7 @@ func TestEgressRefusesConnect(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("status %d; want 403 (%s)", resp.StatusCode, body)
 			}
-			if !strings.Contains(string(body), tt.reason) {
+			if !strings.Contains(string(body), string(tt.reason)) {
 				t.Errorf("body %q; want it to name %q", body, tt.reason)
 			}
 			if want := "403 " + strings.TrimSpace(string(body)); resp.Status != want {
@@ -245,7 +246,7 @@ func TestEgressRefusesConnect(t *testing.T) {
 		})
 	}
 	// A Go client sees the refusal as an error from its proxy.
-	if resp, err := f.client(false).Get("https://example.org/simple/"); err == nil || !strings.Contains(err.Error(), "pipgate egress: example.org:443 refused: "+ReasonNotIntercepted) {
+	if resp, err := f.client(false).Get("https://example.org/simple/"); err == nil || !strings.Contains(err.Error(), "pipgate egress: example.org:443 refused: "+string(ReasonNotIntercepted)) {
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -272,7 +273,7 @@ func TestEgressRefusesPlainHTTP(t *testing.T) {
 		name, url string
 		viaProxy  bool
 		host      string
-		reason    string
+		reason    Reason
 	}{
 		{"proxied http to intercepted host", "http://pypi.org/simple/", true, "pypi.org", ReasonPlainHTTP},
 		{"proxied http to other host", "http://example.org/", true, "example.org", ReasonPlainHTTP},
@@ -318,7 +319,7 @@ func TestEgressInnerHost(t *testing.T) {
 	tests := []struct {
 		name, request string
 		code          int
-		reason        string // expected OnRefuse reason, for 403
+		reason        Reason // expected OnRefuse reason, for 403
 	}{
 		{"same host", "GET /simple/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n", 200, ""},
 		{"same host with port 443 and other case", "GET /simple/ HTTP/1.1\r\nHost: PyPI.org:443\r\n\r\n", 200, ""},

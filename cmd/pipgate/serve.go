@@ -448,7 +448,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 			Logger:     logger.With("component", "egress"),
 			Registerer: reg,
 			OnRefuse: func(r egress.Refusal) {
-				a.audit.LogEgressRefusal(r.Client, r.Method, r.Host, r.Reason)
+				a.audit.LogEgressRefusal(r.Client, r.Method, r.Host, string(r.Reason))
 			},
 		})
 		if err != nil {
