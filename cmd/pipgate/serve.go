@@ -27,6 +27,7 @@ import (
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/config"
 	"github.com/pipgate/pipgate/egress"
+	"github.com/pipgate/pipgate/internal/logbuf"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/policy/reload"
 	"github.com/pipgate/pipgate/provenance"
@@ -79,7 +80,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		printConfigErrors(stderr, err)
 		return 1
 	}
-	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	// The log is buffered (one write a second, or at once from a warning
+	// up) and written out when serve returns.
+	logw := logbuf.New(stderr, logbuf.Interval)
+	defer func() { _ = logw.Close() }()
+	logger, err := newLogger(logw, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipgate serve: %v\n", err)
 		return 2
@@ -285,7 +290,9 @@ func printErrors(w io.Writer, prefix string, err error) {
 	fmt.Fprintf(w, "%s: %v\n", prefix, err)
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// newLogger returns the server's logger on w, which flushes w after every
+// warning or error.
+func newLogger(w *logbuf.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log.level: %w", err)
@@ -293,9 +300,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(logbuf.NewHandler(slog.NewJSONHandler(w, opts), w)), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(logbuf.NewHandler(slog.NewTextHandler(w, opts), w)), nil
 	}
 	return nil, fmt.Errorf("--log.format: want json or text, got %q", format)
 }
@@ -584,7 +591,7 @@ func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *
 	if lns[0].tls {
 		scheme = "https://"
 	}
-	logger.Info("pipgate ready", "version", version, "index_url", scheme+lns[0].ln.Addr().String()+"/simple/",
+	logger.InfoContext(logbuf.Flushing(ctx), "pipgate ready", "version", version, "index_url", scheme+lns[0].ln.Addr().String()+"/simple/",
 		"upstreams", upstreamSummary(cfg), "policy", a.policy.Current().Source(), "trust_root", a.trust.Describe(), "trust_root_refreshed", a.trust.LastRefresh())
 
 	var runErr error
