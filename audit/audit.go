@@ -4,8 +4,7 @@
 package audit
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"github.com/pipgate/pipgate/policy"
@@ -62,6 +61,10 @@ const (
 	auditControlWait = 5 * time.Second
 	// auditBatchBytes caps how many bytes of queued lines one write carries.
 	auditBatchBytes = 64 << 10
+	// WriteWait is the longest Ticket.Wait waits for a record to be written
+	// (a download waits for its record before its response goes out; past
+	// this the download goes on and the record is counted late).
+	WriteWait = time.Second
 )
 
 // Errors of Reopen.
@@ -92,10 +95,15 @@ type Log struct {
 	done   chan struct{}
 
 	controlWait time.Duration // auditControlWait; shorter in tests
+	writeWait   time.Duration // WriteWait; shorter in tests
 
-	out     io.Writer // owned by the writer goroutine after New
-	file    *os.File  // nil when writing to stdout
-	lost    atomic.Uint64
+	out  io.Writer // owned by the writer goroutine after New
+	file *os.File  // nil when writing to stdout
+	lost atomic.Uint64
+	late atomic.Uint64
+	// written is closed and replaced after each batch the writer handled:
+	// Ticket.Wait sleeps on it.
+	written atomic.Pointer[chan struct{}]
 	failing atomic.Bool // a streak of failures is under way (logged once)
 	logger  atomic.Pointer[slog.Logger]
 }
@@ -104,8 +112,56 @@ type Log struct {
 // carried through the queue so that it is ordered with the lines.
 type auditItem struct {
 	line   []byte
+	ticket *Ticket // nil for an untracked record
 	reopen bool
 	ack    chan error
+}
+
+// Ticket follows one record to the output, so that a download's response can
+// wait until its record is written (write(2) returned: the line survives a
+// crash of pipgate, though not of the machine). The zero Ticket is ready for
+// Log.AddTracked; one never passed to it is done at once.
+type Ticket struct {
+	log   *Log
+	state atomic.Uint32 // ticketNone, ticketQueued, ticketWritten, ticketLost
+}
+
+const (
+	ticketNone uint32 = iota
+	ticketQueued
+	ticketWritten
+	ticketLost
+)
+
+// Wait waits until the record is written or lost, at most WriteWait (then
+// the record is counted late; it may still be written after), or until ctx
+// ends. It reports whether the record was written.
+func (t *Ticket) Wait(ctx context.Context) bool {
+	var timer *time.Timer
+	for {
+		switch t.state.Load() {
+		case ticketNone, ticketWritten:
+			return true
+		case ticketLost:
+			return false
+		}
+		ch := t.log.written.Load()
+		if t.state.Load() != ticketQueued {
+			continue // handled between the two loads
+		}
+		if timer == nil {
+			timer = time.NewTimer(t.log.writeWait)
+			defer timer.Stop()
+		}
+		select {
+		case <-*ch:
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			t.log.late.Add(1)
+			return false
+		}
+	}
 }
 
 // New opens the audit log named by path, as the audit_log setting
@@ -119,7 +175,10 @@ func New(path string, stdout io.Writer) (*Log, error) {
 		queue:       make(chan auditItem, auditQueueLen),
 		done:        make(chan struct{}),
 		controlWait: auditControlWait,
+		writeWait:   WriteWait,
 	}
+	ch := make(chan struct{})
+	a.written.Store(&ch)
 	if path == "-" {
 		if stdout == nil {
 			stdout = os.Stdout
@@ -161,42 +220,59 @@ func (a *Log) enabled() bool { return a != nil && a.queue != nil }
 // at most auditEnqueueWait for room in the queue, then drops the record and
 // counts it lost. It never returns an error: an audit failure must not fail a
 // download, and Lost and the log report it.
-func (a *Log) Add(r Record) {
+func (a *Log) Add(r Record) { a.AddTracked(r, nil) }
+
+// AddTracked is Add, with t (when not nil, a zero Ticket) following the
+// record: t.Wait returns once it is written or lost.
+func (a *Log) AddTracked(r Record, t *Ticket) {
 	if !a.enabled() {
 		return
+	}
+	if t != nil {
+		t.log = a
+		t.state.Store(ticketQueued)
 	}
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
-	// Encode adds the newline. No HTML escaping: this is a log, and "<"
-	// should read as "<" in a SIEM.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil { // unreachable for this struct; counted all the same
-		a.fail(1, fmt.Errorf("encoding audit record: %w", err))
+	// One JSON line, no HTML escaping: this is a log, and "<" should read
+	// as "<" in a SIEM.
+	line, ok := appendRecord(make([]byte, 0, 512), &r)
+	if !ok {
+		a.drop(t, fmt.Errorf("encoding audit record: the time %v has no RFC 3339 form", r.Time))
 		return
 	}
-	line := buf.Bytes()
 
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.closed {
 		a.lost.Add(1)
+		if t != nil {
+			t.state.Store(ticketLost)
+		}
 		return
 	}
+	it := auditItem{line: line, ticket: t}
 	select {
-	case a.queue <- auditItem{line: line}:
+	case a.queue <- it:
 		return
 	default:
 	}
-	t := time.NewTimer(auditEnqueueWait)
-	defer t.Stop()
+	timer := time.NewTimer(auditEnqueueWait)
+	defer timer.Stop()
 	select {
-	case a.queue <- auditItem{line: line}:
-	case <-t.C:
-		a.fail(1, errors.New("audit queue full"))
+	case a.queue <- it:
+	case <-timer.C:
+		a.drop(t, errors.New("audit queue full"))
 	}
+}
+
+// drop counts one record lost before it was queued.
+func (a *Log) drop(t *Ticket, err error) {
+	if t != nil {
+		t.state.Store(ticketLost)
+	}
+	a.fail(1, err)
 }
 
 // Reopen closes and reopens the file, so that after logrotate renamed it the
@@ -271,6 +347,15 @@ func (a *Log) Close() error {
 	return nil
 }
 
+// Late returns how many records a download stopped waiting for (Ticket.Wait
+// past WriteWait) since the start.
+func (a *Log) Late() uint64 {
+	if a == nil {
+		return 0
+	}
+	return a.late.Load()
+}
+
 // Lost returns how many records could not be written since the start.
 func (a *Log) Lost() uint64 {
 	if a == nil {
@@ -307,20 +392,35 @@ func (a *Log) run() {
 	defer close(a.done)
 	buf := make([]byte, 0, auditBatchBytes)
 	lines := 0
+	var tickets []*Ticket
 	write := func() {
 		if lines == 0 {
 			return
 		}
+		state := ticketWritten
 		if _, err := a.out.Write(buf); err != nil {
 			a.fail(lines, fmt.Errorf("writing audit log: %w", err))
+			state = ticketLost
 		} else {
 			a.recovered()
 		}
 		buf, lines = buf[:0], 0
+		if len(tickets) > 0 {
+			for i, t := range tickets {
+				t.state.Store(state)
+				tickets[i] = nil
+			}
+			tickets = tickets[:0]
+			next := make(chan struct{})
+			close(*a.written.Swap(&next))
+		}
 	}
 	add := func(it auditItem) {
 		if it.line != nil {
 			buf, lines = append(buf, it.line...), lines+1
+			if it.ticket != nil {
+				tickets = append(tickets, it.ticket)
+			}
 		}
 	}
 	for it := range a.queue {
