@@ -473,12 +473,19 @@ func (a *Log) LogEgressRefusal(client, method, host, reason string) {
 		Reason: method + " " + host + ": " + reason, Action: policy.ActionBlock})
 }
 
-// Register exports pipgate_audit_records_lost_total on reg: records that
-// could not be written (queue full past its wait, or a write error), read
-// from a at each scrape. It panics if reg holds the series already.
+// Register exports on reg, read from a at each scrape,
+// pipgate_audit_records_lost_total: records that could not be written
+// (queue full past its wait, or a write error), and
+// pipgate_audit_records_late_total: downloads that went on without their
+// record written, after WriteWait. It panics if reg holds the series
+// already.
 func (a *Log) Register(reg prometheus.Registerer) {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "pipgate_audit_records_lost_total",
 		Help: "Audit records that could not be written (queue full or write error).",
 	}, func() float64 { return float64(a.Lost()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pipgate_audit_records_late_total",
+		Help: "Downloads served without waiting longer for their audit record (not written within audit.WriteWait); the record stays queued.",
+	}, func() float64 { return float64(a.Late()) }))
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
 )
 
 // A tracked record's Wait returns only once its line is in the output: the
@@ -122,8 +125,8 @@ func FuzzAppendRecord(f *testing.F) {
 	f.Add("x", "y", "z", "w", int64(253402300800), int64(1), -1800)
 	f.Fuzz(func(t *testing.T, s1, s2, s3, s4 string, sec, nsec int64, offset int) {
 		r := Record{Time: time.Unix(sec, nsec).In(time.FixedZone("z", offset)), Event: s1, RequestID: s2, Client: s3,
-			Project: s4, Version: s1, Filename: s2, SHA256: s3, Verdict: s4, Reason: s1 + s2, Identity: s3 + s4,
-			Rule: s2, Action: s3, Finding: s4, Host: s1, Upstream: s4}
+			Project: s4, Version: s1, Filename: s2, SHA256: s3, Verdict: pypi.Verdict(s4), Reason: s1 + s2, Identity: s3 + s4,
+			Rule: s2, Action: policy.Action(s3), Finding: policy.Finding(s4), Host: s1, Upstream: s4}
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)

@@ -126,7 +126,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		reason = facts.Detail
 	}
 	up, _ := s.up.Owner(project)
-	s.audit.Add(audit.Record{
+	s.audit.AddTracked(audit.Record{
 		Upstream:  up,
 		Time:      s.now(),
 		Event:     "download",
@@ -142,7 +142,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		Rule:      d.Rule,
 		Action:    d.Action,
 		Finding:   d.Finding,
-	})
+	}, &info(ctx).audit)
 	s.decisions.add(statusDecision{
 		Upstream: up,
 		Time:     s.now(),

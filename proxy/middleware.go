@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/pipgate/pipgate/audit"
 )
 
 // Route names: a fixed set, used as the metrics label and in the access log.
@@ -46,6 +48,9 @@ type reqInfo struct {
 	rule    string
 	project string
 	file    string
+	// audit follows the request's download record: the response waits
+	// for it before its status line (statusWriter).
+	audit audit.Ticket
 }
 
 type reqInfoKey struct{}
@@ -62,24 +67,34 @@ func info(ctx context.Context) *reqInfo {
 // middleware writes the status and logs, once (Caddy, tsweb).
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// statusWriter records the status and the bytes written.
+// statusWriter records the status and the bytes written. Before the status
+// line goes out it waits for the request's audit record to be written (at
+// most audit.WriteWait): a client never has a download, or its refusal, whose
+// record a crash of pipgate could still lose.
 type statusWriter struct {
 	http.ResponseWriter
+	ri    *reqInfo
+	ctx   context.Context
 	code  int
 	bytes int64
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+// start records code as the status unless one is recorded already, and
+// waits for the audit record the first time.
+func (w *statusWriter) start(code int) {
 	if w.code == 0 {
 		w.code = code
+		w.ri.audit.Wait(w.ctx)
 	}
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.start(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
+	w.start(http.StatusOK)
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	return n, err
@@ -87,9 +102,7 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 
 // ReadFrom keeps the underlying writer's sendfile path for file bodies.
 func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
+	w.start(http.StatusOK)
 	n, err := io.Copy(w.ResponseWriter, r)
 	w.bytes += n
 	return n, err
@@ -117,7 +130,7 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 		ri := &reqInfo{id: id, route: route}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		w.Header().Set(headerRequestID, id)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, ri: ri, ctx: r.Context()}
 		defer s.metrics.trackInFlight()()
 
 		var err error

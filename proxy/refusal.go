@@ -52,7 +52,7 @@ const reasonWriteTimeout = 10 * time.Second
 func writeWithReason(w *statusWriter, r *http.Request, code int, reason, body string) bool {
 	reason = statusline.Reason(code, reason)
 	if rw, ok := w.ResponseWriter.(reasonWriter); ok {
-		w.code = code
+		w.start(code)
 		rw.WriteHeaderReason(code, reason)
 		n, _ := io.WriteString(w.ResponseWriter, body)
 		w.bytes += int64(n)
@@ -65,7 +65,7 @@ func writeWithReason(w *statusWriter, r *http.Request, code int, reason, body st
 	if err != nil {
 		return false // not hijackable (HTTP/2, a test recorder): the usual way
 	}
-	w.code = code
+	w.start(code)
 	h := w.Header().Clone()
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	h.Set("Content-Length", strconv.Itoa(len(body)))
