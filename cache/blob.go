@@ -24,7 +24,13 @@ func (e *DigestError) Error() string {
 }
 
 func (s *Store) blobRoot() string { return filepath.Join(s.dir, blobsDir, shaDir) }
-func (s *Store) tmpRoot() string  { return filepath.Join(s.dir, blobsDir, tmpDir) }
+
+// blobDirOf is the blob root of the store in dir, with a trailing separator.
+func blobDirOf(dir string) string {
+	return filepath.Join(dir, blobsDir, shaDir) + string(filepath.Separator)
+}
+
+func (s *Store) tmpRoot() string { return filepath.Join(s.dir, blobsDir, tmpDir) }
 
 // blobPath returns Dir/blobs/sha256/ab/<sum> for a valid digest. The name is
 // checked to be 64 lower-case hex characters, so no path tricks get through.
@@ -32,7 +38,9 @@ func (s *Store) blobPath(sum string) (string, error) {
 	if !isHex64(sum) {
 		return "", fmt.Errorf("%w: blob sha256 %q", ErrInvalidKey, sum)
 	}
-	return filepath.Join(s.blobRoot(), sum[:2], sum), nil
+	// blobDir is clean and ends in a separator, and sum is hex: nothing
+	// to clean (filepath.Join cost a fifth of a hit's OpenBlob).
+	return s.blobDir + sum[:2] + string(filepath.Separator) + sum, nil
 }
 
 // OpenBlob opens the blob with the given sha256 for reading, or returns

@@ -15,7 +15,7 @@ func FuzzBlobPath(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	s := &Store{dir: "/data"}
+	s := &Store{dir: "/data", blobDir: blobDirOf("/data")}
 	f.Fuzz(func(t *testing.T, name string) {
 		p, err := s.blobPath(name)
 		if err != nil {

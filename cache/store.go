@@ -165,6 +165,7 @@ type Store struct {
 	db       *bolt.DB     // nil after a fault until a fresh one is open
 	dir      string
 	dbPath   string
+	blobDir  string // Dir/blobs/sha256/, with the trailing separator
 	readOnly bool
 	log      *slog.Logger
 
@@ -208,6 +209,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		dir:      dir,
 		dbPath:   filepath.Join(dir, dbName),
+		blobDir:  blobDirOf(dir),
 		readOnly: opts.ReadOnly,
 		log:      opts.Logger,
 		active:   make(map[string]struct{}),
