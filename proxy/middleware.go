@@ -189,6 +189,12 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 	case route == routeHealthz || route == routeReadyz || route == routeMetrics:
 		level = slog.LevelDebug
 	}
+	// The handler directly, with no caller PC: Logger.LogAttrs walks the
+	// stack for one (runtime.Callers) that no handler here prints.
+	h := s.log.Handler()
+	if !h.Enabled(r.Context(), level) {
+		return
+	}
 	id := ri.id
 	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
@@ -222,5 +228,7 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 	if err != nil && !errors.Is(err, context.Canceled) {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
-	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	rec := slog.NewRecord(time.Now(), level, "request", 0)
+	rec.AddAttrs(attrs...)
+	_ = h.Handle(r.Context(), rec)
 }

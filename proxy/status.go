@@ -132,10 +132,10 @@ const (
 type decisionLog struct {
 	mu     sync.Mutex
 	size   int
-	recent *list.List                // of *statusDecision, newest first
-	byKey  map[string]*list.Element  // recent entries by recentKey
-	held   map[string]statusDecision // blocked or yanked files by statusKey
-	now    func() time.Time          // the server's clock, for entries without a time
+	recent *list.List                    // of *statusDecision, newest first
+	byKey  map[decisionKey]*list.Element // recent entries by recentKey
+	held   map[fileKey]statusDecision    // blocked or yanked files by statusKey
+	now    func() time.Time              // the server's clock, for entries without a time
 }
 
 // newDecisionLog returns a log keeping the last size distinct decisions
@@ -144,22 +144,30 @@ func newDecisionLog(size int, now func() time.Time) *decisionLog {
 	if size <= 0 {
 		size = statusDefaultDecisions
 	}
-	return &decisionLog{size: size, recent: list.New(), byKey: make(map[string]*list.Element),
-		held: make(map[string]statusDecision), now: now}
+	return &decisionLog{size: size, recent: list.New(), byKey: make(map[decisionKey]*list.Element),
+		held: make(map[fileKey]statusDecision), now: now}
 }
 
 // statusKey identifies a file in the blocked map: project, filename and
 // sha256. A verdict depends on the filename (the PEP 740 name check), so the
 // same bytes listed under another name are another entry.
-func statusKey(x statusDecision) string {
-	return x.Project + "\x00" + x.Filename + "\x00" + x.SHA256
+func statusKey(x statusDecision) fileKey {
+	return fileKey{x.Project, x.Filename, x.SHA256}
+}
+
+// fileKey is a statusKey: comparable, so building one allocates nothing.
+type fileKey struct{ project, filename, sha256 string }
+
+// decisionKey is a recentKey.
+type decisionKey struct {
+	upstream, project, filename, sha256, verdict, action, rule, finding, reason, identity string
 }
 
 // recentKey identifies a decision in the recent list: the file and
 // everything decided about it.
-func recentKey(x *statusDecision) string {
-	return strings.Join([]string{x.Upstream, x.Project, x.Filename, x.SHA256, string(x.Verdict), string(x.Action), x.Rule, string(x.Finding),
-		x.Reason, x.Identity}, "\x00")
+func recentKey(x *statusDecision) decisionKey {
+	return decisionKey{x.Upstream, x.Project, x.Filename, x.SHA256, string(x.Verdict), string(x.Action), x.Rule, string(x.Finding),
+		x.Reason, x.Identity}
 }
 
 // add records x as the newest decision. A zero x.Time is set to now.
@@ -228,11 +236,12 @@ func (d *decisionLog) holdLocked(x statusDecision) {
 // evictOldestBlocked drops the blocked entry decided longest ago. It runs only
 // when the map is full, at a cost linear in statusMaxBlocked.
 func (d *decisionLog) evictOldestBlocked() {
-	var oldest string
+	var oldest fileKey
 	var t time.Time
+	first := true
 	for k, v := range d.held {
-		if oldest == "" || v.Time.Before(t) {
-			oldest, t = k, v.Time
+		if first || v.Time.Before(t) {
+			oldest, t, first = k, v.Time, false
 		}
 	}
 	delete(d.held, oldest)
