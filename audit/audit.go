@@ -4,7 +4,6 @@
 package audit
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"github.com/pipgate/pipgate/policy"
@@ -63,8 +62,10 @@ const (
 	auditBatchBytes = 64 << 10
 	// WriteWait is the longest Ticket.Wait waits for a record to be written
 	// (a download waits for its record before its response goes out; past
-	// this the download goes on and the record is counted late).
+	// this, give or take tickEvery, the download goes on and the record is
+	// counted late).
 	WriteWait = time.Second
+	tickEvery = WriteWait / 8
 )
 
 // Errors of Reopen.
@@ -104,18 +105,23 @@ type Log struct {
 	// written is closed and replaced after each batch the writer handled:
 	// Ticket.Wait sleeps on it.
 	written atomic.Pointer[chan struct{}]
-	failing atomic.Bool // a streak of failures is under way (logged once)
+	waiters atomic.Int32 // Ticket.Wait calls blocked
+	failing atomic.Bool  // a streak of failures is under way (logged once)
 	logger  atomic.Pointer[slog.Logger]
 }
 
 // auditItem is either a line to write or a control request (reopen, flush)
 // carried through the queue so that it is ordered with the lines.
 type auditItem struct {
-	line   []byte
+	line   *[]byte // from linePool; the writer puts it back
 	ticket *Ticket // nil for an untracked record
 	reopen bool
 	ack    chan error
 }
+
+// linePool holds the buffers records are encoded into, from Add to the
+// writer (one a download otherwise).
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // Ticket follows one record to the output, so that a download's response can
 // wait until its record is written (write(2) returned: the line survives a
@@ -133,11 +139,12 @@ const (
 	ticketLost
 )
 
-// Wait waits until the record is written or lost, at most WriteWait (then
-// the record is counted late; it may still be written after), or until ctx
-// ends. It reports whether the record was written.
-func (t *Ticket) Wait(ctx context.Context) bool {
-	var timer *time.Timer
+// Wait waits until the record is written or lost, or at most about WriteWait
+// (then the record is counted late; it may still be written after). It
+// reports whether the record was written. It allocates nothing: a stalled
+// writer's waiters are woken by the Log's ticker, not timers of their own.
+func (t *Ticket) Wait() bool {
+	var start time.Time
 	for {
 		switch t.state.Load() {
 		case ticketNone, ticketWritten:
@@ -149,17 +156,37 @@ func (t *Ticket) Wait(ctx context.Context) bool {
 		if t.state.Load() != ticketQueued {
 			continue // handled between the two loads
 		}
-		if timer == nil {
-			timer = time.NewTimer(t.log.writeWait)
-			defer timer.Stop()
-		}
-		select {
-		case <-*ch:
-		case <-ctx.Done():
-			return false
-		case <-timer.C:
+		if start.IsZero() {
+			start = time.Now()
+			t.log.waiters.Add(1)
+			defer t.log.waiters.Add(-1)
+		} else if time.Since(start) >= t.log.writeWait {
 			t.log.late.Add(1)
 			return false
+		}
+		<-*ch
+	}
+}
+
+// broadcast wakes every Ticket.Wait.
+func (a *Log) broadcast() {
+	next := make(chan struct{})
+	close(*a.written.Swap(&next))
+}
+
+// tick wakes the waiters every tickEvery while some wait, so that they can
+// give up after WriteWait even when the writer is stuck in a write.
+func (a *Log) tick() {
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if a.waiters.Load() > 0 {
+				a.broadcast()
+			}
+		case <-a.done:
+			return
 		}
 	}
 }
@@ -179,6 +206,7 @@ func New(path string, stdout io.Writer) (*Log, error) {
 	}
 	ch := make(chan struct{})
 	a.written.Store(&ch)
+	go a.tick()
 	if path == "-" {
 		if stdout == nil {
 			stdout = os.Stdout
@@ -237,8 +265,11 @@ func (a *Log) AddTracked(r Record, t *Ticket) {
 	}
 	// One JSON line, no HTML escaping: this is a log, and "<" should read
 	// as "<" in a SIEM.
-	line, ok := appendRecord(make([]byte, 0, 512), &r)
+	line := linePool.Get().(*[]byte)
+	var ok bool
+	*line, ok = appendRecord((*line)[:0], &r)
 	if !ok {
+		linePool.Put(line)
 		a.drop(t, fmt.Errorf("encoding audit record: the time %v has no RFC 3339 form", r.Time))
 		return
 	}
@@ -411,13 +442,15 @@ func (a *Log) run() {
 				tickets[i] = nil
 			}
 			tickets = tickets[:0]
-			next := make(chan struct{})
-			close(*a.written.Swap(&next))
+			a.broadcast()
 		}
 	}
 	add := func(it auditItem) {
 		if it.line != nil {
-			buf, lines = append(buf, it.line...), lines+1
+			buf, lines = append(buf, *it.line...), lines+1
+			if cap(*it.line) <= 4<<10 { // a rare long record's buffer goes to the GC
+				linePool.Put(it.line)
+			}
 			if it.ticket != nil {
 				tickets = append(tickets, it.ticket)
 			}

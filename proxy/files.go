@@ -497,6 +497,9 @@ func historySigner(id *pypi.Identity) *pypi.Identity {
 // historyUploadTime is f's PEP 700 upload-time; zero when absent or
 // malformed.
 func historyUploadTime(f *pypi.File) time.Time {
+	if f.UploadTime == "" {
+		return time.Time{} // the usual case for old files: spare a parse error
+	}
 	t, err := time.Parse(time.RFC3339Nano, f.UploadTime)
 	if err != nil {
 		return time.Time{}

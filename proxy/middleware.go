@@ -74,7 +74,6 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 type statusWriter struct {
 	http.ResponseWriter
 	ri    *reqInfo
-	ctx   context.Context
 	code  int
 	bytes int64
 }
@@ -84,7 +83,7 @@ type statusWriter struct {
 func (w *statusWriter) start(code int) {
 	if w.code == 0 {
 		w.code = code
-		w.ri.audit.Wait(w.ctx)
+		w.ri.audit.Wait()
 	}
 }
 
@@ -130,7 +129,7 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 		ri := &reqInfo{id: id, route: route}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		w.Header().Set(headerRequestID, id)
-		sw := &statusWriter{ResponseWriter: w, ri: ri, ctx: r.Context()}
+		sw := &statusWriter{ResponseWriter: w, ri: ri}
 		defer s.metrics.trackInFlight()()
 
 		var err error
