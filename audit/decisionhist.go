@@ -36,7 +36,7 @@ type Recorder struct {
 	lost    prometheus.Counter
 
 	mu      sync.Mutex
-	pending map[string]*cache.Decision
+	pending map[pendingKey]*cache.Decision
 
 	flushMu sync.Mutex // one write at a time, in order
 }
@@ -44,7 +44,7 @@ type Recorder struct {
 // NewRecorder returns a recorder writing to store, whose history keeps at
 // most maxRows rows; it registers pipgate_decision_history_lost_total on reg.
 func NewRecorder(store *cache.Store, maxRows int, log *slog.Logger, reg prometheus.Registerer) *Recorder {
-	r := &Recorder{store: store, maxRows: maxRows, log: log, pending: make(map[string]*cache.Decision),
+	r := &Recorder{store: store, maxRows: maxRows, log: log, pending: make(map[pendingKey]*cache.Decision),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pipgate_decision_history_lost_total",
 			Help: "Download decisions not written to the durable decision history (batch full, or the write failed).",
@@ -53,13 +53,19 @@ func NewRecorder(store *cache.Store, maxRows int, log *slog.Logger, reg promethe
 	return r
 }
 
+// pendingKey is cache.DecisionKey's fields as a comparable struct: a
+// download adds to its row without building the key string.
+type pendingKey struct {
+	project, filename, sha256, upstream, verdict, action, rule, finding, identity string
+}
+
 // Add merges d (Count 1, seen at d.LastSeen) into the batch.
 func (r *Recorder) Add(d cache.Decision) {
 	if r == nil {
 		return
 	}
 	d.Count, d.FirstSeen = 1, d.LastSeen
-	k := cache.DecisionKey(d)
+	k := pendingKey{d.Project, d.Filename, d.SHA256, d.Upstream, d.Verdict, d.Action, d.Rule, d.Finding, d.Identity}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p, ok := r.pending[k]; ok {

@@ -24,7 +24,7 @@ func TestDecisionRecorderBound(t *testing.T) {
 	if got := testutil.ToFloat64(r.lost); got != 5 {
 		t.Errorf("lost = %v; want 5", got)
 	}
-	if got := r.pending[cache.DecisionKey(cache.Decision{Project: "p", Filename: "p-0.tar.gz", Action: "allow"})].Count; got != 2 {
+	if got := r.pending[pendingKey{project: "p", filename: "p-0.tar.gz", action: "allow"}].Count; got != 2 {
 		t.Errorf("known row counts %d; want 2", got)
 	}
 }
