@@ -234,11 +234,12 @@ func (r *Reloader) poll() (bool, error) {
 		r.setPending(nil)
 		if !sameStat(r.inPlace, st) {
 			r.inPlace = st
-			r.log.Warn("policy file changed in place; not adopted until SIGHUP (or write a temporary file and rename it into place)", "path", r.opts.Path)
 			prev := r.state.Load()
 			next := *prev
 			next.InPlaceAt = r.opts.Now()
 			r.state.Store(&next)
+			// After the state: who reads this line finds InPlaceAt set.
+			r.log.Warn("policy file changed in place; not adopted until SIGHUP (or write a temporary file and rename it into place)", "path", r.opts.Path)
 		}
 		return false, nil
 	}
