@@ -210,6 +210,12 @@ type SharedS3 struct {
 	// body; past it the lookup is a miss and counts towards the breaker.
 	// Unset or 0s: 5s.
 	Timeout Duration `yaml:"timeout"`
+	// FillWait is how long a replica that misses a blob another replica is
+	// already fetching (it claimed the fill in the bucket) waits for that
+	// replica's upload before it fetches the blob from the upstream too.
+	// The client gets no bytes meanwhile, so keep it under the installers'
+	// read timeout (pip: 15s). Unset or 0s: 5s.
+	FillWait Duration `yaml:"fill_wait"`
 }
 
 // Upstream is the "upstream:" section: the one upstream index.
@@ -588,6 +594,11 @@ func (c *Config) validateSharedS3(s3 *SharedS3, bad func(field, format string, a
 		bad(p+"timeout", "must not be negative")
 	} else if s3.Timeout == 0 {
 		s3.Timeout = Duration(5 * time.Second)
+	}
+	if s3.FillWait < 0 {
+		bad(p+"fill_wait", "must not be negative")
+	} else if s3.FillWait == 0 {
+		s3.FillWait = Duration(5 * time.Second)
 	}
 }
 

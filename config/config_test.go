@@ -395,7 +395,7 @@ func TestLoadSharedS3(t *testing.T) {
 	}
 	got := cfg.Cache.Shared.S3
 	yes, no := true, false
-	want := &SharedS3{Endpoint: "http://minio:9000", Bucket: "pipgate-blobs", Prefix: "team/pipgate/", PathStyle: &yes, Timeout: Duration(5 * time.Second)}
+	want := &SharedS3{Endpoint: "http://minio:9000", Bucket: "pipgate-blobs", Prefix: "team/pipgate/", PathStyle: &yes, Timeout: Duration(5 * time.Second), FillWait: Duration(5 * time.Second)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("cache.shared.s3 = %+v, want %+v", got, want)
 	}

@@ -25,6 +25,7 @@ func openSharedStore(ctx context.Context, cfg *config.Config, store *cache.Store
 	st, err := shared.New(ctx, shared.Options{
 		Endpoint: s3.Endpoint, Bucket: s3.Bucket, Prefix: s3.Prefix, Region: s3.Region, PathStyle: *s3.PathStyle,
 		Timeout:    s3.Timeout.D(),
+		Wait:       s3.FillWait.D(),
 		Open:       openLocalBlob(store),
 		Logger:     log,
 		Registerer: reg,

@@ -95,6 +95,9 @@ cache:
       prefix: e2e/
       path_style: true
       timeout: 5s
+      # Long enough that a loaded machine's fill still reaches the bucket
+      # before a waiting replica gives up (step 4b counts upstream fetches).
+      fill_wait: 60s
 `, filepath.Join(dir, name), up.URL(), root, pol, bucket.Endpoint, bucket.Bucket)
 		path := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -211,7 +214,7 @@ cache:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := []string{"download", "--no-deps", "--no-cache-dir", "-d", t.TempDir(), "--index-url", p.base + "/simple/", "eta==1.0", "theta==1.0"}
+			args := []string{"download", "--no-deps", "--no-cache-dir", "--timeout", "120", "-d", t.TempDir(), "--index-url", p.base + "/simple/", "eta==1.0", "theta==1.0"}
 			if out, err := pip.Run(context.Background(), "", args...); err != nil {
 				errs <- fmt.Sprintf("pip download through %s: %v\n%s", p.base, err, out)
 			}
