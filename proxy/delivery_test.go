@@ -849,6 +849,7 @@ func parseHTMLPage(t testing.TB, body []byte, base string) *pypi.ProjectPage {
 // is not offered (pip reads the checked wheel), and tampered files, small
 // or streamed, fail pip's download.
 func TestDeliveryPip(t *testing.T) {
+	t.Parallel() // after the sequential tests (the heap measurements among them), beside the other slow ones
 	if testing.Short() {
 		t.Skip("-short: skipping the real-pip run")
 	}

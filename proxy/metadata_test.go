@@ -314,6 +314,7 @@ func TestMetadataEgress(t *testing.T) {
 // injection on an unattested wheel (no claim) reaches pip, which goes
 // looking for the dependency, so the test can see one.
 func TestMetadataPip(t *testing.T) {
+	t.Parallel() // after the sequential tests (the heap measurements among them), beside the other slow ones
 	if testing.Short() {
 		t.Skip("-short: skipping the real-pip run")
 	}

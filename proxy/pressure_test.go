@@ -23,6 +23,7 @@ import (
 // and each commit would evict the others' blobs before their waiters open
 // them, if the fills did not pin them.
 func TestCacheLimitNeverNotFound(t *testing.T) {
+	t.Parallel() // after the sequential tests (the heap measurements among them), beside the other slow ones
 	for _, tc := range []struct {
 		name         string
 		files, size  int
@@ -30,8 +31,10 @@ func TestCacheLimitNeverNotFound(t *testing.T) {
 		limit        int64
 		wantOverflow bool
 	}{
-		{name: "four 5MiB files, 8MiB limit", files: 4, size: 5 << 20, perFileEach: 10, limit: 8 << 20, wantOverflow: true},
-		{name: "forty 2MiB files, 8MiB limit", files: 40, size: 2 << 20, perFileEach: 2, limit: 8 << 20, wantOverflow: true},
+		// The sizes only matter against the limit (and all stay below
+		// CheckFirstMax: every GET waits for the check), so they are small.
+		{name: "four 1.25MiB files, 2MiB limit", files: 4, size: 5 << 18, perFileEach: 10, limit: 2 << 20, wantOverflow: true},
+		{name: "forty 512KiB files, 2MiB limit", files: 40, size: 512 << 10, perFileEach: 2, limit: 2 << 20, wantOverflow: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()

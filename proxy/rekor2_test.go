@@ -85,6 +85,7 @@ func TestRekorV2Served(t *testing.T) {
 // TestRekorV2Pip runs real pip through pipgate: the Rekor v2 attested wheel
 // downloads; the one without a timestamp fails, and pip shows the reason.
 func TestRekorV2Pip(t *testing.T) {
+	t.Parallel() // after the sequential tests (the heap measurements among them), beside the other slow ones
 	if testing.Short() {
 		t.Skip("-short: skipping the real-pip run")
 	}
