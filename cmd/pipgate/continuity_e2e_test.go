@@ -111,20 +111,25 @@ verification:
 		return ""
 	}
 
-	for _, c := range cases {
-		t.Run(c.project, func(t *testing.T) {
-			venv := pip.Venv(t)
-			name := "eva-" + c.project
-			// --pre: pre-releases are candidates too; the decoys must not win.
-			out, err := pip.Run(ctx, venv, "install", "--pre", "--index-url", index, "--no-cache-dir", name)
-			if err != nil {
-				t.Fatalf("pip install %s: %v\n%s", name, err, out)
-			}
-			if v := installed(venv, name); v != c.want {
-				t.Errorf("%s = %q; want %s, the last accepted release\n%s", name, v, c.want, out)
-			}
-		})
-	}
+	// Each case is its own project and venv: they run side by side, and
+	// the policy rewrite below waits for them all.
+	t.Run("pip", func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.project, func(t *testing.T) {
+				t.Parallel()
+				venv := pip.Venv(t)
+				name := "eva-" + c.project
+				// --pre: pre-releases are candidates too; the decoys must not win.
+				out, err := pip.Run(ctx, venv, "install", "--pre", "--index-url", index, "--no-cache-dir", name)
+				if err != nil {
+					t.Fatalf("pip install %s: %v\n%s", name, err, out)
+				}
+				if v := installed(venv, name); v != c.want {
+					t.Errorf("%s = %q; want %s, the last accepted release\n%s", name, v, c.want, out)
+				}
+			})
+		}
+	})
 
 	t.Run("slow-in-place-policy-writer", func(t *testing.T) {
 		// The writer truncates the policy in place and writes a valid,
