@@ -11,13 +11,13 @@
 // compile of every package in another configuration, which only the tests
 // that check what the image ships wait for.
 //
-// Each goes into the Go build cache's folder (GOCACHE/pipgate-testbin/KEY),
-// KEY being a hash of every input of the build: the Go toolchain and
+// Each goes into the Go build cache's folder (GOCACHE/pipgate-testbin/
+// {test,release}/KEY), KEY being a hash of every input of the build: the Go toolchain and
 // environment, the command, go.mod, go.sum and the files of every package of
 // this module the binary is built from (other modules by version). A file
-// lock makes parallel test binaries (cmd/pipgate and deploy run at the same
-// time under `go test ./...`) share one build: the first builds, the others
-// wait and reuse it. A warm cache costs a hash of the sources. Reading the
+// lock per kind makes parallel test binaries (cmd/pipgate and deploy run at
+// the same time under `go test ./...`) share one build: the first builds,
+// the others wait and reuse it; the two kinds build side by side. A warm cache costs a hash of the sources. Reading the
 // sources in the test process also tells `go test`'s result cache that the
 // tests depend on them.
 //
@@ -110,7 +110,7 @@ func Pipgate(t testing.TB) string {
 			testBuild.err = err
 			return
 		}
-		testBuild.path, testBuild.err = build(env, argv)
+		testBuild.path, testBuild.err = build("test", env, argv)
 	})
 	if testBuild.err != nil {
 		t.Fatal(testBuild.err)
@@ -127,7 +127,7 @@ func Release(t testing.TB) string {
 	t.Helper()
 	releaseBuild.once.Do(func() {
 		env, argv := BuildCommand("OUT")
-		releaseBuild.path, releaseBuild.err = build(env, argv)
+		releaseBuild.path, releaseBuild.err = build("release", env, argv)
 	})
 	if releaseBuild.err != nil {
 		t.Fatal(releaseBuild.err)
@@ -155,12 +155,12 @@ func ModuleRoot() (string, error) {
 }
 
 // keep is how many builds (source states and commands) the cache folder
-// keeps.
-const keep = 6
+// keeps of each kind.
+const keep = 4
 
 // build runs `env argv` with its output path ("OUT" in argv) in the cache
 // folder, unless a build of the same inputs is there.
-func build(env, argv []string) (string, error) {
+func build(kind string, env, argv []string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
@@ -173,7 +173,7 @@ func build(env, argv []string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hashing the build's inputs: %w", err)
 	}
-	dir := filepath.Join(cacheDir, "pipgate-testbin")
+	dir := filepath.Join(cacheDir, "pipgate-testbin", kind)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
