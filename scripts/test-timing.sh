@@ -28,8 +28,10 @@ export GOMODCACHE=$gomodcache
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/test-timing.XXXXXX") || exit 2
 gocache=""
+tmp=""
 cleanup() {
 	[ -n "$gocache" ] && rm -rf "$gocache"
+	[ -n "$tmp" ] && rm -rf "$tmp"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -67,9 +69,11 @@ leftovers() {
 
 # one KIND: runs go test once with a fresh TMPDIR and records the figures.
 one() {
-	local kind=$1 count=() tmp out rc start end wall load cpu
+	local kind=$1 count=() out rc start end wall load cpu
 	[ "$kind" = warm ] && count=(-count=1)
-	tmp=$(mktemp -d "$work/tmp.XXXXXX")
+	# A short TMPDIR: the servers' admin sockets live under the tests'
+	# temporary folders, and a socket path has at most 107 bytes.
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/tXXXX")
 	out="$work/$kind.log"
 	load=$(cut -d' ' -f1-3 /proc/loadavg)
 	start=$(date +%s.%N)
@@ -79,7 +83,7 @@ one() {
 	rc=$?
 	end=$(date +%s.%N)
 	wall=$(echo "$end - $start" | bc)
-	cpu=$(awk '{print $1 + $2}' "$work/time" 2>/dev/null || echo "?")
+	cpu=$(tail -n 1 "$work/time" 2>/dev/null | awk '{print $1 + $2}')
 	# The janitors remove the test binaries' folders once the binaries exit:
 	# give them a moment, then look.
 	sleep 2
