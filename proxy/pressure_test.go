@@ -31,9 +31,9 @@ func TestCacheLimitNeverNotFound(t *testing.T) {
 		limit        int64
 		wantOverflow bool
 	}{
-		// The sizes only matter against the limit (and all stay below
-		// CheckFirstMax: every GET waits for the check), so they are small.
-		{name: "four 1.25MiB files, 2MiB limit", files: 4, size: 5 << 18, perFileEach: 10, limit: 2 << 20, wantOverflow: true},
+		{name: "four 5MiB files, 8MiB limit", files: 4, size: 5 << 20, perFileEach: 10, limit: 8 << 20, wantOverflow: true},
+		// Forty files at a quarter of the size: the same ratio to the limit
+		// (all below CheckFirstMax: every GET waits for the check).
 		{name: "forty 512KiB files, 2MiB limit", files: 40, size: 512 << 10, perFileEach: 2, limit: 2 << 20, wantOverflow: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
