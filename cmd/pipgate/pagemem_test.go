@@ -267,6 +267,9 @@ func (p *memProc) getPage(project, accept string) (int, string, error) {
 // different ones at once at most 600 MB, and each answer is the page or a
 // clear refusal.
 func TestHugePageMemory(t *testing.T) {
+	// It measures the servers it starts (their own VmHWM), not this process:
+	// it runs beside the other end-to-end tests, not before them all.
+	t.Parallel()
 	if _, err := os.Stat("/proc/self/clear_refs"); err != nil {
 		t.Skipf("needs Linux /proc: %v", err)
 	}
