@@ -340,7 +340,15 @@ func (s *Store) awaitOtherFill(ctx context.Context, sha string) (io.ReadCloser, 
 		return nil, 0, false
 	}
 	if s.claim(ctx, sha) {
-		return nil, 0, false
+		// The claim may be ours only because another replica finished its
+		// fill (upload, then claim deleted) between our miss and our claim:
+		// look once more before this replica fetches the blob too.
+		body, size, err := s.getObject(ctx, sha)
+		if err != nil {
+			return nil, 0, false
+		}
+		s.releaseClaim(ctx, sha)
+		return body, size, true
 	}
 	s.m.waits.Inc()
 	deadline := time.Now().Add(s.opts.Wait)
