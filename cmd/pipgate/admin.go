@@ -73,7 +73,8 @@ func adminHandler(store *cache.Store, maxBlobBytes int64, decisions decisionSour
 func listenAdmin(dir string, logger *slog.Logger) (net.Listener, error) {
 	p := filepath.Join(dir, adminSocket)
 	if len(p) > maxSocketPath {
-		logger.Warn("data_dir path too long for the admin socket; 'pipgate cache stats' needs the server stopped", "path", p)
+		logger.Warn("data_dir path too long for the admin socket; 'pipgate cache stats', 'status', 'report' and 'policy suggest|test' need the server stopped (or a shorter data_dir)",
+			"path", p, "bytes", len(p), "max", maxSocketPath)
 		return nil, nil
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -113,6 +114,9 @@ func decisionsFromServer(dir, project string) ([]cache.Decision, error) {
 // answer (at most limit bytes) into v.
 func adminGet(dir, path string, limit int64, v any) error {
 	p := filepath.Join(dir, adminSocket)
+	if len(p) > maxSocketPath {
+		return fmt.Errorf("the running server has no admin socket: %s is %d bytes, longer than a Unix socket path may be (%d); stop the server to read its database, or give it a shorter data_dir", p, len(p), maxSocketPath)
+	}
 	client := &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
