@@ -8,7 +8,6 @@ package proxy
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -176,22 +175,8 @@ type Server struct {
 // New returns a Server; it is ready to serve once SetReady(true) is called
 // (the command does so when the listener is up).
 func New(opts Options) (*Server, error) {
-	var errs []error
-	if opts.Upstream == nil {
-		errs = append(errs, errors.New("proxy: Options.Upstream is required"))
-	}
-	if opts.Store == nil {
-		errs = append(errs, errors.New("proxy: Options.Store is required"))
-	}
-	if opts.Verifier == nil {
-		errs = append(errs, errors.New("proxy: Options.Verifier is required"))
-	}
-	if opts.Policy == nil {
-		errs = append(errs, errors.New("proxy: Options.Policy is required"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	// The required collaborators (Upstream, Store, Verifier, Policy) are
+	// the gate's: gate.New checks them, once, with the same field names.
 	opts = opts.withDefaults()
 	s := &Server{
 		opts:      opts,
@@ -226,7 +211,7 @@ func New(opts Options) (*Server, error) {
 		Hooks:            opts.Hooks,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	s.gate = g
 	if s.audit != nil {
