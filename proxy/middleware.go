@@ -51,6 +51,9 @@ type reqInfo struct {
 	// audit follows the request's download record: the response waits
 	// for it before its status line (statusWriter).
 	audit audit.Ticket
+	// sentStatus is the status that went out when it is not the one
+	// recorded (a failed page answered to pip as 200: writePipPageFailure).
+	sentStatus int
 }
 
 type reqInfoKey struct{}
@@ -163,7 +166,10 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 				msg := clientMessage(err, code)
 				// A refusal or an upstream failure says why in the status
 				// line too: pip prints it.
-				if !reasonInStatusLine(code) || !writeWithReason(sw, r, code, msg, msg+"\n") {
+				// A page pip asked for gets the reason where pip prints it
+				// (writePipPageFailure).
+				if !writePipPageFailure(sw, r, code, msg) &&
+					(!reasonInStatusLine(code) || !writeWithReason(sw, r, code, msg, msg+"\n")) {
 					sw.WriteHeader(code)
 					_, _ = sw.Write([]byte(msg + "\n"))
 				}
@@ -202,6 +208,11 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 		slog.String("route", route),
 		slog.String("path", r.URL.Path),
 		slog.Int("status", sw.code),
+	)
+	if ri.sentStatus != 0 {
+		attrs = append(attrs, slog.Int("sent_status", ri.sentStatus))
+	}
+	attrs = append(attrs,
 		slog.Int64("bytes", sw.bytes),
 		slog.Float64("duration_seconds", d.Seconds()),
 		slog.String("client", r.RemoteAddr),

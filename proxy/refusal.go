@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -102,4 +103,47 @@ func lingerClose(conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Now().Add(reasonLingerTimeout))
 	// EOF (the client closed), the deadline or an error all end the wait.
 	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 256<<10))
+}
+
+// pip fetches a project page (/simple/<project>/) and, when the answer is
+// not a 2xx, logs why only at -vv ("Could not fetch URL ...") and then says
+// "from versions: none": an unreachable upstream looks like a package that
+// does not exist. What pip does print (a WARNING, at the default verbosity)
+// is a page whose Content-Type it does not read: "Skipping page URL because
+// the GET request got Content-Type: CT". So a project or root page that
+// failed upstream (502, 503, 504) is answered to pip's User-Agent as 200
+// with `Content-Type: text/plain; error="<the reason>"` and Cache-Control:
+// no-store, which pip treats exactly as it treats the 502 (it skips the
+// page and goes on with its other indexes) but prints. The TLS listener
+// answers an http:// index URL the same way (cmd/pipgate/tls.go). The
+// metrics and the access log keep the failure's own status (the log line
+// adds sent_status 200); any other client, uv included, gets the status
+// with the reason in its status line.
+
+// writePipPageFailure writes that answer when r is pip's request for an
+// index page and code an upstream failure, and reports whether it did.
+func writePipPageFailure(w *statusWriter, r *http.Request, code int, msg string) bool {
+	if w.ri.route != routeSimple && w.ri.route != routeSimpleRoot {
+		return false
+	}
+	if code != http.StatusBadGateway && code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+		return false
+	}
+	if !strings.HasPrefix(r.UserAgent(), "pip/") {
+		return false
+	}
+	// A quoted-string parameter: one printable line without '"' or '\'.
+	reason := strings.NewReplacer(`"`, "'", `\`, "/").Replace(statusline.Reason(code, msg))
+	h := w.Header()
+	h.Set("Content-Type", `text/plain; error="`+reason+`"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set(headerReason, reason)
+	w.start(code) // the failure it is, for the metrics and the log
+	w.ri.sentStatus = http.StatusOK
+	w.ResponseWriter.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		n, _ := io.WriteString(w.ResponseWriter, msg+"\n")
+		w.bytes += int64(n)
+	}
+	return true
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pipgate/pipgate/internal/statusline"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
@@ -245,6 +247,62 @@ func TestUpstreamFailureNamedInStatusLine(t *testing.T) {
 	_, html := tp.get("/-/status")
 	if !strings.Contains(string(html), "failing (1 in a row)") || !strings.Contains(string(html), "connection refused") {
 		t.Error("the status page does not show the failing upstream and why")
+	}
+}
+
+// TestUpstreamFailureShownByPip: pip logs a failed project page only at -vv
+// and then says "from versions: none". With the upstream down, real pip's
+// own output at its default verbosity names the upstream and the cause, and
+// pip still fails (nothing is offered); a client that is not pip keeps the
+// 502; the metrics and the access log count the failure, not a 200.
+func TestUpstreamFailureShownByPip(t *testing.T) {
+	t.Parallel()
+	up := pypitest.NewServer(t)
+	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0 })
+	upURL := up.URL()
+	up.Close()
+	want := "pipgate: upstream default (" + upURL + ") unreachable: dial tcp "
+
+	// Attack: pip's answer must not be one a cache keeps, nor a page.
+	resp, body := tp.get("/simple/gone/", "User-Agent", "pip/23.2.1 {}")
+	ct := resp.Header.Get("Content-Type")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, `text/plain; error="`+want) || !strings.Contains(ct, "connection refused") ||
+		resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(string(body), want) {
+		t.Errorf("pip's page: %s, Content-Type %q, Cache-Control %q, body %q; want 200, text/plain; error=%q..., no-store",
+			resp.Status, ct, resp.Header.Get("Cache-Control"), body, want)
+	}
+	for _, ua := range []string{"uv/0.9.0", "curl/8", ""} {
+		resp, _ := tp.get("/simple/gone/", "User-Agent", ua)
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("User-Agent %q: %s; want 502", ua, resp.Status)
+		}
+	}
+	// A file is not a page: pip prints its status line already.
+	if resp, _ := tp.get("/files/gone/gone-1.0-py3-none-any.whl", "User-Agent", "pip/23.2.1 {}"); resp.StatusCode == http.StatusOK {
+		t.Errorf("pip's file download with the upstream down: %s; want an error status", resp.Status)
+	}
+	// The access log line follows the metrics (both after the response):
+	// wait for the four pages' lines.
+	if !tp.logs.WaitFor(10*time.Second, func(s string) bool {
+		return strings.Contains(s, `"path":"/simple/gone/","status":502,"sent_status":200`) &&
+			strings.Count(s, `"path":"/simple/gone/","status":502,`) == 4
+	}) {
+		t.Errorf("want four access-log lines with status 502, pip's with sent_status 200:\n%s", tp.logs.String())
+	}
+	for code, want := range map[string]float64{"200": 0, "502": 4} {
+		if n := testutil.ToFloat64(tp.srv.metrics.httpRequests.WithLabelValues(routeSimple, http.MethodGet, code)); n != want {
+			t.Errorf("pipgate_http_requests_total{route=simple_project,code=%s} = %v; want %v (every page failed)", code, n, want)
+		}
+	}
+
+	if testing.Short() {
+		return
+	}
+	pip := pypitest.NewPip(t)
+	out, err := pip.Run(t.Context(), "", "download", "--no-deps", "-d", t.TempDir(), "--index-url", tp.http.URL+"/simple/", "gone")
+	if err == nil || !strings.Contains(out, "WARNING: Skipping page "+tp.http.URL+"/simple/gone/ because the GET request got Content-Type: text/plain; error=\""+want) ||
+		!strings.Contains(out, "connection refused") || strings.Contains(out, "Traceback") {
+		t.Errorf("pip with the upstream down: %v; want a failure whose output names the upstream and the cause:\n%s", err, out)
 	}
 }
 
