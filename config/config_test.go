@@ -345,7 +345,9 @@ func TestLoadForCheckReportsEverything(t *testing.T) {
 		"cache:\n" +
 		"  max_size: 5 parsecs\n" + // 11: wrong kind
 		"trust:\n" +
-		"  trusted_root: root.json\n"
+		"  trusted_root: root.json\n" +
+		"cache:\n" + // 14: a repeated section: yaml.v3 refuses the whole file's
+		"  page_memory: 0\n" // mapping, so nothing above would be said without DropDuplicates
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +366,7 @@ func TestLoadForCheckReportsEverything(t *testing.T) {
 		`F:6: tls.cert: required when tls.key is set`, // at its section: tls.cert is not in the file
 		`F:9: verification.eager_releases: want an integer, got "many"`,
 		`F:11: cache.max_size: want a size like "50GiB" or "512MiB" (0: no limit), got "5 parsecs"`,
+		`F:14: cache: duplicate key (first at line 10)`,
 	}, "\n")
 	if got := strings.ReplaceAll(err.Error(), path, "F"); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -47,22 +47,32 @@ func decodeConfig(data []byte, cfg *Config) (decoded bool, err error) {
 		}
 		return false, &Error{Line: line, Msg: "a second YAML document; want exactly one"}
 	}
+	// A repeated key would keep yaml.v3 from decoding anything else of
+	// its mapping: the repeat is reported and left out, and the rest
+	// decoded, so one check reports every problem.
+	var errs []error
+	if clean, dups := yamlerr.DropDuplicates(data, &doc); len(dups) > 0 {
+		var cdoc yaml.Node
+		if err := yaml.Unmarshal(clean, &cdoc); err == nil {
+			data, doc = clean, cdoc
+			for _, pr := range dups {
+				errs = append(errs, &Error{Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
+			}
+		}
+	}
 	idx := yamlerr.NewIndex(&doc)
 	cfg.lines = idx.Lines()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	err = dec.Decode(cfg)
-	if err == nil {
-		return true, nil
-	}
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return false, syntaxError(err)
-	}
-	errs := make([]error, 0, len(te.Errors))
-	for _, msg := range te.Errors {
-		pr := idx.Rewrite(msg, schema)
-		errs = append(errs, &Error{Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
+	if err := dec.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return false, syntaxError(err)
+		}
+		for _, msg := range te.Errors {
+			pr := idx.Rewrite(msg, schema)
+			errs = append(errs, &Error{Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
+		}
 	}
 	return true, errors.Join(errs...)
 }

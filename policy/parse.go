@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pipgate/pipgate/internal/yamlerr"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -171,17 +172,34 @@ func Parse(b []byte) (*Policy, error) {
 	if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
 		return nil, &ProblemError{Line: doc.Line, Msg: "empty document"}
 	}
-	v := validator{loc: indexNodes(doc.Content[0])}
 	var next yaml.Node
+	var early []*ProblemError
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		v.problems = append(v.problems, &ProblemError{Line: next.Line, Msg: "a second document is not allowed"})
+		early = append(early, &ProblemError{Line: next.Line, Msg: "a second document is not allowed"})
 	case !errors.Is(err, io.EOF):
-		v.problems = append(v.problems, syntaxProblem(err))
+		early = append(early, syntaxProblem(err))
 	}
+	// A repeated key would keep yaml.v3 from decoding anything else of its
+	// mapping (and the checks below would then call present keys missing):
+	// the repeat is reported and left out, the rest decoded and checked.
+	src := b
+	if len(early) == 0 {
+		if clean, dups := yamlerr.DropDuplicates(b, &doc); len(dups) > 0 {
+			var cdoc yaml.Node
+			if err := yaml.Unmarshal(clean, &cdoc); err == nil && len(cdoc.Content) == 1 {
+				src, doc = clean, cdoc
+				for _, d := range dups {
+					early = append(early, &ProblemError{Line: d.Line, Path: d.Path, Msg: d.Msg})
+				}
+			}
+		}
+	}
+	v := validator{loc: indexNodes(doc.Content[0])}
+	v.problems = append(v.problems, early...)
 
 	var raw rawFile
-	sdec := yaml.NewDecoder(bytes.NewReader(b))
+	sdec := yaml.NewDecoder(bytes.NewReader(src))
 	sdec.KnownFields(true)
 	if err := sdec.Decode(&raw); err != nil {
 		var te *yaml.TypeError

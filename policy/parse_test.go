@@ -21,6 +21,8 @@ func TestLoadBadPolicies(t *testing.T) {
 		"bad-accepted-versions.yaml": `line 5: packages[0].accepted_versions[1]: invalid version "not a version" (want a PEP 440 version such as "1.2" or "2.0rc1")
 line 7: packages[1].accepted_versions: only allowed with continuity checks on (continuity is none)`,
 		"bad-duplicate-key.yaml": `line 2: version: duplicate key (first at line 1)`,
+		"bad-duplicate-section.yaml": `line 4: defaults: duplicate key (first at line 2)
+line 8: packages[0].requre: unknown field (did you mean require?)`,
 		"bad-duplicates.yaml": `line 5: packages[2].name: duplicate of packages[0] (line 3); the first match wins, so this rule never applies
 line 6: packages[3].name: "internal-tools" is already matched by packages[1] "internal-*" (line 4); the first match wins, so this rule never applies
 line 7: packages[4].name: duplicate of packages[1] (line 4); the first match wins, so this rule never applies`,

@@ -109,13 +109,15 @@ func TestConfigCheckLoadsEverything(t *testing.T) {
 			"trust:\n  trusted_root: missing.json\n"+
 			"tls:\n  cert: "+filepath.Base(cert)+"\n  key: "+filepath.Base(cert)+"\n"+
 			"verification:\n  eager_concurrency: 0\n"+ // a value out of range
-			"policy: bad-policy.yaml\n")
+			"policy: bad-policy.yaml\n"+
+			"upstream:\n  index_ttl: 1m\n") // a repeated section: it hid every other problem
 		code, out, errOut := runPipgate(t, "serve", "--config", cfg, "--config.check")
 		if code != 1 {
 			t.Fatalf("exit %d; want 1\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
 		want := []string{
 			cfg + ":2: lisen: unknown field (did you mean listen?)",
+			cfg + ":14: upstream: duplicate key (first at line 4)",
 			cfg + `:5: upstream.timeout: want a duration like "30s" or "10m", got 30`,
 			cfg + ":12: verification.eager_concurrency: must be at least 1",
 			cfg + ":7: trust.trusted_root: cannot read " + filepath.Join(dir, "missing.json") + ": no such file or directory",
