@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/pipgate/pipgate/cache"
@@ -69,26 +71,81 @@ func adminHandler(store *cache.Store, maxBlobBytes int64, decisions decisionSour
 
 // listenAdmin listens on DIR/pipgate.sock, replacing a stale socket left by
 // a crash (the database lock says no other server runs here). It returns
-// nil, nil when the path is too long for a socket.
+// nil, nil (and logs why) when the socket cannot be bound for its path's
+// length (see [adminAddr]).
 func listenAdmin(dir string, logger *slog.Logger) (net.Listener, error) {
 	p := filepath.Join(dir, adminSocket)
-	if len(p) > maxSocketPath {
-		logger.Warn("data_dir path too long for the admin socket; 'pipgate cache stats', 'status', 'report' and 'policy suggest|test' need the server stopped (or a shorter data_dir)",
-			"path", p, "bytes", len(p), "max", maxSocketPath)
-		return nil, nil
-	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	ln, err := net.Listen("unix", p)
+	addr, done, err := adminAddr(dir)
 	if err != nil {
+		logger.Warn("no admin socket: 'pipgate cache stats', 'status', 'report' and 'policy suggest|test' need the server stopped (or a shorter data_dir)",
+			"path", p, "err", err)
+		return nil, nil
+	}
+	ln, err := net.Listen("unix", addr)
+	done()
+	if err != nil {
+		if addr != p {
+			logger.Warn("no admin socket: 'pipgate cache stats', 'status', 'report' and 'policy suggest|test' need the server stopped (or a shorter data_dir)",
+				"path", p, "bytes", len(p), "max", maxSocketPath, "err", err)
+			return nil, nil
+		}
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
+	// net.UnixListener would unlink the address it was bound with on
+	// Close: for /proc/self/fd/N/... that is whatever N is by then.
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
 	if err := os.Chmod(p, 0o600); err != nil {
 		_ = ln.Close()
+		_ = os.Remove(p)
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	return ln, nil
+	return &adminListener{UnixListener: ul, path: p}, nil
+}
+
+// adminListener is the admin socket's listener, named by its path in the
+// data directory (whatever address it was bound with), and removed from
+// there once closed.
+type adminListener struct {
+	*net.UnixListener
+	path string
+}
+
+func (l *adminListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+func (l *adminListener) Close() error {
+	err := l.UnixListener.Close()
+	if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// adminAddr is the address that binds or reaches DIR/pipgate.sock: the path
+// itself when it fits a Unix socket address (sun_path, 107 bytes). A longer
+// one is reached through a descriptor of the directory,
+// /proc/self/fd/N/pipgate.sock (Linux): the same socket file in the same
+// directory, under the same 0700, for a data_dir of any length, with nothing
+// placed elsewhere (a socket under /tmp or $XDG_RUNTIME_DIR keyed by a hash
+// of the path would need its own directory, ownership checks and cleanup,
+// and the same hash from every spelling of the path). done closes the
+// descriptor: call it once bind or connect returned.
+func adminAddr(dir string) (addr string, done func(), err error) {
+	p := filepath.Join(dir, adminSocket)
+	if len(p) <= maxSocketPath {
+		return p, func() {}, nil
+	}
+	if runtime.GOOS != "linux" {
+		return "", nil, fmt.Errorf("%s is %d bytes, longer than a Unix socket path may be (%d)", p, len(p), maxSocketPath)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	return "/proc/self/fd/" + strconv.Itoa(int(d.Fd())) + "/" + adminSocket, func() { _ = d.Close() }, nil
 }
 
 // statsFromServer asks the server running on dir for its cache stats.
@@ -114,14 +171,16 @@ func decisionsFromServer(dir, project string) ([]cache.Decision, error) {
 // answer (at most limit bytes) into v.
 func adminGet(dir, path string, limit int64, v any) error {
 	p := filepath.Join(dir, adminSocket)
-	if len(p) > maxSocketPath {
-		return fmt.Errorf("the running server has no admin socket: %s is %d bytes, longer than a Unix socket path may be (%d); stop the server to read its database, or give it a shorter data_dir", p, len(p), maxSocketPath)
-	}
 	client := &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			addr, done, err := adminAddr(dir)
+			if err != nil {
+				return nil, fmt.Errorf("the running server has no admin socket: %w; stop the server to read its database, or give it a shorter data_dir", err)
+			}
+			defer done()
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", p)
+			return d.DialContext(ctx, "unix", addr)
 		}},
 	}
 	resp, err := client.Get("http://pipgate" + path) //nolint:gosec // G704: the host is our own Unix socket (the dialer ignores it); path is one of our routes
