@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -466,7 +467,7 @@ const (
 func (s *Gate) FileFill(project string, f *pypi.File) FillRequest {
 	return FillRequest{SHA: f.SHA256(), Size: f.Size,
 		Open: func(ctx context.Context) (io.ReadCloser, int64, error) {
-			b, err := s.up.Open(ctx, project, f.URL, "file")
+			b, err := s.up.Open(ctx, project, f.URL, upstream.KindFile)
 			if err != nil {
 				return nil, 0, err
 			}

@@ -33,7 +33,7 @@ type Upstream interface {
 	Owner(project string) (name string, indexTTL time.Duration)
 	Project(ctx context.Context, name string) (*pypi.ProjectPage, error)
 	ProjectList(ctx context.Context) (*pypi.ProjectList, error)
-	Open(ctx context.Context, project, rawURL, kind string) (*upstream.Body, error)
+	Open(ctx context.Context, project, rawURL string, kind upstream.Kind) (*upstream.Body, error)
 	Provenance(ctx context.Context, project, rawURL string) ([]byte, error)
 }
 

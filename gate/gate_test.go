@@ -46,7 +46,7 @@ func (u *fakeUpstream) ProjectList(context.Context) (*pypi.ProjectList, error) {
 	return &pypi.ProjectList{}, nil
 }
 
-func (u *fakeUpstream) Open(_ context.Context, _, rawURL, _ string) (*upstream.Body, error) {
+func (u *fakeUpstream) Open(_ context.Context, _, rawURL string, _ upstream.Kind) (*upstream.Body, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.opened = append(u.opened, rawURL)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -135,7 +136,7 @@ func (e *errWriter) Write(p []byte) (int, error) {
 func (s *Gate) MetadataFill(project string, f *pypi.File) FillRequest {
 	return FillRequest{SHA: f.CoreMetadataHashes.Get("sha256"), Size: -1,
 		Open: func(ctx context.Context) (io.ReadCloser, int64, error) {
-			b, err := s.up.Open(ctx, project, f.URL+".metadata", "metadata")
+			b, err := s.up.Open(ctx, project, f.URL+".metadata", upstream.KindMetadata)
 			if err != nil {
 				return nil, 0, err
 			}

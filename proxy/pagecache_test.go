@@ -51,7 +51,7 @@ func (u *bigUpstream) ProjectList(context.Context) (*pypi.ProjectList, error) {
 	return u.list, nil
 }
 
-func (u *bigUpstream) Open(context.Context, string, string, string) (*upstream.Body, error) {
+func (u *bigUpstream) Open(context.Context, string, string, upstream.Kind) (*upstream.Body, error) {
 	return nil, upstream.ErrNotFound
 }
 

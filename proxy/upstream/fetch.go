@@ -255,7 +255,7 @@ func (c *Client) Provenance(ctx context.Context, rawURL string) ([]byte, error) 
 // for more bytes, not the whole transfer. A 404 is [ErrNotFound], another
 // non-200 a [*StatusError]; a body cut short reads as an error
 // (io.ErrUnexpectedEOF), a stalled one as a [*TimeoutError].
-func (c *Client) Open(ctx context.Context, rawURL string, kind string) (*Body, error) {
+func (c *Client) Open(ctx context.Context, rawURL string, kind Kind) (*Body, error) {
 	if kind != KindFile && kind != KindMetadata {
 		return nil, fmt.Errorf("upstream: Open: kind %q, want %q or %q", kind, KindFile, KindMetadata)
 	}
@@ -291,7 +291,7 @@ func (c *Client) Open(ctx context.Context, rawURL string, kind string) (*Body, e
 
 // do sends one GET and records its metrics. On success the caller owns
 // resp.Body.
-func (c *Client) do(ctx context.Context, kind, rawURL, accept string) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, kind Kind, rawURL, accept string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", rawURL, err)

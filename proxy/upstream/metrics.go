@@ -83,12 +83,12 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-func (m *metrics) observe(upstream, kind, code string, d time.Duration) {
+func (m *metrics) observe(upstream string, kind Kind, code string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(upstream, kind, code).Inc()
-	m.duration.WithLabelValues(upstream, kind).Observe(d.Seconds())
+	m.requests.WithLabelValues(upstream, string(kind), code).Inc()
+	m.duration.WithLabelValues(upstream, string(kind)).Observe(d.Seconds())
 }
 
 // healthInit creates upstream's consecutive-failures series at 0, so that
@@ -126,7 +126,7 @@ func (m *metrics) droppedLinks(upstream string, n int) {
 const slogDebug = slog.LevelDebug
 
 func attrUpstream(name string) slog.Attr     { return slog.String("upstream", name) }
-func attrKind(kind string) slog.Attr         { return slog.String("kind", kind) }
+func attrKind(kind Kind) slog.Attr           { return slog.String("kind", string(kind)) }
 func attrURL(u string) slog.Attr             { return slog.String("upstream_url", u) }
 func attrStatus(code int) slog.Attr          { return slog.Int("status", code) }
 func attrDuration(d time.Duration) slog.Attr { return slog.Float64("duration_seconds", d.Seconds()) }

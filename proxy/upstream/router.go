@@ -163,7 +163,7 @@ func (r *Router) ProjectList(ctx context.Context) (*pypi.ProjectList, error) {
 }
 
 // Open opens a file or .metadata of project through its owner.
-func (r *Router) Open(ctx context.Context, project, rawURL, kind string) (*Body, error) {
+func (r *Router) Open(ctx context.Context, project, rawURL string, kind Kind) (*Body, error) {
 	o := r.owner(pypi.NormalizeName(project))
 	if o == nil {
 		return nil, notOwned(project)

@@ -26,12 +26,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Request kinds, the values of the "kind" metric label and of Open's kind.
+// Kind is the kind of an upstream request: what is fetched. Its values are
+// the "kind" metric label and log attribute; [Client.Open] takes [KindFile]
+// or [KindMetadata].
+type Kind string
+
+// The request kinds.
 const (
-	KindIndex      = "index"
-	KindFile       = "file"
-	KindMetadata   = "metadata"
-	KindProvenance = "provenance"
+	KindIndex      Kind = "index"
+	KindFile       Kind = "file"
+	KindMetadata   Kind = "metadata"
+	KindProvenance Kind = "provenance"
 )
 
 // Size limits for bodies read into memory.

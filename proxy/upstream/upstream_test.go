@@ -303,8 +303,9 @@ func TestProvenance(t *testing.T) {
 func TestOpen(t *testing.T) {
 	f := newFixture(t, 5*time.Second)
 	tests := []struct {
-		url, kind string
-		want      []byte
+		url  string
+		kind upstream.Kind
+		want []byte
 	}{
 		{f.wheelURL(), upstream.KindFile, f.whl},
 		{f.sdistURL(), upstream.KindFile, f.sdist},
@@ -322,8 +323,9 @@ func TestOpen(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct {
-		url, kind string
-		want      error
+		url  string
+		kind upstream.Kind
+		want error
 	}{
 		{f.sdistURL() + ".metadata", upstream.KindMetadata, upstream.ErrNotFound},
 		{"https://evil.example/x.whl", upstream.KindFile, upstream.ErrHostNotAllowed},
@@ -333,7 +335,7 @@ func TestOpen(t *testing.T) {
 			t.Errorf("Open(%q): got %v; want %v", tt.url, err, tt.want)
 		}
 	}
-	if _, err := f.c.Open(context.Background(), f.wheelURL(), "index"); err == nil {
+	if _, err := f.c.Open(context.Background(), f.wheelURL(), upstream.KindIndex); err == nil {
 		t.Error("Open with kind index: got nil error; want one")
 	}
 	f.srv.SetFault("/files/", pypitest.Fault{Status: 502})
