@@ -286,11 +286,11 @@ func (d Decision) Facts() pypi.Facts {
 // Google ones, subject and issuer of any other. It returns nil for a string
 // it cannot read.
 func parseIdentity(s string) *pypi.Identity {
-	kind, rest, ok := strings.Cut(s, ":")
+	k, rest, ok := strings.Cut(s, ":")
 	if !ok || rest == "" {
 		return nil
 	}
-	switch kind {
+	switch kind := pypi.PublisherKind(k); kind {
 	case pypi.KindGitHub, pypi.KindGitLab:
 		id := &pypi.Identity{Kind: kind}
 		if i := strings.Index(rest, " ("); i >= 0 && strings.HasSuffix(rest, ")") {

@@ -493,7 +493,7 @@ func (b *reasonBuilder) acceptIn(r *rule) {
 
 // yamlPublisher writes p as a policy publishers entry: {kind: github, repository: o/r}.
 func (b *reasonBuilder) yamlPublisher(p pypi.Publisher) {
-	b.add("{kind: ", p.Kind)
+	b.add("{kind: ", string(p.Kind))
 	switch p.Kind {
 	case pypi.KindGitHub, pypi.KindGitLab:
 		b.add(", repository: ", p.Repository)

@@ -50,7 +50,7 @@ func TestStrictPolicyMatchesRecordedPublishers(t *testing.T) {
 			}
 			rec := prov.Bundles[0].Publisher
 			// The identity a verified certificate for this publisher carries.
-			id := &pypi.Identity{Kind: strings.ToLower(rec.Kind), Repository: rec.Repository, Workflow: rec.Workflow, Email: rec.Email}
+			id := &pypi.Identity{Kind: pypi.PublisherKind(strings.ToLower(rec.Kind)), Repository: rec.Repository, Workflow: rec.Workflow, Email: rec.Email}
 			project, _, _ := strings.Cut(filepath.Base(f), "-")
 
 			d := p.Decide(project, pypi.Facts{Verdict: pypi.VerdictVerified, Identity: id})

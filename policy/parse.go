@@ -137,12 +137,12 @@ type rawRule struct {
 }
 
 type rawPublisher struct {
-	Kind       string `yaml:"kind"`
-	Repository string `yaml:"repository"`
-	Workflow   string `yaml:"workflow"`
-	Email      string `yaml:"email"`
-	Issuer     string `yaml:"issuer"`
-	Subject    string `yaml:"subject"`
+	Kind       pypi.PublisherKind `yaml:"kind"`
+	Repository string             `yaml:"repository"`
+	Workflow   string             `yaml:"workflow"`
+	Email      string             `yaml:"email"`
+	Issuer     string             `yaml:"issuer"`
+	Subject    string             `yaml:"subject"`
 }
 
 // Parse parses and validates a policy file. On failure the error joins one
@@ -436,11 +436,7 @@ func choose[T ~string](v *validator, dst *T, val string, path []any, what string
 		return
 	}
 	if !slices.Contains(allowed, T(val)) {
-		names := make([]string, len(allowed))
-		for i, a := range allowed {
-			names[i] = string(a)
-		}
-		v.addf(path, "unknown %s %q (want %s)", what, val, orList(names))
+		v.addf(path, "unknown %s %q (want %s)", what, val, orList(allowed))
 		return
 	}
 	*dst = T(val)
@@ -529,9 +525,9 @@ func (v *validator) publisher(rp *rawPublisher, path []any) (pypi.Publisher, boo
 	return pub, len(v.problems) == n
 }
 
-var kinds = []string{pypi.KindGitHub, pypi.KindGitLab, pypi.KindGoogle, pypi.KindIdentity}
+var kinds = []pypi.PublisherKind{pypi.KindGitHub, pypi.KindGitLab, pypi.KindGoogle, pypi.KindIdentity}
 
-func (v *validator) required(kind, val string, path []any) {
+func (v *validator) required(kind pypi.PublisherKind, val string, path []any) {
 	if val == "" {
 		v.addf(path, "required for kind %s", kind)
 	}
@@ -564,11 +560,18 @@ func validRepo(s string, subgroups bool) bool {
 }
 
 // orList renders "a, b or c".
-func orList(ss []string) string {
+func orList[T ~string](ss []T) string {
 	if len(ss) == 1 {
-		return ss[0]
+		return string(ss[0])
 	}
-	return strings.Join(ss[:len(ss)-1], ", ") + " or " + ss[len(ss)-1]
+	var b strings.Builder
+	for i, s := range ss[:len(ss)-1] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(s))
+	}
+	return b.String() + " or " + string(ss[len(ss)-1])
 }
 
 // pathString renders a path: packages[2].publishers[0].repository.

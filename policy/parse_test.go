@@ -246,13 +246,13 @@ func TestExampleConfigs(t *testing.T) {
 	if got, want := strict.Defaults().Require, policy.RequireAttestation; got != want {
 		t.Errorf("strict defaults require %q; want %q", got, want)
 	}
-	kinds := map[string]bool{}
+	kinds := map[pypi.PublisherKind]bool{}
 	for _, r := range strict.Rules() {
 		for _, pub := range r.Publishers {
 			kinds[pub.Kind] = true
 		}
 	}
-	for _, k := range []string{pypi.KindGitHub, pypi.KindGitLab, pypi.KindGoogle, pypi.KindIdentity} {
+	for _, k := range []pypi.PublisherKind{pypi.KindGitHub, pypi.KindGitLab, pypi.KindGoogle, pypi.KindIdentity} {
 		if !kinds[k] {
 			t.Errorf("configs/policy-strict.yaml has no %s publisher; want one of each kind", k)
 		}
@@ -297,7 +297,7 @@ func TestCheckPublisher(t *testing.T) {
 	for _, tt := range tests {
 		err := policy.CheckPublisher(tt.pub)
 		var b strings.Builder
-		b.WriteString("version: 1\npackages:\n  - name: x\n    require: trusted-publisher\n    publishers:\n      - kind: \"" + tt.pub.Kind + "\"\n")
+		b.WriteString("version: 1\npackages:\n  - name: x\n    require: trusted-publisher\n    publishers:\n      - kind: \"" + string(tt.pub.Kind) + "\"\n")
 		for _, kv := range [][2]string{{"repository", tt.pub.Repository}, {"workflow", tt.pub.Workflow}, {"email", tt.pub.Email}} {
 			if kv[1] != "" {
 				b.WriteString("        " + kv[0] + ": \"" + kv[1] + "\"\n")

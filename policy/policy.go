@@ -380,7 +380,7 @@ func (b *reasonBuilder) add(ss ...string) {
 func (b *reasonBuilder) identity(id *pypi.Identity) {
 	switch id.Kind {
 	case pypi.KindGitHub, pypi.KindGitLab:
-		b.add(id.Kind, ":", id.Repository)
+		b.add(string(id.Kind), ":", id.Repository)
 		if id.Workflow != "" {
 			b.add("@", id.Workflow)
 		}
@@ -398,7 +398,7 @@ func (b *reasonBuilder) identity(id *pypi.Identity) {
 func (b *reasonBuilder) publisher(p pypi.Publisher) {
 	switch p.Kind {
 	case pypi.KindGitHub, pypi.KindGitLab:
-		b.add(p.Kind, ":", p.Repository)
+		b.add(string(p.Kind), ":", p.Repository)
 		if p.Workflow != "" {
 			b.add("@", p.Workflow)
 		}
@@ -407,7 +407,7 @@ func (b *reasonBuilder) publisher(p pypi.Publisher) {
 	case pypi.KindIdentity:
 		b.add("identity:", p.Subject, " (", p.Issuer, ")")
 	default:
-		b.add(p.Kind)
+		b.add(string(p.Kind))
 	}
 }
 

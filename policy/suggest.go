@@ -356,7 +356,7 @@ func defaultsNode(d Rule) *yaml.Node {
 // publisherNode writes p as a publishers entry.
 func publisherNode(p pypi.Publisher) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
-	addKey(n, "kind", strNode(p.Kind))
+	addKey(n, "kind", strNode(string(p.Kind)))
 	for _, kv := range [][2]string{{"repository", p.Repository}, {"workflow", p.Workflow}, {"email", p.Email}, {"issuer", p.Issuer}, {"subject", p.Subject}} {
 		if kv[1] != "" {
 			addKey(n, kv[0], strNode(kv[1]))

@@ -59,19 +59,24 @@ var Reasons = []Reason{
 	ReasonIdentityMismatch, ReasonUnsupported, ReasonFetch, ReasonCancelled,
 }
 
-// Publisher kinds, lower-case, as the policy file spells them.
+// PublisherKind is the kind of a signer ([Identity.Kind]) or of a trusted
+// publisher ([Publisher.Kind]): lower-case, as the policy file spells it and
+// as the cache and the decision history store it.
+type PublisherKind string
+
+// The publisher kinds.
 const (
-	KindGitHub   = "github"
-	KindGitLab   = "gitlab"
-	KindGoogle   = "google"
-	KindIdentity = "identity" // any Sigstore identity: issuer + subject
+	KindGitHub   PublisherKind = "github"
+	KindGitLab   PublisherKind = "gitlab"
+	KindGoogle   PublisherKind = "google"
+	KindIdentity PublisherKind = "identity" // any Sigstore identity: issuer + subject
 )
 
 // Identity is a signer identity read from a verified Sigstore certificate,
 // never from the unsigned publisher object of the provenance JSON.
 type Identity struct {
 	// Kind is KindGitHub, KindGitLab, KindGoogle, or KindIdentity for any other signer.
-	Kind string `json:"kind"`
+	Kind PublisherKind `json:"kind"`
 	// Issuer is the OIDC issuer (Fulcio extension .8, or .1 for older certificates).
 	Issuer string `json:"issuer"`
 	// Subject is the certificate's first subject alternative name (URI or e-mail).
@@ -97,12 +102,12 @@ type Identity struct {
 // Publisher is a trusted publisher to match: one entry of a policy rule, or
 // the publisher PyPI recorded for a file (converted from its PEP 740 JSON).
 type Publisher struct {
-	Kind       string `json:"kind"`                 // KindGitHub, KindGitLab, KindGoogle or KindIdentity
-	Repository string `json:"repository,omitempty"` // github, gitlab
-	Workflow   string `json:"workflow,omitempty"`   // github: file name; gitlab: file path; optional in policy
-	Email      string `json:"email,omitempty"`      // google
-	Issuer     string `json:"issuer,omitempty"`     // identity
-	Subject    string `json:"subject,omitempty"`    // identity
+	Kind       PublisherKind `json:"kind"`                 // KindGitHub, KindGitLab, KindGoogle or KindIdentity
+	Repository string        `json:"repository,omitempty"` // github, gitlab
+	Workflow   string        `json:"workflow,omitempty"`   // github: file name; gitlab: file path; optional in policy
+	Email      string        `json:"email,omitempty"`      // google
+	Issuer     string        `json:"issuer,omitempty"`     // identity
+	Subject    string        `json:"subject,omitempty"`    // identity
 }
 
 // Facts is what verification established about one file (a sha256 plus a
@@ -145,7 +150,7 @@ func (p Publisher) Matches(id Identity) bool {
 func (p Publisher) String() string {
 	switch p.Kind {
 	case KindGitHub, KindGitLab:
-		s := p.Kind + ":" + p.Repository
+		s := string(p.Kind) + ":" + p.Repository
 		if p.Workflow != "" {
 			s += "@" + p.Workflow
 		}
@@ -155,7 +160,7 @@ func (p Publisher) String() string {
 	case KindIdentity:
 		return "identity:" + p.Subject + " (" + p.Issuer + ")"
 	}
-	return p.Kind
+	return string(p.Kind)
 }
 
 // SameSigner reports whether id and other name the same signer: the same
@@ -170,7 +175,7 @@ func (id Identity) SameSigner(other Identity) bool {
 func (id Identity) String() string {
 	switch id.Kind {
 	case KindGitHub, KindGitLab:
-		s := id.Kind + ":" + id.Repository
+		s := string(id.Kind) + ":" + id.Repository
 		if id.Workflow != "" {
 			s += "@" + id.Workflow
 		}
