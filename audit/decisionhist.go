@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/policy"
+	"github.com/pipgate/pipgate/pypi"
 )
 
 // The durable decision history (cache.Decision rows in the data directory):
@@ -56,7 +58,12 @@ func NewRecorder(store *cache.Store, maxRows int, log *slog.Logger, reg promethe
 // pendingKey is cache.DecisionKey's fields as a comparable struct: a
 // download adds to its row without building the key string.
 type pendingKey struct {
-	project, filename, sha256, upstream, verdict, action, rule, finding, identity string
+	project, filename, sha256, upstream string
+	verdict                             pypi.Verdict
+	action                              policy.Action
+	rule                                string
+	finding                             policy.Finding
+	identity                            string
 }
 
 // Add merges d (Count 1, seen at d.LastSeen) into the batch.

@@ -36,17 +36,17 @@ const maxDecisionKey = 4 << 10
 
 // Decision is one row of the decision history.
 type Decision struct {
-	Project  string `json:"project"`
-	Version  string `json:"version,omitempty"`
-	Filename string `json:"filename"`
-	SHA256   string `json:"sha256,omitempty"`
-	Upstream string `json:"upstream,omitempty"`
-	Verdict  string `json:"verdict"`
-	Action   string `json:"action"` // allow, warn, yank, block
-	Rule     string `json:"rule,omitempty"`
-	Finding  string `json:"finding,omitempty"`
-	Identity string `json:"identity,omitempty"` // the verified publisher, pypi.Identity.String()
-	Reason   string `json:"reason,omitempty"`   // the latest reason given (not part of the key)
+	Project  string         `json:"project"`
+	Version  string         `json:"version,omitempty"`
+	Filename string         `json:"filename"`
+	SHA256   string         `json:"sha256,omitempty"`
+	Upstream string         `json:"upstream,omitempty"`
+	Verdict  pypi.Verdict   `json:"verdict"`
+	Action   policy.Action  `json:"action"` // allow, warn, yank, block
+	Rule     string         `json:"rule,omitempty"`
+	Finding  policy.Finding `json:"finding,omitempty"`
+	Identity string         `json:"identity,omitempty"` // the verified publisher, pypi.Identity.String()
+	Reason   string         `json:"reason,omitempty"`   // the latest reason given (not part of the key)
 	// Signer is the verified signer in full (Identity is its string form),
 	// for a replay of the policy: publishers are matched on its fields. Not
 	// part of the key; nil in rows of unverified files (and in rows written
@@ -65,7 +65,8 @@ type Decision struct {
 // and everything decided about the file (verdict, action, rule, finding,
 // publisher). The project comes first, so one project's rows are adjacent.
 func DecisionKey(d Decision) string {
-	return strings.Join([]string{d.Project, d.Filename, d.SHA256, d.Upstream, d.Verdict, d.Action, d.Rule, d.Finding, d.Identity}, "\x00")
+	return strings.Join([]string{d.Project, d.Filename, d.SHA256, d.Upstream,
+		string(d.Verdict), string(d.Action), d.Rule, string(d.Finding), d.Identity}, "\x00")
 }
 
 type decisionRecord struct {
@@ -265,7 +266,7 @@ func checkDecisionRecord(k, v []byte) error {
 // untrusted-publisher was verified), and the signer (Signer, else parsed
 // from Identity). Failure details are not kept: Reason and Detail are empty.
 func (d Decision) Facts() pypi.Facts {
-	f := pypi.Facts{Verdict: pypi.Verdict(d.Verdict)}
+	f := pypi.Facts{Verdict: d.Verdict}
 	if f.Verdict == pypi.VerdictUntrustedPublisher {
 		f.Verdict = pypi.VerdictVerified
 	}
@@ -321,8 +322,8 @@ func Observations(rows []Decision) []policy.Observation {
 		out[i] = policy.Observation{
 			Project: d.Project, Version: d.Version, Filename: d.Filename, SHA256: d.SHA256,
 			Facts: d.Facts(), UploadTime: d.UploadTime,
-			Verdict: pypi.Verdict(d.Verdict), Action: policy.Action(d.Action), Rule: d.Rule,
-			Finding: policy.Finding(d.Finding), Identity: d.Identity, Reason: d.Reason,
+			Verdict: d.Verdict, Action: d.Action, Rule: d.Rule,
+			Finding: d.Finding, Identity: d.Identity, Reason: d.Reason,
 			Count: d.Count, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen,
 		}
 	}

@@ -159,7 +159,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		Finding:  d.Finding,
 	})
 	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
-		Upstream: up, Verdict: string(d.Verdict), Action: string(d.Action), Rule: d.Rule, Finding: string(d.Finding),
+		Upstream: up, Verdict: d.Verdict, Action: d.Action, Rule: d.Rule, Finding: d.Finding,
 		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: s.now().UTC()})
 	ri := info(ctx)
 	ri.action, ri.rule = d.Action, d.Rule

@@ -144,9 +144,9 @@ func distinctFiles(rows []cache.Decision) map[string]struct{} {
 	return files
 }
 
-func dash(s string) string {
+func dash[T ~string](s T) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return string(s)
 }
