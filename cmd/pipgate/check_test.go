@@ -52,6 +52,8 @@ func TestConfigCheckLoadsEverything(t *testing.T) {
 		{"not a trust root", []string{"--trusted-root", notRoot, "--data-dir", dir}, 1, "--trusted-root: "},
 		{"bad policy", []string{"--trusted-root", root, "--data-dir", dir, "--policy", badPolicy},
 			1, relPath(badPolicy) + ":3: defaults.requre: unknown field (did you mean require?)\n"},
+		{"missing policy", []string{"--trusted-root", root, "--data-dir", dir, "--policy", filepath.Join(dir, "nope.yaml")},
+			1, "--policy: cannot read " + filepath.Join(dir, "nope.yaml") + ": no such file or directory\n"},
 		{"pip-style upstream", []string{"--trusted-root", root, "--data-dir", dir, "--upstream", "https://pypi.org/simple/"},
 			0, `note: upstream.url "https://pypi.org/simple/" is a simple index (the URL pip takes); using its base "https://pypi.org/"`},
 		{"data dir under a file", []string{"--trusted-root", root, "--data-dir", filepath.Join(goodPolicy, "data")},

@@ -125,7 +125,7 @@ func printConfigErrors(w io.Writer, err error) {
 func policyProblems(cfg *config.Config, err error) error {
 	probs := policy.Problems(err)
 	if len(probs) == 0 {
-		return cfg.At("policy", "%s", config.PathErrorText(err))
+		return cfg.At("policy", "cannot read %s: %s", cfg.Policy, config.PathErrorText(err))
 	}
 	out := make([]error, 0, len(probs))
 	for _, pr := range probs {
