@@ -2,15 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/pipgate/pipgate/cache"
 )
 
 // TestAdminSocketLongDataDir: a data directory whose DIR/pipgate.sock is
@@ -33,16 +28,8 @@ func TestAdminSocketLongDataDir(t *testing.T) {
 		t.Errorf("adminGet with no server: %v; want 'no server answers on %s'", err, sock)
 	}
 
-	s, err := cache.Open(cache.Options{Dir: dir}) // the running server's store: locked
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	seedDecisions(t, s)
-	ln, err := listenAdmin(dir, slog.New(slog.DiscardHandler))
-	if err != nil || ln == nil {
-		t.Fatalf("listenAdmin on a %d-byte path: %v, %v", len(sock), ln, err)
-	}
+	ln, stop := serveAdminSeeded(t, dir) // the running server: its store locked
+	defer stop()
 	if ln.Addr().String() != sock {
 		t.Errorf("listener address %q; want %q (what the log prints)", ln.Addr(), sock)
 	}
@@ -63,10 +50,6 @@ func TestAdminSocketLongDataDir(t *testing.T) {
 	}
 	defer d.Close()
 
-	srv := &http.Server{Handler: adminHandler(s, 0, s.Decisions), ReadHeaderTimeout: time.Minute}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-
 	code, out, errOut := runStatusCmd(t, "demo", "--json", "--data-dir", dir)
 	var rep statusReport
 	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Source != "server" || len(rep.Decisions) != 2 {
@@ -77,8 +60,7 @@ func TestAdminSocketLongDataDir(t *testing.T) {
 		t.Errorf("pipgate cache stats with a long data_dir: exit %d: %s%s; want it read from the server", code, out, errOut)
 	}
 
-	_ = srv.Close()
-	<-done
+	stop()
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("%s after Close: %v; want it removed", sock, err)
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,24 +93,34 @@ func TestStatusFromDatabase(t *testing.T) {
 	}
 }
 
-// Serving: the database is locked, so the rows come from the server through
-// the admin socket.
-func TestStatusFromServer(t *testing.T) {
-	dir := t.TempDir()
-	s, err := cache.Open(cache.Options{Dir: dir}) // the running server's store
+// serveAdminSeeded opens dir's store as a running server would (locked),
+// seeds its decision history and serves the admin socket on it; stop closes
+// the server (its listener with it) and the store, once however often called.
+func serveAdminSeeded(t *testing.T, dir string) (ln net.Listener, stop func()) {
+	t.Helper()
+	s, err := cache.Open(cache.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	seedDecisions(t, s)
-	ln, err := listenAdmin(dir, slog.New(slog.DiscardHandler))
+	ln, err = listenAdmin(dir, slog.New(slog.DiscardHandler))
 	if err != nil || ln == nil {
-		t.Fatalf("listenAdmin: %v", err)
+		_ = s.Close()
+		t.Fatalf("listenAdmin: %v, %v", ln, err)
 	}
 	srv := &http.Server{Handler: adminHandler(s, 0, s.Decisions), ReadHeaderTimeout: time.Minute}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
-	defer func() { _ = srv.Close(); <-done }()
+	var once sync.Once
+	return ln, func() { once.Do(func() { _ = srv.Close(); <-done; _ = s.Close() }) }
+}
+
+// Serving: the database is locked, so the rows come from the server through
+// the admin socket.
+func TestStatusFromServer(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := serveAdminSeeded(t, dir)
+	defer stop()
 
 	code, out, errOut := runStatusCmd(t, "demo", "--json", "--data-dir", dir)
 	var rep statusReport
