@@ -977,8 +977,12 @@ func TestDeliveryRenamedFile(t *testing.T) {
 func TestDeliverySlowReaderKept(t *testing.T) {
 	const (
 		size = 6 << 20
-		idle = 400 * time.Millisecond
-		rate = 4 << 20 // bytes per second: 1.5 s for the file
+		// A second of idle timeout: the reader needs only sendChunk (256 KiB)
+		// of it per second, 8 times less than it reads, and a test process
+		// starved for a few hundred milliseconds (-race on a loaded 2-core
+		// machine: seen at 400 ms) is not taken for a client that stopped.
+		idle = time.Second
+		rate = 2 << 20 // bytes per second: 3 s for the file
 	)
 	up := pypitest.NewServer(t)
 	tp := newTestProxy(t, up, "", func(o *Options) { o.EagerReleases = 0; o.WriteIdleTimeout = idle })
