@@ -111,10 +111,10 @@ func lingerClose(conn net.Conn) {
 // does not exist. What pip does print (a WARNING, at the default verbosity)
 // is a page whose Content-Type it does not read: "Skipping page URL because
 // the GET request got Content-Type: CT". So a project or root page that
-// failed upstream (502, 503, 504) is answered to pip's User-Agent as 200
-// with `Content-Type: text/plain; error="<the reason>"` and Cache-Control:
-// no-store, which pip treats exactly as it treats the 502 (it skips the
-// page and goes on with its other indexes) but prints. The TLS listener
+// failed (502, 503, 504) is answered to pip's User-Agent as 200 with
+// `Content-Type: text/plain; error="<the status line: 502 reason>"` and
+// Cache-Control: no-store, which pip treats exactly as it treats the 502
+// (it skips the page and goes on with its other indexes) but prints. The TLS listener
 // answers an http:// index URL the same way (cmd/pipgate/tls.go). The
 // metrics and the access log keep the failure's own status (the log line
 // adds sent_status 200); any other client, uv included, gets the status
@@ -135,7 +135,7 @@ func writePipPageFailure(w *statusWriter, r *http.Request, code int, msg string)
 	// A quoted-string parameter: one printable line without '"' or '\'.
 	reason := strings.NewReplacer(`"`, "'", `\`, "/").Replace(statusline.Reason(code, msg))
 	h := w.Header()
-	h.Set("Content-Type", `text/plain; error="`+reason+`"`)
+	h.Set("Content-Type", `text/plain; error="`+strconv.Itoa(code)+" "+reason+`"`) // the status line
 	h.Set("Cache-Control", "no-store")
 	h.Set(headerReason, reason)
 	w.start(code) // the failure it is, for the metrics and the log

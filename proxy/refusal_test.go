@@ -266,9 +266,9 @@ func TestUpstreamFailureShownByPip(t *testing.T) {
 	// Attack: pip's answer must not be one a cache keeps, nor a page.
 	resp, body := tp.get("/simple/gone/", "User-Agent", "pip/23.2.1 {}")
 	ct := resp.Header.Get("Content-Type")
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, `text/plain; error="`+want) || !strings.Contains(ct, "connection refused") ||
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, `text/plain; error="502 `+want) || !strings.Contains(ct, "connection refused") ||
 		resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(string(body), want) {
-		t.Errorf("pip's page: %s, Content-Type %q, Cache-Control %q, body %q; want 200, text/plain; error=%q..., no-store",
+		t.Errorf("pip's page: %s, Content-Type %q, Cache-Control %q, body %q; want 200, text/plain; error=\"502 %s...\", no-store",
 			resp.Status, ct, resp.Header.Get("Cache-Control"), body, want)
 	}
 	for _, ua := range []string{"uv/0.9.0", "curl/8", ""} {
@@ -300,7 +300,7 @@ func TestUpstreamFailureShownByPip(t *testing.T) {
 	}
 	pip := pypitest.NewPip(t)
 	out, err := pip.Run(t.Context(), "", "download", "--no-deps", "-d", t.TempDir(), "--index-url", tp.http.URL+"/simple/", "gone")
-	if err == nil || !strings.Contains(out, "WARNING: Skipping page "+tp.http.URL+"/simple/gone/ because the GET request got Content-Type: text/plain; error=\""+want) ||
+	if err == nil || !strings.Contains(out, "WARNING: Skipping page "+tp.http.URL+"/simple/gone/ because the GET request got Content-Type: text/plain; error=\"502 "+want) ||
 		!strings.Contains(out, "connection refused") || strings.Contains(out, "Traceback") {
 		t.Errorf("pip with the upstream down: %v; want a failure whose output names the upstream and the cause:\n%s", err, out)
 	}
