@@ -40,7 +40,8 @@ Flags:
   --attestation FILE   a single PEP 740 attestation (repeatable; one DIST)
   --trusted-root FILE  a Sigstore trusted_root.json (production, staging or
                        private); default: Sigstore public-good through TUF,
-                       which needs the network or a cached copy
+                       else its last saved copy, else the snapshot embedded
+                       in pipgate (production, no --tuf-url)
   --staging            with TUF: use Sigstore staging instead of production
   --tuf-cache DIR      TUF cache and last good root (default: the user cache
                        directory, pipgate/tuf)
