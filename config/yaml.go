@@ -55,8 +55,11 @@ func decodeConfig(data []byte, cfg *Config) (decoded bool, err error) {
 		var cdoc yaml.Node
 		if err := yaml.Unmarshal(clean, &cdoc); err == nil {
 			data, doc = clean, cdoc
+			// The path goes in the message, not in Path: the problem is
+			// the repeat, not the value at the path (the first one,
+			// which is read and checked like any other).
 			for _, pr := range dups {
-				errs = append(errs, &Error{Line: pr.Line, Path: pr.Path, Msg: pr.Msg})
+				errs = append(errs, &Error{Line: pr.Line, Msg: pr.Path + ": " + pr.Msg})
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -136,6 +137,12 @@ func TestConfigCheckLoadsEverything(t *testing.T) {
 		}
 		if n := strings.Count(errOut, "\n"); n != len(want) {
 			t.Errorf("stderr has %d lines; want %d:\n%s", n, len(want), errOut)
+		}
+		// The listing never shows a value that did not decode as the
+		// file's (it holds the default, 30s); a valid one it shows.
+		if !regexp.MustCompile(`(?m)^upstream\.timeout +\(invalid: see below\) +\(`+regexp.QuoteMeta(cfg)+`:5\)$`).MatchString(out) ||
+			!regexp.MustCompile(`(?m)^upstream\.index_ttl +10m +\(default\)$`).MatchString(out) {
+			t.Errorf("stdout\n%s\nwant upstream.timeout (invalid: see below) at line 5, upstream.index_ttl 10m from the defaults (its repeat at line 14 is not read)", out)
 		}
 	})
 

@@ -157,12 +157,18 @@ func runCheck(ctx context.Context, path string, flags map[string]string, stdout,
 	for _, n := range cfg.Notes() {
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
+	skip := func(path string) bool { return config.HasProblemAt(err, path) }
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, s := range cfg.Settings() {
-		fmt.Fprintf(tw, "%s\t%s\t(%s)\n", s.Path, s.Value, s.Source)
+		v := s.Value
+		if skip(s.Path) {
+			// A value that did not decode is the default here: never
+			// print it as the file's. The problem below quotes it.
+			v = "(invalid: see below)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t(%s)\n", s.Path, v, s.Source)
 	}
 	_ = tw.Flush()
-	skip := func(path string) bool { return config.HasProblemAt(err, path) }
 	if cerr := checkConfig(ctx, cfg, stdout, skip); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
