@@ -381,7 +381,7 @@ func (fl *Fill) Attach(ctx context.Context) (r *FillReader, ok bool, err error) 
 		if fl.started && fl.rf != nil && !fl.done {
 			fl.refs++
 			fl.mu.Unlock()
-			return &FillReader{fl: fl, ctx: ctx}, true, nil
+			return &FillReader{fl: fl}, true, nil
 		}
 		done, ch := fl.done, fl.changed
 		fl.mu.Unlock()
@@ -403,12 +403,13 @@ func (fl *Fill) Attach(ctx context.Context) (r *FillReader, ok bool, err error) 
 // only after a commit.
 type FillReader struct {
 	fl     *Fill
-	ctx    context.Context
 	off    int64
 	closed bool
 }
 
-func (r *FillReader) Read(p []byte) (int, error) {
+// Read reads into p as io.Reader does, waiting for more bytes while the
+// fill is under way; it gives up with ctx's error when ctx is done first.
+func (r *FillReader) Read(ctx context.Context, p []byte) (int, error) {
 	for {
 		r.fl.mu.Lock()
 		written, done, ferr, ch, rf := r.fl.written, r.fl.done, r.fl.err, r.fl.changed, r.fl.rf
@@ -441,8 +442,8 @@ func (r *FillReader) Read(p []byte) (int, error) {
 		}
 		select {
 		case <-ch:
-		case <-r.ctx.Done():
-			return 0, r.ctx.Err()
+		case <-ctx.Done():
+			return 0, ctx.Err()
 		}
 	}
 }

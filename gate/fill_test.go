@@ -28,8 +28,8 @@ func TestFillReaderHoldsTail(t *testing.T) {
 		fl := &Fill{changed: make(chan struct{}), size: -1, started: true, rf: rf, refs: 1, written: written}
 		cancelled, cancel := context.WithCancel(context.Background())
 		cancel() // Read returns what is available, then this error instead of waiting
-		rd := &FillReader{fl: fl, ctx: cancelled}
-		got, err := io.ReadAll(rd)
+		rd := &FillReader{fl: fl}
+		got, err := readAll(cancelled, rd)
 		if !errors.Is(err, context.Canceled) || len(got) != written-tailHoldback {
 			t.Fatalf("before the end: read %d bytes, %v; want %d and a wait", len(got), err, written-tailHoldback)
 		}
@@ -38,8 +38,7 @@ func TestFillReaderHoldsTail(t *testing.T) {
 			ferr = ErrDigestMismatch
 		}
 		fl.finish(ferr)
-		rd.ctx = context.Background()
-		rest, err := io.ReadAll(rd)
+		rest, err := readAll(context.Background(), rd)
 		switch {
 		case fail && (!errors.Is(err, ErrDigestMismatch) || len(rest) != 0):
 			t.Errorf("after a failed fill: %d more bytes, %v; want none and the error", len(rest), err)
@@ -47,5 +46,21 @@ func TestFillReaderHoldsTail(t *testing.T) {
 			t.Errorf("after a commit: %d more bytes, %v; want the rest and EOF", len(rest), err)
 		}
 		rd.Close()
+	}
+}
+
+// readAll reads r until an error, as io.ReadAll does; io.EOF is nil.
+func readAll(ctx context.Context, r *FillReader) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := r.Read(ctx, buf)
+		out = append(out, buf[:n]...)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
 	}
 }

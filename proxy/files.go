@@ -345,7 +345,7 @@ func (s *Server) streamFill(w http.ResponseWriter, r *http.Request, fl *gate.Fil
 	// 64 KiB per streaming client: memory stays small with many of them.
 	buf := make([]byte, 64<<10)
 	for {
-		n, rerr := rd.Read(buf)
+		n, rerr := rd.Read(ctx, buf)
 		if n > 0 {
 			if _, err := bw.Write(buf[:n]); err != nil {
 				s.log.Info("client stopped reading; dropping it", "request_id", info(ctx).id, "filename", name, "err", err)
