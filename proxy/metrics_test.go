@@ -147,7 +147,7 @@ func TestMetricsStatusCounts(t *testing.T) {
 	if want := 0.5; ratio != want {
 		t.Errorf("hit ratio = %v; want %v", ratio, want)
 	}
-	for v, want := range map[string]int64{"verified": 1, "invalid": 2, "unattested": 0} {
+	for v, want := range map[pypi.Verdict]int64{"verified": 1, "invalid": 2, "unattested": 0} {
 		if got := downloads[v]; got != want {
 			t.Errorf("downloads[%q] = %d; want %d", v, got, want)
 		}

@@ -118,7 +118,7 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 		PolicyDigest: pol.Digest(),
 		Rule:         rule.Name,
 		RuleLine:     rule.Line,
-		Require:      string(rule.Require),
+		Require:      rule.Require,
 		Files:        make([]projectFile, 0, len(p.Files)),
 	}
 	pd := s.gate.NewPageDecider(pol, p)
@@ -133,7 +133,7 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 		d, decided := pd.Decide(f)
 		switch {
 		case known:
-			pf.Verdict = string(facts.Verdict)
+			pf.Verdict = facts.Verdict
 			if facts.Identity != nil {
 				pf.Signer = facts.Identity.String()
 			}
@@ -143,8 +143,8 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 			pf.Reason = "not verified yet: pipgate verifies a file when it is downloaded, and the newest releases when the page is served"
 		}
 		if decided {
-			pf.Verdict = string(d.Verdict)
-			pf.Action, pf.Rule, pf.Reason = string(d.Action), d.Rule, d.Reason
+			pf.Verdict = d.Verdict
+			pf.Action, pf.Rule, pf.Reason = d.Action, d.Rule, d.Reason
 			if d.Finding != "" {
 				pf.Finding = string(d.Finding)
 			}

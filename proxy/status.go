@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -77,9 +78,9 @@ type statusSnapshot struct {
 	CacheHitRatio float64                               `json:"-"`
 	Lookups       map[gate.LookupKind]gate.LookupCounts `json:"lookups"` // by kind: index, file, provenance, verdict
 
-	Decisions []statusDecision `json:"decisions"` // recent, newest first
-	Blocked   []statusDecision `json:"blocked"`   // files currently blocked or yanked, newest first
-	Counts    map[string]int64 `json:"counts"`    // downloads since start, by verdict
+	Decisions []statusDecision       `json:"decisions"` // recent, newest first
+	Blocked   []statusDecision       `json:"blocked"`   // files currently blocked or yanked, newest first
+	Counts    map[pypi.Verdict]int64 `json:"counts"`    // downloads since start, by verdict
 }
 
 // statusDecision is one policy decision about one file, as the status page
@@ -160,14 +161,18 @@ type fileKey struct{ project, filename, sha256 string }
 
 // decisionKey is a recentKey.
 type decisionKey struct {
-	upstream, project, filename, sha256, verdict, action, rule, finding, reason, identity string
+	upstream, project, filename, sha256 string
+	verdict                             pypi.Verdict
+	action                              policy.Action
+	rule                                string
+	finding                             policy.Finding
+	reason, identity                    string
 }
 
 // recentKey identifies a decision in the recent list: the file and
 // everything decided about it.
 func recentKey(x *statusDecision) decisionKey {
-	return decisionKey{x.Upstream, x.Project, x.Filename, x.SHA256, string(x.Verdict), string(x.Action), x.Rule, string(x.Finding),
-		x.Reason, x.Identity}
+	return decisionKey{x.Upstream, x.Project, x.Filename, x.SHA256, x.Verdict, x.Action, x.Rule, x.Finding, x.Reason, x.Identity}
 }
 
 // add records x as the newest decision. A zero x.Time is set to now.
@@ -335,7 +340,7 @@ func indexOf[T comparable](v T, set []T) int {
 // (NaN before the first), and the downloads by verdict since start: the
 // CacheHitRatio and Counts of a statusSnapshot. They are read from the
 // Prometheus counters themselves, so the page and /metrics agree.
-func (m *metrics) statusCounts(lookups map[gate.LookupKind]gate.LookupCounts) (hitRatio float64, downloads map[string]int64) {
+func (m *metrics) statusCounts(lookups map[gate.LookupKind]gate.LookupCounts) (hitRatio float64, downloads map[pypi.Verdict]int64) {
 	var hits, total int64
 	for _, l := range lookups {
 		hits += l.Hit
@@ -345,7 +350,7 @@ func (m *metrics) statusCounts(lookups map[gate.LookupKind]gate.LookupCounts) (h
 	if total > 0 {
 		hitRatio = float64(hits) / float64(total)
 	}
-	downloads = make(map[string]int64, len(metricsVerdicts))
+	downloads = make(map[pypi.Verdict]int64, len(metricsVerdicts))
 	for _, v := range metricsVerdicts {
 		var n int64
 		for _, a := range metricsActions {
@@ -353,7 +358,7 @@ func (m *metrics) statusCounts(lookups map[gate.LookupKind]gate.LookupCounts) (h
 				n += counterValue(m.downloads.WithLabelValues(string(v), string(a), by))
 			}
 		}
-		downloads[string(v)] = n
+		downloads[v] = n
 	}
 	return hitRatio, downloads
 }
@@ -416,7 +421,7 @@ type statusPage struct {
 
 // statusCount is one row of the downloads-by-verdict card.
 type statusCount struct {
-	Verdict string
+	Verdict pypi.Verdict
 	N       int64
 }
 
@@ -446,18 +451,18 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 	if r := s.CacheHitRatio; !math.IsNaN(r) && !math.IsInf(r, 0) {
 		p.HitRatio = fmt.Sprintf("%.1f%%", 100*r)
 	}
-	seen := make(map[string]bool)
+	seen := make(map[pypi.Verdict]bool)
 	for _, v := range metricsVerdicts { // verified first, then the ways a file falls short
-		p.Counts = append(p.Counts, statusCount{string(v), s.Counts[string(v)]})
-		seen[string(v)] = true
+		p.Counts = append(p.Counts, statusCount{v, s.Counts[v]})
+		seen[v] = true
 	}
-	var extra []string
+	var extra []pypi.Verdict
 	for v := range s.Counts {
 		if !seen[v] {
 			extra = append(extra, v)
 		}
 	}
-	sort.Strings(extra)
+	slices.Sort(extra)
 	for _, v := range extra {
 		p.Counts = append(p.Counts, statusCount{v, s.Counts[v]})
 	}
@@ -484,19 +489,19 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 
 // statusNotVerified is the verdict column of a file pipgate has no facts
 // about yet.
-const statusNotVerified = "not-verified"
+const statusNotVerified pypi.Verdict = "not-verified"
 
 // projectStatus is /-/status/<project>: every file of the project's page and
 // what the policy in force does with it.
 type projectStatus struct {
-	Project      string        `json:"project"`
-	GeneratedAt  time.Time     `json:"generated_at"`
-	PolicySource string        `json:"policy_source"`
-	PolicyDigest string        `json:"policy_digest"`
-	Rule         string        `json:"rule"`      // the rule that governs the project, or "defaults"
-	RuleLine     int           `json:"rule_line"` // its line in the policy file; 0 for the defaults
-	Require      string        `json:"require"`
-	Files        []projectFile `json:"files"` // newest version first
+	Project      string         `json:"project"`
+	GeneratedAt  time.Time      `json:"generated_at"`
+	PolicySource string         `json:"policy_source"`
+	PolicyDigest string         `json:"policy_digest"`
+	Rule         string         `json:"rule"`      // the rule that governs the project, or "defaults"
+	RuleLine     int            `json:"rule_line"` // its line in the policy file; 0 for the defaults
+	Require      policy.Require `json:"require"`
+	Files        []projectFile  `json:"files"` // newest version first
 }
 
 // projectFile is one file of a project's page on its status page.
@@ -509,13 +514,13 @@ type projectFile struct {
 	UpstreamYanked bool   `json:"upstream_yanked"` // yanked by the upstream itself
 	// Verdict is the verification verdict, or "not-verified" when pipgate
 	// has not checked the file yet (then Action is empty).
-	Verdict  string `json:"verdict"`
-	Signer   string `json:"signer,omitempty"`  // the verified signer's identity
-	Finding  string `json:"finding,omitempty"` // the failure class (digest-mismatch, ...) or policy finding
-	Rule     string `json:"rule"`
-	RuleLine int    `json:"rule_line,omitempty"`
-	Action   string `json:"action,omitempty"` // allow, block, yank, warn
-	Reason   string `json:"reason,omitempty"`
+	Verdict  pypi.Verdict  `json:"verdict"`
+	Signer   string        `json:"signer,omitempty"`  // the verified signer's identity
+	Finding  string        `json:"finding,omitempty"` // the failure class (digest-mismatch, ...) or policy finding
+	Rule     string        `json:"rule"`
+	RuleLine int           `json:"rule_line,omitempty"`
+	Action   policy.Action `json:"action,omitempty"` // allow, block, yank, warn
+	Reason   string        `json:"reason,omitempty"`
 }
 
 // sortProjectFiles orders files newest version first (PEP 440), then by

@@ -77,7 +77,7 @@ func sampleStatusSnapshot() statusSnapshot {
 				SHA256: "aa", Verdict: "untrusted-publisher", Action: "yank", Rule: "example-*",
 				Reason: `pipgate: example-pkg 1.0: signed by github:evil/fork@release.yml; policy rule "example-*" trusts github:good/repo@release.yml`},
 		},
-		Counts: map[string]int64{"verified": 812, "unattested": 1290, "untrusted-publisher": 3, "invalid": 1, "unsupported": 4, "error": 0},
+		Counts: map[pypi.Verdict]int64{"verified": 812, "unattested": 1290, "untrusted-publisher": 3, "invalid": 1, "unsupported": 4, "error": 0},
 	}
 }
 
@@ -349,7 +349,7 @@ func TestStatusHTMLFigures(t *testing.T) {
 			[]string{">1.5 KiB<", "files (no cache.max_size limit) · database 32.0 MiB"}},
 		{"cache size and limit", statusSnapshot{CacheBlobBytes: 3 << 30, CacheMaxBytes: 16 << 30, CacheDBBytes: 1 << 20},
 			[]string{">3.0 GiB<", "files of 16.0 GiB (cache.max_size) · database 1.0 MiB"}},
-		{"extra verdict counted", statusSnapshot{Counts: map[string]int64{"other": 7}}, []string{">other</td><td class=\"num\">7<"}},
+		{"extra verdict counted", statusSnapshot{Counts: map[pypi.Verdict]int64{"other": 7}}, []string{">other</td><td class=\"num\">7<"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -430,7 +430,7 @@ func FuzzStatusHTML(f *testing.F) {
 			SHA256: identity, Verdict: pypi.Verdict(reason), Action: policy.Action(project), Rule: filename}
 		s := statusSnapshot{Version: project, Upstream: filename, PolicySource: reason, TrustRoot: identity,
 			TrustRootAge: -1, CacheHitRatio: math.NaN(), Decisions: []statusDecision{x}, Blocked: []statusDecision{x},
-			Counts: map[string]int64{reason: 1}, Lookups: map[gate.LookupKind]gate.LookupCounts{gate.LookupKind(project): {Hit: 1}}}
+			Counts: map[pypi.Verdict]int64{pypi.Verdict(reason): 1}, Lookups: map[gate.LookupKind]gate.LookupCounts{gate.LookupKind(project): {Hit: 1}}}
 		var buf bytes.Buffer
 		if err := writeStatusHTML(&buf, s); err != nil {
 			t.Fatal(err)
@@ -595,13 +595,13 @@ func TestProjectStatus(t *testing.T) {
 	if err := json.Unmarshal(body, &ps); err != nil {
 		t.Fatal(err)
 	}
-	if ps.Project != "demo" || ps.Rule != "demo" || ps.RuleLine != 3 || ps.Require != string(policy.RequireTrustedPublisher) {
+	if ps.Project != "demo" || ps.Rule != "demo" || ps.RuleLine != 3 || ps.Require != policy.RequireTrustedPublisher {
 		t.Errorf("project status head = %+v", ps)
 	}
 	var rows []string
 	for _, f := range ps.Files {
-		rows = append(rows, strings.Join([]string{f.Filename, f.Verdict, f.Signer, f.Finding, f.Rule, fmt.Sprint(f.RuleLine), f.Action}, "|"))
-		if f.Action == string(policy.ActionBlock) && !strings.Contains(f.Reason, "pipgate: demo:") {
+		rows = append(rows, strings.Join([]string{f.Filename, string(f.Verdict), f.Signer, f.Finding, f.Rule, fmt.Sprint(f.RuleLine), string(f.Action)}, "|"))
+		if f.Action == policy.ActionBlock && !strings.Contains(f.Reason, "pipgate: demo:") {
 			t.Errorf("%s: reason %q; want the policy's", f.Filename, f.Reason)
 		}
 	}

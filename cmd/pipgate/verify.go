@@ -73,8 +73,8 @@ type verifyResult struct {
 	File       string          `json:"file"`
 	SHA256     string          `json:"sha256,omitempty"`
 	Inputs     []string        `json:"inputs,omitempty"` // the provenance and attestation files used
-	Verdict    string          `json:"verdict,omitempty"`
-	Reason     string          `json:"reason,omitempty"`
+	Verdict    pypi.Verdict    `json:"verdict,omitempty"`
+	Reason     pypi.Reason     `json:"reason,omitempty"`
 	Detail     string          `json:"detail,omitempty"`
 	Signer     *pypi.Identity  `json:"signer,omitempty"`
 	Recorded   *pypi.Publisher `json:"recorded_publisher,omitempty"`
@@ -89,11 +89,11 @@ type verifyResult struct {
 }
 
 type verifyPolicy struct {
-	Project string `json:"project"`
-	Action  string `json:"action"`
-	Rule    string `json:"rule"`
-	Verdict string `json:"verdict"`
-	Reason  string `json:"reason"`
+	Project string        `json:"project"`
+	Action  policy.Action `json:"action"`
+	Rule    string        `json:"rule"`
+	Verdict pypi.Verdict  `json:"verdict"`
+	Reason  string        `json:"reason"`
 }
 
 // code is the exit status this result calls for.
@@ -101,9 +101,9 @@ func (r *verifyResult) code() int {
 	switch {
 	case r.Error != "":
 		return 2
-	case r.Verdict != string(pypi.VerdictVerified):
+	case r.Verdict != pypi.VerdictVerified:
 		return 1
-	case r.Policy != nil && r.Policy.Action != string(policy.ActionAllow):
+	case r.Policy != nil && r.Policy.Action != policy.ActionAllow:
 		return 1
 	}
 	return 0
@@ -271,7 +271,7 @@ func prepareVerify(ctx context.Context, distPath string, provs, atts []string, p
 	if len(provs)+len(atts) == 0 {
 		if provs, atts, err = besideDist(distPath); err != nil {
 			facts := pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: strings.TrimPrefix(err.Error(), errNothingBeside.Error()+": ")}
-			r.Verdict, r.Detail = string(facts.Verdict), facts.Detail
+			r.Verdict, r.Detail = facts.Verdict, facts.Detail
 			decidePolicy(r, pol, facts)
 			return r
 		}
@@ -356,7 +356,7 @@ func decidePolicy(r *verifyResult, pol *policy.Policy, facts pypi.Facts) {
 		return
 	}
 	dec := pol.Decide(r.project, facts)
-	r.Policy = &verifyPolicy{Project: r.project, Action: string(dec.Action), Rule: dec.Rule, Verdict: string(dec.Verdict), Reason: dec.Reason}
+	r.Policy = &verifyPolicy{Project: r.project, Action: dec.Action, Rule: dec.Rule, Verdict: dec.Verdict, Reason: dec.Reason}
 }
 
 // verifyOne verifies a prepared DIST. customRoot says the trust root was
@@ -426,7 +426,7 @@ func verifyOne(v *provenance.Verifier, r *verifyResult, pol *policy.Policy, cust
 		facts = pypi.Facts{Verdict: pypi.VerdictInvalid, Reason: provenance.ReasonIdentityMismatch, Recorded: facts.Recorded,
 			Detail: fmt.Sprintf("signer %s does not match the recorded publisher %s", facts.Identity, facts.Recorded)}
 	}
-	r.Verdict, r.Reason, r.Detail, r.Recorded = string(facts.Verdict), string(facts.Reason), facts.Detail, facts.Recorded
+	r.Verdict, r.Reason, r.Detail, r.Recorded = facts.Verdict, facts.Reason, facts.Detail, facts.Recorded
 	if facts.Verdict == pypi.VerdictVerified {
 		r.Signer, r.Predicates = facts.Identity, predicates
 	}
@@ -493,9 +493,9 @@ func printResult(w io.Writer, r *verifyResult) {
 	name := filepath.Base(r.File)
 	var verification string
 	switch r.Verdict {
-	case string(pypi.VerdictVerified):
+	case pypi.VerdictVerified:
 		verification = "verified"
-	case string(pypi.VerdictUnattested):
+	case pypi.VerdictUnattested:
 		verification = "not verified: unattested: " + r.Detail
 	default:
 		verification = fmt.Sprintf("%s (%s): %s", r.Verdict, r.Reason, r.Detail)
@@ -503,7 +503,7 @@ func printResult(w io.Writer, r *verifyResult) {
 	// The first line is the final outcome: a policy refusal leads, with the
 	// verification below it; never a bare "verified" above a refusal.
 	p := r.Policy
-	refused := p != nil && p.Action != string(policy.ActionAllow)
+	refused := p != nil && p.Action != policy.ActionAllow
 	if refused {
 		fmt.Fprintf(w, "%s: refused by policy: %s (rule %s, verdict %s): %s\n", name, p.Action, p.Rule, p.Verdict, p.Reason)
 		fmt.Fprintf(w, "  verification: %s\n", verification)
