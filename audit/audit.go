@@ -95,8 +95,9 @@ type Log struct {
 	queue  chan auditItem
 	done   chan struct{}
 
-	controlWait time.Duration // auditControlWait; shorter in tests
-	writeWait   time.Duration // WriteWait; shorter in tests
+	controlWait time.Duration    // auditControlWait; shorter in tests
+	writeWait   time.Duration    // WriteWait; shorter in tests
+	now         func() time.Time // Options.Now
 
 	out  io.Writer // owned by the writer goroutine after New
 	file *os.File  // nil when writing to stdout
@@ -191,18 +192,34 @@ func (a *Log) tick() {
 	}
 }
 
-// New opens the audit log named by path, as the audit_log setting
-// spells it: "-" writes to stdout (os.Stdout when stdout is nil), "" disables
-// the log, and anything else is a file opened for appending (created 0640).
-func New(path string, stdout io.Writer) (*Log, error) {
+// Options configure a Log; every field works at its zero value.
+type Options struct {
+	// Path names the output as the audit_log setting spells it: "-" writes
+	// to Stdout, "" disables the log, and anything else is a file opened
+	// for appending (created 0640).
+	Path string
+	// Stdout is where Path "-" writes; nil: os.Stdout.
+	Stdout io.Writer
+	// Now is the clock that dates a record added without a time (an egress
+	// refusal); nil: time.Now.
+	Now func() time.Time
+}
+
+// New opens the audit log opts.Path names.
+func New(opts Options) (*Log, error) {
+	path, stdout := opts.Path, opts.Stdout
 	if path == "" {
 		return &Log{}, nil
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	a := &Log{
 		queue:       make(chan auditItem, auditQueueLen),
 		done:        make(chan struct{}),
 		controlWait: auditControlWait,
 		writeWait:   WriteWait,
+		now:         opts.Now,
 	}
 	ch := make(chan struct{})
 	a.written.Store(&ch)
@@ -244,9 +261,9 @@ func (a *Log) SetLogger(l *slog.Logger) {
 // enabled reports whether a writes anywhere.
 func (a *Log) enabled() bool { return a != nil && a.queue != nil }
 
-// Add queues r for writing. It sets r.Time to now when it is zero. It waits
-// at most auditEnqueueWait for room in the queue, then drops the record and
-// counts it lost. It never returns an error: an audit failure must not fail a
+// Add queues r for writing. It sets a zero r.Time to the Log's clock
+// (Options.Now). It waits at most auditEnqueueWait for room in the queue,
+// then drops the record and counts it lost. It never returns an error: an audit failure must not fail a
 // download, and Lost and the log report it.
 func (a *Log) Add(r Record) { a.AddTracked(r, nil) }
 
@@ -261,7 +278,7 @@ func (a *Log) AddTracked(r Record, t *Ticket) {
 		t.state.Store(ticketQueued)
 	}
 	if r.Time.IsZero() {
-		r.Time = time.Now()
+		r.Time = a.now()
 	}
 	// One JSON line, no HTML escaping: this is a log, and "<" should read
 	// as "<" in a SIEM.
@@ -502,7 +519,7 @@ func (a *Log) serve(it auditItem) error {
 // refused: the client's IP, the method, the destination asked for and the
 // refusal reason.
 func (a *Log) LogEgressRefusal(client, method, host, reason string) {
-	a.Add(Record{Time: time.Now(), Event: EventEgressRefused, Client: client, Host: host,
+	a.Add(Record{Event: EventEgressRefused, Client: client, Host: host,
 		Reason: method + " " + host + ": " + reason, Action: policy.ActionBlock})
 }
 

@@ -61,7 +61,7 @@ func readAuditLines(t *testing.T, data string) []Record {
 
 func TestAuditRecordJSON(t *testing.T) {
 	var buf lockedBuffer
-	a, err := New("-", &buf)
+	a, err := New(Options{Path: "-", Stdout: &buf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +84,31 @@ func TestAuditRecordJSON(t *testing.T) {
 	}
 }
 
+// A record added without a time, such as an egress refusal, is dated by
+// the Log's clock (Options.Now), not the machine's.
+func TestAuditRecordDatedByItsClock(t *testing.T) {
+	var buf lockedBuffer
+	at := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	a, err := New(Options{Path: "-", Stdout: &buf, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.LogEgressRefusal("10.0.0.8:1", "CONNECT", "evil.example:443", "host not intercepted")
+	a.Add(Record{Event: EventDownload, Project: "p", Filename: "p-1.0.tar.gz"})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"time":"2031-01-02T03:04:05Z","event":"egress-refused","client":"10.0.0.8:1","reason":"CONNECT evil.example:443: host not intercepted","action":"block","host":"evil.example:443"}
+{"time":"2031-01-02T03:04:05Z","event":"download","project":"p","filename":"p-1.0.tar.gz"}
+`
+	if got := buf.String(); got != want {
+		t.Errorf("audit log:\ngot  %q\nwant %q", got, want)
+	}
+}
+
 func TestAuditConcurrentWriters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	a, err := New(path, nil)
+	a, err := New(Options{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +164,7 @@ func TestAuditConcurrentWriters(t *testing.T) {
 func TestAuditReopenAfterRename(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.log")
-	a, err := New(path, nil)
+	a, err := New(Options{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +225,7 @@ func TestAuditReopenAfterRename(t *testing.T) {
 
 func TestAuditDisabled(t *testing.T) {
 	var nilLog *Log
-	off, err := New("", nil)
+	off, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +248,7 @@ func TestAuditDisabled(t *testing.T) {
 }
 
 func TestAuditOpenError(t *testing.T) {
-	_, err := New(filepath.Join(t.TempDir(), "missing", "audit.log"), nil)
+	_, err := New(Options{Path: filepath.Join(t.TempDir(), "missing", "audit.log")})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("got %v; want an error wrapping os.ErrNotExist", err)
 	}
@@ -234,7 +256,7 @@ func TestAuditOpenError(t *testing.T) {
 
 func TestAuditWriteErrorsCountedAndLoggedOnce(t *testing.T) {
 	var logBuf lockedBuffer
-	a, err := New("-", &failingWriter{})
+	a, err := New(Options{Path: "-", Stdout: &failingWriter{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +298,7 @@ func (b *blockingWriter) Write(p []byte) (int, error) {
 
 func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
 	w := &blockingWriter{release: make(chan struct{})}
-	a, err := New("-", w)
+	a, err := New(Options{Path: "-", Stdout: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +329,7 @@ func TestAuditFullQueueDoesNotBlockForLong(t *testing.T) {
 }
 
 func BenchmarkAuditLog(b *testing.B) {
-	a, err := New(filepath.Join(b.TempDir(), "audit.log"), nil)
+	a, err := New(Options{Path: filepath.Join(b.TempDir(), "audit.log")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -339,7 +361,7 @@ func FuzzAuditRecord(f *testing.F) {
 	f.Add("evil\n{\"event\":\"download\"}", "a\r\nb", "\u2028\u2029", "\x00\xff")
 	f.Fuzz(func(t *testing.T, project, filename, reason, client string) {
 		var buf lockedBuffer
-		a, err := New("-", &buf)
+		a, err := New(Options{Path: "-", Stdout: &buf})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +408,7 @@ func validUTF8PerByte(s string) string {
 
 func TestMetricsAudit(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	a, err := New("-", &failingWriter{})
+	a, err := New(Options{Path: "-", Stdout: &failingWriter{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // writer is held in Write, and Wait stays blocked until the line is written.
 func TestTicketWaitReturnsAfterTheWrite(t *testing.T) {
 	w := &gatedWriter{release: make(chan struct{}), entered: make(chan struct{}, 16)}
-	a, err := New("-", w)
+	a, err := New(Options{Path: "-", Stdout: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestTicketWaitReturnsAfterTheWrite(t *testing.T) {
 // WriteWait and counts the record late; a failed write reports it lost.
 func TestTicketLateAndLost(t *testing.T) {
 	w := &gatedWriter{release: make(chan struct{}), entered: make(chan struct{}, 16)}
-	a, err := New("-", w)
+	a, err := New(Options{Path: "-", Stdout: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestTicketLateAndLost(t *testing.T) {
 		t.Errorf("%d lines written after the output recovered; want 2 (late is not lost)", got)
 	}
 
-	f, err := New("-", &failingWriter{})
+	f, err := New(Options{Path: "-", Stdout: &failingWriter{}})
 	if err != nil {
 		t.Fatal(err)
 	}

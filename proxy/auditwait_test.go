@@ -48,7 +48,7 @@ func TestDownloadAnsweredAfterItsAuditRecord(t *testing.T) {
 	d := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.Provenance = prov })
 	blocked := addWheel(up, "demo", "2.0", nil) // unattested: refused
 	aw := &stallableWriter{}
-	al, err := audit.New("-", aw)
+	al, err := audit.New(audit.Options{Path: "-", Stdout: aw})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 	tp := &testProxy{t: t, up: up, store: store, dir: dir, verifier: &fakeVerifier{facts: map[string]pypi.Facts{}},
 		policy: &staticPolicy{}, logs: &pypitest.LogBuffer{}, audit: &pypitest.LogBuffer{}}
 	tp.policy.p.Store(mustPolicy(t, policySrc))
-	audit, err := audit.New("-", tp.audit)
+	audit, err := audit.New(audit.Options{Path: "-", Stdout: tp.audit})
 	if err != nil {
 		t.Fatal(err)
 	}

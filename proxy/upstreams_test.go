@@ -107,7 +107,7 @@ func newPrivateSetup(t *testing.T, password string, opts ...setupOptions) *priva
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { x.store.Close() })
-	audit, err := audit.New("-", x.audit)
+	audit, err := audit.New(audit.Options{Path: "-", Stdout: x.audit})
 	if err != nil {
 		t.Fatal(err)
 	}

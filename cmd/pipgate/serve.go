@@ -412,7 +412,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 		return nil, policyProblems(cfg, err)
 	}
 
-	a.audit, err = audit.New(cfg.AuditLog, stdout)
+	a.audit, err = audit.New(audit.Options{Path: cfg.AuditLog, Stdout: stdout})
 	if err != nil {
 		return nil, fmt.Errorf("audit_log: %w", err)
 	}

@@ -328,7 +328,7 @@ func (c *Client) do(ctx context.Context, kind Kind, rawURL, accept string) (*htt
 	switch sc := resp.StatusCode; {
 	case sc == http.StatusUnauthorized || sc == http.StatusForbidden:
 		final := resp.Request.URL.String()
-		c.authState.fail(sc, final, time.Now())
+		c.authState.fail(sc, final, c.now())
 		c.recordFailure(&StatusError{Code: sc, URL: final, Upstream: c.name})
 		c.log.LogAttrs(ctx, slog.LevelWarn, "upstream authentication failed", attrUpstream(c.name), attrKind(kind),
 			attrURL(final), attrStatus(sc), slog.Bool("credentials_configured", c.auth))

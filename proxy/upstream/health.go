@@ -99,14 +99,14 @@ func (c *Client) Health() Health { return c.health.get() }
 
 // recordSuccess notes an answer that shows the index works.
 func (c *Client) recordSuccess() {
-	now := time.Now()
+	now := c.now()
 	c.health.success(now)
 	c.m.healthSuccess(c.name, now)
 }
 
 // recordFailure notes a failed request.
 func (c *Client) recordFailure(err error) {
-	n := c.health.failure(time.Now(), err)
+	n := c.health.failure(c.now(), err)
 	c.m.healthFailure(c.name, n)
 }
 

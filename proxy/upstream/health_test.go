@@ -19,6 +19,7 @@ import (
 // TestHealth: every failure (5xx, no answer) counts, names the upstream,
 // its URL and the cause in one line, and shows in Health and the metrics;
 // a good answer (a 404 included) resets the count and sets last success.
+// The times are the client's clock (Options.Now), not the machine's.
 func TestHealth(t *testing.T) {
 	var status atomic.Int32
 	status.Store(http.StatusServiceUnavailable)
@@ -27,7 +28,9 @@ func TestHealth(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	reg := prometheus.NewRegistry()
-	c, err := upstream.New(upstream.Options{Name: "pypi", URL: srv.URL + "/", Registerer: reg, Timeout: 5 * time.Second})
+	now := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	c, err := upstream.New(upstream.Options{Name: "pypi", URL: srv.URL + "/", Registerer: reg, Timeout: 5 * time.Second,
+		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,21 +47,23 @@ func TestHealth(t *testing.T) {
 		}
 	}
 	h := c.Health()
-	if h.ConsecutiveFailures != 2 || !h.LastSuccess.IsZero() || h.LastFailure.IsZero() || !strings.Contains(h.LastError, "upstream pypi answered 503") {
+	if h.ConsecutiveFailures != 2 || !h.LastSuccess.IsZero() || !h.LastFailure.Equal(now) || !strings.Contains(h.LastError, "upstream pypi answered 503") {
 		t.Errorf("after two 503s: %+v", h)
 	}
 	if failures() != 2 {
 		t.Errorf("failures gauge %v; want 2", failures())
 	}
+	failedAt := now
+	now = now.Add(time.Minute)
 	status.Store(http.StatusNotFound)
 	if _, err := c.Project(t.Context(), "demo"); !errors.Is(err, upstream.ErrNotFound) {
 		t.Fatalf("404: %v", err)
 	}
 	h = c.Health()
-	if h.ConsecutiveFailures != 0 || h.LastSuccess.IsZero() || h.LastFailure.IsZero() {
+	if h.ConsecutiveFailures != 0 || !h.LastSuccess.Equal(now) || !h.LastFailure.Equal(failedAt) {
 		t.Errorf("after a 404 (a good answer): %+v; want no failures, a last success, the last failure kept", h)
 	}
-	if failures() != 0 || gaugeValue(t, reg, "pipgate_upstream_last_success_timestamp_seconds", "pypi") < float64(h.LastSuccess.Unix()) {
+	if failures() != 0 || gaugeValue(t, reg, "pipgate_upstream_last_success_timestamp_seconds", "pypi") != float64(now.Unix()) {
 		t.Error("metrics not updated by the success")
 	}
 

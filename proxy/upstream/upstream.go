@@ -168,6 +168,10 @@ type Options struct {
 	// PageMemory bounds the memory of the project pages parsed and still
 	// in use; share one among the clients of a server. nil: no bound.
 	PageMemory *PageMemory
+	// Now is the clock that dates the upstream's health (last success, last
+	// failure, last authentication failure); nil: time.Now. Request
+	// durations are measured on the monotonic clock regardless.
+	Now func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -193,6 +197,9 @@ func (o Options) withDefaults() Options {
 	if o.Name == "" {
 		o.Name = DefaultName
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return o
 }
 
@@ -210,7 +217,8 @@ type Client struct {
 	log       *slog.Logger
 	ua        string
 	m         *metrics
-	pages     *PageMemory // nil: no bound
+	pages     *PageMemory      // nil: no bound
+	now       func() time.Time // Options.Now
 }
 
 // Body is an open upstream file or .metadata body. Close it.
@@ -264,6 +272,7 @@ func New(opts Options) (*Client, error) {
 		log:       opts.Logger,
 		ua:        opts.UserAgent,
 		pages:     opts.PageMemory,
+		now:       opts.Now,
 	}
 	for i, h := range opts.FileHosts {
 		h = strings.ToLower(strings.TrimSpace(h))
