@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/provenance"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/proxy/upstream"
@@ -153,9 +154,9 @@ func BenchmarkEagerFirstView(b *testing.B) {
 		}
 		pol := &staticPolicy{}
 		pol.p.Store(mustPolicy(b, ""))
-		srv, err := New(Options{Upstream: upstream.Single(client), Store: store, Verifier: verifier, Policy: pol,
+		srv, err := New(Options{Options: gate.Options{Upstream: upstream.Single(client), Store: store, Verifier: verifier, Policy: pol,
 			Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
-			EagerReleases: 3, EagerBudget: time.Minute})
+			EagerReleases: 3, EagerBudget: time.Minute}})
 		if err != nil {
 			b.Fatal(err)
 		}

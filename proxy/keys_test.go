@@ -45,14 +45,14 @@ func (c *countingVerifier) TrustRootDigest() string { return c.digest }
 type restartableProxy struct {
 	t     *testing.T
 	up    *pypitest.Server
-	v     Verifier
+	v     gate.Verifier
 	dir   string
 	store *cache.Store
 	srv   *Server
 	http  *httptest.Server
 }
 
-func newRestartableProxy(t *testing.T, up *pypitest.Server, v Verifier) *restartableProxy {
+func newRestartableProxy(t *testing.T, up *pypitest.Server, v gate.Verifier) *restartableProxy {
 	p := &restartableProxy{t: t, up: up, v: v, dir: t.TempDir()}
 	p.start()
 	t.Cleanup(p.stop)
@@ -72,9 +72,9 @@ func (p *restartableProxy) start() {
 	}
 	pol := &staticPolicy{}
 	pol.p.Store(mustPolicy(t, ""))
-	srv, err := New(Options{Upstream: upstream.Single(client), Store: store, Verifier: p.v, Policy: pol,
+	srv, err := New(Options{Options: gate.Options{Upstream: upstream.Single(client), Store: store, Verifier: p.v, Policy: pol,
 		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
-		IndexTTL: time.Minute, EagerReleases: 5, EagerBudget: 10 * time.Second})
+		IndexTTL: time.Minute, EagerReleases: 5, EagerBudget: 10 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func bigList(n int) *pypi.ProjectList {
 	return l
 }
 
-func newServerWith(t testing.TB, up Upstream, mod func(*Options)) (*Server, *httptest.Server) {
+func newServerWith(t testing.TB, up gate.Upstream, mod func(*Options)) (*Server, *httptest.Server) {
 	t.Helper()
 	store, err := cache.Open(cache.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -94,8 +94,8 @@ func newServerWith(t testing.TB, up Upstream, mod func(*Options)) (*Server, *htt
 	t.Cleanup(func() { store.Close() })
 	pol := &staticPolicy{}
 	pol.p.Store(mustPolicy(t, ""))
-	o := Options{Upstream: up, Store: store, Verifier: &fakeVerifier{facts: map[string]pypi.Facts{}}, Policy: pol,
-		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), IndexTTL: time.Hour}
+	o := Options{Options: gate.Options{Upstream: up, Store: store, Verifier: &fakeVerifier{facts: map[string]pypi.Facts{}}, Policy: pol,
+		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), IndexTTL: time.Hour}}
 	if mod != nil {
 		mod(&o)
 	}

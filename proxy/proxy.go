@@ -1,9 +1,9 @@
 // Package proxy is pipgate's index server: the simple-index routes pip and
 // uv use, the file and provenance routes, health and status, error-to-status
 // mapping, the access and audit logs and its metrics. Handlers parse and
-// write; the Server's service methods run cache lookup, singleflight,
-// upstream, verification, policy and store. The egress proxy (package
-// egress) is given [Server.TunnelHandler]; proxy knows nothing else of it.
+// write; package gate runs the lookups, verification, decisions and fills
+// they ask for. The egress proxy (package egress) is given
+// [Server.TunnelHandler]; proxy knows nothing else of it.
 package proxy
 
 import (
@@ -25,54 +25,30 @@ import (
 	"github.com/pipgate/pipgate/proxy/upstream"
 )
 
-// Upstream is what the proxy needs of the upstream indexes: see
-// [gate.Upstream].
-type Upstream = gate.Upstream
-
 // upstreamLister is implemented by an Upstream that can describe its
 // upstreams (*upstream.Router): the status page and /readyz use it.
 type upstreamLister interface {
 	Upstreams() []upstream.Info
 }
 
-// Verifier verifies a file's provenance offline: see [gate.Verifier].
-type Verifier = gate.Verifier
-
-// sharedOption keeps a nil SharedStore a nil gate.SharedStore.
-func sharedOption(s SharedStore) gate.SharedStore {
-	if s == nil {
-		return nil
-	}
-	return s
-}
-
-// SharedStore is a blob store several replicas share (*shared.Store): the
-// gate reads and fills it (see [gate.SharedStore]); /readyz and the status
-// page show its Health.
-type SharedStore interface {
-	gate.SharedStore
-	// Health says whether the store is in use, and why not.
+// healthReporter is implemented by a shared blob store that can say
+// whether it is in use, and why not (*shared.Store): /readyz and the status
+// page show it.
+type healthReporter interface {
 	Health() (up bool, detail string)
 }
 
-// PolicySource returns the policy in force (hot-reloaded).
-type PolicySource = gate.PolicySource
-
-// Options configure a Server. Upstream, Store, Verifier and Policy are
-// required; every other field works at its zero value.
+// Options configure a Server. The embedded [gate.Options] are the gate's,
+// declared there once and handed to gate.New as they are: the
+// collaborators (Upstream, Store, Verifier and Policy are required; a
+// Shared store that also reports its Health is shown on /readyz and the
+// status page), the limits of lookups, fills and eager verification, the
+// clock, the logger (it also receives the access log), the registry (it
+// also receives the proxy's metrics) and the test hooks. The fields below
+// are the HTTP server's own; every one works at its zero value.
 type Options struct {
-	Upstream Upstream
-	Store    *cache.Store
-	Verifier Verifier
-	Policy   PolicySource
-	// Shared is a blob store other replicas share (cache.shared), read
-	// after a local miss and written after an upstream fill; nil: none.
-	Shared SharedStore
+	gate.Options
 
-	// Logger receives the access log and operational messages; nil discards.
-	Logger *slog.Logger
-	// Registerer receives the metrics; nil: a private registry.
-	Registerer prometheus.Registerer
 	// MetricsHandler serves /metrics on the index listener; nil: no route.
 	MetricsHandler http.Handler
 	// Audit receives one record per decision; nil: none.
@@ -85,17 +61,6 @@ type Options struct {
 	// status page; nil: unknown.
 	TrustInfo func() (source string, refreshed time.Time)
 
-	// IndexTTL is how long a project page or provenance object is fresh; 0: 10m.
-	IndexTTL time.Duration
-	// FetchTimeout bounds a shared page or provenance fill; 0: 1m.
-	FetchTimeout time.Duration
-	// FileFetchTimeout bounds a whole file fill; 0: 1h (the upstream
-	// client's idle timeout ends a stalled body sooner).
-	FileFetchTimeout time.Duration
-	// MaxFileSize bounds a file or .metadata body whose size the index does
-	// not give (a body is always bounded by the index size when it does);
-	// config cache.max_file_size; 0: 4 GiB.
-	MaxFileSize int64
 	// CheckFirstMax: a cache miss of a file up to this size (by the index
 	// size, else the upstream Content-Length) is downloaded and checked
 	// before the status line, so a bad body is a clean 403; 0: 8 MiB.
@@ -105,34 +70,22 @@ type Options struct {
 	// in the trailer), so a slow upstream never leaves a client without a
 	// status line past its own timeout (pip: 15s); 0: 5s.
 	CheckWait time.Duration
-	// FillGrace is how long a fill goes on once its last client left; 0: 5s.
-	FillGrace time.Duration
 	// WriteIdleTimeout drops a file response whose client has not taken the
 	// next chunk within it; config server.write_idle_timeout; 0: 1m.
 	WriteIdleTimeout time.Duration
-	// EagerReleases is how many newest releases are verified when a page is
-	// served; 0: none.
-	EagerReleases int
-	// EagerConcurrency bounds parallel eager verifications; 0: 4.
-	EagerConcurrency int
-	// EagerBudget is how long a page waits for eager verification; 0: 5s.
-	EagerBudget time.Duration
-	// PageCacheBytes bounds the memory of the project page cache (decoded
-	// pages and rendered bytes, least recently used evicted first); 0:
-	// 64 MiB. The project list's render is kept apart (one per format).
-	PageCacheBytes int64
-	// Now is the clock; nil: time.Now.
-	Now func() time.Time
-	// Hooks let tests observe the gate's fills; nil ones are not called.
-	Hooks gate.Hooks
 }
 
+// withDefaults fills the proxy's own defaults, and the logger, registry and
+// clock it shares with the gate (so both use the same ones).
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.CheckFirstMax <= 0 {
 		o.CheckFirstMax = checkFirstMaxDefault
@@ -143,9 +96,6 @@ func (o Options) withDefaults() Options {
 	if o.WriteIdleTimeout <= 0 {
 		o.WriteIdleTimeout = writeIdleDefault
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.Version == "" {
 		o.Version = "dev"
 	}
@@ -155,10 +105,10 @@ func (o Options) withDefaults() Options {
 // Server is the index-mode HTTP handler.
 type Server struct {
 	opts      Options
-	up        Upstream
+	up        gate.Upstream
 	store     *cache.Store
-	verifier  Verifier
-	policy    PolicySource
+	verifier  gate.Verifier
+	policy    gate.PolicySource
 	log       *slog.Logger
 	metrics   *metrics
 	gate      *gate.Gate
@@ -190,26 +140,7 @@ func New(opts Options) (*Server, error) {
 		decisions: newDecisionLog(200, opts.Now),
 		started:   opts.Now(),
 	}
-	g, err := gate.New(gate.Options{
-		Upstream:         opts.Upstream,
-		Store:            opts.Store,
-		Verifier:         opts.Verifier,
-		Policy:           opts.Policy,
-		Shared:           sharedOption(opts.Shared),
-		Logger:           opts.Logger,
-		Registerer:       s.metrics.reg,
-		IndexTTL:         opts.IndexTTL,
-		FetchTimeout:     opts.FetchTimeout,
-		FileFetchTimeout: opts.FileFetchTimeout,
-		MaxFileSize:      opts.MaxFileSize,
-		FillGrace:        opts.FillGrace,
-		EagerReleases:    opts.EagerReleases,
-		EagerConcurrency: opts.EagerConcurrency,
-		EagerBudget:      opts.EagerBudget,
-		PageCacheBytes:   opts.PageCacheBytes,
-		Now:              opts.Now,
-		Hooks:            opts.Hooks,
-	})
+	g, err := gate.New(opts.Options)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
@@ -331,8 +262,8 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) error {
 	}
 	// A shared blob store that is down does not make pipgate unready
 	// either: local disk and the upstream serve meanwhile.
-	if s.opts.Shared != nil {
-		_, detail := s.opts.Shared.Health()
+	if h, ok := s.opts.Shared.(healthReporter); ok {
+		_, detail := h.Health()
 		b.WriteString(detail + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
@@ -455,8 +386,8 @@ func (s *Server) statusSnapshot() statusSnapshot {
 			snap.PolicyReloadFailedAt = st.FailedAt
 		}
 	}
-	if s.opts.Shared != nil {
-		up, detail := s.opts.Shared.Health()
+	if h, ok := s.opts.Shared.(healthReporter); ok {
+		up, detail := h.Health()
 		snap.SharedStore, snap.SharedStoreDown = detail, !up
 	}
 	if s.opts.TrustInfo != nil {

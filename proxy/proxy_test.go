@@ -116,14 +116,13 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { audit.Close() })
-	o := Options{
+	o := Options{Audit: audit, Options: gate.Options{
 		Upstream:      upstream.Single(client),
 		Store:         store,
 		Verifier:      tp.verifier,
 		Policy:        tp.policy,
 		Logger:        slog.New(slog.NewJSONHandler(tp.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:    prometheus.NewRegistry(),
-		Audit:         audit,
 		IndexTTL:      time.Minute,
 		EagerReleases: 1,
 		EagerBudget:   2 * time.Second,
@@ -144,7 +143,7 @@ func newTestProxy(t testing.TB, up *pypitest.Server, policySrc string, opts ...p
 				}
 			},
 		},
-	}
+	}}
 	for _, f := range opts {
 		f(&o)
 	}

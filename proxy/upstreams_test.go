@@ -20,6 +20,7 @@ import (
 
 	"github.com/pipgate/pipgate/audit"
 	"github.com/pipgate/pipgate/cache"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 	"github.com/pipgate/pipgate/proxy/upstream"
 	"github.com/pipgate/pipgate/pypi"
@@ -115,9 +116,9 @@ func newPrivateSetup(t *testing.T, password string, opts ...setupOptions) *priva
 	pol := &staticPolicy{}
 	pol.p.Store(mustPolicy(t, ""))
 	x.srv, err = New(Options{
-		Upstream: router, Store: x.store, Verifier: realVerifier{ss.Verifier()}, Policy: pol,
-		Logger: logger, Registerer: reg, Audit: audit, EagerReleases: 1, EagerBudget: 5 * time.Second,
-		MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Now: o.now,
+		Options: gate.Options{Upstream: router, Store: x.store, Verifier: realVerifier{ss.Verifier()}, Policy: pol,
+			Logger: logger, Registerer: reg, EagerReleases: 1, EagerBudget: 5 * time.Second, Now: o.now},
+		Audit: audit, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/config"
 	"github.com/pipgate/pipgate/egress"
+	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/internal/logbuf"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/policy/reload"
@@ -313,7 +314,7 @@ func newLogger(w *logbuf.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log.format: want json or text, got %q", format)
 }
 
-// verifierAdapter presents a provenance.TrustSource as a proxy.Verifier.
+// verifierAdapter presents a provenance.TrustSource as a gate.Verifier.
 type verifierAdapter struct{ ts *provenance.TrustSource }
 
 func (a verifierAdapter) Facts(prov []byte, filename, sha256 string) pypi.Facts {
@@ -424,24 +425,28 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 		metricsOnMain = a.metrics
 	}
 	a.proxy, err = proxy.New(proxy.Options{
-		Upstream:         router,
-		Store:            a.store,
-		Verifier:         verifierAdapter{a.trust},
-		Policy:           a.policy,
-		Shared:           sharedOption(shared),
-		Logger:           logger.With("component", "proxy"),
-		Registerer:       reg,
+		// The gate: one download's lookups, verification, decisions and fills.
+		Options: gate.Options{
+			Upstream:         router,
+			Store:            a.store,
+			Verifier:         verifierAdapter{a.trust},
+			Policy:           a.policy,
+			Shared:           sharedOption(shared),
+			Logger:           logger.With("component", "proxy"),
+			Registerer:       reg,
+			IndexTTL:         cfg.Upstream.IndexTTL.D(),
+			EagerReleases:    cfg.Verification.EagerReleases,
+			EagerConcurrency: cfg.Verification.EagerConcurrency,
+			EagerBudget:      cfg.Verification.EagerBudget.D(),
+			MaxFileSize:      int64(cfg.Cache.MaxFileSize),
+			PageCacheBytes:   int64(cfg.Cache.PageMemory),
+		},
+		// The HTTP server's own.
 		MetricsHandler:   metricsOnMain,
 		Audit:            a.audit,
 		Version:          version,
 		UpstreamName:     upstreamSummary(cfg),
 		TrustInfo:        func() (string, time.Time) { return a.trust.Describe(), a.trust.LastRefresh() },
-		IndexTTL:         cfg.Upstream.IndexTTL.D(),
-		EagerReleases:    cfg.Verification.EagerReleases,
-		EagerConcurrency: cfg.Verification.EagerConcurrency,
-		EagerBudget:      cfg.Verification.EagerBudget.D(),
-		MaxFileSize:      int64(cfg.Cache.MaxFileSize),
-		PageCacheBytes:   int64(cfg.Cache.PageMemory),
 		WriteIdleTimeout: cfg.WriteIdleTimeout.D(),
 	})
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/pipgate/pipgate/cache"
 	"github.com/pipgate/pipgate/cache/shared"
 	"github.com/pipgate/pipgate/config"
-	"github.com/pipgate/pipgate/proxy"
+	"github.com/pipgate/pipgate/gate"
 )
 
 // openSharedStore builds the shared blob store of cache.shared.s3, or
@@ -61,9 +61,9 @@ func openLocalBlob(store *cache.Store) func(sha string) (io.ReaderAt, int64, fun
 	}
 }
 
-// sharedOption is the proxy's option: a nil interface without a store (a
+// sharedOption is the gate's option: a nil interface without a store (a
 // nil *shared.Store in an interface would not be nil).
-func sharedOption(st *shared.Store) proxy.SharedStore {
+func sharedOption(st *shared.Store) gate.SharedStore {
 	if st == nil {
 		return nil
 	}
