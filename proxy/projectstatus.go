@@ -3,9 +3,13 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"sort"
+	"time"
 
 	"github.com/pipgate/pipgate/gate"
 	"github.com/pipgate/pipgate/policy"
@@ -156,4 +160,92 @@ func (s *Server) projectStatus(_ context.Context, p *pypi.ProjectPage) projectSt
 	}
 	sortProjectFiles(ps.Files)
 	return ps
+}
+
+// statusNotVerified is the verdict column of a file pipgate has no facts
+// about yet.
+const statusNotVerified pypi.Verdict = "not-verified"
+
+// projectStatus is /-/status/<project>: every file of the project's page and
+// what the policy in force does with it.
+type projectStatus struct {
+	Project      string         `json:"project"`
+	GeneratedAt  time.Time      `json:"generated_at"`
+	PolicySource string         `json:"policy_source"`
+	PolicyDigest string         `json:"policy_digest"`
+	Rule         string         `json:"rule"`      // the rule that governs the project, or "defaults"
+	RuleLine     int            `json:"rule_line"` // its line in the policy file; 0 for the defaults
+	Require      policy.Require `json:"require"`
+	Files        []projectFile  `json:"files"` // newest version first
+}
+
+// projectFile is one file of a project's page on its status page.
+type projectFile struct {
+	Filename       string `json:"filename"`
+	Version        string `json:"version,omitempty"`
+	SHA256         string `json:"sha256,omitempty"`
+	UploadTime     string `json:"upload_time,omitempty"`
+	Provenance     bool   `json:"provenance"`      // the index lists provenance for it
+	UpstreamYanked bool   `json:"upstream_yanked"` // yanked by the upstream itself
+	// Verdict is the verification verdict, or "not-verified" when pipgate
+	// has not checked the file yet (then Action is empty).
+	Verdict  pypi.Verdict  `json:"verdict"`
+	Signer   string        `json:"signer,omitempty"`  // the verified signer's identity
+	Finding  string        `json:"finding,omitempty"` // the failure class (digest-mismatch, ...) or policy finding
+	Rule     string        `json:"rule"`
+	RuleLine int           `json:"rule_line,omitempty"`
+	Action   policy.Action `json:"action,omitempty"` // allow, block, yank, warn
+	Reason   string        `json:"reason,omitempty"`
+}
+
+// sortProjectFiles orders files newest version first (PEP 440), then by
+// filename; unparsable versions last.
+func sortProjectFiles(files []projectFile) {
+	vs := make(map[string]*pypi.Version, len(files))
+	for _, f := range files {
+		if _, ok := vs[f.Version]; !ok {
+			if v, err := pypi.ParseVersion(f.Version); err == nil {
+				vs[f.Version] = &v
+			} else {
+				vs[f.Version] = nil
+			}
+		}
+	}
+	sort.SliceStable(files, func(i, j int) bool {
+		a, b := vs[files[i].Version], vs[files[j].Version]
+		switch {
+		case a == nil && b == nil:
+		case a == nil:
+			return false
+		case b == nil:
+			return true
+		default:
+			if c := a.Compare(*b); c != 0 {
+				return c > 0
+			}
+		}
+		return files[i].Filename < files[j].Filename
+	})
+}
+
+// writeProjectStatusJSON writes ps as indented JSON.
+func writeProjectStatusJSON(w io.Writer, ps projectStatus) error {
+	if ps.Files == nil {
+		ps.Files = []projectFile{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(ps); err != nil {
+		return fmt.Errorf("writing project status JSON: %w", err)
+	}
+	return nil
+}
+
+// writeProjectStatusHTML renders ps as one self-contained page (the same
+// style as /-/status; every value escaped by html/template).
+func writeProjectStatusHTML(w io.Writer, ps projectStatus) error {
+	if err := projectStatusTemplate.Execute(w, ps); err != nil {
+		return fmt.Errorf("writing project status page: %w", err)
+	}
+	return nil
 }
