@@ -45,49 +45,95 @@ func pipgateBinaryNoRace(t testing.TB) string {
 	return testbin.Release(t)
 }
 
-// hugePage writes project's page with n files, as JSON or HTML, entry by
-// entry (the generator holds no page in memory). Each entry is about 160
-// bytes of JSON.
-func hugePage(w io.Writer, project string, n int, asJSON bool) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
+// hugePage returns project's page of hugePageFiles files, as JSON or HTML.
+// Each entry is about 160 bytes of JSON. The page of each format is written
+// once per test process for a placeholder name (writing 56 MiB costs about
+// 5 s of CPU under -race even without fmt, and the test needs six pages);
+// a project's page is that template with the placeholder replaced, so the
+// project names must have the placeholder's length.
+func hugePage(project string, asJSON bool) []byte {
+	i, placeholder := 0, "huge-hX"
 	if asJSON {
-		fmt.Fprintf(bw, `{"meta":{"api-version":"1.1","_last-serial":7},"name":%q,"files":[`, project)
-	} else {
-		fmt.Fprintf(bw, "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"></head><body>\n")
+		i, placeholder = 1, "huge-jX"
 	}
-	under := strings.ReplaceAll(project, "-", "_")
+	if len(project) != len(placeholder) {
+		panic("hugePage: project " + project + " is not as long as " + placeholder)
+	}
+	hugeTemplates.once[i].Do(func() { hugeTemplates.page[i] = writeHugePage(placeholder, hugePageFiles, asJSON) })
+	page := bytes.ReplaceAll(hugeTemplates.page[i], []byte(placeholder), []byte(project))
+	return bytes.ReplaceAll(page, []byte(underscored(placeholder)), []byte(underscored(project)))
+}
+
+var hugeTemplates struct {
+	once [2]sync.Once
+	page [2][]byte
+}
+
+func underscored(project string) string { return strings.ReplaceAll(project, "-", "_") }
+
+// writeHugePage writes project's page with n files, as JSON or HTML, with
+// appends (fmt costs several times more under -race).
+func writeHugePage(project string, n int, asJSON bool) []byte {
+	b := make([]byte, 0, n*170+256)
+	if asJSON {
+		b = fmt.Appendf(b, `{"meta":{"api-version":"1.1","_last-serial":7},"name":%q,"files":[`, project)
+	} else {
+		b = append(b, "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"></head><body>\n"...)
+	}
+	under := underscored(project)
+	var fn, sum, u []byte
+	zeros := strings.Repeat("0", 64)
 	for i := range n {
-		fn := fmt.Sprintf("%s-%d.%d.%d-py3-none-any.whl", under, i/10000, (i/100)%100, i%100)
-		sum := fmt.Sprintf("%064x", uint64(i)*0x9e3779b97f4a7c15)
-		u := fmt.Sprintf("f/%x", i)
+		// fn: under-A.B.C-py3-none-any.whl; sum: %064x of a hash of i; u: f/%x of i.
+		fn = append(fn[:0], under...)
+		fn = append(fn, '-')
+		fn = strconv.AppendInt(fn, int64(i/10000), 10)
+		fn = append(fn, '.')
+		fn = strconv.AppendInt(fn, int64((i/100)%100), 10)
+		fn = append(fn, '.')
+		fn = strconv.AppendInt(fn, int64(i%100), 10)
+		fn = append(fn, "-py3-none-any.whl"...)
+		hex := strconv.AppendUint(u[:0], uint64(i)*0x9e3779b97f4a7c15, 16)
+		sum = append(append(sum[:0], zeros[:64-len(hex)]...), hex...)
+		u = strconv.AppendUint(append(u[:0], "f/"...), uint64(i), 16)
 		if asJSON {
 			// JSON names the file; HTML takes the name from the URL.
 			if i > 0 {
-				bw.WriteByte(',')
+				b = append(b, ',')
 			}
-			fmt.Fprintf(bw, `{"filename":%q,"url":%q,"hashes":{"sha256":%q}}`, fn, u, sum)
+			b = append(b, `{"filename":"`...)
+			b = append(b, fn...)
+			b = append(b, `","url":"`...)
+			b = append(b, u...)
+			b = append(b, `","hashes":{"sha256":"`...)
+			b = append(b, sum...)
+			b = append(b, `"}}`...)
 		} else {
-			fmt.Fprintf(bw, "<a href=\"%s/%s#sha256=%s\">%s</a><br />\n", u, fn, sum, fn)
+			b = append(b, `<a href="`...)
+			b = append(b, u...)
+			b = append(b, '/')
+			b = append(b, fn...)
+			b = append(b, "#sha256="...)
+			b = append(b, sum...)
+			b = append(b, `">`...)
+			b = append(b, fn...)
+			b = append(b, "</a><br />\n"...)
 		}
 	}
 	if asJSON {
-		bw.WriteString("]}\n")
+		b = append(b, "]}\n"...)
 	} else {
-		bw.WriteString("</body></html>\n")
+		b = append(b, "</body></html>\n"...)
 	}
-	return bw.Flush()
+	return b
 }
 
-// hugeUpstream serves huge pages for every project whose name starts with
-// "huge-": JSON for "huge-j*", HTML otherwise. Each page is generated once
-// (the upstream's cost is not what is measured, and a slow generator on a
-// loaded machine would only slow the test down).
+// hugeUpstream serves huge pages (hugePage) for the projects "huge-" and
+// two characters: JSON for "huge-j*", HTML otherwise.
 func hugeUpstream(t testing.TB) *httptest.Server {
-	var mu sync.Mutex
-	pages := map[string][]byte{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		project := strings.Trim(strings.TrimPrefix(r.URL.Path, "/simple/"), "/")
-		if !strings.HasPrefix(project, "huge-") || strings.Contains(project, "/") {
+		if !strings.HasPrefix(project, "huge-") || len(project) != len("huge-j0") || strings.Contains(project, "/") {
 			http.NotFound(w, r)
 			return
 		}
@@ -97,15 +143,7 @@ func hugeUpstream(t testing.TB) *httptest.Server {
 		} else {
 			w.Header().Set("Content-Type", "application/vnd.pypi.simple.v1+html")
 		}
-		mu.Lock()
-		body, ok := pages[project]
-		if !ok {
-			var b bytes.Buffer
-			_ = hugePage(&b, project, hugePageFiles, asJSON)
-			body = b.Bytes()
-			pages[project] = body
-		}
-		mu.Unlock()
+		body := hugePage(project, asJSON)
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		_, _ = w.Write(body)
 	}))
@@ -273,15 +311,11 @@ func TestHugePageMemory(t *testing.T) {
 	if _, err := os.Stat("/proc/self/clear_refs"); err != nil {
 		t.Skipf("needs Linux /proc: %v", err)
 	}
-	var probe bytes.Buffer
-	if err := hugePage(&probe, "huge-j0", hugePageFiles, true); err != nil {
-		t.Fatal(err)
+	probe := len(hugePage("huge-j0", true))
+	t.Logf("a page: %d files, %.1f MiB JSON", hugePageFiles, float64(probe)/(1<<20))
+	if probe > 64<<20 || probe < 56<<20 {
+		t.Fatalf("the generated page is %d bytes; want just under 64 MiB", probe)
 	}
-	t.Logf("a page: %d files, %.1f MiB JSON", hugePageFiles, float64(probe.Len())/(1<<20))
-	if probe.Len() > 64<<20 || probe.Len() < 56<<20 {
-		t.Fatalf("the generated page is %d bytes; want just under 64 MiB", probe.Len())
-	}
-	probe = bytes.Buffer{}
 
 	t.Run("one", func(t *testing.T) {
 		up := hugeUpstream(t)
