@@ -220,7 +220,7 @@ func TestSystemdUnit(t *testing.T) {
 			t.Skip("systemd-analyze not on PATH; skipping systemd-analyze verify")
 		}
 		dir := t.TempDir()
-		unit := strings.ReplaceAll(string(readFile(t, "deploy", "systemd", "pipgate.service")), argv[0], pipgate(t))
+		unit := strings.ReplaceAll(string(readFile(t, "deploy", "systemd", "pipgate.service")), argv[0], release(t))
 		if err := os.WriteFile(filepath.Join(dir, "pipgate.service"), []byte(unit), 0o600); err != nil {
 			t.Fatal(err)
 		}

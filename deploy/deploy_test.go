@@ -49,17 +49,11 @@ func readFile(t *testing.T, parts ...string) []byte {
 // testVersion is the VERSION build argument the binary is built with.
 const testVersion = testbin.Version
 
-// pipgate returns the binary the deployment checks run, shared with
-// cmd/pipgate's end-to-end tests: built once per source state with the
-// tests' own build settings, a link on top of what `go test` compiled
-// (internal/testbin.Pipgate).
-func pipgate(t *testing.T) string {
-	t.Helper()
-	return testbin.Pipgate(t)
-}
-
 // release returns the binary the Dockerfile's `go build` step builds (see
-// TestDockerfileBuild): the checks of what the image ships run it.
+// TestDockerfileBuild): every deployment check runs it, as cmd/pipgate's
+// end-to-end tests do (internal/testbin.Release, built once per source state
+// for both packages: not -race, which made the servers cost several times
+// the CPU and whose reports no check read).
 func release(t *testing.T) string {
 	t.Helper()
 	return testbin.Release(t)
@@ -96,7 +90,7 @@ func buildInputs() (dirs []string, err error) {
 // run runs the binary with args and returns its combined output.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	return runBin(t, pipgate(t), args...) // built before the deadline: a cold build takes what it takes
+	return runBin(t, release(t), args...) // built before the deadline: a cold build takes what it takes
 }
 
 // runBin runs bin with args and returns its combined output.
@@ -149,7 +143,7 @@ func (s *server) url(listener, path string) string { return "http://" + s.addrs[
 // ready", which it does after binding every listener.
 func startServer(t *testing.T, config string, up *upstream, env ...string) *server {
 	t.Helper()
-	return startServerBin(t, pipgate(t), config, up, env...)
+	return startServerBin(t, release(t), config, up, env...)
 }
 
 // startServerBin is startServer running bin.

@@ -30,13 +30,21 @@ import (
 // front of a fake upstream index whose attestations a fake Sigstore minted,
 // and drives real pip through it: index mode and egress (MITM) mode.
 
-// pipgateBinary returns the binary every end-to-end test and the deploy
-// checks share (internal/testbin.Pipgate: built once per source state with
-// the test binary's own settings, -race included, so a link on top of what
-// `go test` compiled).
+// pipgateBinary returns the binary every end-to-end test, the deploy checks
+// and TestHugePageMemory share: the release build (internal/testbin.Release,
+// the Dockerfile's, not -race), built once per source state. The servers
+// ran under -race before: two to ten times the CPU, and no test read the
+// race reports (a race printed to the log and the exit status of a server
+// stopped by SIGTERM was not checked). The in-process proxy and gate tests
+// keep the race detector on the same code. With PIPGATE_E2E_RACE=1 they run
+// the -race build (internal/testbin.Pipgate) instead, and a server that
+// reports a data race fails its test.
 func pipgateBinary(t testing.TB) string {
 	t.Helper()
-	return testbin.Pipgate(t)
+	if os.Getenv("PIPGATE_E2E_RACE") != "" {
+		return testbin.Pipgate(t)
+	}
+	return testbin.Release(t)
 }
 
 // proc is a running pipgate.
@@ -109,8 +117,10 @@ func startPipgateEnv(t testing.TB, args []string, auditLog string, wantEgress bo
 			t.Errorf("pipgate did not stop within 20s of SIGTERM")
 		}
 		pw.Close()
-		if t.Failed() {
-			t.Logf("pipgate log (tail):\n%s", tail(p.stderr.String(), 60))
+		if log := p.stderr.String(); strings.Contains(log, "WARNING: DATA RACE") {
+			t.Errorf("pipgate reported a data race:\n%s", log[strings.Index(log, "WARNING: DATA RACE"):])
+		} else if t.Failed() {
+			t.Logf("pipgate log (tail):\n%s", tail(log, 60))
 		}
 	})
 	want := 1

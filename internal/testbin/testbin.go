@@ -1,15 +1,17 @@
 // Package testbin gives tests the pipgate binary, built once for every test
 // binary of a `go test` run, and subprocesses that die with the test.
 //
-// Two builds of ./cmd/pipgate are on offer. Pipgate is the one the
-// end-to-end tests run: built with the settings the running test binary was
-// built with (-race, -tags, CGO_ENABLED, ... read from its build info), so
-// that every package it needs is already in the Go build cache from
-// compiling the tests and the build is a compile of package main and a link
-// (seconds, even on an empty cache). Release is the Dockerfile's build step
-// (BuildCommand: static, -trimpath, not -race, stamped with Version), a
-// compile of every package in another configuration, which only the tests
-// that check what the image ships wait for.
+// Two builds of ./cmd/pipgate are on offer. Release is the Dockerfile's
+// build step (BuildCommand: static, -trimpath, not -race, stamped with
+// Version): the one the end-to-end tests, the deployment checks and the
+// memory measurements run, a compile of every package in another
+// configuration than the tests' (on an empty cache it costs CPU time, which
+// is cheaper than every server of a warm run under -race). Pipgate is built
+// with the settings the running test binary was built with (-race, -tags,
+// CGO_ENABLED, ... read from its build info), so that every package it
+// needs is already in the Go build cache from compiling the tests and the
+// build is a compile of package main and a link; cmd/pipgate's end-to-end
+// tests run it with PIPGATE_E2E_RACE=1.
 //
 // Each goes into the Go build cache's folder (GOCACHE/pipgate-testbin/
 // {test,release}/KEY), KEY being a hash of every input of the build: the Go toolchain and
@@ -121,8 +123,7 @@ func Pipgate(t testing.TB) string {
 // Release returns the path of the pipgate binary the Dockerfile builds
 // (BuildCommand: static, not -race), building it when no test binary built
 // it from these sources before; on an empty Go cache that is a compile of
-// every package, so only tests about the shipped binary (and measurements
-// that -race would distort) use it.
+// every package.
 func Release(t testing.TB) string {
 	t.Helper()
 	releaseBuild.once.Do(func() {
