@@ -98,17 +98,12 @@ verification:
 	}
 	p := startPipgate(t, cfgPath, filepath.Join(dir, "audit.jsonl"), false)
 	index := p.base + "/simple/"
-	installed := func(venv, name string) string {
-		out, err := pip.Run(ctx, venv, "show", name)
+	installed := func(venv, name string) string { // the version in venv, or "" (pip show's, read without pip)
+		v, err := pip.Installed(ctx, venv, name)
 		if err != nil {
-			return ""
+			return "(" + err.Error() + ")"
 		}
-		for _, l := range strings.Split(out, "\n") {
-			if v, ok := strings.CutPrefix(l, "Version: "); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-		return ""
+		return v
 	}
 
 	// Each case is its own project and venv: they run side by side, and

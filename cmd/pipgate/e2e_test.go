@@ -438,17 +438,12 @@ egress:
 			t.Fatalf("%s failed: %v\n%s", what, err, out)
 		}
 	}
-	installed := func(venv, name string) string {
-		out, err := pip.Run(ctx, venv, "show", name)
+	installed := func(venv, name string) string { // the version in venv, or "" (pip show's, read without pip)
+		v, err := pip.Installed(ctx, venv, name)
 		if err != nil {
-			return ""
+			return "(" + err.Error() + ")"
 		}
-		for _, l := range strings.Split(out, "\n") {
-			if v, ok := strings.CutPrefix(l, "Version: "); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-		return ""
+		return v
 	}
 
 	// The subtests in "pip" run side by side: each works on projects of its

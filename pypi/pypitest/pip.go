@@ -168,6 +168,28 @@ func (p *Pip) Run(ctx context.Context, python string, args ...string) (string, e
 	return p.python(ctx, python, append([]string{"-m", "pip"}, args...)...)
 }
 
+// installedScript prints the version of the distribution named by its
+// argument, or nothing when none is installed; importlib.metadata
+// normalizes the name as pip does.
+const installedScript = `import importlib.metadata as m, sys
+try:
+    print(m.version(sys.argv[1]))
+except m.PackageNotFoundError:
+    pass
+`
+
+// Installed returns the version of project installed in the venv of
+// python ("" when none is), what `pip show` reports, read with
+// importlib.metadata: a bare Python start (about 0.05 s of CPU) instead of
+// pip's (about 0.5 s).
+func (p *Pip) Installed(ctx context.Context, python, project string) (string, error) {
+	out, err := p.python(ctx, python, "-c", installedScript, project)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(out))
+	}
+	return strings.TrimSpace(out), nil
+}
+
 func (p *Pip) python(ctx context.Context, python string, args ...string) (string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -146,6 +146,12 @@ func TestPipInstallInVenv(t *testing.T) {
 	if len(fields) != 3 || fields[0] != "1.0" || fields[1] != "2.1" || !strings.HasPrefix(py, fields[2]) {
 		t.Errorf("got %q; want versions 1.0 2.1 in the venv %s", got, py)
 	}
+	// Installed reads the venv's versions, names normalized as pip does.
+	for project, want := range map[string]string{"app": "1.0", "LIB": "2.1", "setuptools": "", "not-installed": ""} {
+		if v, err := p.Installed(ctx, py, project); err != nil || v != want {
+			t.Errorf("Installed(%s) = %q, %v; want %q", project, v, err, want)
+		}
+	}
 	// The venv sees none of the machine's site-packages.
 	cmd = exec.CommandContext(ctx, py, "-c", "import importlib.util as u; print(u.find_spec('wheel') is None and u.find_spec('setuptools') is None)")
 	cmd.Env = p.Env()
