@@ -66,6 +66,12 @@ const (
 	// counted late).
 	WriteWait = time.Second
 	tickEvery = WriteWait / 8
+	// FlushEvery is the longest an untracked record (a served download's)
+	// waits in memory before the writer writes it: a crash of pipgate
+	// (SIGKILL, the OOM killer, a fatal runtime error) loses at most the
+	// records queued in the last FlushEvery, plus those of a write under
+	// way. Close (a shutdown) writes everything queued.
+	FlushEvery = 50 * time.Millisecond
 )
 
 // Errors of Reopen.
@@ -95,8 +101,12 @@ type Log struct {
 	queue  chan auditItem
 	done   chan struct{}
 
+	kick  chan struct{}    // wakes the writer (1 slot)
+	tickC <-chan time.Time // tests: the writer's tick instead of a ticker
+
 	controlWait time.Duration    // auditControlWait; shorter in tests
 	writeWait   time.Duration    // WriteWait; shorter in tests
+	flushEvery  time.Duration    // FlushEvery
 	now         func() time.Time // Options.Now
 
 	out  io.Writer // owned by the writer goroutine after New
@@ -206,7 +216,11 @@ type Options struct {
 }
 
 // New opens the audit log opts.Path names.
-func New(opts Options) (*Log, error) {
+func New(opts Options) (*Log, error) { return newLog(opts, nil) }
+
+// newLog is New; a non-nil tick drives the writer instead of a ticker of
+// FlushEvery (tests).
+func newLog(opts Options, tick <-chan time.Time) (*Log, error) {
 	path, stdout := opts.Path, opts.Stdout
 	if path == "" {
 		return &Log{}, nil
@@ -217,9 +231,12 @@ func New(opts Options) (*Log, error) {
 	a := &Log{
 		queue:       make(chan auditItem, auditQueueLen),
 		done:        make(chan struct{}),
+		kick:        make(chan struct{}, 1),
 		controlWait: auditControlWait,
 		writeWait:   WriteWait,
 		now:         opts.Now,
+		flushEvery:  FlushEvery,
+		tickC:       tick,
 	}
 	ch := make(chan struct{})
 	a.written.Store(&ch)
@@ -303,9 +320,15 @@ func (a *Log) AddTracked(r Record, t *Ticket) {
 	it := auditItem{line: line, ticket: t}
 	select {
 	case a.queue <- it:
+		// A tracked record is waited for: written now. So is a queue
+		// filling up faster than the ticks drain it.
+		if t != nil || len(a.queue) >= auditQueueLen/4 {
+			a.wake()
+		}
 		return
 	default:
 	}
+	a.wake()
 	timer := time.NewTimer(auditEnqueueWait)
 	defer timer.Stop()
 	select {
@@ -357,6 +380,7 @@ func (a *Log) control(reopen bool) error {
 	defer t.Stop()
 	select {
 	case a.queue <- auditItem{reopen: reopen, ack: ack}:
+		a.wake()
 	case <-t.C:
 		// The writer is stuck (a hung disk or stdout reader). Give up rather
 		// than hold mu, which would make Close, and then Add, wait too.
@@ -386,6 +410,7 @@ func (a *Log) Close() error {
 	a.closed = true
 	close(a.queue)
 	a.mu.Unlock()
+	a.wake()
 	<-a.done
 	if a.file != nil {
 		if err := a.file.Close(); err != nil {
@@ -434,8 +459,12 @@ func (a *Log) recovered() {
 	}
 }
 
-// run is the writer goroutine: it batches queued lines into one write and
-// serves control requests in queue order.
+// run is the writer goroutine. It sleeps until a tick (every flushEvery) or
+// a kick (a tracked record, a control request, a filling queue, Close),
+// then writes everything queued, in batches of up to auditBatchBytes, and
+// serves control requests in queue order. An untracked record thus waits
+// at most flushEvery (plus a write under way) in memory: that, and no
+// more, is what a crash of pipgate can lose of what it answered.
 func (a *Log) run() {
 	defer close(a.done)
 	buf := make([]byte, 0, auditBatchBytes)
@@ -473,29 +502,54 @@ func (a *Log) run() {
 			}
 		}
 	}
-	for it := range a.queue {
-		add(it)
-		// Take whatever else is already queued, up to the batch size or
-		// the next control request.
-	drain:
-		for it.ack == nil && len(buf) < auditBatchBytes {
+	tick := a.tickC
+	if tick == nil {
+		t := time.NewTicker(a.flushEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+		case <-a.kick:
+		}
+		// Everything queued now, in order: lines batched, a control
+		// request served after the lines before it are written.
+		for {
+			var it auditItem
+			var ok bool
 			select {
-			case next, ok := <-a.queue:
-				if !ok {
-					break drain
-				}
-				it = next
-				add(it)
+			case it, ok = <-a.queue:
 			default:
-				break drain
+				ok = true
+				it = auditItem{}
+			}
+			if !ok { // closed: the last lines, then stop
+				write()
+				return
+			}
+			if it.line == nil && it.ack == nil { // the queue is empty
+				write()
+				break
+			}
+			add(it)
+			if it.ack != nil {
+				write()
+				it.ack <- a.serve(it)
+			} else if len(buf) >= auditBatchBytes {
+				write()
 			}
 		}
-		write()
-		if it.ack != nil {
-			it.ack <- a.serve(it)
-		}
 	}
-	write()
+}
+
+// wake kicks the writer (it writes what is queued now); a kick already
+// pending does as well.
+func (a *Log) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
 }
 
 // serve handles a control request in the writer goroutine.
@@ -536,6 +590,6 @@ func (a *Log) Register(reg prometheus.Registerer) {
 	}, func() float64 { return float64(a.Lost()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "pipgate_audit_records_late_total",
-		Help: "Downloads served without waiting longer for their audit record (not written within audit.WriteWait); the record stays queued.",
+		Help: "Refused downloads answered without waiting longer for their audit record (not written within audit.WriteWait); the record stays queued.",
 	}, func() float64 { return float64(a.Late()) }))
 }

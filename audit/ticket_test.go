@@ -143,3 +143,43 @@ func FuzzAppendRecord(f *testing.F) {
 		}
 	})
 }
+
+// An untracked record (a served download's) is written by the writer's
+// next tick, with no Flush or Close asked for, and not before one: the
+// records a crash can lose are those queued since the last tick.
+func TestUntrackedWrittenOnTheTick(t *testing.T) {
+	w := &lockedBuffer{}
+	tick := make(chan time.Time)
+	a, err := newLog(Options{Path: "-", Stdout: w}, tick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i := range 3 {
+		a.Add(Record{Event: EventDownload, Filename: "served-" + strings.Repeat("x", i) + ".whl"})
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := w.String(); got != "" {
+		t.Fatalf("written before a tick: %q", got)
+	}
+	tick <- time.Now()
+	for start := time.Now(); strings.Count(w.String(), "\n") != 3; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("3 records queued, a tick, and 10s later the output holds %q", w.String())
+		}
+	}
+	// A tracked record does not wait for a tick.
+	var tk Ticket
+	a.AddTracked(Record{Event: EventDownload, Filename: "refused.whl"}, &tk)
+	if !tk.Wait() || !strings.Contains(w.String(), `"filename":"refused.whl"`) {
+		t.Fatalf("a tracked record waited for a tick: %q", w.String())
+	}
+	// Close writes what is queued.
+	a.Add(Record{Event: EventDownload, Filename: "last.whl"})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.String(), `"filename":"last.whl"`) {
+		t.Fatalf("Close left a queued record unwritten: %q", w.String())
+	}
+}

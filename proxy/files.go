@@ -126,6 +126,13 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		reason = facts.Detail
 	}
 	up, _ := s.up.Owner(project)
+	// A refusal's status line waits for its record to be written (the
+	// statusWriter waits on the ticket); a served download's record is
+	// written within audit.FlushEvery, without holding the response.
+	var ticket *audit.Ticket
+	if d.Blocks() {
+		ticket = &info(ctx).audit
+	}
 	s.audit.AddTracked(audit.Record{
 		Upstream:  up,
 		Time:      s.now(),
@@ -142,7 +149,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		Rule:      d.Rule,
 		Action:    d.Action,
 		Finding:   d.Finding,
-	}, &info(ctx).audit)
+	}, ticket)
 	s.decisions.add(statusDecision{
 		Upstream: up,
 		Time:     s.now(),
