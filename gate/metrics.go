@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pipgate/pipgate/internal/series"
 	"github.com/pipgate/pipgate/pypi"
 )
 
@@ -72,6 +73,16 @@ type metrics struct {
 	verifications  *prometheus.CounterVec // pipgate_verifications_total{result,reason}
 	verifyDuration prometheus.Histogram   // pipgate_verification_duration_seconds
 	fillsAbandoned prometheus.Counter     // pipgate_file_fills_abandoned_total
+
+	// lookups and servedBy are the series a download touches, resolved
+	// once per label tuple.
+	lookups  *series.Cache[lookupKey, prometheus.Counter]
+	servedBy *series.Cache[Source, prometheus.Counter]
+}
+
+type lookupKey struct {
+	kind   LookupKind
+	result CacheState
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -99,6 +110,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.cacheLookups, m.servedBytes, m.verifications, m.verifyDuration, m.fillsAbandoned)
+	m.lookups = series.New(func(k lookupKey) prometheus.Counter {
+		return m.cacheLookups.WithLabelValues(oneOf(k.kind, lookupKinds), oneOf(k.result, cacheStates))
+	})
+	m.servedBy = series.New(func(s Source) prometheus.Counter { return m.servedBytes.WithLabelValues(oneOf(s, sources)) })
 	for _, k := range lookupKinds {
 		for _, r := range cacheStates {
 			m.cacheLookups.WithLabelValues(string(k), string(r))
@@ -124,7 +139,7 @@ func oneOf[T ~string](v T, set []T) string {
 
 // lookup counts one cache lookup.
 func (m *metrics) lookup(kind LookupKind, result CacheState) {
-	m.cacheLookups.WithLabelValues(oneOf(kind, lookupKinds), oneOf(result, cacheStates)).Inc()
+	m.lookups.Get(lookupKey{kind, result}).Inc()
 }
 
 // served counts n bytes of a file from source.
@@ -132,7 +147,7 @@ func (m *metrics) served(source Source, n int64) {
 	if n <= 0 {
 		return
 	}
-	m.servedBytes.WithLabelValues(oneOf(source, sources)).Add(float64(n))
+	m.servedBy.Get(source).Add(float64(n))
 }
 
 // verification counts one verification and its duration. reason is the

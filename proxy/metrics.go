@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pipgate/pipgate/internal/series"
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
 )
@@ -69,7 +70,31 @@ type metrics struct {
 	metadataRefused  *prometheus.CounterVec   // pipgate_metadata_refused_total{reason}
 
 	rules *metricsLabelCap // pipgate_policy_decisions_total{rule}
+
+	// The series a request touches, resolved once per label tuple.
+	httpRequestsBy *series.Cache[httpKey, prometheus.Counter]
+	httpDurationBy *series.Cache[string, prometheus.Observer]
+	decisionsBy    *series.Cache[decisionSeriesKey, prometheus.Counter]
+	downloadsBy    *series.Cache[downloadKey, prometheus.Counter]
 }
+
+// The label tuples of the cached series, as the callers give them (each
+// Get folds them as WithLabelValues was called before).
+type (
+	httpKey struct {
+		route, method string // method sanitised
+		code          int
+	}
+	decisionSeriesKey struct {
+		action policy.Action
+		rule   string
+	}
+	downloadKey struct {
+		verdict pypi.Verdict
+		action  policy.Action
+		byRule  bool
+	}
+)
 
 // newMetrics creates the proxy's series and registers them on reg, together
 // with pipgate_build_info{version,goversion} (always 1) and the Go and process
@@ -130,6 +155,24 @@ func newMetrics(reg prometheus.Registerer, version string) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.httpRequestsBy = series.New(func(k httpKey) prometheus.Counter {
+		return m.httpRequests.WithLabelValues(k.route, k.method, metricsCode(k.code))
+	})
+	m.httpDurationBy = series.New(func(route string) prometheus.Observer { return m.httpDuration.WithLabelValues(route) })
+	m.decisionsBy = series.New(func(k decisionSeriesKey) prometheus.Counter {
+		rule := k.rule
+		if rule == "" {
+			rule = "none"
+		}
+		return m.policyDecisions.WithLabelValues(metricsOneOf(k.action, metricsActions), m.rules.value(rule))
+	})
+	m.downloadsBy = series.New(func(k downloadKey) prometheus.Counter {
+		by := decidedByDefaults
+		if k.byRule {
+			by = decidedByRule
+		}
+		return m.downloads.WithLabelValues(metricsOneOf(k.verdict, metricsVerdicts), metricsOneOf(k.action, metricsActions), by)
+	})
 	for _, r := range metricsMetadataRefusals {
 		m.metadataRefused.WithLabelValues(r)
 	}
@@ -186,8 +229,9 @@ func metricsOneOf[T ~string](v T, set []T) string {
 // observeHTTP counts one answered request and its duration. route must be one
 // of the router's fixed route names, never a path; method is sanitised here.
 func (m *metrics) observeHTTP(route, method string, code int, d time.Duration) {
-	m.httpRequests.WithLabelValues(route, sanitizeMethod(method), metricsCode(code)).Inc()
-	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+	// The method folded first: a client does not mint cache entries.
+	m.httpRequestsBy.Get(httpKey{route, sanitizeMethod(method), code}).Inc()
+	m.httpDurationBy.Get(route).Observe(d.Seconds())
 }
 
 // trackInFlight counts a request as in flight until the returned function is
@@ -200,10 +244,7 @@ func (m *metrics) trackInFlight() func() {
 // policyDecision counts one policy decision. rule is the matched rule's name
 // as configured (a bounded set), "" counted as "none".
 func (m *metrics) policyDecision(action policy.Action, rule string) {
-	if rule == "" {
-		rule = "none"
-	}
-	m.policyDecisions.WithLabelValues(metricsOneOf(action, metricsActions), m.rules.value(rule)).Inc()
+	m.decisionsBy.Get(decisionSeriesKey{action, rule}).Inc()
 }
 
 // download counts one distribution file served (allow, warn, yank) or
@@ -213,11 +254,7 @@ func (m *metrics) policyDecision(action policy.Action, rule string) {
 // on purpose (require: none for a private package) from one merely
 // observed under the defaults.
 func (m *metrics) download(verdict pypi.Verdict, action policy.Action, byRule bool) {
-	by := decidedByDefaults
-	if byRule {
-		by = decidedByRule
-	}
-	m.downloads.WithLabelValues(metricsOneOf(verdict, metricsVerdicts), metricsOneOf(action, metricsActions), by).Inc()
+	m.downloadsBy.Get(downloadKey{verdict, action, byRule}).Inc()
 }
 
 // The values of pipgate_downloads_total{policy}: what decided.
