@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pipgate/pipgate/audit"
+	"github.com/pipgate/pipgate/internal/logbuf"
 )
 
 // Route names: a fixed set, used as the metrics label and in the access log.
@@ -237,6 +238,12 @@ func (s *Server) logRequest(r *http.Request, ri *reqInfo, sw *statusWriter, star
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	// The server's log encodes these lines by hand (logbuf.HandleAttrs,
+	// byte for byte slog's JSON).
+	if lh, ok := h.(*logbuf.Handler); ok {
+		_ = lh.HandleAttrs(r.Context(), time.Now(), level, "request", attrs...)
+		return
 	}
 	rec := slog.NewRecord(time.Now(), level, "request", 0)
 	rec.AddAttrs(attrs...)

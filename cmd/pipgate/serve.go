@@ -307,7 +307,7 @@ func newLogger(w *logbuf.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "json":
-		return slog.New(logbuf.NewHandler(slog.NewJSONHandler(w, opts), w)), nil
+		return slog.New(logbuf.NewJSON(w, opts)), nil
 	case "text":
 		return slog.New(logbuf.NewHandler(slog.NewTextHandler(w, opts), w)), nil
 	}

@@ -121,6 +121,7 @@ type Handler struct {
 	h      slog.Handler
 	w      *Writer
 	urgent slog.Level
+	json   bool // h is slog's JSON handler on w, as NewJSON made it: HandleAttrs encodes by hand
 }
 
 // NewHandler returns h, flushing w after every record at slog.LevelWarn or

@@ -1,0 +1,168 @@
+package logbuf
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// NewJSON returns a Handler writing slog.NewJSONHandler(w, opts)'s lines to
+// w, flushing after every warning or error; its HandleAttrs encodes a
+// record of plain attributes by hand, byte for byte as the JSON handler
+// would (FuzzAppendJSON holds it to that).
+func NewJSON(w *Writer, opts *slog.HandlerOptions) *Handler {
+	h := NewHandler(slog.NewJSONHandler(w, opts), w)
+	h.json = opts == nil || opts.ReplaceAttr == nil && !opts.AddSource
+	return h
+}
+
+// HandleAttrs handles a record of msg and attrs at level, logged at t: what
+// Handle(ctx, a record of them) does, without building the slog.Record or
+// going through the wrapped handler when the Handler writes JSON lines (made
+// by NewJSON, without WithAttrs or WithGroup) and every attribute has a key
+// and a string, integer or finite float value. The caller checks Enabled
+// first, as for Handle.
+func (h *Handler) HandleAttrs(ctx context.Context, t time.Time, level slog.Level, msg string, attrs ...slog.Attr) error {
+	if h.json {
+		bp := linePool.Get().(*[]byte)
+		b, ok := appendJSON((*bp)[:0], t, level, msg, attrs)
+		if ok {
+			_, err := h.w.Write(b)
+			if cap(b) <= 16<<10 {
+				*bp = b
+				linePool.Put(bp)
+			}
+			if level >= h.urgent || ctx != nil && ctx.Value(flushKey{}) != nil {
+				if ferr := h.w.Flush(); err == nil {
+					err = ferr
+				}
+			}
+			return err
+		}
+		linePool.Put(bp)
+	}
+	r := slog.NewRecord(t, level, msg, 0)
+	r.AddAttrs(attrs...)
+	return h.Handle(ctx, r)
+}
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendJSON appends the line slog.JSONHandler (no ReplaceAttr, no source,
+// no groups) writes for the record; ok is false when an attribute is not
+// one it encodes here (no key, or not a string, an integer or a finite
+// float) or the time is outside the years 0-9999 (slog writes an error
+// there).
+func appendJSON(b []byte, t time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
+	b = append(b, '{')
+	if !t.IsZero() {
+		t = t.Round(0)
+		if y := t.Year(); y < 0 || y >= 10000 {
+			return b, false
+		}
+		b = append(b, `"time":"`...)
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"level":`...)
+	b = appendJSONString(b, level.String())
+	b = append(b, `,"msg":`...)
+	b = appendJSONString(b, msg)
+	for _, a := range attrs {
+		if a.Key == "" {
+			return b, false
+		}
+		b = append(b, ',')
+		b = appendJSONString(b, a.Key)
+		b = append(b, ':')
+		switch v := a.Value; v.Kind() {
+		case slog.KindString:
+			b = appendJSONString(b, v.String())
+		case slog.KindInt64:
+			b = strconv.AppendInt(b, v.Int64(), 10)
+		case slog.KindFloat64:
+			f := v.Float64()
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return b, false
+			}
+			b = appendJSONFloat(b, f)
+		default:
+			return b, false
+		}
+	}
+	return append(b, '}', '\n'), true
+}
+
+// appendJSONFloat is encoding/json's float64 encoding (which slog uses).
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 to e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString is slog's quoted JSON string: control characters,
+// quote and backslash escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029
+// escaped, no HTML escaping.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
