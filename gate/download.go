@@ -12,10 +12,13 @@ import (
 // the file on its project's page, what verification established about it,
 // and the policy's decision.
 type Download struct {
-	Project  string
-	File     *pypi.File
-	Facts    pypi.Facts
-	Decision policy.Decision
+	Project string
+	File    *pypi.File
+	// SHA256 is File's sha256 (hex), as the index gives it; Version the
+	// version its filename names ("" when it does not parse).
+	SHA256, Version string
+	Facts           pypi.Facts
+	Decision        policy.Decision
 	// Cache is the cache state of the facts lookup; "" when none was made
 	// (the index lists no provenance).
 	Cache CacheState
@@ -32,10 +35,14 @@ func (s *Gate) Decide(ctx context.Context, project, filename string) (Download, 
 	if err != nil {
 		return Download{}, err
 	}
-	if f.SHA256() == "" {
+	sha := f.SHA256()
+	if sha == "" {
 		return Download{}, fmt.Errorf("%s: %w", filename, ErrUpstreamNoHash)
 	}
-	facts, state := s.Facts(ctx, project, f)
+	facts, state := s.facts(ctx, project, f, sha)
 	d := s.DecideFile(ctx, project, f, facts)
-	return Download{Project: project, File: f, Facts: facts, Decision: d, Cache: state}, nil
+	return Download{Project: project, File: f, SHA256: sha, Version: s.hot.version(f.Filename), Facts: facts, Decision: d, Cache: state}, nil
 }
+
+// Fill is the fill request of dl's file (FileFill).
+func (s *Gate) Fill(dl Download) FillRequest { return s.fileFill(dl.Project, dl.File, dl.SHA256) }

@@ -466,7 +466,12 @@ const (
 
 // FileFill is the fill of f's bytes from the upstream.
 func (s *Gate) FileFill(project string, f *pypi.File) FillRequest {
-	return FillRequest{SHA: f.SHA256(), Size: f.Size,
+	return s.fileFill(project, f, f.SHA256())
+}
+
+// fileFill is FileFill with f's sha256 already read.
+func (s *Gate) fileFill(project string, f *pypi.File, sha string) FillRequest {
+	return FillRequest{SHA: sha, Size: f.Size,
 		Open: func(ctx context.Context) (io.ReadCloser, int64, error) {
 			b, err := s.up.Open(ctx, project, f.URL, upstream.KindFile)
 			if err != nil {

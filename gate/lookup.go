@@ -218,7 +218,14 @@ func (s *Gate) Facts(ctx context.Context, project string, f *pypi.File) (pypi.Fa
 	if f.Provenance == "" {
 		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, ""
 	}
-	sha := f.SHA256()
+	return s.facts(ctx, project, f, f.SHA256())
+}
+
+// facts is Facts with f's sha256 already read.
+func (s *Gate) facts(ctx context.Context, project string, f *pypi.File, sha string) (pypi.Facts, CacheState) {
+	if f.Provenance == "" {
+		return pypi.Facts{Verdict: pypi.VerdictUnattested, Detail: "the index lists no provenance"}, ""
+	}
 	if sha == "" {
 		return pypi.Facts{Verdict: pypi.VerdictError, Reason: pypi.ReasonFormat, Detail: ErrUpstreamNoHash.Error()}, ""
 	}

@@ -104,7 +104,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if metadata {
 		return s.serveMetadata(w, r, dl)
 	}
-	return s.serveBlob(w, r, filename, blobFile, s.gate.FileFill(project, dl.File))
+	return s.serveBlob(w, r, filename, blobFile, s.gate.Fill(dl))
 }
 
 // recordDecision counts a download decision and writes its audit record and
@@ -116,7 +116,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 	s.metrics.policyDecision(d.Action, d.Rule)
 	s.metrics.download(d.Verdict, d.Action, d.Rule != policy.DefaultsRule)
 	s.metrics.finding(d)
-	version := s.gate.Version(f.Filename)
+	version, sha, now := dl.Version, dl.SHA256, s.now()
 	identity := ""
 	if facts.Identity != nil {
 		identity = facts.Identity.String()
@@ -135,14 +135,14 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 	}
 	s.audit.AddTracked(audit.Record{
 		Upstream:  up,
-		Time:      s.now(),
+		Time:      now,
 		Event:     "download",
 		RequestID: info(ctx).id,
 		Client:    client,
 		Project:   project,
 		Version:   version,
 		Filename:  f.Filename,
-		SHA256:    f.SHA256(),
+		SHA256:    sha,
 		Verdict:   d.Verdict,
 		Reason:    reason,
 		Identity:  identity,
@@ -152,11 +152,11 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 	}, ticket)
 	s.decisions.add(statusDecision{
 		Upstream: up,
-		Time:     s.now(),
+		Time:     now,
 		Project:  project,
 		Version:  version,
 		Filename: f.Filename,
-		SHA256:   f.SHA256(),
+		SHA256:   sha,
 		Verdict:  d.Verdict,
 		Action:   d.Action,
 		Rule:     d.Rule,
@@ -165,9 +165,9 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 		Identity: identity,
 		Finding:  d.Finding,
 	})
-	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: f.SHA256(),
+	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: sha,
 		Upstream: up, Verdict: d.Verdict, Action: d.Action, Rule: d.Rule, Finding: d.Finding,
-		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: s.now().UTC()})
+		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: now.UTC()})
 	ri := info(ctx)
 	ri.action, ri.rule = d.Action, d.Rule
 	if d.Action != policy.ActionAllow || d.Finding != "" {
@@ -176,7 +176,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 			level = slog.LevelInfo
 		}
 		s.log.LogAttrs(ctx, level, "decision", slog.String("request_id", ri.id), slog.String("project", project),
-			slog.String("upstream", up), slog.String("filename", f.Filename), slog.String("sha256", f.SHA256()),
+			slog.String("upstream", up), slog.String("filename", f.Filename), slog.String("sha256", sha),
 			slog.String("verdict", string(d.Verdict)), slog.String("action", string(d.Action)), slog.String("rule", d.Rule),
 			slog.String("finding", string(d.Finding)), slog.String("reason", reason))
 	}
