@@ -23,13 +23,13 @@ func NewJSON(w *Writer, opts *slog.HandlerOptions) *Handler {
 // HandleAttrs handles a record of msg and attrs at level, logged at t: what
 // Handle(ctx, a record of them) does, without building the slog.Record or
 // going through the wrapped handler when the Handler writes JSON lines (made
-// by NewJSON, without WithAttrs or WithGroup) and every attribute has a key
-// and a string, integer or finite float value. The caller checks Enabled
+// by NewJSON, without WithGroup) and every attribute, WithAttrs's included,
+// has a key and a string, integer or finite float value. The caller checks Enabled
 // first, as for Handle.
 func (h *Handler) HandleAttrs(ctx context.Context, t time.Time, level slog.Level, msg string, attrs ...slog.Attr) error {
 	if h.json {
 		bp := linePool.Get().(*[]byte)
-		b, ok := appendJSON((*bp)[:0], t, level, msg, attrs)
+		b, ok := appendJSON((*bp)[:0], t, level, msg, h.pre, attrs)
 		if ok {
 			_, err := h.w.Write(b)
 			if cap(b) <= 16<<10 {
@@ -53,11 +53,12 @@ func (h *Handler) HandleAttrs(ctx context.Context, t time.Time, level slog.Level
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // appendJSON appends the line slog.JSONHandler (no ReplaceAttr, no source,
-// no groups) writes for the record; ok is false when an attribute is not
+// no groups) writes for the record, pre being WithAttrs's attributes
+// (appendJSONAttrs); ok is false when an attribute is not
 // one it encodes here (no key, or not a string, an integer or a finite
 // float) or the time is outside the years 0-9999 (slog writes an error
 // there).
-func appendJSON(b []byte, t time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
+func appendJSON(b []byte, t time.Time, level slog.Level, msg string, pre []byte, attrs []slog.Attr) ([]byte, bool) {
 	b = append(b, '{')
 	if !t.IsZero() {
 		t = t.Round(0)
@@ -72,6 +73,17 @@ func appendJSON(b []byte, t time.Time, level slog.Level, msg string, attrs []slo
 	b = appendJSONString(b, level.String())
 	b = append(b, `,"msg":`...)
 	b = appendJSONString(b, msg)
+	b = append(b, pre...)
+	b, ok := appendJSONAttrs(b, attrs)
+	if !ok {
+		return b, false
+	}
+	return append(b, '}', '\n'), true
+}
+
+// appendJSONAttrs appends `,"key":value` for each of attrs; ok is false
+// when one is not encoded here (see appendJSON).
+func appendJSONAttrs(b []byte, attrs []slog.Attr) ([]byte, bool) {
 	for _, a := range attrs {
 		if a.Key == "" {
 			return b, false
@@ -94,7 +106,7 @@ func appendJSON(b []byte, t time.Time, level slog.Level, msg string, attrs []slo
 			return b, false
 		}
 	}
-	return append(b, '}', '\n'), true
+	return b, true
 }
 
 // appendJSONFloat is encoding/json's float64 encoding (which slog uses).

@@ -27,8 +27,12 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 		attrs := []slog.Attr{slog.String("request_id", s1), slog.String(s2, s3), slog.Int64("bytes", n),
 			slog.Float64("duration_seconds", fl), slog.Int("status", int(n%600)), slog.String(s3, s1)}
+		with := []slog.Attr{slog.String("component", s2), slog.Int64(s1, n)}
 		var want bytes.Buffer
-		ref := slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.Level(-100)})
+		var ref slog.Handler = slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.Level(-100)})
+		if level%2 == 0 {
+			ref = ref.WithAttrs(with)
+		}
 		r := slog.NewRecord(tm, slog.Level(level), msg, 0)
 		r.AddAttrs(attrs...)
 		if err := ref.Handle(context.Background(), r); err != nil {
@@ -37,6 +41,9 @@ func FuzzAppendJSON(f *testing.F) {
 		var got bytes.Buffer
 		w := New(&got, time.Hour)
 		h := NewJSON(w, &slog.HandlerOptions{Level: slog.Level(-100)})
+		if level%2 == 0 {
+			h = h.WithAttrs(with).(*Handler)
+		}
 		if err := h.HandleAttrs(context.Background(), tm, slog.Level(level), msg, attrs...); err != nil {
 			t.Fatal(err)
 		}
@@ -54,11 +61,14 @@ func FuzzAppendJSON(f *testing.F) {
 func TestHandleAttrsEncodesByHand(t *testing.T) {
 	w := New(io.Discard, time.Hour)
 	defer w.Close()
-	h := NewJSON(w, nil)
+	h := NewJSON(w, nil).WithAttrs([]slog.Attr{slog.String("component", "proxy")}).(*Handler) // as serve gives the proxy its logger
 	now := time.Now()
 	attrs := []slog.Attr{slog.String("request_id", "0123456789abcdef"), slog.String("method", "GET"),
 		slog.Int("status", 200), slog.Int64("bytes", 102400), slog.Float64("duration_seconds", 0.000123)}
-	if _, ok := appendJSON(nil, now, slog.LevelInfo, "request", attrs); !ok {
+	if !h.json {
+		t.Fatal("the access log's handler does not encode by hand")
+	}
+	if _, ok := appendJSON(nil, now, slog.LevelInfo, "request", h.pre, attrs); !ok {
 		t.Fatal("the access log's attributes are not encoded by hand")
 	}
 	if n := testing.AllocsPerRun(100, func() {
@@ -66,14 +76,19 @@ func TestHandleAttrsEncodesByHand(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("HandleAttrs allocates %v times a line; want 0", n)
 	}
-	// WithAttrs preformats attributes the hand encoder does not know:
-	// such a handler goes through slog.
+	// WithAttrs of a kind the hand encoder does not know, or WithGroup:
+	// the handler goes through slog, and loses nothing.
 	var buf bytes.Buffer
 	w2 := New(&buf, time.Hour)
-	h2 := NewJSON(w2, nil).WithAttrs([]slog.Attr{slog.String("component", "x")}).(*Handler)
+	h2 := NewJSON(w2, nil).WithAttrs([]slog.Attr{slog.Any("ids", []int{1, 2})}).(*Handler)
+	h3 := NewJSON(w2, nil).WithGroup("g").(*Handler)
+	if h2.json || h3.json {
+		t.Fatal("a handler with attributes or a group slog must format claims the hand encoder")
+	}
 	_ = h2.HandleAttrs(context.Background(), now, slog.LevelInfo, "request", attrs...)
+	_ = h3.HandleAttrs(context.Background(), now, slog.LevelInfo, "request", attrs...)
 	_ = w2.Close()
-	if !strings.Contains(buf.String(), `"component":"x","request_id"`) {
-		t.Errorf("WithAttrs's attribute lost on the HandleAttrs path: %q", buf.String())
+	if !strings.Contains(buf.String(), `"ids":[1,2],"request_id"`) || !strings.Contains(buf.String(), `"g":{"request_id"`) {
+		t.Errorf("WithAttrs's or WithGroup's attributes lost on the HandleAttrs path: %q", buf.String())
 	}
 }

@@ -121,7 +121,8 @@ type Handler struct {
 	h      slog.Handler
 	w      *Writer
 	urgent slog.Level
-	json   bool // h is slog's JSON handler on w, as NewJSON made it: HandleAttrs encodes by hand
+	json   bool   // h is slog's JSON handler on w, as NewJSON made it: HandleAttrs encodes by hand
+	pre    []byte // with json: the attributes of WithAttrs, encoded (`,"key":value`...)
 }
 
 // NewHandler returns h, flushing w after every record at slog.LevelWarn or
@@ -154,7 +155,14 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 
 // WithAttrs implements slog.Handler.
 func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &Handler{h: h.h.WithAttrs(as), w: h.w, urgent: h.urgent}
+	h2 := &Handler{h: h.h.WithAttrs(as), w: h.w, urgent: h.urgent}
+	if h.json {
+		// Attributes the hand encoder knows are encoded once, as slog
+		// preformats them; any other kind leaves the handler to slog.
+		pre, ok := appendJSONAttrs(append([]byte(nil), h.pre...), as)
+		h2.json, h2.pre = ok, pre
+	}
+	return h2
 }
 
 // WithGroup implements slog.Handler.
