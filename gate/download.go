@@ -15,10 +15,11 @@ type Download struct {
 	Project string
 	File    *pypi.File
 	// SHA256 is File's sha256 (hex), as the index gives it; Version the
-	// version its filename names ("" when it does not parse).
-	SHA256, Version string
-	Facts           pypi.Facts
-	Decision        policy.Decision
+	// version its filename names ("" when it does not parse); Identity
+	// Facts.Identity.String() ("" when there is none).
+	SHA256, Version, Identity string
+	Facts                     pypi.Facts
+	Decision                  policy.Decision
 	// Cache is the cache state of the facts lookup; "" when none was made
 	// (the index lists no provenance).
 	Cache CacheState
@@ -41,7 +42,12 @@ func (s *Gate) Decide(ctx context.Context, project, filename string) (Download, 
 	}
 	facts, state := s.facts(ctx, project, f, sha)
 	d := s.DecideFile(ctx, project, f, facts)
-	return Download{Project: project, File: f, SHA256: sha, Version: s.hot.version(f.Filename), Facts: facts, Decision: d, Cache: state}, nil
+	id := ""
+	if facts.Identity != nil {
+		id = s.hot.identity(facts.Identity)
+	}
+	return Download{Project: project, File: f, SHA256: sha, Version: s.hot.version(f.Filename), Identity: id,
+		Facts: facts, Decision: d, Cache: state}, nil
 }
 
 // Fill is the fill request of dl's file (FileFill).

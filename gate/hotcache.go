@@ -36,6 +36,11 @@ type hotCache struct {
 	facts      map[cache.FactKey]pypi.Facts
 	versions   map[string]parsedVersion
 	metadata   map[string]string
+	// identities memoises Identity.String() by the facts' identity
+	// pointer: facts are never changed once made (new facts come with a
+	// new Identity), and the map holds its keys alive, so an address is
+	// never reused while it is a key.
+	identities map[*pypi.Identity]string
 }
 
 // parsedVersion is the version of a filename, parsed once.
@@ -62,6 +67,7 @@ func newHotCache() *hotCache {
 		facts:      map[cache.FactKey]pypi.Facts{},
 		versions:   map[string]parsedVersion{},
 		metadata:   map[string]string{},
+		identities: map[*pypi.Identity]string{},
 	}
 }
 
@@ -124,4 +130,14 @@ func (c *hotCache) versionOf(filename string) *pypi.Version {
 	}
 	v := pv.v
 	return &v
+}
+
+// identity returns id.String(), made once per Identity.
+func (c *hotCache) identity(id *pypi.Identity) string {
+	if s, ok := getFrom(c, c.identities, id); ok {
+		return s
+	}
+	s := id.String()
+	putInto(c, c.identities, id, s)
+	return s
 }

@@ -82,7 +82,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, project, name
 	if dl.Cache != "" {
 		ri.cache = dl.Cache
 	}
-	w.Header().Set(headerVerdict, string(d.Verdict))
+	w.Header()[headerVerdict] = verdictHeader(d.Verdict)
 	if d.Action != policy.ActionAllow {
 		w.Header().Set(headerReason, headerSafe(d.Reason))
 	}
@@ -117,10 +117,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 	s.metrics.download(d.Verdict, d.Action, d.Rule != policy.DefaultsRule)
 	s.metrics.finding(d)
 	version, sha, now := dl.Version, dl.SHA256, s.now()
-	identity := ""
-	if facts.Identity != nil {
-		identity = facts.Identity.String()
-	}
+	identity := dl.Identity
 	reason := d.Reason
 	if reason == "" && facts.Detail != "" {
 		reason = facts.Detail
@@ -397,13 +394,13 @@ const sendChunk = 256 << 10
 // idle timeout; ReadFrom keeps the sendfile path, one chunk at a time.
 type bodyWriter struct {
 	http.ResponseWriter
-	rc   *http.ResponseController
+	rc   http.ResponseController
 	idle time.Duration
 	n    int64
 }
 
 func newBodyWriter(w http.ResponseWriter, idle time.Duration) *bodyWriter {
-	return &bodyWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: idle}
+	return &bodyWriter{ResponseWriter: w, rc: *http.NewResponseController(w), idle: idle}
 }
 
 // arm sets the deadline for the next chunk (writers without deadlines, such
@@ -451,14 +448,39 @@ func (w *bodyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func setBlobHeaders(w http.ResponseWriter, sha string, kind blobKind) {
 	h := w.Header()
 	if kind == blobMetadata {
-		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h["Content-Type"] = hvTextPlain
 	} else {
-		h.Set("Content-Type", "application/octet-stream")
+		h["Content-Type"] = hvOctetStream
 	}
 	if sha != "" {
 		h.Set("ETag", `"`+sha+`"`)
 	}
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["X-Content-Type-Options"] = hvNosniff
+}
+
+// Header values shared by every response that sets them, so a download
+// does not allocate a one-value slice for each: the keys are canonical,
+// and nothing writes into a header's value slice (Set and Del replace it,
+// Add appends to a full slice, which copies).
+var (
+	hvTextPlain   = []string{"text/plain; charset=utf-8"}
+	hvOctetStream = []string{"application/octet-stream"}
+	hvNosniff     = []string{"nosniff"}
+	hvVerdicts    = func() map[pypi.Verdict][]string {
+		m := make(map[pypi.Verdict][]string, len(metricsVerdicts))
+		for _, v := range metricsVerdicts {
+			m[v] = []string{string(v)}
+		}
+		return m
+	}()
+)
+
+// verdictHeader is the X-Pipgate-Verdict value of v.
+func verdictHeader(v pypi.Verdict) []string {
+	if hv, ok := hvVerdicts[v]; ok {
+		return hv
+	}
+	return []string{string(v)}
 }
 
 // headerSafe makes s a single-line header value of bounded length.

@@ -134,7 +134,8 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 		w.Header().Set(headerRequestID, id)
 		sw := &statusWriter{ResponseWriter: w, ri: ri}
-		defer s.metrics.trackInFlight()()
+		s.metrics.inFlight.Inc()
+		defer s.metrics.inFlight.Dec()
 
 		var err error
 		defer func() {
