@@ -251,6 +251,7 @@ func (w *sinkWriter) Write(p []byte) (int, error) {
 	w.n += int64(len(p))
 	return len(p), nil
 }
+
 // SetWriteDeadline is what the bodyWriter's deadlines call (through
 // http.ResponseController), as on a real connection.
 func (w *sinkWriter) SetWriteDeadline(time.Time) error { return nil }
@@ -292,7 +293,8 @@ func BenchmarkCacheHitDuties(b *testing.B) {
 	lw := logbuf.New(io.Discard, logbuf.Interval)
 	b.Cleanup(func() { lw.Close() })
 	tp := newTestProxy(b, up, demoTrustsGoodRepo, func(o *Options) {
-		o.Logger = slog.New(logbuf.NewJSON(lw, nil)).With("component", "proxy") //nolint:sloglint // the server's log handler, as serve makes it, is part of what is measured
+		// The server's log handler, as serve makes it, is part of what is measured.
+		o.Logger = slog.New(logbuf.NewJSON(lw, nil)).With("component", "proxy")
 		o.Audit = auditLog
 	})
 	tp.verifier.set(d.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
