@@ -31,7 +31,8 @@ import (
 // policy.MaxRecordChecks, usually one.
 func (s *Gate) DecideFile(ctx context.Context, project string, f *pypi.File, facts pypi.Facts) policy.Decision {
 	pol := s.policy.Current()
-	in := fileInputVersion(f, facts, s.now(), s.hot.versionOf(f.Filename))
+	in := policy.File{Facts: facts, Filename: f.Filename, Now: s.now(), UploadTime: s.hot.uploadTime(f.UploadTime),
+		Version: s.hot.versionOf(f.Filename)}
 	if in.Version != nil && pol.Lookup(project).Continuity != policy.ActionNone {
 		// The page f came from (findFile just read it: an in-memory hit).
 		page, _, err := s.Page(ctx, project, AnyAge)

@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pipgate/pipgate/policy"
 	"github.com/pipgate/pipgate/pypi"
@@ -18,8 +19,11 @@ type Download struct {
 	// version its filename names ("" when it does not parse); Identity
 	// Facts.Identity.String() ("" when there is none).
 	SHA256, Version, Identity string
-	Facts                     pypi.Facts
-	Decision                  policy.Decision
+	// UploadTime is File's PEP 700 upload-time; zero when absent or
+	// malformed.
+	UploadTime time.Time
+	Facts      pypi.Facts
+	Decision   policy.Decision
 	// Cache is the cache state of the facts lookup; "" when none was made
 	// (the index lists no provenance).
 	Cache CacheState
@@ -47,7 +51,7 @@ func (s *Gate) Decide(ctx context.Context, project, filename string) (Download, 
 		id = s.hot.identity(facts.Identity)
 	}
 	return Download{Project: project, File: f, SHA256: sha, Version: s.hot.version(f.Filename), Identity: id,
-		Facts: facts, Decision: d, Cache: state}, nil
+		UploadTime: s.hot.uploadTime(f.UploadTime), Facts: facts, Decision: d, Cache: state}, nil
 }
 
 // Fill is the fill request of dl's file (FileFill).

@@ -41,6 +41,9 @@ type hotCache struct {
 	// new Identity), and the map holds its keys alive, so an address is
 	// never reused while it is a key.
 	identities map[*pypi.Identity]string
+	// uploads memoises the parse of a PEP 700 upload-time string (a pure
+	// function of the string).
+	uploads map[string]time.Time
 }
 
 // parsedVersion is the version of a filename, parsed once.
@@ -68,6 +71,7 @@ func newHotCache() *hotCache {
 		versions:   map[string]parsedVersion{},
 		metadata:   map[string]string{},
 		identities: map[*pypi.Identity]string{},
+		uploads:    map[string]time.Time{},
 	}
 }
 
@@ -140,4 +144,18 @@ func (c *hotCache) identity(id *pypi.Identity) string {
 	s := id.String()
 	putInto(c, c.identities, id, s)
 	return s
+}
+
+// uploadTime parses a PEP 700 upload-time, once per string: zero when it
+// is absent or malformed, as uploadTime.
+func (c *hotCache) uploadTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	if t, ok := getFrom(c, c.uploads, s); ok {
+		return t
+	}
+	t := uploadTime(&pypi.File{UploadTime: s})
+	putInto(c, c.uploads, s, t)
+	return t
 }

@@ -164,7 +164,7 @@ func (s *Server) recordDecision(ctx context.Context, client string, dl gate.Down
 	})
 	s.history.Add(cache.Decision{Project: project, Version: version, Filename: f.Filename, SHA256: sha,
 		Upstream: up, Verdict: d.Verdict, Action: d.Action, Rule: d.Rule, Finding: d.Finding,
-		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: historyUploadTime(f), Reason: reason, LastSeen: now.UTC()})
+		Identity: identity, Signer: historySigner(facts.Identity), UploadTime: dl.UploadTime.UTC(), Reason: reason, LastSeen: now.UTC()})
 	ri := info(ctx)
 	ri.action, ri.rule = d.Action, d.Rule
 	if d.Action != policy.ActionAllow || d.Finding != "" {
@@ -521,17 +521,4 @@ func historySigner(id *pypi.Identity) *pypi.Identity {
 	}
 	return &pypi.Identity{Kind: id.Kind, Issuer: id.Issuer, Subject: id.Subject, Repository: id.Repository,
 		Workflow: id.Workflow, Ref: id.Ref, Email: id.Email}
-}
-
-// historyUploadTime is f's PEP 700 upload-time; zero when absent or
-// malformed.
-func historyUploadTime(f *pypi.File) time.Time {
-	if f.UploadTime == "" {
-		return time.Time{} // the usual case for old files: spare a parse error
-	}
-	t, err := time.Parse(time.RFC3339Nano, f.UploadTime)
-	if err != nil {
-		return time.Time{}
-	}
-	return t.UTC()
 }
