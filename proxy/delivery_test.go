@@ -875,7 +875,11 @@ func TestDeliveryPip(t *testing.T) {
 	big := signedDist(t, up, tp, "streamed", "1.0", pypitest.MakeWheel("streamed", "1.0", pypitest.WheelOptions{
 		Files: map[string][]byte{"streamed/blob.bin": content(large, "pip")}}), noMeta)
 	up.SetFault("/files/"+sha(small.Content)+"/"+small.Filename, pypitest.Fault{Tamper: true})
-	up.SetFault("/files/"+sha(big.Content)+"/"+big.Filename, pypitest.Fault{Tamper: true})
+	// The streamed file's body waits 2 s after its headers: pipgate decides
+	// to stream on the headers (its size is over CheckFirstMax) while the
+	// fill is still running. Sent at once, a loaded machine could finish the
+	// fill before the handler looked, and pip got the small file's 403.
+	up.SetFault("/files/"+sha(big.Content)+"/"+big.Filename, pypitest.Fault{Tamper: true, Stall: 2 * time.Second})
 	download := func(req string) (string, error) {
 		return pip.Run(t.Context(), "", "download", "--no-deps", "--index-url", tp.http.URL+"/simple/",
 			"-d", t.TempDir(), req)
