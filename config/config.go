@@ -54,6 +54,10 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Cache bounds the blob store.
 	Cache Cache `yaml:"cache"`
+	// MemoryLimit is the Go runtime's soft memory limit (the collector
+	// works harder above it; nothing fails). Unset: derived, see
+	// [Config.EffectiveMemoryLimit].
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 
 	// path is the file the config was read from ("" for embedded defaults).
 	path string
@@ -66,6 +70,8 @@ type Config struct {
 	set map[string]string
 	// notes are things Load changed that serve logs and the check prints.
 	notes []string
+	// memLimit is the soft memory limit serve applies, resolved by validate.
+	memLimit MemoryLimit
 }
 
 // UpstreamEntry is one item of "upstreams:".
@@ -555,6 +561,7 @@ func (c *Config) validate() []*Error {
 	if s3 := c.Cache.Shared.S3; s3 != nil {
 		c.validateSharedS3(s3, bad)
 	}
+	c.resolveMemoryLimit(os.Getenv("GOMEMLIMIT"), bad)
 	return errs
 }
 

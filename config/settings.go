@@ -75,6 +75,15 @@ func (c *Config) Settings() []Setting {
 
 func (c *Config) setting(path, value string) Setting {
 	s := Setting{Path: path, Value: value, Source: "default"}
+	if _, inFile := c.lines[path]; path == "memory_limit" && !inFile {
+		// Derived: the value serve applies and how it was derived.
+		m := c.memLimit
+		s.Value, s.Source = ByteSize(m.Bytes).String(), m.Detail
+		if m.Origin == MemoryLimitFromEnv {
+			s.Value = "(the Go runtime's)"
+		}
+		return s
+	}
 	if o, ok := c.set[path]; ok {
 		s.Source = o
 	} else if l, ok := c.lines[path]; ok {

@@ -178,5 +178,31 @@ func TestConfigCheckLoadsEverything(t *testing.T) {
 			}
 		}
 	})
+	t.Run("memory limit and its origin", func(t *testing.T) {
+		base := "listen: 127.0.0.1:0\ndata_dir: data\ntrust:\n  trusted_root: " + root + "\n"
+		t.Setenv("GOMEMLIMIT", "1GiB")
+		cfg := write("mem-file.yaml", base+"memory_limit: 300MiB\n")
+		code, out, errOut := runPipgate(t, "serve", "--config", cfg, "--config.check")
+		if code != 0 {
+			t.Fatalf("exit %d; want 0\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		if !regexp.MustCompile(`(?m)^memory_limit +300MiB +\(`+regexp.QuoteMeta(cfg)+`:5\)$`).MatchString(out) ||
+			!strings.Contains(out, "note: memory_limit 300MiB overrides GOMEMLIMIT=1GiB\n") {
+			t.Errorf("stdout\n%s\nwant memory_limit 300MiB from line 5 and a note that it overrides GOMEMLIMIT", out)
+		}
+		cfg = write("mem-env.yaml", base)
+		code, out, errOut = runPipgate(t, "serve", "--config", cfg, "--config.check")
+		if code != 0 {
+			t.Fatalf("exit %d; want 0\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		if !regexp.MustCompile(`(?m)^memory_limit +\(the Go runtime's\) +\(\$GOMEMLIMIT=1GiB, left to the Go runtime\)$`).MatchString(out) {
+			t.Errorf("stdout\n%s\nwant memory_limit left to GOMEMLIMIT", out)
+		}
+		cfg = write("mem-small.yaml", base+"memory_limit: 100MiB\n")
+		code, out, errOut = runPipgate(t, "serve", "--config", cfg, "--config.check")
+		if want := cfg + ":5: memory_limit: 100MiB is below cache.page_memory (64MiB) plus 64MiB for the server's own heap and requests"; code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d, stderr\n%s\nwant 1 and %q\nstdout: %s", code, errOut, want, out)
+		}
+	})
 	_ = key
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipgate/pipgate/config"
 	"github.com/pipgate/pipgate/internal/testbin"
 	"github.com/pipgate/pipgate/provenance/provenancetest"
 )
@@ -169,7 +170,8 @@ upstream:
   timeout: 120s
 trust:
   trusted_root: %s
-`, upstreamURL, ss.WriteTrustedRoot(dir))
+memory_limit: %d
+`, upstreamURL, ss.WriteTrustedRoot(dir), config.DefaultMemoryLimit)
 	cfgPath := filepath.Join(dir, "pipgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -177,7 +179,10 @@ trust:
 	cmd := exec.Command(pipgateBinaryNoRace(t), "serve", "--config", cfgPath, "--log.format", "json")
 	cmd.Dir = dir
 	// The runtime's defaults as pipgate sets them: no memory limit or GC
-	// setting from the test's environment.
+	// setting from the test's environment. The bounds are those of the
+	// default limit a machine without a cgroup memory limit gets, pinned
+	// above: a CI container's cgroup limit must not change what is
+	// measured.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "GOGC=") {
 			cmd.Env = append(cmd.Env, kv)

@@ -482,7 +482,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *slog.Logger, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	setMemoryLimit(logger)
+	setMemoryLimit(logger, cfg.EffectiveMemoryLimit())
 	a, err := wire(ctx, cfg, logger, stdout)
 	if err != nil {
 		return err
@@ -629,25 +629,20 @@ func serve(ctx context.Context, cfg *config.Config, pprofListen string, logger *
 	return runErr
 }
 
-// defaultMemoryLimit is the Go runtime's soft memory limit serve sets when
-// GOMEMLIMIT does not. Without it the collector lets the heap grow to
-// twice what is live: a 56 MiB page of 390k files (about 140 MiB parsed)
-// took the RSS 400 MiB up. With it, the heap stays near 224 MiB while
-// what is live fits (upstream.PageMemory keeps the largest pages to one
-// at a time), and the collector works harder rather than let it grow.
-const defaultMemoryLimit = 224 << 20
-
-// setMemoryLimit sets the runtime's soft memory limit to
-// defaultMemoryLimit unless the GOMEMLIMIT environment variable set one.
-// It is a target for the collector, not a cap: past it, the collector
-// works harder (at most half the CPU), nothing fails.
-func setMemoryLimit(logger *slog.Logger) {
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		logger.Info("memory limit from GOMEMLIMIT", "limit", v)
+// setMemoryLimit applies the soft memory limit Load resolved
+// (config.Config.EffectiveMemoryLimit: memory_limit, else GOMEMLIMIT,
+// else a share of the cgroup v2 memory limit, else 224 MiB) and logs it
+// with its origin. From GOMEMLIMIT the runtime has applied it already. It
+// is a target for the collector, not a cap: past it, the collector works
+// harder (at most half the CPU), nothing fails. go_gc_gomemlimit_bytes
+// (the Go collector's) exports the value in force.
+func setMemoryLimit(logger *slog.Logger, m config.MemoryLimit) {
+	if m.Origin == config.MemoryLimitFromEnv {
+		logger.Info("memory limit", "origin", m.Origin, "limit_bytes", debug.SetMemoryLimit(-1), "detail", m.Detail)
 		return
 	}
-	debug.SetMemoryLimit(defaultMemoryLimit)
-	logger.Debug("memory limit set", "limit_bytes", int64(defaultMemoryLimit))
+	debug.SetMemoryLimit(m.Bytes)
+	logger.Info("memory limit", "origin", m.Origin, "limit_bytes", m.Bytes, "detail", m.Detail)
 }
 
 // newRouter builds one upstream client per configured upstream (reading
