@@ -114,9 +114,11 @@ func (c *Config) resolveMemoryLimit(gomemlimit string, bad func(field, format st
 
 // CgroupShare is the soft limit derived from a cgroup memory limit:
 // CgroupMemoryShare percent of it in whole MiB, rounded down (readable in
-// logs, never above the share).
+// logs, never above the share), at least 1 MiB (0 would be no limit to
+// the runtime's API but a collector that never rests).
 func CgroupShare(limit int64) int64 {
-	return (limit/100*CgroupMemoryShare + limit%100*CgroupMemoryShare/100) &^ (1<<20 - 1) // no overflow
+	share := (limit/100*CgroupMemoryShare + limit%100*CgroupMemoryShare/100) &^ (1<<20 - 1) // no overflow
+	return max(share, 1<<20)
 }
 
 // maxCgroupDepth bounds the walk from the process's cgroup to the root.
