@@ -60,6 +60,11 @@ type Options struct {
 	// TrustInfo reports the trust root's source and last refresh for the
 	// status page; nil: unknown.
 	TrustInfo func() (source string, refreshed time.Time)
+	// MemoryLimit is the Go soft memory limit in force and
+	// MemoryLimitOrigin where it came from (memory_limit, GOMEMLIMIT,
+	// cgroup, default), for the status page; 0: not shown.
+	MemoryLimit       int64
+	MemoryLimitOrigin string
 
 	// CheckFirstMax: a cache miss of a file up to this size (by the index
 	// size, else the upstream Content-Length) is downloaded and checked
@@ -362,6 +367,8 @@ func (s *Server) statusSnapshot() statusSnapshot {
 		StartedAt:       s.started,
 		GeneratedAt:     s.now(),
 		Upstream:        s.opts.UpstreamName,
+		MemoryLimit:     s.opts.MemoryLimit,
+		MemoryOrigin:    s.opts.MemoryLimitOrigin,
 		PolicySource:    pol.Source(),
 		PolicyDigest:    pol.Digest(),
 		PolicyRules:     len(pol.Rules()),

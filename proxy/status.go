@@ -39,6 +39,11 @@ type statusSnapshot struct {
 	// Upstreams describes each configured upstream (never its credentials)
 	// and its last authentication failure.
 	Upstreams []upstream.Info `json:"upstreams,omitempty"`
+	// MemoryLimit is the Go soft memory limit in force (math.MaxInt64:
+	// none) and MemoryOrigin where it came from: memory_limit,
+	// GOMEMLIMIT, cgroup or default. 0: unknown.
+	MemoryLimit  int64  `json:"memory_limit_bytes,omitempty"`
+	MemoryOrigin string `json:"memory_limit_origin,omitempty"`
 
 	PolicySource   string    `json:"policy_source"` // the policy file, or "built-in default"
 	PolicyDigest   string    `json:"policy_digest"` // sha256 of the policy file: the policy version ("" for the built-in policy)
@@ -174,6 +179,7 @@ type statusPage struct {
 	CacheSize      string // the blobs
 	CacheLimit     string // "of 16.0 GiB (cache.max_size)", or that there is none
 	CacheDB        string
+	MemoryLimit    string // "224.0 MiB (default)"; "" when unknown
 	Counts         []statusCount
 	Lookups        []statusLookupRow
 	// Upstreams is set when there is more than one upstream, or one with
@@ -202,6 +208,12 @@ func writeStatusHTML(w io.Writer, s statusSnapshot) error {
 		CacheLimit: "(no cache.max_size limit)", CacheDB: units.Bytes(s.CacheDBBytes)}
 	if s.CacheMaxBytes > 0 {
 		p.CacheLimit = "of " + units.Bytes(s.CacheMaxBytes) + " (cache.max_size)"
+	}
+	switch {
+	case s.MemoryLimit == math.MaxInt64:
+		p.MemoryLimit = "none (" + s.MemoryOrigin + ")"
+	case s.MemoryLimit > 0:
+		p.MemoryLimit = units.Bytes(s.MemoryLimit) + " (" + s.MemoryOrigin + ")"
 	}
 	p.Upstreams = len(s.Upstreams) > 1 || len(s.Upstreams) == 1 && s.Upstreams[0].Auth
 	if !s.StartedAt.IsZero() && !s.GeneratedAt.IsZero() {
@@ -349,7 +361,7 @@ const statusHTML = `<!DOCTYPE html>
 {{template "style"}}
 </head>
 <body>
-<header><h1>pipgate</h1><span>{{orElse .S.Version "unknown version"}} · up {{.Uptime}} · upstream {{orElse .S.Upstream "unknown"}} · {{when .S.GeneratedAt}}</span></header>
+<header><h1>pipgate</h1><span>{{orElse .S.Version "unknown version"}} · up {{.Uptime}} · upstream {{orElse .S.Upstream "unknown"}}{{with .MemoryLimit}} · <span id="memory-limit" title="the Go soft memory limit and its origin">memory limit {{.}}</span>{{end}} · {{when .S.GeneratedAt}}</span></header>
 <main>
 <div class="cards">
 <div class="card" id="policy"><h2>Policy</h2>

@@ -349,6 +349,8 @@ func TestStatusHTMLFigures(t *testing.T) {
 			[]string{">1.5 KiB<", "files (no cache.max_size limit) · database 32.0 MiB"}},
 		{"cache size and limit", statusSnapshot{CacheBlobBytes: 3 << 30, CacheMaxBytes: 16 << 30, CacheDBBytes: 1 << 20},
 			[]string{">3.0 GiB<", "files of 16.0 GiB (cache.max_size) · database 1.0 MiB"}},
+		{"memory limit", statusSnapshot{MemoryLimit: 384 << 20, MemoryOrigin: "cgroup"}, []string{`<span id="memory-limit" title="the Go soft memory limit and its origin">memory limit 384.0 MiB (cgroup)</span>`}},
+		{"no memory limit", statusSnapshot{MemoryLimit: math.MaxInt64, MemoryOrigin: "GOMEMLIMIT"}, []string{">memory limit none (GOMEMLIMIT)<"}},
 		{"extra verdict counted", statusSnapshot{Counts: map[pypi.Verdict]int64{"other": 7}}, []string{">other</td><td class=\"num\">7<"}},
 	}
 	for _, tc := range tests {

@@ -57,6 +57,9 @@ func TestE2EMemoryLimit(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &m); err != nil || m.Origin != c.want.Origin || m.LimitBytes != c.want.Bytes {
 				t.Errorf("log line %q (%v); want origin %s, limit_bytes %d", line, err, c.want.Origin, c.want.Bytes)
 			}
+			if st := p.status(t); st["memory_limit_bytes"] != float64(c.want.Bytes) || st["memory_limit_origin"] != c.want.Origin {
+				t.Errorf("/-/status memory_limit_bytes %v, memory_limit_origin %v; want %d, %s", st["memory_limit_bytes"], st["memory_limit_origin"], c.want.Bytes, c.want.Origin)
+			}
 			if c.key != "" && c.env != "" && !strings.Contains(p.stderr.String(), "memory_limit 300MiB overrides GOMEMLIMIT=1GiB") {
 				t.Errorf("no warning that memory_limit overrides GOMEMLIMIT:\n%s", tail(p.stderr.String(), 20))
 			}

@@ -442,12 +442,15 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout i
 			PageCacheBytes:   int64(cfg.Cache.PageMemory),
 		},
 		// The HTTP server's own.
-		MetricsHandler:   metricsOnMain,
-		Audit:            a.audit,
-		Version:          version,
-		UpstreamName:     upstreamSummary(cfg),
-		TrustInfo:        func() (string, time.Time) { return a.trust.Describe(), a.trust.LastRefresh() },
-		WriteIdleTimeout: cfg.WriteIdleTimeout.D(),
+		MetricsHandler: metricsOnMain,
+		Audit:          a.audit,
+		Version:        version,
+		UpstreamName:   upstreamSummary(cfg),
+		TrustInfo:      func() (string, time.Time) { return a.trust.Describe(), a.trust.LastRefresh() },
+		// serve applied it (setMemoryLimit) before wire.
+		MemoryLimit:       debug.SetMemoryLimit(-1),
+		MemoryLimitOrigin: cfg.EffectiveMemoryLimit().Origin,
+		WriteIdleTimeout:  cfg.WriteIdleTimeout.D(),
 	})
 	if err != nil {
 		return nil, err
