@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/pipgate/pipgate/internal/jsonstr"
 )
 
 // NewJSON returns a Handler writing slog.NewJSONHandler(w, opts)'s lines to
@@ -70,9 +71,9 @@ func appendJSON(b []byte, t time.Time, level slog.Level, msg string, pre []byte,
 		b = append(b, `",`...)
 	}
 	b = append(b, `"level":`...)
-	b = appendJSONString(b, level.String())
+	b = jsonstr.AppendSlog(b, level.String())
 	b = append(b, `,"msg":`...)
-	b = appendJSONString(b, msg)
+	b = jsonstr.AppendSlog(b, msg)
 	b = append(b, pre...)
 	b, ok := appendJSONAttrs(b, attrs)
 	if !ok {
@@ -89,11 +90,11 @@ func appendJSONAttrs(b []byte, attrs []slog.Attr) ([]byte, bool) {
 			return b, false
 		}
 		b = append(b, ',')
-		b = appendJSONString(b, a.Key)
+		b = jsonstr.AppendSlog(b, a.Key)
 		b = append(b, ':')
 		switch v := a.Value; v.Kind() {
 		case slog.KindString:
-			b = appendJSONString(b, v.String())
+			b = jsonstr.AppendSlog(b, v.String())
 		case slog.KindInt64:
 			b = strconv.AppendInt(b, v.Int64(), 10)
 		case slog.KindFloat64:
@@ -124,57 +125,4 @@ func appendJSONFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString is slog's quoted JSON string: control characters,
-// quote and backslash escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029
-// escaped, no HTML escaping.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
