@@ -200,15 +200,8 @@ func BenchmarkEagerFirstView(b *testing.B) {
 // the network: the handler writes to a recorder. scripts/bench-serve.sh
 // measures the same path over loopback against nginx.
 func BenchmarkCacheHitHandler(b *testing.B) {
-	up := pypitest.NewServer(b)
-	content := make([]byte, 100<<10)
-	if _, err := rand.Read(content); err != nil {
-		b.Fatal(err)
-	}
-	d := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) {
-		d.Content = content
-		d.Provenance = []byte(`{"version":1,"attestation_bundles":[]}`)
-	})
+	up, d := benchWheel(b)
+	content := d.Content
 	tp := newTestProxy(b, up, demoTrustsGoodRepo, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil)) //nolint:sloglint // the access log's JSON formatting is part of what is measured
 	})
@@ -276,15 +269,8 @@ func (w *sinkWriter) ReadFrom(r io.Reader) (int64, error) {
 // are the server's own CPU and allocations per request, the body's copy
 // left out as sendfile leaves it to the kernel.
 func BenchmarkCacheHitDuties(b *testing.B) {
-	up := pypitest.NewServer(b)
-	content := make([]byte, 100<<10)
-	if _, err := rand.Read(content); err != nil {
-		b.Fatal(err)
-	}
-	d := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) {
-		d.Content = content
-		d.Provenance = []byte(`{"version":1,"attestation_bundles":[]}`)
-	})
+	up, d := benchWheel(b)
+	content := d.Content
 	auditLog, err := audit.New(audit.Options{Path: filepath.Join(b.TempDir(), "audit.jsonl")})
 	if err != nil {
 		b.Fatal(err)
@@ -349,4 +335,20 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchWheel is an upstream listing demo 1.0, a random 100 KB wheel with a
+// provenance body (its facts are set on the test verifier).
+func benchWheel(b *testing.B) (*pypitest.Server, pypitest.Dist) {
+	b.Helper()
+	up := pypitest.NewServer(b)
+	content := make([]byte, 100<<10)
+	if _, err := rand.Read(content); err != nil {
+		b.Fatal(err)
+	}
+	d := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) {
+		d.Content = content
+		d.Provenance = []byte(`{"version":1,"attestation_bundles":[]}`)
+	})
+	return up, d
 }
