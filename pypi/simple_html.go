@@ -281,13 +281,14 @@ func ParseProjectHTMLFrom(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 	if err != nil {
 		return nil, err
 	}
+	res := newHrefResolver(base)
 	// Resolved in place: no second array of a page's files. A resolved URL
 	// may be much longer than its href (a long <base href>): the budget
 	// counts it.
 	kept := files[:0]
 	for i := range files {
 		href := files[i].URL
-		f, err := resolveHTMLFile(files[i], attrErrs[i], base)
+		f, err := resolveHTMLFile(files[i], attrErrs[i], res)
 		if err == nil {
 			err = budget.add(f.memorySize() - files[i].memorySize())
 			if errors.Is(err, ErrPageTooLarge) {
@@ -371,15 +372,14 @@ func boolPtr(b bool) *bool {
 
 // resolveHTMLFile finishes a scanned file: f.URL and f.Provenance hold the
 // raw hrefs, attrErr is readHTMLAttrs' error.
-func resolveHTMLFile(f File, attrErr error, base *url.URL) (File, error) {
+func resolveHTMLFile(f File, attrErr error, res *hrefResolver) (File, error) {
 	href, prov := f.URL, f.Provenance
 	f.Provenance = ""
 	var frag string
 	var err error
-	if f.URL, frag, err = resolveURL(base, href); err != nil {
+	if f.URL, frag, f.Filename, err = res.resolve(href, true); err != nil {
 		return f, err
 	}
-	f.Filename = urlFilename(f.URL)
 	if !safeFilename(f.Filename) {
 		return f, pageError("unsafe filename %q in %q", truncate(f.Filename, 200), truncate(href, 200))
 	}
@@ -394,7 +394,7 @@ func resolveHTMLFile(f File, attrErr error, base *url.URL) (File, error) {
 		return f, attrErr
 	}
 	if prov != "" {
-		if f.Provenance, _, err = resolveURL(base, prov); err != nil {
+		if f.Provenance, _, _, err = res.resolve(prov, false); err != nil {
 			return f, err
 		}
 	}

@@ -301,6 +301,7 @@ func decodeJSONFiles(dec *json.Decoder, p *ProjectPage, pageURL *url.URL) ([]Fil
 		return nil, pageError("JSON: files: want an array, got %v", tok)
 	}
 	files := []File{}
+	res := newHrefResolver(pageURL)
 	var budget pageBudget
 	rps := interner{}
 	for i := 0; dec.More(); i++ {
@@ -315,7 +316,7 @@ func decodeJSONFiles(dec *json.Decoder, p *ProjectPage, pageURL *url.URL) ([]Fil
 			return nil, pageError("JSON: files[%d]: %v", i, err)
 		}
 		var f File
-		if err := convertJSONFile(&in, pageURL, &f); err != nil {
+		if err := convertJSONFile(&in, res, &f); err != nil {
 			name := ""
 			if in.Filename != nil {
 				name = *in.Filename
@@ -340,7 +341,7 @@ func decodeJSONFiles(dec *json.Decoder, p *ProjectPage, pageURL *url.URL) ([]Fil
 	return slices.Clip(files), nil
 }
 
-func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
+func convertJSONFile(in *jsonFileIn, res *hrefResolver, f *File) error {
 	f.Size = -1
 	if in.Filename == nil {
 		return errors.New("missing filename")
@@ -354,7 +355,7 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 	}
 	var frag string
 	var err error
-	if f.URL, frag, err = resolveURL(pageURL, *in.URL); err != nil {
+	if f.URL, frag, _, err = res.resolve(*in.URL, false); err != nil {
 		return fmt.Errorf("%s: url: %w", f.Filename, err)
 	}
 	// The URL usually ends with the file name: share its bytes.
@@ -402,7 +403,7 @@ func convertJSONFile(in *jsonFileIn, pageURL *url.URL, f *File) error {
 		f.UploadTime = *in.UploadTime
 	}
 	if in.Provenance != nil && *in.Provenance != "" {
-		if f.Provenance, _, err = resolveURL(pageURL, *in.Provenance); err != nil {
+		if f.Provenance, _, _, err = res.resolve(*in.Provenance, false); err != nil {
 			return fmt.Errorf("%s: provenance: %w", f.Filename, err)
 		}
 	}
