@@ -69,10 +69,17 @@ var ErrInvalidVersion = errors.New("invalid version")
 // "-" and "_", and any letter case are accepted.
 func ParseVersion(s string) (Version, error) {
 	t := trimPySpace(s)
-	if v, ok := parsePlainRelease(t); ok {
+	v, ok := parsePlainRelease(t)
+	switch {
+	case ok:
 		return v, nil
+	case onlyDigitsAndDots(t):
+		// Past a plain release, packaging's pattern needs a letter, "!",
+		// "-", "_" or "+": "1.", "1..2", a 2 KB junk version are refused
+		// without running it.
+		return Version{}, &VersionError{Version: s}
 	}
-	v, ok := parseVersionRE(t)
+	v, ok = parseVersionRE(t)
 	if !ok {
 		return Version{}, &VersionError{Version: s}
 	}
@@ -279,6 +286,16 @@ func parsePlainRelease(t string) (Version, bool) {
 		v.release = append(v.release, canonNum(p))
 	}
 	return v, true
+}
+
+// onlyDigitsAndDots reports whether t has no byte but ASCII digits and ".".
+func onlyDigitsAndDots(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // SortKey returns a byte string whose order is v's PEP 440 order: for

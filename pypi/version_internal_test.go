@@ -18,7 +18,28 @@ func TestParsePlainRelease(t *testing.T) {
 		if !ok && isPlain(s) {
 			t.Errorf("parsePlainRelease(%q) refused a plain release", s)
 		}
+		checkParseVersion(t, s)
 	}
+}
+
+// checkParseVersion fails t unless ParseVersion, with its short cuts,
+// gives what packaging's regular expression gives for s.
+func checkParseVersion(t *testing.T, s string) {
+	t.Helper()
+	want, reOK := parseVersionRE(trimPySpace(s))
+	got, err := ParseVersion(s)
+	if (err == nil) != reOK || reOK && !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseVersion(%q) = %#v, %v; the regular expression gives %#v, valid=%v", s, got, err, want, reOK)
+	}
+}
+
+// FuzzParseVersionShortCuts holds ParseVersion to the regular expression,
+// on digits and dots above all (where it skips it).
+func FuzzParseVersionShortCuts(f *testing.F) {
+	for _, s := range []string{"1", "1.0", "1.", ".1", "1..2", ".", "..", "", " 1.0 ", "1.0.", "01.2.3..", "1.2a", "1.0+1.2"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkParseVersion)
 }
 
 func isPlain(s string) bool {
