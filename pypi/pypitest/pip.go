@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +19,11 @@ import (
 const runTimeout = 2 * time.Minute
 
 // PipAvailable returns nil when `python3 -m pip` and the venv module work;
-// tests call t.Skip with the error otherwise.
-func PipAvailable() error {
+// tests call t.Skip with the error otherwise. The answer is found once per
+// test process (a pyenv shim alone costs about 0.1 s of CPU).
+func PipAvailable() error { return pipAvailable() }
+
+var pipAvailable = sync.OnceValue(func() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "python3", "-c", "import venv, pip, sys; print(pip.__path__[0])")
@@ -30,7 +34,7 @@ func PipAvailable() error {
 		return fmt.Errorf("python3 with pip and venv unavailable: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
+})
 
 // Pip runs the machine's pip in a clean, hermetic environment: HOME, TMPDIR
 // and caches in a test's temporary folder, no configuration file, no cache,
@@ -60,16 +64,33 @@ func NewPip(t testing.TB) *Pip {
 		}
 	}
 	p := &Pip{home: home}
-	out, err := p.python(context.Background(), "python3", "-c", "import os, sys, pip; print(sys.executable); print(os.path.dirname(pip.__path__[0]))")
-	if err != nil {
-		t.Fatalf("locating pip: %v: %s", err, out)
+	// Where python3 and its pip are, found once per test process, in the
+	// first harness's environment (an empty HOME: no user site-packages).
+	located.once.Do(func() {
+		out, err := p.python(context.Background(), "python3", "-c", "import os, sys, pip; print(sys.executable); print(os.path.dirname(pip.__path__[0]))")
+		if err != nil {
+			located.err = fmt.Errorf("locating pip: %w: %s", err, out)
+			return
+		}
+		lines := strings.Fields(out)
+		if len(lines) != 2 {
+			located.err = fmt.Errorf("locating pip: unexpected output %q", out)
+			return
+		}
+		located.python3, located.pipDir = lines[0], lines[1]
+	})
+	if located.err != nil {
+		t.Fatal(located.err)
 	}
-	lines := strings.Fields(out)
-	if len(lines) != 2 {
-		t.Fatalf("locating pip: unexpected output %q", out)
-	}
-	p.python3, p.pipDir = lines[0], lines[1]
+	p.python3, p.pipDir = located.python3, located.pipDir
 	return p
+}
+
+// located is python3's interpreter and pip folder, as NewPip found them.
+var located struct {
+	once            sync.Once
+	python3, pipDir string
+	err             error
 }
 
 // cleanEnv drops everything from env that would make pip depend on the
