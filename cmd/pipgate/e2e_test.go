@@ -451,13 +451,44 @@ egress:
 	// it checks does not depend on the others' order. The subtests after the
 	// group need the server to themselves: counters that must not move,
 	// policy reloads, the upstream stopped.
-	contVenv := pip.Venv(t) // cont-pkg 1.0 installed, then upgraded once its new publisher is accepted
+	//
+	// The installs of the subtests below that must succeed are of
+	// independent projects: one pip run installs them all into one venv (a
+	// pip start is most of a subtest's CPU). Each project is chosen on its
+	// own page and none depends on another (app's dependency lib is no one
+	// else's), so pip's choice for one does not depend on the others; each
+	// subtest still checks its own versions and pipgate's record of its
+	// own files. Should that run fail, each subtest installs its projects
+	// alone in a venv of its own, as before, so that a failure names its
+	// subtest.
+	shared := pip.Venv(t) // cont-pkg 1.0 installed, then upgraded once its new publisher is accepted
+	sharedOut, sharedErr := install(shared, "app", "trusted-pkg==1.0", "yankme", "cont-pkg", "warnme")
+	if sharedErr != nil {
+		t.Logf("pip install of every subtest's projects at once: %v; each subtest installs its own:\n%s", sharedErr, sharedOut)
+	}
+	contVenv := shared
+	if sharedErr != nil {
+		contVenv = pip.Venv(t)
+	}
+	// setup returns the venv where reqs are installed and pip's output:
+	// the shared run's, or, should it have failed, a run of reqs alone in
+	// venv (a new one when "").
+	setup := func(t *testing.T, venv string, reqs ...string) (string, string) {
+		t.Helper()
+		if sharedErr == nil {
+			return shared, sharedOut
+		}
+		if venv == "" {
+			venv = pip.Venv(t)
+		}
+		out, err := install(venv, reqs...)
+		mustOK(t, "install "+strings.Join(reqs, " "), out, err)
+		return venv, out
+	}
 	t.Run("pip", func(t *testing.T) {
 		t.Run("index/dependency-yanked-requires-python", func(t *testing.T) {
 			t.Parallel()
-			venv := pip.Venv(t)
-			out, err := install(venv, "app")
-			mustOK(t, "pip install app", out, err)
+			venv, out := setup(t, "", "app")
 			if v := installed(venv, "app"); v != "1.0" {
 				t.Errorf("app = %q; want 1.0", v)
 			}
@@ -465,7 +496,7 @@ egress:
 			if v := installed(venv, "lib"); v != "1.0" {
 				t.Errorf("lib = %q; want 1.0 (1.1 requires Python>=4, 2.0 is yanked)\n%s", v, out)
 			}
-			out, err = download(t, "lib==2.0")
+			out, err := download(t, "lib==2.0")
 			mustOK(t, "pip download lib==2.0 (pinned yanked)", out, err)
 			if !strings.Contains(out, "lib 2.0 was broken") {
 				t.Errorf("pip did not print the upstream yank reason:\n%s", out)
@@ -473,10 +504,11 @@ egress:
 		})
 		t.Run("policy/trusted-publisher", func(t *testing.T) {
 			t.Parallel()
-			venv := pip.Venv(t)
-			out, err := install(venv, "trusted-pkg==1.0")
-			mustOK(t, "install trusted-pkg==1.0", out, err)
-			out, err = download(t, "trusted-pkg==2.0")
+			venv, out := setup(t, "", "trusted-pkg==1.0")
+			if v := installed(venv, "trusted-pkg"); v != "1.0" {
+				t.Errorf("trusted-pkg = %q; want 1.0\n%s", v, out)
+			}
+			out, err := download(t, "trusted-pkg==2.0")
 			if err == nil {
 				t.Fatalf("pip downloaded trusted-pkg 2.0, signed by evil/fork:\n%s", out)
 			}
@@ -498,13 +530,13 @@ egress:
 		})
 		t.Run("policy/yank", func(t *testing.T) {
 			t.Parallel()
-			venv := pip.Venv(t)
-			out, err := install(venv, "yankme")
-			mustOK(t, "install yankme", out, err)
+			venv, out := setup(t, "", "yankme")
 			if v := installed(venv, "yankme"); v != "1.0" {
-				t.Errorf("yankme = %q; want 1.0 (2.0 is yanked by pipgate)", v)
+				t.Errorf("yankme = %q; want 1.0 (2.0 is yanked by pipgate)\n%s", v, out)
 			}
-			out, err = install(venv, "yankme==2.0")
+			// The only install into the shared venv after the shared run:
+			// the other subtests only read their own projects' versions.
+			out, err := install(venv, "yankme==2.0")
 			mustOK(t, "install yankme==2.0 (pinned)", out, err)
 			if v := installed(venv, "yankme"); v != "2.0" {
 				t.Errorf("pinned yankme = %q; want 2.0", v)
@@ -519,9 +551,9 @@ egress:
 		})
 		t.Run("policy/cooldown-and-publisher-change-fallback", func(t *testing.T) {
 			t.Parallel()
-			venv := contVenv
 			// Unpinned: 1.1 is listed as yanked until its cooldown ends, so pip
-			// falls back to 1.0.
+			// falls back to 1.0. (A run of its own: the README shows its output.)
+			venv := pip.Venv(t)
 			out, err := install(venv, "cool-pkg")
 			why.add("unpinned, newest release blocked", out, "install", "--index-url", index, "--no-cache-dir", "cool-pkg")
 			mustOK(t, "install cool-pkg", out, err)
@@ -560,8 +592,7 @@ egress:
 			}
 
 			// A publisher change: 2.0 is signed by evil/fork, 1.0 by good/repo.
-			out, err = install(venv, "cont-pkg")
-			mustOK(t, "install cont-pkg", out, err)
+			venv, out = setup(t, contVenv, "cont-pkg")
 			if v := installed(venv, "cont-pkg"); v != "1.0" {
 				t.Errorf("cont-pkg = %q; want 1.0 (2.0 changed publisher)\n%s", v, out)
 			}
@@ -576,9 +607,10 @@ egress:
 		})
 		t.Run("policy/warn", func(t *testing.T) {
 			t.Parallel()
-			venv := pip.Venv(t)
-			out, err := install(venv, "warnme")
-			mustOK(t, "install warnme", out, err)
+			venv, out := setup(t, "", "warnme")
+			if v := installed(venv, "warnme"); v != "1.0" {
+				t.Errorf("warnme = %q; want 1.0 (warned, served)\n%s", v, out)
+			}
 			recs := findAudit(p.audit(t), warn1)
 			if len(recs) == 0 || recs[0]["action"] != "warn" || recs[0]["verdict"] != string(pypi.VerdictUntrustedPublisher) {
 				t.Errorf("audit for %s = %v; want warn untrusted-publisher", warn1, recs)
@@ -709,7 +741,7 @@ egress:
 	})
 
 	t.Run("policy/publisher-change-accepted", func(t *testing.T) {
-		venv := contVenv // where cont-pkg 1.0 was installed (policy/cooldown-and-publisher-change-fallback)
+		venv := contVenv // where cont-pkg 1.0 was installed (before policy/cooldown-and-publisher-change-fallback, or by it)
 		// The operator accepts the change (the publisher the reason names)
 		// and sends SIGHUP: unpinned pip now gets 2.0, and nothing was
 		// verified again.
