@@ -105,16 +105,32 @@ func (e *FilenameError) Is(target error) bool {
 // extension gives "unknown distribution format". Unlike packaging, it also
 // rejects names containing "/", "\", NUL or another control character, and
 // the names "." and "..", so a parsed name is always safe as a path element.
-func ParseFilename(name string) (Filename, error) {
+func ParseFilename(name string) (Filename, error) { return parseFilename(name, wantAll) }
+
+// parseWant says what a parse computes beyond checking a filename and
+// reading its version and build tag: the normalised name, the expanded
+// tags. A caller that needs only the version (a page of 390k files is read
+// for its versions several times per render) skips the rest; what is
+// accepted and every error are the same (FuzzFilenameVersion).
+type parseWant uint8
+
+const (
+	wantName parseWant = 1 << iota // Filename.Name
+	wantTags                       // Filename.Tags
+	wantAll  = wantName | wantTags
+)
+
+// parseFilename is [ParseFilename] computing what want says.
+func parseFilename(name string, want parseWant) (Filename, error) {
 	if name == "" || name == "." || name == ".." || strings.ContainsFunc(name, unsafeFilenameRune) {
 		return Filename{}, &FilenameError{Filename: name, Kind: ErrUnsafeFilename,
 			Msg: "Invalid distribution filename (path separator or control character): " + pyRepr(name)}
 	}
 	switch {
 	case strings.HasSuffix(name, ".whl"):
-		return parseWheelFilename(name)
+		return parseWheelFilename(name, want)
 	case strings.HasSuffix(name, ".tar.gz"), strings.HasSuffix(name, ".zip"):
-		return parseSdistFilename(name)
+		return parseSdistFilename(name, want)
 	}
 	return Filename{}, &FilenameError{Filename: name, Kind: ErrUnknownDistFormat,
 		Msg: "unknown distribution format: " + name}
@@ -131,15 +147,28 @@ var SdistExtensions = []string{".tar.gz", ".zip", ".tgz", ".tar", ".tar.bz2", ".
 // index: a wheel as [ParseFilename] does, and an sdist in any of
 // [SdistExtensions] as [ParseFilename] parses a ".tar.gz" (name and version
 // split at the last "-"). Any other name is an error.
-func ParsePipFilename(name string) (Filename, error) {
+func ParsePipFilename(name string) (Filename, error) { return parsePipFilename(name, wantAll) }
+
+// PipFilenameVersion returns the version in a filename [ParsePipFilename]
+// accepts, and false for one it refuses. It reads exactly what
+// ParsePipFilename reads, without normalising the project name or
+// expanding the wheel's tags: what a caller wanting only the version would
+// have thrown away.
+func PipFilenameVersion(name string) (Version, bool) {
+	fn, err := parsePipFilename(name, 0)
+	return fn.Version, err == nil
+}
+
+// parsePipFilename is [ParsePipFilename] computing what want says.
+func parsePipFilename(name string, want parseWant) (Filename, error) {
 	if !strings.HasSuffix(name, ".whl") && !strings.ContainsFunc(name, unsafeFilenameRune) && name != "." && name != ".." {
 		for _, ext := range SdistExtensions {
 			if stem, ok := strings.CutSuffix(name, ext); ok {
-				return parseSdistStem(name, stem)
+				return parseSdistStem(name, stem, want)
 			}
 		}
 	}
-	return ParseFilename(name)
+	return parseFilename(name, want)
 }
 
 // ParseProjectFilename parses name as a distribution file of project (PEP
@@ -150,7 +179,13 @@ func ParsePipFilename(name string) (Filename, error) {
 // only one that does. A file that fails is not a release of the project as
 // far as pipgate can tell, and is left off its page.
 func ParseProjectFilename(project, name string) (Filename, error) {
-	fn, err := ParsePipFilename(name)
+	return parseProjectFilename(project, name, wantAll)
+}
+
+// parseProjectFilename is [ParseProjectFilename] computing what want says
+// besides the name.
+func parseProjectFilename(project, name string, want parseWant) (Filename, error) {
+	fn, err := parsePipFilename(name, want|wantName)
 	if err != nil {
 		return fn, err
 	}
@@ -171,7 +206,7 @@ func (p *ProjectPage) KeepDistributions(project string) int {
 	out := 0
 	kept := p.Files[:0]
 	for i := range p.Files {
-		if _, err := ParseProjectFilename(project, p.Files[i].Filename); err != nil {
+		if _, err := parseProjectFilename(project, p.Files[i].Filename, 0); err != nil {
 			p.drop(dropped(i, p.Files[i].Filename, err))
 			out++
 			continue
@@ -187,7 +222,7 @@ func unsafeFilenameRune(r rune) bool {
 	return r == '/' || r == '\\' || r < 0x20 || r == 0x7f
 }
 
-func parseWheelFilename(full string) (Filename, error) {
+func parseWheelFilename(full string, want parseWant) (Filename, error) {
 	stem := strings.TrimSuffix(full, ".whl")
 	fail := func(msg string) (Filename, error) {
 		return Filename{}, &FilenameError{Filename: full, Kind: ErrInvalidWheelFilename, Msg: msg}
@@ -196,24 +231,33 @@ func parseWheelFilename(full string) (Filename, error) {
 	if dashes != 4 && dashes != 5 {
 		return fail("Invalid wheel filename (wrong number of parts): " + pyRepr(stem))
 	}
-	parts := strings.SplitN(stem, "-", dashes-1)
-	namePart := parts[0]
+	// packaging's stem.split("-", dashes - 2): name, version, [build,]
+	// and the tags, which hold the last two dashes.
+	namePart, rest, _ := strings.Cut(stem, "-")
 	if strings.Contains(namePart, "__") || !isWheelNamePart(namePart) {
 		return fail("Invalid project name: " + pyRepr(stem))
 	}
-	v, err := ParseVersion(parts[1])
+	versionPart, rest, _ := strings.Cut(rest, "-")
+	v, err := ParseVersion(versionPart)
 	if err != nil {
 		return fail("Invalid wheel filename (invalid version): " + pyRepr(stem))
 	}
-	f := Filename{Kind: Wheel, Name: NormalizeName(namePart), Version: v}
+	f := Filename{Kind: Wheel, Version: v}
+	if want&wantName != 0 {
+		f.Name = NormalizeName(namePart)
+	}
 	if dashes == 5 {
-		b, ok := parseBuildTag(parts[2])
+		var buildPart string
+		buildPart, rest, _ = strings.Cut(rest, "-")
+		b, ok := parseBuildTag(buildPart)
 		if !ok {
-			return fail("Invalid build number: " + parts[2] + " in " + pyRepr(stem))
+			return fail("Invalid build number: " + buildPart + " in " + pyRepr(stem))
 		}
 		f.Build = &b
 	}
-	f.Tags = parseTags(parts[len(parts)-1])
+	if want&wantTags != 0 {
+		f.Tags = parseTags(rest)
+	}
 	return f, nil
 }
 
@@ -274,8 +318,12 @@ func decimalValue(r rune) (int, bool) {
 // parseTags expands a compressed tag set ("py2.py3-none-any") as
 // packaging's parse_tag does, lower-casing every part.
 func parseTags(s string) []Tag {
-	f := strings.SplitN(s, "-", 3)
-	interps, abis, plats := strings.Split(f[0], "."), strings.Split(f[1], "."), strings.Split(f[2], ".")
+	interp, rest, _ := strings.Cut(s, "-")
+	abi, plat, _ := strings.Cut(rest, "-")
+	if !strings.Contains(s, ".") { // one tag, the usual case
+		return []Tag{{Interpreter: pyLower(interp), ABI: pyLower(abi), Platform: pyLower(plat)}}
+	}
+	interps, abis, plats := strings.Split(interp, "."), strings.Split(abi, "."), strings.Split(plat, ".")
 	tags := make([]Tag, 0, len(interps)*len(abis)*len(plats))
 	for _, i := range interps {
 		for _, a := range abis {
@@ -315,17 +363,17 @@ func pyLower(s string) string {
 	return s
 }
 
-func parseSdistFilename(full string) (Filename, error) {
+func parseSdistFilename(full string, want parseWant) (Filename, error) {
 	stem, ok := strings.CutSuffix(full, ".tar.gz")
 	if !ok {
 		stem = strings.TrimSuffix(full, ".zip")
 	}
-	return parseSdistStem(full, stem)
+	return parseSdistStem(full, stem, want)
 }
 
 // parseSdistStem parses an sdist filename full whose extension is cut off
 // (stem), as packaging does: name and version split at the last "-".
-func parseSdistStem(full, stem string) (Filename, error) {
+func parseSdistStem(full, stem string, want parseWant) (Filename, error) {
 	i := strings.LastIndexByte(stem, '-')
 	if i < 0 {
 		return Filename{}, &FilenameError{Filename: full, Kind: ErrInvalidSdistFilename,
@@ -336,7 +384,11 @@ func parseSdistStem(full, stem string) (Filename, error) {
 		return Filename{}, &FilenameError{Filename: full, Kind: ErrInvalidSdistFilename,
 			Msg: "Invalid sdist filename (invalid version): " + pyRepr(full)}
 	}
-	return Filename{Kind: Sdist, Name: NormalizeName(stem[:i]), Version: v}, nil
+	f := Filename{Kind: Sdist, Version: v}
+	if want&wantName != 0 {
+		f.Name = NormalizeName(stem[:i])
+	}
+	return f, nil
 }
 
 // Equal reports whether f and g are the same distribution as packaging's

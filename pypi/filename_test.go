@@ -330,3 +330,30 @@ func TestParseProjectFilename(t *testing.T) {
 		t.Errorf("dropped %+v; want foo-1.0.exe (1) and other-1.0.tar.gz (3) with reasons", dropped)
 	}
 }
+
+// benchFilenames are a page's usual file names: wheels with one tag or a
+// few, an sdist.
+var benchFilenames = []string{
+	"huge_j1-3.12.45-py3-none-any.whl", "numpy-2.1.3-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+	"requests-2.32.3.tar.gz", "six-1.16.0-py2.py3-none-any.whl",
+}
+
+// BenchmarkParsePipFilename is the whole parse of a filename; a page's
+// render reads the version alone (BenchmarkPipFilenameVersion).
+func BenchmarkParsePipFilename(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := pypi.ParsePipFilename(benchFilenames[i%len(benchFilenames)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPipFilenameVersion(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, ok := pypi.PipFilenameVersion(benchFilenames[i%len(benchFilenames)]); !ok {
+			b.Fatal(benchFilenames[i%len(benchFilenames)])
+		}
+	}
+}

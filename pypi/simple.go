@@ -489,7 +489,7 @@ func (p *ProjectPage) DeriveVersions() []string {
 	var ks []keyed
 	var buf []byte
 	for i := range p.Files {
-		f, err := ParseFilename(p.Files[i].Filename)
+		f, err := parseFilename(p.Files[i].Filename, 0)
 		if err != nil {
 			continue
 		}
@@ -502,7 +502,7 @@ func (p *ProjectPage) DeriveVersions() []string {
 		if i > 0 && ks[i-1].key == k.key {
 			continue // 1.0 and 1.0.0 are one release
 		}
-		f, _ := ParseFilename(p.Files[k.file].Filename)
+		f, _ := parseFilename(p.Files[k.file].Filename, 0)
 		out = append(out, f.Version.String())
 	}
 	return out

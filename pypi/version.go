@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // versionRE is packaging's VERSION_PATTERN (PEP 440, appendix B), matched
@@ -510,7 +511,16 @@ func isPySpace(r rune) bool {
 }
 
 func trimPySpace(s string) string {
+	if s != "" && !mayBePySpace(s[0]) && !mayBePySpace(s[len(s)-1]) {
+		return s // the usual case, without decoding runes
+	}
 	return strings.TrimFunc(s, isPySpace)
+}
+
+// mayBePySpace reports whether byte c of a string may belong to a rune
+// isPySpace accepts: an ASCII blank, or any byte of a multi-byte rune.
+func mayBePySpace(c byte) bool {
+	return c >= utf8.RuneSelf || isPySpace(rune(c))
 }
 
 // pyRepr quotes s roughly as Python's repr does (single quotes unless s
