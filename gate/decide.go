@@ -49,8 +49,8 @@ func (s *Gate) DecideFile(ctx context.Context, project string, f *pypi.File, fac
 // fileInput is what the policy needs about f besides the record.
 func fileInput(f *pypi.File, facts pypi.Facts, now time.Time) policy.File {
 	var version *pypi.Version
-	if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
-		version = &fn.Version
+	if v, ok := pypi.PipFilenameVersion(f.Filename); ok {
+		version = &v
 	}
 	return fileInputVersion(f, facts, now, version)
 }
@@ -88,15 +88,15 @@ func newHistory(p *pypi.ProjectPage) *history {
 	byName := make(map[string]*pypi.File, len(p.Files))
 	for i := range p.Files {
 		f := &p.Files[i]
-		fn, err := pypi.ParsePipFilename(f.Filename)
-		if err != nil {
+		v, ok := pypi.PipFilenameVersion(f.Filename)
+		if !ok {
 			continue
 		}
 		if _, dup := byName[f.Filename]; dup {
 			continue // the first of a name is the one served
 		}
 		byName[f.Filename] = f
-		h.uploads = append(h.uploads, policy.Upload{Filename: f.Filename, Version: fn.Version, UploadTime: uploadTime(f), Provenance: f.Provenance != ""})
+		h.uploads = append(h.uploads, policy.Upload{Filename: f.Filename, Version: v, UploadTime: uploadTime(f), Provenance: f.Provenance != ""})
 	}
 	h.timed = policy.SortUploads(h.uploads)
 	h.files = make([]*pypi.File, len(h.uploads))
@@ -151,34 +151,33 @@ type release struct {
 }
 
 // newestReleases groups the files of the k newest releases of p (1.0 and
-// 1.0.0 are one), newest first by PEP 440; files whose names do not parse
-// are left out. It holds k releases at a time, never one per release of
-// the page (a page may list 390k files of as many releases).
+// 1.0.0 are one: PEP 440 equal), newest first by PEP 440; files whose
+// names do not parse are left out. It holds k releases at a time, never
+// one per release of the page (a page may list 390k files of as many
+// releases), and reads each file's version alone (pypi.PipFilenameVersion).
+// The first j releases of newestReleases(p, k) are newestReleases(p, j).
 func newestReleases(p *pypi.ProjectPage, k int) []release {
 	if k <= 0 {
 		return nil
 	}
 	var out []release // newest first, at most k
-	var keys []string // out[i]'s canonical version
 	for i := range p.Files {
-		fn, err := pypi.ParsePipFilename(p.Files[i].Filename)
-		if err != nil {
+		v, ok := pypi.PipFilenameVersion(p.Files[i].Filename)
+		if !ok {
 			continue
 		}
-		key := pypi.CanonicalizeVersion(fn.Version.String())
-		if j := slices.Index(keys, key); j >= 0 {
+		// The first release not newer than v: v's own, or v's place.
+		j := sort.Search(len(out), func(j int) bool { return out[j].v.Compare(v) <= 0 })
+		if j < len(out) && out[j].v.Equal(v) {
 			out[j].files = append(out[j].files, &p.Files[i])
 			continue
 		}
-		// The position among the newest: after every newer release.
-		j := sort.Search(len(out), func(j int) bool { return out[j].v.Compare(fn.Version) < 0 })
 		if j >= k {
 			continue
 		}
-		out = slices.Insert(out, j, release{v: fn.Version, files: []*pypi.File{&p.Files[i]}})
-		keys = slices.Insert(keys, j, key)
+		out = slices.Insert(out, j, release{v: v, files: []*pypi.File{&p.Files[i]}})
 		if len(out) > k {
-			out, keys = out[:k], keys[:k]
+			out = out[:k]
 		}
 	}
 	return out

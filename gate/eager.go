@@ -24,7 +24,10 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 	}
 	var todo []*pypi.File
 	var newest []*pypi.File
-	for _, r := range newestReleases(p, s.opts.EagerReleases) {
+	// One pass over the page for the newest releases and those below them
+	// that fallbackTodo may walk (a page may hold 390k files).
+	releases := newestReleases(p, s.opts.EagerReleases+eagerFallbackReleases)
+	for _, r := range releases[:min(len(releases), s.opts.EagerReleases)] {
 		newest = append(newest, r.files...)
 	}
 	for _, f := range newest {
@@ -40,7 +43,7 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 	// as yanked and unpinned pip falls back.
 	recordPending := s.recordPending(p)
 	tried := map[*pypi.File]bool{}
-	if len(todo) == 0 && !recordPending && len(s.fallbackTodo(p, tried)) == 0 {
+	if len(todo) == 0 && !recordPending && len(s.fallbackTodo(p, releases, tried)) == 0 {
 		return
 	}
 	start := time.Now()
@@ -59,7 +62,7 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 		// When the policy yanks every newest release, unpinned pip falls
 		// back to older ones: verify down to one it may install, so that
 		// each release pip may pick on the way is judged in the index.
-		for more := s.fallbackTodo(p, tried); len(more) > 0 && bg.Err() == nil; more = s.fallbackTodo(p, tried) {
+		for more := s.fallbackTodo(p, releases, tried); len(more) > 0 && bg.Err() == nil; more = s.fallbackTodo(p, releases, tried) {
 			for _, f := range more {
 				tried[f] = true
 			}
@@ -105,9 +108,10 @@ const eagerFallbackReleases = 8
 // upstream or the policy); nil when pip has a release to pick before it,
 // when the walk is past EagerReleases+eagerFallbackReleases, or when the
 // files were tried already (a verification error is not cached).
-func (s *Gate) fallbackTodo(p *pypi.ProjectPage, tried map[*pypi.File]bool) []*pypi.File {
+// releases are p's newestReleases(p, EagerReleases+eagerFallbackReleases).
+func (s *Gate) fallbackTodo(p *pypi.ProjectPage, releases []release, tried map[*pypi.File]bool) []*pypi.File {
 	pd := PageDecider{s: s, pol: s.policy.Current(), page: p, now: s.now()}
-	for i, r := range newestReleases(p, s.opts.EagerReleases+eagerFallbackReleases) {
+	for i, r := range releases {
 		var unknown []*pypi.File
 		for _, f := range r.files {
 			if f.Yanked {

@@ -114,8 +114,8 @@ func (c *hotCache) parsed(filename string) parsedVersion {
 		return v
 	}
 	var pv parsedVersion
-	if fn, err := pypi.ParsePipFilename(filename); err == nil {
-		pv = parsedVersion{v: fn.Version, ok: true, s: fn.Version.String()}
+	if v, ok := pypi.PipFilenameVersion(filename); ok {
+		pv = parsedVersion{v: v, ok: true, s: v.String()}
 	}
 	putInto(c, c.versions, filename, pv)
 	return pv

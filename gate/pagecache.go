@@ -577,8 +577,8 @@ func provenanceVersion(f *pypi.File) string {
 			return parts[n-3]
 		}
 	}
-	if fn, err := pypi.ParsePipFilename(f.Filename); err == nil {
-		return fn.Version.String()
+	if v, ok := pypi.PipFilenameVersion(f.Filename); ok {
+		return v.String()
 	}
 	return "0"
 }
