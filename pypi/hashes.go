@@ -238,6 +238,10 @@ func (h *Hashes) UnmarshalJSON(b []byte) error {
 		*h = Hashes{}
 		return nil
 	}
+	if raw, ok := cutLoneSHA256(b); ok {
+		*h = Hashes{string(raw[:])}
+		return nil
+	}
 	var m map[string]string
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
@@ -247,6 +251,25 @@ func (h *Hashes) UnmarshalJSON(b []byte) error {
 	}
 	*h = MakeHashes(m)
 	return nil
+}
+
+// cutLoneSHA256 reads the usual hashes object, exactly
+// {"sha256":"<64 lower-case hex digits>"}, without a map: what MakeHashes
+// makes of it, a lone sha256 (a page may hold 390k of them). Anything else
+// (another spelling, space, escapes, upper case) is not read here.
+func cutLoneSHA256(b []byte) (raw [sha256Len]byte, ok bool) {
+	const pre, post = `{"sha256":"`, `"}`
+	if len(b) != len(pre)+2*sha256Len+len(post) || string(b[:len(pre)]) != pre || string(b[len(b)-len(post):]) != post {
+		return raw, false
+	}
+	d := b[len(pre) : len(b)-len(post)]
+	for _, c := range d {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return raw, false
+		}
+	}
+	_, err := hex.Decode(raw[:], d)
+	return raw, err == nil
 }
 
 // Encoded returns h's encoding, for a caller that accounts for the memory

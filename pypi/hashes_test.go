@@ -54,3 +54,30 @@ func TestHashesRoundTrip(t *testing.T) {
 		t.Errorf("after Set: %v", h.Map())
 	}
 }
+
+// FuzzHashesUnmarshalJSON: Hashes read from JSON are what MakeHashes makes
+// of the object encoding/json reads (the usual lone sha256 is read without
+// the map), and what it refuses is refused.
+func FuzzHashesUnmarshalJSON(f *testing.F) {
+	sha := strings.Repeat("0f", 32)
+	for _, s := range []string{
+		`{"sha256":"` + sha + `"}`, `{"sha256":"` + strings.ToUpper(sha) + `"}`, `{"SHA256":"` + sha + `"}`,
+		`{"sha256": "` + sha + `"}`, `{"sha256":"` + sha[:63] + `g"}`, `{"sha256":"` + sha[:62] + `\u0030"}`,
+		`{"sha256":"` + sha + `","md5":"00"}`, `{"sha256":"` + sha + `"}}`, `{"sha256":"` + sha + `0"}`,
+		`{"sha256":"` + sha[:63] + `"}`, `{}`, `null`, `[]`, `{"sha256":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m map[string]string
+		merr := json.Unmarshal(b, &m)
+		var h pypi.Hashes
+		herr := json.Unmarshal(b, &h)
+		if (merr == nil) != (herr == nil) {
+			t.Fatalf("%q: Hashes error %v; as a map: %v", b, herr, merr)
+		}
+		if merr == nil && m != nil && h != pypi.MakeHashes(m) {
+			t.Fatalf("%q: Hashes %q; MakeHashes of the map: %q", b, h.Encoded(), pypi.MakeHashes(m).Encoded())
+		}
+	})
+}
