@@ -97,6 +97,13 @@ func TestPageShapesMemory(t *testing.T) {
 			return fmt.Sprintf(`{"filename":"a-1.zip","url":"a-1.zip","hashes":{"sha256":"%s"}}`, sha)
 		}},
 		{"json junk", true, func(int) string { return `{"filename":"x"}` }},
+		// The files array closed by the first entry, the rest versions.
+		{"json many versions", true, func(i int) string {
+			if i == 0 {
+				return `],"versions":["1"`
+			}
+			return fmt.Sprintf(`"1.%d"`, i)
+		}},
 		{"json big values", true, func(i int) string {
 			return fmt.Sprintf(`{"filename":"a-%d.zip","url":"f","hashes":{},"requires-python":"%s%d","yanked":"%s","upload-time":"%s"}`,
 				i, long, i, long, long)

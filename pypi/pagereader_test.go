@@ -48,7 +48,7 @@ func (o overLimit) Read(b []byte) (int, error) {
 // limit error and return it as it is, whatever they were reading then.
 func TestParsersStopAtTheLimit(t *testing.T) {
 	for _, body := range []string{``, `{"name":"a","files":[{"filename":"a-1.zip"`, `{"name":"a","files":[],"x":"abc`} {
-		_, err := parseProjectJSON(overLimit{strings.NewReader(body)}, nil)
+		_, err := parseProjectJSON(overLimit{strings.NewReader(body)}, nil, defaultPageLimits)
 		if !errors.Is(err, errPageBytes) {
 			t.Errorf("JSON %q then the limit: %v; want the limit's error", body, err)
 		}

@@ -205,9 +205,28 @@ func (p *pageReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// pageBudget counts what a page being parsed holds, against MaxPageFiles
-// and MaxPageMemory.
+// pageLimits are the limits a project page is parsed under.
+type pageLimits struct {
+	files  int   // most file entries
+	memory int64 // most bytes held
+}
+
+// defaultPageLimits are the limits of every page the package's functions
+// parse: [MaxPageFiles] and [MaxPageMemory]. The package's own tests pass
+// smaller ones to the parsers, to reach them with smaller pages.
+var defaultPageLimits = pageLimits{files: MaxPageFiles, memory: MaxPageMemory}
+
+// kibOrMiB writes n bytes as "160 MiB", or "256 KiB" when not a whole MiB.
+func kibOrMiB(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
+
+// pageBudget counts what a page being parsed holds, against its limits.
 type pageBudget struct {
+	limits  pageLimits
 	entries int
 	bytes   int64
 }
@@ -215,8 +234,8 @@ type pageBudget struct {
 // entry counts one more file entry.
 func (b *pageBudget) entry() error {
 	b.entries++
-	if b.entries > MaxPageFiles {
-		return tooLarge(fmt.Sprintf("more than %d file entries (pipgate's limit)", MaxPageFiles))
+	if b.entries > b.limits.files {
+		return tooLarge(fmt.Sprintf("more than %d file entries (pipgate's limit)", b.limits.files))
 	}
 	return nil
 }
@@ -224,8 +243,8 @@ func (b *pageBudget) entry() error {
 // add counts n more bytes held.
 func (b *pageBudget) add(n int64) error {
 	b.bytes += n
-	if b.bytes > MaxPageMemory {
-		return tooLarge(fmt.Sprintf("it would take more than %d MiB of memory parsed (pipgate's limit; %d file entries so far)", MaxPageMemory>>20, b.entries))
+	if b.bytes > b.limits.memory {
+		return tooLarge(fmt.Sprintf("it would take more than %s of memory parsed (pipgate's limit; %d file entries so far)", kibOrMiB(b.limits.memory), b.entries))
 	}
 	return nil
 }
@@ -253,13 +272,20 @@ func sameMemory(sub, s string) bool {
 	return e >= b && e+uintptr(len(sub)) <= b+uintptr(len(s))
 }
 
+// headerSize is the memory of p's struct and its own strings, its files
+// and versions aside.
+func (p *ProjectPage) headerSize() int64 {
+	return int64(256 + len(p.Name) + len(p.APIVersion) + len(p.Status) + len(p.StatusReason))
+}
+
 // MemorySize estimates the memory p holds: its files, their strings, its
 // versions.
 func (p *ProjectPage) MemorySize() int64 {
-	n := int64(256 + len(p.Name) + len(p.APIVersion) + len(p.Status) + len(p.StatusReason))
+	n := p.headerSize()
 	for _, v := range p.Versions {
 		n += int64(16 + len(v))
 	}
+	n += int64(cap(p.Versions)-len(p.Versions)) * 16
 	n += int64(cap(p.Files)-len(p.Files)) * fileStructSize
 	rps := map[*byte]bool{}
 	for i := range p.Files {

@@ -223,11 +223,16 @@ func ParseProjectHTML(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 // parses: it never holds the body whole, and keeps of each link only the
 // attributes it reads.
 func ParseProjectHTMLFrom(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
+	return parseProjectHTML(r, pageURL, defaultPageLimits)
+}
+
+// parseProjectHTML is [ParseProjectHTMLFrom] under the limits lim.
+func parseProjectHTML(r io.Reader, pageURL *url.URL, lim pageLimits) (*ProjectPage, error) {
 	// The links as scanned, before their URLs are resolved (a <base href>
 	// may come after them): URL and Provenance hold the raw hrefs.
 	var files []File
 	attrErrs := map[int]error{} // links with an attribute that did not parse
-	var budget pageBudget
+	budget := pageBudget{limits: lim}
 	rps := interner{}
 	d, err := scanHTML(&pageReader{r: r}, false, func(attrs htmlAttrs, _ string) error {
 		href := attrs.get("href")
@@ -243,15 +248,18 @@ func ParseProjectHTMLFrom(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 		}
 		rp, shared := rps.intern(f.RequiresPython)
 		f.RequiresPython = rp
-		n := f.memorySize()
+		// Its strings, then the array's growth: its new room, spare
+		// included, as MemorySize counts it.
+		n := f.memorySize() - fileStructSize
 		if !shared {
 			n += int64(len(rp))
 		}
 		if err := budget.add(n); err != nil {
 			return err
 		}
+		c := cap(files)
 		files = append(files, f)
-		return nil
+		return budget.add(int64(cap(files)-c) * fileStructSize)
 	})
 	if err != nil {
 		if errors.Is(err, ErrPageTooLarge) {
@@ -276,6 +284,9 @@ func ParseProjectHTMLFrom(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 		if n, ok := strings.CutPrefix(strings.TrimSpace(d.title), "Links for "); ok {
 			p.Name = NormalizeName(strings.TrimSpace(n))
 		}
+	}
+	if err := budget.add(p.headerSize()); err != nil {
+		return nil, err
 	}
 	base, err := htmlBase(pageURL, d.base)
 	if err != nil {

@@ -142,7 +142,7 @@ func ParseProjectJSON(body []byte, pageURL *url.URL) (*ProjectPage, error) {
 // converted before the next is read.
 func ParseProjectJSONFrom(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 	pr := &pageReader{r: r}
-	p, err := parseProjectJSON(pr, pageURL)
+	p, err := parseProjectJSON(pr, pageURL, defaultPageLimits)
 	if err != nil && errors.Is(err, ErrPageTooLarge) {
 		return nil, errPageTooLarge(err)
 	}
@@ -158,10 +158,15 @@ func errPageTooLarge(err error) error {
 	return err
 }
 
-func parseProjectJSON(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
+// parseProjectJSON parses a project page from r under the limits lim.
+func parseProjectJSON(r io.Reader, pageURL *url.URL, lim pageLimits) (*ProjectPage, error) {
 	var in jsonPageIn
 	p := &ProjectPage{}
 	var files []File
+	// One budget for everything the page holds: its files and its
+	// versions (a key given twice counts twice: the first value is held
+	// while the second is read).
+	budget := pageBudget{limits: lim}
 	dec := json.NewDecoder(r)
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, err
@@ -176,7 +181,7 @@ func parseProjectJSON(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 		case strings.EqualFold(key, "files"):
 			in.Files = nil
 			p.Dropped, p.DroppedCount = nil, 0
-			files, err = decodeJSONFiles(dec, p, pageURL)
+			files, err = decodeJSONFiles(dec, p, pageURL, &budget)
 			if err != nil {
 				return nil, err
 			}
@@ -194,7 +199,10 @@ func parseProjectJSON(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 			err = dec.Decode(&in.ProjectStatus)
 		case strings.EqualFold(key, "versions"):
 			in.Versions = nil
-			err = dec.Decode(&in.Versions)
+			var vs []string
+			if vs, err = decodeJSONVersions(dec, &budget); vs != nil {
+				in.Versions = &vs
+			}
 		default:
 			err = skipJSONValue(dec)
 		}
@@ -235,6 +243,9 @@ func parseProjectJSON(r io.Reader, pageURL *url.URL) (*ProjectPage, error) {
 	}
 	if in.Files == nil {
 		return nil, pageError("missing files")
+	}
+	if err := budget.add(p.headerSize()); err != nil {
+		return nil, err
 	}
 	p.Files = files
 	return p, nil
@@ -287,9 +298,44 @@ func expectDelim(dec *json.Decoder, d json.Delim) error {
 	return nil
 }
 
+// decodeJSONVersions reads the value of "versions": null (nil) or an
+// array of strings (a null read as "", as encoding/json does), each
+// counted in budget as [ProjectPage.MemorySize] counts it: a list of
+// one-character versions holds four times its size in string headers.
+func decodeJSONVersions(dec *json.Decoder, budget *pageBudget) ([]string, error) {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return nil, err
+	}
+	if tok != json.Delim('[') {
+		return nil, fmt.Errorf("versions: want an array, got %v", tok)
+	}
+	vs := []string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		v, ok := tok.(string)
+		if !ok && tok != nil {
+			return nil, fmt.Errorf("versions[%d]: want a string, got %v", len(vs), tok)
+		}
+		c := cap(vs)
+		vs = append(vs, v)
+		// The string and, when the array grew, its new room.
+		if err := budget.add(int64(len(v)) + int64(cap(vs)-c)*16); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the "]"
+		return nil, err
+	}
+	return vs, nil
+}
+
 // decodeJSONFiles reads the value of "files": null (files nil) or an array of
 // file objects, converted one by one; unusable entries are dropped (into p).
-func decodeJSONFiles(dec *json.Decoder, p *ProjectPage, pageURL *url.URL) ([]File, error) {
+func decodeJSONFiles(dec *json.Decoder, p *ProjectPage, pageURL *url.URL, budget *pageBudget) ([]File, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, jsonError(err)
@@ -302,7 +348,6 @@ func decodeJSONFiles(dec *json.Decoder, p *ProjectPage, pageURL *url.URL) ([]Fil
 	}
 	files := []File{}
 	res := newHrefResolver(pageURL)
-	var budget pageBudget
 	rps := interner{}
 	for i := 0; dec.More(); i++ {
 		if err := budget.entry(); err != nil {
