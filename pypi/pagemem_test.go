@@ -109,6 +109,12 @@ func TestPageShapesMemory(t *testing.T) {
 				i, long, i, long, long)
 		}},
 	}
+	// The shapes the limits refuse at this size, with what the refusal
+	// says: the 16 KB <base href> copied into 16k links, at MaxPageMemory
+	// (the HTML parser's own limit, as ParseProjectHTMLFrom sets it).
+	refused := map[string]string{
+		"html long base": fmt.Sprintf("more than %d MiB of memory", pypi.MaxPageMemory>>20),
+	}
 	page, _ := url.Parse("https://pypi.example/simple/a/")
 	for _, sh := range shapes {
 		t.Run(sh.name, func(t *testing.T) {
@@ -130,7 +136,13 @@ func TestPageShapesMemory(t *testing.T) {
 					t.Fatalf("%d bytes: %v; want the page or a refusal naming a limit", len(body), err)
 				}
 				t.Logf("%d bytes: refused: %v", len(body), err)
+				if want := refused[sh.name]; !strings.Contains(err.Error(), want) {
+					t.Errorf("%d bytes: %v; want a refusal saying %q", len(body), err, want)
+				}
 				return
+			}
+			if want := refused[sh.name]; want != "" {
+				t.Fatalf("%d bytes, %d files: kept; want a refusal saying %q", len(body), len(p.Files), want)
 			}
 			p.KeepDistributions("a")
 			after := liveHeap()
@@ -153,18 +165,20 @@ func TestPageShapesMemory(t *testing.T) {
 	}
 }
 
-// TestPageLimits: a page over MaxPageFiles entries, or with one tag over
-// 1 MiB, is refused with an error naming the limit.
+// TestPageLimits: the page limits are those of issue 17 (500k file
+// entries, 160 MiB parsed), and the public parsers apply them: a JSON
+// page of MaxPageFiles+1 entries is refused naming the limit (the HTML
+// parser's MaxPageMemory is reached in TestPageShapesMemory, html long
+// base; TestPageLimitsEnforced holds both parsers to each limit, at the
+// boundary, with smaller limits). An HTML tag over 1 MiB is refused.
 func TestPageLimits(t *testing.T) {
-	page, _ := url.Parse("https://pypi.example/simple/a/")
-	many := pageOf(false, pypi.MaxPageFiles+1, func(i int) string { return "<a href=x>" })
-	if _, err := pypi.ParseProjectHTMLFrom(bytes.NewReader(many), page); !errors.Is(err, pypi.ErrPageTooLarge) ||
-		!strings.Contains(err.Error(), fmt.Sprint(pypi.MaxPageFiles)) {
-		t.Errorf("%d links: %v; want ErrPageTooLarge naming the limit", pypi.MaxPageFiles+1, err)
+	if pypi.MaxPageFiles != 500_000 || pypi.MaxPageMemory != 160<<20 {
+		t.Errorf("MaxPageFiles %d, MaxPageMemory %d; issue 17 set 500000 and 160 MiB", pypi.MaxPageFiles, pypi.MaxPageMemory)
 	}
+	page, _ := url.Parse("https://pypi.example/simple/a/")
 	manyJSON := pageOf(true, pypi.MaxPageFiles+1, func(int) string { return "{}" })
 	if _, err := pypi.ParseProjectJSONFrom(bytes.NewReader(manyJSON), page); !errors.Is(err, pypi.ErrPageTooLarge) ||
-		!strings.Contains(err.Error(), fmt.Sprint(pypi.MaxPageFiles)) {
+		!strings.Contains(err.Error(), fmt.Sprintf("more than %d file entries", pypi.MaxPageFiles)) {
 		t.Errorf("%d JSON files: %v; want ErrPageTooLarge naming the limit", pypi.MaxPageFiles+1, err)
 	}
 	big := []byte(`<a href="a-1.zip" data-requires-python="` + strings.Repeat("x", 2<<20) + `">`)
