@@ -119,10 +119,11 @@ func TestPageShapesMemory(t *testing.T) {
 	for _, sh := range shapes {
 		t.Run(sh.name, func(t *testing.T) {
 			n := 1
-			for len(pageOf(sh.asJSON, n, sh.entry)) < size {
-				n *= 2
-			}
 			body := pageOf(sh.asJSON, n, sh.entry)
+			for len(body) < size {
+				n *= 2
+				body = pageOf(sh.asJSON, n, sh.entry)
+			}
 			before := liveHeap()
 			var p *pypi.ProjectPage
 			var err error
