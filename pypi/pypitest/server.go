@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -414,9 +415,25 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.WriteHeader(ff.Status)
 		rec.Body.Write(ff.Body)
 	} else {
-		s.route(rec, r)
+		s.route(sizedRecorder{rec, r.Method != http.MethodHead}, r)
 	}
 	s.replay(w, r, rec, ff)
+}
+
+// sizedRecorder records a response into a body buffer sized once from its
+// Content-Length: a file of several MiB recorded 32 KiB at a time would
+// otherwise be reallocated and copied a dozen times (under -race each new
+// buffer's shadow memory is faulted in page by page). A HEAD has no body.
+type sizedRecorder struct {
+	*httptest.ResponseRecorder
+	body bool
+}
+
+func (r sizedRecorder) WriteHeader(code int) {
+	if n, err := strconv.Atoi(r.Header().Get("Content-Length")); r.body && err == nil && n > 0 {
+		r.Body.Grow(n)
+	}
+	r.ResponseRecorder.WriteHeader(code)
 }
 
 // replay writes a recorded response, as hostile as f says.
