@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -110,6 +112,9 @@ func MakeWheel(name, version string, o WheelOptions) []byte {
 
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
+	wheelFlate.Lock()
+	defer wheelFlate.Unlock()
+	zw.RegisterCompressor(zip.Deflate, wheelFlate.writer)
 	for _, m := range members {
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: m.path, Method: zip.Deflate, Modified: zipEpoch})
 		if err != nil {
@@ -123,6 +128,29 @@ func MakeWheel(name, version string, o WheelOptions) []byte {
 		panic(fmt.Sprintf("pypitest: zip close: %v", err))
 	}
 	return buf.Bytes()
+}
+
+// wheelFlate is the one deflate compressor of every wheel MakeWheel builds,
+// reset for each member. archive/zip's own pool allocates a new compressor
+// (over 600 KiB) for most members under -race, which drops pooled items on
+// purpose: a page of 300 wheels spent half its test's CPU there. It
+// compresses at archive/zip's level (5), so the wheels' bytes are the same.
+var wheelFlate reusedFlate
+
+type reusedFlate struct {
+	sync.Mutex // held by MakeWheel while its zip.Writer uses w
+	w          *flate.Writer
+}
+
+// writer is the zip.Compressor.
+func (f *reusedFlate) writer(w io.Writer) (io.WriteCloser, error) {
+	if f.w == nil {
+		fw, err := flate.NewWriter(w, 5)
+		f.w = fw
+		return fw, err
+	}
+	f.w.Reset(w)
+	return f.w, nil
 }
 
 // MakeSdist builds a source distribution (.tar.gz) holding
