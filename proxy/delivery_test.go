@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -148,15 +149,13 @@ func assertNothingLeft(t testing.TB, tp *testProxy, keep ...string) {
 	}
 }
 
-// content returns n deterministic, incompressible-looking bytes.
+// content returns n deterministic, incompressible bytes: the ChaCha8
+// stream keyed by sha256(seed), written in one call (a sha256 per 32 bytes
+// cost a third of a CPU-second per 5 MiB under -race).
 func content(n int, seed string) []byte {
-	out := make([]byte, 0, n+32)
-	block := sha256.Sum256([]byte(seed))
-	for len(out) < n {
-		out = append(out, block[:]...)
-		block = sha256.Sum256(block[:])
-	}
-	return out[:n]
+	out := make([]byte, n)
+	_, _ = rand.NewChaCha8(sha256.Sum256([]byte(seed))).Read(out)
+	return out
 }
 
 var testIdentity = &pypi.Identity{Kind: pypi.KindGitHub, Repository: "good/repo", Workflow: "release.yml"}
