@@ -29,6 +29,10 @@ type WheelOptions struct {
 	// Files are extra files to add to the wheel (path inside the wheel to
 	// content), written after the package module and recorded in RECORD.
 	Files map[string][]byte
+	// Stored writes every member uncompressed (zip method 0, as `zip -0`
+	// does), for a wheel made large by incompressible Files: deflating
+	// 3 MiB of them costs over a CPU-second under -race.
+	Stored bool
 }
 
 // zipEpoch is the modification time of every member, so builds are reproducible.
@@ -115,8 +119,12 @@ func MakeWheel(name, version string, o WheelOptions) []byte {
 	wheelFlate.Lock()
 	defer wheelFlate.Unlock()
 	zw.RegisterCompressor(zip.Deflate, wheelFlate.writer)
+	method := zip.Deflate
+	if o.Stored {
+		method = zip.Store
+	}
 	for _, m := range members {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: m.path, Method: zip.Deflate, Modified: zipEpoch})
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: m.path, Method: method, Modified: zipEpoch})
 		if err != nil {
 			panic(fmt.Sprintf("pypitest: zip header: %v", err)) // cannot happen with a bytes.Buffer
 		}
