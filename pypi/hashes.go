@@ -173,6 +173,11 @@ func (h Hashes) Map() map[string]string {
 	return m
 }
 
+// isLoneSHA256 reports whether h is a sha256 digest alone, stored as its
+// 32 bytes: encodeHashes stores one so only when its hex is valid and
+// lower-case, so it needs no normalizing.
+func (h Hashes) isLoneSHA256() bool { return len(h.enc) == sha256Len }
+
 // appendSHA256 appends the lone sha256 digest of h in hex and reports
 // whether h is one (the usual case, written without an allocation).
 func (h Hashes) appendSHA256(b []byte) ([]byte, bool) {

@@ -458,6 +458,9 @@ func convertJSONFile(in *jsonFileIn, res *hrefResolver, f *File) error {
 
 // normalizeHashes validates and lower-cases a {"name": "hex"} object.
 func normalizeHashes(h Hashes) (Hashes, error) {
+	if h.isLoneSHA256() {
+		return h, nil // already valid and lower-case: nothing to check or change
+	}
 	pairs := h.Pairs()
 	changed := false
 	for i, e := range pairs {
