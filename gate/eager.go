@@ -25,8 +25,14 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 	var todo []*pypi.File
 	var newest []*pypi.File
 	// One pass over the page for the newest releases and those below them
-	// that fallbackTodo may walk (a page may hold 390k files).
-	releases := newestReleases(p, s.opts.EagerReleases+eagerFallbackReleases)
+	// that fallbackTodo may walk (a page may hold 390k files). Only files
+	// with provenance are verified, here and by fallbackTodo (which, on a
+	// page with none, has nothing to return): on such a page, the
+	// releases are not looked for.
+	var releases []release
+	if hasProvenance(p) {
+		releases = newestReleases(p, s.opts.EagerReleases+eagerFallbackReleases)
+	}
 	for _, r := range releases[:min(len(releases), s.opts.EagerReleases)] {
 		newest = append(newest, r.files...)
 	}
@@ -79,6 +85,16 @@ func (s *Gate) EagerVerify(ctx context.Context, p *pypi.ProjectPage) {
 			"budget_seconds", s.opts.EagerBudget.Seconds())
 	case <-ctx.Done():
 	}
+}
+
+// hasProvenance reports whether a file of p has a provenance URL.
+func hasProvenance(p *pypi.ProjectPage) bool {
+	for i := range p.Files {
+		if p.Files[i].Provenance != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // verifyEach establishes the facts of files (cached or verified), as many at
