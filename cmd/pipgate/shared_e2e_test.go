@@ -233,11 +233,11 @@ cache:
 
 	// 5. The S3 server dies: replica c still serves alpha (from the
 	// upstream) and new files; once its breaker opens, /readyz stays 200 and
-	// says why.
+	// says why. One pip run asks for alpha first, then the new files: pip
+	// fetches them in that order and download checks each file's bytes.
 	bucket.Kill()
-	download(c, alpha)
 	late := []sharedDist{add("delta"), add("epsilon"), add("zeta")}
-	download(c, late...)
+	download(c, append([]sharedDist{alpha}, late...)...)
 	waitMetric(c, 1, "pipgate_shared_breaker_open")
 	resp, err := http.Get(c.base + "/readyz")
 	if err != nil {
