@@ -430,8 +430,8 @@ type sizedRecorder struct {
 }
 
 func (r sizedRecorder) WriteHeader(code int) {
-	if n, err := strconv.Atoi(r.Header().Get("Content-Length")); r.body && err == nil && n > 0 {
-		r.Body.Grow(n)
+	if n, err := strconv.Atoi(r.Header().Get("Content-Length")); r.body && err == nil && n > 0 && r.Body.Len() == 0 {
+		r.Body = bytes.NewBuffer(make([]byte, 0, n)) // Grow would copy n zero bytes in
 	}
 	r.ResponseRecorder.WriteHeader(code)
 }
