@@ -350,8 +350,10 @@ func resolveURL(base *url.URL, ref string) (resolved, fragment string, err error
 }
 
 // hrefResolver resolves the hrefs of one page against its base URL, as
-// [resolveURL] does, with a short cut for the usual href: a relative path
-// of plain characters, such as "pkg-1.0.tar.gz#sha256=…" (see plainRef).
+// [resolveURL] does, with short cuts for the usual hrefs: an absolute
+// URL of plain characters, which resolves to itself (see plainAbsolute),
+// and a relative path of plain characters, such as
+// "pkg-1.0.tar.gz#sha256=…" (see plainRef).
 // url.ResolveReference writes such an href as the same prefix, the
 // base's scheme, authority and directory, followed by the href's path as
 // it is; the prefix is resolved once, and each such href costs one string
@@ -368,7 +370,9 @@ type hrefResolver struct {
 func newHrefResolver(base *url.URL) *hrefResolver {
 	r := &hrefResolver{base: base}
 	if base != nil {
-		if u, frag, err := resolveURL(base, "x"); err == nil && frag == "" && strings.HasSuffix(u, "/x") {
+		// The prefix is kept only if the URL it makes parses back, with
+		// the href's last segment as its file name ("http://::/x" does not).
+		if u, frag, err := resolveURL(base, "x"); err == nil && frag == "" && strings.HasSuffix(u, "/x") && urlFilename(u) == "x" {
 			r.prefix = u[:len(u)-1]
 		}
 	}
@@ -379,12 +383,19 @@ func newHrefResolver(base *url.URL) *hrefResolver {
 // resolved URL's file name, as urlFilename gives it.
 func (r *hrefResolver) resolve(ref string, wantName bool) (resolved, fragment, name string, err error) {
 	path, frag, _ := strings.Cut(ref, "#")
-	if r.prefix != "" && plainRef(path) && !strings.Contains(frag, "%") {
-		resolved = r.prefix + path // a new string of exactly its length
-		if wantName {
-			name = resolved[len(resolved)-(len(path)-strings.LastIndexByte(path, '/')-1):]
+	if !strings.Contains(frag, "%") {
+		switch {
+		case r.prefix != "" && plainRef(path):
+			resolved = r.prefix + path // a new string of exactly its length
+		case plainAbsolute(path):
+			resolved = strings.Clone(path) // url.URL.String gives it back as it is
 		}
-		return resolved, frag, name, nil
+		if resolved != "" {
+			if wantName {
+				name = resolved[strings.LastIndexByte(resolved, '/')+1:]
+			}
+			return resolved, frag, name, nil
+		}
 	}
 	if resolved, fragment, err = resolveURL(r.base, ref); err != nil {
 		return "", "", "", err
@@ -418,6 +429,39 @@ func plainRef(path string) bool {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
 			c == '-', c == '.', c == '_', c == '~', c == '+':
 		default:
+			return false
+		}
+	}
+	return true
+}
+
+// plainAbsolute reports whether path, an href without its fragment, is an
+// absolute URL that url.Parse, ResolveReference and String give back as
+// it is: "http://" or "https://", a host of lower-case letters, digits,
+// "." and "-" with an optional ":port", then "/" and a path plainRef
+// accepts (PyPI's own links: "https://files.pythonhosted.org/packages/…").
+func plainAbsolute(path string) bool {
+	rest, ok := strings.CutPrefix(path, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(path, "http://"); !ok {
+			return false
+		}
+	}
+	host, rest, ok := strings.Cut(rest, "/")
+	if !ok || host == "" || !plainRef(rest) {
+		return false
+	}
+	host, port, hasPort := strings.Cut(host, ":")
+	if host == "" || hasPort && port == "" {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if c := port[i]; c < '0' || c > '9' {
 			return false
 		}
 	}
