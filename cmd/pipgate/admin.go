@@ -148,6 +148,41 @@ func adminAddr(dir string) (addr string, done func(), err error) {
 	return "/proc/self/fd/" + strconv.Itoa(int(d.Fd())) + "/" + adminSocket, func() { _ = d.Close() }, nil
 }
 
+// openForCommand opens the database in opts.Dir for a command ('pipgate
+// status', 'cache', 'policy suggest|test', 'report'). A running server
+// holds the database's lock for as long as it runs and answers on the admin
+// socket, and the command then asks it: so when the lock is taken at the
+// first try and a server accepts a connection on the socket, cache.ErrLocked
+// is returned at once, not after the second of lock retries (bbolt's
+// Timeout) it would have waited for nothing. With no server listening, the
+// holder may be a command that is about to finish: the open waits for the
+// lock as before.
+func openForCommand(opts cache.Options) (*cache.Store, error) {
+	once := opts
+	once.Timeout = time.Nanosecond // bbolt tries the lock once, then gives up
+	s, err := cache.Open(once)
+	if !errors.Is(err, cache.ErrLocked) || serverListening(opts.Dir) {
+		return s, err
+	}
+	return cache.Open(opts)
+}
+
+// serverListening reports whether a server accepts connections on dir's
+// admin socket.
+func serverListening(dir string) bool {
+	addr, done, err := adminAddr(dir)
+	if err != nil {
+		return false
+	}
+	defer done()
+	c, err := net.DialTimeout("unix", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
 // statsFromServer asks the server running on dir for its cache stats.
 func statsFromServer(dir string) (dirStats, error) {
 	var st dirStats

@@ -137,7 +137,7 @@ func runCache(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return code
 		}
 	}
-	s, err := cache.Open(cache.Options{Dir: dir, ReadOnly: readOnly, Logger: logger})
+	s, err := openForCommand(cache.Options{Dir: dir, ReadOnly: readOnly, Logger: logger})
 	switch {
 	case errors.Is(err, cache.ErrLocked) && name == "stats":
 		st, serr := statsFromServer(dir)

@@ -75,7 +75,7 @@ func readLearnInput(f historyFlags, records bool, stderr io.Writer) (*learnInput
 		return nil, fmt.Errorf("no pipgate database in %s (nothing served yet, or the wrong --data-dir)", dir)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := cache.Open(cache.Options{Dir: dir, ReadOnly: true, Logger: logger})
+	s, err := openForCommand(cache.Options{Dir: dir, ReadOnly: true, Logger: logger})
 	if errors.Is(err, cache.ErrLocked) {
 		in.source = "server"
 		if in.rows, err = decisionsFromServer(dir, ""); err == nil && records {

@@ -98,7 +98,7 @@ func readDecisions(f cacheFlags, project string, stderr io.Writer) ([]cache.Deci
 		return nil, "", fmt.Errorf("no pipgate database in %s (nothing served yet, or the wrong --data-dir)", dir)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := cache.Open(cache.Options{Dir: dir, ReadOnly: true, Logger: logger})
+	s, err := openForCommand(cache.Options{Dir: dir, ReadOnly: true, Logger: logger})
 	if errors.Is(err, cache.ErrLocked) {
 		rows, serr := decisionsFromServer(dir, project)
 		if serr != nil {
