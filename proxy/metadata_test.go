@@ -3,9 +3,7 @@ package proxy
 import (
 	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"os"
@@ -39,80 +37,6 @@ func zipOf(t testing.TB, pairs ...string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// bombZip is zipOf(t, name, prefix+n spaces), the same member deflated,
-// built without deflating n bytes (20 MiB cost about 1.5 CPU-s under
-// -race). Each part is deflated alone and sync-flushed, which ends it on a
-// byte boundary with no reference outside it: the prefix, a 64 KiB block of
-// spaces repeated, then the rest and the final block. TestBombZip reads one
-// back.
-func bombZip(t testing.TB, name, prefix string, n int) []byte {
-	t.Helper()
-	const chunk = 64 << 10
-	spaces := bytes.Repeat([]byte{' '}, chunk)
-	deflate := func(b []byte, final bool) []byte {
-		var buf bytes.Buffer
-		fw, err := flate.NewWriter(&buf, flate.DefaultCompression)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := fw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		if final {
-			err = fw.Close()
-		} else {
-			err = fw.Flush()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
-	}
-	stream := deflate([]byte(prefix), false)
-	stream = append(stream, bytes.Repeat(deflate(spaces, false), n/chunk)...)
-	stream = append(stream, deflate(spaces[:n%chunk], true)...)
-	crc := crc32.ChecksumIEEE([]byte(prefix))
-	for range n / chunk {
-		crc = crc32.Update(crc, crc32.IEEETable, spaces)
-	}
-	crc = crc32.Update(crc, crc32.IEEETable, spaces[:n%chunk])
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Deflate, CRC32: crc,
-		CompressedSize64: uint64(len(stream)), UncompressedSize64: uint64(len(prefix) + n)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(stream); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// TestBombZip: archive/zip reads a bombZip member back whole, the prefix
-// and n spaces, with a matching CRC-32 and size.
-func TestBombZip(t *testing.T) {
-	for _, n := range []int{0, 1, 64 << 10, 3<<16 + 5} {
-		b := bombZip(t, "m", "Name: demo\n", n)
-		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := zr.File[0].Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(rc) // archive/zip checks the CRC-32 and the size at EOF
-		if want := "Name: demo\n" + strings.Repeat(" ", n); err != nil || string(got) != want {
-			t.Errorf("n=%d: read %d bytes, %v; want %d", n, len(got), err, len(want))
-		}
-		rc.Close()
-	}
 }
 
 // metaResponse is a response with its status line, for the reason phrase.
@@ -291,7 +215,7 @@ func TestMetadataUnreadableWheel(t *testing.T) {
 		"a METADATA twin with a backslash": zipOf(t, "demo-1.0.dist-info/METADATA", meta, "demo-1.0.dist-info\\METADATA", evil),
 		"a dist-info twin in another case": zipOf(t, "demo-1.0.dist-info/METADATA", meta, "DEMO-1.0.dist-info/METADATA", evil),
 		"no METADATA":                      zipOf(t, "demo-1.0.dist-info/RECORD", ""),
-		"zip bomb":                         bombZip(t, "demo-1.0.dist-info/METADATA", meta, 20<<20),
+		"zip bomb":                         pypitest.FillZip("demo-1.0.dist-info/METADATA", []byte(meta), ' ', 20<<20),
 		"corrupt zip":                      good[:len(good)-30],
 		"not a zip":                        []byte("#!/bin/sh\necho hello\n"),
 	}

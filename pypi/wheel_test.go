@@ -3,10 +3,8 @@ package pypi_test
 import (
 	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"errors"
 	"hash/crc32"
-	"io"
 	"strings"
 	"testing"
 
@@ -39,79 +37,6 @@ func makeZip(t testing.TB, members ...zipMember) []byte {
 	return buf.Bytes()
 }
 
-// zerosZip is a zip whose one member, name, holds n zero bytes deflated:
-// a valid stream with its CRC-32 and sizes, as makeZip would write it, but
-// built without compressing n bytes (16 MiB cost seconds under -race). A
-// 64 KiB block of zeros is deflated once and sync-flushed, which ends it
-// on a byte boundary with no reference outside it; the stream is that
-// block repeated, then the rest of the zeros and the final block.
-// TestZerosZip reads one back.
-func zerosZip(t testing.TB, name string, n int) []byte {
-	t.Helper()
-	const chunk = 64 << 10
-	zero := make([]byte, chunk)
-	deflate := func(b []byte, final bool) []byte {
-		var buf bytes.Buffer
-		fw, err := flate.NewWriter(&buf, flate.DefaultCompression)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := fw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		if final {
-			err = fw.Close()
-		} else {
-			err = fw.Flush()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
-	}
-	stream := append(bytes.Repeat(deflate(zero, false), n/chunk), deflate(zero[:n%chunk], true)...)
-	var crc uint32
-	for range n / chunk {
-		crc = crc32.Update(crc, crc32.IEEETable, zero)
-	}
-	crc = crc32.Update(crc, crc32.IEEETable, zero[:n%chunk])
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Deflate, CRC32: crc,
-		CompressedSize64: uint64(len(stream)), UncompressedSize64: uint64(n)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(stream); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// TestZerosZip: zerosZip writes a zip that archive/zip reads back whole,
-// n zero bytes with a matching CRC-32 and size.
-func TestZerosZip(t *testing.T) {
-	for _, n := range []int{0, 1, 64 << 10, 3<<16 + 5} {
-		b := zerosZip(t, "m", n)
-		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := zr.File[0].Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(rc) // archive/zip checks the CRC-32 and the size at EOF
-		if err != nil || len(got) != n || bytes.Count(got, []byte{0}) != n {
-			t.Errorf("n=%d: read %d bytes, %v", n, len(got), err)
-		}
-		rc.Close()
-	}
-}
-
 func wheelMetadata(content []byte, filename string) ([]byte, error) {
 	var out bytes.Buffer
 	n, err := pypi.WheelMetadata(bytes.NewReader(content), int64(len(content)), filename, &out)
@@ -142,8 +67,8 @@ func TestWheelMetadataRefused(t *testing.T) {
 	const fn = "demo-1.0-py3-none-any.whl"
 	meta := []byte("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
 	good := zipMember{"demo-1.0.dist-info/METADATA", meta, zip.Deflate}
-	big := zerosZip(t, "demo-1.0.dist-info/METADATA", pypi.MaxWheelMetadataBytes+1)
-	bomb := zerosZip(t, "demo-1.0.dist-info/METADATA", 8<<20)
+	big := pypitest.FillZip("demo-1.0.dist-info/METADATA", nil, 0, pypi.MaxWheelMetadataBytes+1)
+	bomb := pypitest.FillZip("demo-1.0.dist-info/METADATA", nil, 0, 8<<20)
 	wheel := makeZip(t, good)
 	for _, tt := range []struct {
 		name, filename string

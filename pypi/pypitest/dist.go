@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"maps"
 	"regexp"
@@ -159,6 +160,57 @@ func (f *reusedFlate) writer(w io.Writer) (io.WriteCloser, error) {
 	}
 	f.w.Reset(w)
 	return f.w, nil
+}
+
+// FillZip returns a zip whose one member, name, holds prefix and then n
+// bytes fill, deflated: a valid stream with its CRC-32 and sizes, as
+// archive/zip would write it, but built without compressing the n bytes
+// (16 MiB cost seconds under -race): for members too large or too
+// compressible to be accepted. Each part is deflated alone and
+// sync-flushed, which ends it on a byte boundary with no reference
+// outside it: the prefix, a 64 KiB block of fill repeated, then the rest
+// and the final block.
+func FillZip(name string, prefix []byte, fill byte, n int) []byte {
+	const chunk = 64 << 10
+	block := bytes.Repeat([]byte{fill}, chunk)
+	deflate := func(b []byte, final bool) []byte {
+		var buf bytes.Buffer
+		fw, err := flate.NewWriter(&buf, flate.DefaultCompression)
+		if err == nil {
+			_, err = fw.Write(b)
+		}
+		if err == nil && final {
+			err = fw.Close()
+		} else if err == nil {
+			err = fw.Flush()
+		}
+		if err != nil {
+			panic(fmt.Sprintf("pypitest: deflate: %v", err)) // cannot happen with a bytes.Buffer
+		}
+		return buf.Bytes()
+	}
+	stream := deflate(prefix, false)
+	stream = append(stream, bytes.Repeat(deflate(block, false), n/chunk)...)
+	stream = append(stream, deflate(block[:n%chunk], true)...)
+	crc := crc32.ChecksumIEEE(prefix)
+	for range n / chunk {
+		crc = crc32.Update(crc, crc32.IEEETable, block)
+	}
+	crc = crc32.Update(crc, crc32.IEEETable, block[:n%chunk])
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Deflate, CRC32: crc,
+		CompressedSize64: uint64(len(stream)), UncompressedSize64: uint64(len(prefix) + n)})
+	if err == nil {
+		_, err = w.Write(stream)
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		panic(fmt.Sprintf("pypitest: zip: %v", err))
+	}
+	return buf.Bytes()
 }
 
 // MakeSdist builds a source distribution (.tar.gz) holding
