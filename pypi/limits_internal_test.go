@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// smallPage builds a project page of n entries from entry(i), in HTML
+// pageOf builds a project page of n entries from entry(i), in HTML
 // (after head, which may hold a <base href>) or JSON.
-func smallPage(asJSON bool, head string, n int, entry func(i int) string) []byte {
+func pageOf(asJSON bool, head string, n int, entry func(i int) string) []byte {
 	var b bytes.Buffer
 	if asJSON {
 		b.WriteString(`{"name":"a","files":[`)
@@ -65,11 +65,11 @@ func TestPageLimitsEnforced(t *testing.T) {
 	for _, asJSON := range []bool{false, true} {
 		format := map[bool]string{false: "HTML", true: "JSON"}[asJSON]
 		for _, e := range []func(int) string{entry[asJSON], junk[asJSON]} {
-			p, err := parse(asJSON, smallPage(asJSON, "", files, e), lim)
+			p, err := parse(asJSON, pageOf(asJSON, "", files, e), lim)
 			if err != nil || len(p.Files)+p.DroppedCount != files {
 				t.Errorf("%s, %d entries (the limit): %v; want the page whole", format, files, err)
 			}
-			_, err = parse(asJSON, smallPage(asJSON, "", files+1, e), lim)
+			_, err = parse(asJSON, pageOf(asJSON, "", files+1, e), lim)
 			if !errors.Is(err, ErrPageTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d file entries", files)) {
 				t.Errorf("%s, %d entries: %v; want ErrPageTooLarge naming the limit", format, files+1, err)
 			}
@@ -103,7 +103,7 @@ func TestPageLimitsEnforced(t *testing.T) {
 			return fmt.Sprintf(`"%d.%s"`, i, strings.Repeat("0.", 125))
 		}, func(p *ProjectPage) int { return len(p.Versions) }},
 	} {
-		page := func(n int) []byte { return smallPage(c.asJSON, c.head, n, c.entry) }
+		page := func(n int) []byte { return pageOf(c.asJSON, c.head, n, c.entry) }
 		// n: the most entries the memory limit lets through, looked for
 		// around what 64 entries hold.
 		type result struct {

@@ -20,28 +20,6 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// pageOf builds a page of n entries from entry(i), in HTML or JSON.
-func pageOf(asJSON bool, n int, entry func(i int) string) []byte {
-	var b bytes.Buffer
-	if asJSON {
-		b.WriteString(`{"name":"a","files":[`)
-	} else {
-		b.WriteString("<html><body>\n")
-	}
-	for i := range n {
-		if asJSON && i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(entry(i))
-	}
-	if asJSON {
-		b.WriteString("]}")
-	} else {
-		b.WriteString("</body></html>")
-	}
-	return b.Bytes()
-}
-
 // TestPageShapesMemory parses pages of about 256 KiB in the shapes an
 // index could use to make a small page cost a lot of memory, and checks
 // the accounting the page limits rest on: what a page keeps live, measured
@@ -119,10 +97,10 @@ func TestPageShapesMemory(t *testing.T) {
 	for _, sh := range shapes {
 		t.Run(sh.name, func(t *testing.T) {
 			n := 1
-			body := pageOf(sh.asJSON, n, sh.entry)
+			body := pypi.PageOf(sh.asJSON, "", n, sh.entry)
 			for len(body) < size {
 				n *= 2
-				body = pageOf(sh.asJSON, n, sh.entry)
+				body = pypi.PageOf(sh.asJSON, "", n, sh.entry)
 			}
 			before := liveHeap()
 			var p *pypi.ProjectPage
@@ -177,7 +155,7 @@ func TestPageLimits(t *testing.T) {
 		t.Errorf("MaxPageFiles %d, MaxPageMemory %d; issue 17 set 500000 and 160 MiB", pypi.MaxPageFiles, pypi.MaxPageMemory)
 	}
 	page, _ := url.Parse("https://pypi.example/simple/a/")
-	manyJSON := pageOf(true, pypi.MaxPageFiles+1, func(int) string { return "{}" })
+	manyJSON := pypi.PageOf(true, "", pypi.MaxPageFiles+1, func(int) string { return "{}" })
 	if _, err := pypi.ParseProjectJSONFrom(bytes.NewReader(manyJSON), page); !errors.Is(err, pypi.ErrPageTooLarge) ||
 		!strings.Contains(err.Error(), fmt.Sprintf("more than %d file entries", pypi.MaxPageFiles)) {
 		t.Errorf("%d JSON files: %v; want ErrPageTooLarge naming the limit", pypi.MaxPageFiles+1, err)
