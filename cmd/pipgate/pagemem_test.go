@@ -28,8 +28,10 @@ import (
 // -race, whose shadow memory would be measured too) in front of an upstream
 // that serves huge project pages, and reads the server's peak RSS from
 // /proc/<pid>/status (VmHWM, reset with clear_refs once idle). It runs in
-// every `go test ./...` (about 5 s of CPU per page; the four pages are
-// parsed one after another by design): the bound is the product's.
+// every `go test ./...` (about 2.5 s of the server's CPU per page, which
+// the log gives, and as much for the whole test process under -race; the
+// four pages are parsed one after another by design): the bound is the
+// product's.
 
 const (
 	// hugePageFiles and the entry size make a page just under the 64 MiB
