@@ -43,6 +43,7 @@ type privateSetup struct {
 	store           *cache.Store
 	dir             string
 	logs, audit     *pypitest.LogBuffer
+	auditLog        *audit.Log      // written on its tick: Flush before reading audit
 	seen            strings.Builder // every response, headers and body
 	privWhl         []byte
 }
@@ -108,17 +109,17 @@ func newPrivateSetup(t *testing.T, password string, opts ...setupOptions) *priva
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { x.store.Close() })
-	audit, err := audit.New(audit.Options{Path: "-", Stdout: x.audit})
+	x.auditLog, err = audit.New(audit.Options{Path: "-", Stdout: x.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { audit.Close() })
+	t.Cleanup(func() { x.auditLog.Close() })
 	pol := &staticPolicy{}
 	pol.p.Store(mustPolicy(t, ""))
 	x.srv, err = New(Options{
 		Options: gate.Options{Upstream: router, Store: x.store, Verifier: realVerifier{ss.Verifier()}, Policy: pol,
 			Logger: logger, Registerer: reg, EagerReleases: 1, EagerBudget: 5 * time.Second, Now: o.now},
-		Audit: audit, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Audit: x.auditLog, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +188,9 @@ func (x *privateSetup) assertNoSecret() {
 	}
 	check("the responses (pages, files, /-/status, /metrics, /readyz)", x.seen.String())
 	check("the log", x.logs.String())
+	if err := x.auditLog.Flush(); err != nil {
+		x.t.Fatal(err)
+	}
 	check("the audit log", x.audit.String())
 	files := 0
 	err := filepath.WalkDir(x.dir, func(p string, d fs.DirEntry, err error) error {
@@ -319,6 +323,9 @@ func TestPrivateUpstreamOwnsItsNames(t *testing.T) {
 	_, html := x.get("/-/status")
 	if !strings.Contains(string(html), `id="upstreams"`) || !strings.Contains(string(html), "internal") {
 		t.Error("the status page does not list the upstreams")
+	}
+	if err := x.auditLog.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	if !strings.Contains(x.audit.String(), `"upstream":"internal"`) {
 		t.Error("the audit log does not name the internal upstream")
