@@ -59,3 +59,23 @@ func TestMainRemovesTempWhenKilled(t *testing.T) {
 		t.Errorf("after the kill, %s: %v; want it removed", tmp, err)
 	}
 }
+
+// TestChildrenExitWithoutRaceSleep: Main gives the processes the tests
+// start GORACE with atexit_sleep_ms=0, keeping any other option and any
+// atexit_sleep_ms already set.
+func TestChildrenExitWithoutRaceSleep(t *testing.T) {
+	out, err := exec.Command("sh", "-c", `printf %s "$GORACE"`).Output()
+	if err != nil || !strings.Contains(" "+string(out)+" ", " atexit_sleep_ms=") {
+		t.Errorf("a child's GORACE = %q, %v; want atexit_sleep_ms set", out, err)
+	}
+	for in, want := range map[string]string{
+		"":                                "atexit_sleep_ms=0",
+		"halt_on_error=1":                 "halt_on_error=1 atexit_sleep_ms=0",
+		"atexit_sleep_ms=500":             "atexit_sleep_ms=500",
+		"log_path=x atexit_sleep_ms=2000": "log_path=x atexit_sleep_ms=2000",
+	} {
+		if got := noExitSleep(in); got != want {
+			t.Errorf("noExitSleep(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
