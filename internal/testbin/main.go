@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,12 +23,25 @@ const janitorEnv = "PIPGATE_TESTBIN_JANITOR"
 // exits, however it exits. On Linux the test binary itself dies with the
 // process that started it (a SIGKILLed `go test`), so a killed run leaves
 // no test running on, orphaned.
+//
+// Under -race it first runs itself again (exec: the same process, its
+// arguments, files and parent) with atexit_sleep_ms=0 added to GORACE,
+// unless GORACE sets atexit_sleep_ms: see noExitSleep.
 func Main(m *testing.M) {
 	if dir := os.Getenv(janitorEnv); dir != "" {
 		janitor(dir)
 		return
 	}
+	if raceEnabled && noExitSleep(os.Getenv("GORACE")) != os.Getenv("GORACE") {
+		err := execSelf(append(withoutEnv(os.Environ(), "GORACE"), "GORACE="+noExitSleep(os.Getenv("GORACE"))))
+		fmt.Fprintln(os.Stderr, "testbin: running on with the race runtime's exit sleep:", err) // exec failed
+	}
 	os.Exit(run(m))
+}
+
+// withoutEnv is env without key's entries (the first of two is the one read).
+func withoutEnv(env []string, key string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
 }
 
 func run(m *testing.M) int {
@@ -35,14 +49,10 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "testbin:", err)
 		return 2
 	}
-	// A -race binary sleeps a second before it exits (the race runtime's
-	// atexit_sleep_ms, 1000 unless GORACE says otherwise: the main goroutine
-	// waits while any other is alive, which in Go is always). The -race
-	// binaries this one starts (itself as a database check or a test's
-	// subject, a -race pipgate) exit without that second: each still
-	// reports every race it saw and exits 66. It is wall time of every test
-	// that waits for such a child (internal/testbin's tests: 5.4 s -> 1.4 s).
-	// This process read GORACE when it started: its own second stays.
+	// The -race binaries this one starts (itself as a database check or a
+	// test's subject, a -race pipgate) exit without the race runtime's
+	// second too (see noExitSleep): internal/testbin's tests, which wait for
+	// such children, took 5.4 s, now 1.5 s.
 	if err := os.Setenv("GORACE", noExitSleep(os.Getenv("GORACE"))); err != nil {
 		fmt.Fprintln(os.Stderr, "testbin:", err)
 		return 2
@@ -89,7 +99,14 @@ func startJanitor(dir string) (stop func(), err error) {
 }
 
 // noExitSleep adds atexit_sleep_ms=0 to the GORACE options gorace unless
-// they set atexit_sleep_ms already.
+// they set atexit_sleep_ms already. A -race binary sleeps atexit_sleep_ms
+// (1000 by default) before it exits whenever another goroutine is alive,
+// which in Go is always (a -race func main(){} takes 1.02 s), so that
+// goroutines still running may race into its report. Without it, a test
+// binary still reports every race it saw, with its summary and exit status
+// 66; only the second in which goroutines outliving the tests could still
+// race is gone. It was a second of wall time per test package, in which
+// `go test -p` kept a slot idle.
 func noExitSleep(gorace string) string {
 	for _, o := range strings.Fields(gorace) {
 		if strings.HasPrefix(o, "atexit_sleep_ms=") {

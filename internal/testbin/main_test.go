@@ -60,10 +60,22 @@ func TestMainRemovesTempWhenKilled(t *testing.T) {
 	}
 }
 
-// TestChildrenExitWithoutRaceSleep: Main gives the processes the tests
-// start GORACE with atexit_sleep_ms=0, keeping any other option and any
-// atexit_sleep_ms already set.
+// TestChildrenExitWithoutRaceSleep: under -race, Main runs the test binary
+// again with atexit_sleep_ms=0 in GORACE (the environment this process
+// image started with says so), and gives the processes the tests start the
+// same, keeping any other option and any atexit_sleep_ms already set.
 func TestChildrenExitWithoutRaceSleep(t *testing.T) {
+	if initial, err := os.ReadFile("/proc/self/environ"); raceEnabled && err == nil {
+		var gorace string
+		for kv := range strings.SplitSeq(string(initial), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "GORACE="); ok {
+				gorace = v
+			}
+		}
+		if !strings.Contains(" "+gorace+" ", " atexit_sleep_ms=") {
+			t.Errorf("the test binary started with GORACE=%q; want it run again with atexit_sleep_ms set", gorace)
+		}
+	}
 	out, err := exec.Command("sh", "-c", `printf %s "$GORACE"`).Output()
 	if err != nil || !strings.Contains(" "+string(out)+" ", " atexit_sleep_ms=") {
 		t.Errorf("a child's GORACE = %q, %v; want atexit_sleep_ms set", out, err)

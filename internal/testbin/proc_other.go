@@ -3,6 +3,7 @@
 package testbin
 
 import (
+	"errors"
 	"os/exec"
 )
 
@@ -23,3 +24,5 @@ func detach(*exec.Cmd) {}
 func ignoreSignals() {}
 
 func dieWithParent() error { return nil }
+
+func execSelf([]string) error { return errors.ErrUnsupported }

@@ -10,6 +10,16 @@ import (
 	"syscall"
 )
 
+// execSelf replaces this process with its own binary, same arguments, with
+// env; it returns only on failure.
+func execSelf(env []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(exe, os.Args, env) //nolint:gosec // this very binary, with the arguments it was started with
+}
+
 // detach puts cmd in its own process group, without a parent-death signal.
 func detach(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} }
 

@@ -1,0 +1,6 @@
+//go:build !race
+
+package testbin
+
+// raceEnabled reports whether the test binary is built with -race.
+const raceEnabled = false
