@@ -441,3 +441,87 @@ func TestContinuityRecordKept(t *testing.T) {
 		t.Errorf("2.0 on a fresh cache after the deletion = %s; want 200 (nothing remembers 1.0)", s)
 	}
 }
+
+// TestContinuityVersionPerFile: a render decides each file of a page with
+// one Version reused file after file (gate.PageDecider); each file is
+// still judged by its own version. On a page whose files alternate between
+// an accepted version of a new publisher (2.0, 2.0.0: accepted_versions
+// ["2"]) and versions that are not (3.0, 3.1), the index yanks exactly the
+// unaccepted ones, each reason names its own file's version, and the
+// status page says the same: a version kept from an earlier file (a
+// reference into the reused Version) would yank 2.0 after 3.0, or let 3.1
+// through after 2.0.
+func TestContinuityVersionPerFile(t *testing.T) {
+	up := pypitest.NewServer(t)
+	dists := map[string]pypitest.Dist{}
+	ids := map[string]*pypi.Identity{"1.0": goodID, "3.0": evilID, "2.0": evilID, "3.1": evilID, "2.0.0": evilID}
+	order := []string{"1.0", "3.0", "2.0", "3.1", "2.0.0"}
+	for _, v := range order {
+		dists[v] = addWheel(up, "demo", v, func(d *pypitest.Dist) {
+			d.Provenance = []byte(`{"version":1,"attestation_bundles":[],"for":"` + v + `"}`)
+		})
+	}
+	tp := newTestProxy(t, up, continuityDemoPolicy+"    accepted_versions: [\"2\"]\n", func(o *Options) { o.EagerReleases = len(order) })
+	tp.setFacts(dists, ids)
+	want := map[string]string{"3.0": "3.0", "3.1": "3.1"} // yanked, and the version its reason names
+	for _, accept := range []string{pipAccept, "text/html"} {
+		_, body := tp.get("/simple/demo/", "Accept", accept)
+		var p *pypi.ProjectPage
+		if accept == pipAccept {
+			p = parseJSONPage(t, body, tp.http.URL+"/simple/demo/")
+		} else {
+			u, _ := url.Parse(tp.http.URL + "/simple/demo/")
+			var err error
+			if p, err = pypi.ParseProjectHTML(body, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(p.Files) != len(order) {
+			t.Fatalf("%s: %d files; want %d", accept, len(p.Files), len(order))
+		}
+		for _, v := range order {
+			f := gateFileNamed(p, dists[v].Filename)
+			wv, yank := want[v]
+			switch {
+			case f == nil:
+				t.Errorf("%s: %s missing", accept, v)
+			case f.Yanked != yank:
+				t.Errorf("%s: %s yanked %v (%q); want %v", accept, v, f.Yanked, f.YankedReason, yank)
+			case yank && !strings.HasPrefix(f.YankedReason, "pipgate: demo: publisher-changed: "+wv+" is signed by github:evil/repo"):
+				t.Errorf("%s: %s yank reason %q; want publisher-changed naming %s", accept, v, f.YankedReason, wv)
+			}
+		}
+	}
+	_, body := tp.get("/-/status/demo", "Accept", "application/json")
+	var ps projectStatus
+	if err := json.Unmarshal(body, &ps); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range ps.Files {
+		got[f.Filename] = f.Version + "|" + string(f.Action) + "|" + f.Finding
+		if f.Action == policy.ActionBlock && !strings.Contains(f.Reason, ": "+f.Version+" is signed by") {
+			t.Errorf("status: %s: reason %q does not name its version %s", f.Filename, f.Reason, f.Version)
+		}
+	}
+	wantStatus := map[string]string{}
+	for _, v := range order {
+		a, finding := "allow", ""
+		if _, yank := want[v]; yank {
+			a, finding = "block", "publisher-changed"
+		}
+		wantStatus[dists[v].Filename] = v + "|" + a + "|" + finding
+	}
+	if !maps.Equal(got, wantStatus) {
+		t.Errorf("status rows %v; want %v", got, wantStatus)
+	}
+}
+
+func gateFileNamed(p *pypi.ProjectPage, name string) *pypi.File {
+	for i := range p.Files {
+		if p.Files[i].Filename == name {
+			return &p.Files[i]
+		}
+	}
+	return nil
+}
