@@ -53,7 +53,11 @@ func pipgateBinaryNoRace(t testing.TB) string {
 // HTML, to w in pieces of about 1 MiB, and returns its length. Each entry
 // is about 150 bytes of JSON: a wheel named under-A.B.C-py3-none-any.whl
 // (A.B.C counting the entries), its URL f/<hex of i>, a sha256 made of a
-// hash of i. Nothing of a page is kept: the upstream streams it, and its
+// hash of i. On the pages of projects ending in "1" (hugeProvenance), the
+// first file (the oldest release) has a provenance URL, so that eager
+// verification reads the versions of the whole page for its newest
+// releases (it does not on a page without provenance), with nothing to
+// verify: no newer file has provenance. Nothing of a page is kept: the upstream streams it, and its
 // length (the Content-Length) is a write to io.Discard.
 //
 // The bytes are written by hugeEntry and put, which the race detector
@@ -63,6 +67,7 @@ func pipgateBinaryNoRace(t testing.TB) string {
 // generator cost about 0.5 s of CPU per page, the test serving five.
 func writeHugePage(w io.Writer, project string, asJSON bool) (int64, error) {
 	under := underscored(project)
+	prov := hugeProvenance(project)
 	buf := make([]byte, hugeChunk+hugeEntryMax)
 	k := 0
 	if asJSON {
@@ -74,7 +79,7 @@ func writeHugePage(w io.Writer, project string, asJSON bool) (int64, error) {
 	}
 	var total int64
 	for i := range hugePageFiles {
-		k = hugeEntry(buf, k, under, i, asJSON)
+		k = hugeEntry(buf, k, under, i, asJSON, prov && i == 0)
 		if k >= hugeChunk {
 			if _, err := w.Write(buf[:k]); err != nil {
 				return total, err
@@ -104,7 +109,7 @@ const (
 // comma after the first; in HTML <a href="U/F#sha256=S">F</a><br />.
 //
 //go:norace
-func hugeEntry(buf []byte, k int, under string, i int, asJSON bool) int {
+func hugeEntry(buf []byte, k int, under string, i int, asJSON, prov bool) int {
 	// F: under-A.B.C-py3-none-any.whl.
 	var fnb [128]byte
 	n := put(fnb[:], 0, under)
@@ -126,6 +131,9 @@ func hugeEntry(buf []byte, k int, under string, i int, asJSON bool) int {
 		k = putUint(buf, k, uint64(i), 16, 0)
 		k = put(buf, k, `","hashes":{"sha256":"`)
 		k = putUint(buf, k, uint64(i)*0x9e3779b97f4a7c15, 16, 64)
+		if prov {
+			return put(buf, k, `"},"provenance":"p/0"}`)
+		}
 		return put(buf, k, `"}}`)
 	}
 	// HTML names the file by its URL.
@@ -135,7 +143,11 @@ func hugeEntry(buf []byte, k int, under string, i int, asJSON bool) int {
 	k = putBytes(buf, k, fn)
 	k = put(buf, k, "#sha256=")
 	k = putUint(buf, k, uint64(i)*0x9e3779b97f4a7c15, 16, 64)
-	k = put(buf, k, `">`)
+	k = put(buf, k, `"`)
+	if prov {
+		k = put(buf, k, ` data-provenance="p/0"`)
+	}
+	k = put(buf, k, `>`)
 	k = putBytes(buf, k, fn)
 	return put(buf, k, "</a><br />\n")
 }
@@ -215,9 +227,10 @@ func hugeUpstream(t testing.TB) *httptest.Server {
 }
 
 // hugePageSize returns the length of project's page (writeHugePage), which
-// depends only on the name's length and the format: computed once for each.
+// depends only on the name's length, the format and hugeProvenance:
+// computed once for each.
 func hugePageSize(project string, asJSON bool) int64 {
-	k := hugeSizeKey{len(project), asJSON}
+	k := hugeSizeKey{len(project), asJSON, hugeProvenance(project)}
 	hugeSizes.mu.Lock()
 	defer hugeSizes.mu.Unlock()
 	if n, ok := hugeSizes.m[k]; ok {
@@ -234,7 +247,13 @@ func hugePageSize(project string, asJSON bool) int64 {
 type hugeSizeKey struct {
 	nameLen int
 	asJSON  bool
+	prov    bool
 }
+
+// hugeProvenance reports whether project's huge page gives its first file
+// a provenance URL (writeHugePage): the one page of TestHugePageMemory/one
+// ("huge-j1"), about 0.3 s more of the server's CPU.
+func hugeProvenance(project string) bool { return strings.HasSuffix(project, "1") }
 
 var hugeSizes struct {
 	mu sync.Mutex
@@ -417,14 +436,36 @@ func (p *memProc) getPage(project, accept string) (int, string, error) {
 	if !strings.Contains(accept, "json") {
 		marker = []byte("</a>")
 	}
+	if hugeProvenance(project) {
+		// Counted as the page streams by: its one provenance URL is served,
+		// rewritten to pipgate's own.
+		pr, pw := io.Pipe()
+		provs := make(chan int, 1)
+		go func() {
+			n, _, _ := countIn(pr, []byte("/integrity/"+project+"/"))
+			provs <- n
+		}()
+		n, size, err := countIn(io.TeeReader(resp.Body, pw), marker)
+		_ = pw.Close() // the counter reads to its end
+		if p := <-provs; err == nil && p != 1 {
+			return resp.StatusCode, "", fmt.Errorf("%s: %d provenance URLs served; want 1", project, p)
+		}
+		return resp.StatusCode, "", checkCount(project, n, size, err)
+	}
 	n, size, err := countIn(resp.Body, marker)
+	return resp.StatusCode, "", checkCount(project, n, size, err)
+}
+
+// checkCount is getPage's check of a page's file count.
+func checkCount(project string, n int, size int64, err error) error {
 	if err != nil {
-		return resp.StatusCode, "", fmt.Errorf("%s: after %d bytes: %w", project, size, err)
+		return fmt.Errorf("%s: after %d bytes: %w", project, size, err)
 	}
 	if n != hugePageFiles {
-		return resp.StatusCode, "", fmt.Errorf("%s: %d files in %d bytes; want %d", project, n, size, hugePageFiles)
+		return fmt.Errorf("%s: %d files in %d bytes; want %d", project, n, size, hugePageFiles)
 	}
-	return resp.StatusCode, "", nil
+	return nil
+
 }
 
 // countIn counts the occurrences of marker in what r reads, as it reads
