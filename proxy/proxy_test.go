@@ -222,6 +222,20 @@ func parseJSONPage(t testing.TB, body []byte, base string) *pypi.ProjectPage {
 	return p
 }
 
+// yankedJSON returns the yanked files of project's page as pip gets it
+// (JSON), each with its yank reason.
+func (tp *testProxy) yankedJSON(t testing.TB, project string) map[string]string {
+	t.Helper()
+	_, body := tp.get("/simple/"+project+"/", "Accept", pipAccept)
+	out := map[string]string{}
+	for _, f := range parseJSONPage(t, body, tp.http.URL+"/simple/"+project+"/").Files {
+		if f.Yanked {
+			out[f.Filename] = f.YankedReason
+		}
+	}
+	return out
+}
+
 func TestProjectPageBothFormats(t *testing.T) {
 	up := pypitest.NewServer(t)
 	w1 := addWheel(up, "demo", "1.0", func(d *pypitest.Dist) { d.RequiresPython = ">=3.8" })
@@ -506,14 +520,7 @@ func TestPolicyBlocksAndYanks(t *testing.T) {
 	tp.verifier.set(evil.Filename, pypi.Facts{Verdict: pypi.VerdictVerified,
 		Identity: &pypi.Identity{Kind: pypi.KindGitHub, Repository: "evil/fork", Workflow: "release.yml"}})
 
-	_, body := tp.get("/simple/demo/", "Accept", pipAccept)
-	page := parseJSONPage(t, body, tp.http.URL+"/simple/demo/")
-	yanked := map[string]string{}
-	for _, f := range page.Files {
-		if f.Yanked {
-			yanked[f.Filename] = f.YankedReason
-		}
-	}
+	yanked := tp.yankedJSON(t, "demo")
 	if _, ok := yanked[good.Filename]; ok {
 		t.Errorf("trusted file listed as yanked")
 	}
@@ -537,7 +544,7 @@ func TestPolicyBlocksAndYanks(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get(headerVerdict) != "verified" {
 		t.Errorf("trusted file = %d %s", resp.StatusCode, resp.Header.Get(headerVerdict))
 	}
-	resp, body = tp.get("/files/demo/" + evil.Filename)
+	resp, body := tp.get("/files/demo/" + evil.Filename)
 	if resp.StatusCode != 403 || resp.Header.Get(headerVerdict) != string(pypi.VerdictUntrustedPublisher) || !strings.Contains(string(body), "evil/fork") ||
 		!strings.Contains(resp.Header.Get(headerReason), "evil/fork") {
 		t.Errorf("untrusted file = %d %s %q; want 403 untrusted-publisher with the reason", resp.StatusCode, resp.Header.Get(headerVerdict), body)

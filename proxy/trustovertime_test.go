@@ -109,16 +109,7 @@ func TestContinuityIndexAuditMetricsReload(t *testing.T) {
 
 	// The index, on a fresh cache: eager verification covers the two
 	// newest releases and the releases they are compared with.
-	yanks := func() map[string]string {
-		_, body := tp.get("/simple/demo/", "Accept", pipAccept)
-		out := map[string]string{}
-		for _, f := range parseJSONPage(t, body, tp.http.URL+"/simple/demo/").Files {
-			if f.Yanked {
-				out[f.Filename] = f.YankedReason
-			}
-		}
-		return out
-	}
+	yanks := func() map[string]string { return tp.yankedJSON(t, "demo") }
 	y := yanks()
 	if r := y[dists["2.0"].Filename]; !strings.HasPrefix(r, "pipgate: demo: publisher-changed: 2.0 is signed by github:evil/repo") {
 		t.Errorf("2.0 yank reason %q; want publisher-changed", r)
@@ -182,16 +173,7 @@ func TestCooldownIndexAndDownload(t *testing.T) {
 	young := addWheel(up, "fresh", "1.1", func(d *pypitest.Dist) { d.UploadTime = start.Add(-2 * time.Hour) })
 	tp := newTestProxy(t, up, "version: 1\npackages:\n  - name: fresh\n    min_release_age: 7d\n", func(o *Options) { o.Now = now })
 
-	yanks := func() map[string]string {
-		_, body := tp.get("/simple/fresh/", "Accept", pipAccept)
-		out := map[string]string{}
-		for _, f := range parseJSONPage(t, body, tp.http.URL+"/simple/fresh/").Files {
-			if f.Yanked {
-				out[f.Filename] = f.YankedReason
-			}
-		}
-		return out
-	}
+	yanks := func() map[string]string { return tp.yankedJSON(t, "fresh") }
 	const ends = "2026-12-08T10:00:00Z"
 	y := yanks()
 	if r := y[young.Filename]; !strings.Contains(r, "cooldown: uploaded 2026-12-01T10:00:00Z, less than min_release_age 7d ago; available from "+ends) || len(y) != 1 {
